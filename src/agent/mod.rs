@@ -1,0 +1,257 @@
+//! The agent: one task owns the state and turns commands into actions; every change becomes an
+//! event broadcast to the outputs.
+//!
+//! [`Agent::new`] returns an [`AgentHandle`] (cheap to clone: buttons, MQTT and the control socket
+//! each hold one) and the [`Agent`] task itself, which [`Agent::run`] drives until a clean stop.
+
+pub mod state;
+
+use crate::command::{Command, CommandError, ErrorCode};
+use crate::config::{self, Config};
+use crate::event::{Event, MediaState};
+use crate::media::{MediaControl, MediaNotice};
+use crate::model::now_ms;
+use crate::sysd;
+use state::{AgentState, Effect};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// How many commands may wait for the agent; senders wait (never drop) beyond that.
+const COMMAND_QUEUE: usize = 256;
+/// How many events a slow output may fall behind before it misses some.
+const EVENT_BUFFER: usize = 1024;
+/// How long a clean stop may take to finalise recordings before the agent exits anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A command and where its reply goes.
+struct Request {
+    command: Command,
+    reply: oneshot::Sender<Result<serde_json::Value, CommandError>>,
+}
+
+/// A handle on the running agent: send commands, follow events and state.
+#[derive(Clone)]
+pub struct AgentHandle {
+    requests: mpsc::Sender<Request>,
+    events: broadcast::Sender<Event>,
+    state: watch::Receiver<AgentState>,
+}
+
+impl AgentHandle {
+    /// Sends a command and waits for its reply. Commands are queued in order, never dropped.
+    pub async fn send(&self, command: Command) -> Result<serde_json::Value, CommandError> {
+        let (reply, rx) = oneshot::channel();
+        self.requests
+            .send(Request { command, reply })
+            .await
+            .map_err(|_| CommandError::new(ErrorCode::InvalidState, "the agent has stopped"))?;
+        rx.await
+            .map_err(|_| CommandError::new(ErrorCode::InvalidState, "the agent has stopped"))?
+    }
+
+    /// Follows every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Follows the state; `borrow()` gives the current one.
+    pub fn state(&self) -> watch::Receiver<AgentState> {
+        self.state.clone()
+    }
+}
+
+/// The agent task.
+pub struct Agent {
+    /// The state, owned here only.
+    state: AgentState,
+    /// The config file to re-read on reload (none: the embedded default).
+    config_path: Option<PathBuf>,
+    /// The media engine.
+    media: Box<dyn MediaControl>,
+    /// Where the engine's notices arrive.
+    notices: mpsc::UnboundedReceiver<MediaNotice>,
+    /// Incoming commands.
+    requests: mpsc::Receiver<Request>,
+    /// Outgoing events.
+    events: broadcast::Sender<Event>,
+    /// Outgoing state.
+    state_tx: watch::Sender<AgentState>,
+    /// Periodic work (health, identify expiry, watchdog, status line).
+    tick: Duration,
+}
+
+impl Agent {
+    /// Builds the agent around a media engine whose notices arrive on `notices`.
+    pub fn new(
+        config: &Config,
+        config_path: Option<PathBuf>,
+        media: Box<dyn MediaControl>,
+        notices: mpsc::UnboundedReceiver<MediaNotice>,
+    ) -> (AgentHandle, Agent) {
+        let state = AgentState::new(config, config.device_id());
+        let (req_tx, requests) = mpsc::channel(COMMAND_QUEUE);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (state_tx, state_rx) = watch::channel(state.clone());
+        let handle = AgentHandle {
+            requests: req_tx,
+            events: events.clone(),
+            state: state_rx,
+        };
+        let agent = Agent {
+            state,
+            config_path,
+            media,
+            notices,
+            requests,
+            events,
+            state_tx,
+            tick: Duration::from_secs(1),
+        };
+        (handle, agent)
+    }
+
+    /// Runs until a clean stop: SIGTERM or SIGINT, or the `restart` command. SIGHUP reloads the
+    /// configuration. Returns once recordings are finalised.
+    pub async fn run(mut self) -> anyhow::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+        let mut tick = tokio::time::interval(self.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ready_sent = false;
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
+
+        let fx = self.state.start();
+        self.execute(fx, &mut drain_deadline);
+
+        loop {
+            let deadline = drain_deadline;
+            tokio::select! {
+                Some(req) = self.requests.recv(), if deadline.is_none() => {
+                    let step = self.state.command(&req.command, now_ms());
+                    tracing::debug!(command = %req.command, ok = step.reply.is_ok(), "command");
+                    self.execute(step.effects, &mut drain_deadline);
+                    let _ = req.reply.send(step.reply);
+                }
+                Some(notice) = self.notices.recv() => {
+                    let stopped = matches!(notice, MediaNotice::State { state: MediaState::Stopped, .. });
+                    let playing = matches!(notice, MediaNotice::State { state: MediaState::Playing, .. });
+                    let fx = self.state.media(notice);
+                    self.execute(fx, &mut drain_deadline);
+                    if playing && !ready_sent {
+                        // READY once the config is valid and devices are open, not when any
+                        // server answers.
+                        sysd::ready();
+                        ready_sent = true;
+                    }
+                    if stopped && drain_deadline.is_some() {
+                        break;
+                    }
+                }
+                _ = tick.tick() => {
+                    let fx = self.state.tick(now_ms());
+                    self.execute(fx, &mut drain_deadline);
+                    // The watchdog is fed from the loop itself, so a hung loop gets killed.
+                    sysd::watchdog();
+                    sysd::status(&self.state.summary());
+                }
+                _ = sigterm.recv() => self.begin_drain("SIGTERM", &mut drain_deadline),
+                _ = sigint.recv() => self.begin_drain("SIGINT", &mut drain_deadline),
+                _ = sighup.recv() => {
+                    let fx = self.state.command(&Command::ReloadConfig, now_ms()).effects;
+                    self.execute(fx, &mut drain_deadline);
+                }
+                _ = sleep_until(deadline) => {
+                    tracing::warn!("media did not stop within {DRAIN_TIMEOUT:?}; exiting anyway");
+                    break;
+                }
+            }
+            self.state_tx.send_if_modified(|s| {
+                if *s != self.state {
+                    *s = self.state.clone();
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        let _ = self.state_tx.send(self.state.clone());
+        tracing::info!("agent stopped");
+        Ok(())
+    }
+
+    fn begin_drain(&mut self, why: &str, deadline: &mut Option<tokio::time::Instant>) {
+        if deadline.is_some() {
+            return;
+        }
+        tracing::info!("{why}: finalising recordings and stopping");
+        sysd::stopping();
+        let fx = self.state.drain();
+        self.execute(fx, deadline);
+    }
+
+    fn execute(&mut self, effects: Vec<Effect>, deadline: &mut Option<tokio::time::Instant>) {
+        for effect in effects {
+            match effect {
+                Effect::Media(action) => {
+                    tracing::debug!(?action, "media");
+                    self.media.apply(action);
+                }
+                Effect::Emit(event) => {
+                    log_event(&event);
+                    let _ = self.events.send(event);
+                }
+                Effect::ReloadConfig => self.reload(),
+                Effect::Shutdown => {
+                    if deadline.is_none() {
+                        sysd::stopping();
+                        *deadline = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT);
+                    }
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self) {
+        match config::load(self.config_path.as_deref()) {
+            Ok(loaded) => {
+                self.state.configure(&loaded.config);
+                self.media
+                    .apply(crate::media::MediaAction::Reconfigure(Box::new(
+                        loaded.config,
+                    )));
+                tracing::info!(files = ?loaded.files, "configuration reloaded");
+                let _ = self.events.send(Event::ConfigReloaded);
+            }
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!("reload refused: {e}");
+                }
+                let _ = self.events.send(Event::Error {
+                    code: "config".into(),
+                    message: format!(
+                        "reload refused, keeping the running configuration: {}",
+                        errors[0]
+                    ),
+                });
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn log_event(event: &Event) {
+    let json = serde_json::to_string(event).unwrap_or_default();
+    match event {
+        Event::Error { .. } => tracing::warn!(event = %event.name(), "{json}"),
+        _ => tracing::info!(event = %event.name(), "{json}"),
+    }
+}

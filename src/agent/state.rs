@@ -1,0 +1,759 @@
+//! The agent's state and the pure machine that moves it.
+//!
+//! Nothing here touches a device, a socket or the clock: inputs come in (commands, notices from
+//! the media engine, ticks carrying the time), the state changes, and [`Effect`]s come out for the
+//! agent loop to carry out. Effects whose outcome matters come back later as notices, so the state
+//! only ever says what has actually happened (a muted mic is shown muted once no audio leaves).
+
+use crate::command::{Command, CommandError, ErrorCode};
+use crate::config::{AudioSource, Config, VideoSource};
+use crate::event::{Event, MediaState};
+use crate::media::{MediaAction, MediaNotice};
+use crate::model::{
+    MeetingState, Mode, Participant, RecordingTarget, Room, ServiceState, StreamKind,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Stream ids of the local participant's tracks.
+pub const LOCAL_AUDIO_STREAM: &str = "local-audio";
+/// Stream id of the local camera.
+pub const LOCAL_VIDEO_STREAM: &str = "local-video";
+
+/// What the media pipeline is doing.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaStatus {
+    /// Pipeline lifecycle.
+    pub state: MediaState,
+    /// The H.264 encoder element in use.
+    pub encoder: Option<String>,
+    /// Configured video source.
+    pub video_source: String,
+    /// Configured audio source.
+    pub audio_source: String,
+    /// Configured width x height.
+    pub resolution: String,
+    /// Frames per second actually encoded over the last second.
+    pub fps: f64,
+    /// Current video bitrate target, kbit/s.
+    pub bitrate_kbps: u32,
+    /// Restarts since the agent started.
+    pub restarts: u32,
+    /// The last fault, if any.
+    pub last_error: Option<String>,
+}
+
+/// Local recording.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingStatus {
+    /// Lifecycle.
+    pub state: ServiceState,
+    /// Directory of the segments.
+    pub dir: String,
+    /// Segments closed since the agent started.
+    pub segments_closed: u64,
+    /// Bytes in closed segments since the agent started.
+    pub bytes_closed: u64,
+    /// The last closed segment.
+    pub last_segment: Option<String>,
+    /// Why it last failed.
+    pub last_error: Option<String>,
+}
+
+/// Overall health, for the fleet and `roombox status`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// True when nothing below is wrong.
+    pub ok: bool,
+    /// What is wrong, for a person.
+    pub problems: Vec<String>,
+}
+
+/// The agent's whole state: what `get-state` returns and the fleet's state topic carries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentState {
+    /// Device id (fleet topic level).
+    pub device_id: String,
+    /// Name for people.
+    pub device_name: String,
+    /// roombox version.
+    pub version: String,
+    /// Connection to the meeting.
+    pub meeting_state: MeetingState,
+    /// The room, while in or joining one.
+    pub room: Option<Room>,
+    /// This box as a participant.
+    pub local_participant: Participant,
+    /// Remote participants by id.
+    pub participants: BTreeMap<String, Participant>,
+    /// Who speaks now.
+    pub active_speaker: Option<String>,
+    /// Capture and encode.
+    pub media: MediaStatus,
+    /// Local recording.
+    pub recording: RecordingStatus,
+    /// Recording on the room server.
+    pub cloud_recording: ServiceState,
+    /// RTMP simulcast.
+    pub livestream: ServiceState,
+    /// HLS.
+    pub hls: ServiceState,
+    /// Realtime transcription.
+    pub transcription: ServiceState,
+    /// Identify (LED blink) runs until this time, ms since the epoch.
+    pub identify_until_ms: Option<u64>,
+    /// Health summary.
+    pub health: Health,
+    /// The agent is draining before exit.
+    pub stopping: bool,
+    #[serde(skip)]
+    bitrate_bounds: (u32, u32),
+    #[serde(skip)]
+    has_audio: bool,
+    #[serde(skip)]
+    has_video: bool,
+    #[serde(skip)]
+    recording_autostart: bool,
+}
+
+/// Something the agent loop must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Ask the media engine.
+    Media(MediaAction),
+    /// Broadcast an event.
+    Emit(Event),
+    /// Re-read the configuration from disk and apply it.
+    ReloadConfig,
+    /// Drain and exit.
+    Shutdown,
+}
+
+/// The outcome of one command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The reply to whoever sent the command.
+    pub reply: Result<serde_json::Value, CommandError>,
+    /// What to do.
+    pub effects: Vec<Effect>,
+}
+
+impl Step {
+    fn ok(effects: Vec<Effect>) -> Step {
+        Step {
+            reply: Ok(serde_json::json!({"ok": true})),
+            effects,
+        }
+    }
+    fn err(code: ErrorCode, message: impl Into<String>) -> Step {
+        Step {
+            reply: Err(CommandError::new(code, message)),
+            effects: Vec::new(),
+        }
+    }
+}
+
+impl AgentState {
+    /// The state at start-up for a configuration.
+    pub fn new(config: &Config, device_id: String) -> AgentState {
+        let mut s = AgentState {
+            device_id: device_id.clone(),
+            device_name: config.device.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            meeting_state: MeetingState::Closed,
+            room: None,
+            local_participant: Participant {
+                participant_id: device_id,
+                display_name: config.device.name.clone(),
+                local: true,
+                mode: Mode::SendAndReceive,
+                metadata: Default::default(),
+                mic_on: false,
+                webcam_on: false,
+                streams: BTreeMap::new(),
+            },
+            participants: BTreeMap::new(),
+            active_speaker: None,
+            media: MediaStatus::default(),
+            recording: RecordingStatus::default(),
+            cloud_recording: ServiceState::Stopped,
+            livestream: ServiceState::Stopped,
+            hls: ServiceState::Stopped,
+            transcription: ServiceState::Stopped,
+            identify_until_ms: None,
+            health: Health::default(),
+            stopping: false,
+            bitrate_bounds: (0, 0),
+            has_audio: false,
+            has_video: false,
+            recording_autostart: false,
+        };
+        s.configure(config);
+        s.refresh_health();
+        s
+    }
+
+    /// Takes in the parts of a (re)loaded configuration that the state keeps.
+    pub fn configure(&mut self, config: &Config) {
+        let v = &config.media.video;
+        self.device_name = config.device.name.clone();
+        self.local_participant.display_name = config.device.name.clone();
+        self.media.video_source = serde_plain(&v.source);
+        self.media.audio_source = serde_plain(&config.media.audio.source);
+        self.media.resolution = format!("{}x{}@{}", v.width, v.height, v.fps);
+        self.media.bitrate_kbps = v.bitrate_kbps;
+        self.bitrate_bounds = (v.min_bitrate_kbps, v.max_bitrate_kbps);
+        self.has_video = v.source != VideoSource::None;
+        self.has_audio = config.media.audio.source != AudioSource::None;
+        self.recording.dir = config.recording_dir().display().to_string();
+        self.recording_autostart = config.recording.autostart;
+    }
+
+    /// Effects to run once at start-up.
+    pub fn start(&mut self) -> Vec<Effect> {
+        self.media.state = MediaState::Starting;
+        let mut fx = vec![
+            Effect::Media(MediaAction::Start),
+            Effect::Emit(Event::MediaStateChanged {
+                state: MediaState::Starting,
+                encoder: None,
+            }),
+        ];
+        if self.recording_autostart {
+            fx.extend(self.start_local_recording());
+        }
+        fx
+    }
+
+    /// Handles one command at time `now_ms`.
+    pub fn command(&mut self, cmd: &Command, now_ms: u64) -> Step {
+        if self.stopping && !matches!(cmd, Command::GetState | Command::Ping) {
+            return Step::err(ErrorCode::InvalidState, "the agent is stopping");
+        }
+        match cmd {
+            Command::Ping => Step {
+                reply: Ok(serde_json::json!({"pong": true, "timeMs": now_ms})),
+                effects: Vec::new(),
+            },
+            Command::GetState => Step {
+                reply: Ok(serde_json::to_value(&*self).unwrap_or_default()),
+                effects: Vec::new(),
+            },
+            Command::EnableMic => self.set_mic(true),
+            Command::DisableMic => self.set_mic(false),
+            Command::ToggleMic => self.set_mic(!self.local_participant.mic_on),
+            Command::EnableWebcam => self.set_webcam(true),
+            Command::DisableWebcam => self.set_webcam(false),
+            Command::ToggleWebcam => self.set_webcam(!self.local_participant.webcam_on),
+            Command::StartRecording {
+                target: RecordingTarget::Local,
+            } => {
+                if self.recording.state.is_active() {
+                    return Step::err(
+                        ErrorCode::InvalidState,
+                        format!("local recording is already {:?}", self.recording.state),
+                    );
+                }
+                Step::ok(self.start_local_recording())
+            }
+            Command::StopRecording {
+                target: RecordingTarget::Local,
+            } => {
+                if !self.recording.state.is_active() {
+                    return Step::err(ErrorCode::InvalidState, "local recording is not running");
+                }
+                self.recording.state = ServiceState::Stopping;
+                Step::ok(vec![
+                    Effect::Emit(Event::RecordingStateChanged {
+                        target: RecordingTarget::Local,
+                        state: ServiceState::Stopping,
+                        reason: None,
+                    }),
+                    Effect::Media(MediaAction::StopRecording),
+                ])
+            }
+            Command::StartRecording {
+                target: RecordingTarget::Cloud,
+            }
+            | Command::StopRecording {
+                target: RecordingTarget::Cloud,
+            }
+            | Command::Join { .. }
+            | Command::Leave
+            | Command::End
+            | Command::ToggleJoin
+            | Command::SendChat { .. } => Step::err(
+                ErrorCode::Unavailable,
+                format!("`{cmd}` needs a room backend, and none is configured"),
+            ),
+            Command::StartLivestream { .. }
+            | Command::StopLivestream
+            | Command::StartHls
+            | Command::StopHls
+            | Command::StartTranscription { .. }
+            | Command::StopTranscription => Step::err(
+                ErrorCode::Unavailable,
+                format!("`{cmd}` is not available on this box"),
+            ),
+            Command::RequestKeyframe => {
+                if !self.has_video {
+                    return Step::err(ErrorCode::Unavailable, "there is no video source");
+                }
+                Step::ok(vec![Effect::Media(MediaAction::RequestKeyframe)])
+            }
+            Command::SetBitrate { kbps } => {
+                let (lo, hi) = self.bitrate_bounds;
+                if *kbps < lo || *kbps > hi {
+                    return Step::err(
+                        ErrorCode::OutOfRange,
+                        format!("kbps: {kbps} is outside the configured {lo}..={hi}"),
+                    );
+                }
+                if !self.has_video {
+                    return Step::err(ErrorCode::Unavailable, "there is no video source");
+                }
+                Step::ok(vec![Effect::Media(MediaAction::SetBitrate(*kbps))])
+            }
+            Command::Identify { seconds } => {
+                self.identify_until_ms = Some(now_ms + u64::from(*seconds) * 1000);
+                Step::ok(vec![Effect::Emit(Event::Identify { seconds: *seconds })])
+            }
+            Command::ReloadConfig => Step::ok(vec![Effect::ReloadConfig]),
+            Command::RestartMedia => Step::ok(vec![Effect::Media(MediaAction::Restart)]),
+            Command::Restart => {
+                self.stopping = true;
+                Step::ok(self.drain())
+            }
+        }
+    }
+
+    /// Begins a clean stop: recordings are finalised, then the loop exits.
+    pub fn drain(&mut self) -> Vec<Effect> {
+        self.stopping = true;
+        let mut fx = Vec::new();
+        if self.recording.state.is_active() {
+            self.recording.state = ServiceState::Stopping;
+            fx.push(Effect::Emit(Event::RecordingStateChanged {
+                target: RecordingTarget::Local,
+                state: ServiceState::Stopping,
+                reason: None,
+            }));
+        }
+        fx.push(Effect::Media(MediaAction::Stop));
+        fx.push(Effect::Shutdown);
+        fx
+    }
+
+    fn start_local_recording(&mut self) -> Vec<Effect> {
+        self.recording.state = ServiceState::Starting;
+        self.recording.last_error = None;
+        vec![
+            Effect::Emit(Event::RecordingStateChanged {
+                target: RecordingTarget::Local,
+                state: ServiceState::Starting,
+                reason: None,
+            }),
+            Effect::Media(MediaAction::StartRecording),
+        ]
+    }
+
+    fn set_mic(&mut self, on: bool) -> Step {
+        if !self.has_audio {
+            return Step::err(ErrorCode::Unavailable, "there is no audio source");
+        }
+        if self.local_participant.mic_on == on {
+            return Step::ok(Vec::new());
+        }
+        Step::ok(vec![Effect::Media(MediaAction::SetMicMuted(!on))])
+    }
+
+    fn set_webcam(&mut self, on: bool) -> Step {
+        if !self.has_video {
+            return Step::err(ErrorCode::Unavailable, "there is no video source");
+        }
+        if self.local_participant.webcam_on == on {
+            return Step::ok(Vec::new());
+        }
+        Step::ok(vec![Effect::Media(MediaAction::SetCameraEnabled(on))])
+    }
+
+    /// Takes in what the media engine reports.
+    pub fn media(&mut self, notice: MediaNotice) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match notice {
+            MediaNotice::State { state, encoder } => {
+                if state == MediaState::Restarting {
+                    self.media.restarts += 1;
+                }
+                if self.media.state != state || (encoder.is_some() && self.media.encoder != encoder)
+                {
+                    self.media.state = state;
+                    if encoder.is_some() {
+                        self.media.encoder = encoder.clone();
+                    }
+                    if state == MediaState::Playing {
+                        self.media.last_error = None;
+                    }
+                    fx.push(Effect::Emit(Event::MediaStateChanged { state, encoder }));
+                }
+            }
+            MediaNotice::Stats { fps, bitrate_kbps } => {
+                self.media.fps = fps;
+                self.media.bitrate_kbps = bitrate_kbps;
+            }
+            MediaNotice::MicMuted(muted) => {
+                let on = !muted;
+                if self.local_participant.mic_on != on {
+                    self.local_participant.mic_on = on;
+                    fx.push(self.local_stream_event(StreamKind::Audio, on));
+                }
+            }
+            MediaNotice::CameraEnabled(on) => {
+                if self.local_participant.webcam_on != on {
+                    self.local_participant.webcam_on = on;
+                    fx.push(self.local_stream_event(StreamKind::Video, on));
+                }
+            }
+            MediaNotice::RecordingStarted => {
+                if self.recording.state != ServiceState::Started {
+                    self.recording.state = ServiceState::Started;
+                    fx.push(Effect::Emit(Event::RecordingStateChanged {
+                        target: RecordingTarget::Local,
+                        state: ServiceState::Started,
+                        reason: None,
+                    }));
+                }
+            }
+            MediaNotice::SegmentClosed { path, bytes } => {
+                self.recording.segments_closed += 1;
+                self.recording.bytes_closed += bytes;
+                self.recording.last_segment = Some(path.clone());
+                fx.push(Effect::Emit(Event::RecordingSegmentClosed { path, bytes }));
+            }
+            MediaNotice::RecordingStopped => {
+                if self.recording.state != ServiceState::Stopped {
+                    self.recording.state = ServiceState::Stopped;
+                    fx.push(Effect::Emit(Event::RecordingStateChanged {
+                        target: RecordingTarget::Local,
+                        state: ServiceState::Stopped,
+                        reason: None,
+                    }));
+                }
+            }
+            MediaNotice::RecordingFailed { reason } => {
+                self.recording.state = ServiceState::Failed;
+                self.recording.last_error = Some(reason.clone());
+                fx.push(Effect::Emit(Event::RecordingStateChanged {
+                    target: RecordingTarget::Local,
+                    state: ServiceState::Failed,
+                    reason: Some(reason),
+                }));
+            }
+            MediaNotice::Error { message } => {
+                self.media.last_error = Some(message.clone());
+                fx.push(Effect::Emit(Event::Error {
+                    code: "media".into(),
+                    message,
+                }));
+            }
+        }
+        self.refresh_health();
+        fx
+    }
+
+    /// Periodic housekeeping at time `now_ms`.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Effect> {
+        if self.identify_until_ms.is_some_and(|t| t <= now_ms) {
+            self.identify_until_ms = None;
+        }
+        self.refresh_health();
+        Vec::new()
+    }
+
+    /// True while identify should blink the LEDs.
+    pub fn identifying(&self) -> bool {
+        self.identify_until_ms.is_some()
+    }
+
+    fn local_stream_event(&self, kind: StreamKind, on: bool) -> Effect {
+        let participant_id = self.local_participant.participant_id.clone();
+        let stream_id = match kind {
+            StreamKind::Audio => LOCAL_AUDIO_STREAM,
+            _ => LOCAL_VIDEO_STREAM,
+        }
+        .to_string();
+        Effect::Emit(if on {
+            Event::StreamEnabled {
+                participant_id,
+                kind,
+                stream_id,
+            }
+        } else {
+            Event::StreamDisabled {
+                participant_id,
+                kind,
+                stream_id,
+            }
+        })
+    }
+
+    fn refresh_health(&mut self) {
+        let mut problems = Vec::new();
+        if self.media.state != MediaState::Playing {
+            problems.push(match &self.media.last_error {
+                Some(e) => format!("media {:?}: {e}", self.media.state),
+                None => format!("media {:?}", self.media.state),
+            });
+        }
+        if self.recording.state == ServiceState::Failed {
+            problems.push(format!(
+                "recording failed: {}",
+                self.recording.last_error.as_deref().unwrap_or("unknown")
+            ));
+        }
+        self.health = Health {
+            ok: problems.is_empty(),
+            problems,
+        };
+    }
+
+    /// A one-line summary for people (the demo's live line, `STATUS=` for systemd).
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "media {:?} {} {} {:.1} fps {} kbps",
+            self.media.state,
+            self.media.encoder.as_deref().unwrap_or("-"),
+            self.media.resolution,
+            self.media.fps,
+            self.media.bitrate_kbps
+        );
+        s.push_str(&format!(
+            " | mic {} cam {}",
+            if self.local_participant.mic_on {
+                "on"
+            } else {
+                "off"
+            },
+            if self.local_participant.webcam_on {
+                "on"
+            } else {
+                "off"
+            },
+        ));
+        s.push_str(&format!(
+            " | rec {:?} {} segments",
+            self.recording.state, self.recording.segments_closed
+        ));
+        if let Some(room) = &self.room {
+            s.push_str(&format!(
+                " | room {} {:?}",
+                room.room_id, self.meeting_state
+            ));
+        }
+        s
+    }
+}
+
+fn serde_plain<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> AgentState {
+        AgentState::new(&Config::default(), "box1".into())
+    }
+
+    fn emitted(fx: &[Effect]) -> Vec<String> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Emit(ev) => Some(ev.name()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn start_starts_media_and_autostarts_recording_when_configured() {
+        let mut s = state();
+        assert_eq!(s.start()[0], Effect::Media(MediaAction::Start));
+        let mut c = Config::default();
+        c.recording.autostart = true;
+        let mut s = AgentState::new(&c, "b".into());
+        assert!(s
+            .start()
+            .contains(&Effect::Media(MediaAction::StartRecording)));
+        assert_eq!(s.recording.state, ServiceState::Starting);
+    }
+
+    #[test]
+    fn mute_is_shown_only_once_the_engine_confirms_it() {
+        let mut s = state();
+        s.media(MediaNotice::MicMuted(false));
+        assert!(s.local_participant.mic_on);
+        let step = s.command(&Command::DisableMic, 0);
+        assert_eq!(
+            step.effects,
+            vec![Effect::Media(MediaAction::SetMicMuted(true))]
+        );
+        assert!(
+            s.local_participant.mic_on,
+            "must not claim muted before the engine did it"
+        );
+        let fx = s.media(MediaNotice::MicMuted(true));
+        assert!(!s.local_participant.mic_on);
+        assert_eq!(emitted(&fx), vec!["stream-disabled"]);
+        // Toggle resolves against the confirmed state.
+        let step = s.command(&Command::ToggleMic, 0);
+        assert_eq!(
+            step.effects,
+            vec![Effect::Media(MediaAction::SetMicMuted(false))]
+        );
+    }
+
+    #[test]
+    fn repeated_mute_is_a_no_op() {
+        let mut s = state();
+        let step = s.command(&Command::DisableMic, 0);
+        assert!(step.reply.is_ok());
+        assert!(step.effects.is_empty());
+    }
+
+    #[test]
+    fn recording_lifecycle_emits_each_state() {
+        let mut s = state();
+        let step = s.command(
+            &Command::StartRecording {
+                target: RecordingTarget::Local,
+            },
+            0,
+        );
+        assert_eq!(emitted(&step.effects), vec!["recording-state-changed"]);
+        assert_eq!(s.recording.state, ServiceState::Starting);
+        let again = s.command(
+            &Command::StartRecording {
+                target: RecordingTarget::Local,
+            },
+            0,
+        );
+        assert_eq!(again.reply.unwrap_err().code, ErrorCode::InvalidState);
+        s.media(MediaNotice::RecordingStarted);
+        assert_eq!(s.recording.state, ServiceState::Started);
+        s.media(MediaNotice::SegmentClosed {
+            path: "a.mp4".into(),
+            bytes: 10,
+        });
+        assert_eq!(s.recording.segments_closed, 1);
+        let stop = s.command(
+            &Command::StopRecording {
+                target: RecordingTarget::Local,
+            },
+            0,
+        );
+        assert!(stop
+            .effects
+            .contains(&Effect::Media(MediaAction::StopRecording)));
+        s.media(MediaNotice::RecordingStopped);
+        assert_eq!(s.recording.state, ServiceState::Stopped);
+    }
+
+    #[test]
+    fn a_failed_recording_is_unhealthy_and_can_be_restarted() {
+        let mut s = state();
+        s.media(MediaNotice::State {
+            state: MediaState::Playing,
+            encoder: Some("x264enc".into()),
+        });
+        s.command(
+            &Command::StartRecording {
+                target: RecordingTarget::Local,
+            },
+            0,
+        );
+        let fx = s.media(MediaNotice::RecordingFailed {
+            reason: "No space left on device".into(),
+        });
+        assert_eq!(emitted(&fx), vec!["recording-state-changed"]);
+        assert!(!s.health.ok);
+        let again = s.command(
+            &Command::StartRecording {
+                target: RecordingTarget::Local,
+            },
+            0,
+        );
+        assert!(again.reply.is_ok());
+    }
+
+    #[test]
+    fn bitrate_outside_configured_bounds_is_refused_and_changes_nothing() {
+        let mut s = state();
+        let before = s.clone();
+        let step = s.command(&Command::SetBitrate { kbps: 20_000 }, 0);
+        assert_eq!(step.reply.unwrap_err().code, ErrorCode::OutOfRange);
+        assert_eq!(s, before);
+    }
+
+    #[test]
+    fn room_commands_without_a_backend_are_unavailable() {
+        let mut s = state();
+        let step = s.command(&Command::Leave, 0);
+        assert_eq!(step.reply.unwrap_err().code, ErrorCode::Unavailable);
+    }
+
+    #[test]
+    fn identify_expires() {
+        let mut s = state();
+        s.command(&Command::Identify { seconds: 2 }, 1000);
+        assert!(s.identifying());
+        s.tick(2500);
+        assert!(s.identifying());
+        s.tick(3000);
+        assert!(!s.identifying());
+    }
+
+    #[test]
+    fn drain_stops_recording_then_media_then_exits() {
+        let mut s = state();
+        s.command(
+            &Command::StartRecording {
+                target: RecordingTarget::Local,
+            },
+            0,
+        );
+        s.media(MediaNotice::RecordingStarted);
+        let fx = s.drain();
+        assert_eq!(fx.last(), Some(&Effect::Shutdown));
+        assert!(fx.contains(&Effect::Media(MediaAction::Stop)));
+        let late = s.command(&Command::EnableMic, 0);
+        assert_eq!(late.reply.unwrap_err().code, ErrorCode::InvalidState);
+    }
+
+    #[test]
+    fn media_restarts_are_counted_and_clear_on_playing() {
+        let mut s = state();
+        s.media(MediaNotice::Error {
+            message: "camera gone".into(),
+        });
+        s.media(MediaNotice::State {
+            state: MediaState::Restarting,
+            encoder: None,
+        });
+        assert_eq!(s.media.restarts, 1);
+        assert!(!s.health.ok);
+        s.media(MediaNotice::State {
+            state: MediaState::Playing,
+            encoder: Some("x264enc".into()),
+        });
+        assert!(s.health.ok);
+        assert_eq!(s.media.encoder.as_deref(), Some("x264enc"));
+    }
+}

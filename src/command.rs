@@ -1,0 +1,481 @@
+//! Commands: every input (button, MQTT, the local control socket, timers) becomes one of these.
+//!
+//! A command serializes as a JSON object whose `command` field names it in kebab-case, with its
+//! arguments beside it: `{"command":"join","roomId":"abc","mic":false}`. The MQTT API puts the
+//! name in the topic (`cmd/join`) and the arguments in the payload; [`Command::from_parts`] joins
+//! the two.
+
+use crate::model::{Metadata, Mode, RecordingTarget};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Largest accepted encoded command, in bytes. Larger payloads are refused unread.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// A request to the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Command {
+    /// Join a room as the local participant. Absent fields take the config's values.
+    #[serde(rename_all = "camelCase")]
+    Join {
+        /// Room to join; the configured room when absent.
+        #[serde(default)]
+        room_id: Option<String>,
+        /// Display name; the configured one when absent.
+        #[serde(default)]
+        display_name: Option<String>,
+        /// Metadata shown to the others.
+        #[serde(default)]
+        metadata: Option<Metadata>,
+        /// Microphone on at join.
+        #[serde(default)]
+        mic: Option<bool>,
+        /// Camera on at join.
+        #[serde(default)]
+        webcam: Option<bool>,
+        /// Send-and-receive or receive-only.
+        #[serde(default)]
+        mode: Option<Mode>,
+    },
+    /// Leave the room; the session goes on for the others.
+    Leave,
+    /// End the session for everyone, where the server allows it.
+    End,
+    /// Join when out of a room, leave when in one (the join button's short press).
+    ToggleJoin,
+    /// Turn the microphone on.
+    EnableMic,
+    /// Turn the microphone off: no audio leaves the box.
+    DisableMic,
+    /// Flip the microphone.
+    ToggleMic,
+    /// Turn the camera on.
+    EnableWebcam,
+    /// Turn the camera off: no video leaves the box.
+    DisableWebcam,
+    /// Flip the camera.
+    ToggleWebcam,
+    /// Send a chat message to the room.
+    #[serde(rename_all = "camelCase")]
+    SendChat {
+        /// The text.
+        message: String,
+        /// A participant id for a private message; everyone when absent.
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// Start recording, locally or on the room server.
+    StartRecording {
+        /// Local (default) or cloud.
+        #[serde(default)]
+        target: RecordingTarget,
+    },
+    /// Stop recording.
+    StopRecording {
+        /// Local (default) or cloud.
+        #[serde(default)]
+        target: RecordingTarget,
+    },
+    /// Start an RTMP simulcast to the given outputs (the configured ones when empty).
+    StartLivestream {
+        /// Where to send.
+        #[serde(default)]
+        outputs: Vec<LivestreamOutput>,
+    },
+    /// Stop the RTMP simulcast.
+    StopLivestream,
+    /// Start serving HLS.
+    StartHls,
+    /// Stop serving HLS.
+    StopHls,
+    /// Start realtime transcription.
+    StartTranscription {
+        /// Language code (`en-US`); the configured one when absent.
+        #[serde(default)]
+        language: Option<String>,
+    },
+    /// Stop realtime transcription.
+    StopTranscription,
+    /// Ask the encoder for a keyframe now.
+    RequestKeyframe,
+    /// Change the video bitrate while running.
+    SetBitrate {
+        /// Kilobits per second.
+        kbps: u32,
+    },
+    /// Reply with the full agent state.
+    GetState,
+    /// Reply at once; for liveness and round-trip checks.
+    Ping,
+    /// Blink the LEDs so a person can find the box.
+    Identify {
+        /// For how long, in seconds.
+        #[serde(default = "default_identify_seconds")]
+        seconds: u32,
+    },
+    /// Reload the configuration from disk (as SIGHUP does).
+    ReloadConfig,
+    /// Restart the media pipeline (capture and encode) without restarting the agent.
+    RestartMedia,
+    /// Stop the agent cleanly: recordings are finalised; systemd restarts it if so configured.
+    Restart,
+}
+
+fn default_identify_seconds() -> u32 {
+    10
+}
+
+/// One RTMP output of a livestream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LivestreamOutput {
+    /// `rtmp://host[:port]/app`.
+    pub url: String,
+    /// The stream key appended to the URL.
+    #[serde(default)]
+    pub stream_key: String,
+}
+
+/// Stable error codes of command replies; the MQTT API documents them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The payload is not valid JSON, or not an object.
+    BadJson,
+    /// No such command.
+    UnknownCommand,
+    /// A field is missing, unknown or of the wrong type.
+    InvalidArgument,
+    /// A value is outside its allowed range.
+    OutOfRange,
+    /// The payload exceeds [`MAX_COMMAND_BYTES`].
+    PayloadTooLarge,
+    /// The command does not apply in the current state (e.g. leave while not in a room).
+    InvalidState,
+    /// The feature is not configured or not available on this box.
+    Unavailable,
+    /// The command's signature, timestamp or nonce was refused.
+    Unauthorized,
+    /// The agent could not carry it out.
+    Internal,
+}
+
+/// Why a command was refused. Refused commands change nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct CommandError {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// What was wrong, for a person.
+    pub message: String,
+}
+
+impl CommandError {
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        CommandError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl Command {
+    /// The command's kebab-case name, as used in MQTT topics.
+    pub fn name(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m
+                .get("command")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// Decodes a complete JSON command (`{"command": "...", ...}`) and checks its ranges.
+    pub fn decode(bytes: &[u8]) -> Result<Command, CommandError> {
+        if bytes.len() > MAX_COMMAND_BYTES {
+            return Err(CommandError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "payload is {} bytes; the limit is {MAX_COMMAND_BYTES}",
+                    bytes.len()
+                ),
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| CommandError::new(ErrorCode::BadJson, format!("not JSON: {e}")))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(CommandError::new(
+                ErrorCode::BadJson,
+                "a command is a JSON object",
+            ));
+        };
+        let name = match map.get("command") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(_) => {
+                return Err(CommandError::new(
+                    ErrorCode::InvalidArgument,
+                    "`command` must be a string",
+                ))
+            }
+            None => {
+                return Err(CommandError::new(
+                    ErrorCode::InvalidArgument,
+                    "missing field `command`",
+                ))
+            }
+        };
+        Self::from_map(&name, map)
+    }
+
+    /// Builds a command from its name (an MQTT topic's last level) and a JSON payload of its
+    /// arguments. An empty payload means no arguments.
+    pub fn from_parts(name: &str, payload: &[u8]) -> Result<Command, CommandError> {
+        if payload.len() > MAX_COMMAND_BYTES {
+            return Err(CommandError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "payload is {} bytes; the limit is {MAX_COMMAND_BYTES}",
+                    payload.len()
+                ),
+            ));
+        }
+        let map = if payload.iter().all(|b| b.is_ascii_whitespace()) {
+            serde_json::Map::new()
+        } else {
+            match serde_json::from_slice::<serde_json::Value>(payload) {
+                Ok(serde_json::Value::Object(m)) => m,
+                Ok(_) => {
+                    return Err(CommandError::new(
+                        ErrorCode::BadJson,
+                        "the payload must be a JSON object",
+                    ))
+                }
+                Err(e) => {
+                    return Err(CommandError::new(
+                        ErrorCode::BadJson,
+                        format!("not JSON: {e}"),
+                    ))
+                }
+            }
+        };
+        if let Some(other) = map.get("command").and_then(|v| v.as_str()) {
+            if other != name {
+                return Err(CommandError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("payload names command `{other}` but the topic names `{name}`"),
+                ));
+            }
+        }
+        Self::from_map(name, map)
+    }
+
+    fn from_map(
+        name: &str,
+        mut map: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Command, CommandError> {
+        if !Self::NAMES.contains(&name) {
+            return Err(CommandError::new(
+                ErrorCode::UnknownCommand,
+                format!("unknown command `{name}`"),
+            ));
+        }
+        map.insert(
+            "command".into(),
+            serde_json::Value::String(name.to_string()),
+        );
+        let keys: Vec<String> = map.keys().cloned().collect();
+        let cmd: Command = serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| CommandError::new(ErrorCode::InvalidArgument, format!("{name}: {e}")))?;
+        // serde ignores `deny_unknown_fields` for unit variants of a tagged enum: compare with the
+        // keys the command itself has (every field serializes, `None` as null).
+        if let Ok(serde_json::Value::Object(known)) = serde_json::to_value(&cmd) {
+            if let Some(extra) = keys.iter().find(|k| !known.contains_key(*k)) {
+                return Err(CommandError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("{name}: unknown field `{extra}`"),
+                ));
+            }
+        }
+        cmd.validate()?;
+        Ok(cmd)
+    }
+
+    /// Every command name, as used in topics and the `command` field.
+    pub const NAMES: &'static [&'static str] = &[
+        "join",
+        "leave",
+        "end",
+        "toggle-join",
+        "enable-mic",
+        "disable-mic",
+        "toggle-mic",
+        "enable-webcam",
+        "disable-webcam",
+        "toggle-webcam",
+        "send-chat",
+        "start-recording",
+        "stop-recording",
+        "start-livestream",
+        "stop-livestream",
+        "start-hls",
+        "stop-hls",
+        "start-transcription",
+        "stop-transcription",
+        "request-keyframe",
+        "set-bitrate",
+        "get-state",
+        "ping",
+        "identify",
+        "reload-config",
+        "restart-media",
+        "restart",
+    ];
+
+    /// Checks value ranges that the types alone do not.
+    pub fn validate(&self) -> Result<(), CommandError> {
+        let range = |what: &str, msg: String| {
+            Err(CommandError::new(
+                ErrorCode::OutOfRange,
+                format!("{what}: {msg}"),
+            ))
+        };
+        match self {
+            Command::Join {
+                room_id,
+                display_name,
+                metadata,
+                ..
+            } => {
+                if let Some(r) = room_id {
+                    if r.is_empty() || r.len() > 128 || r.chars().any(|c| c.is_control()) {
+                        return range("roomId", "must be 1 to 128 printable characters".into());
+                    }
+                }
+                if let Some(n) = display_name {
+                    if n.len() > 128 || n.chars().any(|c| c.is_control()) {
+                        return range(
+                            "displayName",
+                            "must be at most 128 printable characters".into(),
+                        );
+                    }
+                }
+                if let Some(m) = metadata {
+                    let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
+                    if size > 4096 {
+                        return range("metadata", format!("is {size} bytes; at most 4096"));
+                    }
+                }
+                Ok(())
+            }
+            Command::SendChat { message, .. } => {
+                if message.is_empty() || message.len() > 4096 {
+                    return range("message", "must be 1 to 4096 bytes".into());
+                }
+                Ok(())
+            }
+            Command::StartLivestream { outputs } => {
+                if outputs.len() > 8 {
+                    return range("outputs", "at most 8 outputs".into());
+                }
+                for o in outputs {
+                    if !(o.url.starts_with("rtmp://") || o.url.starts_with("rtmps://")) {
+                        return range(
+                            "outputs.url",
+                            format!("`{}` is not an rtmp:// or rtmps:// URL", o.url),
+                        );
+                    }
+                }
+                Ok(())
+            }
+            Command::SetBitrate { kbps } => {
+                if !(100..=50_000).contains(kbps) {
+                    return range("kbps", format!("{kbps} is outside 100..=50000"));
+                }
+                Ok(())
+            }
+            Command::Identify { seconds } => {
+                if !(1..=600).contains(seconds) {
+                    return range("seconds", format!("{seconds} is outside 1..=600"));
+                }
+                Ok(())
+            }
+            Command::StartTranscription {
+                language: Some(language),
+            } if language.is_empty() || language.len() > 16 => {
+                range("language", "must be a language tag like en-US".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_decodes_with_defaults_or_refuses_for_missing_arguments() {
+        for name in Command::NAMES {
+            match Command::from_parts(name, b"") {
+                Ok(cmd) => assert_eq!(&cmd.name(), name),
+                Err(e) => assert_eq!(e.code, ErrorCode::InvalidArgument, "{name}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn decode_round_trips() {
+        let cmd = Command::Join {
+            room_id: Some("r1".into()),
+            display_name: Some("Room 4".into()),
+            metadata: None,
+            mic: Some(false),
+            webcam: None,
+            mode: Some(Mode::ReceiveOnly),
+        };
+        let bytes = serde_json::to_vec(&cmd).unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains("\"roomId\":\"r1\""));
+        assert_eq!(Command::decode(&bytes).unwrap(), cmd);
+    }
+
+    #[test]
+    fn bad_inputs_get_their_own_codes() {
+        let code = |r: Result<Command, CommandError>| r.unwrap_err().code;
+        assert_eq!(code(Command::decode(b"{nope")), ErrorCode::BadJson);
+        assert_eq!(code(Command::decode(b"[1,2]")), ErrorCode::BadJson);
+        assert_eq!(
+            code(Command::decode(br#"{"command":"fly"}"#)),
+            ErrorCode::UnknownCommand
+        );
+        assert_eq!(
+            code(Command::decode(
+                br#"{"command":"set-bitrate","kbps":"fast"}"#
+            )),
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            code(Command::decode(br#"{"command":"ping","extra":1}"#)),
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            code(Command::decode(br#"{"command":"set-bitrate","kbps":5}"#)),
+            ErrorCode::OutOfRange
+        );
+        let big = vec![b' '; MAX_COMMAND_BYTES + 1];
+        assert_eq!(code(Command::decode(&big)), ErrorCode::PayloadTooLarge);
+        assert_eq!(
+            code(Command::from_parts("ping", br#"{"command":"leave"}"#)),
+            ErrorCode::InvalidArgument
+        );
+    }
+}

@@ -1,0 +1,576 @@
+//! Configuration: TOML files, every field documented in `config/roombox.toml`.
+//!
+//! The main file is merged with the drop-ins of its `config.d/` directory in name order, later
+//! files winning key by key. Unknown keys are errors. Every error names the file, the line and the
+//! field, and what was expected ([`ConfigError`]).
+
+mod load;
+
+pub use load::{load, load_str, ConfigError, Loaded, DEFAULT_PATH};
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Who this box is and where it keeps its files.
+    pub device: DeviceConfig,
+    /// The local control socket (`roombox status`, `roombox cmd`).
+    pub control: ControlConfig,
+    /// Capture and encode.
+    pub media: MediaConfig,
+    /// Local recording.
+    pub recording: RecordingConfig,
+}
+
+/// Who this box is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// Device id used in fleet topics; the machine id when empty.
+    pub id: String,
+    /// A name for people (`Room 4.12`).
+    pub name: String,
+    /// Where the agent keeps its state; systemd's `$STATE_DIRECTORY` when empty, else
+    /// `./roombox-data`.
+    pub state_dir: PathBuf,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            id: String::new(),
+            name: "roombox".into(),
+            state_dir: PathBuf::new(),
+        }
+    }
+}
+
+/// The local control socket.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Unix socket path; `$RUNTIME_DIRECTORY/control.sock` under systemd, else
+    /// `<state_dir>/control.sock`, when empty.
+    pub socket: PathBuf,
+}
+
+/// Capture and encode.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// The camera and the video encoder.
+    pub video: VideoConfig,
+    /// The microphone and the audio encoders.
+    pub audio: AudioConfig,
+    /// How the pipeline is restarted after a fault.
+    pub restart: BackoffConfig,
+}
+
+/// Where video comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VideoSource {
+    /// A UVC or other V4L2 camera (`device`).
+    V4l2,
+    /// A CSI camera through libcamera (`device` is the camera name; empty for the first).
+    Libcamera,
+    /// A CSI camera on a Jetson through nvarguscamerasrc (`device` is the sensor id).
+    Argus,
+    /// A synthetic test pattern with a running clock.
+    Test,
+    /// No video.
+    None,
+}
+
+/// Where audio comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AudioSource {
+    /// An ALSA capture device (`device`).
+    Alsa,
+    /// A synthetic tone.
+    Test,
+    /// No audio.
+    None,
+}
+
+/// The camera and the H.264 encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    /// `v4l2`, `libcamera`, `argus`, `test` or `none`.
+    pub source: VideoSource,
+    /// Device path (v4l2), camera name (libcamera) or sensor id (argus).
+    pub device: String,
+    /// Width in pixels, 160..=3840, even.
+    pub width: u32,
+    /// Height in pixels, 120..=2160, even.
+    pub height: u32,
+    /// Frames per second, 1..=60.
+    pub fps: u32,
+    /// Target bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Lowest bitrate congestion control may go to, kbit/s.
+    pub min_bitrate_kbps: u32,
+    /// Highest bitrate congestion control may go to, kbit/s.
+    pub max_bitrate_kbps: u32,
+    /// Time between keyframes.
+    #[serde(with = "humantime_serde")]
+    pub keyframe_interval: Duration,
+    /// `auto` for the best encoder that reaches PLAYING, or an element name (`x264enc`).
+    pub encoder: String,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        VideoConfig {
+            source: VideoSource::Test,
+            device: "/dev/video0".into(),
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_kbps: 2500,
+            min_bitrate_kbps: 300,
+            max_bitrate_kbps: 4000,
+            keyframe_interval: Duration::from_secs(2),
+            encoder: "auto".into(),
+        }
+    }
+}
+
+/// The microphone and audio encoders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    /// `alsa`, `test` or `none`.
+    pub source: AudioSource,
+    /// ALSA device name (`default`, `hw:1,0`, `plughw:CARD=Mic`).
+    pub device: String,
+    /// Sample rate: 16000, 32000 or 48000.
+    pub rate: u32,
+    /// 1 or 2.
+    pub channels: u32,
+    /// Echo cancellation through `webrtcdsp` (needs a playback path for its probe).
+    pub echo_cancel: bool,
+    /// Noise suppression through `webrtcdsp`.
+    pub noise_suppression: bool,
+    /// Opus bitrate for rooms, kbit/s, 6..=510.
+    pub opus_bitrate_kbps: u32,
+    /// AAC bitrate for RTMP and recordings that need it, kbit/s, 32..=320.
+    pub aac_bitrate_kbps: u32,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            source: AudioSource::Test,
+            device: "default".into(),
+            rate: 48000,
+            channels: 1,
+            echo_cancel: false,
+            noise_suppression: false,
+            opus_bitrate_kbps: 64,
+            aac_bitrate_kbps: 128,
+        }
+    }
+}
+
+/// Jittered exponential backoff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackoffConfig {
+    /// First delay.
+    #[serde(with = "humantime_serde")]
+    pub initial: Duration,
+    /// Longest delay.
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Container of local recordings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordingFormat {
+    /// Fragmented MP4 (H.264 + AAC), one fragment per `fragment`.
+    Mp4,
+    /// Matroska (H.264 + Opus).
+    Mkv,
+}
+
+impl RecordingFormat {
+    /// File extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            RecordingFormat::Mp4 => "mp4",
+            RecordingFormat::Mkv => "mkv",
+        }
+    }
+}
+
+/// Local recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Start recording when the agent starts.
+    pub autostart: bool,
+    /// Directory for segments; `<state_dir>/recordings` when empty.
+    pub dir: PathBuf,
+    /// `mp4` (fragmented) or `mkv`.
+    pub format: RecordingFormat,
+    /// Length of one segment file, 2s..=1h.
+    #[serde(with = "humantime_serde")]
+    pub segment: Duration,
+    /// How often data is made durable inside a segment (the most a crash loses), 200ms..=5s.
+    #[serde(with = "humantime_serde")]
+    pub fragment: Duration,
+    /// Delete segments older than this; 0 keeps them until space runs short.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Keep at least this much free space (MiB) by deleting the oldest segments.
+    pub min_free_mb: u64,
+    /// Stop recording (FAILED) when free space falls below this (MiB) and nothing is left to
+    /// delete.
+    pub stop_free_mb: u64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            autostart: false,
+            dir: PathBuf::new(),
+            format: RecordingFormat::Mp4,
+            segment: Duration::from_secs(10),
+            fragment: Duration::from_secs(1),
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            min_free_mb: 512,
+            stop_free_mb: 64,
+        }
+    }
+}
+
+/// One problem with one field: the field's dotted path and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the field (`media.video.fps`).
+    pub field: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+fn check<T: PartialOrd + std::fmt::Display>(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: T,
+    lo: T,
+    hi: T,
+) {
+    if value < lo || value > hi {
+        errors.push(FieldError {
+            field: field.into(),
+            message: format!("{value} is out of range; expected {lo} to {hi}"),
+        });
+    }
+}
+
+fn fail(errors: &mut Vec<FieldError>, field: &str, message: impl Into<String>) {
+    errors.push(FieldError {
+        field: field.into(),
+        message: message.into(),
+    });
+}
+
+impl Config {
+    /// Checks every value's range and the relations between values. Returns every problem.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut e = Vec::new();
+        let v = &self.media.video;
+        if !v.device.is_empty() && v.device.chars().any(|c| c.is_control()) {
+            fail(&mut e, "media.video.device", "contains control characters");
+        }
+        if v.source == VideoSource::V4l2 && !v.device.starts_with("/dev/") {
+            fail(
+                &mut e,
+                "media.video.device",
+                format!("`{}` is not a device path; expected /dev/videoN", v.device),
+            );
+        }
+        check(&mut e, "media.video.width", v.width, 160, 3840);
+        check(&mut e, "media.video.height", v.height, 120, 2160);
+        if v.width % 2 == 1 {
+            fail(
+                &mut e,
+                "media.video.width",
+                format!("{} is odd; expected an even number", v.width),
+            );
+        }
+        if v.height % 2 == 1 {
+            fail(
+                &mut e,
+                "media.video.height",
+                format!("{} is odd; expected an even number", v.height),
+            );
+        }
+        check(&mut e, "media.video.fps", v.fps, 1, 60);
+        check(
+            &mut e,
+            "media.video.bitrate_kbps",
+            v.bitrate_kbps,
+            100,
+            50_000,
+        );
+        check(
+            &mut e,
+            "media.video.min_bitrate_kbps",
+            v.min_bitrate_kbps,
+            50,
+            50_000,
+        );
+        check(
+            &mut e,
+            "media.video.max_bitrate_kbps",
+            v.max_bitrate_kbps,
+            100,
+            50_000,
+        );
+        if v.min_bitrate_kbps > v.bitrate_kbps || v.bitrate_kbps > v.max_bitrate_kbps {
+            fail(
+                &mut e,
+                "media.video.bitrate_kbps",
+                format!(
+                    "{} is outside min_bitrate_kbps..=max_bitrate_kbps ({}..={})",
+                    v.bitrate_kbps, v.min_bitrate_kbps, v.max_bitrate_kbps
+                ),
+            );
+        }
+        check_duration(
+            &mut e,
+            "media.video.keyframe_interval",
+            v.keyframe_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        );
+        if v.encoder.is_empty()
+            || !v
+                .encoder
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            fail(
+                &mut e,
+                "media.video.encoder",
+                format!("`{}` is not `auto` or a GStreamer element name", v.encoder),
+            );
+        }
+
+        let a = &self.media.audio;
+        if ![16000, 32000, 48000].contains(&a.rate) {
+            fail(
+                &mut e,
+                "media.audio.rate",
+                format!(
+                    "{} is not supported; expected 16000, 32000 or 48000",
+                    a.rate
+                ),
+            );
+        }
+        check(&mut e, "media.audio.channels", a.channels, 1, 2);
+        check(
+            &mut e,
+            "media.audio.opus_bitrate_kbps",
+            a.opus_bitrate_kbps,
+            6,
+            510,
+        );
+        check(
+            &mut e,
+            "media.audio.aac_bitrate_kbps",
+            a.aac_bitrate_kbps,
+            32,
+            320,
+        );
+        if a.device.is_empty() && a.source == AudioSource::Alsa {
+            fail(
+                &mut e,
+                "media.audio.device",
+                "empty; expected an ALSA device name",
+            );
+        }
+
+        let r = &self.media.restart;
+        check_duration(
+            &mut e,
+            "media.restart.initial",
+            r.initial,
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        );
+        check_duration(
+            &mut e,
+            "media.restart.max",
+            r.max,
+            r.initial,
+            Duration::from_secs(3600),
+        );
+
+        let rec = &self.recording;
+        check_duration(
+            &mut e,
+            "recording.segment",
+            rec.segment,
+            Duration::from_secs(2),
+            Duration::from_secs(3600),
+        );
+        check_duration(
+            &mut e,
+            "recording.fragment",
+            rec.fragment,
+            Duration::from_millis(200),
+            Duration::from_secs(5),
+        );
+        if rec.fragment > rec.segment {
+            fail(
+                &mut e,
+                "recording.fragment",
+                "is longer than recording.segment",
+            );
+        }
+        if !rec.max_age.is_zero() && rec.max_age < Duration::from_secs(60) {
+            fail(
+                &mut e,
+                "recording.max_age",
+                "is under a minute; expected 0 (no limit) or at least 1m",
+            );
+        }
+        check(&mut e, "recording.min_free_mb", rec.min_free_mb, 0, 1 << 30);
+        if rec.stop_free_mb > rec.min_free_mb {
+            fail(
+                &mut e,
+                "recording.stop_free_mb",
+                format!(
+                    "{} is above recording.min_free_mb ({}); expected at most that",
+                    rec.stop_free_mb, rec.min_free_mb
+                ),
+            );
+        }
+        for (field, p) in [
+            ("device.state_dir", &self.device.state_dir),
+            ("recording.dir", &rec.dir),
+            ("control.socket", &self.control.socket),
+        ] {
+            if p.as_os_str().len() > 4096 {
+                fail(&mut e, field, "path is longer than 4096 bytes");
+            }
+        }
+        if self.control.socket.as_os_str().len() > 100 {
+            fail(
+                &mut e,
+                "control.socket",
+                "a Unix socket path must be under 108 bytes",
+            );
+        }
+        if self.device.id.len() > 64
+            || !self
+                .device
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            fail(
+                &mut e,
+                "device.id",
+                "expected at most 64 letters, digits, `-` or `_` (it is an MQTT topic level)",
+            );
+        }
+        e
+    }
+
+    /// The state directory this config resolves to.
+    pub fn state_dir(&self) -> PathBuf {
+        if !self.device.state_dir.as_os_str().is_empty() {
+            return self.device.state_dir.clone();
+        }
+        match std::env::var_os("STATE_DIRECTORY") {
+            // systemd may pass several, colon-separated; the first is ours.
+            Some(s) if !s.is_empty() => PathBuf::from(
+                s.to_string_lossy()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            _ => PathBuf::from("roombox-data"),
+        }
+    }
+
+    /// The recordings directory this config resolves to.
+    pub fn recording_dir(&self) -> PathBuf {
+        if self.recording.dir.as_os_str().is_empty() {
+            self.state_dir().join("recordings")
+        } else {
+            self.recording.dir.clone()
+        }
+    }
+
+    /// The control socket path this config resolves to.
+    pub fn control_socket(&self) -> PathBuf {
+        if !self.control.socket.as_os_str().is_empty() {
+            return self.control.socket.clone();
+        }
+        match std::env::var_os("RUNTIME_DIRECTORY") {
+            Some(s) if !s.is_empty() => PathBuf::from(
+                s.to_string_lossy()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+            .join("control.sock"),
+            _ => self.state_dir().join("control.sock"),
+        }
+    }
+
+    /// The device id: configured, else `/etc/machine-id`, else the hostname.
+    pub fn device_id(&self) -> String {
+        if !self.device.id.is_empty() {
+            return self.device.id.clone();
+        }
+        if let Ok(id) = std::fs::read_to_string("/etc/machine-id") {
+            let id = id.trim();
+            if !id.is_empty() {
+                return id.to_string();
+            }
+        }
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "roombox".into())
+    }
+}
+
+fn check_duration(e: &mut Vec<FieldError>, field: &str, d: Duration, lo: Duration, hi: Duration) {
+    if d < lo || d > hi {
+        fail(
+            e,
+            field,
+            format!(
+                "{} is out of range; expected {} to {}",
+                humantime::format_duration(d),
+                humantime::format_duration(lo),
+                humantime::format_duration(hi)
+            ),
+        );
+    }
+}

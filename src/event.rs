@@ -1,0 +1,205 @@
+//! Events: every change of the agent's state, broadcast to the outputs (LEDs, MQTT, logs).
+//!
+//! An event serializes as a JSON object whose `event` field names it in kebab-case, with the
+//! names of the concept model: `{"event":"meeting-state-changed","state":"CONNECTED"}`.
+
+use crate::model::{
+    ChatMessage, MeetingState, Participant, RecordingTarget, ServiceState, StreamKind,
+};
+use serde::{Deserialize, Serialize};
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// The local participant is in the room.
+    #[serde(rename_all = "camelCase")]
+    MeetingJoined {
+        /// The room.
+        room_id: String,
+        /// The session (one run of the room).
+        session_id: Option<String>,
+        /// The local participant's id.
+        participant_id: String,
+    },
+    /// The local participant left the room.
+    #[serde(rename_all = "camelCase")]
+    MeetingLeft {
+        /// The room.
+        room_id: String,
+        /// Why: `left`, `ended`, `kicked`, `shutdown`, ...
+        reason: String,
+    },
+    /// The connection to the meeting changed state.
+    MeetingStateChanged {
+        /// The new state.
+        state: MeetingState,
+    },
+    /// A remote participant joined.
+    ParticipantJoined {
+        /// Who.
+        participant: Participant,
+    },
+    /// A remote participant left.
+    #[serde(rename_all = "camelCase")]
+    ParticipantLeft {
+        /// Who.
+        participant_id: String,
+    },
+    /// A participant's stream started (for the local participant: mic or camera turned on).
+    #[serde(rename_all = "camelCase")]
+    StreamEnabled {
+        /// Whose.
+        participant_id: String,
+        /// Which kind.
+        kind: StreamKind,
+        /// The stream's id.
+        stream_id: String,
+    },
+    /// A participant's stream stopped (for the local participant: mic muted or camera off).
+    #[serde(rename_all = "camelCase")]
+    StreamDisabled {
+        /// Whose.
+        participant_id: String,
+        /// Which kind.
+        kind: StreamKind,
+        /// The stream's id.
+        stream_id: String,
+    },
+    /// The active speaker changed (none when nobody speaks).
+    #[serde(rename_all = "camelCase")]
+    SpeakerChanged {
+        /// The speaker's participant id.
+        participant_id: Option<String>,
+    },
+    /// A chat message arrived in the room.
+    ChatMessage {
+        /// The message.
+        message: ChatMessage,
+    },
+    /// A recording changed state.
+    RecordingStateChanged {
+        /// Local or cloud.
+        target: RecordingTarget,
+        /// The new state.
+        state: ServiceState,
+        /// Why, when it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A local recording segment was closed and is complete on disk.
+    #[serde(rename_all = "camelCase")]
+    RecordingSegmentClosed {
+        /// The file.
+        path: String,
+        /// Its size in bytes.
+        bytes: u64,
+    },
+    /// The RTMP simulcast changed state.
+    LivestreamStateChanged {
+        /// The new state.
+        state: ServiceState,
+        /// Why, when it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// HLS serving changed state.
+    #[serde(rename_all = "camelCase")]
+    HlsStateChanged {
+        /// The new state.
+        state: ServiceState,
+        /// Where to play it, once started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        playback_url: Option<String>,
+    },
+    /// Transcription changed state.
+    TranscriptionStateChanged {
+        /// The new state.
+        state: ServiceState,
+    },
+    /// Transcribed text.
+    #[serde(rename_all = "camelCase")]
+    TranscriptionText {
+        /// Who spoke, where known.
+        participant_id: Option<String>,
+        /// The text.
+        text: String,
+        /// Milliseconds since the epoch.
+        timestamp_ms: u64,
+    },
+    /// The media pipeline changed state.
+    MediaStateChanged {
+        /// The new state.
+        state: MediaState,
+        /// The H.264 encoder in use.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encoder: Option<String>,
+    },
+    /// The box was asked to show itself; LEDs blink for this long.
+    Identify {
+        /// Seconds.
+        seconds: u32,
+    },
+    /// The configuration was reloaded.
+    ConfigReloaded,
+    /// Something went wrong; the agent carries on.
+    Error {
+        /// Stable code: `media`, `recording`, `room`, `fleet`, `controls`, `config`.
+        code: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// The media pipeline's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MediaState {
+    /// Not started.
+    #[default]
+    Stopped,
+    /// Building and starting the pipeline.
+    Starting,
+    /// Capturing and encoding.
+    Playing,
+    /// Failed; a restart follows after a backoff.
+    Restarting,
+}
+
+impl Event {
+    /// The kebab-case name, as in the `event` field.
+    pub fn name(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m
+                .get("event")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_use_the_concept_model_names() {
+        let e = Event::MeetingStateChanged {
+            state: MeetingState::Connected,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"meeting-state-changed","state":"CONNECTED"}"#
+        );
+        let e = Event::RecordingStateChanged {
+            target: RecordingTarget::Local,
+            state: ServiceState::Failed,
+            reason: Some("disk full".into()),
+        };
+        let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(e.name(), "recording-state-changed");
+    }
+}

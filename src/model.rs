@@ -1,0 +1,160 @@
+//! The concept model roombox follows (VideoSDK's): Meeting/Room, Session, Participant, Stream.
+//!
+//! These types are what the agent's state holds, what `roombox status` prints and what the MQTT
+//! state topic carries. They serialize with camelCase field names (`roomId`, `participantId`) so
+//! the wire vocabulary matches the concept model exactly.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Free-form participant metadata (a JSON object), as in VideoSDK's meeting config.
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// The kind of a stream or track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamKind {
+    /// Microphone audio.
+    Audio,
+    /// Camera video.
+    Video,
+    /// Screen share.
+    Share,
+}
+
+/// One stream (track) of a participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stream {
+    /// Stream id, unique within the room (the room server's id, or a local one).
+    pub id: String,
+    /// Audio, video or share.
+    pub kind: StreamKind,
+    /// Codec name as negotiated (`H264`, `opus`, ...); empty until known.
+    pub codec: String,
+    /// Whether the sender has paused it (muted mic, camera off).
+    pub paused: bool,
+}
+
+/// How a participant takes part in a meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Publishes camera and mic, and receives the others.
+    #[default]
+    SendAndReceive,
+    /// Receives only; publishes nothing.
+    ReceiveOnly,
+    /// Signalling only: neither sends nor receives media.
+    SignallingOnly,
+}
+
+/// A participant of a meeting: the local one (this box) or a remote one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    /// Unique id within the room.
+    pub participant_id: String,
+    /// Human-readable name shown to the others.
+    pub display_name: String,
+    /// True for this box.
+    pub local: bool,
+    /// Send-and-receive, receive-only or signalling-only.
+    pub mode: Mode,
+    /// Free-form metadata given at join.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Whether the participant's microphone is sending.
+    pub mic_on: bool,
+    /// Whether the participant's camera is sending.
+    pub webcam_on: bool,
+    /// Streams by stream id.
+    #[serde(default)]
+    pub streams: BTreeMap<String, Stream>,
+}
+
+/// The lifecycle of the connection to a meeting, with VideoSDK's state names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MeetingState {
+    /// Joining, or rejoining after a fault.
+    Connecting,
+    /// In the room, media flowing.
+    Connected,
+    /// The join failed; a retry may follow.
+    Failed,
+    /// The connection dropped; the agent is about to rejoin.
+    Disconnected,
+    /// Leaving.
+    Closing,
+    /// Not in a room.
+    #[default]
+    Closed,
+}
+
+/// The lifecycle of a service the box runs or asks for: recording, livestream, HLS, transcription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServiceState {
+    /// Asked to start; not yet producing.
+    Starting,
+    /// Running.
+    Started,
+    /// Asked to stop; finishing.
+    Stopping,
+    /// Not running.
+    #[default]
+    Stopped,
+    /// Stopped by a fault (the event carries the reason).
+    Failed,
+}
+
+impl ServiceState {
+    /// True while the service is starting or running.
+    pub fn is_active(self) -> bool {
+        matches!(self, ServiceState::Starting | ServiceState::Started)
+    }
+}
+
+/// Where a recording is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordingTarget {
+    /// Segmented files on this box's disk.
+    #[default]
+    Local,
+    /// On the room server (cloud recording).
+    Cloud,
+}
+
+/// A room (meeting) the box is in or joining.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Room {
+    /// The room (meeting) id.
+    pub room_id: String,
+    /// The id of this run of the room, once the server has given one.
+    pub session_id: Option<String>,
+}
+
+/// A chat message in the room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessage {
+    /// Sender's participant id.
+    pub from: String,
+    /// Sender's display name, where known.
+    pub display_name: Option<String>,
+    /// The text.
+    pub text: String,
+    /// Milliseconds since the Unix epoch at which the box saw it.
+    pub timestamp_ms: u64,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
