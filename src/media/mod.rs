@@ -5,6 +5,9 @@
 //! [`MediaNotice`]s: an action's outcome is reported only once it has really happened.
 
 use crate::event::MediaState;
+use crate::model::StreamKind;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// What the agent asks of the media engine. Every action returns at once; its outcome comes back
 /// as a [`MediaNotice`].
@@ -31,6 +34,46 @@ pub enum MediaAction {
     RequestKeyframe,
     /// Change the video encoder's bitrate, kbit/s.
     SetBitrate(u32),
+    /// Hand encoded samples to a consumer outside GStreamer (a room's WebRTC tracks): H.264
+    /// access units (Annex B byte-stream, constrained baseline, SPS/PPS on every keyframe) and
+    /// Opus packets, from the one shared encode. A keyframe is forced when a tap attaches.
+    AttachTap {
+        /// Names the tap for [`MediaAction::DetachTap`].
+        id: String,
+        /// Where samples go. When it is full, samples for this tap are dropped (never blocking
+        /// capture) and the next video sample sent is a keyframe.
+        sender: TapSender,
+    },
+    /// Stop handing samples to a tap.
+    DetachTap {
+        /// The tap's id.
+        id: String,
+    },
+}
+
+/// One encoded sample from the shared encoders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedSample {
+    /// Audio (Opus) or video (H.264).
+    pub kind: StreamKind,
+    /// The encoded bytes.
+    pub data: bytes::Bytes,
+    /// Presentation time on the pipeline clock.
+    pub pts: Option<Duration>,
+    /// Duration, when known.
+    pub duration: Option<Duration>,
+    /// True for an H.264 IDR access unit.
+    pub keyframe: bool,
+}
+
+/// The sending side of a tap; equal when it feeds the same channel.
+#[derive(Debug, Clone)]
+pub struct TapSender(pub mpsc::Sender<EncodedSample>);
+
+impl PartialEq for TapSender {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_channel(&other.0)
+    }
 }
 
 /// What the media engine reports to the agent.
