@@ -32,6 +32,7 @@ pub fn load_or_explain(path: Option<&std::path::Path>) -> anyhow::Result<Loaded>
 
 /// Runs the agent until SIGTERM, SIGINT or the `restart` command.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let signals = crate::agent::Signals::install()?;
     let loaded = load_or_explain(opts.config.as_deref())?;
     let config = loaded.config;
     if loaded.files.is_empty() {
@@ -60,7 +61,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .unwrap_or_else(|| std::io::stdout().is_terminal() && !under_systemd());
     let live_task = live.then(|| tokio::spawn(live_view(handle.clone(), socket.clone())));
 
-    let result = agent.run().await;
+    let result = agent.run(signals).await;
     api_task.abort();
     if let Some(t) = live_task {
         t.abort();
