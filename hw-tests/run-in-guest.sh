@@ -12,6 +12,9 @@
 #                    DIR/.rbx/ (console.log, setup.log, dmesg.log, hw.env, rc).
 #   --share DIR      another host dir, writable in the guest at the same path (repeatable)
 #   --env NAME=VAL   set a variable for CMD (repeatable)
+#   --udev           start systemd-udevd in the guest before CMD (about 1-2 s more): gives udev
+#                    events and /dev/v4l/by-* links to code that monitors udev; without it only
+#                    kernel uevents (netlink "kernel" source) exist. Also ROOMBOX_HW_UDEV=1.
 #   --quiet          do not stream the guest console; print it only when CMD fails
 #   --keep           keep the temp results dir after a success
 #
@@ -54,6 +57,7 @@ timeout_s=${ROOMBOX_HW_TIMEOUT:-600}
 results=""
 quiet=0
 keep=0
+udev=${ROOMBOX_HW_UDEV:-0}
 shares=()
 envs=()
 while (($#)); do
@@ -63,6 +67,7 @@ while (($#)); do
     --share) shares+=("${2:?}"); shift 2 ;;
     --env) [[ ${2:?} == [A-Za-z_]*=* ]] || die "--env wants NAME=VALUE"; envs+=("$2"); shift 2 ;;
     --quiet) quiet=1; shift ;;
+    --udev) udev=1; shift ;;
     --keep) keep=1; shift ;;
     -h | --help) usage ;;
     --) shift; break ;;
@@ -81,6 +86,9 @@ if [ ! -s "$KERNEL" ] || [ ! -s "$INITRD" ]; then
   die "kernel or initramfs missing: run hw-tests/setup.sh"
 fi
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run hw-tests/setup.sh"
+if [ "$udev" = 1 ] && [ ! -x /lib/systemd/systemd-udevd ]; then
+  die "--udev needs systemd-udevd on the host (package udev): run hw-tests/setup.sh"
+fi
 
 check_path() { # a host path the guest mounts at the same place
   case $1 in
@@ -116,6 +124,7 @@ done
   echo "RBX_MODDIR='$MODDIR'"
   echo "RBX_STAGE2='$HW_DIR/guest/stage2.sh'"
   echo "RBX_DEBUG=${ROOMBOX_HW_DEBUG:-0}"
+  echo "RBX_UDEV=$udev"
   echo "RBX_NSHARES=${#real_shares[@]}"
   for i in "${!real_shares[@]}"; do echo "RBX_SHARE_$((i + 1))='${real_shares[$i]}'"; done
 } >"$C/boot.conf"

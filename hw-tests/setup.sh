@@ -42,7 +42,7 @@ $SUDO mkdir -p "$CACHE"
 HOST_PKGS=(
   qemu-system-x86 busybox-static cpio kmod xz-utils time coreutils
   build-essential
-  gpiod v4l-utils alsa-utils
+  gpiod v4l-utils alsa-utils udev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-alsa
 )
 

@@ -91,6 +91,16 @@ if [ -z "$vnode" ] || [ ! -e "/dev/$vnode" ]; then fail "vivid made no video nod
 wait "$p_aloop" || fail "modprobe snd-aloop"
 wait_for /proc/asound/Loopback 5 || fail "no Loopback sound card"
 
+# ------------------------------------------------------------------ udev (optional)
+RBX_UDEV=0
+# shellcheck source=/dev/null
+. "$C/boot.conf"
+if [ "$RBX_UDEV" = 1 ]; then
+	/lib/systemd/systemd-udevd --daemon --resolve-names=never || fail "systemd-udevd"
+	udevadm trigger --action=add || fail "udevadm trigger"
+	udevadm settle --timeout=30 || fail "udevadm settle"
+fi
+
 # ------------------------------------------------------------------ environment for the command
 {
 	echo "# written by hw-tests/guest/stage2.sh"
