@@ -20,13 +20,20 @@
 #                         camera (real, ROOMBOX_HW_CAMERA_USB); waits until the node is gone
 #   camera_replug         bind it again; waits until $ROOMBOX_HW_VIDEO is back
 #   hw_line_var NAME      print the variable prefix for a line, e.g. ROOMBOX_HW_GPIO_BTN_JOIN
+#   hw_sim                true unless ROOMBOX_HW_MODE=real
+#   hw_agent_chip         the agent's gpiochip name (from ROOMBOX_HW_GPIOCHIP[_NAME])
+#   hw_sleep SECONDS      sleep without starting a process
+#   hw_cleanup            real mode: stop every gpioset this shell left holding a harness pin
+#                         (tests do `trap hw_cleanup EXIT`); a no-op under gpio-sim
 #
 # Modes (ROOMBOX_HW_MODE):
 #   sim   (set by run-in-guest.sh) drives gpio-sim through sysfs: ROOMBOX_HW_GPIO_<LINE>_PULL is
 #         written (pull-up = released, pull-down = pressed) and ROOMBOX_HW_GPIO_<LINE>_VALUE read.
 #   real  a board wired to a loopback harness: each button input of the agent is wired to a
 #         harness output pin that these helpers drive with gpioset, each LED output of the agent
-#         to a harness input pin they read with gpioget (libgpiod v1 or v2 tools). Set:
+#         to a harness input pin they read with gpioget (libgpiod v1 or v2 tools). Set the
+#         agent's side as run-in-guest.sh would (ROOMBOX_HW_GPIOCHIP, ROOMBOX_HW_GPIO_<LINE>_OFFSET
+#         for each line, ROOMBOX_HW_VIDEO, ROOMBOX_HW_MIC, ROOMBOX_HW_MIC_FEED, ...) and:
 #           ROOMBOX_HW_HARNESS_CHIP       chip of the harness pins (default $ROOMBOX_HW_GPIOCHIP,
 #                                         else gpiochip0)
 #           ROOMBOX_HW_HARNESS_<LINE>     harness pin offset wired to LINE, e.g.
@@ -42,6 +49,15 @@
 
 : "${ROOMBOX_HW_MODE:=sim}"
 : "${ROOMBOX_HW_VIDEO:=/dev/video0}"
+: "${ROOMBOX_HW_BUTTONS:=btn-join btn-mute btn-camera}"
+: "${ROOMBOX_HW_LEDS:=led-red led-green led-blue}"
+
+hw_sim() { [ "$ROOMBOX_HW_MODE" != real ]; } # true under gpio-sim/vivid/snd-aloop
+
+hw_agent_chip() { # the chip name of the agent's own lines, e.g. gpiochip0
+	local c=${ROOMBOX_HW_GPIOCHIP_NAME:-${ROOMBOX_HW_GPIOCHIP:-gpiochip0}}
+	printf '%s\n' "${c#/dev/}"
+}
 
 _hw_err() { printf 'lib.sh: %s\n' "$*" >&2; }
 
@@ -117,6 +133,38 @@ _hw_unhold() { # NAME: stop the gpioset holding the harness pin, if any
 	[ -n "$pid" ] || return 0
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+	local i
+	for ((i = 0; i < 200; i++)); do # not our child: wait until it is gone
+		kill -0 "$pid" 2>/dev/null || return 0
+		hw_sleep 0.01
+	done
+}
+
+# _hw_wait_output CHIP PIN: wait until gpioinfo shows PIN requested as an output (gpioset has
+# started and the level is on the pin: starting gpioset takes ~5 ms on a Pi, ~0.2 s under TCG)
+_hw_wait_output() {
+	local i info l
+	for ((i = 0; i < 300; i++)); do
+		info=$(gpioinfo "$1" 2>/dev/null) || info=""
+		while IFS= read -r l; do
+			if [[ $l =~ line\ +$2: ]]; then
+				[[ $l == *output* && ($l == *"[used"* || $l == *consumer=*) ]] && return 0
+				break
+			fi
+		done <<<"$info"
+		hw_sleep 0.01
+	done
+	_hw_err "gpioset did not take $1 line $2"
+	return 1
+}
+hw_cleanup() {
+	local f
+	[ -d "${ROOMBOX_HW_STATE:-/tmp/roombox-hw-state}" ] || return 0
+	for f in "${ROOMBOX_HW_STATE:-/tmp/roombox-hw-state}"/*.pid; do
+		[ -e "$f" ] || continue
+		f=${f##*/}
+		_hw_unhold "${f%.pid}"
+	done
 }
 _hw_hold() { # NAME VALUE: drive the harness pin and keep it driven
 	local pin chip
@@ -129,7 +177,7 @@ _hw_hold() { # NAME VALUE: drive the harness pin and keep it driven
 		gpioset --mode=signal "$chip" "$pin=$2" &
 	fi
 	echo $! >"$(_hw_state)/$1.pid"
-	hw_sleep 0.05 # let gpioset request the line
+	_hw_wait_output "$chip" "$pin"
 }
 _hw_drive() { # NAME LEVEL(0|1)
 	if [ "$ROOMBOX_HW_MODE" = real ]; then
@@ -176,9 +224,13 @@ bounce() { # NAME N
 	echo pull-down >"$pull"
 }
 
-button() { # NAME: what a reader of the line sees (sim: gpioget on the gpio-sim chip)
+button() { # NAME: what the agent's side reads on the line (gpioget on $ROOMBOX_HW_GPIOCHIP)
 	_hw_lookup "$1" OFFSET || return 1
-	gpioget "${ROOMBOX_HW_GPIOCHIP_NAME:-${ROOMBOX_HW_GPIOCHIP#/dev/}}" "$REPLY"
+	if _hw_gpiod_v2; then
+		gpioget -c "$(hw_agent_chip)" --numeric "$REPLY"
+	else
+		gpioget "$(hw_agent_chip)" "$REPLY"
+	fi
 }
 
 # ------------------------------------------------------------------ LEDs
