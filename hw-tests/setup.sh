@@ -37,6 +37,9 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 t0=$(date +%s)
 $SUDO mkdir -p "$CACHE"
 [ -w "$CACHE" ] || $SUDO chown "$(id -u):$(id -g)" "$CACHE"
+# one setup at a time (two runs would race on apt and the cache)
+exec 9>"$CACHE/.setup.lock"
+flock 9
 
 # ---------------------------------------------------------------- 1. host packages
 HOST_PKGS=(

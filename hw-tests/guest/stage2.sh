@@ -12,7 +12,7 @@
 #   snd-aloop   card "Loopback": what is played into hw:Loopback,0,N is captured at hw:Loopback,1,N
 #   gpio-sim    one chip, lines 0-5 named btn-join btn-mute btn-camera (inputs, pulled up =
 #               released, active-low) and led-red led-green led-blue (outputs, pulled down)
-set -uo pipefail
+set -euo pipefail
 
 C=$RBX_SHARE/.rbx
 HW_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +28,7 @@ fail() {
 	echo 125 >"$C/rc"
 	exit 125
 }
+trap 'fail "stage2.sh line $LINENO: command failed"' ERR
 
 # Under TCG every exec of a dynamic binary costs ~0.1 s: use bash builtins where it matters.
 nap() { read -rt "$1" <> <(:) || true; }
@@ -139,8 +140,7 @@ echo "stage2: devices ready at guest uptime $up s"
 # run the command: base env + what run-in-guest.sh passed + hw.env (sourced by cmd.sh)
 env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
 	USER=root LOGNAME=root SHELL=/bin/bash LANG=C.UTF-8 \
-	/bin/bash "$C/cmd.sh" </dev/null >&3 2>&4
-rc=$?
+	/bin/bash "$C/cmd.sh" </dev/null >&3 2>&4 && rc=0 || rc=$?
 dmesg >"$C/dmesg.log" 2>&1
 echo "$rc" >"$C/rc"
 sync
