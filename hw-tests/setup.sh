@@ -237,11 +237,17 @@ fi
 
 # ---------------------------------------------------------------- 5. initramfs
 INITRD=$CACHE/initramfs-$KVER.cpio.gz
+# what init needs to build the root, loaded in order
 INIT_MODS=(virtio_pci 9pnet_virtio 9p overlay)
+# the virtual devices: one group per device, init loads the groups in parallel (from RAM: faster
+# than modprobe over 9p under TCG). "module params..." per entry.
+DEV_camera=("vivid n_devs=1 node_types=0x1")
+DEV_sound=("snd-aloop")
+DEV_gpio=("gpio-sim")
 stamp=$( {
   cat "$HW_DIR/guest/init"
-  echo "$KVER $KPKGVER ${INIT_MODS[*]}"
-  sha256sum /bin/busybox
+  echo "$KVER $KPKGVER ${INIT_MODS[*]} ${DEV_camera[*]} ${DEV_sound[*]} ${DEV_gpio[*]}"
+  sha256sum /bin/busybox "$MODDIR/extra/"*.ko
 } | sha256sum | cut -d' ' -f1)
 if [ ! -s "$INITRD" ] || [ "$(cat "$INITRD.stamp" 2>/dev/null)" != "$stamp" ]; then
   log "building initramfs"
@@ -260,18 +266,31 @@ if [ ! -s "$INITRD" ] || [ "$(cat "$INITRD.stamp" 2>/dev/null)" != "$stamp" ]; t
     for dep in ${line#*:}; do add_mod "$dep"; done
     order+=("$rel")
   }
-  for m in "${INIT_MODS[@]}"; do add_mod "$m"; done
   stage=$(mktemp -d)
   trap 'rm -rf "$stage"' EXIT
   mkdir -p "$stage"/{bin,dev,proc,sys,mods,share,lower,rw,newroot}
   cp /bin/busybox "$stage/bin/busybox"
   install -m 0755 "$HW_DIR/guest/init" "$stage/init"
   mknod "$stage/dev/console" c 5 1
-  : >"$stage/mods/order"
-  for rel in "${order[@]}"; do
-    cp "$MODDIR/$rel" "$stage/mods/"
-    basename "$rel" >>"$stage/mods/order"
-  done
+  emit_group() { # FILE "module params"...: the modules with their dependencies, in load order
+    local file=$1 entry rel
+    shift
+    order=()
+    for entry in "$@"; do
+      add_mod "${entry%% *}"
+      # the last one added is the module itself: it carries the parameters
+      [[ $entry == *" "* ]] && order[-1]="${order[-1]} ${entry#* }"
+    done
+    : >"$file"
+    for rel in "${order[@]}"; do
+      cp "$MODDIR/${rel%% *}" "$stage/mods/"
+      echo "${rel##*/}" >>"$file"
+    done
+  }
+  emit_group "$stage/mods/order" "${INIT_MODS[@]}"
+  emit_group "$stage/mods/dev-camera" "${DEV_camera[@]}"
+  emit_group "$stage/mods/dev-sound" "${DEV_sound[@]}"
+  emit_group "$stage/mods/dev-gpio" "${DEV_gpio[@]}"
   (cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$INITRD.tmp"
   mv "$INITRD.tmp" "$INITRD"
   echo "$stamp" >"$INITRD.stamp"

@@ -47,12 +47,15 @@ BUTTONS=(btn-join btn-mute btn-camera)
 LEDS=(led-red led-green led-blue)
 LINES=("${BUTTONS[@]}" "${LEDS[@]}")
 
-# The three drivers load in parallel (module loading is mostly reading through 9p).
-modprobe vivid n_devs=1 node_types=0x1 &
-p_vivid=$!
-modprobe snd-aloop &
-p_aloop=$!
-modprobe gpio-sim || fail "modprobe gpio-sim"
+# guest/init loaded the drivers from the initramfs (module parameters: setup.sh DEV_*)
+for g in /run/rbx/dev-*; do
+	[ -e "$g" ] || continue
+	read -r msg <"$g"
+	fail "guest init: $msg"
+done
+for m in vivid snd_aloop gpio_sim; do
+	[ -d "/sys/module/$m" ] || fail "module $m is not loaded"
+done
 
 # ------------------------------------------------------------------ GPIO
 [ -d /sys/kernel/config/gpio-sim ] || mount -t configfs configfs /sys/kernel/config ||
@@ -77,7 +80,6 @@ for i in "${!BUTTONS[@]}"; do
 done
 
 # ------------------------------------------------------------------ camera
-wait "$p_vivid" || fail "modprobe vivid"
 vnode=""
 for ((i = 0; i < 250; i++)); do
 	for f in /sys/bus/platform/devices/vivid.0/video4linux/video*; do
@@ -89,7 +91,6 @@ done
 if [ -z "$vnode" ] || [ ! -e "/dev/$vnode" ]; then fail "vivid made no video node"; fi
 
 # ------------------------------------------------------------------ sound
-wait "$p_aloop" || fail "modprobe snd-aloop"
 wait_for /proc/asound/Loopback 5 || fail "no Loopback sound card"
 
 # ------------------------------------------------------------------ udev (optional)
