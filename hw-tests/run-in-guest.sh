@@ -12,7 +12,7 @@
 #                    DIR/.rbx/ (console.log, setup.log, dmesg.log, hw.env, rc).
 #   --share DIR      another host dir, writable in the guest at the same path (repeatable)
 #   --env NAME=VAL   set a variable for CMD (repeatable)
-#   --udev           start systemd-udevd in the guest before CMD (about 1-2 s more): gives udev
+#   --udev           start systemd-udevd in the guest before CMD (about 1-3 s more): gives udev
 #                    events and /dev/v4l/by-* links to code that monitors udev; without it only
 #                    kernel uevents (netlink "kernel" source) exist. Also ROOMBOX_HW_UDEV=1.
 #   --quiet          do not stream the guest console; print it only when CMD fails
