@@ -10,6 +10,7 @@ pub mod api;
 pub mod command;
 pub mod config;
 pub mod event;
+pub mod fleet;
 pub mod media;
 pub mod model;
 pub mod sysd;
