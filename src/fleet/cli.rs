@@ -53,6 +53,10 @@ pub struct ConnArgs {
     /// File whose first line is the password.
     #[arg(long, requires = "username")]
     pub password_file: Option<PathBuf>,
+    /// A fixed client id: the broker then keeps this operator's session (subscriptions and QoS 1
+    /// messages) for a day while it is away, so `events` misses nothing across reconnects.
+    #[arg(long)]
+    pub client_id: Option<String>,
     /// File holding the fleet's Ed25519 private key (base64); commands are signed with it.
     #[arg(long)]
     pub signing_key: Option<PathBuf>,
@@ -304,8 +308,15 @@ impl Operator {
     pub async fn connect(conn: &ConnArgs) -> anyhow::Result<Operator> {
         let url = BrokerUrl::parse(&conn.broker).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
         let session = uuid::Uuid::new_v4().simple().to_string();
-        let mut o = MqttOptions::new(format!("roombox-op-{session}"), url.host.clone(), url.port);
-        o.set_clean_start(true);
+        let client_id = conn
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("roombox-op-{session}"));
+        let mut o = MqttOptions::new(client_id, url.host.clone(), url.port);
+        o.set_clean_start(conn.client_id.is_none());
+        if conn.client_id.is_some() {
+            o.set_session_expiry_interval(Some(24 * 3600));
+        }
         o.set_keep_alive(Duration::from_secs(30));
         o.set_max_packet_size(Some(super::MAX_PACKET_BYTES * 4));
         if let Some(u) = &conn.username {

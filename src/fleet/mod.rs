@@ -111,6 +111,10 @@ pub async fn spawn(
                     })
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => Some(Net::Publish(Box::new(p))),
+                Ok(MqttEvent::Incoming(Packet::Disconnect(d))) => Some(Net::Down(format!(
+                    "the broker disconnected: {:?}",
+                    d.reason_code
+                ))),
                 Ok(_) => None,
                 Err(e) => {
                     if net_tx.send(Net::Down(e.to_string())).await.is_err() {

@@ -16,16 +16,51 @@ use tokio::task::JoinHandle;
 pub type MediaLog = Arc<Mutex<Vec<String>>>;
 
 /// A media engine stand-in that reports every action as done.
+///
+/// Like the real engine, it fails (an error, then RESTARTING) while the configured V4L2 camera
+/// does not exist, so a configuration that breaks capture makes the agent unhealthy.
 pub struct ConfirmingMedia {
     notices: mpsc::UnboundedSender<MediaNotice>,
     log: MediaLog,
+    camera: Option<PathBuf>,
 }
 
 impl ConfirmingMedia {
     /// A stand-in reporting to `notices` and logging to `log`.
-    pub fn new(notices: mpsc::UnboundedSender<MediaNotice>, log: MediaLog) -> ConfirmingMedia {
-        ConfirmingMedia { notices, log }
+    pub fn new(
+        config: &Config,
+        notices: mpsc::UnboundedSender<MediaNotice>,
+        log: MediaLog,
+    ) -> ConfirmingMedia {
+        ConfirmingMedia {
+            notices,
+            log,
+            camera: camera_of(config),
+        }
     }
+
+    fn started(&self) -> Vec<MediaNotice> {
+        match &self.camera {
+            Some(dev) if !dev.exists() => vec![
+                MediaNotice::Error {
+                    message: format!("cannot open {}: no such device", dev.display()),
+                },
+                MediaNotice::State {
+                    state: MediaState::Restarting,
+                    encoder: None,
+                },
+            ],
+            _ => vec![MediaNotice::State {
+                state: MediaState::Playing,
+                encoder: None,
+            }],
+        }
+    }
+}
+
+fn camera_of(config: &Config) -> Option<PathBuf> {
+    (config.media.video.source == crate::config::VideoSource::V4l2)
+        .then(|| PathBuf::from(&config.media.video.device))
 }
 
 fn action_name(a: &MediaAction) -> String {
@@ -48,10 +83,22 @@ impl MediaControl for ConfirmingMedia {
             log.push(action_name(&action));
         }
         let notice = match action {
-            MediaAction::Start | MediaAction::Restart => Some(MediaNotice::State {
-                state: MediaState::Playing,
-                encoder: None,
-            }),
+            MediaAction::Start | MediaAction::Restart => {
+                for n in self.started() {
+                    let _ = self.notices.send(n);
+                }
+                None
+            }
+            MediaAction::Reconfigure(config) => {
+                let camera = camera_of(&config);
+                if camera != self.camera {
+                    self.camera = camera;
+                    for n in self.started() {
+                        let _ = self.notices.send(n);
+                    }
+                }
+                None
+            }
             MediaAction::Stop => Some(MediaNotice::State {
                 state: MediaState::Stopped,
                 encoder: None,
@@ -64,8 +111,7 @@ impl MediaControl for ConfirmingMedia {
                 fps: 0.0,
                 bitrate_kbps: kbps,
             }),
-            MediaAction::Reconfigure(_)
-            | MediaAction::RequestKeyframe
+            MediaAction::RequestKeyframe
             | MediaAction::AttachTap { .. }
             | MediaAction::DetachTap { .. } => None,
         };
@@ -96,7 +142,7 @@ impl SimBox {
     ) -> anyhow::Result<SimBox> {
         let (tx, rx) = mpsc::unbounded_channel();
         let media_log = MediaLog::default();
-        let media = ConfirmingMedia::new(tx, media_log.clone());
+        let media = ConfirmingMedia::new(config, tx, media_log.clone());
         let (agent, task) = Agent::new(config, config_path.clone(), Box::new(media), rx);
         let agent_task = tokio::spawn(task.run());
         let fleet = if config.fleet.enabled() {
@@ -127,6 +173,26 @@ impl SimBox {
             .lock()
             .map(|l| l.iter().filter(|a| *a == name).count())
             .unwrap_or(0)
+    }
+
+    /// Starts the fleet client again (after [`SimBox::kill_fleet`]).
+    pub async fn start_fleet(
+        &mut self,
+        config: &Config,
+        config_path: Option<PathBuf>,
+        state_dir: &Path,
+    ) -> anyhow::Result<()> {
+        self.fleet = Some(
+            super::spawn(
+                &config.fleet,
+                config.device_id(),
+                self.agent.clone(),
+                state_dir,
+                config_path,
+            )
+            .await?,
+        );
+        Ok(())
     }
 
     /// Stops the fleet client as a crash would (no offline status; the last will fires).
