@@ -25,7 +25,9 @@ fn box_config(broker: &str, device: &str, state_dir: &Path) -> Config {
     c.fleet.reconnect.max = Duration::from_millis(500);
     c.fleet.state_min_interval = Duration::from_millis(100);
     c.fleet.keep_alive = Duration::from_secs(5);
-    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    if !broker.starts_with("mqtts") {
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+    }
     c
 }
 
@@ -479,4 +481,358 @@ async fn events_produced_while_the_broker_is_down_arrive_after_it_returns() {
         (n == 0).then_some(())
     })
     .await;
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and client certificates whose CN is each name.
+fn make_pki(dir: &Path, clients: &[&str]) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=roombox-test-ca",
+    ]);
+    openssl(dir, &ca);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, ext) in
+        std::iter::once(("server", "server.ext")).chain(clients.iter().map(|c| (*c, "client.ext")))
+    {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let pem = format!("{name}.pem");
+        let subj = format!("/CN={}", if name == "server" { "localhost" } else { name });
+        let mut req = vec!["req"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+            ],
+        );
+    }
+}
+
+fn tls_operator(broker: &Mosquitto, name: &str) -> ConnArgs {
+    let d = broker.dir.path();
+    ConnArgs {
+        broker: format!("mqtts://127.0.0.1:{}", broker.port),
+        prefix: "rb".into(),
+        ca: Some(d.join("ca.pem")),
+        cert: Some(d.join(format!("{name}.pem"))),
+        key: Some(d.join(format!("{name}.key"))),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_and_an_acl_another_devices_certificate_commands_nothing() {
+    let broker = Mosquitto::start_with(|dir, port| {
+        make_pki(dir, &["box1", "box2", "operator"]);
+        std::fs::write(
+            dir.join("acl"),
+            "pattern readwrite rb/%u/#\npattern read rb/group/#\npattern write rb/reply/#\n\nuser operator\ntopic readwrite rb/#\n",
+        )
+        .unwrap();
+        format!(
+            "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\nuse_identity_as_username true\nacl_file {d}/acl\n",
+            d = dir.display()
+        )
+    });
+    let d = broker.dir.path();
+    let state = tempfile::tempdir().unwrap();
+    let mut config = box_config(
+        &format!("mqtts://127.0.0.1:{}", broker.port),
+        "box1",
+        state.path(),
+    );
+    config.fleet.tls.ca = d.join("ca.pem");
+    config.fleet.tls.cert = d.join("box1.pem");
+    config.fleet.tls.key = d.join("box1.key");
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    let sim = SimBox::start(&config, None, state.path()).await.unwrap();
+
+    let mut op = Operator::connect(&tls_operator(&broker, "operator"))
+        .await
+        .unwrap();
+    wait_online(&mut op, "box1").await;
+    let group = op
+        .request(
+            &To::Group("lobby".into()),
+            "ping",
+            b"",
+            None,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(group.len(), 1, "a group command and its reply pass the ACL");
+
+    // box2's certificate: a valid client of the same broker.
+    let mut intruder = Operator::connect(&tls_operator(&broker, "box2"))
+        .await
+        .unwrap();
+    intruder.subscribe(&["rb/box1/#".into()]).await.unwrap();
+    intruder
+        .publish_raw(
+            "rb/box1/cmd/request-keyframe",
+            b"",
+            Some("rb/box2/reply/x".into()),
+            Some(b"x".to_vec()),
+            vec![("id".into(), "intrude-1".into())],
+        )
+        .await
+        .unwrap();
+    // The operator's command after it arrives after it, so the box had every chance to act.
+    assert!(
+        call(&mut op, "box1", "identify", r#"{"seconds":1}"#)
+            .await
+            .ok
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sim.media_count("RequestKeyframe"), 0, "box2 commanded box1");
+    let leaked = intruder
+        .next_until(tokio::time::Instant::now() + Duration::from_secs(1))
+        .await;
+    assert!(
+        leaked.is_none(),
+        "box2 read box1's tree: {:?}",
+        leaked.map(|m| m.topic)
+    );
+    // Without a certificate nothing connects at all.
+    let mut anon = tls_operator(&broker, "operator");
+    anon.cert = None;
+    anon.key = None;
+    assert!(Operator::connect(&anon).await.is_err());
+}
+
+/// Publishes a raw command to box1 and returns the reply with that correlation.
+async fn raw_call(
+    op: &Operator,
+    replies: &mut Operator,
+    cmd: &str,
+    user: Vec<(String, String)>,
+    corr: &str,
+) -> roombox::api::ReplyLine {
+    op.publish_raw(
+        &format!("rb/box1/cmd/{cmd}"),
+        b"",
+        Some("rb/box1/reply/raw".into()),
+        Some(corr.as_bytes().to_vec()),
+        user,
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let m = replies.next_until(deadline).await.expect("a reply");
+        if m.correlation.as_deref() == Some(corr.as_bytes()) {
+            return serde_json::from_slice(&m.payload).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_mode_refuses_bad_signatures_replays_and_stale_timestamps() {
+    use roombox::fleet::signing;
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = signing::generate();
+    let key_file = dir.path().join("fleet.key");
+    std::fs::write(&key_file, &private).unwrap();
+    let mut config = box_config(&broker.url(), "box1", dir.path());
+    config.fleet.signing.public_key = public;
+    let sim = SimBox::start(&config, None, dir.path()).await.unwrap();
+
+    let mut args = operator_args(&broker.url());
+    args.signing_key = Some(key_file);
+    let mut signer = Operator::connect(&args).await.unwrap();
+    wait_online(&mut signer, "box1").await;
+    assert!(call(&mut signer, "box1", "request-keyframe", "").await.ok);
+
+    let mut unsigned = operator(&broker.url()).await;
+    let line = call(&mut unsigned, "box1", "request-keyframe", "").await;
+    assert_eq!(line.error.unwrap().code, ErrorCode::Unauthorized);
+
+    let mut replies = operator(&broker.url()).await;
+    replies
+        .subscribe(&["rb/box1/reply/raw".into()])
+        .await
+        .unwrap();
+    let sk = signing::parse_signing_key(&private).unwrap();
+    let topic = "rb/box1/cmd/request-keyframe";
+    let now = roombox::model::now_ms();
+    let with_id = |id: &str, mut props: Vec<(String, String)>| {
+        props.push(("id".into(), id.into()));
+        props
+    };
+
+    // Signed by another key.
+    let (other, _) = signing::generate();
+    let other = signing::parse_signing_key(&other).unwrap();
+    let forged = signing::sign(&other, topic, now, "nonce-forged-1", "f1", b"");
+    let line = raw_call(
+        &unsigned,
+        &mut replies,
+        "request-keyframe",
+        with_id("f1", forged),
+        "c1",
+    )
+    .await;
+    let e = line.error.unwrap();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (ErrorCode::Unauthorized, "bad signature")
+    );
+
+    // A good one, then the very same bytes again.
+    let good = signing::sign(&sk, topic, now, "nonce-good-0001", "g1", b"");
+    let line = raw_call(
+        &unsigned,
+        &mut replies,
+        "request-keyframe",
+        with_id("g1", good.clone()),
+        "c2",
+    )
+    .await;
+    assert!(line.ok, "{line:?}");
+    let line = raw_call(
+        &unsigned,
+        &mut replies,
+        "request-keyframe",
+        with_id("g1", good),
+        "c3",
+    )
+    .await;
+    let e = line.error.unwrap();
+    assert_eq!(e.code, ErrorCode::Unauthorized);
+    assert!(e.message.contains("replayed"), "{}", e.message);
+
+    // Signed, but ten minutes old.
+    let stale = signing::sign(&sk, topic, now - 600_000, "nonce-stale-01", "s1", b"");
+    let line = raw_call(
+        &unsigned,
+        &mut replies,
+        "request-keyframe",
+        with_id("s1", stale),
+        "c4",
+    )
+    .await;
+    let e = line.error.unwrap();
+    assert_eq!(e.code, ErrorCode::Unauthorized);
+    assert!(e.message.contains("window"), "{}", e.message);
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sim.media_count("RequestKeyframe"),
+        2,
+        "only the two signed commands ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_config_validates_applies_and_rolls_back() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("roombox.toml");
+    std::fs::write(
+        &main,
+        format!(
+            "[device]\nid = \"box1\"\nstate_dir = \"{}\"\n[fleet]\nbroker = \"{}\"\nprefix = \"rb\"\nset_config_timeout = \"3s\"\n[fleet.reconnect]\ninitial = \"100ms\"\nmax = \"500ms\"\n",
+            dir.path().join("state").display(),
+            broker.url()
+        ),
+    )
+    .unwrap();
+    let config = roombox::config::load(Some(&main)).unwrap().config;
+    let sim = SimBox::start(&config, Some(main.clone()), &dir.path().join("state"))
+        .await
+        .unwrap();
+    let mut op = operator(&broker.url()).await;
+    wait_online(&mut op, "box1").await;
+    let dropin = dir.path().join("config.d/90-fleet.toml");
+    let set = |toml: &str| serde_json::json!({ "toml": toml }).to_string();
+
+    let good = "[device]\nname = \"Lobby\"\n";
+    let line = call(&mut op, "box1", "set-config", &set(good)).await;
+    assert!(line.ok, "{line:?}");
+    assert_eq!(std::fs::read_to_string(&dropin).unwrap(), good);
+    assert_eq!(sim.agent.state().borrow().device_name, "Lobby");
+
+    let line = call(
+        &mut op,
+        "box1",
+        "set-config",
+        &set("[media.video]\nfps = 120\n"),
+    )
+    .await;
+    let e = line.error.unwrap();
+    assert_eq!(e.code, ErrorCode::InvalidArgument);
+    assert!(e.message.contains("media.video.fps"), "{}", e.message);
+    assert_eq!(
+        std::fs::read_to_string(&dropin).unwrap(),
+        good,
+        "nothing written"
+    );
+
+    // Valid, but the camera does not exist: the agent turns unhealthy and the change is undone.
+    let broken = "[device]\nname = \"Broken\"\n[media.video]\nsource = \"v4l2\"\ndevice = \"/dev/video-roombox-missing\"\n";
+    let line = call(&mut op, "box1", "set-config", &set(broken)).await;
+    let e = line.error.unwrap();
+    assert_eq!(e.code, ErrorCode::Internal);
+    assert!(e.message.contains("rolled back"), "{}", e.message);
+    assert_eq!(std::fs::read_to_string(&dropin).unwrap(), good);
+    let mut state = sim.agent.state();
+    tokio::time::timeout(
+        LONG,
+        state.wait_for(|s| s.health.ok && s.device_name == "Lobby"),
+    )
+    .await
+    .expect("healthy again on the previous config")
+    .unwrap();
 }

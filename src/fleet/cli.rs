@@ -332,6 +332,7 @@ impl Operator {
             o.set_credentials(u.clone(), password);
         }
         if url.tls {
+            super::ensure_crypto_provider();
             let ca = conn
                 .ca
                 .as_ref()

@@ -197,11 +197,19 @@ fn mqtt_options(
     Ok(o)
 }
 
+/// Picks rustls' process-wide crypto provider (aws-lc-rs) once. The dependency tree enables
+/// both of rustls' providers, and rustls then refuses to guess; another part of the process may
+/// have installed one already, which is fine.
+pub fn ensure_crypto_provider() {
+    let _ = rumqttc::tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 fn read_file(field: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("{field}: cannot read {}", path.display()))
 }
 
 fn tls_config(config: &FleetConfig) -> anyhow::Result<TlsConfiguration> {
+    ensure_crypto_provider();
     let t = &config.tls;
     let ca = read_file("fleet.tls.ca", &t.ca)?;
     let client_auth = if t.cert.as_os_str().is_empty() {
