@@ -233,3 +233,79 @@ fn backoff_doubles_with_jitter_up_to_the_max() {
     b.reset();
     assert!(b.next(0.5) <= Duration::from_millis(100));
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(Command::NAMES.to_vec()).prop_map(str::to_string),
+            Just(SET_CONFIG.to_string()),
+            "[a-z-]{0,12}",
+        ]
+    }
+
+    fn payload() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            // JSON objects with plausible keys and values of every type.
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("roomId".to_string()),
+                    Just("kbps".to_string()),
+                    Just("seconds".to_string()),
+                    Just("message".to_string()),
+                    Just("target".to_string()),
+                    Just("outputs".to_string()),
+                    Just("toml".to_string()),
+                    Just("command".to_string()),
+                    "[a-zA-Z]{1,8}",
+                ],
+                prop_oneof![
+                    any::<i64>().prop_map(serde_json::Value::from),
+                    any::<bool>().prop_map(serde_json::Value::from),
+                    ".{0,40}".prop_map(serde_json::Value::from),
+                    Just(serde_json::Value::Null),
+                    Just(serde_json::json!([{"url": "rtmp://h/a"}])),
+                ],
+                0..4,
+            )
+            .prop_map(|m| serde_json::to_vec(&m).unwrap()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever arrives, the session answers with a well-formed reply or runs a command
+        /// that passes validation; it never panics, and a refusal runs nothing.
+        #[test]
+        fn any_request_gets_a_reply_or_a_valid_command(
+            name in name(),
+            payload in payload(),
+            id in proptest::option::of("[ -~]{0,140}"),
+        ) {
+            let mut s = session();
+            let topic = format!("rb/box1/cmd/{name}");
+            let r = req(&topic, &payload, id.as_deref());
+            match s.request(r, 1) {
+                Decision::Reply(m) => {
+                    let line: ReplyLine = serde_json::from_str(&m.payload).unwrap();
+                    prop_assert!(!line.ok);
+                    prop_assert!(line.error.is_some());
+                    prop_assert!(s.tickets.is_empty());
+                }
+                Decision::Run { work: Work::Agent(cmd), .. } => {
+                    prop_assert_eq!(cmd.name(), name.clone());
+                    prop_assert!(cmd.validate().is_ok());
+                    // What was accepted round-trips through the wire format.
+                    let bytes = serde_json::to_vec(&cmd).unwrap();
+                    prop_assert_eq!(Command::decode(&bytes).unwrap(), cmd);
+                }
+                Decision::Run { work: Work::SetConfig(_), .. } => prop_assert_eq!(name, SET_CONFIG),
+                other => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+    }
+}
