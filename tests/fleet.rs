@@ -292,7 +292,7 @@ async fn the_last_will_fires_when_the_box_is_killed() {
     std::fs::write(
         &config_path,
         format!(
-            "[device]\nid = \"killme\"\nstate_dir = \"{}\"\n[fleet]\nbroker = \"{}\"\nprefix = \"rb\"\n",
+            "[device]\nid = \"killme\"\nstate_dir = \"{}\"\n[media.video]\nsource = \"none\"\n[media.audio]\nsource = \"none\"\n[fleet]\nbroker = \"{}\"\nprefix = \"rb\"\n",
             dir.path().join("state").display(),
             broker.url()
         ),
@@ -327,6 +327,11 @@ async fn the_last_will_fires_when_the_box_is_killed() {
         .await
         .expect("the birth message");
     assert_eq!(status(&birth), "online");
+    // The real daemon answers fleet commands.
+    let mut cmd = operator(&broker.url()).await;
+    wait_online(&mut cmd, "killme").await;
+    let state = call(&mut cmd, "killme", "get-state", "").await;
+    assert_eq!(state.result.unwrap()["deviceId"], "killme");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
