@@ -319,6 +319,7 @@ impl Operator {
         }
         o.set_keep_alive(Duration::from_secs(30));
         o.set_max_packet_size(Some(super::MAX_PACKET_BYTES * 4));
+        super::tune(&mut o, 1024);
         if let Some(u) = &conn.username {
             let password = match &conn.password_file {
                 Some(p) => std::fs::read_to_string(p)

@@ -169,6 +169,7 @@ fn mqtt_options(
     o.set_session_expiry_interval((expiry > 0).then_some(expiry));
     o.set_max_packet_size(Some(MAX_PACKET_BYTES));
     o.set_connection_timeout(10);
+    tune(&mut o, 128);
     let status = topic::Topics::new(&config.prefix, device_id, &[]).status();
     o.set_last_will(LastWill::new(
         status,
@@ -195,6 +196,16 @@ fn mqtt_options(
         o.set_transport(Transport::tls_with_config(tls_config(config)?));
     }
     Ok(o)
+}
+
+/// Latency and memory settings for every fleet client: no Nagle delay (a reply must not wait for
+/// a delayed ACK), and a bounded outgoing in-flight window (rumqttc sizes its in-flight table
+/// from the broker's receive maximum, 65535 entries, otherwise: megabytes per client).
+pub fn tune(o: &mut MqttOptions, inflight: u16) {
+    let mut n = rumqttc::NetworkOptions::new();
+    n.set_tcp_nodelay(true);
+    o.set_network_options(n);
+    o.set_outgoing_inflight_upper_limit(inflight);
 }
 
 /// Picks rustls' process-wide crypto provider (aws-lc-rs) once. The dependency tree enables
