@@ -73,7 +73,7 @@ enum Cmd {
         target: Target,
     },
     /// Operate a fleet over MQTT: send commands to boxes or groups, list them, follow events.
-    Fleet(roombox::fleet::cli::FleetArgs),
+    Fleet(Box<roombox::fleet::cli::FleetArgs>),
 }
 
 /// Which agent to talk to.
@@ -124,7 +124,7 @@ fn main() -> ExitCode {
 async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Fleet(args) => Ok(ExitCode::from(
-            roombox::fleet::cli::run(args).await?.clamp(0, 255) as u8,
+            roombox::fleet::cli::run(*args).await?.clamp(0, 255) as u8,
         )),
         Cmd::Run { config, live } => {
             run::run(run::Options { config, live }).await?;

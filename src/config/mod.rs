@@ -7,7 +7,9 @@
 mod fleet;
 mod load;
 
-pub use fleet::{BrokerUrl, FleetAuthConfig, FleetConfig, FleetSigningConfig, FleetTlsConfig};
+pub use fleet::{
+    is_topic_level, BrokerUrl, FleetAuthConfig, FleetConfig, FleetSigningConfig, FleetTlsConfig,
+};
 pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
 
 use serde::{Deserialize, Serialize};

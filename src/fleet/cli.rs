@@ -67,12 +67,8 @@ pub struct ConnArgs {
 pub enum FleetCommand {
     /// Send a command to a box (or a group) and print each reply as `<device> <json>`.
     Send {
-        /// Send to this group instead of one box.
-        #[arg(long, conflicts_with = "device")]
-        group: Option<String>,
-        /// The box's device id.
-        #[arg(required_unless_present = "group")]
-        device: Option<String>,
+        /// A box's device id, or `group/<name>` for every box of a group.
+        target: String,
         /// The command (`ping`, `enable-mic`, `set-config`, ...).
         command: String,
         /// Its arguments as a JSON object (`{"seconds":5}`).
@@ -116,19 +112,14 @@ pub async fn run(args: FleetArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
         FleetCommand::Send {
-            group,
-            device,
+            target,
             command,
             args: payload,
             timeout,
             id,
         } => {
             let mut op = Operator::connect(&args.conn).await?;
-            let target = match (&group, &device) {
-                (Some(g), _) => To::Group(g.clone()),
-                (None, Some(d)) => To::Device(d.clone()),
-                (None, None) => anyhow::bail!("name a device or --group"),
-            };
+            let target = To::parse(&target)?;
             let payload = payload.unwrap_or_default();
             let replies = op
                 .request(&target, &command, payload.as_bytes(), id, timeout)
@@ -273,6 +264,24 @@ pub struct Received {
     pub correlation: Option<Vec<u8>>,
     /// User properties.
     pub user: Vec<(String, String)>,
+}
+
+impl To {
+    /// `group/<name>` or a device id.
+    pub fn parse(s: &str) -> anyhow::Result<To> {
+        let to = match s.strip_prefix("group/") {
+            Some(g) => To::Group(g.to_string()),
+            None => To::Device(s.to_string()),
+        };
+        let name = match &to {
+            To::Group(n) | To::Device(n) => n,
+        };
+        anyhow::ensure!(
+            crate::config::is_topic_level(name),
+            "`{s}` is not a device id or group/<name>"
+        );
+        Ok(to)
+    }
 }
 
 impl Received {
@@ -551,6 +560,44 @@ fn received(p: Publish) -> Received {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed_and_parses_targets() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Top {
+            #[command(flatten)]
+            fleet: FleetArgs,
+        }
+        Top::command().debug_assert();
+        let top = <Top as clap::Parser>::try_parse_from([
+            "fleet",
+            "--broker",
+            "mqtt://h:1",
+            "send",
+            "group/floor-4",
+            "identify",
+            "{\"seconds\":3}",
+        ])
+        .unwrap();
+        let FleetCommand::Send {
+            target,
+            command,
+            args,
+            ..
+        } = top.fleet.command
+        else {
+            panic!()
+        };
+        assert_eq!(To::parse(&target).unwrap(), To::Group("floor-4".into()));
+        assert_eq!(
+            (command.as_str(), args.as_deref()),
+            ("identify", Some("{\"seconds\":3}"))
+        );
+        assert_eq!(To::parse("box-1").unwrap(), To::Device("box-1".into()));
+        assert!(To::parse("a/b").is_err());
+        assert!(To::parse("group/").is_err());
+    }
 
     #[test]
     fn the_list_shows_online_room_mic_recording_and_health() {

@@ -238,8 +238,9 @@ fn tls_config(config: &FleetConfig) -> anyhow::Result<TlsConfiguration> {
     })
 }
 
-/// Publishes one message through rumqttc without waiting.
-fn publish(client: &AsyncClient, m: &Message) -> Result<(), rumqttc::v5::ClientError> {
+/// Publishes one message through rumqttc without waiting; false when its queue is full or
+/// closed (the caller keeps the message).
+fn publish(client: &AsyncClient, m: &Message) -> bool {
     let props = PublishProperties {
         correlation_data: m.correlation.clone().map(Into::into),
         user_properties: m.user.clone(),
@@ -251,13 +252,15 @@ fn publish(client: &AsyncClient, m: &Message) -> Result<(), rumqttc::v5::ClientE
     } else {
         QoS::AtMostOnce
     };
-    client.try_publish_with_properties(
-        m.topic.clone(),
-        qos,
-        m.retain,
-        m.payload.clone().into_bytes(),
-        props,
-    )
+    client
+        .try_publish_with_properties(
+            m.topic.clone(),
+            qos,
+            m.retain,
+            m.payload.clone().into_bytes(),
+            props,
+        )
+        .is_ok()
 }
 
 fn to_request(p: rumqttc::v5::mqttbytes::v5::Publish) -> Request {
@@ -325,7 +328,7 @@ impl Worker {
             tokio::select! {
                 _ = &mut stop => {
                     let m = self.session.status("offline", now_ms());
-                    if self.online && publish(&self.client, &m).is_ok() {
+                    if self.online && publish(&self.client, &m) {
                         let _ = self.client.try_disconnect();
                         // Let the event loop flush the status and the DISCONNECT.
                         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -379,7 +382,7 @@ impl Worker {
                 _ = sleep_until_ms(state_due) => {
                     let json = serde_json::to_string(&*state.borrow_and_update()).unwrap_or_default();
                     let m = self.session.state(json);
-                    if publish(&self.client, &m).is_ok() {
+                    if publish(&self.client, &m) {
                         self.throttle.fired(now_ms());
                     } else {
                         // The client is full: try again after the interval.
@@ -427,7 +430,7 @@ impl Worker {
     /// Publishes what must not be lost, or keeps it on disk while offline (and behind anything
     /// already waiting there, so order holds).
     fn send_reliable(&mut self, m: Message) {
-        if self.online && self.outbox.is_empty() && publish(&self.client, &m).is_ok() {
+        if self.online && self.outbox.is_empty() && publish(&self.client, &m) {
             return;
         }
         if let Err(e) = self.outbox.push(&m) {
@@ -440,7 +443,7 @@ impl Worker {
             let Some((seq, m)) = self.outbox.peek() else {
                 break;
             };
-            if publish(&self.client, &m).is_err() {
+            if !publish(&self.client, &m) {
                 break;
             }
             self.outbox.remove(seq);

@@ -134,6 +134,8 @@ fn read_temperature() -> Option<f64> {
     best.map(round1)
 }
 
+// The statvfs counters are u32 on some 32-bit boards.
+#[allow(clippy::unnecessary_cast)]
 fn disk(dir: &Path) -> (Option<u64>, Option<u64>) {
     match nix::sys::statvfs::statvfs(dir) {
         Ok(s) => {
