@@ -12,6 +12,7 @@ pub mod check;
 pub mod command;
 pub mod config;
 pub mod event;
+pub mod fleet;
 pub mod media;
 pub mod model;
 pub mod probe;

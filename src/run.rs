@@ -56,12 +56,30 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         handle.clone(),
     ));
 
+    let fleet = if config.fleet.enabled() {
+        Some(
+            crate::fleet::spawn(
+                &config.fleet,
+                config.device_id(),
+                handle.clone(),
+                &config.state_dir(),
+                loaded.files.first().cloned(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
     let live = opts
         .live
         .unwrap_or_else(|| std::io::stdout().is_terminal() && !under_systemd());
     let live_task = live.then(|| tokio::spawn(live_view(handle.clone(), socket.clone())));
 
-    let result = agent.run(signals).await;
+    let result = agent.run(Some(signals)).await;
+    if let Some(f) = fleet {
+        f.shutdown().await;
+    }
     api_task.abort();
     if let Some(t) = live_task {
         t.abort();

@@ -131,14 +131,14 @@ impl Agent {
         (handle, agent)
     }
 
-    /// Runs until a clean stop: SIGTERM or SIGINT, or the `restart` command. SIGHUP reloads the
-    /// configuration. Returns once recordings are finalised.
-    pub async fn run(mut self, signals: Signals) -> anyhow::Result<()> {
-        let Signals {
-            mut sigterm,
-            mut sigint,
-            mut sighup,
-        } = signals;
+    /// Runs until a clean stop: SIGTERM or SIGINT (with `signals`), or the `restart` command.
+    /// SIGHUP reloads the configuration. Returns once recordings are finalised. Agents embedded
+    /// several to a process (the fleet simulator) pass no signals.
+    pub async fn run(mut self, signals: Option<Signals>) -> anyhow::Result<()> {
+        let (mut sigterm, mut sigint, mut sighup) = match signals {
+            Some(s) => (Some(s.sigterm), Some(s.sigint), Some(s.sighup)),
+            None => (None, None, None),
+        };
         let mut tick = tokio::time::interval(self.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ready_sent = false;
@@ -182,9 +182,9 @@ impl Agent {
                     sysd::watchdog();
                     sysd::status(&self.state.summary());
                 }
-                _ = sigterm.recv() => self.begin_drain("SIGTERM", &mut drain_deadline),
-                _ = sigint.recv() => self.begin_drain("SIGINT", &mut drain_deadline),
-                _ = sighup.recv() => {
+                _ = recv(&mut sigterm) => self.begin_drain("SIGTERM", &mut drain_deadline),
+                _ = recv(&mut sigint) => self.begin_drain("SIGINT", &mut drain_deadline),
+                _ = recv(&mut sighup) => {
                     let fx = self.state.command(&Command::ReloadConfig, now_ms()).effects;
                     self.execute(fx, &mut drain_deadline);
                 }
@@ -263,6 +263,15 @@ impl Agent {
                 });
             }
         }
+    }
+}
+
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

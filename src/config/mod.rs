@@ -4,9 +4,13 @@
 //! files winning key by key. Unknown keys are errors. Every error names the file, the line and the
 //! field, and what was expected ([`ConfigError`]).
 
+mod fleet;
 mod load;
 
-pub use load::{load, load_str, ConfigError, Loaded, DEFAULT_PATH};
+pub use fleet::{
+    is_topic_level, BrokerUrl, FleetAuthConfig, FleetConfig, FleetSigningConfig, FleetTlsConfig,
+};
+pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -24,6 +28,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// Local recording.
     pub recording: RecordingConfig,
+    /// Remote control and reporting over MQTT (off unless a broker is set).
+    pub fleet: FleetConfig,
 }
 
 /// Who this box is.
@@ -494,6 +500,7 @@ impl Config {
                 "expected at most 64 letters, digits, `-` or `_` (it is an MQTT topic level)",
             );
         }
+        self.fleet.validate(&mut e);
         e
     }
 
