@@ -12,4 +12,5 @@ pub mod config;
 pub mod event;
 pub mod media;
 pub mod model;
+pub mod room;
 pub mod sysd;

@@ -5,8 +5,10 @@
 //! field, and what was expected ([`ConfigError`]).
 
 mod load;
+mod room;
 
 pub use load::{load, load_str, ConfigError, Loaded, DEFAULT_PATH};
+pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -24,6 +26,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// Local recording.
     pub recording: RecordingConfig,
+    /// Joining rooms as the local participant.
+    pub room: RoomConfig,
 }
 
 /// Who this box is.
@@ -465,6 +469,7 @@ impl Config {
                 ),
             );
         }
+        self.room.validate(&mut e);
         for (field, p) in [
             ("device.state_dir", &self.device.state_dir),
             ("recording.dir", &rec.dir),
