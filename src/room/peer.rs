@@ -26,7 +26,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
-    RTCPeerConnectionState, RTCSessionDescription, Registry,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
 /// H.264 constrained baseline, the profile every browser and Janus accept.
@@ -153,8 +153,14 @@ async fn build(
     // Last in the chain: keyframe requests and bandwidth feedback go on to the application.
     let registry = registry.with(Slot::from(14_000), FeedbackForwarder::default());
     let (gathered_tx, gathered) = mpsc::unbounded_channel();
+    // No mDNS: room servers give IP candidates, and joining the multicast group fails on hosts
+    // without a multicast route.
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .build();
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
         .with_media_engine(me)
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(Handler {

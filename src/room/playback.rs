@@ -15,7 +15,6 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// The playback pipeline.
 pub struct Playback {
@@ -27,6 +26,7 @@ pub struct Playback {
     branches: HashMap<(String, StreamKind), Branch>,
     stats: Arc<Mutex<RoomStats>>,
     bus_thread: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct Branch {
@@ -149,9 +149,11 @@ impl Playback {
             let _ = pipeline.set_state(gst::State::Null);
             return Err("the playback pipeline did not reach PLAYING".into());
         }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let bus_thread = pipeline.bus().map(|bus| {
             let stats = stats.clone();
-            std::thread::spawn(move || watch_bus(bus, stats))
+            let stop = stop.clone();
+            std::thread::spawn(move || watch_bus(bus, stats, stop))
         });
         Ok(Playback {
             pipeline,
@@ -161,6 +163,7 @@ impl Playback {
             branches: HashMap::new(),
             stats,
             bus_thread,
+            stop,
         })
     }
 
@@ -336,25 +339,24 @@ impl Playback {
 
 impl Drop for Playback {
     fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
-        if let Some(bus) = self.pipeline.bus() {
-            let _ = bus.post(gst::message::Application::new(gst::Structure::new_empty(
-                "quit",
-            )));
-        }
         if let Some(t) = self.bus_thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn watch_bus(bus: gst::Bus, stats: Arc<Mutex<RoomStats>>) {
-    loop {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(500)) else {
+fn watch_bus(
+    bus: gst::Bus,
+    stats: Arc<Mutex<RoomStats>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
             continue;
         };
         match msg.view() {
-            gst::MessageView::Application(_) => return,
             gst::MessageView::Error(e) => {
                 tracing::warn!(error = %e.error(), debug = ?e.debug(), "playback: pipeline error");
             }
@@ -389,6 +391,3 @@ fn rms_db(s: &gst::StructureRef) -> Option<f64> {
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
         .map(|v| if v.is_finite() { v } else { -120.0 })
 }
-
-/// How long a branch may go without packets before it counts as stopped.
-pub const STALE: Duration = Duration::from_secs(3);

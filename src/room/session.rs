@@ -742,15 +742,21 @@ impl Session {
             t.abort();
         }
         if let Some(p) = live.publisher.take() {
+            tracing::debug!("room: closing the publisher");
             let _ = p.pc.close().await;
         }
         for (_, sub) in live.subs.drain() {
+            tracing::debug!(subscription = %sub.id, "room: closing a subscription");
             close_sub(&sub).await;
         }
+        tracing::debug!("room: connections closed");
         for id in live.remotes.keys() {
             self.notify(RoomNotice::ParticipantLeft(id.clone()));
         }
-        drop(live.playback.take());
+        if let Some(p) = live.playback.take() {
+            // Stopping a pipeline blocks; keep it off the async workers.
+            let _ = tokio::task::spawn_blocking(move || drop(p)).await;
+        }
         if let Ok(mut s) = self.stats.lock() {
             s.participants.clear();
         }

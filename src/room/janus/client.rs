@@ -270,6 +270,17 @@ impl Client {
         }
     }
 
+    /// Sends one trickled ICE candidate (`{"candidate", "sdpMLineIndex"}`, or
+    /// `{"completed": true}`) for a handle.
+    pub async fn trickle(&self, handle: u64, candidate: Value) -> Result<(), ClientError> {
+        self.core(
+            json!({"janus": "trickle", "handle_id": handle, "candidate": candidate}),
+            "trickle",
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// True while the connection task runs.
     pub fn is_open(&self) -> bool {
         !self.out.is_closed()
