@@ -124,7 +124,6 @@ async fn build(
         RTCRtpCodecParameters {
             rtp_codec: h264_codec(),
             payload_type: H264_PT,
-            ..Default::default()
         },
         RtpCodecKind::Video,
     )?;
@@ -137,7 +136,6 @@ async fn build(
                 ..h264_codec()
             },
             payload_type: 104,
-            ..Default::default()
         },
         RtpCodecKind::Video,
     )?;
@@ -145,7 +143,6 @@ async fn build(
         RTCRtpCodecParameters {
             rtp_codec: opus_codec(),
             payload_type: OPUS_PT,
-            ..Default::default()
         },
         RtpCodecKind::Audio,
     )?;

@@ -458,15 +458,17 @@ impl Session {
                 let Some(live) = self.live.as_mut() else {
                     return;
                 };
-                if !live.remotes.contains_key(&participant_id) {
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    live.remotes.entry(participant_id.clone())
+                {
                     let p = RemotePublisher {
-                        participant_id: participant_id.clone(),
+                        participant_id,
                         display_name,
                         audio: false,
                         video: false,
                         data: false,
                     };
-                    live.remotes.insert(participant_id, p.clone());
+                    slot.insert(p.clone());
                     self.notify(RoomNotice::ParticipantJoined(participant(&p)));
                 }
             }
