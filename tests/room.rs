@@ -303,3 +303,63 @@ async fn scenario() {
     assert!(b.saw(|e| matches!(e, Event::MeetingLeft { .. })));
     peer.leave().await;
 }
+
+/// Benchmark (run by `benches/room.sh`): join command to the first frame of the box's video
+/// decoded by a subscriber, over five joins. Prints a markdown section.
+#[test]
+#[ignore = "benchmark; run benches/room.sh"]
+fn bench_room_join() {
+    support::netns::isolated("bench_room_join", || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(bench_join());
+    });
+}
+
+async fn bench_join() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rec = tmp.path().join("rec");
+    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let config = room_config(&url, &rec);
+    let b = Box_::start(&config);
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        b.clear_events();
+        let t0 = std::time::Instant::now();
+        b.handle
+            .send(Command::Join {
+                room_id: None,
+                display_name: None,
+                metadata: None,
+                mic: None,
+                webcam: None,
+                mode: None,
+            })
+            .await
+            .expect("join");
+        assert!(eventually(WAIT, || b.feed_id().is_some()).await);
+        let feed = b.feed_id().expect("feed");
+        let mut peer = Peer::join(&url, ROOM, "viewer").await;
+        peer.subscribe(ROOM, &feed).await;
+        assert!(eventually(WAIT, || peer.stats().video_frames > 0).await);
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        peer.leave().await;
+        b.handle.send(Command::Leave).await.expect("leave");
+        assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("\n## Room join (Janus VideoRoom in a private network namespace)\n");
+    println!(
+        "Join command to the first frame of the box's video decoded by a webrtcbin subscriber"
+    );
+    println!("(includes the subscriber's own Janus join, publish and subscription), 5 joins:\n");
+    println!("| median | min | max | target |\n|---|---|---|---|");
+    println!(
+        "| {:.0} ms | {:.0} ms | {:.0} ms | ≤ 1000 ms |",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
+}

@@ -39,7 +39,13 @@ pub fn isolated(name: &str, body: impl FnOnce()) {
         .arg("-n")
         .arg("--")
         .arg(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            name,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "--include-ignored",
+        ])
         .env(CHILD_ENV, "1")
         .status()
         .expect("run unshare (needs root or CAP_SYS_ADMIN)");
