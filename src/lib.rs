@@ -7,10 +7,15 @@
 
 pub mod agent;
 pub mod api;
+pub mod backoff;
+pub mod check;
 pub mod command;
 pub mod config;
 pub mod event;
+pub mod fleet;
 pub mod media;
 pub mod model;
+pub mod probe;
 pub mod room;
+pub mod run;
 pub mod sysd;

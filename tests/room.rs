@@ -12,16 +12,31 @@ use roombox::room::janus::server::{JanusProcess, ServerConfig};
 use roombox::room::RoomStats;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::eventually;
 use support::media::TestMedia;
 use support::peer::Peer;
+use support::poll_until as eventually;
 use tokio::sync::watch;
 
 const ROOM: &str = "4242";
 const WAIT: Duration = Duration::from_secs(40);
 
+/// Passes the stand-in engine's notices on.
+fn forward(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<roombox::media::MediaNotice>,
+    tx: tokio::sync::mpsc::UnboundedSender<roombox::media::MediaNotice>,
+) {
+    tokio::spawn(async move {
+        while let Some(n) = rx.recv().await {
+            let _ = tx.send(n);
+        }
+    });
+}
+
 fn room_config(url: &str, rec_dir: &std::path::Path) -> Config {
     let mut c = Config::default();
+    c.media.video.width = 640;
+    c.media.video.height = 360;
+    c.device.state_dir = rec_dir.join("state");
     c.device.name = "box".into();
     c.room.backend = RoomBackendKind::Janus;
     c.room.url = url.into();
@@ -43,8 +58,21 @@ struct Box_ {
 
 impl Box_ {
     fn start(config: &Config) -> Box_ {
-        let (media, notices) = TestMedia::new(640, 360, 30);
-        let (handle, mut agent) = Agent::new(config, None, Box::new(media), notices);
+        // The engine expects GStreamer initialised, as run.rs does.
+        gstreamer::init().expect("gstreamer");
+        let (notices_tx, notices) = tokio::sync::mpsc::unbounded_channel();
+        let media: Box<dyn roombox::media::MediaControl> =
+            if std::env::var_os("ROOMBOX_TEST_MEDIA").is_some() {
+                let (m, rx) = TestMedia::new(640, 360, 30);
+                forward(rx, notices_tx);
+                Box::new(m)
+            } else {
+                Box::new(roombox::media::engine::Engine::spawn(
+                    config.clone(),
+                    notices_tx,
+                ))
+            };
+        let (handle, mut agent) = Agent::new(config, None, media, notices);
         let link = roombox::room::spawn(config).expect("a janus backend is configured");
         let stats = link.stats.clone();
         agent.attach_room(link);
@@ -56,7 +84,7 @@ impl Box_ {
                 sink.lock().unwrap().push(e);
             }
         });
-        tokio::spawn(agent.run());
+        tokio::spawn(agent.run(None));
         Box_ {
             handle,
             events,

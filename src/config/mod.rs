@@ -4,10 +4,14 @@
 //! files winning key by key. Unknown keys are errors. Every error names the file, the line and the
 //! field, and what was expected ([`ConfigError`]).
 
+mod fleet;
 mod load;
 mod room;
 
-pub use load::{load, load_str, ConfigError, Loaded, DEFAULT_PATH};
+pub use fleet::{
+    is_topic_level, BrokerUrl, FleetAuthConfig, FleetConfig, FleetSigningConfig, FleetTlsConfig,
+};
+pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +32,8 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// Joining rooms as the local participant.
     pub room: RoomConfig,
+    /// Remote control and reporting over MQTT (off unless a broker is set).
+    pub fleet: FleetConfig,
 }
 
 /// Who this box is.
@@ -208,7 +214,7 @@ impl Default for BackoffConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RecordingFormat {
-    /// Fragmented MP4 (H.264 + AAC), one fragment per `fragment`.
+    /// MP4 (H.264 + AAC) whose header is rewritten every `fragment`, so a killed file plays.
     Mp4,
     /// Matroska (H.264 + Opus).
     Mkv,
@@ -232,7 +238,7 @@ pub struct RecordingConfig {
     pub autostart: bool,
     /// Directory for segments; `<state_dir>/recordings` when empty.
     pub dir: PathBuf,
-    /// `mp4` (fragmented) or `mkv`.
+    /// `mp4` (robust: header rewritten every fragment) or `mkv`.
     pub format: RecordingFormat,
     /// Length of one segment file, 2s..=1h.
     #[serde(with = "humantime_serde")]
@@ -499,6 +505,7 @@ impl Config {
                 "expected at most 64 letters, digits, `-` or `_` (it is an MQTT topic level)",
             );
         }
+        self.fleet.validate(&mut e);
         e
     }
 
