@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # README command 1: set up this machine, build roombox and run it on its embedded default —
-# synthetic camera and mic, recording to ./demo-out — beside a local mosquitto, showing live what
-# it does and one fleet command working. Ctrl-C stops everything (the recording is finalised).
+# synthetic camera and mic, recording to ./demo-out — beside a local mosquitto and a local Janus,
+# showing live what it does: the box joins a demo room, and one fleet command works. A person on
+# this machine can join the room from a browser to see and hear the box. Ctrl-C stops everything
+# (the recording is finalised).
 #
 #   scripts/demo.sh                 # until Ctrl-C
 #   DEMO_SECONDS=30 scripts/demo.sh # stop by itself
@@ -34,6 +36,13 @@ log_dest file $out/mosquitto.log
 CONF
 mosquitto -c "$out/mosquitto.conf" & pids+=($!)
 
+# A Janus VideoRoom of the demo's own (signalling on loopback) and its demo web page.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ws_port="$(free_port)"
+http_port="$(free_port)"
+WS_PORT=$ws_port HTTP_PORT=$http_port ROOM=1234 bash scripts/janus-demo.sh "$out/janus" \
+  >"$out/janus-demo.log" 2>&1 & pids+=($!)
+
 # The embedded default (synthetic sources, every other value at its default), plus the few lines
 # a demo needs: where to keep files, record from the start, and the local broker.
 cat > "$out/roombox.toml" <<CONF
@@ -50,6 +59,12 @@ stop_free_mb = 0
 [fleet]
 broker = "mqtt://127.0.0.1:$port"
 groups = ["demo"]
+
+[room]
+backend = "janus"
+url = "ws://127.0.0.1:$ws_port"
+room_id = "1234"
+auto_join = true
 CONF
 
 echo "== roombox check"
@@ -69,6 +84,8 @@ fleet() { "$ROOMBOX" fleet --broker "mqtt://127.0.0.1:$port" "$@"; }
   echo "== fleet: identify demo-box for 5 s, then the fleet list"
   fleet send demo-box identify '{"seconds":5}' || true
   fleet list || true
+  echo "== join the room from a browser on this machine to see and hear the box:"
+  echo "==      http://localhost:$http_port/videoroomtest.html?room=1234"
   echo "== try: $ROOMBOX fleet --broker mqtt://127.0.0.1:$port send demo-box disable-mic"
   echo "==      $ROOMBOX status --config $out/roombox.toml"
 ) &

@@ -2,8 +2,8 @@
 //!
 //! Each line a client writes is a command (`{"command":"get-state"}`); the agent answers each with
 //! one line, `{"ok":true,"result":...}` or `{"ok":false,"error":{"code":...,"message":...}}`, in
-//! order. The line `{"follow":"events"}` turns the connection into a stream of events, one JSON
-//! object a line. The socket is created mode 0660, so only root and the agent's group reach it.
+//! order. The line `{"follow":"events"}` turns the connection into a stream of events: one reply
+//! line `{"ok":true,"result":{"following":"events"}}` once subscribed, then one JSON event a line. The socket is created mode 0660, so only root and the agent's group reach it.
 
 use crate::agent::AgentHandle;
 use crate::command::{Command, CommandError, ErrorCode, MAX_COMMAND_BYTES};
@@ -95,6 +95,10 @@ async fn client(stream: UnixStream, agent: AgentHandle) -> anyhow::Result<()> {
             .into()
         } else if is_follow(&buf) {
             let mut events = agent.subscribe();
+            // Acknowledge only once subscribed, so the client misses nothing after it returns.
+            write
+                .write_all(b"{\"ok\":true,\"result\":{\"following\":\"events\"}}\n")
+                .await?;
             loop {
                 match events.recv().await {
                     Ok(ev) => {
@@ -196,9 +200,13 @@ impl Client {
         Ok(serde_json::from_str(&reply)?)
     }
 
-    /// Turns the connection into an event stream; returns the next event each call.
+    /// Turns the connection into an event stream, once the agent confirms it follows: every
+    /// event after this returns is seen.
     pub async fn follow(mut self) -> anyhow::Result<EventStream> {
-        self.writer.write_all(b"{\"follow\":\"events\"}\n").await?;
+        let ack = self.call_raw(b"{\"follow\":\"events\"}\n").await?;
+        if !ack.ok {
+            anyhow::bail!("the agent refused to stream events: {:?}", ack.error);
+        }
         Ok(EventStream {
             reader: self.reader,
             _writer: self.writer,
