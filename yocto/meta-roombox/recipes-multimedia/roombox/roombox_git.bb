@@ -71,6 +71,10 @@ PACKAGECONFIG[rpi] = ",,"
 # Given to cargo directly: not every release's cargo class passes PACKAGECONFIG_CONFARGS on.
 CARGO_BUILD_FLAGS:append = "${@bb.utils.contains('PACKAGECONFIG', 'rpi', ' --features rpi', '', d)}"
 
+# Cargo.toml's release profile strips debug info; leave that to OE, which splits it into
+# roombox-dbg and strips the binary it packages.
+export CARGO_PROFILE_RELEASE_STRIP = "none"
+
 # What is built and installed differs per machine (features, drop-ins, udev rules).
 PACKAGE_ARCH = "${MACHINE_ARCH}"
 
