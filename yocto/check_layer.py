@@ -275,6 +275,18 @@ ELEMENTS = {
     "audiotestsrc": ("gstreamer1.0-plugins-base-audiotestsrc", "always"),
     "volume": ("gstreamer1.0-plugins-base-volume", "always"),
     "alsasrc": ("gstreamer1.0-plugins-base-alsa", "always"),
+    "alsasink": ("gstreamer1.0-plugins-base-alsa", "always"),
+    "audiomixer": ("gstreamer1.0-plugins-base-audiomixer", "always"),
+    "compositor": ("gstreamer1.0-plugins-base-compositor", "always"),
+    "opusdec": ("gstreamer1.0-plugins-base-opus", "always"),
+    "autoaudiosink": ("gstreamer1.0-plugins-good-autodetect", "always"),
+    "autovideosink": ("gstreamer1.0-plugins-good-autodetect", "always"),
+    "level": ("gstreamer1.0-plugins-good-level", "always"),
+    "rtph264depay": ("gstreamer1.0-plugins-good-rtp", "always"),
+    "rtpopusdepay": ("gstreamer1.0-plugins-good-rtp", "always"),
+    "rtpjitterbuffer": ("gstreamer1.0-plugins-good-rtpmanager", "always"),
+    "kmssink": ("gstreamer1.0-plugins-bad-kms", "always"),
+    "avdec_h264": ("gstreamer1.0-libav", "always"),
     "opusenc": ("gstreamer1.0-plugins-base-opus", "always"),
     "v4l2src": ("gstreamer1.0-plugins-good-video4linux2", "always"),
     "mp4mux": ("gstreamer1.0-plugins-good-isomp4", "always"),
@@ -291,6 +303,7 @@ ELEMENTS = {
     "nvv4l2h264enc": ("gstreamer1.0-plugins-nvvideo4linux2", "tegra"),
     "nvarguscamerasrc": ("gstreamer1.0-plugins-nvarguscamerasrc", "tegra"),
     # Alternatives: roombox takes the first registered one; x264enc / avenc_aac are shipped.
+    # (voaacenc needs a vo-aacenc recipe, which neither oe-core nor meta-openembedded has.)
     "openh264enc": (None, "optional"),
     "vah264enc": (None, "optional"),
     "fdkaacenc": (None, "optional"),
@@ -304,28 +317,41 @@ NEEDS_PACKAGECONFIG = {
     "gstreamer1.0-plugins-bad-webrtcdsp": ("gstreamer1.0-plugins-bad", "webrtcdsp"),
     "gstreamer1.0-plugins-ugly-x264": ("gstreamer1.0-plugins-ugly", "x264"),
     "libcamera-gst": ("libcamera", "gst"),
+    "gstreamer1.0-plugins-bad-kms": ("gstreamer1.0-plugins-bad", "kms"),
 }
 
 
+# String literals that look like element names (by their ending) but are not: names given to
+# element instances, pad names, caps fields, Janus protocol words.
+NOT_ELEMENTS = {
+    "aactee", "opustee", "rawtee", "vtee", "venc",
+    "src", "sink", "rate", "bitrate", "framerate",
+    "codec", "audiocodec", "videocodec", "audio_codec", "video_codec",
+}
+ELEMENT_LIKE = re.compile(
+    r"(src|sink|enc|dec|pay|depay|mux|demux|parse|convert|resample|mixer|buffer|dsp|scale|rate"
+    r"|level|tee|queue|filter|compositor)$"
+)
+
+
 def elements_used():
-    """Element factory names the agent's source creates or probes, with where each was seen."""
+    """Element factory names the agent's source creates or probes, with where each was seen.
+
+    Besides make("...") calls, any string literal that ends like an element name counts
+    (element lists iterated into make(), sink choices), unless NOT_ELEMENTS says otherwise.
+    """
     found = {}
     for path in sorted(glob.glob(os.path.join(REPO, "src", "**", "*.rs"), recursive=True)):
         text = open(path).read()
         # Unit tests inside the file name made-up elements on purpose.
         code = text.split("#[cfg(test)]")[0]
         names = set(re.findall(r'\bmake\("([a-z0-9_]+)"\)', code))
-        names |= set(re.findall(r'ElementFactory::make\("([a-z0-9_]+)"\)', code))
+        names |= {n for n in re.findall(r'"([a-z0-9_]+)"', code) if ELEMENT_LIKE.search(n)}
         if "AppSrc::builder" in code:
             names.add("appsrc")
         if "AppSink::builder" in code:
             names.add("appsink")
-        names |= set(re.findall(r'\bname:\s*"([a-z0-9_]+)"', code)) if path.endswith("encoder.rs") else set()
-        for arr in re.findall(r"\[([^\[\]]*\"avenc_aac\"[^\[\]]*)\]", code):
-            names |= set(re.findall(r'"([a-z0-9_]+)"', arr))
-        # `roombox check` lines: element(out, "<what>", "<element>", "<package>")
-        names |= set(re.findall(r'\belement\(\s*\w+,\s*"[^"]*",\s*"([a-z0-9_]+)"', code))
-        for n in names:
+        for n in names - NOT_ELEMENTS:
             found.setdefault(n, rel(path))
     return found
 
@@ -688,7 +714,8 @@ def check_elements(p, pg, inc):
     for element, where in sorted(elements_used().items()):
         if element not in ELEMENTS:
             problems.append(f"{where} uses element {element}, which check_layer.py does not know: "
-                            "add it to ELEMENTS with its package, and the package to the recipes")
+                            "add it to ELEMENTS with its package (and the package to the recipes), "
+                            "or to NOT_ELEMENTS if it is not an element")
             continue
         pkg, scope = ELEMENTS[element]
         if scope == "optional":

@@ -11,9 +11,11 @@ PACKAGE_ARCH = "${MACHINE_ARCH}"
 inherit packagegroup
 
 # x264enc is the only H.264 encoder on a Raspberry Pi 5 and a Jetson Orin Nano, and the fallback
-# on every board; avenc_aac (gstreamer1.0-libav) is the AAC encoder for MP4 recordings. Both carry
+# on every board. gstreamer1.0-libav has avenc_aac, the AAC encoder for MP4 recordings, and
+# avdec_h264, which decodes the video of a room's remote participants. Both carry
 # LICENSE_FLAGS = "commercial" (see yocto/README.md). Set ROOMBOX_COMMERCIAL_CODECS = "0" to
-# leave them out: boxes then need a hardware encoder and recording.format = "mkv".
+# leave them out: boxes then need a hardware encoder, recording.format = "mkv", and show no
+# remote video.
 ROOMBOX_COMMERCIAL_CODECS ?= "1"
 
 def roombox_layer(d, collection, packages):

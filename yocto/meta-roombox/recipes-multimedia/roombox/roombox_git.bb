@@ -145,32 +145,42 @@ CONFFILES:${PN} = "${sysconfdir}/roombox/roombox.toml"
 SYSTEMD_SERVICE:${PN} = "roombox.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 
-# The GStreamer elements the agent always builds its pipelines from (src/media). Hardware
-# encoders, x264, AAC and echo cancellation are in packagegroup-roombox, by machine.
+# The GStreamer elements the agent builds its pipelines from: capture, encoding and recording
+# (src/media), and playing rooms' remote participants (src/room/playback.rs). Hardware
+# encoders, x264, the libav AAC encoder and H.264 decoder, and echo cancellation are in
+# packagegroup-roombox, by machine. yocto/check-layer.sh fails when the source starts using an
+# element whose package is not listed.
 RDEPENDS:${PN} = " \
     gstreamer1.0 \
-    gstreamer1.0-plugins-base-app \
     gstreamer1.0-plugins-base-alsa \
+    gstreamer1.0-plugins-base-app \
     gstreamer1.0-plugins-base-audioconvert \
+    gstreamer1.0-plugins-base-audiomixer \
     gstreamer1.0-plugins-base-audioresample \
     gstreamer1.0-plugins-base-audiotestsrc \
+    gstreamer1.0-plugins-base-compositor \
     gstreamer1.0-plugins-base-opus \
     gstreamer1.0-plugins-base-videoconvertscale \
     gstreamer1.0-plugins-base-videorate \
     gstreamer1.0-plugins-base-videotestsrc \
     gstreamer1.0-plugins-base-volume \
     gstreamer1.0-plugins-good-audioparsers \
+    gstreamer1.0-plugins-good-autodetect \
     gstreamer1.0-plugins-good-isomp4 \
+    gstreamer1.0-plugins-good-level \
     gstreamer1.0-plugins-good-matroska \
     gstreamer1.0-plugins-good-multifile \
+    gstreamer1.0-plugins-good-rtp \
+    gstreamer1.0-plugins-good-rtpmanager \
     gstreamer1.0-plugins-good-video4linux2 \
+    gstreamer1.0-plugins-bad-kms \
     gstreamer1.0-plugins-bad-opusparse \
     gstreamer1.0-plugins-bad-videoparsersbad \
 "
 
 python () {
-    # The Opus plugins above exist only with conf/include/roombox.inc; say so now rather than
-    # fail at do_rootfs of an image.
+    # The Opus and KMS plugins above exist only with conf/include/roombox.inc; say so now
+    # rather than fail at do_rootfs of an image.
     if d.getVar('ROOMBOX_INC_USED') != '1':
         raise bb.parse.SkipRecipe("add 'require conf/include/roombox.inc' to conf/local.conf "
                                   "(see yocto/README.md in the roombox repository)")
