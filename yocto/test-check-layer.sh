@@ -86,6 +86,8 @@ expect "license line moved" "md5 of Cargo.toml lines 7-7" \
     "sed -i '7i # moved' Cargo.toml"
 expect "agent uses an element the layer does not ship" "uses element flvmux" \
     "printf 'fn x() { let _ = make(\"flvmux\"); }\n' >> src/media/recorder.rs"
+expect "agent names an element in a list, not in make()" "uses element rtph265depay" \
+    "printf 'const NAMES: &[&str] = &[\"rtph265depay\"];\\n' >> src/room/playback.rs"
 expect "element's package dropped from RDEPENDS" "h264parse" \
     "sed -i '/gstreamer1.0-plugins-bad-videoparsersbad/d' $recipe"
 expect "stale minimum Rust" "ROOMBOX_MIN_RUST is 1.75" \

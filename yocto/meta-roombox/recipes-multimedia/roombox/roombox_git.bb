@@ -47,7 +47,7 @@ require ${BPN}-crates.inc
 # (GStreamer >= 1.22, feature v1_22) and alsa-sys. gstreamer-webrtc/-sdp are dev-dependencies
 # only, so plugins-bad is a runtime dependency, not a build one. libsystemd is not linked
 # (sd-notify and tracing-journald speak the sockets themselves); nor are libudev or OpenSSL.
-DEPENDS = "gstreamer1.0 gstreamer1.0-plugins-base alsa-lib"
+DEPENDS += "gstreamer1.0 gstreamer1.0-plugins-base alsa-lib"
 
 # The v4l crate's v4l2-sys-mit runs bindgen in its build script: libclang on the build host,
 # reading the target's <linux/videodev2.h>. bindgen passes --target from cargo's TARGET itself.
@@ -92,8 +92,8 @@ do_configure:prepend() {
 
 # --- User ------------------------------------------------------------------------------------
 # The unit runs as roombox:roombox with the supplementary groups video, audio, render and gpio.
-# The users are made at rootfs time (so files can be owned by them and oe-core's sysusers check
-# is satisfied); the sysusers.d file is installed too and finds them present.
+# They are made at rootfs time, so files can be owned by them and read-only root filesystems
+# work; the sysusers.d file is installed too and finds them present.
 USERADD_PACKAGES = "${PN}"
 GROUPADD_PARAM:${PN} = "--system gpio; --system render"
 USERADD_PARAM:${PN} = "--system --home-dir /var/lib/roombox --no-create-home \
