@@ -160,12 +160,26 @@ pub fn build(
         );
         let vtee = tee()?;
         vtee.set_property("name", "vtee");
-        let chain = [
-            &src, &conv, &scale, &rate, &caps, &q, &conv2, &enc, &enc_caps, &parse, &out_caps,
-            &vtee,
-        ];
-        pipeline.add_many(chain).map_err(|e| e.to_string())?;
-        gst::Element::link_many(chain).map_err(|e| format!("cannot link video: {e}"))?;
+        let mut chain = vec![src.clone()];
+        if v.source == VideoSource::Argus {
+            // nvarguscamerasrc gives NVMM buffers: nvvidconv brings them to system memory.
+            chain.push(make("nvvidconv")?);
+        }
+        chain.extend([
+            conv,
+            scale,
+            rate,
+            caps.clone(),
+            q,
+            conv2,
+            enc.clone(),
+            enc_caps,
+            parse.clone(),
+            out_caps,
+            vtee.clone(),
+        ]);
+        pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+        gst::Element::link_many(&chain).map_err(|e| format!("cannot link video: {e}"))?;
 
         install_blackout(&caps, camera_on)?;
         let f = frames.clone();

@@ -219,14 +219,21 @@ impl Playback {
         let jb = make("rtpjitterbuffer")?;
         jb.set_property("latency", 60u32);
         let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), jb];
+        // Hardware decoders first (Pi 4, Jetson), then software: avdec_h264 needs libav, which
+        // some images leave out for licensing, and openh264dec is the fallback.
+        let h264dec = ["v4l2h264dec", "nvv4l2decoder", "avdec_h264", "openh264dec"]
+            .into_iter()
+            .find(|f| gst::ElementFactory::find(f).is_some())
+            .unwrap_or("avdec_h264");
+        let video_chain = [
+            "rtph264depay",
+            "h264parse",
+            h264dec,
+            "videoconvert",
+            "queue",
+        ];
         let names: &[&str] = if video {
-            &[
-                "rtph264depay",
-                "h264parse",
-                "avdec_h264",
-                "videoconvert",
-                "queue",
-            ]
+            &video_chain
         } else {
             &[
                 "rtpopusdepay",
