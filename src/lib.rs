@@ -9,6 +9,7 @@ pub mod agent;
 pub mod api;
 pub mod command;
 pub mod config;
+pub mod controls;
 pub mod event;
 pub mod media;
 pub mod model;

@@ -24,6 +24,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// Local recording.
     pub recording: RecordingConfig,
+    /// Buttons and LEDs on GPIO.
+    pub controls: crate::controls::ControlsConfig,
 }
 
 /// Who this box is.
@@ -494,6 +496,7 @@ impl Config {
                 "expected at most 64 letters, digits, `-` or `_` (it is an MQTT topic level)",
             );
         }
+        e.extend(self.controls.validate());
         e
     }
 
