@@ -43,9 +43,12 @@ impl From<Result<serde_json::Value, CommandError>> for ReplyLine {
     }
 }
 
-/// Listens on `path` until the task is dropped. A stale socket file is replaced.
-pub async fn serve(path: PathBuf, agent: AgentHandle) -> anyhow::Result<()> {
-    let listener = bind(&path)?;
+/// Serves clients on a bound listener until the task is dropped.
+pub async fn serve_listener(
+    listener: UnixListener,
+    path: PathBuf,
+    agent: AgentHandle,
+) -> anyhow::Result<()> {
     tracing::info!(socket = %path.display(), "control socket listening");
     loop {
         let (stream, _) = listener.accept().await?;

@@ -7,10 +7,14 @@
 
 pub mod agent;
 pub mod api;
+pub mod backoff;
+pub mod check;
 pub mod command;
 pub mod config;
 pub mod controls;
 pub mod event;
 pub mod media;
 pub mod model;
+pub mod probe;
+pub mod run;
 pub mod sysd;

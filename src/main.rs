@@ -1,1 +1,290 @@
-fn main() {}
+//! The `roombox` command: the daemon and its tools.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use roombox::api::Client;
+use roombox::command::Command;
+use roombox::{check, probe, run};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The meeting-room box agent.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon.
+    Run {
+        /// Config file; /etc/roombox/roombox.toml when present, else the embedded default.
+        #[arg(long, env = "ROOMBOX_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print events and state live (default: on when stdout is a terminal).
+        #[arg(long)]
+        live: Option<bool>,
+    },
+    /// Validate the configuration and this machine against it; non-zero exit on failure.
+    Check {
+        /// Config file.
+        #[arg(long, env = "ROOMBOX_CONFIG")]
+        config: Option<PathBuf>,
+        /// Text or JSON.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// List cameras, audio devices, GPIO chips and H.264 encoders (with whether each works).
+    Probe {
+        /// Text or JSON.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Show the running agent's state.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Text or JSON.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Send a command to the running agent: `roombox cmd start-recording '{"target":"local"}'`.
+    Cmd {
+        #[command(flatten)]
+        target: Target,
+        /// The command name (`roombox cmd --list` shows them).
+        name: Option<String>,
+        /// Its arguments as a JSON object.
+        args: Option<String>,
+        /// List the command names.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Follow the running agent's events.
+    Events {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Which agent to talk to.
+#[derive(clap::Args)]
+struct Target {
+    /// The agent's control socket; found from the config when absent.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Config file, to find the socket.
+    #[arg(long, env = "ROOMBOX_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl Target {
+    fn socket(&self) -> anyhow::Result<PathBuf> {
+        if let Some(s) = &self.socket {
+            return Ok(s.clone());
+        }
+        Ok(run::load_or_explain(self.config.as_deref())?
+            .config
+            .control_socket())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    run::init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("roombox: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("roombox: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::Run { config, live } => {
+            run::run(run::Options { config, live }).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Check { config, output } => {
+            let lines = tokio::task::spawn_blocking(move || check::run(config.as_deref())).await?;
+            match output {
+                Output::Text => print!("{}", check::render(&lines)),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&lines)?),
+            }
+            Ok(if check::failed(&lines) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Probe { output } => {
+            gstreamer::init()?;
+            let report = tokio::task::spawn_blocking(probe::run).await?;
+            match output {
+                Output::Text => print!("{}", probe::render(&report)),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Status { target, output } => {
+            let mut c = Client::connect(&target.socket()?).await?;
+            let reply = c.call(&Command::GetState).await?;
+            let state = reply.result.unwrap_or_default();
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&state)?),
+                Output::Text => print!("{}", render_status(&state)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Cmd {
+            target,
+            name,
+            args,
+            list,
+        } => {
+            if list {
+                for n in Command::NAMES {
+                    println!("{n}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let Some(name) = name else {
+                anyhow::bail!("name a command (see `roombox cmd --list`)");
+            };
+            let command = Command::from_parts(&name, args.unwrap_or_default().as_bytes())
+                .map_err(|e| anyhow::anyhow!("{}: {}", serde_plain(&e.code), e.message))?;
+            let mut c = Client::connect(&target.socket()?).await?;
+            let reply = c.call(&command).await?;
+            println!("{}", serde_json::to_string_pretty(&reply)?);
+            Ok(if reply.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Cmd::Events { target } => {
+            let c = Client::connect(&target.socket()?).await?;
+            let mut events = c.follow().await?;
+            while let Some(ev) = events.next().await? {
+                println!("{}", serde_json::to_string(&ev)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn serde_plain<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn render_status(state: &serde_json::Value) -> String {
+    let get = |p: &str| -> String {
+        let v = state.pointer(p).cloned().unwrap_or_default();
+        match v {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Null => "-".into(),
+            other => other.to_string(),
+        }
+    };
+    let mut s = String::new();
+    s.push_str(&format!(
+        "device       {} ({})  v{}\n",
+        get("/deviceName"),
+        get("/deviceId"),
+        get("/version")
+    ));
+    s.push_str(&format!(
+        "health       {}{}\n",
+        if get("/health/ok") == "true" {
+            "ok"
+        } else {
+            "PROBLEMS: "
+        },
+        state
+            .pointer("/health/problems")
+            .and_then(|p| p.as_array())
+            .map(|a| a
+                .iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join("; "))
+            .unwrap_or_default()
+    ));
+    s.push_str(&format!(
+        "media        {} {} {} {} fps {} kbps (restarts {})\n",
+        get("/media/state"),
+        get("/media/encoder"),
+        get("/media/resolution"),
+        get("/media/fps"),
+        get("/media/bitrateKbps"),
+        get("/media/restarts")
+    ));
+    s.push_str(&format!(
+        "meeting      {} room {}\n",
+        get("/meetingState"),
+        get("/room/roomId")
+    ));
+    s.push_str(&format!(
+        "local        mic {} webcam {}\n",
+        if get("/localParticipant/micOn") == "true" {
+            "on"
+        } else {
+            "off"
+        },
+        if get("/localParticipant/webcamOn") == "true" {
+            "on"
+        } else {
+            "off"
+        },
+    ));
+    if let Some(ps) = state.pointer("/participants").and_then(|p| p.as_object()) {
+        for p in ps.values() {
+            s.push_str(&format!(
+                "participant  {} ({}) mic {} webcam {}\n",
+                p.get("displayName").and_then(|v| v.as_str()).unwrap_or("?"),
+                p.get("participantId")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?"),
+                p.get("micOn").and_then(|v| v.as_bool()).unwrap_or(false),
+                p.get("webcamOn").and_then(|v| v.as_bool()).unwrap_or(false),
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "recording    {} {} segments in {}\n",
+        get("/recording/state"),
+        get("/recording/segmentsClosed"),
+        get("/recording/dir")
+    ));
+    s.push_str(&format!(
+        "cloud rec    {}   livestream {}   hls {}   transcription {}\n",
+        get("/cloudRecording"),
+        get("/livestream"),
+        get("/hls"),
+        get("/transcription")
+    ));
+    s
+}

@@ -4,6 +4,13 @@
 //! The agent talks to the engine through [`MediaControl`] and hears back through
 //! [`MediaNotice`]s: an action's outcome is reported only once it has really happened.
 
+pub mod encoder;
+pub mod engine;
+pub mod pipeline;
+pub mod recorder;
+pub mod retention;
+pub mod sink;
+
 use crate::event::MediaState;
 use crate::model::StreamKind;
 use std::time::Duration;

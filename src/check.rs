@@ -1,0 +1,304 @@
+//! `roombox check`: validates the configuration and this machine against it, one line per
+//! check (ok, warning or failed), like iot-identity-service's `check`.
+
+use crate::config::{self, AudioSource, Config, RecordingFormat, VideoSource};
+use crate::media::{encoder, retention};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Fine.
+    Ok,
+    /// Works, but something deserves attention.
+    Warning,
+    /// Will not work.
+    Failed,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckLine {
+    /// Outcome.
+    pub status: Status,
+    /// What was checked (`config`, `camera`, `encoder`, ...).
+    pub check: String,
+    /// What was found.
+    pub detail: String,
+}
+
+impl CheckLine {
+    /// A line.
+    pub fn new(status: Status, check: &str, detail: impl Into<String>) -> CheckLine {
+        CheckLine {
+            status,
+            check: check.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Runs every check for the config at `path` (or the default). GStreamer is initialised here.
+pub fn run(path: Option<&Path>) -> Vec<CheckLine> {
+    let mut out = Vec::new();
+    let loaded = match config::load(path) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in errors {
+                out.push(CheckLine::new(Status::Failed, "config", e.to_string()));
+            }
+            return out;
+        }
+    };
+    out.push(CheckLine::new(
+        Status::Ok,
+        "config",
+        if loaded.files.is_empty() {
+            "no config file: the embedded default (synthetic camera and mic)".to_string()
+        } else {
+            loaded
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + ")
+        },
+    ));
+    if let Err(e) = gstreamer::init() {
+        out.push(CheckLine::new(Status::Failed, "gstreamer", e.to_string()));
+        return out;
+    }
+    environment(&loaded.config, &mut out);
+    out
+}
+
+fn element(out: &mut Vec<CheckLine>, check: &str, name: &str, why: &str) {
+    if !encoder::registered(name) {
+        out.push(CheckLine::new(
+            Status::Failed,
+            check,
+            format!("GStreamer element `{name}` is missing ({why})"),
+        ));
+    }
+}
+
+/// The checks that need the machine, for a valid config.
+pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
+    let v = &c.media.video;
+    match v.source {
+        VideoSource::V4l2 => {
+            element(out, "camera", "v4l2src", "gstreamer1.0-plugins-good");
+            out.push(v4l2_camera(&v.device));
+        }
+        VideoSource::Libcamera => {
+            element(out, "camera", "libcamerasrc", "gstreamer1.0-libcamera");
+        }
+        VideoSource::Argus => {
+            element(
+                out,
+                "camera",
+                "nvarguscamerasrc",
+                "NVIDIA's L4T GStreamer plugins",
+            );
+        }
+        VideoSource::Test => out.push(CheckLine::new(
+            Status::Warning,
+            "camera",
+            "synthetic test pattern (media.video.source = \"test\")",
+        )),
+        VideoSource::None => out.push(CheckLine::new(Status::Ok, "camera", "no video configured")),
+    }
+    if v.source != VideoSource::None {
+        let candidates = encoder::candidates(&v.encoder, encoder::registered);
+        let (chosen, results) =
+            encoder::choose(&candidates, |n| encoder::probe(n, Duration::from_secs(5)));
+        for r in results.iter().filter(|r| !r.works) {
+            out.push(CheckLine::new(
+                Status::Warning,
+                "encoder",
+                format!(
+                    "{} is registered but does not work: {}",
+                    r.name,
+                    r.error.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+        match chosen.and_then(encoder::spec) {
+            Some(s) if s.hardware => out.push(CheckLine::new(
+                Status::Ok,
+                "encoder",
+                format!("{} (hardware) reaches PLAYING", s.name),
+            )),
+            Some(s) => out.push(CheckLine::new(
+                Status::Ok,
+                "encoder",
+                format!("{} (software) reaches PLAYING", s.name),
+            )),
+            None => out.push(CheckLine::new(
+                Status::Failed,
+                "encoder",
+                format!(
+                    "no H.264 encoder works (media.video.encoder = \"{}\")",
+                    v.encoder
+                ),
+            )),
+        }
+    }
+
+    let a = &c.media.audio;
+    match a.source {
+        AudioSource::Alsa => {
+            element(out, "microphone", "alsasrc", "gstreamer1.0-alsa");
+            out.push(alsa_capture(&a.device));
+        }
+        AudioSource::Test => out.push(CheckLine::new(
+            Status::Warning,
+            "microphone",
+            "synthetic tone (media.audio.source = \"test\")",
+        )),
+        AudioSource::None => out.push(CheckLine::new(
+            Status::Ok,
+            "microphone",
+            "no audio configured",
+        )),
+    }
+    if a.source != AudioSource::None {
+        element(out, "audio", "opusenc", "gstreamer1.0-plugins-base");
+        if a.echo_cancel || a.noise_suppression {
+            element(out, "audio", "webrtcdsp", "gstreamer1.0-plugins-bad");
+        }
+    }
+
+    element(
+        out,
+        "recording",
+        "splitmuxsink",
+        "gstreamer1.0-plugins-good",
+    );
+    match c.recording.format {
+        RecordingFormat::Mp4 => {
+            element(out, "recording", "mp4mux", "gstreamer1.0-plugins-good");
+            if a.source != AudioSource::None
+                && !["fdkaacenc", "avenc_aac", "voaacenc"]
+                    .iter()
+                    .any(|e| encoder::registered(e))
+            {
+                out.push(CheckLine::new(
+                    Status::Failed,
+                    "recording",
+                    "MP4 recording needs an AAC encoder (gstreamer1.0-libav)",
+                ));
+            }
+        }
+        RecordingFormat::Mkv => {
+            element(out, "recording", "matroskamux", "gstreamer1.0-plugins-good")
+        }
+    }
+    out.push(writable_dir("state", &c.state_dir()));
+    let rec = c.recording_dir();
+    out.push(writable_dir("recording", &rec));
+    if let Ok(free) = retention::free_bytes(&rec) {
+        let mib = free / (1024 * 1024);
+        let status = if mib < c.recording.stop_free_mb {
+            Status::Failed
+        } else if mib < c.recording.min_free_mb {
+            Status::Warning
+        } else {
+            Status::Ok
+        };
+        out.push(CheckLine::new(
+            status,
+            "disk",
+            format!(
+                "{mib} MiB free in {} (keep {} MiB, stop below {} MiB)",
+                rec.display(),
+                c.recording.min_free_mb,
+                c.recording.stop_free_mb
+            ),
+        ));
+    }
+    let sock = c.control_socket();
+    let sock_dir = sock.parent().unwrap_or(Path::new("."));
+    out.push(writable_dir("control", sock_dir));
+}
+
+fn writable_dir(check: &str, dir: &Path) -> CheckLine {
+    let probe = dir.join(format!(".roombox-check-{}", std::process::id()));
+    let r = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"ok"));
+    let _ = std::fs::remove_file(&probe);
+    match r {
+        Ok(()) => CheckLine::new(Status::Ok, check, format!("{} is writable", dir.display())),
+        Err(e) => CheckLine::new(
+            Status::Failed,
+            check,
+            format!("{} is not writable: {e}", dir.display()),
+        ),
+    }
+}
+
+fn v4l2_camera(device: &str) -> CheckLine {
+    match v4l::Device::with_path(device) {
+        Ok(dev) => match dev.query_caps() {
+            Ok(caps)
+                if caps
+                    .capabilities
+                    .contains(v4l::capability::Flags::VIDEO_CAPTURE) =>
+            {
+                CheckLine::new(
+                    Status::Ok,
+                    "camera",
+                    format!("{device}: {} [{}]", caps.card, caps.driver),
+                )
+            }
+            Ok(caps) => CheckLine::new(
+                Status::Failed,
+                "camera",
+                format!("{device} ({}) cannot capture video", caps.card),
+            ),
+            Err(e) => CheckLine::new(Status::Failed, "camera", format!("{device}: {e}")),
+        },
+        Err(e) => CheckLine::new(
+            Status::Failed,
+            "camera",
+            format!("{device} cannot be opened: {e} (unplugged? in the video group?)"),
+        ),
+    }
+}
+
+fn alsa_capture(device: &str) -> CheckLine {
+    match alsa::pcm::PCM::new(device, alsa::Direction::Capture, true) {
+        Ok(_) => CheckLine::new(
+            Status::Ok,
+            "microphone",
+            format!("ALSA `{device}` opens for capture"),
+        ),
+        Err(e) => CheckLine::new(
+            Status::Failed,
+            "microphone",
+            format!("ALSA `{device}` cannot capture: {e} (see `roombox probe` for devices)"),
+        ),
+    }
+}
+
+/// The report for people: one line per check.
+pub fn render(lines: &[CheckLine]) -> String {
+    lines
+        .iter()
+        .map(|l| {
+            let s = match l.status {
+                Status::Ok => "ok",
+                Status::Warning => "warning",
+                Status::Failed => "failed",
+            };
+            format!("{s:<8} {:<11} {}\n", l.check, l.detail)
+        })
+        .collect()
+}
+
+/// True when any check failed.
+pub fn failed(lines: &[CheckLine]) -> bool {
+    lines.iter().any(|l| l.status == Status::Failed)
+}

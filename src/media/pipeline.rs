@@ -1,0 +1,338 @@
+//! The capture pipeline: one capture and one encode per codec, ending in tees that consumers
+//! attach to with appsinks.
+//!
+//! ```text
+//! camera → convert/scale/rate → I420 caps → [camera-off blackout] → convert → H.264 enc → h264parse → vtee
+//! mic → convert/resample → caps → [webrtcdsp] → volume(mute) → rawtee → opusenc → opustee
+//!                                                              rawtee → AAC enc → aacparse → aactee  (on demand)
+//! ```
+//!
+//! Consumers never sit inside this pipeline: each attaches an appsink to a tee and feeds its own
+//! pipeline (or a channel), so a consumer's failure (a full disk) cannot stop capture.
+
+use super::encoder::{self, make, parse_caps, set, EncoderSpec};
+use crate::config::{AudioSource, Config, VideoSource};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Encoded streams a consumer can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Feed {
+    /// H.264 byte-stream access units.
+    H264,
+    /// Opus packets.
+    Opus,
+    /// AAC frames (ADTS-less raw, with codec_data caps).
+    Aac,
+}
+
+/// A built capture pipeline.
+pub struct Capture {
+    /// The pipeline.
+    pub pipeline: gst::Pipeline,
+    /// The video encoder, when there is video.
+    pub encoder: Option<gst::Element>,
+    /// The encoder's spec.
+    pub spec: Option<&'static EncoderSpec>,
+    /// The mute element, when there is audio.
+    pub volume: Option<gst::Element>,
+    /// Tee of H.264.
+    pub vtee: Option<gst::Element>,
+    /// Tee of raw audio (feeds the Opus and AAC encoders).
+    pub rawtee: Option<gst::Element>,
+    /// Tee of Opus.
+    pub opustee: Option<gst::Element>,
+    /// Tee of AAC, once a consumer asked for it.
+    pub aactee: Option<gst::Element>,
+    /// Encoded video frames so far.
+    pub frames: Arc<AtomicU64>,
+    /// False sends black frames instead of the camera's.
+    pub camera_on: Arc<AtomicBool>,
+    /// The keyframe interval, in frames.
+    pub gop_frames: u32,
+    aac_kbps: u32,
+}
+
+fn tee() -> Result<gst::Element, String> {
+    let t = make("tee")?;
+    t.set_property("allow-not-linked", true);
+    Ok(t)
+}
+
+/// Builds (but does not start) the capture pipeline for `config` with `encoder`.
+pub fn build(
+    config: &Config,
+    encoder_name: Option<&str>,
+    camera_on: Arc<AtomicBool>,
+    mic_muted: bool,
+) -> Result<Capture, String> {
+    let pipeline = gst::Pipeline::with_name("roombox-capture");
+    let v = &config.media.video;
+    let a = &config.media.audio;
+    let gop_frames =
+        ((v.keyframe_interval.as_millis() as u64 * u64::from(v.fps)) / 1000).max(1) as u32;
+    let frames = Arc::new(AtomicU64::new(0));
+    let mut cap = Capture {
+        pipeline: pipeline.clone(),
+        encoder: None,
+        spec: None,
+        volume: None,
+        vtee: None,
+        rawtee: None,
+        opustee: None,
+        aactee: None,
+        frames: frames.clone(),
+        camera_on: camera_on.clone(),
+        gop_frames,
+        aac_kbps: a.aac_bitrate_kbps,
+    };
+
+    if v.source != VideoSource::None {
+        let name = encoder_name.ok_or("no H.264 encoder works on this machine")?;
+        let spec = encoder::spec(name).ok_or_else(|| format!("unknown encoder `{name}`"))?;
+        let src = match v.source {
+            VideoSource::V4l2 => {
+                let s = make("v4l2src")?;
+                set(&s, "device", &v.device)?;
+                s
+            }
+            VideoSource::Libcamera => {
+                let s = make("libcamerasrc")?;
+                if !v.device.is_empty() {
+                    set(&s, "camera-name", &v.device)?;
+                }
+                s
+            }
+            VideoSource::Argus => {
+                let s = make("nvarguscamerasrc")?;
+                set(
+                    &s,
+                    "sensor-id",
+                    if v.device.is_empty() { "0" } else { &v.device },
+                )?;
+                s
+            }
+            VideoSource::Test => {
+                let s = make("videotestsrc")?;
+                s.set_property("is-live", true);
+                set(&s, "pattern", "smpte")?;
+                s
+            }
+            VideoSource::None => unreachable!(),
+        };
+        src.set_property("name", "camera");
+        let conv = make("videoconvert")?;
+        let scale = make("videoscale")?;
+        let rate = make("videorate")?;
+        set(&rate, "drop-only", "true")?;
+        let caps = make("capsfilter")?;
+        caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .field("width", v.width as i32)
+                .field("height", v.height as i32)
+                .field("framerate", gst::Fraction::new(v.fps as i32, 1))
+                .build(),
+        );
+        let q = make("queue")?;
+        set(&q, "max-size-buffers", "3")?;
+        set(&q, "max-size-bytes", "0")?;
+        set(&q, "max-size-time", "0")?;
+        let conv2 = make("videoconvert")?;
+        let enc = make(name)?;
+        enc.set_property("name", "venc");
+        encoder::configure(&enc, spec, v.bitrate_kbps, gop_frames)?;
+        let enc_caps = make("capsfilter")?;
+        enc_caps.set_property("caps", parse_caps(spec.caps)?);
+        let parse = make("h264parse")?;
+        set(&parse, "config-interval", "-1")?;
+        let out_caps = make("capsfilter")?;
+        out_caps.set_property(
+            "caps",
+            parse_caps("video/x-h264,stream-format=byte-stream,alignment=au")?,
+        );
+        let vtee = tee()?;
+        vtee.set_property("name", "vtee");
+        let chain = [
+            &src, &conv, &scale, &rate, &caps, &q, &conv2, &enc, &enc_caps, &parse, &out_caps,
+            &vtee,
+        ];
+        pipeline.add_many(chain).map_err(|e| e.to_string())?;
+        gst::Element::link_many(chain).map_err(|e| format!("cannot link video: {e}"))?;
+
+        install_blackout(&caps, camera_on)?;
+        let f = frames.clone();
+        parse
+            .static_pad("src")
+            .ok_or("h264parse has no src pad")?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                f.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        cap.encoder = Some(enc);
+        cap.spec = Some(spec);
+        cap.vtee = Some(vtee);
+    }
+
+    if a.source != AudioSource::None {
+        let src = match a.source {
+            AudioSource::Alsa => {
+                let s = make("alsasrc")?;
+                set(&s, "device", &a.device)?;
+                s
+            }
+            AudioSource::Test => {
+                let s = make("audiotestsrc")?;
+                s.set_property("is-live", true);
+                set(&s, "freq", "440")?;
+                set(&s, "volume", "0.5")?;
+                s
+            }
+            AudioSource::None => unreachable!(),
+        };
+        src.set_property("name", "mic");
+        let conv = make("audioconvert")?;
+        let res = make("audioresample")?;
+        let caps = make("capsfilter")?;
+        caps.set_property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("rate", a.rate as i32)
+                .field("channels", a.channels as i32)
+                .build(),
+        );
+        let mut chain = vec![src, conv, res, caps];
+        if a.echo_cancel || a.noise_suppression {
+            let dsp = make("webrtcdsp")?;
+            set(
+                &dsp,
+                "echo-cancel",
+                if a.echo_cancel { "true" } else { "false" },
+            )?;
+            set(
+                &dsp,
+                "noise-suppression",
+                if a.noise_suppression { "true" } else { "false" },
+            )?;
+            chain.push(dsp);
+            chain.push(make("audioconvert")?);
+        }
+        let volume = make("volume")?;
+        volume.set_property("name", "mic-mute");
+        volume.set_property("mute", mic_muted);
+        let rawtee = tee()?;
+        rawtee.set_property("name", "rawtee");
+        chain.push(volume.clone());
+        chain.push(rawtee.clone());
+        pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+        gst::Element::link_many(&chain).map_err(|e| format!("cannot link audio: {e}"))?;
+
+        let q = make("queue")?;
+        let opus = make("opusenc")?;
+        set(&opus, "bitrate", &(a.opus_bitrate_kbps * 1000).to_string())?;
+        set(&opus, "frame-size", "20")?;
+        let opustee = tee()?;
+        opustee.set_property("name", "opustee");
+        pipeline
+            .add_many([&q, &opus, &opustee])
+            .map_err(|e| e.to_string())?;
+        gst::Element::link_many([&rawtee, &q, &opus, &opustee])
+            .map_err(|e| format!("cannot link opus: {e}"))?;
+        cap.volume = Some(volume);
+        cap.rawtee = Some(rawtee);
+        cap.opustee = Some(opustee);
+    }
+    Ok(cap)
+}
+
+impl Capture {
+    /// The tee of a feed, adding the AAC encoder on first demand (also while playing).
+    pub fn tee_for(&mut self, feed: Feed) -> Result<gst::Element, String> {
+        match feed {
+            Feed::H264 => self
+                .vtee
+                .clone()
+                .ok_or_else(|| "there is no video source".into()),
+            Feed::Opus => self
+                .opustee
+                .clone()
+                .ok_or_else(|| "there is no audio source".into()),
+            Feed::Aac => {
+                if let Some(t) = &self.aactee {
+                    return Ok(t.clone());
+                }
+                let rawtee = self.rawtee.clone().ok_or("there is no audio source")?;
+                let factory = ["fdkaacenc", "avenc_aac", "voaacenc"]
+                    .into_iter()
+                    .find(|f| encoder::registered(f))
+                    .ok_or("no AAC encoder (avenc_aac or voaacenc) is installed")?;
+                let q = make("queue")?;
+                let conv = make("audioconvert")?;
+                let enc = make(factory)?;
+                set(&enc, "bitrate", &(self.aac_kbps * 1000).to_string())?;
+                let parse = make("aacparse")?;
+                let aactee = tee()?;
+                aactee.set_property("name", "aactee");
+                let els = [&q, &conv, &enc, &parse, &aactee];
+                self.pipeline.add_many(els).map_err(|e| e.to_string())?;
+                gst::Element::link_many([&rawtee, &q, &conv, &enc, &parse, &aactee])
+                    .map_err(|e| format!("cannot link AAC: {e}"))?;
+                for e in els {
+                    e.sync_state_with_parent().map_err(|e| e.to_string())?;
+                }
+                self.aactee = Some(aactee.clone());
+                Ok(aactee)
+            }
+        }
+    }
+
+    /// Asks the video encoder for a keyframe (with SPS/PPS).
+    pub fn request_keyframe(&self) {
+        if let Some(enc) = &self.encoder {
+            let ev = gst_video::UpstreamForceKeyUnitEvent::builder()
+                .all_headers(true)
+                .build();
+            if let Some(pad) = enc.static_pad("src") {
+                pad.send_event(ev);
+            }
+        }
+    }
+}
+
+/// Replaces frames by black while the camera is off, keeping timestamps (and the encoder)
+/// running so every consumer stays valid.
+fn install_blackout(caps: &gst::Element, camera_on: Arc<AtomicBool>) -> Result<(), String> {
+    let pad = caps.static_pad("src").ok_or("capsfilter has no src pad")?;
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        if camera_on.load(Ordering::Relaxed) {
+            return gst::PadProbeReturn::Ok;
+        }
+        let Some(caps) = pad.current_caps() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Ok(vinfo) = gst_video::VideoInfo::from_caps(&caps) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
+            let buffer = buffer.make_mut();
+            if let Ok(mut frame) =
+                gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &vinfo)
+            {
+                for plane in 0..frame.n_planes() {
+                    let fill = if plane == 0 { 16 } else { 128 };
+                    if let Ok(data) = frame.plane_data_mut(plane) {
+                        data.fill(fill);
+                    }
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
