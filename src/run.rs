@@ -55,12 +55,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         handle.clone(),
     ));
 
+    // Buttons and LEDs; a missing GPIO chip is only a warning (retried in the background).
+    let controls = crate::controls::spawn(&config.controls, handle.clone()).await?;
+
     let live = opts
         .live
         .unwrap_or_else(|| std::io::stdout().is_terminal() && !under_systemd());
     let live_task = live.then(|| tokio::spawn(live_view(handle.clone(), socket.clone())));
 
     let result = agent.run().await;
+    drop(controls);
     api_task.abort();
     if let Some(t) = live_task {
         t.abort();

@@ -545,7 +545,10 @@ impl ControlsConfig {
         if !(0.0..=1.0).contains(&self.leds.dim_level) {
             fail(
                 "leds.dim_level",
-                format!("{} is out of range; expected 0.0 to 1.0", self.leds.dim_level),
+                format!(
+                    "{} is out of range; expected 0.0 to 1.0",
+                    self.leds.dim_level
+                ),
             );
         }
         e
@@ -638,7 +641,10 @@ mod tests {
                 target: RecordingTarget::Local
             })
         );
-        assert_eq!(c.buttons.join.double.0, Some(Command::Identify { seconds: 5 }));
+        assert_eq!(
+            c.buttons.join.double.0,
+            Some(Command::Identify { seconds: 5 })
+        );
         assert_eq!(c.buttons.mute.short.0, None);
         // And back: what serializes loads again unchanged.
         let text = toml::to_string(&c.buttons.join).unwrap();
@@ -712,7 +718,8 @@ mod tests {
 
     #[test]
     fn rppal_takes_bcm_numbers_and_needs_its_feature() {
-        let f = fields("[controls]\nbackend = \"rppal\"\n[controls.buttons.join]\nline = \"GPIO17\"\n");
+        let f =
+            fields("[controls]\nbackend = \"rppal\"\n[controls.buttons.join]\nline = \"GPIO17\"\n");
         assert!(f.iter().any(|x| x == "controls.buttons.join.line"), "{f:?}");
         assert_eq!(
             f.iter().any(|x| x == "controls.backend"),
@@ -731,8 +738,10 @@ mod tests {
     #[test]
     fn unknown_keys_and_colours_are_refused() {
         assert!(load("[controls]\nbuttonz = 1\n").is_err());
-        assert!(load("[controls.leds.looks]\nmuted = { color = \"pink\", pattern = \"solid\" }\n")
-            .is_err());
+        assert!(
+            load("[controls.leds.looks]\nmuted = { color = \"pink\", pattern = \"solid\" }\n")
+                .is_err()
+        );
         assert!(load("[controls.buttons.join]\nbias = \"pull-sideways\"\n").is_err());
     }
 
@@ -740,6 +749,9 @@ mod tests {
     fn a_chip_is_needed_once_lines_are_set() {
         let f = fields("[controls]\nchip = \"\"\n[controls.buttons.join]\nline = \"1\"\n");
         assert_eq!(f, vec!["controls.chip"]);
-        assert!(load("[controls]\nchip = \"\"\n").is_ok(), "no lines, no chip needed");
+        assert!(
+            load("[controls]\nchip = \"\"\n").is_ok(),
+            "no lines, no chip needed"
+        );
     }
 }

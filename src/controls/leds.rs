@@ -41,8 +41,10 @@ impl LedPatterns {
 
 /// Whether a state holds now.
 pub fn holds(s: LedState, state: &AgentState) -> bool {
-    let booting = matches!(state.media.state, MediaState::Stopped | MediaState::Starting)
-        && state.media.last_error.is_none()
+    let booting = matches!(
+        state.media.state,
+        MediaState::Stopped | MediaState::Starting
+    ) && state.media.last_error.is_none()
         && state.media.restarts == 0;
     match s {
         LedState::Muted => state.media.audio_source != "none" && !state.local_participant.mic_on,
@@ -280,7 +282,11 @@ mod tests {
         s.meeting_state = MeetingState::Closed;
         assert_eq!(shown_state(&s, &c), Some(LedState::Muted));
         s.media(MediaNotice::MicMuted(false));
-        assert_eq!(pattern_for(&s, &c), LedPatterns::OFF, "no listed state holds");
+        assert_eq!(
+            pattern_for(&s, &c),
+            LedPatterns::OFF,
+            "no listed state holds"
+        );
     }
 
     #[test]

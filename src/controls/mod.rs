@@ -18,6 +18,7 @@ pub mod press;
 pub use config::ControlsConfig;
 
 use crate::agent::AgentHandle;
+use crate::check::CheckLine;
 use crate::command::Command;
 use backend::sim::SimPanel;
 use backend::{Gpio, Input};
@@ -334,10 +335,7 @@ impl Runner {
                 inputs,
             )?)),
             #[cfg(feature = "rpi")]
-            BackendKind::Rppal => Ok(Box::new(backend::rpi::RpiGpio::open(
-                &self.config,
-                inputs,
-            )?)),
+            BackendKind::Rppal => Ok(Box::new(backend::rpi::RpiGpio::open(&self.config, inputs)?)),
             #[cfg(not(feature = "rpi"))]
             BackendKind::Rppal => anyhow::bail!("this roombox was built without `--features rpi`"),
             BackendKind::None => anyhow::bail!("no backend configured"),
@@ -386,14 +384,17 @@ impl Runner {
         let mut state = self.agent.state();
         let (inputs_tx, mut inputs) = mpsc::unbounded_channel();
         let mut gpio: Option<Box<dyn Gpio>> = None;
-        let mut backoff = self.config.retry.initial;
+        let mut backoff =
+            crate::backoff::Backoff::new(self.config.retry.initial, self.config.retry.max);
         let mut reopen_at = Instant::now();
         let mut warned = false;
         let mut liveness = tokio::time::interval(Duration::from_secs(2));
         liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shown = None;
-        self.driver
-            .set(leds::pattern_for(&state.borrow(), &self.config.leds), Instant::now());
+        self.driver.set(
+            leds::pattern_for(&state.borrow(), &self.config.leds),
+            Instant::now(),
+        );
         loop {
             let now = Instant::now();
             if gpio.is_none() && now >= reopen_at {
@@ -401,7 +402,7 @@ impl Runner {
                     Ok(g) => {
                         tracing::info!("controls: {} open", g.name());
                         gpio = Some(g);
-                        backoff = self.config.retry.initial;
+                        backoff.reset();
                         warned = false;
                         self.driver.invalidate();
                         self.status.send_modify(|s| {
@@ -423,15 +424,14 @@ impl Runner {
                             s.open = false;
                             s.last_error = Some(msg);
                         });
-                        reopen_at = now + jitter(backoff);
-                        backoff = (backoff * 2).min(self.config.retry.max);
+                        reopen_at = now + backoff.next_delay();
                     }
                 }
             }
             if let Some(g) = gpio.as_mut() {
                 if let Err(e) = self.driver.render(g.as_mut(), Instant::now()) {
                     self.lost(&mut gpio, format!("{e:#}"));
-                    reopen_at = Instant::now() + jitter(backoff);
+                    reopen_at = Instant::now() + backoff.next_delay();
                     continue;
                 }
             }
@@ -449,7 +449,7 @@ impl Runner {
                     }
                     Input::Lost { reason } => {
                         self.lost(&mut gpio, reason);
-                        reopen_at = Instant::now() + jitter(backoff);
+                        reopen_at = Instant::now() + backoff.next_delay();
                     }
                 },
                 changed = state.changed() => {
@@ -474,7 +474,7 @@ impl Runner {
                 _ = liveness.tick() => {
                     if gpio.as_ref().is_some_and(|g| !g.alive()) {
                         self.lost(&mut gpio, "the GPIO chip went away".into());
-                        reopen_at = Instant::now() + jitter(backoff);
+                        reopen_at = Instant::now() + backoff.next_delay();
                     }
                 }
             }
@@ -488,10 +488,6 @@ fn to_instant(t_ns: u64) -> Instant {
     Instant::now() + Duration::from_nanos(t_ns.saturating_sub(now))
 }
 
-fn jitter(d: Duration) -> Duration {
-    d.mul_f64(rand::random_range(0.5..1.0))
-}
-
 async fn sleep_until(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
@@ -499,46 +495,14 @@ async fn sleep_until(t: Option<Instant>) {
     }
 }
 
-/// How serious a check finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckLevel {
-    /// Fine.
-    Ok,
-    /// Works, or will once hardware appears; worth a look.
-    Warn,
-    /// Will not work as configured.
-    Fail,
-}
-
-/// One finding of [`check`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckLine {
-    /// How serious.
-    pub level: CheckLevel,
-    /// What was checked (`controls`, `controls.buttons.join`).
-    pub item: String,
-    /// What was found, for a person.
-    pub message: String,
-}
-
-impl CheckLine {
-    fn new(level: CheckLevel, item: impl Into<String>, message: impl Into<String>) -> CheckLine {
-        CheckLine {
-            level,
-            item: item.into(),
-            message: message.into(),
-        }
-    }
-}
-
 /// Checks the section against this box's hardware, for `roombox check`. Opens nothing for
 /// longer than the check; a missing chip is a warning (the agent retries it), a missing line
 /// on a present chip a failure.
 pub fn check(config: &ControlsConfig) -> Vec<CheckLine> {
-    use CheckLevel::*;
+    use crate::check::Status::*;
     let mut out = Vec::new();
     for e in config.validate() {
-        out.push(CheckLine::new(Fail, e.field, e.message));
+        out.push(CheckLine::new(Failed, &e.field, e.message));
     }
     if !out.is_empty() {
         return out;
@@ -562,12 +526,15 @@ pub fn check(config: &ControlsConfig) -> Vec<CheckLine> {
             },
         )),
         BackendKind::Gpiocdev => check_cdev(config, &mut out),
-        BackendKind::Rppal => {
+        BackendKind::Rppal =>
+        {
             #[cfg(feature = "rpi")]
             match rppal::gpio::Gpio::new() {
-                Result::Ok(_) => out.push(CheckLine::new(Ok, "controls", "rppal: /dev/gpiomem open")),
+                Result::Ok(_) => {
+                    out.push(CheckLine::new(Ok, "controls", "rppal: /dev/gpiomem open"))
+                }
                 Err(e) => out.push(CheckLine::new(
-                    Warn,
+                    Warning,
                     "controls",
                     format!("rppal: {e}; buttons and LEDs stay off until it works"),
                 )),
@@ -579,14 +546,16 @@ pub fn check(config: &ControlsConfig) -> Vec<CheckLine> {
 }
 
 fn check_cdev(config: &ControlsConfig, out: &mut Vec<CheckLine>) {
-    use CheckLevel::*;
+    use crate::check::Status::*;
     let path = match backend::cdev::resolve_chip(&config.chip) {
         Result::Ok(p) => p,
         Err(e) => {
             out.push(CheckLine::new(
-                Warn,
+                Warning,
                 "controls.chip",
-                format!("{e:#}; buttons and LEDs stay off until it appears (retried in the background)"),
+                format!(
+                    "{e:#}; buttons and LEDs stay off until it appears (retried in the background)"
+                ),
             ));
             return;
         }
@@ -595,7 +564,7 @@ fn check_cdev(config: &ControlsConfig, out: &mut Vec<CheckLine>) {
         Result::Ok(c) => c,
         Err(e) => {
             out.push(CheckLine::new(
-                Fail,
+                Failed,
                 "controls.chip",
                 format!("{}: {e}", path.display()),
             ));
@@ -625,19 +594,19 @@ fn check_cdev(config: &ControlsConfig, out: &mut Vec<CheckLine>) {
                 match info {
                     Some(i) if i.used && i.consumer != backend::cdev::CONSUMER => {
                         out.push(CheckLine::new(
-                            Warn,
-                            item,
+                            Warning,
+                            &item,
                             format!("`{line}` (offset {off}) is in use by `{}`", i.consumer),
                         ))
                     }
                     _ => out.push(CheckLine::new(
                         Ok,
-                        item,
+                        &item,
                         format!("`{line}` is offset {off}"),
                     )),
                 }
             }
-            Err(e) => out.push(CheckLine::new(Fail, item, format!("{e:#}"))),
+            Err(e) => out.push(CheckLine::new(Failed, &item, format!("{e:#}"))),
         }
     }
 }

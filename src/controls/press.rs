@@ -142,10 +142,18 @@ impl Machine {
         self.down = pressed;
         self.lockout_until = Some(t.saturating_add(self.timing.debounce_ns));
         self.phase = match (pressed, self.phase) {
-            (true, Phase::WaitSecond { at }) => Phase::Pressing { at: t, after: Some(at) },
+            (true, Phase::WaitSecond { at }) => Phase::Pressing {
+                at: t,
+                after: Some(at),
+            },
             (true, _) => Phase::Pressing { at: t, after: None },
             // Up before the press was confirmed: a spike, not a press.
-            (false, Phase::Pressing { after: Some(at), .. }) => Phase::WaitSecond { at },
+            (
+                false,
+                Phase::Pressing {
+                    after: Some(at), ..
+                },
+            ) => Phase::WaitSecond { at },
             (false, Phase::Pressing { after: None, .. }) => Phase::Idle,
             (false, Phase::Held { .. }) => {
                 if self.timing.double_ns.is_some() {
@@ -192,7 +200,10 @@ impl Classifier {
     /// A classifier with each button's timing.
     pub fn new(timings: &[(Button, Timing)]) -> Classifier {
         Classifier {
-            machines: timings.iter().map(|(b, t)| (*b, Machine::new(*t))).collect(),
+            machines: timings
+                .iter()
+                .map(|(b, t)| (*b, Machine::new(*t)))
+                .collect(),
         }
     }
 
@@ -315,7 +326,11 @@ mod tests {
     #[test]
     fn a_spike_shorter_than_debounce_is_no_press() {
         assert!(run(timing(true, true), &[(0, true), (3, false)]).is_empty());
-        assert!(run(timing(true, false), &[(0, true), (3, false), (5, true), (8, false)]).is_empty());
+        assert!(run(
+            timing(true, false),
+            &[(0, true), (3, false), (5, true), (8, false)]
+        )
+        .is_empty());
     }
 
     #[test]
@@ -341,7 +356,10 @@ mod tests {
         assert!(c.poll(1499 * MS).is_empty());
         assert_eq!(c.next_deadline(), Some(1500 * MS));
         let g = c.poll(1500 * MS);
-        assert_eq!(g.iter().map(|g| g.kind).collect::<Vec<_>>(), vec![PressKind::Long]);
+        assert_eq!(
+            g.iter().map(|g| g.kind).collect::<Vec<_>>(),
+            vec![PressKind::Long]
+        );
         assert!(c.edge(Button::Join, false, 3000 * MS).is_empty());
     }
 
@@ -367,7 +385,10 @@ mod tests {
         c.edge(Button::Join, false, 80 * MS);
         c.edge(Button::Join, true, 200 * MS);
         let g = c.poll(220 * MS);
-        assert_eq!(g.iter().map(|g| g.kind).collect::<Vec<_>>(), vec![PressKind::Double]);
+        assert_eq!(
+            g.iter().map(|g| g.kind).collect::<Vec<_>>(),
+            vec![PressKind::Double]
+        );
         // Held on after the double: no long press follows.
         assert!(c.poll(5000 * MS).is_empty());
         assert!(c.edge(Button::Join, false, 5100 * MS).is_empty());
@@ -438,7 +459,10 @@ mod tests {
         c.edge(Button::Join, true, 1000 * MS);
         // A stale timestamp must not make the release look earlier than the press.
         let g = c.edge(Button::Join, false, 10 * MS);
-        assert!(g.is_empty(), "a release inside the lockout is ignored: {g:?}");
+        assert!(
+            g.is_empty(),
+            "a release inside the lockout is ignored: {g:?}"
+        );
         assert_eq!(c.poll(2000 * MS).len(), 0);
     }
 

@@ -89,14 +89,13 @@ impl CdevGpio {
         let chip = Chip::from_path(&path).with_context(|| format!("opening {}", path.display()))?;
         let mut buttons = Vec::new();
         for (b, c) in config.button_lines() {
-            let off = resolve_line(&chip, &c.line)
-                .with_context(|| format!("{} button", b.name()))?;
+            let off =
+                resolve_line(&chip, &c.line).with_context(|| format!("{} button", b.name()))?;
             buttons.push((b, off, c));
         }
         let mut led_offsets = Vec::new();
         for (l, c) in config.led_lines() {
-            let off =
-                resolve_line(&chip, &c.line).with_context(|| format!("{} LED", l.name()))?;
+            let off = resolve_line(&chip, &c.line).with_context(|| format!("{} LED", l.name()))?;
             led_offsets.push((l, off, c.active_low));
         }
 
@@ -180,7 +179,6 @@ impl CdevGpio {
     pub fn chip_path(&self) -> &Path {
         self.chip.path()
     }
-
 }
 
 async fn read_edges(req: Request, map: Vec<(Offset, Button)>, inputs: InputSender) {
@@ -220,10 +218,9 @@ impl Gpio for CdevGpio {
     }
 
     fn set_led(&mut self, led: Led, level: f64) -> anyhow::Result<()> {
-        let (Some(req), Some((_, off))) = (
-            &self.leds,
-            self.led_offsets.iter().find(|(l, _)| *l == led),
-        ) else {
+        let (Some(req), Some((_, off))) =
+            (&self.leds, self.led_offsets.iter().find(|(l, _)| *l == led))
+        else {
             return Ok(());
         };
         let v = if level >= 0.5 {

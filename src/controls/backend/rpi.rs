@@ -24,10 +24,9 @@ impl RpiGpio {
         let debounce = (!config.debounce.is_zero()).then_some(config.debounce);
         let mut buttons = Vec::new();
         for (button, c) in config.button_lines() {
-            let bcm: u8 = c
-                .line
-                .parse()
-                .with_context(|| format!("{} button: `{}` is not a BCM number", button.name(), c.line))?;
+            let bcm: u8 = c.line.parse().with_context(|| {
+                format!("{} button: `{}` is not a BCM number", button.name(), c.line)
+            })?;
             let pin = gpio
                 .get(bcm)
                 .with_context(|| format!("{} button on GPIO{bcm}", button.name()))?;
