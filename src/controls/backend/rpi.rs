@@ -3,7 +3,7 @@
 
 use super::{Gpio, Input, InputSender};
 use crate::controls::config::{Bias, ControlsConfig};
-use crate::controls::{Button, Led};
+use crate::controls::Led;
 use anyhow::Context;
 use rppal::gpio::{InputPin, OutputPin, Trigger};
 
