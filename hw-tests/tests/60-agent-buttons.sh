@@ -36,13 +36,13 @@ agent_wait '.media.fps > 0' 30
 echo "ok - V4L2 caps negotiated with vivid at 320x180 and ALSA capture from ${ROOMBOX_HW_MIC:-hw:Loopback,1,0}: PLAYING, frames encoded"
 wait_led led-red 0 5 || agent_fail "red lit while the mic is live"
 
-press btn-join 150
+press btn-join 300
 agent_wait '.recording.state == "STARTED"' 30
 wait_led led-blue 1 10 || agent_fail "the in-call LED did not light while recording"
 echo "ok - a join press started the local recording and lit the blue LED"
 hw_sleep 4 # tone into the recording
 
-press btn-mute 150
+press btn-mute 300
 wait_led led-red 1 10 || agent_fail "mute did not light the red LED"
 agent_wait '.localParticipant.micOn == false' 10
 [ "$(led led-blue)" = 0 ] || agent_fail "blue still lit while muted: red must show alone"
@@ -54,7 +54,7 @@ press btn-join 1800 # held past long_press (1 s)
 agent_wait '.recording.state == "STOPPED" and .recording.segmentsClosed >= 1' 60
 echo "ok - a long join press stopped the recording"
 
-press btn-mute 150
+press btn-mute 300
 wait_led led-red 0 10 || agent_fail "unmute did not turn the red LED off"
 agent_wait '.localParticipant.micOn' 10
 echo "ok - a second mute press unmuted; red off"

@@ -131,15 +131,19 @@ impl Default for ButtonConfig {
     }
 }
 
-/// The three buttons.
+/// The three buttons. A button's table may set only some keys: the others keep that button's
+/// own defaults (the mute button stays `toggle-mic` when only its `line` is given).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ButtonsConfig {
     /// Join/leave; a long press ends the session.
+    #[serde(deserialize_with = "de_join")]
     pub join: ButtonConfig,
     /// Microphone mute.
+    #[serde(deserialize_with = "de_mute")]
     pub mute: ButtonConfig,
     /// Camera on/off.
+    #[serde(deserialize_with = "de_camera")]
     pub camera: ButtonConfig,
 }
 
@@ -151,6 +155,54 @@ impl Default for ButtonsConfig {
             camera: ButtonConfig::with("toggle-webcam", "none"),
         }
     }
+}
+
+/// A button's table as written: what is absent keeps the button's default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialButton {
+    line: Option<String>,
+    active_low: Option<bool>,
+    bias: Option<Bias>,
+    short: Option<Action>,
+    long: Option<Action>,
+    double: Option<Action>,
+}
+
+impl PartialButton {
+    fn over(self, mut b: ButtonConfig) -> ButtonConfig {
+        if let Some(v) = self.line {
+            b.line = v;
+        }
+        if let Some(v) = self.active_low {
+            b.active_low = v;
+        }
+        if let Some(v) = self.bias {
+            b.bias = v;
+        }
+        if let Some(v) = self.short {
+            b.short = v;
+        }
+        if let Some(v) = self.long {
+            b.long = v;
+        }
+        if let Some(v) = self.double {
+            b.double = v;
+        }
+        b
+    }
+}
+
+fn de_join<'de, D: Deserializer<'de>>(d: D) -> Result<ButtonConfig, D::Error> {
+    Ok(PartialButton::deserialize(d)?.over(ButtonsConfig::default().join))
+}
+
+fn de_mute<'de, D: Deserializer<'de>>(d: D) -> Result<ButtonConfig, D::Error> {
+    Ok(PartialButton::deserialize(d)?.over(ButtonsConfig::default().mute))
+}
+
+fn de_camera<'de, D: Deserializer<'de>>(d: D) -> Result<ButtonConfig, D::Error> {
+    Ok(PartialButton::deserialize(d)?.over(ButtonsConfig::default().camera))
 }
 
 /// One LED output line.
@@ -360,8 +412,8 @@ pub struct ControlsConfig {
     /// The GPIO chip (gpiocdev): a path (`/dev/gpiochip0`), a name (`gpiochip0`) or a label
     /// (`pinctrl-bcm2711`, `tegra234-gpio`).
     pub chip: String,
-    /// Contact bounce shorter than this is ignored (kernel debounce where the chip has it, and
-    /// always in software too), 0..=500ms.
+    /// Contact bounce shorter than this is ignored (by the kernel where it can, else in
+    /// software), 0..=500ms.
     #[serde(with = "humantime_serde")]
     pub debounce: Duration,
     /// A press held this long is a long press, 200ms..=30s.
@@ -612,6 +664,38 @@ mod tests {
         let text = include_str!("../../config/roombox.toml");
         let loaded = load_str("roombox.toml", text).unwrap();
         assert_eq!(loaded.config.controls, ControlsConfig::default());
+    }
+
+    #[test]
+    fn a_button_table_with_only_a_line_keeps_that_buttons_actions() {
+        let c = load(
+            "[controls.buttons.mute]\nline = \"btn-mute\"\n[controls.buttons.join]\nline = \"7\"\nlong = \"none\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.buttons.mute.line, "btn-mute");
+        assert_eq!(c.buttons.mute.short.0, Some(Command::ToggleMic));
+        assert_eq!(c.buttons.join.short.0, Some(Command::ToggleJoin));
+        assert_eq!(c.buttons.join.long.0, None);
+        assert!(c.buttons.join.active_low);
+        assert_eq!(c.buttons.camera.short.0, Some(Command::ToggleWebcam));
+    }
+
+    #[test]
+    fn the_board_examples_keep_the_default_actions() {
+        for text in [
+            include_str!("../../config/raspberry-pi-4.toml"),
+            include_str!("../../config/raspberry-pi-5.toml"),
+            include_str!("../../config/jetson.toml"),
+        ] {
+            let c = load(text).unwrap();
+            assert!(c.enabled());
+            assert_eq!(c.buttons.join.short.0, Some(Command::ToggleJoin));
+            assert_eq!(c.buttons.join.long.0, Some(Command::End));
+            assert_eq!(c.buttons.mute.short.0, Some(Command::ToggleMic));
+            assert_eq!(c.buttons.camera.short.0, Some(Command::ToggleWebcam));
+            assert_eq!(c.button_lines().len(), 3);
+            assert_eq!(c.led_lines().len(), 3);
+        }
     }
 
     #[test]

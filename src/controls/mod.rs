@@ -400,7 +400,17 @@ impl Runner {
             if gpio.is_none() && now >= reopen_at {
                 match self.open(inputs_tx.clone()) {
                     Ok(g) => {
-                        tracing::info!("controls: {} open", g.name());
+                        let debounce = if g.debounced() {
+                            0
+                        } else {
+                            u64::try_from(self.config.debounce.as_nanos()).unwrap_or(u64::MAX)
+                        };
+                        self.classifier.set_debounce(debounce);
+                        tracing::info!(
+                            "controls: {} open ({} debounce)",
+                            g.name(),
+                            if g.debounced() { "kernel" } else { "software" }
+                        );
                         gpio = Some(g);
                         backoff.reset();
                         warned = false;

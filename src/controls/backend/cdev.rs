@@ -3,7 +3,7 @@
 //! Buttons are one request with edge detection on both edges, the bias and active-low set in
 //! the kernel, and kernel debounce (the kernel falls back to its own software debounce where the
 //! chip has none). Should the request with debounce be refused, the lines are requested without
-//! it and the software debounce of [`crate::controls::press`] does the work alone. LEDs are a
+//! it and the software debounce of [`crate::controls::press`] does the work instead. LEDs are a
 //! second request of output lines.
 
 use super::{Gpio, Input, InputSender};
@@ -99,7 +99,7 @@ impl CdevGpio {
             led_offsets.push((l, off, c.active_low));
         }
 
-        let mut kernel_debounce = true;
+        let mut kernel_debounce = !config.debounce.is_zero();
         let reader = if buttons.is_empty() {
             None
         } else {
@@ -231,6 +231,10 @@ impl Gpio for CdevGpio {
         req.set_value(*off, v)
             .with_context(|| format!("setting the {} LED", led.name()))?;
         Ok(())
+    }
+
+    fn debounced(&self) -> bool {
+        self.kernel_debounce
     }
 
     fn alive(&self) -> bool {

@@ -40,6 +40,12 @@ pub trait Gpio: Send {
     /// Sets an LED's brightness, 0.0..=1.0; on/off backends light it at 0.5 and above. LEDs
     /// that are not fitted are ignored.
     fn set_led(&mut self, led: Led, level: f64) -> anyhow::Result<()>;
+    /// True when edges arrive already debounced (by the kernel, or the backend's driver), so
+    /// the software debounce stands down: debounced edges carry the time the debounce ended,
+    /// not the time of the contact, which would make a real press look like a spike.
+    fn debounced(&self) -> bool {
+        false
+    }
     /// False once the hardware has gone away (checked every few seconds).
     fn alive(&self) -> bool {
         true

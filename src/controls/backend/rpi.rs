@@ -81,6 +81,11 @@ impl Gpio for RpiGpio {
         true
     }
 
+    fn debounced(&self) -> bool {
+        // rppal drops edges within `debounce` of the last one itself.
+        true
+    }
+
     fn set_led(&mut self, led: Led, level: f64) -> anyhow::Result<()> {
         let Some((_, pin, active_low)) = self.leds.iter_mut().find(|(l, _, _)| *l == led) else {
             return Ok(());
