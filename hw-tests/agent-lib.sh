@@ -54,6 +54,7 @@ bitrate_kbps = 300
 min_bitrate_kbps = 100
 max_bitrate_kbps = 1000
 encoder = "x264enc"
+keyframe_interval = "1s"
 
 [media.audio]
 source = "alsa"

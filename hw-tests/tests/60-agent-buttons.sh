@@ -37,7 +37,7 @@ echo "ok - V4L2 caps negotiated with vivid at 320x180 and ALSA capture from ${RO
 wait_led led-red 0 5 || agent_fail "red lit while the mic is live"
 
 press btn-join 300
-agent_wait '.recording.state == "STARTED"' 30
+agent_wait '.recording.state == "STARTED"' 90
 wait_led led-blue 1 10 || agent_fail "the in-call LED did not light while recording"
 echo "ok - a join press started the local recording and lit the blue LED"
 hw_sleep 4 # tone into the recording
@@ -62,9 +62,9 @@ echo "ok - a second mute press unmuted; red off"
 seg=$(agent_state | jq -r '.recording.lastSegment // empty')
 [ -n "$seg" ] && [ -s "$seg" ] || agent_fail "no closed segment ($seg)"
 # Levels of the recorded audio, one per 200 ms, first channel, dBFS.
-gst-launch-1.0 -m filesrc location="$seg" ! matroskademux ! opusdec ! audioconvert \
-	! level interval=200000000 ! fakesink sync=false 2>/dev/null |
-	sed -nE 's/.*rms=\(double\)[<{] *([-0-9.eE]+|-?inf).*/\1/p' >"$AGENT_DIR/levels.txt"
+gst-launch-1.0 -m filesrc location="$seg" ! matroskademux name=d d.audio_0 ! opusdec \
+	! audioconvert ! level interval=200000000 ! fakesink sync=false 2>/dev/null |
+	sed -nE 's/.*rms=\([A-Za-z]+\)[<{] *([^,>} ]+).*/\1/p' >"$AGENT_DIR/levels.txt"
 n=$(wc -l <"$AGENT_DIR/levels.txt")
 ((n >= 20)) || agent_fail "only $n level readings from $seg"
 read -r loud quiet < <(awk '
