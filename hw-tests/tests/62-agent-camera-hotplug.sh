@@ -18,7 +18,16 @@ agent_wait '.media.state != "PLAYING"' 30
 wait_led led-red 1 15 || agent_fail "no error shown on the red LED while the camera is gone"
 echo "ok - camera gone: media left PLAYING and the red LED flashes"
 hw_sleep 2
-camera_replug
+if ! camera_replug; then
+	# A process still holding the vanished node keeps its minor number: the camera comes back
+	# under another name and capture of the configured one can never recover.
+	held=""
+	for fd in /proc/"$AGENT_PID"/fd/*; do
+		t=$(readlink "$fd" 2>/dev/null) || continue
+		[[ $t == /dev/video* ]] && held="$held $t"
+	done
+	agent_fail "the camera came back as $(ls /dev/video* 2>/dev/null | tr '\n' ' ')not $ROOMBOX_HW_VIDEO; the agent still holds:${held:- nothing}"
+fi
 agent_wait '.media.state == "PLAYING" and .media.restarts >= 1 and .health.ok' 90
 kill -0 "$pid" 2>/dev/null || agent_fail "the agent process is gone"
 [ "$AGENT_PID" = "$pid" ] || agent_fail "the agent was restarted"
