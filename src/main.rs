@@ -12,7 +12,7 @@ use std::process::ExitCode;
 #[command(version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Cmd,
+    command: Sub,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -22,7 +22,7 @@ enum Output {
 }
 
 #[derive(Subcommand)]
-enum Cmd {
+enum Sub {
     /// Run the daemon.
     Run {
         /// Config file; /etc/roombox/roombox.toml when present, else the embedded default.
@@ -119,13 +119,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
+async fn dispatch(cmd: Sub) -> anyhow::Result<ExitCode> {
     match cmd {
-        Cmd::Run { config, live } => {
+        Sub::Run { config, live } => {
             run::run(run::Options { config, live }).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Check { config, output } => {
+        Sub::Check { config, output } => {
             let lines = tokio::task::spawn_blocking(move || check::run(config.as_deref())).await?;
             match output {
                 Output::Text => print!("{}", check::render(&lines)),
@@ -137,7 +137,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Cmd::Probe { output } => {
+        Sub::Probe { output } => {
             gstreamer::init()?;
             let report = tokio::task::spawn_blocking(probe::run).await?;
             match output {
@@ -146,7 +146,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Status { target, output } => {
+        Sub::Status { target, output } => {
             let mut c = Client::connect(&target.socket()?).await?;
             let reply = c.call(&Command::GetState).await?;
             let state = reply.result.unwrap_or_default();
@@ -156,7 +156,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Cmd {
+        Sub::Cmd {
             target,
             name,
             args,
@@ -182,7 +182,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Cmd::Events { target } => {
+        Sub::Events { target } => {
             let c = Client::connect(&target.socket()?).await?;
             let mut events = c.follow().await?;
             while let Some(ev) = events.next().await? {

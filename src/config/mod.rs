@@ -206,7 +206,7 @@ impl Default for BackoffConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RecordingFormat {
-    /// Fragmented MP4 (H.264 + AAC), one fragment per `fragment`.
+    /// MP4 (H.264 + AAC) whose header is rewritten every `fragment`, so a killed file plays.
     Mp4,
     /// Matroska (H.264 + Opus).
     Mkv,
@@ -230,7 +230,7 @@ pub struct RecordingConfig {
     pub autostart: bool,
     /// Directory for segments; `<state_dir>/recordings` when empty.
     pub dir: PathBuf,
-    /// `mp4` (fragmented) or `mkv`.
+    /// `mp4` (robust: header rewritten every fragment) or `mkv`.
     pub format: RecordingFormat,
     /// Length of one segment file, 2s..=1h.
     #[serde(with = "humantime_serde")]

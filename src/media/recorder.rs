@@ -1,9 +1,9 @@
 //! The local recorder: its own pipeline, fed from the capture pipeline's tees, writing segment
 //! files with splitmuxsink.
 //!
-//! Each segment is fragmented MP4 (or Matroska with short clusters), and the segment being written
-//! is flushed to disk every fragment, so a SIGKILL or a power cut loses at most about one
-//! fragment. A failure here (a full disk) ends this pipeline only; capture carries on.
+//! Each segment is MP4 whose header is rewritten every fragment (qtmux's robust muxing), or
+//! Matroska with short clusters, and the segment being written is flushed to disk every fragment,
+//! so a SIGKILL or a power cut loses at most about one fragment. A failure here (a full disk) ends this pipeline only; capture carries on.
 
 use super::encoder::{make, set};
 use super::pipeline::{Capture, Feed};
@@ -65,8 +65,18 @@ impl Recorder {
         let fragment_ms = cfg.fragment.as_millis() as u64;
         let (muxer, audio_feed, audio_parse) = match cfg.format {
             RecordingFormat::Mp4 => {
+                // Robust muxing: the moov sits in reserved space at the head of the file and is
+                // rewritten every fragment, so a killed file is complete up to its last update
+                // and a closed one carries its true duration (fragmented MP4 under splitmuxsink
+                // gets the header duration of later segments wrong).
                 let m = make("mp4mux")?;
-                set(&m, "fragment-duration", &fragment_ms.to_string())?;
+                let reserve = cfg.segment + std::time::Duration::from_secs(60);
+                set(&m, "reserved-max-duration", &reserve.as_nanos().to_string())?;
+                set(
+                    &m,
+                    "reserved-moov-update-period",
+                    &(fragment_ms * 1_000_000).to_string(),
+                )?;
                 (m, Feed::Aac, "aacparse")
             }
             RecordingFormat::Mkv => {
