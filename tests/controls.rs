@@ -2,6 +2,8 @@
 //! classifier, becomes a command, reaches a real agent driving the real media engine (synthetic
 //! sources), and the agent's new state comes back onto the LEDs.
 
+mod support;
+
 use roombox::agent::{Agent, AgentHandle};
 use roombox::command::Command;
 use roombox::config::{AudioSource, Config, VideoSource};
@@ -280,4 +282,44 @@ async fn nothing_configured_runs_nothing() {
     let lines = controls::check(&c.controls);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].status, roombox::check::Status::Ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_keyboard_panel_presses_buttons_of_the_running_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("panel");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let body = format!(
+        "{}\n[media.audio]\nsource = \"test\"\n[controls]\nbackend = \"simulated\"\npanel_input = \"{}\"\n",
+        support::agent::SMALL_MEDIA,
+        fifo.display()
+    );
+    let agent = support::agent::AgentProcess::start_in(dir, &body);
+    agent
+        .wait_state("mic live", WAIT, |s| {
+            s["media"]["state"] == "PLAYING" && s["localParticipant"]["micOn"] == true
+        })
+        .await;
+    let muted_shown = |log: &str| log.matches("LEDs: Some(Muted)").count();
+    let before = muted_shown(&agent.log());
+    // What a person types: `m` and Enter.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"m\n"))
+        .unwrap();
+    agent
+        .wait_state("muted by the panel", WAIT, |s| {
+            s["localParticipant"]["micOn"] == false
+        })
+        .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while muted_shown(&agent.log()) <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no LED change logged:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
