@@ -11,4 +11,5 @@ results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 cd "$root"
 "$rig" --quiet --timeout 900 --results "$results" --env "ROUNDS=${ROUNDS:-30}" \
-	-- bash benches/controls-rig-guest.sh
+	-- bash benches/controls-rig-guest.sh >&2
+cat "$results/controls-rig.md"
