@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let (tx, notices) = mpsc::unbounded_channel();
     let engine = Engine::spawn(c.clone(), tx);
     let (agent, task) = Agent::new(&c, None, Box::new(engine), notices);
-    let task = tokio::spawn(task.run());
+    let task = tokio::spawn(task.run(None));
     let ctl = controls::spawn(&c.controls, agent.clone()).await?;
     let panel = ctl.panel().expect("simulated panel");
     let mut state = agent.state();

@@ -13,6 +13,7 @@ pub mod command;
 pub mod config;
 pub mod controls;
 pub mod event;
+pub mod fleet;
 pub mod media;
 pub mod model;
 pub mod probe;

@@ -72,6 +72,8 @@ enum Sub {
         #[command(flatten)]
         target: Target,
     },
+    /// Operate a fleet over MQTT: send commands to boxes or groups, list them, follow events.
+    Fleet(Box<roombox::fleet::cli::FleetArgs>),
 }
 
 /// Which agent to talk to.
@@ -121,6 +123,9 @@ fn main() -> ExitCode {
 
 async fn dispatch(cmd: Sub) -> anyhow::Result<ExitCode> {
     match cmd {
+        Sub::Fleet(args) => Ok(ExitCode::from(
+            roombox::fleet::cli::run(*args).await?.clamp(0, 255) as u8,
+        )),
         Sub::Run { config, live } => {
             run::run(run::Options { config, live }).await?;
             Ok(ExitCode::SUCCESS)

@@ -32,6 +32,7 @@ pub fn load_or_explain(path: Option<&std::path::Path>) -> anyhow::Result<Loaded>
 
 /// Runs the agent until SIGTERM, SIGINT or the `restart` command.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let signals = crate::agent::Signals::install()?;
     let loaded = load_or_explain(opts.config.as_deref())?;
     let config = loaded.config;
     if loaded.files.is_empty() {
@@ -58,13 +59,31 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     // Buttons and LEDs; a missing GPIO chip is only a warning (retried in the background).
     let controls = crate::controls::spawn(&config.controls, handle.clone()).await?;
 
+    let fleet = if config.fleet.enabled() {
+        Some(
+            crate::fleet::spawn(
+                &config.fleet,
+                config.device_id(),
+                handle.clone(),
+                &config.state_dir(),
+                loaded.files.first().cloned(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
     let live = opts
         .live
         .unwrap_or_else(|| std::io::stdout().is_terminal() && !under_systemd());
     let live_task = live.then(|| tokio::spawn(live_view(handle.clone(), socket.clone())));
 
-    let result = agent.run().await;
+    let result = agent.run(Some(signals)).await;
     drop(controls);
+    if let Some(f) = fleet {
+        f.shutdown().await;
+    }
     api_task.abort();
     if let Some(t) = live_task {
         t.abort();

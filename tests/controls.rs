@@ -51,7 +51,7 @@ async fn rig(tweak: impl FnOnce(&mut Config)) -> Rig {
     let (tx, notices) = mpsc::unbounded_channel();
     let engine = Engine::spawn(c.clone(), tx);
     let (agent, task) = Agent::new(&c, None, Box::new(engine), notices);
-    let task = tokio::spawn(task.run());
+    let task = tokio::spawn(task.run(None));
     let controls = controls::spawn(&c.controls, agent.clone()).await.unwrap();
     let panel = controls.panel().expect("the simulated backend has a panel");
     let mut state = agent.state();
@@ -238,7 +238,7 @@ async fn a_missing_gpio_chip_is_a_warning_and_the_agent_carries_on() {
     let (tx, notices) = mpsc::unbounded_channel();
     let engine = Engine::spawn(c.clone(), tx);
     let (agent, task) = Agent::new(&c, None, Box::new(engine), notices);
-    let task = tokio::spawn(task.run());
+    let task = tokio::spawn(task.run(None));
     let controls = controls::spawn(&c.controls, agent.clone()).await.unwrap();
     assert!(controls.running(), "keeps retrying in the background");
     let mut status = controls.status();

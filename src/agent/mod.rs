@@ -24,6 +24,26 @@ const EVENT_BUFFER: usize = 1024;
 /// How long a clean stop may take to finalise recordings before the agent exits anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The signals the agent answers. Install them before anything can signal the process (a
+/// SIGHUP left to its default action would kill it).
+pub struct Signals {
+    sigterm: tokio::signal::unix::Signal,
+    sigint: tokio::signal::unix::Signal,
+    sighup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Takes over SIGTERM, SIGINT and SIGHUP.
+    pub fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            sigterm: signal(SignalKind::terminate())?,
+            sigint: signal(SignalKind::interrupt())?,
+            sighup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// A command and where its reply goes.
 struct Request {
     command: Command,
@@ -111,13 +131,14 @@ impl Agent {
         (handle, agent)
     }
 
-    /// Runs until a clean stop: SIGTERM or SIGINT, or the `restart` command. SIGHUP reloads the
-    /// configuration. Returns once recordings are finalised.
-    pub async fn run(mut self) -> anyhow::Result<()> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sighup = signal(SignalKind::hangup())?;
+    /// Runs until a clean stop: SIGTERM or SIGINT (with `signals`), or the `restart` command.
+    /// SIGHUP reloads the configuration. Returns once recordings are finalised. Agents embedded
+    /// several to a process (the fleet simulator) pass no signals.
+    pub async fn run(mut self, signals: Option<Signals>) -> anyhow::Result<()> {
+        let (mut sigterm, mut sigint, mut sighup) = match signals {
+            Some(s) => (Some(s.sigterm), Some(s.sigint), Some(s.sighup)),
+            None => (None, None, None),
+        };
         let mut tick = tokio::time::interval(self.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ready_sent = false;
@@ -137,12 +158,16 @@ impl Agent {
                 }
                 Some(notice) = self.notices.recv() => {
                     let stopped = matches!(notice, MediaNotice::State { state: MediaState::Stopped, .. });
-                    let playing = matches!(notice, MediaNotice::State { state: MediaState::Playing, .. });
+                    // READY once the config is valid and the devices are open, or once opening
+                    // them has failed and the engine is retrying: the box is up (degraded, and
+                    // saying so) rather than stuck in start-up. Never when a server answers.
+                    let up = matches!(
+                        notice,
+                        MediaNotice::State { state: MediaState::Playing | MediaState::Restarting, .. }
+                    );
                     let fx = self.state.media(notice);
                     self.execute(fx, &mut drain_deadline);
-                    if playing && !ready_sent {
-                        // READY once the config is valid and devices are open, not when any
-                        // server answers.
+                    if up && !ready_sent {
                         sysd::ready();
                         ready_sent = true;
                     }
@@ -157,9 +182,9 @@ impl Agent {
                     sysd::watchdog();
                     sysd::status(&self.state.summary());
                 }
-                _ = sigterm.recv() => self.begin_drain("SIGTERM", &mut drain_deadline),
-                _ = sigint.recv() => self.begin_drain("SIGINT", &mut drain_deadline),
-                _ = sighup.recv() => {
+                _ = recv(&mut sigterm) => self.begin_drain("SIGTERM", &mut drain_deadline),
+                _ = recv(&mut sigint) => self.begin_drain("SIGINT", &mut drain_deadline),
+                _ = recv(&mut sighup) => {
                     let fx = self.state.command(&Command::ReloadConfig, now_ms()).effects;
                     self.execute(fx, &mut drain_deadline);
                 }
@@ -238,6 +263,15 @@ impl Agent {
                 });
             }
         }
+    }
+}
+
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

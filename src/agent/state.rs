@@ -118,6 +118,12 @@ pub struct AgentState {
     has_video: bool,
     #[serde(skip)]
     recording_autostart: bool,
+    /// Mic state asked of the engine and not yet confirmed.
+    #[serde(skip)]
+    mic_wanted: Option<bool>,
+    /// Camera state asked of the engine and not yet confirmed.
+    #[serde(skip)]
+    webcam_wanted: Option<bool>,
 }
 
 /// Something the agent loop must do.
@@ -191,6 +197,8 @@ impl AgentState {
             has_audio: false,
             has_video: false,
             recording_autostart: false,
+            mic_wanted: None,
+            webcam_wanted: None,
         };
         s.configure(config);
         s.refresh_health();
@@ -245,10 +253,10 @@ impl AgentState {
             },
             Command::EnableMic => self.set_mic(true),
             Command::DisableMic => self.set_mic(false),
-            Command::ToggleMic => self.set_mic(!self.local_participant.mic_on),
+            Command::ToggleMic => self.set_mic(!self.mic_target()),
             Command::EnableWebcam => self.set_webcam(true),
             Command::DisableWebcam => self.set_webcam(false),
-            Command::ToggleWebcam => self.set_webcam(!self.local_participant.webcam_on),
+            Command::ToggleWebcam => self.set_webcam(!self.webcam_target()),
             Command::StartRecording {
                 target: RecordingTarget::Local,
             } => {
@@ -361,13 +369,25 @@ impl AgentState {
         ]
     }
 
+    /// What the mic will be once the engine has done what it was last asked.
+    fn mic_target(&self) -> bool {
+        self.mic_wanted.unwrap_or(self.local_participant.mic_on)
+    }
+
+    /// What the camera will be once the engine has done what it was last asked.
+    fn webcam_target(&self) -> bool {
+        self.webcam_wanted
+            .unwrap_or(self.local_participant.webcam_on)
+    }
+
     fn set_mic(&mut self, on: bool) -> Step {
         if !self.has_audio {
             return Step::err(ErrorCode::Unavailable, "there is no audio source");
         }
-        if self.local_participant.mic_on == on {
+        if self.mic_target() == on {
             return Step::ok(Vec::new());
         }
+        self.mic_wanted = Some(on);
         Step::ok(vec![Effect::Media(MediaAction::SetMicMuted(!on))])
     }
 
@@ -375,9 +395,10 @@ impl AgentState {
         if !self.has_video {
             return Step::err(ErrorCode::Unavailable, "there is no video source");
         }
-        if self.local_participant.webcam_on == on {
+        if self.webcam_target() == on {
             return Step::ok(Vec::new());
         }
+        self.webcam_wanted = Some(on);
         Step::ok(vec![Effect::Media(MediaAction::SetCameraEnabled(on))])
     }
 
@@ -407,12 +428,18 @@ impl AgentState {
             }
             MediaNotice::MicMuted(muted) => {
                 let on = !muted;
+                if self.mic_wanted == Some(on) {
+                    self.mic_wanted = None;
+                }
                 if self.local_participant.mic_on != on {
                     self.local_participant.mic_on = on;
                     fx.push(self.local_stream_event(StreamKind::Audio, on));
                 }
             }
             MediaNotice::CameraEnabled(on) => {
+                if self.webcam_wanted == Some(on) {
+                    self.webcam_wanted = None;
+                }
                 if self.local_participant.webcam_on != on {
                     self.local_participant.webcam_on = on;
                     fx.push(self.local_stream_event(StreamKind::Video, on));
@@ -524,8 +551,8 @@ impl AgentState {
     /// A one-line summary for people (the demo's live line, `STATUS=` for systemd).
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "media {:?} {} {} {:.1} fps {} kbps",
-            self.media.state,
+            "media {} {} {} {:.1} fps {} kbps",
+            serde_plain(&self.media.state),
             self.media.encoder.as_deref().unwrap_or("-"),
             self.media.resolution,
             self.media.fps,
@@ -618,6 +645,32 @@ mod tests {
             step.effects,
             vec![Effect::Media(MediaAction::SetMicMuted(false))]
         );
+    }
+
+    #[test]
+    fn a_mute_sent_before_the_unmute_is_confirmed_is_not_lost() {
+        let mut s = state();
+        s.media(MediaNotice::MicMuted(true));
+        let on = s.command(&Command::EnableMic, 0);
+        assert_eq!(
+            on.effects,
+            vec![Effect::Media(MediaAction::SetMicMuted(false))]
+        );
+        // The engine has not confirmed yet; the user presses mute again.
+        let off = s.command(&Command::DisableMic, 0);
+        assert_eq!(
+            off.effects,
+            vec![Effect::Media(MediaAction::SetMicMuted(true))]
+        );
+        let toggle = s.command(&Command::ToggleMic, 0);
+        assert_eq!(
+            toggle.effects,
+            vec![Effect::Media(MediaAction::SetMicMuted(false))]
+        );
+        s.media(MediaNotice::MicMuted(false));
+        s.media(MediaNotice::MicMuted(true));
+        s.media(MediaNotice::MicMuted(false));
+        assert!(s.local_participant.mic_on);
     }
 
     #[test]

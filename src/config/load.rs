@@ -64,7 +64,12 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, Vec<ConfigError>> {
     let Some(main) = main else {
         return load_sources(Vec::new());
     };
-    let mut files = vec![main.clone()];
+    read_all(files_of(&main), None)
+}
+
+/// The main file and its `config.d/*.toml` drop-ins, in merge order.
+fn files_of(main: &Path) -> Vec<PathBuf> {
+    let mut files = vec![main.to_path_buf()];
     let dropin = main
         .parent()
         .unwrap_or_else(|| Path::new("."))
@@ -77,9 +82,26 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, Vec<ConfigError>> {
         extra.sort();
         files.extend(extra);
     }
+    files
+}
+
+/// Reads and merges `files`; `stand_in` gives one file's text instead of its content on disk.
+fn read_all(
+    files: Vec<PathBuf>,
+    stand_in: Option<(&Path, &str)>,
+) -> Result<Loaded, Vec<ConfigError>> {
     let mut sources = Vec::new();
     let mut errors = Vec::new();
     for f in files {
+        if let Some((p, text)) = stand_in {
+            if f == p {
+                sources.push(Source {
+                    path: f,
+                    text: text.to_string(),
+                });
+                continue;
+            }
+        }
         match read_limited(&f) {
             Ok(text) => sources.push(Source { path: f, text }),
             Err(message) => errors.push(ConfigError {
@@ -94,6 +116,18 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, Vec<ConfigError>> {
         return Err(errors);
     }
     load_sources(sources)
+}
+
+/// Loads `main` with its drop-ins as [`load`] does, but with `text` standing in for the drop-in
+/// `dropin` (a `config.d/*.toml` path, added when absent): checks a candidate before it is
+/// written (the fleet's `set-config`).
+pub fn load_candidate(main: &Path, dropin: &Path, text: &str) -> Result<Loaded, Vec<ConfigError>> {
+    let mut files = files_of(main);
+    if !files.iter().any(|f| f == dropin) {
+        files.push(dropin.to_path_buf());
+        files[1..].sort();
+    }
+    read_all(files, Some((dropin, text)))
 }
 
 /// Loads one configuration from a string (tests, `set-config` payloads). `name` labels errors.

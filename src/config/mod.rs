@@ -4,9 +4,13 @@
 //! files winning key by key. Unknown keys are errors. Every error names the file, the line and the
 //! field, and what was expected ([`ConfigError`]).
 
+mod fleet;
 mod load;
 
-pub use load::{load, load_str, ConfigError, Loaded, DEFAULT_PATH};
+pub use fleet::{
+    is_topic_level, BrokerUrl, FleetAuthConfig, FleetConfig, FleetSigningConfig, FleetTlsConfig,
+};
+pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -26,6 +30,8 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// Buttons and LEDs on GPIO.
     pub controls: crate::controls::ControlsConfig,
+    /// Remote control and reporting over MQTT (off unless a broker is set).
+    pub fleet: FleetConfig,
 }
 
 /// Who this box is.
@@ -497,6 +503,7 @@ impl Config {
             );
         }
         e.extend(self.controls.validate());
+        self.fleet.validate(&mut e);
         e
     }
 

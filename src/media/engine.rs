@@ -323,16 +323,39 @@ impl Task {
                 gst::PadProbeReturn::Remove
             });
         }
-        self.bus = capture.pipeline.bus().map(|b| b.stream());
         self.last_frames = 0;
         let no_media = capture.vtee.is_none() && capture.rawtee.is_none();
         if let Err(e) = capture.pipeline.set_state(gst::State::Playing) {
+            // The element's own error on the bus says why (which device, what failed).
+            let why = capture
+                .pipeline
+                .bus()
+                .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
+                .and_then(|m| match m.view() {
+                    gst::MessageView::Error(err) => Some(format!(
+                        "{}: {}",
+                        m.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                        err.error()
+                    )),
+                    _ => None,
+                })
+                .unwrap_or_else(|| e.to_string());
             let _ = capture.pipeline.set_state(gst::State::Null);
             self.bus = None;
-            return self.fault(format!("capture did not start: {e}"));
+            return self.fault(format!("capture did not start: {why}"));
         }
         let audio_only = capture.vtee.is_none();
+        // Watch the bus only now, so a failed start's error stays poppable above; anything
+        // posted in between is still queued and handled here.
+        let bus = capture.pipeline.bus();
+        self.bus = bus.as_ref().map(|b| b.stream());
         self.capture = Some(capture);
+        while let Some(m) = bus.as_ref().and_then(|b| b.pop()) {
+            self.bus_message(m);
+        }
+        if self.capture.is_none() {
+            return;
+        }
         if no_media || audio_only {
             // Nothing to wait for: there is no video frame to see.
             self.became_playing();

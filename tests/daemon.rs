@@ -1,0 +1,405 @@
+//! The daemon as systemd and an operator see it: notify protocol, unit file, reload, bad input,
+//! a missing camera, `check` and `probe`.
+
+mod support;
+
+use nix::sys::signal::Signal;
+use roombox::command::Command;
+use roombox::event::Event;
+use std::os::unix::net::UnixDatagram;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use support::agent::{wait_event, AgentProcess, SMALL_MEDIA};
+
+fn roombox() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_roombox"))
+}
+
+#[test]
+fn the_unit_passes_systemd_analyze_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/roombox.service"
+    ))
+    .unwrap()
+    .replace("/usr/bin/roombox", env!("CARGO_BIN_EXE_roombox"));
+    let path = dir.path().join("roombox.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (package systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let problems: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("roombox.service"))
+        .collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    let sec = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&sec.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("exposure level for roombox.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure score in:\n{text}"));
+    assert!(score <= 2.0, "exposure {score} (the README says 1.8)");
+}
+
+/// Collects sd_notify datagrams sent to a socket of our own.
+struct Notify {
+    sock: UnixDatagram,
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl Notify {
+    fn new() -> Notify {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Notify {
+            sock,
+            _dir: dir,
+            path,
+        }
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, seen: &mut Vec<String>) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                let hit = msg.lines().any(|l| l.starts_with(what));
+                seen.push(msg);
+                if hit {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+#[test]
+fn systemd_hears_ready_watchdog_status_and_stopping() {
+    let notify = Notify::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("roombox.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[device]\nstate_dir = \"{}\"\n{SMALL_MEDIA}",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut child = roombox()
+        .args(["run", "--live", "false", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "10000000")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    assert!(
+        notify.wait_for("READY=1", Duration::from_secs(30), &mut seen),
+        "{seen:?}"
+    );
+    assert!(
+        notify.wait_for("WATCHDOG=1", Duration::from_secs(5), &mut seen),
+        "{seen:?}"
+    );
+    assert!(
+        notify.wait_for("STATUS=media PLAYING", Duration::from_secs(5), &mut seen),
+        "{seen:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(
+        notify.wait_for("STOPPING=1", Duration::from_secs(10), &mut seen),
+        "{seen:?}"
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
+    let agent = AgentProcess::start(SMALL_MEDIA);
+    agent
+        .wait_state("playing", Duration::from_secs(30), |s| {
+            s["media"]["state"] == "PLAYING"
+        })
+        .await;
+    let mut events = agent.events().await;
+    let original = std::fs::read_to_string(&agent.config).unwrap();
+    std::fs::write(
+        &agent.config,
+        original.replace(
+            "id = \"test-box\"",
+            "id = \"test-box\"\nname = \"Room 4.12\"",
+        ),
+    )
+    .unwrap();
+    agent.signal(Signal::SIGHUP);
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::ConfigReloaded)
+    })
+    .await
+    .expect("config-reloaded");
+    assert_eq!(agent.state().await["deviceName"], "Room 4.12");
+
+    std::fs::write(
+        &agent.config,
+        format!("{original}\n[media.video]\nfps = 500\n"),
+    )
+    .unwrap();
+    assert!(agent.call(Command::ReloadConfig).await.ok);
+    let ev = wait_event(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Error { .. })
+    })
+    .await
+    .expect("error event");
+    let Event::Error { code, message } = ev else {
+        unreachable!()
+    };
+    assert_eq!(code, "config");
+    assert!(message.contains("roombox.toml"), "{message}");
+    let s = agent.state().await;
+    assert_eq!(s["deviceName"], "Room 4.12", "the running config is kept");
+    assert_eq!(
+        s["media"]["state"], "PLAYING",
+        "a name change does not restart capture"
+    );
+    assert_eq!(s["media"]["restarts"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_control_input_gets_a_clear_error_and_changes_nothing() {
+    let agent = AgentProcess::start(SMALL_MEDIA);
+    agent
+        .wait_state("playing", Duration::from_secs(30), |s| {
+            s["media"]["state"] == "PLAYING"
+        })
+        .await;
+    let before = agent.state().await;
+    let mut c = agent.client().await;
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"this is not json\n".to_vec(), "bad-json"),
+        (
+            b"{\"command\":\"self-destruct\"}\n".to_vec(),
+            "unknown-command",
+        ),
+        (
+            b"{\"command\":\"set-bitrate\",\"kbps\":\"lots\"}\n".to_vec(),
+            "invalid-argument",
+        ),
+        (
+            b"{\"command\":\"set-bitrate\",\"kbps\":99999999}\n".to_vec(),
+            "out-of-range",
+        ),
+        (b"{\"command\":\"leave\"}\n".to_vec(), "unavailable"),
+        (
+            [vec![b'x'; 200_000], b"\n".to_vec()].concat(),
+            "payload-too-large",
+        ),
+    ];
+    for (line, code) in cases {
+        let r = c.call_raw(&line).await.unwrap();
+        assert!(!r.ok);
+        let e = r.error.unwrap();
+        assert_eq!(serde_json::to_value(e.code).unwrap(), code, "{}", e.message);
+        assert!(!e.message.is_empty());
+    }
+    let after = agent.state().await;
+    assert_eq!(before["localParticipant"], after["localParticipant"]);
+    assert_eq!(before["recording"], after["recording"]);
+    assert_eq!(after["media"]["state"], "PLAYING");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_and_camera_off_show_in_state_and_events() {
+    let agent = AgentProcess::start(SMALL_MEDIA);
+    agent
+        .wait_state("mic on", Duration::from_secs(30), |s| {
+            s["localParticipant"]["micOn"] == true
+        })
+        .await;
+    let mut events = agent.events().await;
+    assert!(agent.call(Command::DisableMic).await.ok);
+    wait_event(&mut events, Duration::from_secs(5), |e| {
+        matches!(
+            e,
+            Event::StreamDisabled {
+                kind: roombox::model::StreamKind::Audio,
+                ..
+            }
+        )
+    })
+    .await
+    .expect("stream-disabled audio");
+    assert_eq!(agent.state().await["localParticipant"]["micOn"], false);
+    assert!(agent.call(Command::ToggleWebcam).await.ok);
+    wait_event(&mut events, Duration::from_secs(5), |e| {
+        matches!(
+            e,
+            Event::StreamDisabled {
+                kind: roombox::model::StreamKind::Video,
+                ..
+            }
+        )
+    })
+    .await
+    .expect("stream-disabled video");
+    assert_eq!(agent.state().await["localParticipant"]["webcamOn"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_camera_is_retried_and_the_agent_stays_up() {
+    let agent = AgentProcess::start(
+        "[media.video]\nsource = \"v4l2\"\ndevice = \"/dev/video-not-plugged-in\"\nwidth = 320\nheight = 180\n\n[media.restart]\ninitial = \"100ms\"\nmax = \"400ms\"\n",
+    );
+    let s = agent
+        .wait_state("restarts", Duration::from_secs(30), |s| {
+            s["media"]["restarts"].as_u64().unwrap_or(0) >= 3
+        })
+        .await;
+    assert_eq!(s["health"]["ok"], false);
+    let problems = s["health"]["problems"].to_string();
+    assert!(problems.contains("video-not-plugged-in"), "{problems}");
+    assert!(agent.call(Command::Ping).await.ok);
+    assert!(agent.call(Command::DisableMic).await.ok);
+}
+
+#[test]
+fn check_reports_each_problem_with_file_and_line_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("roombox.toml");
+    std::fs::write(
+        &cfg,
+        "[media.video]\nfps = 0\nwidth = 161\n\n[recording]\nformat = \"avi\"\n",
+    )
+    .unwrap();
+    let out = roombox()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("failed"), "{text}");
+    assert!(text.contains("roombox.toml:6: recording.format"), "{text}");
+
+    std::fs::write(&cfg, "[media.video]\nfps = 0\nwidth = 161\n").unwrap();
+    let out = roombox()
+        .args(["check", "--output", "json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let lines: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let details: Vec<String> = lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["detail"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        details.iter().any(|d| d.contains(":2: media.video.fps")),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains(":3: media.video.width")),
+        "{details:?}"
+    );
+}
+
+#[test]
+fn check_passes_a_good_config_and_names_the_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("roombox.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[device]\nstate_dir = \"{}\"\n{SMALL_MEDIA}[recording]\nmin_free_mb = 0\nstop_free_mb = 0\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let out = roombox()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("x264enc (software) reaches PLAYING"),
+        "{text}"
+    );
+    assert!(text.lines().all(|l| !l.starts_with("failed")), "{text}");
+}
+
+#[test]
+fn check_fails_on_a_missing_camera_and_microphone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("roombox.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[device]\nstate_dir = \"{}\"\n[media.video]\nsource = \"v4l2\"\ndevice = \"/dev/video-missing\"\n[media.audio]\nsource = \"alsa\"\ndevice = \"hw:NoSuchCard\"\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let out = roombox()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("failed   camera") && l.contains("/dev/video-missing")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("failed   microphone") && l.contains("hw:NoSuchCard")),
+        "{text}"
+    );
+}
+
+#[test]
+fn probe_lists_encoders_with_what_really_works() {
+    let out = roombox()
+        .args(["probe", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let enc = r["encoders"].as_array().unwrap();
+    let names: Vec<&str> = enc.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names[0], "v4l2h264enc", "best first");
+    let x264 = enc.iter().find(|e| e["name"] == "x264enc").unwrap();
+    assert_eq!(x264["works"], true);
+    let v4l2 = enc.iter().find(|e| e["name"] == "v4l2h264enc").unwrap();
+    assert_eq!(v4l2["works"], false);
+    assert!(r["cameras"].is_array() && r["audio"].is_array() && r["gpio"].is_array());
+}

@@ -1,0 +1,843 @@
+//! The fleet API against real mosquitto brokers on loopback: command round trips, bad input,
+//! the last will, broker restarts, TLS with per-device ACLs, signed commands and set-config.
+
+mod support;
+
+use roombox::command::{Command, ErrorCode};
+use roombox::config::Config;
+use roombox::fleet::cli::{ConnArgs, Operator, Received, To};
+use roombox::fleet::sim::SimBox;
+use std::path::Path;
+use std::time::Duration;
+use support::eventually;
+use support::mosquitto::Mosquitto;
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn box_config(broker: &str, device: &str, state_dir: &Path) -> Config {
+    let mut c = Config::default();
+    c.device.id = device.into();
+    c.device.state_dir = state_dir.to_path_buf();
+    c.fleet.broker = broker.into();
+    c.fleet.prefix = "rb".into();
+    c.fleet.groups = vec!["lobby".into()];
+    c.fleet.reconnect.initial = Duration::from_millis(100);
+    c.fleet.reconnect.max = Duration::from_millis(500);
+    c.fleet.state_min_interval = Duration::from_millis(100);
+    c.fleet.keep_alive = Duration::from_secs(5);
+    if !broker.starts_with("mqtts") {
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+    }
+    c
+}
+
+fn operator_args(broker: &str) -> ConnArgs {
+    ConnArgs {
+        broker: broker.into(),
+        prefix: "rb".into(),
+        ..Default::default()
+    }
+}
+
+async fn operator(broker: &str) -> Operator {
+    Operator::connect(&operator_args(broker)).await.unwrap()
+}
+
+/// Waits until the box answers a ping (it is connected and subscribed).
+async fn wait_online(op: &mut Operator, device: &str) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let r = op
+            .request(
+                &To::Device(device.into()),
+                "ping",
+                b"",
+                None,
+                Duration::from_millis(500),
+            )
+            .await;
+        if r.is_ok_and(|r| r.first().is_some_and(|(_, l)| l.ok)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{device} never answered a ping"
+        );
+    }
+}
+
+async fn call(op: &mut Operator, device: &str, cmd: &str, args: &str) -> roombox::api::ReplyLine {
+    let r = op
+        .request(&To::Device(device.into()), cmd, args.as_bytes(), None, LONG)
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 1, "{cmd}: expected one reply");
+    assert_eq!(r[0].0, device);
+    r[0].1.clone()
+}
+
+fn event_names(msgs: &[Received]) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m.topic.ends_with("/events"))
+        .filter_map(|m| {
+            serde_json::from_slice::<serde_json::Value>(&m.payload)
+                .ok()?
+                .get("event")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_round_trips_with_its_correlation() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = box_config(&broker.url(), "box1", dir.path());
+    let sim = SimBox::start(&config, None, dir.path()).await.unwrap();
+    let mut op = operator(&broker.url()).await;
+    wait_online(&mut op, "box1").await;
+    let mut watch = operator(&broker.url()).await;
+    watch
+        .subscribe(&["rb/box1/events".into(), "rb/box1/state".into()])
+        .await
+        .unwrap();
+
+    let unavailable = Some(ErrorCode::Unavailable);
+    let cases: Vec<(&str, &str, Option<ErrorCode>)> = vec![
+        ("join", r#"{"roomId":"r1"}"#, unavailable),
+        ("leave", "", unavailable),
+        ("end", "", unavailable),
+        ("toggle-join", "", unavailable),
+        ("enable-mic", "", None),
+        ("disable-mic", "", None),
+        ("toggle-mic", "", None),
+        ("enable-webcam", "", None),
+        ("disable-webcam", "", None),
+        ("toggle-webcam", "", None),
+        ("send-chat", r#"{"message":"hello"}"#, unavailable),
+        ("start-recording", "", None),
+        ("stop-recording", r#"{"target":"local"}"#, None),
+        ("start-recording", r#"{"target":"cloud"}"#, unavailable),
+        ("stop-recording", r#"{"target":"cloud"}"#, unavailable),
+        (
+            "start-livestream",
+            r#"{"outputs":[{"url":"rtmp://127.0.0.1/live","streamKey":"k"}]}"#,
+            unavailable,
+        ),
+        ("stop-livestream", "", unavailable),
+        ("start-hls", "", unavailable),
+        ("stop-hls", "", unavailable),
+        (
+            "start-transcription",
+            r#"{"language":"en-US"}"#,
+            unavailable,
+        ),
+        ("stop-transcription", "", unavailable),
+        ("request-keyframe", "", None),
+        ("set-bitrate", r#"{"kbps":1000}"#, None),
+        ("get-state", "", None),
+        ("ping", "", None),
+        ("identify", r#"{"seconds":2}"#, None),
+        ("reload-config", "", None),
+        ("restart-media", "", None),
+        ("restart", "", None),
+    ];
+    let covered: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.0).collect();
+    let all: std::collections::BTreeSet<&str> = Command::NAMES.iter().copied().collect();
+    assert_eq!(covered, all, "every command has a round trip");
+
+    for (cmd, args, want) in &cases {
+        let line = call(&mut op, "box1", cmd, args).await;
+        match want {
+            None => assert!(line.ok, "{cmd}: {line:?}"),
+            Some(code) => {
+                assert!(!line.ok, "{cmd}");
+                assert_eq!(line.error.as_ref().unwrap().code, *code, "{cmd}");
+            }
+        }
+        if *cmd == "get-state" {
+            assert_eq!(line.result.as_ref().unwrap()["deviceId"], "box1");
+        }
+        if *cmd == "ping" {
+            assert_eq!(line.result.as_ref().unwrap()["pong"], true);
+        }
+    }
+    // What the commands did shows on the event stream and the retained state.
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Some(m) = watch.next_until(deadline).await {
+        got.push(m);
+    }
+    let names = event_names(&got);
+    for want in [
+        "stream-enabled",
+        "stream-disabled",
+        "recording-state-changed",
+        "identify",
+        "config-reloaded",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "no {want} event in {names:?}"
+        );
+    }
+    let states: Vec<serde_json::Value> = got
+        .iter()
+        .filter(|m| m.topic == "rb/box1/state")
+        .filter_map(|m| serde_json::from_slice(&m.payload).ok())
+        .collect();
+    assert!(states
+        .iter()
+        .any(|s| s["localParticipant"]["micOn"] == true));
+    assert_eq!(sim.media_count("RequestKeyframe"), 1);
+    assert!(sim
+        .media_log
+        .lock()
+        .unwrap()
+        .contains(&"SetBitrate(1000)".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_stable_codes_and_change_nothing() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = box_config(&broker.url(), "box1", dir.path());
+    let sim = SimBox::start(&config, None, dir.path()).await.unwrap();
+    let mut op = operator(&broker.url()).await;
+    wait_online(&mut op, "box1").await;
+    let before = serde_json::to_value(&*sim.agent.state().borrow()).unwrap();
+    let log_before = sim.media_log.lock().unwrap().len();
+    let big = format!(r#"{{"message":"{}"}}"#, "x".repeat(70 * 1024));
+    let cases: Vec<(&str, String, ErrorCode)> = vec![
+        ("enable-mic", "{not json".into(), ErrorCode::BadJson),
+        ("enable-mic", "[true]".into(), ErrorCode::BadJson),
+        ("fly", "".into(), ErrorCode::UnknownCommand),
+        (
+            "set-bitrate",
+            r#"{"kbps":"fast"}"#.into(),
+            ErrorCode::InvalidArgument,
+        ),
+        (
+            "enable-mic",
+            r#"{"loud":true}"#.into(),
+            ErrorCode::InvalidArgument,
+        ),
+        ("set-bitrate", r#"{"kbps":7}"#.into(), ErrorCode::OutOfRange),
+        (
+            "identify",
+            r#"{"seconds":100000}"#.into(),
+            ErrorCode::OutOfRange,
+        ),
+        ("send-chat", big, ErrorCode::PayloadTooLarge),
+        (
+            "set-config",
+            r#"{"toml":"[media.video]\nfps = 120\n"}"#.into(),
+            ErrorCode::Unavailable,
+        ),
+    ];
+    for (cmd, payload, code) in cases {
+        let line = call(&mut op, "box1", cmd, &payload).await;
+        assert!(!line.ok, "{cmd} {payload:.40}");
+        let e = line.error.unwrap();
+        assert_eq!(e.code, code, "{cmd} {payload:.40}: {}", e.message);
+        assert!(!e.message.is_empty());
+    }
+    let after = serde_json::to_value(&*sim.agent.state().borrow()).unwrap();
+    assert_eq!(before, after, "refused commands change no state");
+    assert_eq!(sim.media_log.lock().unwrap().len(), log_before);
+    // The box is still there.
+    assert!(call(&mut op, "box1", "ping", "").await.ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_command_reaches_every_member_once() {
+    let broker = Mosquitto::start();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut sims = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        let mut c = box_config(&broker.url(), &format!("box{i}"), d.path());
+        if i == 2 {
+            c.fleet.groups = vec!["hall".into()];
+        }
+        sims.push(SimBox::start(&c, None, d.path()).await.unwrap());
+    }
+    let mut op = operator(&broker.url()).await;
+    for i in 0..3 {
+        wait_online(&mut op, &format!("box{i}")).await;
+    }
+    let replies = op
+        .request(
+            &To::Group("lobby".into()),
+            "identify",
+            br#"{"seconds":3}"#,
+            None,
+            Duration::from_secs(3),
+        )
+        .await
+        .unwrap();
+    let mut devices: Vec<String> = replies.iter().map(|r| r.0.clone()).collect();
+    devices.sort();
+    assert_eq!(devices, vec!["box0", "box1"]);
+    assert!(replies.iter().all(|r| r.1.ok));
+    assert!(sims[0].agent.state().borrow().identify_until_ms.is_some());
+    assert!(sims[2].agent.state().borrow().identify_until_ms.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_will_fires_when_the_box_is_killed() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("roombox.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[device]\nid = \"killme\"\nstate_dir = \"{}\"\n[media.video]\nsource = \"none\"\n[media.audio]\nsource = \"none\"\n[fleet]\nbroker = \"{}\"\nprefix = \"rb\"\n",
+            dir.path().join("state").display(),
+            broker.url()
+        ),
+    )
+    .unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples/fleet_box");
+    assert!(
+        bin.exists(),
+        "build the example: cargo build --example fleet_box"
+    );
+    let mut child = std::process::Command::new(&bin)
+        .arg(&config_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut op = operator(&broker.url()).await;
+    op.subscribe(&["rb/killme/status".into()]).await.unwrap();
+    let status = |m: &Received| {
+        serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let birth = op
+        .next_until(tokio::time::Instant::now() + LONG)
+        .await
+        .expect("the birth message");
+    assert_eq!(status(&birth), "online");
+    // The real daemon answers fleet commands.
+    let mut cmd = operator(&broker.url()).await;
+    wait_online(&mut cmd, "killme").await;
+    let state = call(&mut cmd, "killme", "get-state", "").await;
+    assert_eq!(state.result.unwrap()["deviceId"], "killme");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = child.wait();
+    let will = op
+        .next_until(tokio::time::Instant::now() + LONG)
+        .await
+        .expect("the last will");
+    let v: serde_json::Value = serde_json::from_slice(&will.payload).unwrap();
+    assert_eq!(v["status"], "offline");
+    assert_eq!(v["reason"], "connection lost");
+    // Retained: a newcomer sees it too.
+    let mut late = operator(&broker.url()).await;
+    late.subscribe(&["rb/killme/status".into()]).await.unwrap();
+    let m = late
+        .next_until(tokio::time::Instant::now() + LONG)
+        .await
+        .expect("retained status");
+    assert_eq!(status(&m), "offline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_queued_across_a_broker_restart_run_exactly_once() {
+    let mut broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = box_config(&broker.url(), "box1", dir.path());
+    let mut sim = SimBox::start(&config, None, dir.path()).await.unwrap();
+    let mut op = operator(&broker.url()).await;
+    wait_online(&mut op, "box1").await;
+    // The box goes away; its persistent session stays with the broker.
+    sim.kill_fleet();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ids: Vec<String> = (0..5).map(|i| format!("kf-{i}")).collect();
+    for id in &ids {
+        op.send(
+            &To::Device("box1".into()),
+            "request-keyframe",
+            b"",
+            id,
+            id.as_bytes(),
+        )
+        .await
+        .unwrap();
+    }
+    // Give mosquitto time to take them, then restart it: the queue must survive.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    broker.restart();
+    let mut follower = operator(&broker.url()).await;
+    follower
+        .subscribe(&["rb/box1/reply/#".into()])
+        .await
+        .unwrap();
+    sim.start_fleet(&config, None, dir.path()).await.unwrap();
+    let mut replies = Vec::new();
+    let deadline = tokio::time::Instant::now() + LONG;
+    while replies.len() < ids.len() {
+        let Some(m) = follower.next_until(deadline).await else {
+            break;
+        };
+        replies.push(m.prop("id").unwrap_or_default().to_string());
+    }
+    replies.sort();
+    assert_eq!(replies, ids, "every queued command answered once");
+    assert_eq!(sim.media_count("RequestKeyframe"), 5);
+    // The operator retries one: the cached reply answers, nothing runs again.
+    let mut op = operator(&broker.url()).await;
+    let r = op
+        .request(
+            &To::Device("box1".into()),
+            "request-keyframe",
+            b"",
+            Some("kf-3".into()),
+            LONG,
+        )
+        .await
+        .unwrap();
+    assert!(r[0].1.ok);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sim.media_count("RequestKeyframe"),
+        5,
+        "no command ran twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_produced_while_the_broker_is_down_arrive_after_it_returns() {
+    let mut broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = box_config(&broker.url(), "box1", dir.path());
+    let sim = SimBox::start(&config, None, dir.path()).await.unwrap();
+    // A durable follower: its subscription and QoS 1 messages survive the restart.
+    let mut args = operator_args(&broker.url());
+    args.client_id = Some("follower".into());
+    let mut follower = Operator::connect(&args).await.unwrap();
+    follower
+        .subscribe(&["rb/box1/events".into()])
+        .await
+        .unwrap();
+    let mut op = operator(&broker.url()).await;
+    wait_online(&mut op, "box1").await;
+    drop(op);
+
+    broker.stop();
+    // Wait until the box has noticed, then make events.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (cmd, mic) in [
+        (Command::EnableMic, true),
+        (Command::DisableMic, false),
+        (Command::Identify { seconds: 1 }, false),
+    ] {
+        sim.agent.send(cmd).await.unwrap();
+        // The mic state changes once the media engine confirms it.
+        let mut state = sim.agent.state();
+        tokio::time::timeout(LONG, state.wait_for(|s| s.local_participant.mic_on == mic))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    eventually("the events in the outbox", LONG, || async {
+        let n = std::fs::read_dir(dir.path().join("fleet/outbox"))
+            .ok()?
+            .count();
+        (n >= 3).then_some(())
+    })
+    .await;
+    broker.restart();
+    let mut names = Vec::new();
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !names.iter().any(|n| n == "identify") {
+        let Some(m) = follower.next_until(deadline).await else {
+            break;
+        };
+        names.extend(event_names(&[m]));
+    }
+    let order: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| ["stream-enabled", "stream-disabled", "identify"].contains(n))
+        .collect();
+    assert_eq!(
+        order,
+        vec!["stream-enabled", "stream-disabled", "identify"],
+        "oldest first"
+    );
+    eventually("the outbox to empty", LONG, || async {
+        let n = std::fs::read_dir(dir.path().join("fleet/outbox"))
+            .ok()?
+            .count();
+        (n == 0).then_some(())
+    })
+    .await;
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and client certificates whose CN is each name.
+fn make_pki(dir: &Path, clients: &[&str]) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=roombox-test-ca",
+    ]);
+    openssl(dir, &ca);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, ext) in
+        std::iter::once(("server", "server.ext")).chain(clients.iter().map(|c| (*c, "client.ext")))
+    {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let pem = format!("{name}.pem");
+        let subj = format!("/CN={}", if name == "server" { "localhost" } else { name });
+        let mut req = vec!["req"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+            ],
+        );
+    }
+}
+
+fn tls_operator(broker: &Mosquitto, name: &str) -> ConnArgs {
+    let d = broker.dir.path();
+    ConnArgs {
+        broker: format!("mqtts://127.0.0.1:{}", broker.port),
+        prefix: "rb".into(),
+        ca: Some(d.join("ca.pem")),
+        cert: Some(d.join(format!("{name}.pem"))),
+        key: Some(d.join(format!("{name}.key"))),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_and_an_acl_another_devices_certificate_commands_nothing() {
+    let broker = Mosquitto::start_with(|dir, port| {
+        make_pki(dir, &["box1", "box2", "operator"]);
+        std::fs::write(
+            dir.join("acl"),
+            "pattern readwrite rb/%u/#\npattern read rb/group/#\npattern write rb/reply/#\n\nuser operator\ntopic readwrite rb/#\n",
+        )
+        .unwrap();
+        format!(
+            "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\nuse_identity_as_username true\nacl_file {d}/acl\n",
+            d = dir.display()
+        )
+    });
+    let d = broker.dir.path();
+    let state = tempfile::tempdir().unwrap();
+    let mut config = box_config(
+        &format!("mqtts://127.0.0.1:{}", broker.port),
+        "box1",
+        state.path(),
+    );
+    config.fleet.tls.ca = d.join("ca.pem");
+    config.fleet.tls.cert = d.join("box1.pem");
+    config.fleet.tls.key = d.join("box1.key");
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    let sim = SimBox::start(&config, None, state.path()).await.unwrap();
+
+    let mut op = Operator::connect(&tls_operator(&broker, "operator"))
+        .await
+        .unwrap();
+    wait_online(&mut op, "box1").await;
+    let group = op
+        .request(
+            &To::Group("lobby".into()),
+            "ping",
+            b"",
+            None,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(group.len(), 1, "a group command and its reply pass the ACL");
+
+    // box2's certificate: a valid client of the same broker.
+    let mut intruder = Operator::connect(&tls_operator(&broker, "box2"))
+        .await
+        .unwrap();
+    intruder.subscribe(&["rb/box1/#".into()]).await.unwrap();
+    intruder
+        .publish_raw(
+            "rb/box1/cmd/request-keyframe",
+            b"",
+            Some("rb/box2/reply/x".into()),
+            Some(b"x".to_vec()),
+            vec![("id".into(), "intrude-1".into())],
+        )
+        .await
+        .unwrap();
+    // The operator's command after it arrives after it, so the box had every chance to act.
+    assert!(
+        call(&mut op, "box1", "identify", r#"{"seconds":1}"#)
+            .await
+            .ok
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sim.media_count("RequestKeyframe"), 0, "box2 commanded box1");
+    let leaked = intruder
+        .next_until(tokio::time::Instant::now() + Duration::from_secs(1))
+        .await;
+    assert!(
+        leaked.is_none(),
+        "box2 read box1's tree: {:?}",
+        leaked.map(|m| m.topic)
+    );
+    // Without a certificate nothing connects at all.
+    let mut anon = tls_operator(&broker, "operator");
+    anon.cert = None;
+    anon.key = None;
+    assert!(Operator::connect(&anon).await.is_err());
+}
+
+/// Publishes a raw command to box1 and returns the reply with that correlation.
+async fn raw_call(
+    op: &Operator,
+    replies: &mut Operator,
+    cmd: &str,
+    user: Vec<(String, String)>,
+    corr: &str,
+) -> roombox::api::ReplyLine {
+    op.publish_raw(
+        &format!("rb/box1/cmd/{cmd}"),
+        b"",
+        Some("rb/box1/reply/raw".into()),
+        Some(corr.as_bytes().to_vec()),
+        user,
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let m = replies.next_until(deadline).await.expect("a reply");
+        if m.correlation.as_deref() == Some(corr.as_bytes()) {
+            return serde_json::from_slice(&m.payload).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_mode_refuses_bad_signatures_replays_and_stale_timestamps() {
+    use roombox::fleet::signing;
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = signing::generate();
+    let key_file = dir.path().join("fleet.key");
+    std::fs::write(&key_file, &private).unwrap();
+    let mut config = box_config(&broker.url(), "box1", dir.path());
+    config.fleet.signing.public_key = public;
+    let sim = SimBox::start(&config, None, dir.path()).await.unwrap();
+
+    let mut args = operator_args(&broker.url());
+    args.signing_key = Some(key_file);
+    let mut signer = Operator::connect(&args).await.unwrap();
+    wait_online(&mut signer, "box1").await;
+    assert!(call(&mut signer, "box1", "request-keyframe", "").await.ok);
+
+    let mut unsigned = operator(&broker.url()).await;
+    let line = call(&mut unsigned, "box1", "request-keyframe", "").await;
+    assert_eq!(line.error.unwrap().code, ErrorCode::Unauthorized);
+
+    let mut replies = operator(&broker.url()).await;
+    replies
+        .subscribe(&["rb/box1/reply/raw".into()])
+        .await
+        .unwrap();
+    let sk = signing::parse_signing_key(&private).unwrap();
+    let topic = "rb/box1/cmd/request-keyframe";
+    let now = roombox::model::now_ms();
+    let with_id = |id: &str, mut props: Vec<(String, String)>| {
+        props.push(("id".into(), id.into()));
+        props
+    };
+
+    // Signed by another key.
+    let (other, _) = signing::generate();
+    let other = signing::parse_signing_key(&other).unwrap();
+    let forged = signing::sign(&other, topic, now, "nonce-forged-1", "f1", b"");
+    let line = raw_call(
+        &unsigned,
+        &mut replies,
+        "request-keyframe",
+        with_id("f1", forged),
+        "c1",
+    )
+    .await;
+    let e = line.error.unwrap();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (ErrorCode::Unauthorized, "bad signature")
+    );
+
+    // A good one, then the very same bytes again.
+    let good = signing::sign(&sk, topic, now, "nonce-good-0001", "g1", b"");
+    let line = raw_call(
+        &unsigned,
+        &mut replies,
+        "request-keyframe",
+        with_id("g1", good.clone()),
+        "c2",
+    )
+    .await;
+    assert!(line.ok, "{line:?}");
+    let line = raw_call(
+        &unsigned,
+        &mut replies,
+        "request-keyframe",
+        with_id("g1", good),
+        "c3",
+    )
+    .await;
+    let e = line.error.unwrap();
+    assert_eq!(e.code, ErrorCode::Unauthorized);
+    assert!(e.message.contains("replayed"), "{}", e.message);
+
+    // Signed, but ten minutes old.
+    let stale = signing::sign(&sk, topic, now - 600_000, "nonce-stale-01", "s1", b"");
+    let line = raw_call(
+        &unsigned,
+        &mut replies,
+        "request-keyframe",
+        with_id("s1", stale),
+        "c4",
+    )
+    .await;
+    let e = line.error.unwrap();
+    assert_eq!(e.code, ErrorCode::Unauthorized);
+    assert!(e.message.contains("window"), "{}", e.message);
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sim.media_count("RequestKeyframe"),
+        2,
+        "only the two signed commands ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_config_validates_applies_and_rolls_back() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("roombox.toml");
+    std::fs::write(
+        &main,
+        format!(
+            "[device]\nid = \"box1\"\nstate_dir = \"{}\"\n[fleet]\nbroker = \"{}\"\nprefix = \"rb\"\nset_config_timeout = \"3s\"\n[fleet.reconnect]\ninitial = \"100ms\"\nmax = \"500ms\"\n",
+            dir.path().join("state").display(),
+            broker.url()
+        ),
+    )
+    .unwrap();
+    let config = roombox::config::load(Some(&main)).unwrap().config;
+    let sim = SimBox::start(&config, Some(main.clone()), &dir.path().join("state"))
+        .await
+        .unwrap();
+    let mut op = operator(&broker.url()).await;
+    wait_online(&mut op, "box1").await;
+    let dropin = dir.path().join("config.d/90-fleet.toml");
+    let set = |toml: &str| serde_json::json!({ "toml": toml }).to_string();
+
+    let good = "[device]\nname = \"Lobby\"\n";
+    let line = call(&mut op, "box1", "set-config", &set(good)).await;
+    assert!(line.ok, "{line:?}");
+    assert_eq!(std::fs::read_to_string(&dropin).unwrap(), good);
+    assert_eq!(sim.agent.state().borrow().device_name, "Lobby");
+
+    let line = call(
+        &mut op,
+        "box1",
+        "set-config",
+        &set("[media.video]\nfps = 120\n"),
+    )
+    .await;
+    let e = line.error.unwrap();
+    assert_eq!(e.code, ErrorCode::InvalidArgument);
+    assert!(e.message.contains("media.video.fps"), "{}", e.message);
+    assert_eq!(
+        std::fs::read_to_string(&dropin).unwrap(),
+        good,
+        "nothing written"
+    );
+
+    // Valid, but the camera does not exist: the agent turns unhealthy and the change is undone.
+    let broken = "[device]\nname = \"Broken\"\n[media.video]\nsource = \"v4l2\"\ndevice = \"/dev/video-roombox-missing\"\n";
+    let line = call(&mut op, "box1", "set-config", &set(broken)).await;
+    let e = line.error.unwrap();
+    assert_eq!(e.code, ErrorCode::Internal);
+    assert!(e.message.contains("rolled back"), "{}", e.message);
+    assert_eq!(std::fs::read_to_string(&dropin).unwrap(), good);
+    let mut state = sim.agent.state();
+    tokio::time::timeout(
+        LONG,
+        state.wait_for(|s| s.health.ok && s.device_name == "Lobby"),
+    )
+    .await
+    .expect("healthy again on the previous config")
+    .unwrap();
+}
