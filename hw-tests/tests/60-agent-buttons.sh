@@ -33,7 +33,7 @@ feeder=$!
 agent_start "$cfg"
 agent_wait '.media.state == "PLAYING" and .localParticipant.micOn' 90
 agent_wait '.media.fps > 0' 30
-echo "ok - V4L2 caps negotiated with vivid at 320x180 and ALSA capture from ${ROOMBOX_HW_MIC:-hw:Loopback,1,0}: PLAYING, frames encoded"
+echo "ok - V4L2 caps negotiated with vivid at 320x180@10 and ALSA capture from ${ROOMBOX_HW_MIC:-hw:Loopback,1,0}: PLAYING, frames encoded"
 wait_led led-red 0 5 || agent_fail "red lit while the mic is live"
 
 press btn-join 300
