@@ -182,14 +182,14 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
         RecordingFormat::Mp4 => {
             element(out, "recording", "mp4mux", "gstreamer1.0-plugins-good");
             if a.source != AudioSource::None
-                && !["fdkaacenc", "avenc_aac", "voaacenc"]
+                && !["fdkaacenc", "voaacenc", "avenc_aac"]
                     .iter()
                     .any(|e| encoder::registered(e))
             {
                 out.push(CheckLine::new(
                     Status::Failed,
                     "recording",
-                    "MP4 recording needs an AAC encoder (gstreamer1.0-libav)",
+                    "MP4 recording needs an AAC encoder: voaacenc (gstreamer1.0-plugins-bad) or avenc_aac (gstreamer1.0-libav)",
                 ));
             }
         }

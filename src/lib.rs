@@ -17,5 +17,6 @@ pub mod fleet;
 pub mod media;
 pub mod model;
 pub mod probe;
+pub mod room;
 pub mod run;
 pub mod sysd;

@@ -49,7 +49,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let listener = api::bind(&socket)?;
     let (notices_tx, notices) = mpsc::unbounded_channel();
     let engine = Engine::spawn(config.clone(), notices_tx);
-    let (handle, agent) = Agent::new(&config, opts.config.clone(), Box::new(engine), notices);
+    let (handle, mut agent) = Agent::new(&config, opts.config.clone(), Box::new(engine), notices);
+    if let Some(room) = crate::room::spawn(&config) {
+        tracing::info!(backend = room.backend, url = %config.room.url, "room backend ready");
+        agent.attach_room(room);
+    }
     let api_task = tokio::spawn(api::serve_listener(
         listener,
         socket.clone(),

@@ -11,6 +11,7 @@ use crate::config::{self, Config};
 use crate::event::{Event, MediaState};
 use crate::media::{MediaControl, MediaNotice};
 use crate::model::now_ms;
+use crate::room::{RoomAction, RoomLink, RoomNotice};
 use crate::sysd;
 use state::{AgentState, Effect};
 use std::path::PathBuf;
@@ -99,6 +100,10 @@ pub struct Agent {
     state_tx: watch::Sender<AgentState>,
     /// Periodic work (health, identify expiry, watchdog, status line).
     tick: Duration,
+    /// The room session's action queue, once attached.
+    room_actions: Option<mpsc::UnboundedSender<RoomAction>>,
+    /// The room session's notices, once attached.
+    room_notices: Option<mpsc::UnboundedReceiver<RoomNotice>>,
 }
 
 impl Agent {
@@ -127,8 +132,17 @@ impl Agent {
             events,
             state_tx,
             tick: Duration::from_secs(1),
+            room_actions: None,
+            room_notices: None,
         };
         (handle, agent)
+    }
+
+    /// Connects a room session (from [`crate::room::spawn`]); call before [`Agent::run`].
+    pub fn attach_room(&mut self, link: RoomLink) {
+        self.state.set_room_backend(true);
+        self.room_actions = Some(link.actions);
+        self.room_notices = Some(link.notices);
     }
 
     /// Runs until a clean stop: SIGTERM or SIGINT (with `signals`), or the `restart` command.
@@ -174,6 +188,10 @@ impl Agent {
                     if stopped && drain_deadline.is_some() {
                         break;
                     }
+                }
+                Some(notice) = recv_room(&mut self.room_notices) => {
+                    let fx = self.state.room(notice);
+                    self.execute(fx, &mut drain_deadline);
                 }
                 _ = tick.tick() => {
                     let fx = self.state.tick(now_ms());
@@ -224,6 +242,15 @@ impl Agent {
                     tracing::debug!(?action, "media");
                     self.media.apply(action);
                 }
+                Effect::Room(action) => {
+                    tracing::debug!(?action, "room");
+                    match &self.room_actions {
+                        Some(tx) => {
+                            let _ = tx.send(action);
+                        }
+                        None => tracing::warn!(?action, "no room session is attached"),
+                    }
+                }
                 Effect::Emit(event) => {
                     log_event(&event);
                     let _ = self.events.send(event);
@@ -263,6 +290,13 @@ impl Agent {
                 });
             }
         }
+    }
+}
+
+async fn recv_room(rx: &mut Option<mpsc::UnboundedReceiver<RoomNotice>>) -> Option<RoomNotice> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -5,6 +5,8 @@
 //! agent loop to carry out. Effects whose outcome matters come back later as notices, so the state
 //! only ever says what has actually happened (a muted mic is shown muted once no audio leaves).
 
+mod room;
+
 use crate::command::{Command, CommandError, ErrorCode};
 use crate::config::{AudioSource, Config, VideoSource};
 use crate::event::{Event, MediaState};
@@ -12,6 +14,7 @@ use crate::media::{MediaAction, MediaNotice};
 use crate::model::{
     MeetingState, Mode, Participant, RecordingTarget, Room, ServiceState, StreamKind,
 };
+use crate::room::RoomAction;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -124,6 +127,21 @@ pub struct AgentState {
     /// Camera state asked of the engine and not yet confirmed.
     #[serde(skip)]
     webcam_wanted: Option<bool>,
+    #[serde(skip)]
+    room_defaults: RoomDefaults,
+    #[serde(skip)]
+    room_backend: bool,
+}
+
+/// The `[room]` settings a join falls back on.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct RoomDefaults {
+    room_id: String,
+    display_name: String,
+    mic: bool,
+    webcam: bool,
+    mode: Mode,
+    auto_join: bool,
 }
 
 /// Something the agent loop must do.
@@ -131,6 +149,8 @@ pub struct AgentState {
 pub enum Effect {
     /// Ask the media engine.
     Media(MediaAction),
+    /// Ask the room session.
+    Room(RoomAction),
     /// Broadcast an event.
     Emit(Event),
     /// Re-read the configuration from disk and apply it.
@@ -197,6 +217,8 @@ impl AgentState {
             has_audio: false,
             has_video: false,
             recording_autostart: false,
+            room_defaults: RoomDefaults::default(),
+            room_backend: false,
             mic_wanted: None,
             webcam_wanted: None,
         };
@@ -219,6 +241,20 @@ impl AgentState {
         self.has_audio = config.media.audio.source != AudioSource::None;
         self.recording.dir = config.recording_dir().display().to_string();
         self.recording_autostart = config.recording.autostart;
+        let r = &config.room;
+        self.room_defaults = RoomDefaults {
+            room_id: r.room_id.clone(),
+            display_name: r.display_name_or(&config.device.name).to_string(),
+            mic: r.mic,
+            webcam: r.webcam,
+            mode: r.mode,
+            auto_join: r.auto_join,
+        };
+    }
+
+    /// Tells the state a room session runs (room commands are refused without one).
+    pub fn set_room_backend(&mut self, present: bool) {
+        self.room_backend = present;
     }
 
     /// Effects to run once at start-up.
@@ -233,6 +269,9 @@ impl AgentState {
         ];
         if self.recording_autostart {
             fx.extend(self.start_local_recording());
+        }
+        if self.room_backend && self.room_defaults.auto_join {
+            fx.extend(self.join(None, None, None, None, None, None));
         }
         fx
     }
@@ -294,10 +333,80 @@ impl AgentState {
             | Command::Leave
             | Command::End
             | Command::ToggleJoin
-            | Command::SendChat { .. } => Step::err(
-                ErrorCode::Unavailable,
-                format!("`{cmd}` needs a room backend, and none is configured"),
-            ),
+            | Command::SendChat { .. }
+                if !self.room_backend =>
+            {
+                Step::err(
+                    ErrorCode::Unavailable,
+                    format!("`{cmd}` needs a room backend, and none is configured"),
+                )
+            }
+            Command::Join {
+                room_id,
+                display_name,
+                metadata,
+                mic,
+                webcam,
+                mode,
+            } => Step::ok(self.join(
+                room_id.clone(),
+                display_name.clone(),
+                metadata.clone(),
+                *mic,
+                *webcam,
+                *mode,
+            )),
+            Command::ToggleJoin if self.room.is_none() => {
+                Step::ok(self.join(None, None, None, None, None, None))
+            }
+            Command::Leave | Command::ToggleJoin => {
+                if self.room.is_none() {
+                    return Step::err(ErrorCode::InvalidState, "not in a room");
+                }
+                Step::ok(vec![Effect::Room(RoomAction::Leave)])
+            }
+            Command::End => {
+                if self.meeting_state != MeetingState::Connected {
+                    return Step::err(ErrorCode::InvalidState, "not connected to a room");
+                }
+                Step::ok(vec![Effect::Room(RoomAction::End)])
+            }
+            Command::SendChat { message, to } => {
+                if self.meeting_state != MeetingState::Connected {
+                    return Step::err(ErrorCode::InvalidState, "not connected to a room");
+                }
+                Step::ok(vec![Effect::Room(RoomAction::SendChat {
+                    text: message.clone(),
+                    to: to.clone(),
+                })])
+            }
+            Command::StartRecording {
+                target: RecordingTarget::Cloud,
+            } => {
+                if self.meeting_state != MeetingState::Connected {
+                    return Step::err(ErrorCode::InvalidState, "not connected to a room");
+                }
+                if self.cloud_recording.is_active() {
+                    return Step::err(ErrorCode::InvalidState, "cloud recording is already on");
+                }
+                self.cloud_recording = ServiceState::Starting;
+                Step::ok(vec![
+                    cloud_event(ServiceState::Starting, None),
+                    Effect::Room(RoomAction::SetCloudRecording(true)),
+                ])
+            }
+            Command::StopRecording {
+                target: RecordingTarget::Cloud,
+            } => {
+                if !self.cloud_recording.is_active() {
+                    return Step::err(ErrorCode::InvalidState, "cloud recording is not on");
+                }
+                self.cloud_recording = ServiceState::Stopping;
+                Step::ok(vec![
+                    cloud_event(ServiceState::Stopping, None),
+                    Effect::Room(RoomAction::SetCloudRecording(false)),
+                ])
+            }
             Command::StartLivestream { .. }
             | Command::StopLivestream
             | Command::StartHls
@@ -343,6 +452,9 @@ impl AgentState {
     pub fn drain(&mut self) -> Vec<Effect> {
         self.stopping = true;
         let mut fx = Vec::new();
+        if self.room.is_some() {
+            fx.push(Effect::Room(RoomAction::Leave));
+        }
         if self.recording.state.is_active() {
             self.recording.state = ServiceState::Stopping;
             fx.push(Effect::Emit(Event::RecordingStateChanged {
@@ -536,6 +648,14 @@ impl AgentState {
                 None => format!("media {:?}", self.media.state),
             });
         }
+        if self.room.is_some()
+            && matches!(
+                self.meeting_state,
+                MeetingState::Disconnected | MeetingState::Failed
+            )
+        {
+            problems.push(format!("room {:?}", self.meeting_state));
+        }
         if self.recording.state == ServiceState::Failed {
             problems.push(format!(
                 "recording failed: {}",
@@ -585,6 +705,14 @@ impl AgentState {
     }
 }
 
+fn cloud_event(state: ServiceState, reason: Option<String>) -> Effect {
+    Effect::Emit(Event::RecordingStateChanged {
+        target: RecordingTarget::Cloud,
+        state,
+        reason,
+    })
+}
+
 fn serde_plain<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
@@ -593,14 +721,14 @@ fn serde_plain<T: Serialize>(v: &T) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
 
-    fn state() -> AgentState {
+    pub(super) fn state() -> AgentState {
         AgentState::new(&Config::default(), "box1".into())
     }
 
-    fn emitted(fx: &[Effect]) -> Vec<String> {
+    pub(super) fn emitted(fx: &[Effect]) -> Vec<String> {
         fx.iter()
             .filter_map(|e| match e {
                 Effect::Emit(ev) => Some(ev.name()),
@@ -608,6 +736,12 @@ mod tests {
             })
             .collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
 
     #[test]
     fn start_starts_media_and_autostarts_recording_when_configured() {

@@ -6,11 +6,13 @@
 
 mod fleet;
 mod load;
+mod room;
 
 pub use fleet::{
     is_topic_level, BrokerUrl, FleetAuthConfig, FleetConfig, FleetSigningConfig, FleetTlsConfig,
 };
 pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
+pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -30,6 +32,8 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// Buttons and LEDs on GPIO.
     pub controls: crate::controls::ControlsConfig,
+    /// Joining rooms as the local participant.
+    pub room: RoomConfig,
     /// Remote control and reporting over MQTT (off unless a broker is set).
     pub fleet: FleetConfig,
 }
@@ -473,6 +477,7 @@ impl Config {
                 ),
             );
         }
+        self.room.validate(&mut e);
         for (field, p) in [
             ("device.state_dir", &self.device.state_dir),
             ("recording.dir", &rec.dir),

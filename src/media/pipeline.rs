@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! camera → convert/scale/rate → I420 caps → [camera-off blackout] → convert → H.264 enc → h264parse → vtee
-//! mic → convert/resample → caps → [webrtcdsp] → volume(mute) → rawtee → opusenc → opustee
+//! mic → convert/resample → caps → [webrtcdsp] → volume(mute) → rawtee → opusenc → opustee  (on demand)
 //!                                                              rawtee → AAC enc → aacparse → aactee  (on demand)
 //! ```
 //!
@@ -54,6 +54,7 @@ pub struct Capture {
     pub camera_on: Arc<AtomicBool>,
     /// The keyframe interval, in frames.
     pub gop_frames: u32,
+    opus_kbps: u32,
     aac_kbps: u32,
 }
 
@@ -88,6 +89,7 @@ pub fn build(
         frames: frames.clone(),
         camera_on: camera_on.clone(),
         gop_frames,
+        opus_kbps: a.opus_bitrate_kbps,
         aac_kbps: a.aac_bitrate_kbps,
     };
 
@@ -233,63 +235,73 @@ pub fn build(
         pipeline.add_many(&chain).map_err(|e| e.to_string())?;
         gst::Element::link_many(&chain).map_err(|e| format!("cannot link audio: {e}"))?;
 
-        let q = make("queue")?;
-        let opus = make("opusenc")?;
-        set(&opus, "bitrate", &(a.opus_bitrate_kbps * 1000).to_string())?;
-        set(&opus, "frame-size", "20")?;
-        let opustee = tee()?;
-        opustee.set_property("name", "opustee");
-        pipeline
-            .add_many([&q, &opus, &opustee])
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many([&rawtee, &q, &opus, &opustee])
-            .map_err(|e| format!("cannot link opus: {e}"))?;
         cap.volume = Some(volume);
         cap.rawtee = Some(rawtee);
-        cap.opustee = Some(opustee);
     }
     Ok(cap)
 }
 
 impl Capture {
-    /// The tee of a feed, adding the AAC encoder on first demand (also while playing).
+    /// The tee of a feed. The audio encoders (Opus, AAC) are added on first demand, also while
+    /// playing, so a box that only records MP4 never runs Opus and one in a room never runs AAC.
     pub fn tee_for(&mut self, feed: Feed) -> Result<gst::Element, String> {
         match feed {
             Feed::H264 => self
                 .vtee
                 .clone()
                 .ok_or_else(|| "there is no video source".into()),
-            Feed::Opus => self
-                .opustee
-                .clone()
-                .ok_or_else(|| "there is no audio source".into()),
+            Feed::Opus => {
+                if let Some(t) = &self.opustee {
+                    return Ok(t.clone());
+                }
+                let enc = make("opusenc")?;
+                set(&enc, "bitrate", &(self.opus_kbps * 1000).to_string())?;
+                set(&enc, "frame-size", "20")?;
+                let t = self.audio_branch(enc, None, "opustee")?;
+                self.opustee = Some(t.clone());
+                Ok(t)
+            }
             Feed::Aac => {
                 if let Some(t) = &self.aactee {
                     return Ok(t.clone());
                 }
-                let rawtee = self.rawtee.clone().ok_or("there is no audio source")?;
-                let factory = ["fdkaacenc", "avenc_aac", "voaacenc"]
+                // voaacenc before avenc_aac: libavcodec alone costs about 40 MB of RSS.
+                let factory = ["fdkaacenc", "voaacenc", "avenc_aac"]
                     .into_iter()
                     .find(|f| encoder::registered(f))
-                    .ok_or("no AAC encoder (avenc_aac or voaacenc) is installed")?;
-                let q = make("queue")?;
-                let conv = make("audioconvert")?;
+                    .ok_or("no AAC encoder (voaacenc or avenc_aac) is installed")?;
                 let enc = make(factory)?;
                 set(&enc, "bitrate", &(self.aac_kbps * 1000).to_string())?;
-                let parse = make("aacparse")?;
-                let aactee = tee()?;
-                aactee.set_property("name", "aactee");
-                let els = [&q, &conv, &enc, &parse, &aactee];
-                self.pipeline.add_many(els).map_err(|e| e.to_string())?;
-                gst::Element::link_many([&rawtee, &q, &conv, &enc, &parse, &aactee])
-                    .map_err(|e| format!("cannot link AAC: {e}"))?;
-                for e in els {
-                    e.sync_state_with_parent().map_err(|e| e.to_string())?;
-                }
-                self.aactee = Some(aactee.clone());
-                Ok(aactee)
+                let t = self.audio_branch(enc, Some(make("aacparse")?), "aactee")?;
+                self.aactee = Some(t.clone());
+                Ok(t)
             }
         }
+    }
+
+    /// Adds `rawtee → queue → audioconvert → enc [→ parse] → tee` to the (possibly playing)
+    /// pipeline and returns the new tee.
+    fn audio_branch(
+        &self,
+        enc: gst::Element,
+        parse: Option<gst::Element>,
+        name: &str,
+    ) -> Result<gst::Element, String> {
+        let rawtee = self.rawtee.clone().ok_or("there is no audio source")?;
+        let out = tee()?;
+        out.set_property("name", name);
+        let mut chain = vec![make("queue")?, make("audioconvert")?, enc];
+        chain.extend(parse);
+        chain.push(out.clone());
+        self.pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+        rawtee
+            .link(&chain[0])
+            .and_then(|_| gst::Element::link_many(&chain))
+            .map_err(|e| format!("cannot link {name}: {e}"))?;
+        for e in &chain {
+            e.sync_state_with_parent().map_err(|e| e.to_string())?;
+        }
+        Ok(out)
     }
 
     /// Asks the video encoder for a keyframe (with SPS/PPS).

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every benchmark (release build) and writes BENCHMARKS.md. Each bench measures its baseline
+# in the same run and prints a markdown section.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/roombox-target}"
+cargo build --release --bin roombox --examples
+rel="$CARGO_TARGET_DIR/release"
+out="$(mktemp)"
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) — $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB,"
+  echo "$(uname -sr), GStreamer $(gst-launch-1.0 --version | awk '/GStreamer/{print $2; exit}'). Figures are from one run on a"
+  echo "shared machine; ratios compare against a baseline measured in the same run."
+  echo
+  "$rel/examples/bench_media" --roombox "$rel/roombox"
+  echo
+  CARGO_PROFILE_FLAG=--release bash benches/fleet.sh
+  for b in benches/*.sh; do
+    [[ "$b" == benches/fleet.sh ]] && continue
+    echo
+    CARGO_PROFILE_FLAG=--release bash "$b"
+  done
+} > "$out"
+mv "$out" BENCHMARKS.md
+echo "wrote BENCHMARKS.md"

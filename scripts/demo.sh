@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# README command 1: set up this machine, build roombox and run it on its embedded default —
+# synthetic camera and mic, recording to ./demo-out — beside a local mosquitto, showing live what
+# it does and one fleet command working. Ctrl-C stops everything (the recording is finalised).
+#
+#   scripts/demo.sh                 # until Ctrl-C
+#   DEMO_SECONDS=30 scripts/demo.sh # stop by itself
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build --bin roombox
+ROOMBOX="$CARGO_TARGET_DIR/debug/roombox"
+
+out="$PWD/demo-out"
+mkdir -p "$out"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+# A broker of the demo's own, on loopback, on a free port.
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+cat > "$out/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+set_tcp_nodelay true
+persistence true
+persistence_location $out/
+user root
+log_dest file $out/mosquitto.log
+CONF
+mosquitto -c "$out/mosquitto.conf" & pids+=($!)
+
+# The embedded default (synthetic sources, every other value at its default), plus the few lines
+# a demo needs: where to keep files, record from the start, and the local broker.
+cat > "$out/roombox.toml" <<CONF
+[device]
+id = "demo-box"
+name = "Demo room"
+state_dir = "$out"
+
+[recording]
+autostart = true
+min_free_mb = 0
+stop_free_mb = 0
+
+[fleet]
+broker = "mqtt://127.0.0.1:$port"
+groups = ["demo"]
+CONF
+
+echo "== roombox check"
+"$ROOMBOX" check --config "$out/roombox.toml" || true
+echo
+echo "== roombox run (live view; recordings go to $out/recordings)"
+"$ROOMBOX" run --live true --config "$out/roombox.toml" 2>"$out/roombox.log" & pids+=($!)
+agent=$!
+
+fleet() { "$ROOMBOX" fleet --broker "mqtt://127.0.0.1:$port" "$@"; }
+(
+  for _ in $(seq 1 100); do
+    fleet send demo-box ping --timeout 300ms >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  sleep 3
+  echo "== fleet: identify demo-box for 5 s, then the fleet list"
+  fleet send demo-box identify '{"seconds":5}' || true
+  fleet list || true
+  echo "== try: $ROOMBOX fleet --broker mqtt://127.0.0.1:$port send demo-box disable-mic"
+  echo "==      $ROOMBOX status --config $out/roombox.toml"
+) &
+pids+=($!)
+
+if [[ -n "${DEMO_SECONDS:-}" ]]; then
+  sleep "$DEMO_SECONDS"
+  kill -INT "$agent" 2>/dev/null || true
+fi
+wait "$agent" || true
+echo "== segments written:"
+ls -la "$out/recordings" 2>/dev/null || true

@@ -1,0 +1,390 @@
+//! The room half of the state machine: join requests out, room notices in.
+//!
+//! The state shows what the room session reports, never what was merely asked: the meeting is
+//! CONNECTED once the session says so, and a participant is listed once the server announced
+//! them.
+
+use super::{cloud_event, AgentState, Effect};
+use crate::event::Event;
+use crate::media::MediaAction;
+use crate::model::{MeetingState, Metadata, Mode, Room, ServiceState, StreamKind};
+use crate::room::{JoinRequest, RoomAction, RoomNotice, TAP_ID};
+
+impl AgentState {
+    /// A join with the given overrides; the `[room]` defaults fill the rest. The microphone
+    /// and camera are set as asked through the engine, which confirms before the state shows it.
+    pub(super) fn join(
+        &mut self,
+        room_id: Option<String>,
+        display_name: Option<String>,
+        metadata: Option<Metadata>,
+        mic: Option<bool>,
+        webcam: Option<bool>,
+        mode: Option<Mode>,
+    ) -> Vec<Effect> {
+        let d = &self.room_defaults;
+        let req = JoinRequest {
+            room_id: room_id.unwrap_or_else(|| d.room_id.clone()),
+            display_name: display_name.unwrap_or_else(|| d.display_name.clone()),
+            metadata: metadata.unwrap_or_default(),
+            mic: mic.unwrap_or(d.mic),
+            webcam: webcam.unwrap_or(d.webcam),
+            mode: mode.unwrap_or(d.mode),
+        };
+        let mut fx = Vec::new();
+        if self.has_audio && self.local_participant.mic_on != req.mic {
+            fx.push(Effect::Media(MediaAction::SetMicMuted(!req.mic)));
+        }
+        if self.has_video && self.local_participant.webcam_on != req.webcam {
+            fx.push(Effect::Media(MediaAction::SetCameraEnabled(req.webcam)));
+        }
+        self.room = Some(Room {
+            room_id: req.room_id.clone(),
+            session_id: None,
+        });
+        self.local_participant.display_name = req.display_name.clone();
+        self.local_participant.mode = req.mode;
+        self.local_participant.metadata = req.metadata.clone();
+        fx.push(Effect::Room(RoomAction::Join(req)));
+        fx
+    }
+
+    /// Takes in what the room session reports.
+    pub fn room(&mut self, notice: RoomNotice) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match notice {
+            RoomNotice::State(state) => {
+                if self.meeting_state != state {
+                    self.meeting_state = state;
+                    fx.push(Effect::Emit(Event::MeetingStateChanged { state }));
+                }
+            }
+            RoomNotice::Joined {
+                room_id,
+                session_id,
+                participant_id,
+            } => {
+                self.room = Some(Room {
+                    room_id: room_id.clone(),
+                    session_id: session_id.clone(),
+                });
+                fx.push(Effect::Emit(Event::MeetingJoined {
+                    room_id,
+                    session_id,
+                    participant_id,
+                }));
+            }
+            RoomNotice::Left { room_id, reason } => {
+                self.room = None;
+                for id in std::mem::take(&mut self.participants).into_keys() {
+                    fx.push(Effect::Emit(Event::ParticipantLeft { participant_id: id }));
+                }
+                if self.active_speaker.take().is_some() {
+                    fx.push(Effect::Emit(Event::SpeakerChanged {
+                        participant_id: None,
+                    }));
+                }
+                if self.meeting_state != MeetingState::Closed {
+                    self.meeting_state = MeetingState::Closed;
+                    fx.push(Effect::Emit(Event::MeetingStateChanged {
+                        state: MeetingState::Closed,
+                    }));
+                }
+                if self.cloud_recording.is_active() {
+                    self.cloud_recording = ServiceState::Stopped;
+                    fx.push(cloud_event(
+                        ServiceState::Stopped,
+                        Some("left the room".into()),
+                    ));
+                }
+                fx.push(Effect::Emit(Event::MeetingLeft { room_id, reason }));
+            }
+            RoomNotice::ParticipantJoined(p) => {
+                let first = !self.participants.contains_key(&p.participant_id);
+                self.participants
+                    .insert(p.participant_id.clone(), p.clone());
+                if first {
+                    fx.push(Effect::Emit(Event::ParticipantJoined { participant: p }));
+                }
+            }
+            RoomNotice::ParticipantLeft(id) => {
+                if self.participants.remove(&id).is_some() {
+                    fx.push(Effect::Emit(Event::ParticipantLeft {
+                        participant_id: id.clone(),
+                    }));
+                }
+                if self.active_speaker.as_deref() == Some(id.as_str()) {
+                    self.active_speaker = None;
+                    fx.push(Effect::Emit(Event::SpeakerChanged {
+                        participant_id: None,
+                    }));
+                }
+            }
+            RoomNotice::Stream {
+                participant_id,
+                kind,
+                enabled,
+            } => {
+                if let Some(p) = self.participants.get_mut(&participant_id) {
+                    match kind {
+                        StreamKind::Audio => p.mic_on = enabled,
+                        _ => p.webcam_on = enabled,
+                    }
+                    let stream_id = format!(
+                        "{participant_id}-{}",
+                        if kind == StreamKind::Audio {
+                            "audio"
+                        } else {
+                            "video"
+                        }
+                    );
+                    if let Some(s) = p.streams.get_mut(&stream_id) {
+                        s.paused = !enabled;
+                    }
+                    fx.push(Effect::Emit(if enabled {
+                        Event::StreamEnabled {
+                            participant_id,
+                            kind,
+                            stream_id,
+                        }
+                    } else {
+                        Event::StreamDisabled {
+                            participant_id,
+                            kind,
+                            stream_id,
+                        }
+                    }));
+                }
+            }
+            RoomNotice::Talking {
+                participant_id,
+                talking,
+            } => {
+                let now = self.active_speaker.as_deref() == Some(participant_id.as_str());
+                if talking && !now {
+                    self.active_speaker = Some(participant_id.clone());
+                    fx.push(Effect::Emit(Event::SpeakerChanged {
+                        participant_id: Some(participant_id),
+                    }));
+                } else if !talking && now {
+                    self.active_speaker = None;
+                    fx.push(Effect::Emit(Event::SpeakerChanged {
+                        participant_id: None,
+                    }));
+                }
+            }
+            RoomNotice::Chat(message) => fx.push(Effect::Emit(Event::ChatMessage { message })),
+            RoomNotice::CloudRecording { state, reason } => {
+                if self.cloud_recording != state {
+                    self.cloud_recording = state;
+                    fx.push(cloud_event(state, reason));
+                }
+            }
+            RoomNotice::AttachTap(sender) => {
+                fx.push(Effect::Media(MediaAction::AttachTap {
+                    id: TAP_ID.into(),
+                    sender,
+                }));
+            }
+            RoomNotice::DetachTap => {
+                fx.push(Effect::Media(MediaAction::DetachTap { id: TAP_ID.into() }))
+            }
+            RoomNotice::KeyframeRequested => {
+                if self.has_video {
+                    fx.push(Effect::Media(MediaAction::RequestKeyframe));
+                }
+            }
+            RoomNotice::BitrateWanted(kbps) => {
+                let (lo, hi) = self.bitrate_bounds;
+                let k = kbps.clamp(lo, hi.max(lo));
+                if self.has_video && k != self.media.bitrate_kbps {
+                    self.media.bitrate_kbps = k;
+                    fx.push(Effect::Media(MediaAction::SetBitrate(k)));
+                }
+            }
+            RoomNotice::Error(message) => fx.push(Effect::Emit(Event::Error {
+                code: "room".into(),
+                message,
+            })),
+        }
+        self.refresh_health();
+        fx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+    use crate::command::{Command, ErrorCode};
+    use crate::media::MediaNotice;
+    use crate::model::{Participant, RecordingTarget};
+
+    fn remote(id: &str) -> Participant {
+        Participant {
+            participant_id: id.into(),
+            display_name: "Ann".into(),
+            local: false,
+            mode: Mode::SendAndReceive,
+            metadata: Default::default(),
+            mic_on: true,
+            webcam_on: true,
+            streams: Default::default(),
+        }
+    }
+
+    fn joined() -> AgentState {
+        let mut s = state();
+        s.set_room_backend(true);
+        s.media(MediaNotice::MicMuted(false));
+        s.media(MediaNotice::CameraEnabled(true));
+        let step = s.command(&Command::ToggleJoin, 0);
+        assert!(step.reply.is_ok());
+        assert!(matches!(
+            step.effects.last(),
+            Some(Effect::Room(RoomAction::Join(_)))
+        ));
+        s.room(RoomNotice::State(MeetingState::Connecting));
+        s.room(RoomNotice::State(MeetingState::Connected));
+        s
+    }
+
+    #[test]
+    fn join_follows_the_session_not_the_request() {
+        let mut s = state();
+        s.set_room_backend(true);
+        let step = s.command(
+            &Command::Join {
+                room_id: Some("42".into()),
+                display_name: None,
+                metadata: None,
+                mic: Some(false),
+                webcam: None,
+                mode: None,
+            },
+            0,
+        );
+        assert!(step.reply.is_ok());
+        assert_eq!(
+            s.meeting_state,
+            MeetingState::Closed,
+            "not connected until told"
+        );
+        let Some(Effect::Room(RoomAction::Join(req))) = step.effects.last() else {
+            panic!("no join effect: {:?}", step.effects)
+        };
+        assert_eq!(req.room_id, "42");
+        assert!(!req.mic);
+        let fx = s.room(RoomNotice::State(MeetingState::Connected));
+        assert_eq!(emitted(&fx), vec!["meeting-state-changed"]);
+        let fx = s.room(RoomNotice::Joined {
+            room_id: "42".into(),
+            session_id: Some("s".into()),
+            participant_id: "9".into(),
+        });
+        assert_eq!(emitted(&fx), vec!["meeting-joined"]);
+        assert_eq!(s.room.as_ref().unwrap().session_id.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn participants_speakers_and_leaving() {
+        let mut s = joined();
+        let fx = s.room(RoomNotice::ParticipantJoined(remote("7")));
+        assert_eq!(emitted(&fx), vec!["participant-joined"]);
+        assert!(s
+            .room(RoomNotice::ParticipantJoined(remote("7")))
+            .is_empty());
+        let fx = s.room(RoomNotice::Talking {
+            participant_id: "7".into(),
+            talking: true,
+        });
+        assert_eq!(emitted(&fx), vec!["speaker-changed"]);
+        assert_eq!(s.active_speaker.as_deref(), Some("7"));
+        let fx = s.room(RoomNotice::Stream {
+            participant_id: "7".into(),
+            kind: StreamKind::Video,
+            enabled: false,
+        });
+        assert_eq!(emitted(&fx), vec!["stream-disabled"]);
+        assert!(!s.participants["7"].webcam_on);
+        let fx = s.room(RoomNotice::ParticipantLeft("7".into()));
+        assert_eq!(emitted(&fx), vec!["participant-left", "speaker-changed"]);
+        assert!(s.participants.is_empty());
+        let step = s.command(&Command::Leave, 0);
+        assert_eq!(step.effects, vec![Effect::Room(RoomAction::Leave)]);
+        let fx = s.room(RoomNotice::Left {
+            room_id: "1234".into(),
+            reason: "left".into(),
+        });
+        assert!(emitted(&fx).contains(&"meeting-left".to_string()));
+        assert_eq!(s.meeting_state, MeetingState::Closed);
+        assert!(s.room.is_none());
+        assert_eq!(
+            s.command(&Command::Leave, 0).reply.unwrap_err().code,
+            ErrorCode::InvalidState
+        );
+    }
+
+    #[test]
+    fn cloud_recording_needs_a_room_and_reports_each_state() {
+        let mut s = state();
+        s.set_room_backend(true);
+        let start = Command::StartRecording {
+            target: RecordingTarget::Cloud,
+        };
+        assert_eq!(
+            s.command(&start, 0).reply.unwrap_err().code,
+            ErrorCode::InvalidState
+        );
+        let mut s = joined();
+        let step = s.command(&start, 0);
+        assert!(step
+            .effects
+            .contains(&Effect::Room(RoomAction::SetCloudRecording(true))));
+        assert_eq!(s.cloud_recording, ServiceState::Starting);
+        s.room(RoomNotice::CloudRecording {
+            state: ServiceState::Started,
+            reason: None,
+        });
+        assert_eq!(s.cloud_recording, ServiceState::Started);
+        let stop = s.command(
+            &Command::StopRecording {
+                target: RecordingTarget::Cloud,
+            },
+            0,
+        );
+        assert!(stop
+            .effects
+            .contains(&Effect::Room(RoomAction::SetCloudRecording(false))));
+    }
+
+    #[test]
+    fn feedback_drives_the_one_encoder_within_bounds() {
+        let mut s = joined();
+        assert_eq!(
+            s.room(RoomNotice::KeyframeRequested),
+            vec![Effect::Media(MediaAction::RequestKeyframe)]
+        );
+        assert_eq!(
+            s.room(RoomNotice::BitrateWanted(10)),
+            vec![Effect::Media(MediaAction::SetBitrate(300))],
+            "clamped to media.video.min_bitrate_kbps"
+        );
+        assert!(s.room(RoomNotice::BitrateWanted(300)).is_empty());
+    }
+
+    #[test]
+    fn a_dropped_connection_is_unhealthy_until_reconnected() {
+        let mut s = joined();
+        s.media(MediaNotice::State {
+            state: crate::event::MediaState::Playing,
+            encoder: None,
+        });
+        assert!(s.health.ok);
+        s.room(RoomNotice::State(MeetingState::Disconnected));
+        assert!(!s.health.ok);
+        s.room(RoomNotice::State(MeetingState::Connecting));
+        s.room(RoomNotice::State(MeetingState::Connected));
+        assert!(s.health.ok);
+    }
+}

@@ -1,0 +1,341 @@
+//! WebRTC sessions with the webrtc crate (0.21, on the sans-I/O `rtc` core): the publisher
+//! connection that sends the media engine's one encode, and one receiving connection per remote
+//! participant.
+//!
+//! Signalling is non-trickle: a description is sent once ICE gathering has completed, so it
+//! carries every candidate (Janus includes its own in its SDP too).
+
+use super::rtcp::FeedbackForwarder;
+use crate::media::EncodedSample;
+use crate::model::StreamKind;
+use rtc::interceptor::Slot;
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{PayloadType, SSRC};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use webrtc::data_channel::DataChannel;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+};
+
+/// H.264 constrained baseline, the profile every browser and Janus accept.
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+/// Payload type offered for H.264.
+pub const H264_PT: PayloadType = 102;
+/// Payload type offered for Opus.
+pub const OPUS_PT: PayloadType = 111;
+/// The data channel label Janus's own clients use.
+pub const CHAT_LABEL: &str = "JanusDataChannel";
+/// How long ICE gathering may take before a description is sent with what it has.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Something a connection reports to the session that owns it. `key` names the connection:
+/// `publisher` or a subscription id.
+#[derive(Clone)]
+pub enum PcEvent {
+    /// The connection changed state.
+    State(String, RTCPeerConnectionState),
+    /// A remote track arrived.
+    Track(String, Arc<dyn TrackRemote>),
+    /// The remote side opened a data channel.
+    DataChannel(String, Arc<dyn DataChannel>),
+}
+
+struct Handler {
+    key: String,
+    events: mpsc::UnboundedSender<PcEvent>,
+    gathered: mpsc::UnboundedSender<()>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(());
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.events.send(PcEvent::State(self.key.clone(), state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.events.send(PcEvent::Track(self.key.clone(), track));
+    }
+
+    async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
+        let _ = self.events.send(PcEvent::DataChannel(self.key.clone(), dc));
+    }
+}
+
+fn feedback() -> Vec<RTCPFeedback> {
+    ["goog-remb", "ccm fir", "nack", "nack pli"]
+        .iter()
+        .map(|f| {
+            let mut parts = f.splitn(2, ' ');
+            RTCPFeedback {
+                typ: parts.next().unwrap_or_default().to_string(),
+                parameter: parts.next().unwrap_or_default().to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The H.264 codec this box sends and receives.
+pub fn h264_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "video/H264".into(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: H264_FMTP.into(),
+        rtcp_feedback: feedback(),
+    }
+}
+
+/// The Opus codec this box sends and receives.
+pub fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "audio/opus".into(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        rtcp_feedback: vec![],
+    }
+}
+
+async fn build(
+    key: &str,
+    events: mpsc::UnboundedSender<PcEvent>,
+) -> webrtc::error::Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<()>)> {
+    let mut me = MediaEngine::default();
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: h264_codec(),
+            payload_type: H264_PT,
+        },
+        RtpCodecKind::Video,
+    )?;
+    // Also accept plain Baseline from peers that offer it.
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                sdp_fmtp_line:
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f".into(),
+                ..h264_codec()
+            },
+            payload_type: 104,
+        },
+        RtpCodecKind::Video,
+    )?;
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: opus_codec(),
+            payload_type: OPUS_PT,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    let registry = register_default_interceptors(Registry::new(), &mut me)?;
+    // Last in the chain: keyframe requests and bandwidth feedback go on to the application.
+    let registry = registry.with(Slot::from(14_000), FeedbackForwarder::default());
+    let (gathered_tx, gathered) = mpsc::unbounded_channel();
+    // No mDNS: room servers give IP candidates, and joining the multicast group fails on hosts
+    // without a multicast route.
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .build();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(me)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(Handler {
+            key: key.to_string(),
+            events,
+            gathered: gathered_tx,
+        }))
+        // A wildcard binds one socket per non-loopback interface.
+        .with_udp_addrs(vec!["0.0.0.0:0".to_string()])
+        .build()
+        .await?;
+    Ok((Arc::new(pc), gathered))
+}
+
+async fn wait_gathered(gathered: &mut mpsc::UnboundedReceiver<()>) {
+    let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.recv()).await;
+}
+
+/// One local track fed from the shared encode.
+#[derive(Clone)]
+pub struct LocalTrack {
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: SSRC,
+    /// Stays 0 until negotiated.
+    pt: PayloadType,
+}
+
+impl LocalTrack {
+    fn new(kind: StreamKind) -> webrtc::error::Result<LocalTrack> {
+        let ssrc = rand::random::<u32>();
+        let (rk, codec, name) = match kind {
+            StreamKind::Audio => (RtpCodecKind::Audio, opus_codec(), "audio"),
+            _ => (RtpCodecKind::Video, h264_codec(), "video"),
+        };
+        let track = TrackLocalStaticSample::new(
+            Instant::now(),
+            MediaStreamTrack::new(
+                "roombox".into(),
+                format!("roombox-{name}"),
+                format!("roombox-{name}"),
+                rk,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec,
+                    ..Default::default()
+                }],
+            ),
+        )?;
+        Ok(LocalTrack {
+            track: Arc::new(track),
+            ssrc,
+            pt: 0,
+        })
+    }
+
+    /// Packetizes and sends one encoded sample.
+    pub async fn write(&self, s: &EncodedSample, duration: Duration) -> webrtc::error::Result<()> {
+        if self.pt == 0 {
+            return Ok(());
+        }
+        let sample = Sample {
+            data: s.data.clone(),
+            duration,
+            ..Sample::new(Instant::now())
+        };
+        self.track
+            .sample_writer(self.ssrc, self.pt)
+            .write_sample(&sample)
+            .await
+    }
+
+    /// The RTCP addressed to this track (keyframe requests, REMB, receiver reports), in order.
+    pub async fn feedback(&self) -> Option<Vec<Box<dyn rtc::rtcp::Packet>>> {
+        match self.track.poll().await? {
+            TrackLocalEvent::OnRtcpPacket(p) => Some(p),
+            _ => Some(Vec::new()),
+        }
+    }
+}
+
+/// The connection that publishes the box's camera, microphone and chat.
+pub struct Publisher {
+    /// The connection.
+    pub pc: Arc<dyn PeerConnection>,
+    /// The camera track, if published.
+    pub video: Option<LocalTrack>,
+    /// The microphone track, if published.
+    pub audio: Option<LocalTrack>,
+    /// The chat channel, if opened.
+    pub chat: Option<Arc<dyn DataChannel>>,
+}
+
+impl Publisher {
+    /// Builds the connection with the wanted tracks and returns it with its SDP offer (after
+    /// ICE gathering).
+    pub async fn offer(
+        events: mpsc::UnboundedSender<PcEvent>,
+        audio: bool,
+        video: bool,
+        chat: bool,
+    ) -> webrtc::error::Result<(Publisher, String)> {
+        let (pc, mut gathered) = build("publisher", events).await?;
+        let mut p = Publisher {
+            pc,
+            video: None,
+            audio: None,
+            chat: None,
+        };
+        if video {
+            let t = LocalTrack::new(StreamKind::Video)?;
+            p.pc.add_track(t.track.clone() as Arc<dyn TrackLocal>)
+                .await?;
+            p.video = Some(t);
+        }
+        if audio {
+            let t = LocalTrack::new(StreamKind::Audio)?;
+            p.pc.add_track(t.track.clone() as Arc<dyn TrackLocal>)
+                .await?;
+            p.audio = Some(t);
+        }
+        if chat {
+            p.chat = Some(p.pc.create_data_channel(CHAT_LABEL, None).await?);
+        }
+        let offer = p.pc.create_offer(None).await?;
+        p.pc.set_local_description(offer).await?;
+        wait_gathered(&mut gathered).await;
+        let sdp =
+            p.pc.local_description()
+                .await
+                .map(|d| d.sdp)
+                .unwrap_or_default();
+        Ok((p, sdp))
+    }
+
+    /// Applies the server's answer and learns the negotiated payload types.
+    pub async fn answer(&mut self, sdp: String) -> webrtc::error::Result<()> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(sdp)?)
+            .await?;
+        for sender in self.pc.get_senders().await {
+            let params = sender.get_parameters().await?;
+            let Some(codec) = params.rtp_parameters.codecs.first() else {
+                continue;
+            };
+            let is_video = codec.rtp_codec.mime_type.eq_ignore_ascii_case("video/H264");
+            let slot = if is_video {
+                self.video.as_mut()
+            } else {
+                self.audio.as_mut()
+            };
+            if let Some(t) = slot {
+                t.pt = codec.payload_type;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Answers a server's offer for one remote participant's media; returns the connection and the
+/// SDP answer (after ICE gathering).
+pub async fn subscribe(
+    key: &str,
+    offer: String,
+    events: mpsc::UnboundedSender<PcEvent>,
+) -> webrtc::error::Result<(Arc<dyn PeerConnection>, String)> {
+    let (pc, mut gathered) = build(key, events).await?;
+    pc.set_remote_description(RTCSessionDescription::offer(offer)?)
+        .await?;
+    let answer = pc.create_answer(None).await?;
+    pc.set_local_description(answer).await?;
+    wait_gathered(&mut gathered).await;
+    let sdp = pc
+        .local_description()
+        .await
+        .map(|d| d.sdp)
+        .unwrap_or_default();
+    Ok((pc, sdp))
+}

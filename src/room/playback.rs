@@ -1,0 +1,393 @@
+//! Plays the remote participants: their audio decoded and mixed to one sink (ALSA on a box),
+//! their video decoded and laid out in a grid on one display sink (kmssink on a bare console).
+//!
+//! One GStreamer pipeline, separate from the capture pipeline: a `compositor` and an
+//! `audiomixer`, each fed by a silent live background so the outputs run with nobody in the
+//! room, and one branch per remote track, created on its first RTP packet and removed when the
+//! participant leaves. Decoded frames are counted and audio levels measured (the `level`
+//! element), for active-speaker detection, tests and benchmarks.
+
+use super::{RemoteStats, RoomStats};
+use crate::config::PlaybackConfig;
+use crate::model::StreamKind;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The playback pipeline.
+pub struct Playback {
+    pipeline: gst::Pipeline,
+    vmix: gst::Element,
+    amix: gst::Element,
+    size: (u32, u32),
+    /// (participant, kind) → branch.
+    branches: HashMap<(String, StreamKind), Branch>,
+    stats: Arc<Mutex<RoomStats>>,
+    bus_thread: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct Branch {
+    src: gst_app::AppSrc,
+    elements: Vec<gst::Element>,
+    mixer_pad: gst::Pad,
+}
+
+fn make(name: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(name)
+        .build()
+        .map_err(|_| format!("the GStreamer element `{name}` is missing"))
+}
+
+fn sink(desc: &str, video: bool, device: &str) -> Result<gst::Element, String> {
+    let desc = match (desc, video) {
+        ("none", _) => "fakesink",
+        ("auto", true) => {
+            let desktop = std::env::var_os("DISPLAY").is_some()
+                || std::env::var_os("WAYLAND_DISPLAY").is_some();
+            if desktop {
+                "autovideosink"
+            } else {
+                "kmssink"
+            }
+        }
+        ("auto", false) => "autoaudiosink",
+        ("kms", true) => "kmssink",
+        ("window", true) => "autovideosink",
+        ("alsa", false) => "alsasink",
+        (other, _) => other,
+    };
+    let mut parts = desc.split_whitespace();
+    let factory = parts.next().unwrap_or("fakesink");
+    let el = make(factory)?;
+    for prop in parts {
+        if let Some((k, v)) = prop.split_once('=') {
+            if el.find_property(k).is_none() {
+                return Err(format!("`{factory}` has no property `{k}`"));
+            }
+            el.set_property_from_str(k, v);
+        }
+    }
+    if factory == "alsasink" && el.find_property("device").is_some() && !desc.contains("device=") {
+        el.set_property("device", device);
+    }
+    if factory == "fakesink" {
+        el.set_property("sync", false);
+    }
+    Ok(el)
+}
+
+impl Playback {
+    /// Builds and starts the pipeline. A display or sound sink that cannot start (no DRM
+    /// device, no sound card) is replaced by a fakesink with a warning, so the room still works.
+    pub fn new(config: &PlaybackConfig, stats: Arc<Mutex<RoomStats>>) -> Result<Playback, String> {
+        match Playback::build(config, stats.clone(), false) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "playback: sinks failed to start; discarding remote media instead");
+                Playback::build(config, stats, true)
+            }
+        }
+    }
+
+    fn build(
+        config: &PlaybackConfig,
+        stats: Arc<Mutex<RoomStats>>,
+        fake: bool,
+    ) -> Result<Playback, String> {
+        gst::init().map_err(|e| e.to_string())?;
+        let pipeline = gst::Pipeline::with_name("room-playback");
+        let (w, h) = (config.width & !1, config.height & !1);
+        let vbg = make("videotestsrc")?;
+        vbg.set_property("is-live", true);
+        vbg.set_property_from_str("pattern", "black");
+        let vbg_caps = make("capsfilter")?;
+        vbg_caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", w as i32)
+                .field("height", h as i32)
+                .field("framerate", gst::Fraction::new(15, 1))
+                .build(),
+        );
+        let vmix = make("compositor")?;
+        vmix.set_property_from_str("background", "black");
+        let vconv = make("videoconvert")?;
+        let vsink = if fake {
+            sink("none", true, "")?
+        } else {
+            sink(&config.video_sink, true, "")?
+        };
+        let abg = make("audiotestsrc")?;
+        abg.set_property("is-live", true);
+        abg.set_property_from_str("wave", "silence");
+        let amix = make("audiomixer")?;
+        let aconv = make("audioconvert")?;
+        let ares = make("audioresample")?;
+        let asink = if fake {
+            sink("none", false, "")?
+        } else {
+            sink(&config.audio_sink, false, &config.audio_device)?
+        };
+        pipeline
+            .add_many([
+                &vbg, &vbg_caps, &vmix, &vconv, &vsink, &abg, &amix, &aconv, &ares, &asink,
+            ])
+            .map_err(|e| e.to_string())?;
+        gst::Element::link_many([&vbg, &vbg_caps, &vmix, &vconv, &vsink])
+            .map_err(|e| format!("linking video output: {e}"))?;
+        gst::Element::link_many([&abg, &amix, &aconv, &ares, &asink])
+            .map_err(|e| format!("linking audio output: {e}"))?;
+        if pipeline.set_state(gst::State::Playing).is_err() {
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err("the playback pipeline did not start".into());
+        }
+        let (res, _, _) = pipeline.state(gst::ClockTime::from_seconds(5));
+        if res.is_err() {
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err("the playback pipeline did not reach PLAYING".into());
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let bus_thread = pipeline.bus().map(|bus| {
+            let stats = stats.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || watch_bus(bus, stats, stop))
+        });
+        Ok(Playback {
+            pipeline,
+            vmix,
+            amix,
+            size: (w, h),
+            branches: HashMap::new(),
+            stats,
+            bus_thread,
+            stop,
+        })
+    }
+
+    /// Feeds one RTP packet of a participant's track; the branch is made on the first one.
+    pub fn push(&mut self, participant: &str, kind: StreamKind, payload_type: u8, rtp: &[u8]) {
+        let key = (participant.to_string(), kind);
+        if !self.branches.contains_key(&key) {
+            match self.add_branch(participant, kind, payload_type) {
+                Ok(b) => {
+                    self.branches.insert(key.clone(), b);
+                    self.layout();
+                }
+                Err(e) => {
+                    tracing::warn!(participant, ?kind, error = %e, "playback: cannot play this track");
+                    return;
+                }
+            }
+        }
+        if let Some(b) = self.branches.get(&key) {
+            let _ = b.src.push_buffer(gst::Buffer::from_slice(rtp.to_vec()));
+        }
+    }
+
+    fn add_branch(
+        &mut self,
+        participant: &str,
+        kind: StreamKind,
+        pt: u8,
+    ) -> Result<Branch, String> {
+        let video = kind != StreamKind::Audio;
+        let caps = if video {
+            gst::Caps::builder("application/x-rtp")
+                .field("media", "video")
+                .field("encoding-name", "H264")
+                .field("clock-rate", 90000i32)
+                .field("payload", i32::from(pt))
+                .build()
+        } else {
+            gst::Caps::builder("application/x-rtp")
+                .field("media", "audio")
+                .field("encoding-name", "OPUS")
+                .field("clock-rate", 48000i32)
+                .field("payload", i32::from(pt))
+                .build()
+        };
+        let src = gst_app::AppSrc::builder()
+            .caps(&caps)
+            .is_live(true)
+            .format(gst::Format::Time)
+            .do_timestamp(true)
+            .build();
+        src.set_property("max-bytes", 4_000_000u64);
+        let jb = make("rtpjitterbuffer")?;
+        jb.set_property("latency", 60u32);
+        let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), jb];
+        let names: &[&str] = if video {
+            &[
+                "rtph264depay",
+                "h264parse",
+                "avdec_h264",
+                "videoconvert",
+                "queue",
+            ]
+        } else {
+            &[
+                "rtpopusdepay",
+                "opusdec",
+                "audioconvert",
+                "audioresample",
+                "level",
+                "queue",
+            ]
+        };
+        for n in names {
+            chain.push(make(n)?);
+        }
+        let decoder = chain[3].clone();
+        if let Some(level) = chain
+            .iter()
+            .find(|e| e.factory().is_some_and(|f| f.name() == "level"))
+        {
+            level.set_property("interval", 100_000_000u64);
+            level.set_property("post-messages", true);
+            level.set_property("name", format!("level|{participant}"));
+        }
+        self.pipeline
+            .add_many(chain.iter())
+            .map_err(|e| e.to_string())?;
+        gst::Element::link_many(chain.iter())
+            .map_err(|e| format!("linking a {kind:?} branch: {e}"))?;
+        let mixer = if video { &self.vmix } else { &self.amix };
+        let mixer_pad = mixer
+            .request_pad_simple("sink_%u")
+            .ok_or("the mixer gave no pad")?;
+        let last = chain.last().ok_or("empty branch")?;
+        last.static_pad("src")
+            .ok_or("no src pad")?
+            .link(&mixer_pad)
+            .map_err(|e| format!("linking to the mixer: {e:?}"))?;
+        if video {
+            let stats = self.stats.clone();
+            let who = participant.to_string();
+            if let Some(pad) = decoder.static_pad("src") {
+                pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    if let Ok(mut s) = stats.lock() {
+                        s.participants.entry(who.clone()).or_default().video_frames += 1;
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+            }
+        }
+        for e in &chain {
+            e.sync_state_with_parent().map_err(|e| e.to_string())?;
+        }
+        Ok(Branch {
+            src,
+            elements: chain,
+            mixer_pad,
+        })
+    }
+
+    /// Removes a participant's branches.
+    pub fn remove(&mut self, participant: &str) {
+        let keys: Vec<_> = self
+            .branches
+            .keys()
+            .filter(|(p, _)| p == participant)
+            .cloned()
+            .collect();
+        for k in keys {
+            if let Some(b) = self.branches.remove(&k) {
+                for e in b.elements.iter().rev() {
+                    let _ = e.set_state(gst::State::Null);
+                }
+                let _ = self.pipeline.remove_many(b.elements.iter());
+                if let Some(parent) = b.mixer_pad.parent_element() {
+                    parent.release_request_pad(&b.mixer_pad);
+                }
+            }
+        }
+        if let Ok(mut s) = self.stats.lock() {
+            s.participants.remove(participant);
+        }
+        self.layout();
+    }
+
+    /// Places the video tiles in a grid.
+    fn layout(&self) {
+        let mut tiles: Vec<&Branch> = self
+            .branches
+            .iter()
+            .filter(|((_, k), _)| *k != StreamKind::Audio)
+            .map(|(_, b)| b)
+            .collect();
+        tiles.sort_by_key(|b| b.mixer_pad.name());
+        let n = tiles.len() as u32;
+        if n == 0 {
+            return;
+        }
+        let cols = (1..=n).find(|c| c * c >= n).unwrap_or(1);
+        let rows = n.div_ceil(cols);
+        let (w, h) = (self.size.0 / cols, self.size.1 / rows);
+        for (i, b) in tiles.iter().enumerate() {
+            let i = i as u32;
+            let p = &b.mixer_pad;
+            p.set_property("xpos", ((i % cols) * w) as i32);
+            p.set_property("ypos", ((i / cols) * h) as i32);
+            p.set_property("width", w as i32);
+            p.set_property("height", h as i32);
+        }
+    }
+}
+
+impl Drop for Playback {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(t) = self.bus_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn watch_bus(
+    bus: gst::Bus,
+    stats: Arc<Mutex<RoomStats>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                tracing::warn!(error = %e.error(), debug = ?e.debug(), "playback: pipeline error");
+            }
+            gst::MessageView::Element(el) => {
+                let Some(s) = el.structure() else { continue };
+                if s.name() != "level" {
+                    continue;
+                }
+                let Some(src) = msg.src() else { continue };
+                let name = src.name();
+                let Some(who) = name.strip_prefix("level|") else {
+                    continue;
+                };
+                if let Some(db) = rms_db(s) {
+                    if let Ok(mut st) = stats.lock() {
+                        let e: &mut RemoteStats =
+                            st.participants.entry(who.to_string()).or_default();
+                        e.audio_dbfs = Some(db);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The loudest channel's RMS level, dBFS, from a `level` message.
+fn rms_db(s: &gst::StructureRef) -> Option<f64> {
+    let list = s.get::<gst::glib::ValueArray>("rms").ok()?;
+    list.iter()
+        .filter_map(|v| v.get::<f64>().ok())
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+        .map(|v| if v.is_finite() { v } else { -120.0 })
+}

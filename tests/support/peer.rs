@@ -1,0 +1,293 @@
+//! A remote participant on another WebRTC stack: GStreamer's webrtcbin (libnice, its own
+//! DTLS/SRTP and RTP stack). It joins a Janus VideoRoom as a publisher (videotestsrc + tone,
+//! H.264 constrained baseline + Opus), subscribes to one feed, decodes it, counts the frames and
+//! measures the audio level with the `level` element.
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+use roombox::room::janus::client::Client;
+use roombox::room::janus::proto::{id_value, Jsep};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const PLUGIN: &str = "janus.plugin.videoroom";
+
+/// What the peer decoded from the feed it subscribed to.
+#[derive(Debug, Default, Clone)]
+pub struct PeerStats {
+    /// Decoded video frames.
+    pub video_frames: u64,
+    /// Last audio RMS level, dBFS.
+    pub audio_dbfs: Option<f64>,
+}
+
+/// The webrtcbin participant.
+pub struct Peer {
+    /// Janus session.
+    pub client: Client,
+    /// Its feed (participant) id.
+    pub id: String,
+    publisher: u64,
+    pub_pipe: gst::Pipeline,
+    sub_pipe: Option<gst::Pipeline>,
+    /// What it decoded.
+    pub stats: Arc<Mutex<PeerStats>>,
+}
+
+fn webrtcbin(pipe: &gst::Pipeline) -> gst::Element {
+    pipe.by_name("wb").expect("webrtcbin")
+}
+
+async fn promise(
+    wb: &gst::Element,
+    signal: &str,
+    field: &str,
+) -> gst_webrtc::WebRTCSessionDescription {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let field = field.to_string();
+    let p = gst::Promise::with_change_func(move |reply| {
+        let desc = reply
+            .ok()
+            .flatten()
+            .and_then(|s| s.value(field.as_str()).ok().cloned())
+            .and_then(|v| v.get::<gst_webrtc::WebRTCSessionDescription>().ok());
+        let _ = tx.send(desc);
+    });
+    wb.emit_by_name::<()>(signal, &[&None::<gst::Structure>, &p]);
+    rx.recv()
+        .await
+        .flatten()
+        .expect("webrtcbin made no description")
+}
+
+async fn gathered(wb: &gst::Element) -> String {
+    for _ in 0..100 {
+        let st = wb.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+        if st == gst_webrtc::WebRTCICEGatheringState::Complete {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = wb.property::<gst_webrtc::WebRTCSessionDescription>("local-description");
+    d.sdp().as_text().expect("sdp text")
+}
+
+fn desc(kind: gst_webrtc::WebRTCSDPType, sdp: &str) -> gst_webrtc::WebRTCSessionDescription {
+    let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).expect("valid SDP from Janus");
+    gst_webrtc::WebRTCSessionDescription::new(kind, msg)
+}
+
+impl Peer {
+    /// Joins `room` on the Janus at `url` as `display` and publishes a 320x240 test pattern and a
+    /// 440 Hz tone.
+    pub async fn join(url: &str, room: &str, display: &str) -> Peer {
+        gst::init().expect("gst init");
+        let (client, _events) = Client::connect(url).await.expect("peer connects to janus");
+        let publisher = client.attach(PLUGIN).await.expect("attach");
+        let (data, _) = client
+            .message(
+                publisher,
+                json!({"request":"join","ptype":"publisher","room":id_value(room),"display":display}),
+                None,
+            )
+            .await
+            .expect("peer joins");
+        let id = data
+            .get("id")
+            .map(|v| v.to_string().trim_matches('"').to_string())
+            .expect("peer id");
+        let pub_pipe = gst::parse::launch(
+            "webrtcbin name=wb bundle-policy=max-bundle \
+             videotestsrc is-live=true pattern=smpte ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! \
+             x264enc tune=zerolatency speed-preset=ultrafast bitrate=400 key-int-max=30 ! \
+             video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 pt=102 ! \
+             application/x-rtp,media=video,encoding-name=H264,payload=102 ! wb. \
+             audiotestsrc is-live=true wave=sine freq=660 volume=0.5 ! audioconvert ! audioresample ! opusenc ! \
+             rtpopuspay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! wb.",
+        )
+        .expect("publisher pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+        let wb = webrtcbin(&pub_pipe);
+        let (neg_tx, mut neg_rx) = mpsc::unbounded_channel();
+        wb.connect("on-negotiation-needed", false, move |_| {
+            let _ = neg_tx.send(());
+            None
+        });
+        pub_pipe.set_state(gst::State::Playing).expect("play");
+        let _ = tokio::time::timeout(Duration::from_secs(5), neg_rx.recv()).await;
+        let offer = promise(&wb, "create-offer", "offer").await;
+        wb.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+        let sdp = gathered(&wb).await;
+        let (_, answer) = client
+            .message(
+                publisher,
+                json!({"request":"publish","audio":true,"video":true}),
+                Some(&Jsep {
+                    kind: "offer".into(),
+                    sdp,
+                }),
+            )
+            .await
+            .expect("peer publishes");
+        let answer = answer.expect("janus answered");
+        wb.emit_by_name::<()>(
+            "set-remote-description",
+            &[
+                &desc(gst_webrtc::WebRTCSDPType::Answer, &answer.sdp),
+                &None::<gst::Promise>,
+            ],
+        );
+        Peer {
+            client,
+            id,
+            publisher,
+            pub_pipe,
+            sub_pipe: None,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Subscribes to `feed` and decodes it.
+    pub async fn subscribe(&mut self, room: &str, feed: &str) {
+        let handle = self.client.attach(PLUGIN).await.expect("attach");
+        let (_, offer) = self
+            .client
+            .message(
+                handle,
+                json!({"request":"join","ptype":"subscriber","room":id_value(room),"streams":[{"feed":id_value(feed)}]}),
+                None,
+            )
+            .await
+            .expect("peer subscribes");
+        let offer = offer.expect("janus offered");
+        let pipe = gst::Pipeline::new();
+        let wb = gst::ElementFactory::make("webrtcbin")
+            .name("wb")
+            .property_from_str("bundle-policy", "max-bundle")
+            .build()
+            .expect("webrtcbin");
+        pipe.add(&wb).expect("add");
+        let stats = self.stats.clone();
+        let pipe_weak = pipe.downgrade();
+        wb.connect_pad_added(move |_, pad| {
+            let Some(pipe) = pipe_weak.upgrade() else { return };
+            let dec = gst::ElementFactory::make("decodebin").build().expect("decodebin");
+            pipe.add(&dec).expect("add decodebin");
+            let stats = stats.clone();
+            let pipe_weak = pipe.downgrade();
+            dec.connect_pad_added(move |_, dpad| {
+                let Some(pipe) = pipe_weak.upgrade() else { return };
+                let caps = dpad.current_caps().or_else(|| Some(dpad.query_caps(None)));
+                let is_video = caps
+                    .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video")))
+                    .unwrap_or(false);
+                let chain = if is_video {
+                    "videoconvert ! fakesink name=vs sync=false"
+                } else {
+                    "audioconvert ! level name=lvl interval=100000000 post-messages=true ! fakesink sync=false"
+                };
+                let bin = gst::parse::bin_from_description(chain, true).expect("chain");
+                pipe.add(&bin).expect("add chain");
+                bin.sync_state_with_parent().expect("sync");
+                dpad.link(&bin.static_pad("sink").expect("ghost")).expect("link decoded");
+                if is_video {
+                    let stats = stats.clone();
+                    dpad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                        if let Ok(mut s) = stats.lock() {
+                            s.video_frames += 1;
+                        }
+                        gst::PadProbeReturn::Ok
+                    });
+                }
+            });
+            dec.sync_state_with_parent().expect("sync decodebin");
+            pad.link(&dec.static_pad("sink").expect("sink")).expect("link to decodebin");
+        });
+        let stats = self.stats.clone();
+        let bus = pipe.bus().expect("bus");
+        std::thread::spawn(move || {
+            for msg in bus.iter_timed(gst::ClockTime::NONE) {
+                if let gst::MessageView::Element(e) = msg.view() {
+                    let Some(s) = e.structure() else { continue };
+                    if s.name() != "level" {
+                        continue;
+                    }
+                    let Ok(rms) = s.get::<gst::glib::ValueArray>("rms") else {
+                        continue;
+                    };
+                    let db = rms
+                        .iter()
+                        .filter_map(|v| v.get::<f64>().ok())
+                        .fold(-200.0f64, f64::max);
+                    if let Ok(mut st) = stats.lock() {
+                        st.audio_dbfs = Some(db.max(-200.0));
+                    }
+                }
+                if let gst::MessageView::Eos(_) = msg.view() {
+                    break;
+                }
+            }
+        });
+        pipe.set_state(gst::State::Playing).expect("play");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let p = gst::Promise::with_change_func(move |_| {
+            let _ = tx.send(());
+        });
+        wb.emit_by_name::<()>(
+            "set-remote-description",
+            &[&desc(gst_webrtc::WebRTCSDPType::Offer, &offer.sdp), &p],
+        );
+        rx.recv().await;
+        let answer = promise(&wb, "create-answer", "answer").await;
+        wb.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
+        let sdp = gathered(&wb).await;
+        self.client
+            .message(
+                handle,
+                json!({"request":"start"}),
+                Some(&Jsep {
+                    kind: "answer".into(),
+                    sdp,
+                }),
+            )
+            .await
+            .expect("start subscription");
+        self.sub_pipe = Some(pipe);
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> PeerStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Leaves the room.
+    pub async fn leave(mut self) {
+        let _: Result<(Value, _), _> = self
+            .client
+            .message(self.publisher, json!({"request":"leave"}), None)
+            .await;
+        let _ = self.client.destroy().await;
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.pub_pipe.set_state(gst::State::Null);
+        if let Some(p) = self.sub_pipe.take() {
+            if let Some(bus) = p.bus() {
+                let _ = bus.post(gst::message::Eos::new());
+            }
+            let _ = p.set_state(gst::State::Null);
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
