@@ -18,7 +18,7 @@ PKGS=(
   mosquitto mosquitto-clients
   nginx-light libnginx-mod-rtmp
   # test tooling
-  iproute2 systemd procps util-linux e2fsprogs openssl
+  iproute2 systemd procps util-linux e2fsprogs openssl jq
 )
 
 missing=()

@@ -223,6 +223,7 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
     let sock = c.control_socket();
     let sock_dir = sock.parent().unwrap_or(Path::new("."));
     out.push(writable_dir("control", sock_dir));
+    out.extend(crate::controls::check(&c.controls));
 }
 
 fn writable_dir(check: &str, dir: &Path) -> CheckLine {

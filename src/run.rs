@@ -60,6 +60,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         handle.clone(),
     ));
 
+    // Buttons and LEDs; a missing GPIO chip is only a warning (retried in the background).
+    let controls = crate::controls::spawn(&config.controls, handle.clone()).await?;
+
     let fleet = if config.fleet.enabled() {
         Some(
             crate::fleet::spawn(
@@ -81,6 +84,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let live_task = live.then(|| tokio::spawn(live_view(handle.clone(), socket.clone())));
 
     let result = agent.run(Some(signals)).await;
+    drop(controls);
     if let Some(f) = fleet {
         f.shutdown().await;
     }

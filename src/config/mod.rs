@@ -30,6 +30,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// Local recording.
     pub recording: RecordingConfig,
+    /// Buttons and LEDs on GPIO.
+    pub controls: crate::controls::ControlsConfig,
     /// Joining rooms as the local participant.
     pub room: RoomConfig,
     /// Remote control and reporting over MQTT (off unless a broker is set).
@@ -505,6 +507,7 @@ impl Config {
                 "expected at most 64 letters, digits, `-` or `_` (it is an MQTT topic level)",
             );
         }
+        e.extend(self.controls.validate());
         self.fleet.validate(&mut e);
         e
     }
