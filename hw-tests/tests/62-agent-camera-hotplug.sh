@@ -7,8 +7,12 @@ AGENT_DIR=${ROOMBOX_HW_RESULTS:-/tmp}/62-agent-camera-hotplug
 . "${BASH_SOURCE[0]%/*}/../agent-lib.sh"
 trap 'agent_stop; hw_cleanup' EXIT
 
+# Name the camera the way an installation should: by udev's stable link, which follows the
+# camera to whatever node it comes back as (needs the rig's --udev; ROOMBOX_HW_UDEV=1).
+link=$(ls /dev/v4l/by-path/*video-index0 2>/dev/null | head -1 || true)
+[ -n "$link" ] || agent_fail "no /dev/v4l/by-path link: run the rig with ROOMBOX_HW_UDEV=1"
 cfg=$AGENT_DIR/roombox.toml
-agent_config "$cfg"
+ROOMBOX_HW_VIDEO=$link agent_config "$cfg"
 agent_start "$cfg"
 agent_wait '.media.state == "PLAYING" and .localParticipant.micOn' 90
 pid=$AGENT_PID
@@ -18,16 +22,12 @@ agent_wait '.media.state != "PLAYING"' 30
 wait_led led-red 1 15 || agent_fail "no error shown on the red LED while the camera is gone"
 echo "ok - camera gone: media left PLAYING and the red LED flashes"
 hw_sleep 2
-if ! camera_replug; then
-	# A process still holding the vanished node keeps its minor number: the camera comes back
-	# under another name and capture of the configured one can never recover.
-	held=""
-	for fd in /proc/"$AGENT_PID"/fd/*; do
-		t=$(readlink "$fd" 2>/dev/null) || continue
-		[[ $t == /dev/video* ]] && held="$held $t"
-	done
-	agent_fail "the camera came back as $(ls /dev/video* 2>/dev/null | tr '\n' ' ')not $ROOMBOX_HW_VIDEO; the agent still holds:${held:- nothing}"
-fi
+# The camera may come back under another node (a vanished node that is still held keeps its
+# minor number); the by-path link follows it either way.
+camera_replug || true
+for _ in $(seq 1 100); do [ -e "$link" ] && break; hw_sleep 0.1; done
+[ -e "$link" ] || agent_fail "udev did not recreate $link"
+echo "ok - camera back as $(readlink -f "$link")"
 agent_wait '.media.state == "PLAYING" and .media.restarts >= 1 and .health.ok' 90
 kill -0 "$pid" 2>/dev/null || agent_fail "the agent process is gone"
 [ "$AGENT_PID" = "$pid" ] || agent_fail "the agent was restarted"

@@ -31,6 +31,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often retention runs while recording.
 const RETENTION_EVERY: Duration = Duration::from_secs(5);
+/// A camera that delivers no frame for this long (or none this long after starting) is a fault:
+/// capture is rebuilt rather than left PLAYING at 0 fps.
+const STALL_LIMIT: Duration = Duration::from_secs(5);
+/// How long a new capture may take to deliver its first frame.
+const FIRST_FRAME_LIMIT: Duration = Duration::from_secs(15);
 
 /// The agent's handle on the engine task.
 pub struct Engine {
@@ -71,6 +76,7 @@ impl Engine {
             restart_at: None,
             stop: None,
             last_frames: 0,
+            last_progress: Instant::now(),
         };
         tokio::spawn(task.run());
         Engine { tx }
@@ -133,6 +139,8 @@ struct Task {
     restart_at: Option<Instant>,
     stop: Option<Stop>,
     last_frames: u64,
+    /// When frames last advanced (or the capture started).
+    last_progress: Instant,
 }
 
 async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message> {
@@ -324,6 +332,7 @@ impl Task {
             });
         }
         self.last_frames = 0;
+        self.last_progress = Instant::now();
         let no_media = capture.vtee.is_none() && capture.rawtee.is_none();
         if let Err(e) = capture.pipeline.set_state(gst::State::Playing) {
             // The element's own error on the bus says why (which device, what failed).
@@ -538,7 +547,7 @@ impl Task {
             tap.attached.clear();
         }
         if let Some(c) = self.capture.take() {
-            let _ = c.pipeline.set_state(gst::State::Null);
+            release(&c.pipeline);
         }
         self.bus = None;
     }
@@ -590,10 +599,30 @@ impl Task {
         let frames = c.frames.load(Ordering::Relaxed);
         let fps = frames.saturating_sub(self.last_frames) as f64;
         self.last_frames = frames;
+        let has_video = c.vtee.is_some();
         self.notify(MediaNotice::Stats {
             fps,
             bitrate_kbps: self.bitrate,
         });
+        if !has_video || self.stop.is_some() {
+            return;
+        }
+        if fps > 0.0 {
+            self.last_progress = Instant::now();
+            return;
+        }
+        let idle = self.last_progress.elapsed();
+        if self.playing && idle >= STALL_LIMIT {
+            self.fault(format!(
+                "the camera delivered no frame for {}s",
+                idle.as_secs()
+            ));
+        } else if !self.playing && idle >= FIRST_FRAME_LIMIT {
+            self.fault(format!(
+                "the camera delivered no first frame within {}s",
+                idle.as_secs()
+            ));
+        }
     }
 
     fn retention(&mut self) {
@@ -615,6 +644,41 @@ impl Task {
         if let Some(p) = self.recorder.as_ref().and_then(|r| r.writing.clone()) {
             sync_file(p);
         }
+    }
+}
+
+/// Stops a capture pipeline and lets go of its devices. The sources go to NULL first (a camera
+/// that vanished fails its PAUSED→READY step, and a v4l2src left in READY keeps the device node
+/// open, so a replugged camera would come back under another name), then the rest, and every
+/// element leaves the pipeline so nothing keeps the device alive.
+fn release(pipeline: &gst::Pipeline) {
+    let mut sources = Vec::new();
+    let mut it = pipeline.iterate_sources();
+    while let Ok(Some(src)) = it.next() {
+        sources.push(src);
+    }
+    for src in &sources {
+        if let Err(e) = src.set_state(gst::State::Null) {
+            tracing::warn!("{}: could not stop cleanly: {e}", src.name());
+        }
+    }
+    if let Err(e) = pipeline.set_state(gst::State::Null) {
+        tracing::warn!("capture pipeline did not reach NULL: {e}");
+    }
+    let children = pipeline.children();
+    for child in &children {
+        if child.current_state() != gst::State::Null {
+            tracing::warn!(
+                "{} is still {:?}; forcing NULL",
+                child.name(),
+                child.current_state()
+            );
+            let _ = child.set_state(gst::State::Null);
+        }
+    }
+    let _ = pipeline.remove_many(&children);
+    for src in &sources {
+        tracing::debug!(element = %src.name(), refs = src.ref_count(), "released source");
     }
 }
 
