@@ -60,6 +60,19 @@ stop_free_mb = 0
 broker = "mqtt://127.0.0.1:$port"
 groups = ["demo"]
 
+[controls]
+backend = "simulated"
+panel_input = "-"
+
+[controls.buttons.join]
+line = "btn-join"
+
+[controls.buttons.mute]
+line = "btn-mute"
+
+[controls.buttons.camera]
+line = "btn-camera"
+
 [room]
 backend = "janus"
 url = "ws://127.0.0.1:$ws_port"
@@ -86,6 +99,7 @@ fleet() { "$ROOMBOX" fleet --broker "mqtt://127.0.0.1:$port" "$@"; }
   fleet list || true
   echo "== join the room from a browser on this machine to see and hear the box:"
   echo "==      http://localhost:$http_port/videoroomtest.html?room=1234"
+  echo "== buttons: type m then Enter to press mute (j join/leave, c camera; capitals hold)"
   echo "== try: $ROOMBOX fleet --broker mqtt://127.0.0.1:$port send demo-box disable-mic"
   echo "==      $ROOMBOX status --config $out/roombox.toml"
 ) &

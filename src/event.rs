@@ -167,6 +167,28 @@ pub enum MediaState {
 }
 
 impl Event {
+    /// `stream-enabled` or `stream-disabled` for one participant's stream.
+    pub fn stream(
+        enabled: bool,
+        participant_id: String,
+        kind: StreamKind,
+        stream_id: String,
+    ) -> Event {
+        if enabled {
+            Event::StreamEnabled {
+                participant_id,
+                kind,
+                stream_id,
+            }
+        } else {
+            Event::StreamDisabled {
+                participant_id,
+                kind,
+                stream_id,
+            }
+        }
+    }
+
     /// The kebab-case name, as in the `event` field.
     pub fn name(&self) -> String {
         match serde_json::to_value(self) {

@@ -302,9 +302,13 @@ ELEMENTS = {
     "libcamerasrc": ("libcamera-gst", "rpi"),
     "nvv4l2h264enc": ("gstreamer1.0-plugins-nvvideo4linux2", "tegra"),
     "nvarguscamerasrc": ("gstreamer1.0-plugins-nvarguscamerasrc", "tegra"),
+    "nvvidconv": ("gstreamer1.0-plugins-nvvidconv", "tegra"),
+    "nvv4l2decoder": ("gstreamer1.0-plugins-nvvideo4linux2", "tegra"),
+    "v4l2h264dec": ("gstreamer1.0-plugins-good-video4linux2", "raspberrypi4"),
     # Alternatives: roombox takes the first registered one; x264enc / avenc_aac are shipped.
     # (voaacenc needs a vo-aacenc recipe, which neither oe-core nor meta-openembedded has.)
     "openh264enc": (None, "optional"),
+    "openh264dec": (None, "optional"),
     "vah264enc": (None, "optional"),
     "fdkaacenc": (None, "optional"),
     "voaacenc": (None, "optional"),

@@ -625,19 +625,7 @@ impl AgentState {
             _ => LOCAL_VIDEO_STREAM,
         }
         .to_string();
-        Effect::Emit(if on {
-            Event::StreamEnabled {
-                participant_id,
-                kind,
-                stream_id,
-            }
-        } else {
-            Event::StreamDisabled {
-                participant_id,
-                kind,
-                stream_id,
-            }
-        })
+        Effect::Emit(Event::stream(on, participant_id, kind, stream_id))
     }
 
     fn refresh_health(&mut self) {

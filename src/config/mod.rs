@@ -517,17 +517,7 @@ impl Config {
         if !self.device.state_dir.as_os_str().is_empty() {
             return self.device.state_dir.clone();
         }
-        match std::env::var_os("STATE_DIRECTORY") {
-            // systemd may pass several, colon-separated; the first is ours.
-            Some(s) if !s.is_empty() => PathBuf::from(
-                s.to_string_lossy()
-                    .split(':')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            ),
-            _ => PathBuf::from("roombox-data"),
-        }
+        systemd_dir("STATE_DIRECTORY").unwrap_or_else(|| PathBuf::from("roombox-data"))
     }
 
     /// The recordings directory this config resolves to.
@@ -544,17 +534,9 @@ impl Config {
         if !self.control.socket.as_os_str().is_empty() {
             return self.control.socket.clone();
         }
-        match std::env::var_os("RUNTIME_DIRECTORY") {
-            Some(s) if !s.is_empty() => PathBuf::from(
-                s.to_string_lossy()
-                    .split(':')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-            .join("control.sock"),
-            _ => self.state_dir().join("control.sock"),
-        }
+        systemd_dir("RUNTIME_DIRECTORY")
+            .unwrap_or_else(|| self.state_dir())
+            .join("control.sock")
     }
 
     /// The device id: configured, else `/etc/machine-id`, else the hostname.
@@ -573,6 +555,14 @@ impl Config {
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "roombox".into())
     }
+}
+
+/// The first directory systemd passes in `var` (`StateDirectory=` and friends; several are
+/// colon-separated), if any.
+fn systemd_dir(var: &str) -> Option<PathBuf> {
+    let v = std::env::var_os(var)?;
+    let first = v.to_string_lossy().split(':').next()?.to_string();
+    (!first.is_empty()).then(|| PathBuf::from(first))
 }
 
 fn check_duration(e: &mut Vec<FieldError>, field: &str, d: Duration, lo: Duration, hi: Duration) {

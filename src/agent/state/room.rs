@@ -141,19 +141,12 @@ impl AgentState {
                     if let Some(s) = p.streams.get_mut(&stream_id) {
                         s.paused = !enabled;
                     }
-                    fx.push(Effect::Emit(if enabled {
-                        Event::StreamEnabled {
-                            participant_id,
-                            kind,
-                            stream_id,
-                        }
-                    } else {
-                        Event::StreamDisabled {
-                            participant_id,
-                            kind,
-                            stream_id,
-                        }
-                    }));
+                    fx.push(Effect::Emit(Event::stream(
+                        enabled,
+                        participant_id,
+                        kind,
+                        stream_id,
+                    )));
                 }
             }
             RoomNotice::Talking {
