@@ -18,7 +18,7 @@ PKGS=(
   mosquitto mosquitto-clients
   nginx-light libnginx-mod-rtmp
   # test tooling
-  iproute2 systemd procps util-linux e2fsprogs openssl jq
+  iproute2 systemd procps util-linux e2fsprogs openssl jq python3 ca-certificates
 )
 
 missing=()
@@ -33,8 +33,8 @@ if ((${#missing[@]})); then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
   # Debian starts these servers on install; roombox's demo and tests start their own on loopback.
   for svc in mosquitto nginx janus; do
     $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true

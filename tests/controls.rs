@@ -54,6 +54,15 @@ async fn rig(tweak: impl FnOnce(&mut Config)) -> Rig {
     let task = tokio::spawn(task.run(None));
     let controls = controls::spawn(&c.controls, agent.clone()).await.unwrap();
     let panel = controls.panel().expect("the simulated backend has a panel");
+    // The controls task attaches the panel as it starts: presses before that are refused.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !panel.connected() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the panel never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut state = agent.state();
     tokio::time::timeout(
         WAIT,

@@ -37,6 +37,14 @@ impl SimPanel {
         }
     }
 
+    /// True once the controls task listens to this panel (before that, edges are refused).
+    pub fn connected(&self) -> bool {
+        match self.inputs.lock() {
+            Ok(g) => g.is_some(),
+            Err(p) => p.into_inner().is_some(),
+        }
+    }
+
     /// Sends a level change of a button, stamped now; true when the controls task took it.
     pub fn edge(&self, button: Button, pressed: bool) -> bool {
         self.edge_at(button, pressed, mono_ns())
