@@ -271,3 +271,28 @@ async fn retention_deletes_the_oldest_segments_to_keep_space() {
         "files that are not segments are never touched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_have_the_configured_length_whatever_the_keyframe_interval() {
+    // A 3 s keyframe interval with 2 s segments: the recorder asks the encoder for a keyframe at
+    // each boundary instead of waiting for the next natural one.
+    let body = recording_config("mp4", "2s")
+        .replace("keyframe_interval = \"1s\"", "keyframe_interval = \"3s\"");
+    let agent = AgentProcess::start(&body);
+    let mut events = agent.events().await;
+    assert!(agent.call(START).await.ok);
+    let mut closed = Vec::new();
+    while closed.len() < 3 {
+        let ev = wait_event(&mut events, Duration::from_secs(30), |e| {
+            matches!(e, Event::RecordingSegmentClosed { .. })
+        })
+        .await
+        .unwrap_or_else(|| panic!("no segment closed; log:\n{}", agent.log()));
+        if let Event::RecordingSegmentClosed { path, .. } = ev {
+            closed.push(PathBuf::from(path));
+        }
+    }
+    for p in &closed {
+        assert_segment(p, "video/x-h264", "audio/mpeg", Duration::from_secs(2));
+    }
+}

@@ -61,7 +61,10 @@ impl Recorder {
         let pipeline = gst::Pipeline::with_name("roombox-recorder");
         let split = make("splitmuxsink")?;
         split.set_property("max-size-time", cfg.segment.as_nanos() as u64);
-        split.set_property("send-keyframe-requests", false);
+        // splitmuxsink asks for a keyframe at each segment boundary; the probe below forwards
+        // the request from the recorder's appsrc to the capture encoder, so segments have the
+        // configured length instead of a whole number of GOPs.
+        split.set_property("send-keyframe-requests", true);
         let fragment_ms = cfg.fragment.as_millis() as u64;
         let (muxer, audio_feed, audio_parse) = match cfg.format {
             RecordingFormat::Mp4 => {
@@ -145,6 +148,9 @@ impl Recorder {
                 .ok_or("parser has no pad")?
                 .link(&pad)
                 .map_err(|e| format!("cannot link to splitmuxsink: {e:?}"))?;
+            if feed == Feed::H264 {
+                forward_keyframe_requests(&appsrc, capture.encoder.clone(), base.clone())?;
+            }
             let tee = capture.tee_for(feed)?;
             let src = appsrc.clone();
             let base = base.clone();
@@ -214,6 +220,39 @@ impl Recorder {
         }
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// Forwards upstream force-key-unit requests that reach `appsrc` (from splitmuxsink) to the
+/// capture pipeline's encoder, which is in another pipeline and would never see them.
+/// splitmuxsink asks ahead, for the running time of the next boundary: that time is moved back
+/// onto the capture's clock (adding the recording's origin) so the keyframe lands on the boundary.
+fn forward_keyframe_requests(
+    appsrc: &gst_app::AppSrc,
+    encoder: Option<gst::Element>,
+    origin: Arc<Mutex<Option<gst::ClockTime>>>,
+) -> Result<(), String> {
+    let Some(encoder) = encoder else {
+        return Ok(());
+    };
+    let pad = appsrc.static_pad("src").ok_or("appsrc has no pad")?;
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        let Some(gst::PadProbeData::Event(ev)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Ok(req) = gstreamer_video::UpstreamForceKeyUnitEvent::parse(ev) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let base = origin.lock().ok().and_then(|b| *b);
+        let mut fwd = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true);
+        if let (Some(rt), Some(base)) = (req.running_time, base) {
+            fwd = fwd.running_time(rt + base);
+        }
+        if let Some(src) = encoder.static_pad("src") {
+            src.send_event(fwd.build());
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// Shifts a sample's timestamps so the recording starts at its first video keyframe; drops what
