@@ -7,6 +7,8 @@ box's `videotestsrc pattern=smpte`) encoded as H.264 (aiortc's libx264 encoder t
 codec preference forced to H.264 so both sides do the same work) and a 440 Hz tone as Opus.
 Prints `connected` on stdout once the PeerConnection is up, then publishes until killed.
 
+Creates ROOM_ID (H.264 + Opus, like the box's rooms) if it does not exist.
+
 Usage: aiortc_publisher.py WS_URL ROOM_ID
 Needs: pip install aiortc websockets
 """
@@ -144,6 +146,25 @@ async def main(url, room):
             await j.request({"janus": "attach", "plugin": "janus.plugin.videoroom"})
         )["data"]["id"]
         room_id = int(room) if room.isdigit() else room
+        # A room of its own (the box would otherwise subscribe to this stream and decode it),
+        # with the box's codecs. "Already exists" (427) is fine.
+        created = await j.request(
+            {
+                "janus": "message",
+                "handle_id": handle,
+                "body": {
+                    "request": "create",
+                    "room": room_id,
+                    "publishers": 6,
+                    "audiocodec": "opus",
+                    "videocodec": "h264",
+                    "h264_profile": "42e01f",
+                },
+            }
+        )
+        data = created["plugindata"]["data"]
+        if data.get("videoroom") != "created" and data.get("error_code") != 427:
+            raise RuntimeError(f"create failed: {data}")
         joined = await j.request(
             {
                 "janus": "message",
