@@ -378,7 +378,9 @@ fn stamp_frames(src: &gst::Element) {
     };
     pad.add_probe(gst::PadProbeType::BUFFER, |pad, info| {
         let caps = pad.current_caps();
-        let info_v = caps.as_ref().and_then(|c| gstreamer_video::VideoInfo::from_caps(c).ok());
+        let info_v = caps
+            .as_ref()
+            .and_then(|c| gstreamer_video::VideoInfo::from_caps(c).ok());
         let Some(vi) = info_v else {
             return gst::PadProbeReturn::Ok;
         };
