@@ -5,7 +5,8 @@ Joins a Janus VideoRoom over Janus's WebSocket API with aiortc (the WebRTC stack
 VideoSDK's Python SDK) and publishes a synthetic 1280x720@30 video (static colour bars, like the
 box's `videotestsrc pattern=smpte`) encoded as H.264 (aiortc's libx264 encoder through PyAV;
 codec preference forced to H.264 so both sides do the same work) and a 440 Hz tone as Opus.
-Prints `connected` on stdout once the PeerConnection is up, then publishes until killed.
+Prints `connected` on stdout once the PeerConnection is up, then publishes until killed,
+printing `sent FRAMES VIDEO_BYTES` (totals so far) every second.
 
 Creates ROOM_ID (H.264 + Opus, like the box's rooms) if it does not exist.
 
@@ -56,8 +57,10 @@ class Bars(VideoStreamTrack):
     def __init__(self):
         super().__init__()
         self.img = bars()
+        self.frames = 0
 
     async def recv(self):
+        self.frames += 1
         pts, time_base = await self.next_timestamp()
         frame = VideoFrame.from_ndarray(self.img, format="yuv420p")
         frame.pts = pts
@@ -185,7 +188,8 @@ async def main(url, room):
                 connected.set()
 
         pc.addTrack(Tone())
-        vt = pc.addTransceiver(Bars(), direction="sendonly")
+        video = Bars()
+        vt = pc.addTransceiver(video, direction="sendonly")
         h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
         vt.setCodecPreferences(h264)
         await pc.setLocalDescription(await pc.createOffer())
@@ -203,7 +207,14 @@ async def main(url, room):
         await pc.setRemoteDescription(RTCSessionDescription(sdp=jsep["sdp"], type=jsep["type"]))
         await asyncio.wait_for(connected.wait(), 30)
         print("connected", flush=True)
-        await asyncio.Event().wait()
+        # Progress for the benchmark: frames handed to the encoder and RTP bytes sent so far.
+        while True:
+            await asyncio.sleep(1)
+            sent = 0
+            for st in (await vt.sender.getStats()).values():
+                if st.type == "outbound-rtp":
+                    sent = st.bytesSent
+            print(f"sent {video.frames} {sent}", flush=True)
 
 
 if __name__ == "__main__":
