@@ -18,6 +18,8 @@ use support::poll_until as eventually;
 use tokio::sync::watch;
 
 const ROOM: &str = "4242";
+/// The aiortc publisher's room in the CPU benchmark: the box must not subscribe to it.
+const OTHER_ROOM: &str = "4343";
 const WAIT: Duration = Duration::from_secs(40);
 
 /// Passes the stand-in engine's notices on.
@@ -390,4 +392,296 @@ async fn bench_join() {
         times[0],
         times[times.len() - 1]
     );
+}
+
+fn join_cmd() -> Command {
+    Command::Join {
+        room_id: None,
+        display_name: None,
+        metadata: None,
+        mic: None,
+        webcam: None,
+        mode: None,
+    }
+}
+
+fn percentile<T: Copy + Ord>(v: &mut [T], p: f64) -> T {
+    v.sort();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Benchmark (run by `benches/room.sh`): glass-to-glass latency of the box's 1280x720@30 video
+/// through Janus to a webrtcbin subscriber. Prints a markdown section.
+#[test]
+#[ignore = "benchmark; run benches/room.sh"]
+fn bench_glass_to_glass() {
+    support::netns::isolated("bench_glass_to_glass", || {
+        // Before any engine starts: the synthetic source stamps capture times into its frames.
+        std::env::set_var(roombox::media::pipeline::STAMP_ENV, "1");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(bench_latency());
+    });
+}
+
+async fn bench_latency() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rec = tmp.path().join("rec");
+    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let mut config = room_config(&url, &rec);
+    config.media.video.width = 1280;
+    config.media.video.height = 720;
+    config.media.video.fps = 30;
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    let b = Box_::start(&config);
+    b.handle.send(join_cmd()).await.expect("join");
+    assert!(eventually(WAIT, || b.feed_id().is_some()).await);
+    let feed = b.feed_id().expect("feed");
+    let mut peer = Peer::join(&url, ROOM, "viewer").await;
+    peer.subscribe(ROOM, &feed).await;
+    assert!(
+        eventually(WAIT, || !peer.stats().latencies_ms.is_empty()).await,
+        "no stamped frame decoded: {:?}",
+        peer.stats().video_frames
+    );
+    // Let the first keyframe's burst settle, then measure over 15 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let skip = peer.stats().latencies_ms.len();
+    let frames0 = peer.stats().video_frames;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let st = peer.stats();
+    let mut l: Vec<u32> = st.latencies_ms[skip..].to_vec();
+    let frames = st.video_frames - frames0;
+    assert!(l.len() > 30, "too few stamped frames: {}", l.len());
+    let (median, p95) = (percentile(&mut l, 0.5), percentile(&mut l, 0.95));
+    let (min, max) = (l[0], l[l.len() - 1]);
+    peer.leave().await;
+    let _ = b.handle.send(Command::Leave).await;
+    println!("\n## Glass-to-glass latency (1280x720@30, Janus on loopback)\n");
+    println!(
+        "The box's synthetic source (`ROOMBOX_TEST_STAMP=1`, off by default) writes each frame's \
+         capture time (system clock, ms) into its luma as 32 bit blocks of 32x32 px plus their \
+         complement; a webrtcbin subscriber in the same process (same CLOCK_MONOTONIC) reads the \
+         stamp from every decoded frame and subtracts it from the clock. Covers capture, the box's \
+         encoder, RTP through Janus, the subscriber's jitter buffer and decoder (not a display). \
+         {} stamped frames of {} decoded over 15 s:\n",
+        l.len(),
+        frames
+    );
+    println!("| median | p95 | min | max | target |\n|---|---|---|---|---|");
+    println!("| {median} ms | {p95} ms | {min} ms | {max} ms | ≤ 120 ms |");
+}
+
+/// CPU time (user + system) of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields after the name: state is 0, utime 11, stime 12.
+    let p = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    p(11) + p(12)
+}
+
+fn clk_tck() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn box_room_toml(url: &str, dir: &std::path::Path) -> String {
+    format!(
+        r#"
+[media.video]
+source = "test"
+width = 1280
+height = 720
+fps = 30
+
+[media.audio]
+source = "test"
+
+[room]
+backend = "janus"
+url = "{url}"
+room_id = "{ROOM}"
+record_dir = "{}"
+
+[room.playback]
+audio_sink = "none"
+video_sink = "none"
+"#,
+        dir.display()
+    )
+}
+
+/// Benchmark (run by `benches/room.sh`): CPU of the box publishing 1280x720@30 to Janus beside an
+/// aiortc publisher of the same (benches/aiortc_publisher.py), in one run. Prints a markdown
+/// section.
+#[test]
+#[ignore = "benchmark; run benches/room.sh"]
+fn bench_publish_cpu() {
+    support::netns::isolated("bench_publish_cpu", || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(bench_cpu());
+    });
+}
+
+async fn bench_cpu() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rec = tmp.path().join("rec");
+    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let agent = support::agent::AgentProcess::start(&box_room_toml(&url, &rec));
+    agent.call(join_cmd()).await;
+    agent
+        .wait_state("the box in the meeting", WAIT, |s| {
+            s["meetingState"] == "CONNECTED"
+        })
+        .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/aiortc_publisher.py");
+    let mut py = std::process::Command::new("python3")
+        .args([script, &url, OTHER_ROOM])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 benches/aiortc_publisher.py (pip install aiortc websockets)");
+    let out = py.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let up = rx
+        .recv_timeout(Duration::from_secs(60))
+        .is_ok_and(|l| l == "connected");
+    if !up {
+        let _ = py.kill();
+        panic!("the aiortc publisher never connected");
+    }
+    // Warm up, then measure both processes over the same 20 s.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The aiortc publisher's latest `sent FRAMES BYTES` line.
+    let sent = |rx: &std::sync::mpsc::Receiver<String>| {
+        rx.try_iter()
+            .filter_map(|l| {
+                let mut w = l.strip_prefix("sent ")?.split_whitespace();
+                Some((
+                    w.next()?.parse::<u64>().ok()?,
+                    w.next()?.parse::<u64>().ok()?,
+                ))
+            })
+            .last()
+    };
+    let (bpid, ppid) = (agent.child.id(), py.id());
+    let _ = sent(&rx);
+    let (b0, p0, t0) = (cpu_ticks(bpid), cpu_ticks(ppid), std::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (b1, p1, secs) = (cpu_ticks(bpid), cpu_ticks(ppid), t0.elapsed().as_secs_f64());
+    let s0 = sent(&rx).unwrap_or_default();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let s1 = sent(&rx).unwrap_or_default();
+    let fps = s1.0.saturating_sub(s0.0) as f64 / 10.0;
+    let kbps = s1.1.saturating_sub(s0.1) as f64 * 8.0 / 10.0 / 1000.0;
+    let still = py.try_wait().ok().flatten().is_none();
+    let _ = py.kill();
+    let _ = py.wait();
+    assert!(still, "the aiortc publisher died during the measurement");
+    let hz = clk_tck();
+    let bcpu = (b1 - b0) as f64 / hz / secs * 100.0;
+    let pcpu = (p1 - p0) as f64 / hz / secs * 100.0;
+    println!("\n## CPU per published stream (1280x720@30 + audio to Janus)\n");
+    println!(
+        "The roombox binary (synthetic source, its H.264 encoder + Opus) and an aiortc 1.16 \
+         publisher (benches/aiortc_publisher.py: static colour bars, H.264 through PyAV's libx264, \
+         plus an Opus tone) publish to the same Janus at once, each in a room of its own (neither decodes the other); CPU is user+sys from /proc over \
+         {secs:.0} s (100% = one core). The box's encoder is set to 2500 kbps (the default); aiortc \
+         encoded {fps:.1} frames/s at {kbps:.0} kbit/s of video (its own rate control):\n"
+    );
+    println!("| roombox | aiortc | ratio | target |\n|---|---|---|---|");
+    println!(
+        "| {bcpu:.1}% | {pcpu:.1}% | {:.2} | ≤ 0.25 |",
+        if pcpu > 0.0 { bcpu / pcpu } else { f64::NAN }
+    );
+}
+
+/// Benchmark (run by `benches/room.sh`): a (simulated) join button press to the
+/// `meeting-joined` event on the control socket, the real binary with a local Janus. Prints a
+/// markdown section.
+#[test]
+#[ignore = "benchmark; run benches/room.sh"]
+fn bench_button_join() {
+    support::netns::isolated("bench_button_join", || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(bench_button());
+    });
+}
+
+async fn bench_button() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rec = tmp.path().join("rec");
+    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("panel");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let body = format!(
+        "{}\n[controls]\nbackend = \"simulated\"\npanel_input = \"{}\"\n",
+        box_room_toml(&url, &rec),
+        fifo.display()
+    );
+    let agent = support::agent::AgentProcess::start_in(dir, &body);
+    // Blocks until the agent opens the FIFO; kept open across presses.
+    let fifo2 = fifo.clone();
+    let mut panel = tokio::task::spawn_blocking(move || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(fifo2)
+            .expect("open panel FIFO")
+    })
+    .await
+    .expect("open");
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let mut events = agent.events().await;
+        let t0 = std::time::Instant::now();
+        panel.write_all(b"j\n").expect("press");
+        let joined = support::agent::wait_event(&mut events, WAIT, |e| {
+            matches!(e, Event::MeetingJoined { .. })
+        })
+        .await;
+        assert!(joined.is_some(), "no meeting-joined; log:\n{}", agent.log());
+        times.push(t0.elapsed().as_millis() as u64);
+        agent
+            .wait_state("the box in the meeting", WAIT, |s| {
+                s["meetingState"] == "CONNECTED"
+            })
+            .await;
+        panel.write_all(b"j\n").expect("press to leave");
+        agent
+            .wait_state("the box out of the meeting", WAIT, |s| {
+                s["meetingState"] == "CLOSED"
+            })
+            .await;
+    }
+    let n = times.len();
+    let median = percentile(&mut times, 0.5);
+    println!("\n## Button press to meeting-joined (real binary, local Janus)\n");
+    println!(
+        "`roombox run` with the simulated controls backend: a short press of the join key written \
+         to its panel FIFO, to the `meeting-joined` event read on its control socket; {n} joins, \
+         leaving (second press) between:\n"
+    );
+    println!("| median | min | max |\n|---|---|---|");
+    println!("| {median} ms | {} ms | {} ms |", times[0], times[n - 1]);
 }

@@ -122,6 +122,9 @@ pub fn build(
                 let s = make("videotestsrc")?;
                 s.set_property("is-live", true);
                 set(&s, "pattern", "smpte")?;
+                if std::env::var_os(STAMP_ENV).is_some() {
+                    stamp_frames(&s);
+                }
                 s
             }
             VideoSource::None => unreachable!(),
@@ -361,4 +364,50 @@ fn install_blackout(caps: &gst::Element, camera_on: Arc<AtomicBool>) -> Result<(
         gst::PadProbeReturn::Ok
     });
     Ok(())
+}
+
+/// Test-only hook, off unless this variable is set: the synthetic source writes each frame's
+/// capture time (system clock, milliseconds, 32 bits) into its luma as two rows of 32 blocks of
+/// 32x32 pixels (the bits, then their complement), so a subscriber decoding the box's video can
+/// measure glass-to-glass latency (tests/room.rs `bench_glass_to_glass`).
+pub const STAMP_ENV: &str = "ROOMBOX_TEST_STAMP";
+
+fn stamp_frames(src: &gst::Element) {
+    let Some(pad) = src.static_pad("src") else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::BUFFER, |pad, info| {
+        let caps = pad.current_caps();
+        let info_v = caps
+            .as_ref()
+            .and_then(|c| gstreamer_video::VideoInfo::from_caps(c).ok());
+        let Some(vi) = info_v else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if vi.width() < 1024 || vi.height() < 64 || !vi.format_info().is_yuv() {
+            return gst::PadProbeReturn::Ok;
+        }
+        let now = gst::SystemClock::obtain().time().mseconds() as u32;
+        if let Some(gst::PadProbeData::Buffer(ref mut buffer)) = info.data {
+            let buf = buffer.make_mut();
+            let stride = vi.stride()[0] as usize;
+            let offset = vi.offset()[0];
+            if let Ok(mut map) = buf.map_writable() {
+                let data = map.as_mut_slice();
+                for row in 0..2usize {
+                    for bit in 0..32usize {
+                        let one = (now >> bit) & 1 == 1;
+                        let v = if one != (row == 1) { 235 } else { 16 };
+                        for y in row * 32..row * 32 + 32 {
+                            let start = offset + y * stride + bit * 32;
+                            if let Some(px) = data.get_mut(start..start + 32) {
+                                px.fill(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
 }

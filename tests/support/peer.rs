@@ -23,6 +23,34 @@ pub struct PeerStats {
     pub video_frames: u64,
     /// Last audio RMS level, dBFS.
     pub audio_dbfs: Option<f64>,
+    /// Glass-to-glass latencies, ms: for each decoded frame carrying a capture-time stamp (see
+    /// `roombox::media::pipeline::STAMP_ENV`), the system clock now minus the stamp.
+    pub latencies_ms: Vec<u32>,
+}
+
+/// Reads the capture-time stamp (milliseconds on the system clock) from a decoded frame: two
+/// rows of 32 blocks of 32x32 pixels, the bits then their complement. None if absent or garbled.
+fn read_stamp(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u32> {
+    let caps = pad.current_caps()?;
+    let vi = gstreamer_video::VideoInfo::from_caps(&caps).ok()?;
+    if vi.width() < 1024 || vi.height() < 64 || !vi.format_info().is_yuv() {
+        return None;
+    }
+    let map = buffer.map_readable().ok()?;
+    let data = map.as_slice();
+    let stride = vi.stride()[0] as usize;
+    let offset = vi.offset()[0];
+    let luma = |x: usize, y: usize| data.get(offset + y * stride + x).copied();
+    let (mut bits, mut check) = (0u32, 0u32);
+    for bit in 0..32usize {
+        if luma(bit * 32 + 16, 16)? > 128 {
+            bits |= 1 << bit;
+        }
+        if luma(bit * 32 + 16, 48)? > 128 {
+            check |= 1 << bit;
+        }
+    }
+    (bits == !check).then_some(bits)
 }
 
 /// The webrtcbin participant.
@@ -197,9 +225,17 @@ impl Peer {
                 dpad.link(&bin.static_pad("sink").expect("ghost")).expect("link decoded");
                 if is_video {
                     let stats = stats.clone();
-                    dpad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    dpad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                        let now = gst::SystemClock::obtain().time().mseconds() as u32;
+                        let stamp = info.buffer().and_then(|b| read_stamp(pad, b));
                         if let Ok(mut s) = stats.lock() {
                             s.video_frames += 1;
+                            if let Some(t) = stamp {
+                                let l = now.wrapping_sub(t);
+                                if l < 10_000 {
+                                    s.latencies_ms.push(l);
+                                }
+                            }
                         }
                         gst::PadProbeReturn::Ok
                     });
