@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! camera → convert/scale/rate → I420 caps → [camera-off blackout] → convert → H.264 enc → h264parse → vtee
-//! mic → convert/resample → caps → [webrtcdsp] → volume(mute) → rawtee → opusenc → opustee  (on demand)
+//! mic → convert/resample → caps → [webrtcdsp] → volume(mute) → rawtee → opusenc → opustee
 //!                                                              rawtee → AAC enc → aacparse → aactee  (on demand)
 //! ```
 //!
@@ -254,13 +254,16 @@ pub fn build(
 
         cap.volume = Some(volume);
         cap.rawtee = Some(rawtee);
+        // Opus is built with the pipeline: rooms need it at once, and in the QEMU rig an Opus
+        // branch added while alsasrc was already playing never reached the recorder.
+        cap.tee_for(Feed::Opus)?;
     }
     Ok(cap)
 }
 
 impl Capture {
-    /// The tee of a feed. The audio encoders (Opus, AAC) are added on first demand, also while
-    /// playing, so a box that only records MP4 never runs Opus and one in a room never runs AAC.
+    /// The tee of a feed. Opus is built with the pipeline; AAC is added on first demand, also
+    /// while playing, so a box that never records MP4 or streams RTMP never runs it.
     pub fn tee_for(&mut self, feed: Feed) -> Result<gst::Element, String> {
         match feed {
             Feed::H264 => self
