@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/roombox-target}"
 cargo build --release --bin roombox --examples
+# The room CPU comparison runs an aiortc publisher (the WebRTC stack under VideoSDK's Python
+# SDK): a venv of its own, from PyPI, first on PATH for the room benchmarks.
+venv="${ROOMBOX_BENCH_VENV:-$HOME/.cache/roombox-bench-venv}"
+if [[ ! -x "$venv/bin/python3" ]] || ! "$venv/bin/python3" -c "import aiortc, websockets, numpy" 2>/dev/null; then
+  dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "install ok installed" ||
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3-venv
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet aiortc websockets numpy
+fi
 rel="$CARGO_TARGET_DIR/release"
 out="$(mktemp)"
 {
@@ -26,7 +35,7 @@ out="$(mktemp)"
   bash hw-tests/setup.sh >/dev/null
   bash benches/controls-rig.sh
   echo
-  bash benches/room.sh
+  PATH="$venv/bin:$PATH" bash benches/room.sh
 } > "$out"
 mv "$out" BENCHMARKS.md
 echo "wrote BENCHMARKS.md"
