@@ -7,12 +7,32 @@ use nix::sys::signal::Signal;
 use roombox::command::Command;
 use roombox::event::Event;
 use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::agent::{wait_event, AgentProcess, SMALL_MEDIA};
 
 fn roombox() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_roombox"))
+}
+
+/// Runs `roombox check [extra...] --config <dir>/roombox.toml` on `body`; `{state}` in the body
+/// becomes a state dir inside `dir`. Returns whether it passed and what it printed.
+fn check(dir: &Path, body: &str, extra: &[&str]) -> (bool, String) {
+    let cfg = dir.join("roombox.toml");
+    let state = dir.join("state");
+    std::fs::write(&cfg, body.replace("{state}", &state.display().to_string())).unwrap();
+    let out = roombox()
+        .arg("check")
+        .args(extra)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
 }
 
 #[test]
@@ -290,29 +310,21 @@ async fn a_missing_camera_is_retried_and_the_agent_stays_up() {
 #[test]
 fn check_reports_each_problem_with_file_and_line_and_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("roombox.toml");
-    std::fs::write(
-        &cfg,
+    let (ok, text) = check(
+        dir.path(),
         "[media.video]\nfps = 0\nwidth = 161\n\n[recording]\nformat = \"avi\"\n",
-    )
-    .unwrap();
-    let out = roombox()
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+        &[],
+    );
+    assert!(!ok);
     assert!(text.contains("failed"), "{text}");
     assert!(text.contains("roombox.toml:6: recording.format"), "{text}");
 
-    std::fs::write(&cfg, "[media.video]\nfps = 0\nwidth = 161\n").unwrap();
-    let out = roombox()
-        .args(["check", "--output", "json", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let lines: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, json) = check(
+        dir.path(),
+        "[media.video]\nfps = 0\nwidth = 161\n",
+        &["--output", "json"],
+    );
+    let lines: serde_json::Value = serde_json::from_str(&json).unwrap();
     let details: Vec<String> = lines
         .as_array()
         .unwrap()
@@ -332,22 +344,11 @@ fn check_reports_each_problem_with_file_and_line_and_fails() {
 #[test]
 fn check_passes_a_good_config_and_names_the_encoder() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("roombox.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[device]\nstate_dir = \"{}\"\n{SMALL_MEDIA}[recording]\nmin_free_mb = 0\nstop_free_mb = 0\n",
-            dir.path().join("state").display()
-        ),
-    )
-    .unwrap();
-    let out = roombox()
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let body = format!(
+        "[device]\nstate_dir = \"{{state}}\"\n{SMALL_MEDIA}[recording]\nmin_free_mb = 0\nstop_free_mb = 0\n"
+    );
+    let (ok, text) = check(dir.path(), &body, &[]);
+    assert!(ok, "{text}");
     assert!(
         text.contains("x264enc (software) reaches PLAYING"),
         "{text}"
@@ -358,22 +359,12 @@ fn check_passes_a_good_config_and_names_the_encoder() {
 #[test]
 fn check_fails_on_a_missing_camera_and_microphone() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("roombox.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[device]\nstate_dir = \"{}\"\n[media.video]\nsource = \"v4l2\"\ndevice = \"/dev/video-missing\"\n[media.audio]\nsource = \"alsa\"\ndevice = \"hw:NoSuchCard\"\n",
-            dir.path().join("state").display()
-        ),
-    )
-    .unwrap();
-    let out = roombox()
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let (ok, text) = check(
+        dir.path(),
+        "[device]\nstate_dir = \"{state}\"\n[media.video]\nsource = \"v4l2\"\ndevice = \"/dev/video-missing\"\n[media.audio]\nsource = \"alsa\"\ndevice = \"hw:NoSuchCard\"\n",
+        &[],
+    );
+    assert!(!ok);
     assert!(
         text.lines()
             .any(|l| l.starts_with("failed   camera") && l.contains("/dev/video-missing")),
