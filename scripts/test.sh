@@ -13,6 +13,15 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/roombox-target}"
 export CARGO_TERM_COLOR=never
 start=$(date +%s)
 step() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Adds up every "N passed, N failed" / "test result: ... N passed; N failed" line in the log.
+tally() {
+  awk '
+    /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+    /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
+    END { printf "%d passed, %d failed\n", p, f }' "$log"
+}
 
 step "cargo fmt --check"
 cargo fmt --check
@@ -21,15 +30,16 @@ cargo clippy --all-targets -- -D warnings
 step "cargo clippy --features rpi (Raspberry Pi GPIO backend)"
 cargo clippy --lib --features rpi -- -D warnings
 step "cargo test"
-cargo test --no-fail-fast
+cargo test --no-fail-fast 2>&1 | tee -a "$log"
 if [[ -x yocto/check-layer.sh ]]; then
   step "yocto layer check"
-  bash yocto/check-layer.sh
+  bash yocto/check-layer.sh 2>&1 | tee -a "$log"
 fi
 if [[ "${ROOMBOX_SKIP_HW:-0}" != 1 ]]; then
   step "hw-tests rig (QEMU)"
   cargo build --bin roombox
   # udev in the guest gives the /dev/v4l/by-path links the camera hot-plug test names.
-  ROOMBOX_HW_UDEV=1 bash hw-tests/run.sh
+  ROOMBOX_HW_UDEV=1 bash hw-tests/run.sh 2>&1 | tee -a "$log"
 fi
 step "all tests passed"
+tally
