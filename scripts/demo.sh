@@ -80,6 +80,15 @@ room_id = "1234"
 auto_join = true
 CONF
 
+# Let the broker and Janus come up first, so the box's first join does not race them (it would
+# recover by itself, with an error on the screen first).
+for p in "$ws_port" "$port"; do
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
+    sleep 0.1
+  done
+done
+
 echo "== roombox check"
 "$ROOMBOX" check --config "$out/roombox.toml" || true
 echo
