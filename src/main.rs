@@ -205,6 +205,14 @@ fn serde_plain<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
+fn on_off(flag: &str) -> &'static str {
+    if flag == "true" {
+        "on"
+    } else {
+        "off"
+    }
+}
+
 fn render_status(state: &serde_json::Value) -> String {
     let get = |p: &str| -> String {
         let v = state.pointer(p).cloned().unwrap_or_default();
@@ -254,16 +262,8 @@ fn render_status(state: &serde_json::Value) -> String {
     ));
     s.push_str(&format!(
         "local        mic {} webcam {}\n",
-        if get("/localParticipant/micOn") == "true" {
-            "on"
-        } else {
-            "off"
-        },
-        if get("/localParticipant/webcamOn") == "true" {
-            "on"
-        } else {
-            "off"
-        },
+        on_off(&get("/localParticipant/micOn")),
+        on_off(&get("/localParticipant/webcamOn")),
     ));
     if let Some(ps) = state.pointer("/participants").and_then(|p| p.as_object()) {
         for p in ps.values() {

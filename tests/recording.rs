@@ -48,22 +48,49 @@ fn assert_segment(path: &Path, video: &str, audio: &str, expect: Duration) {
     );
 }
 
-async fn sigkill_keeps_closed_segments(format: &str, audio_caps: &str) {
-    let agent = AgentProcess::start(&recording_config(format, "2s"));
+/// Starts the local recording and waits until it is STARTED.
+async fn start_recording(agent: &AgentProcess) {
     let mut events = agent.events().await;
     assert!(agent.call(START).await.ok);
+    wait_event(&mut events, Duration::from_secs(30), |e| {
+        matches!(
+            e,
+            Event::RecordingStateChanged {
+                state: ServiceState::Started,
+                ..
+            }
+        )
+    })
+    .await
+    .expect("recording started");
+}
+
+/// The paths of the next `n` segments closed, in order.
+async fn closed_segments(
+    events: &mut roombox::api::EventStream,
+    n: usize,
+    agent: &AgentProcess,
+) -> Vec<PathBuf> {
     let mut closed = Vec::new();
-    while closed.len() < 3 {
-        let ev = wait_event(&mut events, Duration::from_secs(30), |e| {
+    while closed.len() < n {
+        let ev = wait_event(events, Duration::from_secs(30), |e| {
             matches!(e, Event::RecordingSegmentClosed { .. })
         })
         .await
         .unwrap_or_else(|| panic!("no segment closed; log:\n{}", agent.log()));
         if let Event::RecordingSegmentClosed { path, bytes } = ev {
-            assert!(bytes > 0);
+            assert!(bytes > 0, "{path} is empty");
             closed.push(PathBuf::from(path));
         }
     }
+    closed
+}
+
+async fn sigkill_keeps_closed_segments(format: &str, audio_caps: &str) {
+    let agent = AgentProcess::start(&recording_config(format, "2s"));
+    let mut events = agent.events().await;
+    assert!(agent.call(START).await.ok);
+    let closed = closed_segments(&mut events, 3, &agent).await;
     // Let the next segment get some data, then kill without warning.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     agent.signal(Signal::SIGKILL);
@@ -91,19 +118,7 @@ async fn sigkill_keeps_every_closed_mkv_segment_playable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_at_most_about_a_fragment_of_the_open_mp4_segment() {
     let agent = AgentProcess::start(&recording_config("mp4", "30s"));
-    let mut events = agent.events().await;
-    assert!(agent.call(START).await.ok);
-    wait_event(&mut events, Duration::from_secs(30), |e| {
-        matches!(
-            e,
-            Event::RecordingStateChanged {
-                state: ServiceState::Started,
-                ..
-            }
-        )
-    })
-    .await
-    .expect("recording started");
+    start_recording(&agent).await;
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let recorded = started.elapsed();
@@ -122,19 +137,7 @@ async fn sigkill_loses_at_most_about_a_fragment_of_the_open_mp4_segment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finalises_the_last_segment_and_exits_zero() {
     let mut agent = AgentProcess::start(&recording_config("mp4", "3s"));
-    let mut events = agent.events().await;
-    assert!(agent.call(START).await.ok);
-    wait_event(&mut events, Duration::from_secs(30), |e| {
-        matches!(
-            e,
-            Event::RecordingStateChanged {
-                state: ServiceState::Started,
-                ..
-            }
-        )
-    })
-    .await
-    .expect("recording started");
+    start_recording(&agent).await;
     let started = Instant::now();
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let recorded = started.elapsed();
@@ -281,17 +284,7 @@ async fn segments_have_the_configured_length_whatever_the_keyframe_interval() {
     let agent = AgentProcess::start(&body);
     let mut events = agent.events().await;
     assert!(agent.call(START).await.ok);
-    let mut closed = Vec::new();
-    while closed.len() < 3 {
-        let ev = wait_event(&mut events, Duration::from_secs(30), |e| {
-            matches!(e, Event::RecordingSegmentClosed { .. })
-        })
-        .await
-        .unwrap_or_else(|| panic!("no segment closed; log:\n{}", agent.log()));
-        if let Event::RecordingSegmentClosed { path, .. } = ev {
-            closed.push(PathBuf::from(path));
-        }
-    }
+    let closed = closed_segments(&mut events, 3, &agent).await;
     for p in &closed {
         assert_segment(p, "video/x-h264", "audio/mpeg", Duration::from_secs(2));
     }

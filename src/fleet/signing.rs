@@ -36,28 +36,26 @@ pub fn signed_bytes(topic: &str, ts_ms: u64, nonce: &str, id: &str, payload: &[u
     m
 }
 
-/// Parses a base64 Ed25519 public key (32 bytes).
-pub fn parse_public_key(b64: &str) -> Result<VerifyingKey, String> {
+/// Decodes a base64 Ed25519 key of 32 bytes; `what` names it in errors.
+fn key_bytes(b64: &str, what: &str) -> Result<[u8; 32], String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|e| format!("not base64: {e}"))?;
-    let arr: [u8; 32] = bytes
+    bytes
         .as_slice()
         .try_into()
-        .map_err(|_| format!("is {} bytes; an Ed25519 public key is 32", bytes.len()))?;
-    VerifyingKey::from_bytes(&arr).map_err(|e| format!("not an Ed25519 public key: {e}"))
+        .map_err(|_| format!("is {} bytes; an Ed25519 {what} key is 32", bytes.len()))
+}
+
+/// Parses a base64 Ed25519 public key (32 bytes).
+pub fn parse_public_key(b64: &str) -> Result<VerifyingKey, String> {
+    VerifyingKey::from_bytes(&key_bytes(b64, "public")?)
+        .map_err(|e| format!("not an Ed25519 public key: {e}"))
 }
 
 /// Parses a base64 Ed25519 private key (the 32-byte seed).
 pub fn parse_signing_key(b64: &str) -> Result<SigningKey, String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|e| format!("not base64: {e}"))?;
-    let arr: [u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("is {} bytes; an Ed25519 private key is 32", bytes.len()))?;
-    Ok(SigningKey::from_bytes(&arr))
+    Ok(SigningKey::from_bytes(&key_bytes(b64, "private")?))
 }
 
 /// A new random key pair: (private base64, public base64).
