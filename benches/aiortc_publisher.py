@@ -2,15 +2,18 @@
 """Baseline publisher for the room CPU benchmark (tests/room.rs `bench_publish_cpu`).
 
 Joins a Janus VideoRoom over Janus's WebSocket API with aiortc (the WebRTC stack under
-VideoSDK's Python SDK) and publishes a synthetic 1280x720@30 video (static colour bars, like the
-box's `videotestsrc pattern=smpte`) encoded as H.264 (aiortc's libx264 encoder through PyAV;
-codec preference forced to H.264 so both sides do the same work) and a 440 Hz tone as Opus.
-Prints `connected` on stdout once the PeerConnection is up, then publishes until killed,
-printing `sent FRAMES VIDEO_BYTES` (totals so far) every second.
+VideoSDK's Python SDK) and publishes a synthetic 1280x720@30 video encoded as H.264 (aiortc's
+libx264 encoder through PyAV; codec preference forced to H.264 so both sides do the same work)
+and a 440 Hz tone as Opus. The video is FRAME_FILE (one raw I420 1280x720 frame: the bench
+writes the box's own `videotestsrc pattern=smpte` frame there) scrolled left by SCROLL pixels
+every frame, as `videotestsrc horizontal-speed=SCROLL` does on the box; without FRAME_FILE,
+plain colour bars. Prints `connected` on stdout once the PeerConnection is up, then publishes
+until killed, printing `sent FRAMES VIDEO_BYTES` (totals so far) every second.
 
-Creates ROOM_ID (H.264 + Opus, like the box's rooms) if it does not exist.
+Creates ROOM_ID (H.264 + Opus, like the box's rooms, video capped at BITRATE bit/s through
+Janus's REMB; 0: no cap) if it does not exist.
 
-Usage: aiortc_publisher.py WS_URL ROOM_ID
+Usage: aiortc_publisher.py WS_URL ROOM_ID [FRAME_FILE [SCROLL [BITRATE]]]
 Needs: pip install aiortc websockets
 """
 
@@ -51,18 +54,39 @@ def bars():
     return np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(H * 3 // 2, W)
 
 
+def load(path):
+    """One raw I420 1280x720 frame from `path`, as the (H*3/2, W) array PyAV wants."""
+    raw = np.fromfile(path, np.uint8)
+    if raw.size != W * H * 3 // 2:
+        raise SystemExit(f"{path}: {raw.size} bytes, expected one I420 {W}x{H} frame")
+    return raw.reshape(H * 3 // 2, W)
+
+
+def scrolled(img, px):
+    """`img` (I420 planes stacked) with every plane rotated left by `px` luma pixels."""
+    if px == 0:
+        return img
+    y = img[:H].reshape(H, W)
+    uv = img[H:].reshape(H, W // 2)  # U then V, each H/2 rows of W/2
+    y = np.roll(y, -px, axis=1)
+    uv = np.roll(uv, -(px // 2), axis=1)
+    return np.concatenate([y.reshape(-1), uv.reshape(-1)]).reshape(H * 3 // 2, W)
+
+
 class Bars(VideoStreamTrack):
     """1280x720 at 30 fps (VideoStreamTrack paces frames at 90 kHz)."""
 
-    def __init__(self):
+    def __init__(self, img, scroll):
         super().__init__()
-        self.img = bars()
+        self.img = img
+        self.scroll = scroll
         self.frames = 0
 
     async def recv(self):
-        self.frames += 1
         pts, time_base = await self.next_timestamp()
-        frame = VideoFrame.from_ndarray(self.img, format="yuv420p")
+        img = scrolled(self.img, (self.frames * self.scroll) % W)
+        self.frames += 1
+        frame = VideoFrame.from_ndarray(img, format="yuv420p")
         frame.pts = pts
         frame.time_base = time_base
         return frame
@@ -139,7 +163,7 @@ class Janus:
             )
 
 
-async def main(url, room):
+async def main(url, room, img, scroll, bitrate):
     async with websockets.connect(url, subprotocols=["janus-protocol"]) as ws:
         j = Janus(ws)
         asyncio.ensure_future(j.pump())
@@ -162,6 +186,7 @@ async def main(url, room):
                     "audiocodec": "opus",
                     "videocodec": "h264",
                     "h264_profile": "42e01f",
+                    "bitrate": bitrate,
                 },
             }
         )
@@ -188,7 +213,7 @@ async def main(url, room):
                 connected.set()
 
         pc.addTrack(Tone())
-        video = Bars()
+        video = Bars(img, scroll)
         vt = pc.addTransceiver(video, direction="sendonly")
         h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
         vt.setCodecPreferences(h264)
@@ -218,4 +243,10 @@ async def main(url, room):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    args = sys.argv[1:]
+    if len(args) < 2:
+        raise SystemExit(__doc__)
+    img = load(args[2]) if len(args) > 2 else bars()
+    scroll = int(args[3]) if len(args) > 3 else 0
+    bitrate = int(args[4]) if len(args) > 4 else 0
+    asyncio.run(main(args[0], args[1], img, scroll, bitrate))

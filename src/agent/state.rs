@@ -41,6 +41,8 @@ pub struct MediaStatus {
     pub fps: f64,
     /// Current video bitrate target, kbit/s.
     pub bitrate_kbps: u32,
+    /// Video bitrate the encoder produced over the last second, kbit/s.
+    pub encoded_kbps: u32,
     /// Restarts since the agent started.
     pub restarts: u32,
     /// The last fault, if any.
@@ -534,9 +536,14 @@ impl AgentState {
                     fx.push(Effect::Emit(Event::MediaStateChanged { state, encoder }));
                 }
             }
-            MediaNotice::Stats { fps, bitrate_kbps } => {
+            MediaNotice::Stats {
+                fps,
+                bitrate_kbps,
+                encoded_kbps,
+            } => {
                 self.media.fps = fps;
                 self.media.bitrate_kbps = bitrate_kbps;
+                self.media.encoded_kbps = encoded_kbps;
             }
             MediaNotice::MicMuted(muted) => {
                 let on = !muted;

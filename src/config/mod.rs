@@ -135,6 +135,8 @@ pub struct VideoConfig {
     pub keyframe_interval: Duration,
     /// `auto` for the best encoder that reaches PLAYING, or an element name (`x264enc`).
     pub encoder: String,
+    /// For the `test` source: how far the pattern scrolls each frame, pixels, 0..=64 (0: still).
+    pub test_scroll: u32,
 }
 
 impl Default for VideoConfig {
@@ -150,6 +152,7 @@ impl Default for VideoConfig {
             max_bitrate_kbps: 4000,
             keyframe_interval: Duration::from_secs(2),
             encoder: "auto".into(),
+            test_scroll: 0,
         }
     }
 }
@@ -336,6 +339,7 @@ impl Config {
             );
         }
         check(&mut e, "media.video.fps", v.fps, 1, 60);
+        check(&mut e, "media.video.test_scroll", v.test_scroll, 0, 64);
         check(
             &mut e,
             "media.video.bitrate_kbps",

@@ -110,6 +110,7 @@ impl MediaControl for ConfirmingMedia {
             MediaAction::SetBitrate(kbps) => Some(MediaNotice::Stats {
                 fps: 0.0,
                 bitrate_kbps: kbps,
+                encoded_kbps: 0,
             }),
             MediaAction::RequestKeyframe
             | MediaAction::AttachTap { .. }

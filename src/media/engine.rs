@@ -76,6 +76,7 @@ impl Engine {
             restart_at: None,
             stop: None,
             last_frames: 0,
+            last_bytes: 0,
             last_progress: Instant::now(),
         };
         tokio::spawn(task.run());
@@ -139,6 +140,8 @@ struct Task {
     restart_at: Option<Instant>,
     stop: Option<Stop>,
     last_frames: u64,
+    /// Encoded video bytes at the last stats tick.
+    last_bytes: u64,
     /// When frames last advanced (or the capture started).
     last_progress: Instant,
 }
@@ -332,6 +335,7 @@ impl Task {
             });
         }
         self.last_frames = 0;
+        self.last_bytes = 0;
         self.last_progress = Instant::now();
         let no_media = capture.vtee.is_none() && capture.rawtee.is_none();
         if let Err(e) = capture.pipeline.set_state(gst::State::Playing) {
@@ -599,10 +603,14 @@ impl Task {
         let frames = c.frames.load(Ordering::Relaxed);
         let fps = frames.saturating_sub(self.last_frames) as f64;
         self.last_frames = frames;
+        let bytes = c.video_bytes.load(Ordering::Relaxed);
+        let encoded_kbps = (bytes.saturating_sub(self.last_bytes) * 8 / 1000) as u32;
+        self.last_bytes = bytes;
         let has_video = c.vtee.is_some();
         self.notify(MediaNotice::Stats {
             fps,
             bitrate_kbps: self.bitrate,
+            encoded_kbps,
         });
         if !has_video || self.stop.is_some() {
             return;

@@ -99,6 +99,8 @@ pub enum MediaNotice {
         fps: f64,
         /// Video bitrate target, kbit/s.
         bitrate_kbps: u32,
+        /// Video bitrate the encoder actually produced over the last second, kbit/s.
+        encoded_kbps: u32,
     },
     /// The mic mute is in effect (true: no audio leaves).
     MicMuted(bool),

@@ -50,6 +50,8 @@ pub struct Capture {
     pub aactee: Option<gst::Element>,
     /// Encoded video frames so far.
     pub frames: Arc<AtomicU64>,
+    /// Encoded video bytes so far.
+    pub video_bytes: Arc<AtomicU64>,
     /// False sends black frames instead of the camera's.
     pub camera_on: Arc<AtomicBool>,
     /// The keyframe interval, in frames.
@@ -77,6 +79,7 @@ pub fn build(
     let gop_frames =
         ((v.keyframe_interval.as_millis() as u64 * u64::from(v.fps)) / 1000).max(1) as u32;
     let frames = Arc::new(AtomicU64::new(0));
+    let video_bytes = Arc::new(AtomicU64::new(0));
     let mut cap = Capture {
         pipeline: pipeline.clone(),
         encoder: None,
@@ -87,6 +90,7 @@ pub fn build(
         opustee: None,
         aactee: None,
         frames: frames.clone(),
+        video_bytes: video_bytes.clone(),
         camera_on: camera_on.clone(),
         gop_frames,
         opus_kbps: a.opus_bitrate_kbps,
@@ -122,6 +126,9 @@ pub fn build(
                 let s = make("videotestsrc")?;
                 s.set_property("is-live", true);
                 set(&s, "pattern", "smpte")?;
+                if v.test_scroll > 0 {
+                    s.set_property("horizontal-speed", v.test_scroll as i32);
+                }
                 if std::env::var_os(STAMP_ENV).is_some() {
                     stamp_frames(&s);
                 }
@@ -186,11 +193,15 @@ pub fn build(
 
         install_blackout(&caps, camera_on)?;
         let f = frames.clone();
+        let b = video_bytes.clone();
         parse
             .static_pad("src")
             .ok_or("h264parse has no src pad")?
-            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 f.fetch_add(1, Ordering::Relaxed);
+                if let Some(buf) = info.buffer() {
+                    b.fetch_add(buf.size() as u64, Ordering::Relaxed);
+                }
                 gst::PadProbeReturn::Ok
             });
         cap.encoder = Some(enc);
