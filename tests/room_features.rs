@@ -115,13 +115,30 @@ impl Box_ {
     }
 }
 
+/// A Janus that prints the end of its log when the test fails.
+struct Janus(JanusProcess);
+
+impl Drop for Janus {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.0.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "--- end of the Janus log ---\n{}",
+                lines[lines.len().saturating_sub(80)..].join("\n")
+            );
+        }
+    }
+}
+
 /// Janus in a temp dir, with the box's config.
-fn janus(tmp: &std::path::Path) -> (JanusProcess, Config) {
+fn janus(tmp: &std::path::Path) -> (Janus, Config) {
     let rec = tmp.join("rec");
-    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let mut sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    sc.debug_level = 5;
     let url = sc.url();
     let janus = JanusProcess::start(sc, &tmp.join("janus"), Duration::from_secs(20)).expect("janus");
-    (janus, config(&url, tmp))
+    (Janus(janus), config(&url, tmp))
 }
 
 /// Waits until `count` has not changed for `quiet`, within `timeout`; returns the settled value.

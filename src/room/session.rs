@@ -410,21 +410,33 @@ impl Session {
 
     async fn subscribe(&mut self, participant_id: &str) -> Result<(), RoomError> {
         let sub = self.signaller.subscribe(participant_id).await?;
-        let (pc, answer) = peer::subscribe(&sub.id, sub.offer, self.pc_tx.clone())
-            .await
-            .map_err(|e| RoomError::Protocol(format!("webrtc answer: {e}")))?;
+        let peer::Subscribed { pc, answer, chat } =
+            peer::subscribe(&sub.id, sub.offer, self.pc_tx.clone())
+                .await
+                .map_err(|e| RoomError::Protocol(format!("webrtc answer: {e}")))?;
         if let Err(e) = self.signaller.accept(&sub.id, &answer).await {
             let _ = pc.close().await;
             let _ = self.signaller.unsubscribe(&sub.id).await;
             return Err(e);
         }
+        // The participant's chat arrives on the channel the box opened.
+        let tasks = chat
+            .map(|dc| {
+                tokio::spawn(chat_loop(
+                    dc,
+                    participant_id.to_string(),
+                    self.inner_tx.clone(),
+                ))
+            })
+            .into_iter()
+            .collect();
         if let Some(live) = self.live.as_mut() {
             live.subs.insert(
                 participant_id.to_string(),
                 Sub {
                     id: sub.id,
                     pc,
-                    tasks: Vec::new(),
+                    tasks,
                 },
             );
         }
@@ -715,6 +727,8 @@ impl Session {
             ));
             return;
         };
+        let state = dc.ready_state().await;
+        tracing::debug!(?state, "room: sending chat");
         if let Err(e) = dc.send_text(&text).await {
             self.notify(RoomNotice::Error(format!("chat not sent: {e}")));
         }

@@ -87,6 +87,8 @@ pub struct Peer {
     pub stats: Arc<Mutex<PeerStats>>,
     /// The published data channel, with [`PeerOptions::data`].
     chat: Option<gst_webrtc::WebRTCDataChannel>,
+    /// The subscription's own data channel, when the feed has data.
+    sub_chat: Option<gst_webrtc::WebRTCDataChannel>,
 }
 
 fn webrtcbin(pipe: &gst::Pipeline) -> gst::Element {
@@ -206,7 +208,6 @@ impl Peer {
         let offer = promise(&wb, "create-offer", "offer").await;
         wb.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
         let sdp = gathered(&wb).await;
-        if std::env::var_os("PEER_DEBUG").is_some() { eprintln!("PEER OFFER\n{sdp}"); }
         let (_, answer) = client
             .message(
                 publisher,
@@ -219,7 +220,6 @@ impl Peer {
             .await
             .expect("peer publishes");
         let answer = answer.expect("janus answered");
-        if std::env::var_os("PEER_DEBUG").is_some() { eprintln!("JANUS ANSWER\n{}", answer.sdp); }
         wb.emit_by_name::<()>(
             "set-remote-description",
             &[
@@ -235,6 +235,7 @@ impl Peer {
             sub_pipe: None,
             stats,
             chat,
+            sub_chat: None,
         }
     }
 
@@ -278,18 +279,7 @@ impl Peer {
             let dc = args
                 .get(1)
                 .and_then(|v| v.get::<gst_webrtc::WebRTCDataChannel>().ok())?;
-            let strings = chat.clone();
-            dc.connect_on_message_string(move |_, text| {
-                if let (Some(t), Ok(mut s)) = (text, strings.lock()) {
-                    s.chat.push(t.to_string());
-                }
-            });
-            let chat = chat.clone();
-            dc.connect_on_message_data(move |_, data| {
-                if let (Some(d), Ok(mut s)) = (data, chat.lock()) {
-                    s.chat.push(String::from_utf8_lossy(d).to_string());
-                }
-            });
+            collect_chat(&dc, &chat);
             None
         });
         let stats = self.stats.clone();
@@ -371,6 +361,18 @@ impl Peer {
             &[&desc(gst_webrtc::WebRTCSDPType::Offer, &offer.sdp), &p],
         );
         rx.recv().await;
+        // Like janus.js, open a data channel of our own when the feed has one: Janus relays
+        // a publisher's messages only to subscribers whose channel is open.
+        let sub_chat = offer.sdp.contains("m=application").then(|| {
+            let dc = wb
+                .emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
+                    "create-data-channel",
+                    &[&"JanusDataChannel", &None::<gst::Structure>],
+                )
+                .expect("webrtcbin made a data channel");
+            collect_chat(&dc, &self.stats);
+            dc
+        });
         let answer = promise(&wb, "create-answer", "answer").await;
         wb.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
         let sdp = gathered(&wb).await;
@@ -386,6 +388,7 @@ impl Peer {
             .await
             .expect("start subscription");
         self.sub_pipe = Some(pipe);
+        self.sub_chat = sub_chat;
     }
 
     /// Ends the room for everyone (VideoRoom `destroy`), as another participant or a moderator
@@ -481,4 +484,20 @@ fn mark_audio_levels(pipe: &gst::Pipeline) {
             }
             gst::PadProbeReturn::Ok
         });
+}
+
+/// Records every message arriving on `dc` in `stats.chat`.
+fn collect_chat(dc: &gst_webrtc::WebRTCDataChannel, stats: &Arc<Mutex<PeerStats>>) {
+    let strings = stats.clone();
+    dc.connect_on_message_string(move |_, text| {
+        if let (Some(t), Ok(mut s)) = (text, strings.lock()) {
+            s.chat.push(t.to_string());
+        }
+    });
+    let bytes = stats.clone();
+    dc.connect_on_message_data(move |_, data| {
+        if let (Some(d), Ok(mut s)) = (data, bytes.lock()) {
+            s.chat.push(String::from_utf8_lossy(d).to_string());
+        }
+    });
 }
