@@ -101,7 +101,9 @@ impl Box_ {
             .await
             .expect("join accepted");
         assert!(
-            eventually(WAIT, || self.state().meeting_state == MeetingState::Connected).await,
+            eventually(WAIT, || self.state().meeting_state
+                == MeetingState::Connected)
+            .await,
             "the box did not connect: {:?}",
             self.state().meeting_state
         );
@@ -137,7 +139,8 @@ fn janus(tmp: &std::path::Path) -> (Janus, Config) {
     let mut sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
     sc.debug_level = 5;
     let url = sc.url();
-    let janus = JanusProcess::start(sc, &tmp.join("janus"), Duration::from_secs(20)).expect("janus");
+    let janus =
+        JanusProcess::start(sc, &tmp.join("janus"), Duration::from_secs(20)).expect("janus");
     (Janus(janus), config(&url, tmp))
 }
 
@@ -289,7 +292,10 @@ async fn features() {
     );
 
     // Camera on: pictures again (the box resumes on a keyframe).
-    b.handle.send(Command::EnableWebcam).await.expect("camera on");
+    b.handle
+        .send(Command::EnableWebcam)
+        .await
+        .expect("camera on");
     assert!(
         eventually(WAIT, || peer.stats().video_frames > frames + 10).await,
         "the peer decoded no video after camera on: {} then {}",
@@ -366,7 +372,9 @@ async fn ending() {
     let peer = Peer::join(&url, ROOM, "Moderator").await;
     b.lists(&peer.id).await;
     b.clear_events();
-    peer.destroy_room(ROOM).await.expect("the peer destroys the room");
+    peer.destroy_room(ROOM)
+        .await
+        .expect("the peer destroys the room");
     stays_out(&b).await;
     peer.leave().await;
 
@@ -388,7 +396,11 @@ async fn ending() {
         peer.stats().room_events
     );
     stays_out(&b).await;
-    let h = peer.client.attach("janus.plugin.videoroom").await.expect("attach");
+    let h = peer
+        .client
+        .attach("janus.plugin.videoroom")
+        .await
+        .expect("attach");
     let exists = peer
         .client
         .request(h, json!({"request": "exists", "room": 5151}))

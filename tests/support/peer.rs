@@ -251,7 +251,8 @@ impl Peer {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        dc.send_string_full(Some(text)).expect("send on the data channel");
+        dc.send_string_full(Some(text))
+            .expect("send on the data channel");
     }
 
     /// Subscribes to `feed` and decodes it.
@@ -467,10 +468,17 @@ fn mark_audio_levels(pipe: &gst::Pipeline) {
                     .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
                     .collect();
                 if !samples.is_empty() {
-                    let rms = (samples.iter().map(|x| x * x).sum::<f64>() / samples.len() as f64)
-                        .sqrt();
-                    let dbov = if rms > 0.0 { -20.0 * rms.log10() } else { 127.0 };
-                    measured.store(dbov.clamp(0.0, 127.0) as u8, std::sync::atomic::Ordering::Relaxed);
+                    let rms =
+                        (samples.iter().map(|x| x * x).sum::<f64>() / samples.len() as f64).sqrt();
+                    let dbov = if rms > 0.0 {
+                        -20.0 * rms.log10()
+                    } else {
+                        127.0
+                    };
+                    measured.store(
+                        dbov.clamp(0.0, 127.0) as u8,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                 }
             }
             gst::PadProbeReturn::Ok
