@@ -10,6 +10,7 @@ use roombox::command::Command;
 use roombox::config::{Config, RoomBackendKind};
 use roombox::event::Event;
 use roombox::model::{MeetingState, StreamKind};
+use roombox::room::janus::client::Client;
 use roombox::room::janus::server::{JanusProcess, ServerConfig};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -341,6 +342,12 @@ async fn stays_out(b: &Box_) {
         b.events()
     );
     assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+    assert!(b.saw(|e| matches!(
+        e,
+        Event::MeetingStateChanged {
+            state: MeetingState::Closed
+        }
+    )));
     tokio::time::sleep(Duration::from_secs(4)).await;
     let after: Vec<Event> = b
         .events()
@@ -367,14 +374,43 @@ async fn ending() {
     let url = config.room.url.clone();
     let b = Box_::start(&config);
 
-    // Someone else ends the room: the box reports it and stays out.
+    // A moderator made the room with a secret the box does not know: the box cannot end it,
+    // says so, and stays in.
+    let (admin, _events) = Client::connect(&url).await.expect("connect");
+    let h = admin
+        .attach("janus.plugin.videoroom")
+        .await
+        .expect("attach");
+    admin
+        .request(
+            h,
+            json!({"request": "create", "room": 5151, "secret": "s3cret", "audiocodec": "opus",
+                   "videocodec": "h264", "h264_profile": "42e01f", "notify_joining": true}),
+        )
+        .await
+        .expect("the moderator creates the room");
     b.join().await;
     let peer = Peer::join(&url, ROOM, "Moderator").await;
     b.lists(&peer.id).await;
     b.clear_events();
-    peer.destroy_room(ROOM)
+    b.handle.send(Command::End).await.expect("end accepted");
+    assert!(
+        eventually(WAIT, || b.saw(|e| matches!(
+            e,
+            Event::Error { code, message } if code == "room" && message.contains("end for everyone")
+        )))
+        .await,
+        "no error for an end Janus refused: {:?}",
+        b.events()
+    );
+    assert_eq!(b.state().meeting_state, MeetingState::Connected);
+    assert!(!b.saw(|e| matches!(e, Event::MeetingLeft { .. })));
+    assert!(peer.stats().room_events.iter().all(|e| e != "destroyed"));
+
+    // The moderator ends it: the box reports it and stays out.
+    peer.destroy_room(ROOM, Some("s3cret"))
         .await
-        .expect("the peer destroys the room");
+        .expect("the moderator destroys the room");
     stays_out(&b).await;
     peer.leave().await;
 

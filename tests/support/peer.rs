@@ -392,14 +392,15 @@ impl Peer {
         self.sub_chat = sub_chat;
     }
 
-    /// Ends the room for everyone (VideoRoom `destroy`), as another participant or a moderator
-    /// would; returns Janus's refusal, if any.
-    pub async fn destroy_room(&self, room: &str) -> Result<(), String> {
+    /// Ends the room for everyone (VideoRoom `destroy`, with the room's secret if it has one),
+    /// as another participant or a moderator would; returns Janus's refusal, if any.
+    pub async fn destroy_room(&self, room: &str, secret: Option<&str>) -> Result<(), String> {
+        let mut body = json!({"request":"destroy","room":id_value(room)});
+        if let Some(s) = secret {
+            body["secret"] = json!(s);
+        }
         self.client
-            .request(
-                self.publisher,
-                json!({"request":"destroy","room":id_value(room)}),
-            )
+            .request(self.publisher, body)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
