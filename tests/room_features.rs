@@ -211,6 +211,19 @@ async fn features() {
         peer.stats().room_events
     );
     assert_eq!(b.state().active_speaker.as_deref(), Some(pid.as_str()));
+    // The peer falls silent: Janus says it stopped talking; nobody speaks.
+    peer.set_tone(false);
+    assert!(
+        eventually(WAIT, || b.state().active_speaker.is_none()).await,
+        "the peer is still the speaker after falling silent"
+    );
+    assert!(b.saw(|e| matches!(
+        e,
+        Event::SpeakerChanged {
+            participant_id: None
+        }
+    )));
+    peer.set_tone(true);
 
     // Chat from the box: plain text on the box's data channel, relayed by Janus to the peer.
     // A private message is refused (the room's channel reaches everyone) and never sent.

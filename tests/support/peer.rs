@@ -178,7 +178,7 @@ impl Peer {
              x264enc tune=zerolatency speed-preset=ultrafast bitrate=400 key-int-max=30 ! \
              video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 pt=102 ! \
              application/x-rtp,media=video,encoding-name=H264,payload=102 ! wb. \
-             audiotestsrc is-live=true wave=sine freq=660 volume=0.5 ! audioconvert ! audioresample ! \
+             audiotestsrc is-live=true wave=sine freq=660 volume=0.5 ! volume name=pvol ! audioconvert ! audioresample ! \
              audio/x-raw,format=S16LE,rate=48000,channels=1 ! identity name=raw ! opusenc ! \
              rtpopuspay name=opay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! wb.",
         )
@@ -390,6 +390,12 @@ impl Peer {
             .expect("start subscription");
         self.sub_pipe = Some(pipe);
         self.sub_chat = sub_chat;
+    }
+
+    /// Mutes (false) or restores (true) the tone the peer publishes; packets keep flowing.
+    pub fn set_tone(&self, on: bool) {
+        let vol = self.pub_pipe.by_name("pvol").expect("volume element");
+        vol.set_property("mute", !on);
     }
 
     /// Ends the room for everyone (VideoRoom `destroy`, with the room's secret if it has one),
