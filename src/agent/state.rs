@@ -559,6 +559,10 @@ impl AgentState {
                 if self.webcam_wanted == Some(on) {
                     self.webcam_wanted = None;
                 }
+                if self.room_backend {
+                    // Camera off stops the room's video, not just the picture.
+                    fx.push(Effect::Room(RoomAction::SetCamera(on)));
+                }
                 if self.local_participant.webcam_on != on {
                     self.local_participant.webcam_on = on;
                     fx.push(self.local_stream_event(StreamKind::Video, on));

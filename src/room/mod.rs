@@ -35,7 +35,7 @@ pub enum RoomAction {
     Leave,
     /// End the room's session for everyone, then leave.
     End,
-    /// Send a chat message to everyone, or to one participant.
+    /// Send a chat message to everyone, or to one participant (backends that can).
     SendChat {
         /// The text.
         text: String,
@@ -44,6 +44,9 @@ pub enum RoomAction {
     },
     /// Start (true) or stop (false) cloud recording on the room server.
     SetCloudRecording(bool),
+    /// The camera was turned on (true) or off (false): send the video track or stop sending
+    /// it, so the others see the camera go off rather than a black picture. Kept across joins.
+    SetCamera(bool),
     /// Leave and end the task.
     Shutdown,
 }

@@ -319,23 +319,42 @@ impl Publisher {
     }
 }
 
-/// Answers a server's offer for one remote participant's media; returns the connection and the
-/// SDP answer (after ICE gathering).
+/// A receiving connection for one remote participant.
+pub struct Subscribed {
+    /// The connection.
+    pub pc: Arc<dyn PeerConnection>,
+    /// The SDP answer (after ICE gathering).
+    pub answer: String,
+    /// The data channel the participant's chat arrives on, when the offer carries data.
+    pub chat: Option<Arc<dyn DataChannel>>,
+}
+
+/// Answers a server's offer for one remote participant's media.
+///
+/// When the offer carries a data channel, the answerer opens one of its own (as Janus's
+/// clients do): Janus relays a publisher's messages only to subscribers whose data channel is
+/// open, and sends them on that channel's label.
 pub async fn subscribe(
     key: &str,
     offer: String,
     events: mpsc::UnboundedSender<PcEvent>,
-) -> webrtc::error::Result<(Arc<dyn PeerConnection>, String)> {
+) -> webrtc::error::Result<Subscribed> {
+    let has_data = offer.lines().any(|l| l.starts_with("m=application"));
     let (pc, mut gathered) = build(key, events).await?;
     pc.set_remote_description(RTCSessionDescription::offer(offer)?)
         .await?;
+    let chat = if has_data {
+        Some(pc.create_data_channel(CHAT_LABEL, None).await?)
+    } else {
+        None
+    };
     let answer = pc.create_answer(None).await?;
     pc.set_local_description(answer).await?;
     wait_gathered(&mut gathered).await;
-    let sdp = pc
+    let answer = pc
         .local_description()
         .await
         .map(|d| d.sdp)
         .unwrap_or_default();
-    Ok((pc, sdp))
+    Ok(Subscribed { pc, answer, chat })
 }

@@ -50,6 +50,7 @@ pub fn spawn(config: &Config, backend: Box<dyn Signaller>) -> RoomLink {
         pc_tx,
         inner_tx,
         recording: false,
+        camera: Camera::On,
     };
     tokio::spawn(s.run(actions, tap_rx, pc_rx, inner_rx));
     RoomLink {
@@ -111,6 +112,19 @@ struct Session {
     pc_tx: mpsc::UnboundedSender<PcEvent>,
     inner_tx: mpsc::UnboundedSender<Inner>,
     recording: bool,
+    /// Whether the camera's video leaves the box.
+    camera: Camera,
+}
+
+/// The camera as the publisher sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Camera {
+    /// Off: no video is sent.
+    Off,
+    /// Just turned on: video resumes at the next keyframe (asked for).
+    Resuming,
+    /// On: every video sample is sent.
+    On,
 }
 
 async fn sleep_until(t: Option<tokio::time::Instant>) {
@@ -176,6 +190,7 @@ impl Session {
                 if self.live.is_some() {
                     self.leave("left").await;
                 }
+                self.camera = if req.webcam { Camera::On } else { Camera::Off };
                 self.want = Some(req);
                 self.attempt = 0;
                 self.connect().await;
@@ -194,6 +209,7 @@ impl Session {
                 }
             }
             RoomAction::SendChat { text, to } => self.send_chat(text, to).await,
+            RoomAction::SetCamera(on) => self.set_camera(on),
             RoomAction::SetCloudRecording(on) => {
                 if self.live.is_none() {
                     self.notify(RoomNotice::CloudRecording {
@@ -394,21 +410,33 @@ impl Session {
 
     async fn subscribe(&mut self, participant_id: &str) -> Result<(), RoomError> {
         let sub = self.signaller.subscribe(participant_id).await?;
-        let (pc, answer) = peer::subscribe(&sub.id, sub.offer, self.pc_tx.clone())
-            .await
-            .map_err(|e| RoomError::Protocol(format!("webrtc answer: {e}")))?;
+        let peer::Subscribed { pc, answer, chat } =
+            peer::subscribe(&sub.id, sub.offer, self.pc_tx.clone())
+                .await
+                .map_err(|e| RoomError::Protocol(format!("webrtc answer: {e}")))?;
         if let Err(e) = self.signaller.accept(&sub.id, &answer).await {
             let _ = pc.close().await;
             let _ = self.signaller.unsubscribe(&sub.id).await;
             return Err(e);
         }
+        // The participant's chat arrives on the channel the box opened.
+        let tasks = chat
+            .map(|dc| {
+                tokio::spawn(chat_loop(
+                    dc,
+                    participant_id.to_string(),
+                    self.inner_tx.clone(),
+                ))
+            })
+            .into_iter()
+            .collect();
         if let Some(live) = self.live.as_mut() {
             live.subs.insert(
                 participant_id.to_string(),
                 Sub {
                     id: sub.id,
                     pc,
-                    tasks: Vec::new(),
+                    tasks,
                 },
             );
         }
@@ -602,21 +630,13 @@ impl Session {
                 }
             }
             Inner::Chat { from, text } => {
+                // Plain text, as Janus's clients send it; the name comes from the room's roster,
+                // never from the message.
                 let display_name = self
                     .live
                     .as_ref()
                     .and_then(|l| l.remotes.get(&from))
                     .map(|p| p.display_name.clone());
-                let (text, display_name) = match serde_json::from_str::<serde_json::Value>(&text) {
-                    Ok(v) if v.get("text").and_then(|t| t.as_str()).is_some() => (
-                        v["text"].as_str().unwrap_or_default().to_string(),
-                        v.get("display")
-                            .and_then(|d| d.as_str())
-                            .map(str::to_string)
-                            .or(display_name),
-                    ),
-                    _ => (text, display_name),
-                };
                 self.notify(RoomNotice::Chat(ChatMessage {
                     from,
                     display_name,
@@ -644,6 +664,15 @@ impl Session {
     }
 
     async fn send_sample(&mut self, s: EncodedSample, last_video: &mut Option<Duration>) {
+        if s.kind != StreamKind::Audio {
+            match self.camera {
+                Camera::Off => return,
+                // Start again on a keyframe: a receiver cannot decode from a delta frame.
+                Camera::Resuming if !s.keyframe => return,
+                Camera::Resuming => self.camera = Camera::On,
+                Camera::On => {}
+            }
+        }
         let Some(publisher) = self.live.as_ref().and_then(|l| l.publisher.as_ref()) else {
             return;
         };
@@ -675,7 +704,18 @@ impl Session {
         }
     }
 
+    /// Sends one chat message as a plain UTF-8 text message on the publisher's data channel,
+    /// which the room server relays to everyone subscribed with data (what Janus's own clients
+    /// send and show).
     async fn send_chat(&mut self, text: String, to: Option<String>) {
+        if let Some(to) = to {
+            // The room's data channel reaches everyone: a "private" message would not be.
+            self.notify(RoomNotice::Error(format!(
+                "chat not sent: private messages (to {to}) are not supported by the {} room backend",
+                self.signaller.name()
+            )));
+            return;
+        }
         let dc = self
             .live
             .as_ref()
@@ -687,14 +727,27 @@ impl Session {
             ));
             return;
         };
-        let display = self
-            .want
-            .as_ref()
-            .map(|w| w.display_name.clone())
-            .unwrap_or_default();
-        let msg = serde_json::json!({"text": text, "display": display, "to": to});
-        if let Err(e) = dc.send_text(&msg.to_string()).await {
+        let state = dc.ready_state().await;
+        tracing::debug!(?state, "room: sending chat");
+        if let Err(e) = dc.send_text(&text).await {
             self.notify(RoomNotice::Error(format!("chat not sent: {e}")));
+        }
+    }
+
+    fn set_camera(&mut self, on: bool) {
+        match (on, self.camera) {
+            (false, _) => self.camera = Camera::Off,
+            (true, Camera::Off) => {
+                self.camera = Camera::Resuming;
+                let publishing = self
+                    .live
+                    .as_ref()
+                    .is_some_and(|l| l.publisher.as_ref().is_some_and(|p| p.video.is_some()));
+                if publishing {
+                    self.notify(RoomNotice::KeyframeRequested);
+                }
+            }
+            (true, _) => {}
         }
     }
 

@@ -2,19 +2,35 @@
 //! DTLS/SRTP and RTP stack). It joins a Janus VideoRoom as a publisher (videotestsrc + tone,
 //! H.264 constrained baseline + Opus), subscribes to one feed, decodes it, counts the frames and
 //! measures the audio level with the `level` element.
+//!
+//! With [`PeerOptions`] it also publishes a data channel (chat, as Janus's own clients send it:
+//! plain text), reads the data channel of the feed it subscribes to, and marks its Opus packets
+//! with the RFC 6464 audio level (`urn:ietf:params:rtp-hdrext:ssrc-audio-level`) measured from
+//! the tone it sends, so Janus's `talking` events see it.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
-use roombox::room::janus::client::Client;
-use roombox::room::janus::proto::{id_value, Jsep};
+use roombox::room::janus::client::{Client, ClientEvent};
+use roombox::room::janus::proto::{id_value, Incoming, Jsep};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 const PLUGIN: &str = "janus.plugin.videoroom";
+/// The RFC 6464 client-to-mixer audio level header extension.
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// What the peer does beyond publishing audio and video.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerOptions {
+    /// Publish a data channel (`JanusDataChannel`) for chat.
+    pub data: bool,
+    /// Send the RFC 6464 audio level of each Opus packet.
+    pub audio_level: bool,
+}
 
 /// What the peer decoded from the feed it subscribed to.
 #[derive(Debug, Default, Clone)]
@@ -26,6 +42,11 @@ pub struct PeerStats {
     /// Glass-to-glass latencies, ms: for each decoded frame carrying a capture-time stamp (see
     /// `roombox::media::pipeline::STAMP_ENV`), the system clock now minus the stamp.
     pub latencies_ms: Vec<u32>,
+    /// Text messages received on the subscription's data channel, in order.
+    pub chat: Vec<String>,
+    /// The `videoroom` field of every asynchronous VideoRoom event on the publisher handle
+    /// (`event`, `talking`, `destroyed`, ...), in order.
+    pub room_events: Vec<String>,
 }
 
 /// Reads the capture-time stamp (milliseconds on the system clock) from a decoded frame: two
@@ -64,6 +85,10 @@ pub struct Peer {
     sub_pipe: Option<gst::Pipeline>,
     /// What it decoded.
     pub stats: Arc<Mutex<PeerStats>>,
+    /// The published data channel, with [`PeerOptions::data`].
+    chat: Option<gst_webrtc::WebRTCDataChannel>,
+    /// The subscription's own data channel, when the feed has data.
+    sub_chat: Option<gst_webrtc::WebRTCDataChannel>,
 }
 
 fn webrtcbin(pipe: &gst::Pipeline) -> gst::Element {
@@ -113,8 +138,27 @@ impl Peer {
     /// Joins `room` on the Janus at `url` as `display` and publishes a 320x240 test pattern and a
     /// 440 Hz tone.
     pub async fn join(url: &str, room: &str, display: &str) -> Peer {
+        Self::join_with(url, room, display, PeerOptions::default()).await
+    }
+
+    /// Like [`Peer::join`], with a data channel and/or audio levels (see [`PeerOptions`]).
+    pub async fn join_with(url: &str, room: &str, display: &str, opts: PeerOptions) -> Peer {
         gst::init().expect("gst init");
-        let (client, _events) = Client::connect(url).await.expect("peer connects to janus");
+        let (client, mut events) = Client::connect(url).await.expect("peer connects to janus");
+        let stats: Arc<Mutex<PeerStats>> = Arc::default();
+        let seen = stats.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                let ClientEvent::Message(Incoming::Event { data, .. }) = ev else {
+                    continue;
+                };
+                if let Some(vr) = data.get("videoroom").and_then(Value::as_str) {
+                    if let Ok(mut s) = seen.lock() {
+                        s.room_events.push(vr.to_string());
+                    }
+                }
+            }
+        });
         let publisher = client.attach(PLUGIN).await.expect("attach");
         let (data, _) = client
             .message(
@@ -134,19 +178,32 @@ impl Peer {
              x264enc tune=zerolatency speed-preset=ultrafast bitrate=400 key-int-max=30 ! \
              video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 pt=102 ! \
              application/x-rtp,media=video,encoding-name=H264,payload=102 ! wb. \
-             audiotestsrc is-live=true wave=sine freq=660 volume=0.5 ! audioconvert ! audioresample ! opusenc ! \
-             rtpopuspay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! wb.",
+             audiotestsrc is-live=true wave=sine freq=660 volume=0.5 ! volume name=pvol ! audioconvert ! audioresample ! \
+             audio/x-raw,format=S16LE,rate=48000,channels=1 ! identity name=raw ! opusenc ! \
+             rtpopuspay name=opay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! wb.",
         )
         .expect("publisher pipeline")
         .downcast::<gst::Pipeline>()
         .expect("pipeline");
+        if opts.audio_level {
+            mark_audio_levels(&pub_pipe);
+        }
         let wb = webrtcbin(&pub_pipe);
+
         let (neg_tx, mut neg_rx) = mpsc::unbounded_channel();
         wb.connect("on-negotiation-needed", false, move |_| {
             let _ = neg_tx.send(());
             None
         });
         pub_pipe.set_state(gst::State::Playing).expect("play");
+        // Before the offer, once webrtcbin is out of NULL.
+        let chat = opts.data.then(|| {
+            wb.emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
+                "create-data-channel",
+                &[&"JanusDataChannel", &None::<gst::Structure>],
+            )
+            .expect("webrtcbin made a data channel")
+        });
         let _ = tokio::time::timeout(Duration::from_secs(5), neg_rx.recv()).await;
         let offer = promise(&wb, "create-offer", "offer").await;
         wb.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
@@ -154,7 +211,7 @@ impl Peer {
         let (_, answer) = client
             .message(
                 publisher,
-                json!({"request":"publish","audio":true,"video":true}),
+                json!({"request":"publish","audio":true,"video":true,"data":opts.data}),
                 Some(&Jsep {
                     kind: "offer".into(),
                     sdp,
@@ -176,8 +233,26 @@ impl Peer {
             publisher,
             pub_pipe,
             sub_pipe: None,
-            stats: Arc::default(),
+            stats,
+            chat,
+            sub_chat: None,
         }
+    }
+
+    /// Sends `text` on the published data channel once it is open (panics after `timeout`).
+    pub async fn send_chat(&self, text: &str, timeout: Duration) {
+        let dc = self.chat.as_ref().expect("joined with PeerOptions::data");
+        let deadline = tokio::time::Instant::now() + timeout;
+        while dc.ready_state() != gst_webrtc::WebRTCDataChannelState::Open {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the peer's data channel never opened: {:?}",
+                dc.ready_state()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        dc.send_string_full(Some(text))
+            .expect("send on the data channel");
     }
 
     /// Subscribes to `feed` and decodes it.
@@ -200,6 +275,14 @@ impl Peer {
             .build()
             .expect("webrtcbin");
         pipe.add(&wb).expect("add");
+        let chat = self.stats.clone();
+        wb.connect("on-data-channel", false, move |args| {
+            let dc = args
+                .get(1)
+                .and_then(|v| v.get::<gst_webrtc::WebRTCDataChannel>().ok())?;
+            collect_chat(&dc, &chat);
+            None
+        });
         let stats = self.stats.clone();
         let pipe_weak = pipe.downgrade();
         wb.connect_pad_added(move |_, pad| {
@@ -279,6 +362,18 @@ impl Peer {
             &[&desc(gst_webrtc::WebRTCSDPType::Offer, &offer.sdp), &p],
         );
         rx.recv().await;
+        // Like janus.js, open a data channel of our own when the feed has one: Janus relays
+        // a publisher's messages only to subscribers whose channel is open.
+        let sub_chat = offer.sdp.contains("m=application").then(|| {
+            let dc = wb
+                .emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
+                    "create-data-channel",
+                    &[&"JanusDataChannel", &None::<gst::Structure>],
+                )
+                .expect("webrtcbin made a data channel");
+            collect_chat(&dc, &self.stats);
+            dc
+        });
         let answer = promise(&wb, "create-answer", "answer").await;
         wb.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
         let sdp = gathered(&wb).await;
@@ -294,6 +389,27 @@ impl Peer {
             .await
             .expect("start subscription");
         self.sub_pipe = Some(pipe);
+        self.sub_chat = sub_chat;
+    }
+
+    /// Mutes (false) or restores (true) the tone the peer publishes; packets keep flowing.
+    pub fn set_tone(&self, on: bool) {
+        let vol = self.pub_pipe.by_name("pvol").expect("volume element");
+        vol.set_property("mute", !on);
+    }
+
+    /// Ends the room for everyone (VideoRoom `destroy`, with the room's secret if it has one),
+    /// as another participant or a moderator would; returns Janus's refusal, if any.
+    pub async fn destroy_room(&self, room: &str, secret: Option<&str>) -> Result<(), String> {
+        let mut body = json!({"request":"destroy","room":id_value(room)});
+        if let Some(s) = secret {
+            body["secret"] = json!(s);
+        }
+        self.client
+            .request(self.publisher, body)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// A copy of the counters.
@@ -326,4 +442,77 @@ impl Drop for Peer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Measures the RMS level of each raw audio buffer (S16LE) and attaches it, as RFC 6464 -dBov,
+/// to the encoded buffers the payloader packs, where its header extension reads it.
+fn mark_audio_levels(pipe: &gst::Pipeline) {
+    // The payloader adds the extension named in its downstream caps; the field must read as
+    // the extension itself writes it (direction, URI, attributes).
+    let pay = pipe.by_name("opay").expect("opus payloader");
+    let filter = pay
+        .static_pad("src")
+        .and_then(|p| p.peer())
+        .and_then(|p| p.parent_element())
+        .expect("caps filter after the payloader");
+    let caps = gst::Caps::builder("application/x-rtp")
+        .field("media", "audio")
+        .field("encoding-name", "OPUS")
+        .field("payload", 111i32)
+        .field("extmap-1", gst::Array::new(["", AUDIO_LEVEL_URI, "vad=on"]))
+        .build();
+    filter.set_property("caps", &caps);
+    let level = Arc::new(std::sync::atomic::AtomicU8::new(127));
+    let measured = level.clone();
+    let raw = pipe.by_name("raw").expect("raw audio tap");
+    raw.static_pad("src")
+        .expect("src")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(map) = info.buffer().and_then(|b| b.map_readable().ok()) {
+                let samples: Vec<f64> = map
+                    .as_slice()
+                    .chunks_exact(2)
+                    .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+                    .collect();
+                if !samples.is_empty() {
+                    let rms =
+                        (samples.iter().map(|x| x * x).sum::<f64>() / samples.len() as f64).sqrt();
+                    let dbov = if rms > 0.0 {
+                        -20.0 * rms.log10()
+                    } else {
+                        127.0
+                    };
+                    measured.store(
+                        dbov.clamp(0.0, 127.0) as u8,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    pay.static_pad("sink")
+        .expect("sink")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = info.data.as_mut() {
+                let l = level.load(std::sync::atomic::Ordering::Relaxed);
+                gstreamer_audio::AudioLevelMeta::add(b.make_mut(), l, l < 127);
+            }
+            gst::PadProbeReturn::Ok
+        });
+}
+
+/// Records every message arriving on `dc` in `stats.chat`.
+fn collect_chat(dc: &gst_webrtc::WebRTCDataChannel, stats: &Arc<Mutex<PeerStats>>) {
+    let strings = stats.clone();
+    dc.connect_on_message_string(move |_, text| {
+        if let (Some(t), Ok(mut s)) = (text, strings.lock()) {
+            s.chat.push(t.to_string());
+        }
+    });
+    let bytes = stats.clone();
+    dc.connect_on_message_data(move |_, data| {
+        if let (Some(d), Ok(mut s)) = (data, bytes.lock()) {
+            s.chat.push(String::from_utf8_lossy(d).to_string());
+        }
+    });
 }

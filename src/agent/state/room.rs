@@ -352,6 +352,23 @@ mod tests {
     }
 
     #[test]
+    fn the_camera_switch_reaches_the_room_session() {
+        let mut s = joined();
+        let fx = s.media(MediaNotice::CameraEnabled(false));
+        assert!(fx.contains(&Effect::Room(RoomAction::SetCamera(false))));
+        assert_eq!(emitted(&fx), vec!["stream-disabled"]);
+        let fx = s.media(MediaNotice::CameraEnabled(true));
+        assert!(fx.contains(&Effect::Room(RoomAction::SetCamera(true))));
+        // Without a room backend there is no session to tell.
+        let mut s = state();
+        s.media(MediaNotice::CameraEnabled(true));
+        assert!(!s
+            .media(MediaNotice::CameraEnabled(false))
+            .iter()
+            .any(|e| matches!(e, Effect::Room(_))));
+    }
+
+    #[test]
     fn feedback_drives_the_one_encoder_within_bounds() {
         let mut s = joined();
         assert_eq!(

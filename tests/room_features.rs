@@ -1,0 +1,460 @@
+//! Room features end to end with a real Janus 1.1.2 and a webrtcbin participant, each test in a
+//! network namespace of its own (see `support::netns`): chat over the room's data channel both
+//! ways, speaker-changed from Janus's audio-level events, camera off stopping the video the
+//! others receive, and ending the room (by the box or by someone else) without rejoining.
+
+mod support;
+
+use roombox::agent::Agent;
+use roombox::command::Command;
+use roombox::config::{Config, RoomBackendKind};
+use roombox::event::Event;
+use roombox::model::{MeetingState, StreamKind};
+use roombox::room::janus::client::Client;
+use roombox::room::janus::server::{JanusProcess, ServerConfig};
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::peer::{Peer, PeerOptions};
+use support::poll_until as eventually;
+
+const ROOM: &str = "5151";
+const WAIT: Duration = Duration::from_secs(40);
+
+fn config(url: &str, dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.media.video.width = 320;
+    c.media.video.height = 240;
+    c.device.state_dir = dir.join("state");
+    c.device.name = "box".into();
+    c.room.backend = RoomBackendKind::Janus;
+    c.room.url = url.into();
+    c.room.room_id = ROOM.into();
+    c.room.playback.audio_sink = "none".into();
+    c.room.playback.video_sink = "none".into();
+    c.room.reconnect.initial = Duration::from_millis(200);
+    c.room.reconnect.max = Duration::from_secs(1);
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    c
+}
+
+/// The box in-process: the agent with the real media engine and room session.
+struct Box_ {
+    handle: roombox::agent::AgentHandle,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl Box_ {
+    fn start(config: &Config) -> Box_ {
+        gstreamer::init().expect("gstreamer");
+        let (notices_tx, notices) = tokio::sync::mpsc::unbounded_channel();
+        let media = Box::new(roombox::media::engine::Engine::spawn(
+            config.clone(),
+            notices_tx,
+        ));
+        let (handle, mut agent) = Agent::new(config, None, media, notices);
+        agent.attach_room(roombox::room::spawn(config).expect("a janus backend"));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let mut rx = handle.subscribe();
+        let sink = events.clone();
+        tokio::spawn(async move {
+            while let Ok(e) = rx.recv().await {
+                sink.lock().unwrap().push(e);
+            }
+        });
+        tokio::spawn(agent.run(None));
+        Box_ { handle, events }
+    }
+
+    fn state(&self) -> roombox::agent::state::AgentState {
+        self.handle.state().borrow().clone()
+    }
+
+    fn saw(&self, f: impl Fn(&Event) -> bool) -> bool {
+        self.events.lock().unwrap().iter().any(f)
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
+
+    fn clear_events(&self) {
+        self.events.lock().unwrap().clear();
+    }
+
+    fn feed_id(&self) -> Option<String> {
+        self.events().into_iter().rev().find_map(|e| match e {
+            Event::MeetingJoined { participant_id, .. } => Some(participant_id),
+            _ => None,
+        })
+    }
+
+    async fn join(&self) {
+        self.handle
+            .send(Command::Join {
+                room_id: None,
+                display_name: None,
+                metadata: None,
+                mic: None,
+                webcam: None,
+                mode: None,
+            })
+            .await
+            .expect("join accepted");
+        assert!(
+            eventually(WAIT, || self.state().meeting_state
+                == MeetingState::Connected)
+            .await,
+            "the box did not connect: {:?}",
+            self.state().meeting_state
+        );
+    }
+
+    async fn lists(&self, pid: &str) {
+        assert!(
+            eventually(WAIT, || self.state().participants.contains_key(pid)).await,
+            "the box never listed participant {pid}"
+        );
+    }
+}
+
+/// A Janus that prints the end of its log when the test fails.
+struct Janus(JanusProcess);
+
+impl Drop for Janus {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.0.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "--- end of the Janus log ---\n{}",
+                lines[lines.len().saturating_sub(80)..].join("\n")
+            );
+        }
+    }
+}
+
+/// Janus in a temp dir, with the box's config.
+fn janus(tmp: &std::path::Path) -> (Janus, Config) {
+    let rec = tmp.join("rec");
+    let mut sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    sc.debug_level = 5;
+    let url = sc.url();
+    let janus =
+        JanusProcess::start(sc, &tmp.join("janus"), Duration::from_secs(20)).expect("janus");
+    (Janus(janus), config(&url, tmp))
+}
+
+/// Waits until `count` has not changed for `quiet`, within `timeout`; returns the settled value.
+async fn settles(timeout: Duration, quiet: Duration, count: impl Fn() -> u64) -> Option<u64> {
+    let end = tokio::time::Instant::now() + timeout;
+    let mut last = count();
+    let mut since = tokio::time::Instant::now();
+    while tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = count();
+        if now != last {
+            last = now;
+            since = tokio::time::Instant::now();
+        } else if since.elapsed() >= quiet {
+            return Some(now);
+        }
+    }
+    None
+}
+
+#[test]
+fn chat_speaker_and_camera_in_a_janus_room() {
+    support::netns::isolated("chat_speaker_and_camera_in_a_janus_room", || {
+        support::init_logs();
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(features());
+    });
+}
+
+async fn features() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_janus, config) = janus(tmp.path());
+    let url = config.room.url.clone();
+    let b = Box_::start(&config);
+    b.join().await;
+    let feed = b.feed_id().expect("meeting-joined carries the box's id");
+
+    // A participant with chat and audio levels joins and watches the box.
+    let opts = PeerOptions {
+        data: true,
+        audio_level: true,
+    };
+    let mut peer = Peer::join_with(&url, ROOM, "Pat", opts).await;
+    let pid = peer.id.clone();
+    b.lists(&pid).await;
+    assert_eq!(
+        b.state().participants[&pid].display_name,
+        "Pat",
+        "status shows the peer's display name"
+    );
+    peer.subscribe(ROOM, &feed).await;
+    assert!(
+        eventually(WAIT, || peer.stats().video_frames > 10).await,
+        "the peer decoded no video from the box: {:?}",
+        peer.stats()
+    );
+
+    // Speaker: the peer's tone makes Janus report it talking; the box names it.
+    assert!(
+        eventually(WAIT, || b.saw(|e| matches!(
+            e,
+            Event::SpeakerChanged { participant_id: Some(p) } if *p == pid
+        )))
+        .await,
+        "no speaker-changed naming the peer; the peer's own handle saw {:?}",
+        peer.stats().room_events
+    );
+    assert_eq!(b.state().active_speaker.as_deref(), Some(pid.as_str()));
+    // The peer falls silent: Janus says it stopped talking; nobody speaks.
+    peer.set_tone(false);
+    assert!(
+        eventually(WAIT, || b.state().active_speaker.is_none()).await,
+        "the peer is still the speaker after falling silent"
+    );
+    assert!(b.saw(|e| matches!(
+        e,
+        Event::SpeakerChanged {
+            participant_id: None
+        }
+    )));
+    peer.set_tone(true);
+
+    // Chat from the box: plain text on the box's data channel, relayed by Janus to the peer.
+    // A private message is refused (the room's channel reaches everyone) and never sent.
+    b.handle
+        .send(Command::SendChat {
+            message: "only for Pat".into(),
+            to: Some(pid.clone()),
+        })
+        .await
+        .expect("send-chat accepted");
+    b.handle
+        .send(Command::SendChat {
+            message: "hello from the box".into(),
+            to: None,
+        })
+        .await
+        .expect("send-chat accepted");
+    assert!(
+        eventually(WAIT, || peer
+            .stats()
+            .chat
+            .contains(&"hello from the box".to_string()))
+        .await,
+        "the peer received no chat from the box: {:?}",
+        peer.stats().chat
+    );
+    assert_eq!(
+        peer.stats().chat,
+        vec!["hello from the box".to_string()],
+        "the private message must not reach the room"
+    );
+    assert!(b.saw(|e| matches!(
+        e,
+        Event::Error { code, message } if code == "room" && message.contains("private")
+    )));
+
+    // Chat from the peer: chat-message on the box with the peer's id and name.
+    peer.send_chat("hello from Pat", WAIT).await;
+    assert!(
+        eventually(WAIT, || b.saw(|e| matches!(
+            e,
+            Event::ChatMessage { message }
+                if message.from == pid
+                    && message.text == "hello from Pat"
+                    && message.display_name.as_deref() == Some("Pat")
+        )))
+        .await,
+        "no chat-message from the peer: {:?}",
+        b.events()
+            .iter()
+            .filter(|e| matches!(e, Event::ChatMessage { .. }))
+            .collect::<Vec<_>>()
+    );
+
+    // Camera off: the peer stops receiving pictures (not black ones), hears the box still, and
+    // state and event agree.
+    b.handle
+        .send(Command::DisableWebcam)
+        .await
+        .expect("camera off");
+    assert!(eventually(WAIT, || !b.state().local_participant.webcam_on).await);
+    assert!(b.saw(|e| matches!(
+        e,
+        Event::StreamDisabled {
+            kind: StreamKind::Video,
+            ..
+        }
+    )));
+    let stalled = settles(WAIT, Duration::from_secs(3), || peer.stats().video_frames).await;
+    let Some(frames) = stalled else {
+        panic!(
+            "the peer kept decoding video with the camera off: {}",
+            peer.stats().video_frames
+        );
+    };
+    assert!(
+        peer.stats().audio_dbfs.is_some_and(|d| d > -30.0),
+        "the camera took the sound with it: {:?}",
+        peer.stats().audio_dbfs
+    );
+
+    // Camera on: pictures again (the box resumes on a keyframe).
+    b.handle
+        .send(Command::EnableWebcam)
+        .await
+        .expect("camera on");
+    assert!(
+        eventually(WAIT, || peer.stats().video_frames > frames + 10).await,
+        "the peer decoded no video after camera on: {} then {}",
+        frames,
+        peer.stats().video_frames
+    );
+    assert!(b.state().local_participant.webcam_on);
+    assert!(b.saw(|e| matches!(
+        e,
+        Event::StreamEnabled {
+            kind: StreamKind::Video,
+            ..
+        }
+    )));
+
+    peer.leave().await;
+    b.handle.send(Command::Leave).await.expect("leave");
+    assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+}
+
+#[test]
+fn ending_the_room_closes_it_for_everyone_and_the_box_stays_out() {
+    support::netns::isolated(
+        "ending_the_room_closes_it_for_everyone_and_the_box_stays_out",
+        || {
+            support::init_logs();
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(ending());
+        },
+    );
+}
+
+/// After the room ended: left with reason `ended`, CLOSED, and no rejoin for a while (the
+/// reconnect backoff here starts at 200 ms, so a rejoin loop would show within seconds).
+async fn stays_out(b: &Box_) {
+    assert!(
+        eventually(WAIT, || b.saw(|e| matches!(
+            e,
+            Event::MeetingLeft { reason, .. } if reason == "ended"
+        )))
+        .await,
+        "no meeting-left with reason `ended`: {:?}",
+        b.events()
+    );
+    assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+    assert!(b.saw(|e| matches!(
+        e,
+        Event::MeetingStateChanged {
+            state: MeetingState::Closed
+        }
+    )));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after: Vec<Event> = b
+        .events()
+        .into_iter()
+        .skip_while(|e| !matches!(e, Event::MeetingLeft { .. }))
+        .collect();
+    assert!(
+        !after.iter().any(|e| matches!(
+            e,
+            Event::MeetingJoined { .. }
+                | Event::MeetingStateChanged {
+                    state: MeetingState::Connecting
+                }
+        )),
+        "the box tried to rejoin an ended room: {after:?}"
+    );
+    assert_eq!(b.state().meeting_state, MeetingState::Closed);
+    assert!(b.state().participants.is_empty());
+}
+
+async fn ending() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_janus, config) = janus(tmp.path());
+    let url = config.room.url.clone();
+    let b = Box_::start(&config);
+
+    // A moderator made the room with a secret the box does not know: the box cannot end it,
+    // says so, and stays in.
+    let (admin, _events) = Client::connect(&url).await.expect("connect");
+    let h = admin
+        .attach("janus.plugin.videoroom")
+        .await
+        .expect("attach");
+    admin
+        .request(
+            h,
+            json!({"request": "create", "room": 5151, "secret": "s3cret", "audiocodec": "opus",
+                   "videocodec": "h264", "h264_profile": "42e01f", "notify_joining": true}),
+        )
+        .await
+        .expect("the moderator creates the room");
+    b.join().await;
+    let peer = Peer::join(&url, ROOM, "Moderator").await;
+    b.lists(&peer.id).await;
+    b.clear_events();
+    b.handle.send(Command::End).await.expect("end accepted");
+    assert!(
+        eventually(WAIT, || b.saw(|e| matches!(
+            e,
+            Event::Error { code, message } if code == "room" && message.contains("end for everyone")
+        )))
+        .await,
+        "no error for an end Janus refused: {:?}",
+        b.events()
+    );
+    assert_eq!(b.state().meeting_state, MeetingState::Connected);
+    assert!(!b.saw(|e| matches!(e, Event::MeetingLeft { .. })));
+    assert!(peer.stats().room_events.iter().all(|e| e != "destroyed"));
+
+    // The moderator ends it: the box reports it and stays out.
+    peer.destroy_room(ROOM, Some("s3cret"))
+        .await
+        .expect("the moderator destroys the room");
+    stays_out(&b).await;
+    peer.leave().await;
+
+    // The box ends the room: the peer's handle hears `destroyed`, the room is gone, and the
+    // box stays out.
+    b.join().await;
+    let peer = Peer::join(&url, ROOM, "Guest").await;
+    b.lists(&peer.id).await;
+    b.clear_events();
+    b.handle.send(Command::End).await.expect("end accepted");
+    assert!(
+        eventually(WAIT, || peer
+            .stats()
+            .room_events
+            .iter()
+            .any(|e| e == "destroyed"))
+        .await,
+        "the peer never heard the room end: {:?}",
+        peer.stats().room_events
+    );
+    stays_out(&b).await;
+    let h = peer
+        .client
+        .attach("janus.plugin.videoroom")
+        .await
+        .expect("attach");
+    let exists = peer
+        .client
+        .request(h, json!({"request": "exists", "room": 5151}))
+        .await
+        .expect("exists");
+    assert_eq!(exists["exists"], json!(false), "the room still exists");
+    peer.leave().await;
+}
