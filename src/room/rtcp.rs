@@ -84,12 +84,18 @@ pub enum EncoderRequest {
 }
 
 /// Turns feedback into encoder requests: keyframe requests are coalesced (at most one per
-/// `keyframe_gap`), REMB caps the bitrate, and loss in receiver reports backs it off (above
-/// 10 %) or lets it climb back (below 2 %).
+/// `keyframe_gap`; one that comes inside the gap is deferred to its end, never dropped: a new
+/// subscriber's request often follows the publisher's own by a few hundred ms, and dropping it
+/// left that subscriber waiting for the next periodic keyframe), REMB caps the bitrate, and
+/// loss in receiver reports backs it off (above 10 %) or lets it climb back (below 2 %).
 #[derive(Debug, Clone)]
 pub struct Feedback {
+    /// When the last keyframe was asked of the encoder.
     last_keyframe: Option<Instant>,
+    /// The least time between two keyframe requests.
     keyframe_gap: Duration,
+    /// A request came inside the gap and is still owed.
+    keyframe_owed: bool,
     remb_kbps: Option<u32>,
     target_kbps: u32,
     max_kbps: u32,
@@ -100,7 +106,8 @@ impl Feedback {
     pub fn new(start_kbps: u32, max_kbps: u32) -> Feedback {
         Feedback {
             last_keyframe: None,
-            keyframe_gap: Duration::from_millis(500),
+            keyframe_gap: Duration::from_millis(250),
+            keyframe_owed: false,
             remb_kbps: None,
             target_kbps: start_kbps,
             max_kbps,
@@ -122,8 +129,13 @@ impl Feedback {
                     .last_keyframe
                     .is_none_or(|t| now.duration_since(t) >= self.keyframe_gap)
                 {
+                    if !out.contains(&EncoderRequest::Keyframe) {
+                        out.push(EncoderRequest::Keyframe);
+                    }
                     self.last_keyframe = Some(now);
-                    out.push(EncoderRequest::Keyframe);
+                    self.keyframe_owed = false;
+                } else {
+                    self.keyframe_owed = true;
                 }
             } else if let Some(r) = a.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
                 if r.bitrate.is_finite() && r.bitrate > 0.0 {
@@ -143,6 +155,7 @@ impl Feedback {
                 }
             }
         }
+        out.extend(self.on_timer(now));
         // Only changes worth a reconfiguration (5 %) go to the encoder.
         let diff = next.abs_diff(self.target_kbps);
         if diff > 0 && diff * 20 >= self.target_kbps.max(1) {
@@ -150,6 +163,29 @@ impl Feedback {
             out.push(EncoderRequest::Bitrate(next));
         }
         out
+    }
+
+    /// When a deferred keyframe request falls due, if one is owed.
+    pub fn keyframe_due(&self) -> Option<Instant> {
+        if !self.keyframe_owed {
+            return None;
+        }
+        Some(
+            self.last_keyframe
+                .map_or(Instant::now(), |t| t + self.keyframe_gap),
+        )
+    }
+
+    /// The deferred keyframe request, once its time has come (call at `keyframe_due`).
+    pub fn on_timer(&mut self, now: Instant) -> Vec<EncoderRequest> {
+        match self.keyframe_due() {
+            Some(due) if now >= due => {
+                self.keyframe_owed = false;
+                self.last_keyframe = Some(now);
+                vec![EncoderRequest::Keyframe]
+            }
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -173,13 +209,25 @@ mod tests {
             f.on_rtcp(&[pli(), pli()], t),
             vec![EncoderRequest::Keyframe]
         );
+        // Inside the gap: owed, not dropped, and answered once, when the gap ends.
         assert!(f
             .on_rtcp(&[pli()], t + Duration::from_millis(100))
             .is_empty());
+        assert!(f
+            .on_rtcp(&[pli()], t + Duration::from_millis(150))
+            .is_empty());
+        let due = f.keyframe_due().expect("a keyframe is owed");
+        assert_eq!(due, t + Duration::from_millis(250));
+        assert!(f.on_timer(t + Duration::from_millis(200)).is_empty());
+        assert_eq!(f.on_timer(due), vec![EncoderRequest::Keyframe]);
+        assert_eq!(f.keyframe_due(), None);
+        assert!(f.on_timer(due + Duration::from_secs(1)).is_empty());
+        // After the gap, a request is answered at once.
         assert_eq!(
-            f.on_rtcp(&[pli()], t + Duration::from_millis(600)),
+            f.on_rtcp(&[pli()], due + Duration::from_millis(300)),
             vec![EncoderRequest::Keyframe]
         );
+        assert_eq!(f.keyframe_due(), None);
     }
 
     #[test]

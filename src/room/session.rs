@@ -623,6 +623,7 @@ impl Session {
         match i {
             Inner::Feedback(reqs) => {
                 for r in reqs {
+                    tracing::debug!(request = ?r, "room: encoder feedback");
                     self.notify(match r {
                         EncoderRequest::Keyframe => RoomNotice::KeyframeRequested,
                         EncoderRequest::Bitrate(k) => RoomNotice::BitrateWanted(k),
@@ -898,8 +899,18 @@ fn participant(p: &RemotePublisher) -> Participant {
 }
 
 async fn feedback_loop(track: LocalTrack, tx: mpsc::UnboundedSender<Inner>, mut fb: Feedback) {
-    while let Some(packets) = track.feedback().await {
-        let reqs = fb.on_rtcp(&packets, Instant::now());
+    loop {
+        let due = fb.keyframe_due();
+        let reqs = tokio::select! {
+            // Cancel-safe: the track's feedback is an mpsc receiver.
+            packets = track.feedback() => match packets {
+                Some(p) => fb.on_rtcp(&p, Instant::now()),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                fb.on_timer(Instant::now())
+            }
+        };
         if !reqs.is_empty() && tx.send(Inner::Feedback(reqs)).is_err() {
             break;
         }
