@@ -8,7 +8,7 @@ and a 440 Hz tone as Opus. The video is FRAME_FILE (one raw I420 1280x720 frame:
 writes the box's own `videotestsrc pattern=smpte` frame there) scrolled left by SCROLL pixels
 every frame, as `videotestsrc horizontal-speed=SCROLL` does on the box; without FRAME_FILE,
 plain colour bars. Prints `connected` on stdout once the PeerConnection is up, then publishes
-until killed, printing `sent FRAMES VIDEO_BYTES` (totals so far) every second.
+until killed, printing `sent FRAMES VIDEO_BYTES SECONDS` (totals so far, and CLOCK_MONOTONIC) every second.
 
 Creates ROOM_ID (H.264 + Opus, like the box's rooms, video capped at BITRATE bit/s through
 Janus's REMB; 0: no cap) if it does not exist.
@@ -23,6 +23,7 @@ import json
 import random
 import string
 import sys
+import time
 
 import numpy as np
 import websockets
@@ -239,7 +240,7 @@ async def main(url, room, img, scroll, bitrate):
             for st in (await vt.sender.getStats()).values():
                 if st.type == "outbound-rtp":
                     sent = st.bytesSent
-            print(f"sent {video.frames} {sent}", flush=True)
+            print(f"sent {video.frames} {sent} {time.monotonic():.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,8 @@ pub struct PeerStats {
     /// The `videoroom` field of every asynchronous VideoRoom event on the publisher handle
     /// (`event`, `talking`, `destroyed`, ...), in order.
     pub room_events: Vec<String>,
+    /// Feed ids Janus announced as publishing (its `publishers` lists), in order.
+    pub publishers: Vec<String>,
 }
 
 /// Reads the capture-time stamp (milliseconds on the system clock) from a decoded frame: two
@@ -89,6 +91,9 @@ pub struct Peer {
     chat: Option<gst_webrtc::WebRTCDataChannel>,
     /// The subscription's own data channel, when the feed has data.
     sub_chat: Option<gst_webrtc::WebRTCDataChannel>,
+    /// The subscription's jitter buffer, ms (webrtcbin's default 200 holds the first packet
+    /// that long; a browser starts playing almost at once).
+    pub jitter_ms: u32,
 }
 
 fn webrtcbin(pipe: &gst::Pipeline) -> gst::Element {
@@ -155,6 +160,13 @@ impl Peer {
                 if let Some(vr) = data.get("videoroom").and_then(Value::as_str) {
                     if let Ok(mut s) = seen.lock() {
                         s.room_events.push(vr.to_string());
+                    }
+                }
+                let feeds = data.get("publishers").and_then(Value::as_array);
+                for f in feeds.into_iter().flatten() {
+                    if let (Some(id), Ok(mut s)) = (f.get("id"), seen.lock()) {
+                        s.publishers
+                            .push(id.to_string().trim_matches('"').to_string());
                     }
                 }
             }
@@ -233,6 +245,7 @@ impl Peer {
             publisher,
             pub_pipe,
             sub_pipe: None,
+            jitter_ms: 200,
             stats,
             chat,
             sub_chat: None,
@@ -272,6 +285,7 @@ impl Peer {
         let wb = gst::ElementFactory::make("webrtcbin")
             .name("wb")
             .property_from_str("bundle-policy", "max-bundle")
+            .property("latency", self.jitter_ms)
             .build()
             .expect("webrtcbin");
         pipe.add(&wb).expect("add");
