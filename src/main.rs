@@ -247,11 +247,12 @@ fn render_status(state: &serde_json::Value) -> String {
             .unwrap_or_default()
     ));
     s.push_str(&format!(
-        "media        {} {} {} {} fps {} kbps (restarts {})\n",
+        "media        {} {} {} {} fps {} kbps of {} target (restarts {})\n",
         get("/media/state"),
         get("/media/encoder"),
         get("/media/resolution"),
         get("/media/fps"),
+        get("/media/encodedKbps"),
         get("/media/bitrateKbps"),
         get("/media/restarts")
     ));

@@ -29,6 +29,8 @@ pub struct Sample {
     pub fps: f64,
     /// Video bitrate target, kbit/s.
     pub bitrate_kbps: u32,
+    /// Video bitrate the encoder produced over the last second, kbit/s.
+    pub encoded_kbps: u32,
     /// Packet loss toward the room, percent; null outside a room.
     pub packet_loss_percent: Option<f64>,
     /// Round-trip time to the room server, ms; null outside a room.
@@ -74,6 +76,7 @@ impl Sampler {
             disk_total_mb: disk_total,
             fps: state.media.fps,
             bitrate_kbps: state.media.bitrate_kbps,
+            encoded_kbps: state.media.encoded_kbps,
             packet_loss_percent: None,
             rtt_ms: None,
         }
