@@ -1,7 +1,8 @@
 //! Room features end to end with a real Janus 1.1.2 and a webrtcbin participant, each test in a
 //! network namespace of its own (see `support::netns`): chat over the room's data channel both
-//! ways, speaker-changed from Janus's audio-level events, camera off stopping the video the
-//! others receive, and ending the room (by the box or by someone else) without rejoining.
+//! ways, speaker-changed from Janus's audio-level events, camera off and on renegotiated so the
+//! others see the stream disabled and enabled (both ways), and ending the room (by the box or by
+//! someone else) without rejoining.
 
 mod support;
 
@@ -15,7 +16,7 @@ use roombox::room::janus::server::{JanusProcess, ServerConfig};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::peer::{Peer, PeerOptions};
+use support::peer::{Peer, PeerOptions, PeerStats};
 use support::poll_until as eventually;
 
 const ROOM: &str = "5151";
@@ -278,13 +279,104 @@ async fn features() {
             .collect::<Vec<_>>()
     );
 
-    // Camera off: the peer stops receiving pictures (not black ones), hears the box still, and
-    // state and event agree.
-    b.handle
-        .send(Command::DisableWebcam)
-        .await
-        .expect("camera off");
-    assert!(eventually(WAIT, || !b.state().local_participant.webcam_on).await);
+    peer.leave().await;
+    b.handle.send(Command::Leave).await.expect("leave");
+    assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+}
+
+/// The quietest level the peer heard from the box while `f` ran, sampled every 100 ms.
+async fn quietest_while<T>(peer: &Peer, f: impl std::future::Future<Output = T>) -> (T, f64) {
+    let stats = peer.stats.clone();
+    let quietest = Arc::new(Mutex::new(f64::INFINITY));
+    let q = quietest.clone();
+    let sampler = tokio::spawn(async move {
+        loop {
+            let level = stats.lock().ok().and_then(|s| s.audio_dbfs);
+            if let (Some(l), Ok(mut q)) = (level, q.lock()) {
+                *q = q.min(l);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let out = f.await;
+    sampler.abort();
+    let q = *quietest.lock().unwrap();
+    (out, q)
+}
+
+/// The box's feed as the peer's publisher handle last saw it listed, after entry `from`.
+fn listed(stats: &PeerStats, feed: &str, from: usize) -> Vec<support::peer::FeedSeen> {
+    stats
+        .feeds
+        .iter()
+        .skip(from)
+        .filter(|f| f.id == feed)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn camera_off_and_on_are_renegotiated_so_the_room_sees_them() {
+    support::netns::isolated(
+        "camera_off_and_on_are_renegotiated_so_the_room_sees_them",
+        || {
+            support::init_logs();
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(camera());
+        },
+    );
+}
+
+async fn camera() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_janus, config) = janus(tmp.path());
+    let url = config.room.url.clone();
+    let b = Box_::start(&config);
+    b.join().await;
+    let feed = b.feed_id().expect("meeting-joined carries the box's id");
+    let mut peer = Peer::join(&url, ROOM, "Pat").await;
+    let pid = peer.id.clone();
+    b.lists(&pid).await;
+    peer.subscribe(ROOM, &feed).await;
+    assert!(
+        eventually(WAIT, || peer.stats().video_frames > 10
+            && peer.stats().audio_dbfs.is_some_and(|d| d > -30.0))
+        .await,
+        "the peer got no video or sound from the box: {:?}",
+        peer.stats()
+    );
+
+    // Camera off: the box renegotiates; Janus tells the room the box's video is disabled, the
+    // peer stops receiving pictures (not black ones) and keeps hearing the box.
+    let seen = peer.stats().feeds.len();
+    b.clear_events();
+    let (_, quietest) = quietest_while(&peer, async {
+        b.handle
+            .send(Command::DisableWebcam)
+            .await
+            .expect("camera off");
+        assert!(
+            eventually(WAIT, || listed(&peer.stats(), &feed, seen)
+                .iter()
+                .any(|f| f.has("video", true) && f.has("audio", false)))
+            .await,
+            "Janus never told the peer the box's video is disabled: {:?}",
+            listed(&peer.stats(), &feed, seen)
+        );
+        let stalled = settles(WAIT, Duration::from_secs(3), || peer.stats().video_frames).await;
+        stalled.unwrap_or_else(|| {
+            panic!(
+                "the peer kept decoding video with the camera off: {}",
+                peer.stats().video_frames
+            )
+        })
+    })
+    .await;
+    assert!(
+        quietest > -30.0,
+        "the box's sound dropped while its camera went off: {quietest} dBFS"
+    );
+    assert!(!b.state().local_participant.webcam_on);
     assert!(b.saw(|e| matches!(
         e,
         Event::StreamDisabled {
@@ -292,29 +384,40 @@ async fn features() {
             ..
         }
     )));
-    let stalled = settles(WAIT, Duration::from_secs(3), || peer.stats().video_frames).await;
-    let Some(frames) = stalled else {
-        panic!(
-            "the peer kept decoding video with the camera off: {}",
+    assert!(
+        !b.saw(|e| matches!(e, Event::Error { .. })),
+        "camera off reported an error: {:?}",
+        b.events()
+    );
+    let frames = peer.stats().video_frames;
+
+    // Camera on: renegotiated back; Janus lists the video enabled again, and pictures resume
+    // (the box starts on a keyframe) with the sound still there.
+    let seen = peer.stats().feeds.len();
+    let (_, quietest) = quietest_while(&peer, async {
+        b.handle
+            .send(Command::EnableWebcam)
+            .await
+            .expect("camera on");
+        assert!(
+            eventually(WAIT, || listed(&peer.stats(), &feed, seen)
+                .iter()
+                .any(|f| f.has("video", false) && f.has("audio", false)))
+            .await,
+            "Janus never told the peer the box's video is back: {:?}",
+            listed(&peer.stats(), &feed, seen)
+        );
+        assert!(
+            eventually(WAIT, || peer.stats().video_frames > frames + 10).await,
+            "the peer decoded no video after camera on: {} then {}",
+            frames,
             peer.stats().video_frames
         );
-    };
+    })
+    .await;
     assert!(
-        peer.stats().audio_dbfs.is_some_and(|d| d > -30.0),
-        "the camera took the sound with it: {:?}",
-        peer.stats().audio_dbfs
-    );
-
-    // Camera on: pictures again (the box resumes on a keyframe).
-    b.handle
-        .send(Command::EnableWebcam)
-        .await
-        .expect("camera on");
-    assert!(
-        eventually(WAIT, || peer.stats().video_frames > frames + 10).await,
-        "the peer decoded no video after camera on: {} then {}",
-        frames,
-        peer.stats().video_frames
+        quietest > -30.0,
+        "the box's sound dropped while its camera came back: {quietest} dBFS"
     );
     assert!(b.state().local_participant.webcam_on);
     assert!(b.saw(|e| matches!(
@@ -324,6 +427,11 @@ async fn features() {
             ..
         }
     )));
+    assert!(
+        !b.saw(|e| matches!(e, Event::Error { .. })),
+        "camera on reported an error: {:?}",
+        b.events()
+    );
 
     peer.leave().await;
     b.handle.send(Command::Leave).await.expect("leave");

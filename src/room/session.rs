@@ -209,7 +209,7 @@ impl Session {
                 }
             }
             RoomAction::SendChat { text, to } => self.send_chat(text, to).await,
-            RoomAction::SetCamera(on) => self.set_camera(on),
+            RoomAction::SetCamera(on) => self.set_camera(on).await,
             RoomAction::SetCloudRecording(on) => {
                 if self.live.is_none() {
                     self.notify(RoomNotice::CloudRecording {
@@ -501,6 +501,10 @@ impl Session {
                 }
             }
             SignalEvent::Published(p) => self.remote_published(p).await,
+            SignalEvent::SubscriptionOffer {
+                subscription_id,
+                offer,
+            } => self.reoffered(subscription_id, offer).await,
             SignalEvent::Unpublished { participant_id } => {
                 self.drop_remote(&participant_id, false).await
             }
@@ -735,20 +739,119 @@ impl Session {
         }
     }
 
-    fn set_camera(&mut self, on: bool) {
+    /// Camera off stops the video at once (no sample is written from here on), then
+    /// renegotiates the publisher with the video inactive, so the server tells the others the
+    /// stream is off. Camera on renegotiates it back to sending and resumes at a keyframe.
+    async fn set_camera(&mut self, on: bool) {
         match (on, self.camera) {
+            (false, Camera::Off) | (true, Camera::On | Camera::Resuming) => return,
             (false, _) => self.camera = Camera::Off,
-            (true, Camera::Off) => {
-                self.camera = Camera::Resuming;
-                let publishing = self
-                    .live
-                    .as_ref()
-                    .is_some_and(|l| l.publisher.as_ref().is_some_and(|p| p.video.is_some()));
-                if publishing {
-                    self.notify(RoomNotice::KeyframeRequested);
-                }
+            (true, Camera::Off) => self.camera = Camera::Resuming,
+        }
+        let publishing = self
+            .live
+            .as_ref()
+            .is_some_and(|l| l.publisher.as_ref().is_some_and(|p| p.video.is_some()));
+        if !publishing {
+            return;
+        }
+        self.renegotiate_video(on).await;
+        if on {
+            self.notify(RoomNotice::KeyframeRequested);
+        }
+    }
+
+    /// Offers the publisher's video `on` or off to the room server and applies its answer. A
+    /// failure is reported and the offer abandoned: the video then stays as last negotiated
+    /// (with the camera off, nothing is written to it either way); the meeting goes on.
+    async fn renegotiate_video(&mut self, on: bool) {
+        let what = if on { "camera on" } else { "camera off" };
+        let Some(publisher) = self.live.as_mut().and_then(|l| l.publisher.as_mut()) else {
+            return;
+        };
+        let offer = match publisher.video_offer(on).await {
+            Ok(Some(offer)) => offer,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "room: {what}: no renegotiation offer");
+                let _ = publisher.rollback(!on).await;
+                self.notify(RoomNotice::Error(format!(
+                    "{what}: the others are not told (no offer: {e})"
+                )));
+                return;
             }
-            (true, _) => {}
+        };
+        let kinds = PublishKinds {
+            audio: publisher.audio.is_some(),
+            video: on,
+            data: publisher.chat.is_some(),
+        };
+        let started = Instant::now();
+        let result = self.signaller.renegotiate(&offer, kinds).await;
+        let Some(publisher) = self.live.as_mut().and_then(|l| l.publisher.as_mut()) else {
+            return;
+        };
+        let failure = match result {
+            Ok(answer) => match publisher.answer(answer).await {
+                Ok(()) => {
+                    tracing::info!(elapsed = ?started.elapsed(), "room: {what}: renegotiated");
+                    return;
+                }
+                Err(e) => format!("the answer was not usable: {e}"),
+            },
+            Err(RoomError::Unsupported(e)) => {
+                tracing::debug!(backend = self.signaller.name(), "room: {what}: {e}");
+                let _ = publisher.rollback(!on).await;
+                return;
+            }
+            Err(e) => e.to_string(),
+        };
+        if let Err(e) = publisher.rollback(!on).await {
+            tracing::warn!(error = %e, "room: {what}: rollback failed");
+        }
+        tracing::warn!(
+            backend = self.signaller.name(),
+            error = %failure,
+            "room: {what}: renegotiation failed; the video stays as it was negotiated"
+        );
+        let consequence = if on {
+            "the others still see the camera off"
+        } else {
+            "no video is sent, but the others are not told the camera is off"
+        };
+        self.notify(RoomNotice::Error(format!(
+            "{what}: renegotiation with the {} room failed ({failure}); {consequence}",
+            self.signaller.name()
+        )));
+    }
+
+    /// Answers the server's new offer for a subscription; if that fails, subscribes afresh.
+    async fn reoffered(&mut self, subscription_id: String, offer: String) {
+        let found = self.live.as_ref().and_then(|l| {
+            l.subs
+                .iter()
+                .find(|(_, s)| s.id == subscription_id)
+                .map(|(p, s)| (p.clone(), s.pc.clone()))
+        });
+        let Some((who, pc)) = found else {
+            tracing::debug!(subscription = %subscription_id, "room: offer for a gone subscription");
+            return;
+        };
+        let result = match peer::reanswer(&pc, offer).await {
+            Ok(answer) => self.signaller.accept(&subscription_id, &answer).await,
+            Err(e) => Err(RoomError::Protocol(format!("webrtc answer: {e}"))),
+        };
+        let Err(e) = result else {
+            tracing::info!(participant = %who, "room: subscription renegotiated");
+            return;
+        };
+        tracing::warn!(participant = %who, error = %e, "room: renegotiating a subscription failed; resubscribing");
+        if let Some(sub) = self.live.as_mut().and_then(|l| l.subs.remove(&who)) {
+            close_sub(&sub).await;
+            let _ = self.signaller.unsubscribe(&sub.id).await;
+        }
+        if let Err(e) = self.subscribe(&who).await {
+            self.notify(RoomNotice::Error(format!("resubscribe {who}: {e}")));
         }
     }
 

@@ -49,6 +49,29 @@ pub struct PeerStats {
     pub room_events: Vec<String>,
     /// Feed ids Janus announced as publishing (its `publishers` lists), in order.
     pub publishers: Vec<String>,
+    /// Every entry of those `publishers` lists with its streams, in order.
+    pub feeds: Vec<FeedSeen>,
+    /// Every asynchronous event on any of the peer's handles: the handle, the plugin data and
+    /// the type of the session description it carried, in order.
+    pub events: Vec<(u64, Value, Option<String>)>,
+}
+
+/// One entry of a `publishers` list as Janus sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedSeen {
+    /// The feed (participant) id.
+    pub id: String,
+    /// Its streams: type (`audio`, `video`, `data`) and whether Janus marked it disabled.
+    pub streams: Vec<(String, bool)>,
+}
+
+impl FeedSeen {
+    /// Whether the feed lists a stream of `kind` and it is `disabled`.
+    pub fn has(&self, kind: &str, disabled: bool) -> bool {
+        self.streams
+            .iter()
+            .any(|(k, d)| k == kind && *d == disabled)
+    }
 }
 
 /// Reads the capture-time stamp (milliseconds on the system clock) from a decoded frame: two
@@ -154,9 +177,16 @@ impl Peer {
         let seen = stats.clone();
         tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
-                let ClientEvent::Message(Incoming::Event { data, .. }) = ev else {
+                let ClientEvent::Message(Incoming::Event {
+                    sender, data, jsep, ..
+                }) = ev
+                else {
                     continue;
                 };
+                if let Ok(mut s) = seen.lock() {
+                    s.events
+                        .push((sender, data.clone(), jsep.as_ref().map(|j| j.kind.clone())));
+                }
                 if let Some(vr) = data.get("videoroom").and_then(Value::as_str) {
                     if let Ok(mut s) = seen.lock() {
                         s.room_events.push(vr.to_string());
@@ -165,8 +195,24 @@ impl Peer {
                 let feeds = data.get("publishers").and_then(Value::as_array);
                 for f in feeds.into_iter().flatten() {
                     if let (Some(id), Ok(mut s)) = (f.get("id"), seen.lock()) {
-                        s.publishers
-                            .push(id.to_string().trim_matches('"').to_string());
+                        let id = id.to_string().trim_matches('"').to_string();
+                        s.publishers.push(id.clone());
+                        let streams = f
+                            .get("streams")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .map(|st| {
+                                (
+                                    st.get("type")
+                                        .and_then(Value::as_str)
+                                        .unwrap_or("")
+                                        .to_string(),
+                                    st.get("disabled").and_then(Value::as_bool) == Some(true),
+                                )
+                            })
+                            .collect();
+                        s.feeds.push(FeedSeen { id, streams });
                     }
                 }
             }

@@ -130,6 +130,24 @@ impl Janus {
     fn translate(&mut self, m: Incoming) -> Option<SignalEvent> {
         let conn = self.conn.as_mut()?;
         match m {
+            Incoming::Event {
+                sender,
+                data,
+                jsep: Some(jsep),
+                ..
+            } if sender != conn.publisher && jsep.kind == "offer" => {
+                // Janus 1.x re-offers a subscription (`updated`) when the publisher turned a
+                // stream off or on.
+                let Some(id) = conn.handles.get(&sender) else {
+                    tracing::debug!(sender, event = %data, "janus: offer on an unknown handle");
+                    return None;
+                };
+                tracing::info!(subscription = %id, event = %data, "janus: subscription re-offered");
+                Some(SignalEvent::SubscriptionOffer {
+                    subscription_id: id.clone(),
+                    offer: jsep.sdp,
+                })
+            }
             Incoming::Event { sender, data, .. } => {
                 translate_event(sender == conn.publisher, &data, &self.room)
             }
@@ -288,6 +306,30 @@ impl Signaller for Janus {
             Some(a) if a.kind == "answer" => Ok(a.sdp),
             _ => Err(RoomError::Protocol(format!(
                 "publish was answered without an SDP answer: {data}"
+            ))),
+        }
+    }
+
+    async fn renegotiate(
+        &mut self,
+        offer: &str,
+        _kinds: PublishKinds,
+    ) -> Result<String, RoomError> {
+        // What Janus's own clients do: `configure` with the new offer. Janus marks the streams
+        // the offer turns inactive `"disabled": true` in the `publishers` event the others get.
+        let conn = self.conn()?;
+        let jsep = Jsep {
+            kind: "offer".into(),
+            sdp: offer.to_string(),
+        };
+        let (data, answer) = conn
+            .client
+            .message(conn.publisher, json!({"request": "configure"}), Some(&jsep))
+            .await?;
+        match answer {
+            Some(a) if a.kind == "answer" => Ok(a.sdp),
+            _ => Err(RoomError::Protocol(format!(
+                "configure was answered without an SDP answer: {data}"
             ))),
         }
     }
