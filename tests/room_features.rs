@@ -433,6 +433,118 @@ async fn camera() {
         b.events()
     );
 
+    // The other way: the peer turns its camera off with its own renegotiation. The box says
+    // the peer's video stream is disabled, keeps the participant, and keeps receiving its sound.
+    assert!(
+        eventually(WAIT, || b
+            .state()
+            .participants
+            .get(&pid)
+            .is_some_and(|p| p.webcam_on))
+        .await,
+        "the box never saw the peer's video: {:?}",
+        b.state().participants.get(&pid)
+    );
+    let packets = |b: &Box_| {
+        b.handle
+            .state()
+            .borrow()
+            .participants
+            .get(&pid)
+            .map(|p| p.webcam_on)
+    };
+    b.clear_events();
+    peer.set_video(false).await;
+    assert!(
+        eventually(WAIT, || b.saw(|e| matches!(
+            e,
+            Event::StreamDisabled { participant_id, kind: StreamKind::Video, .. } if *participant_id == pid
+        )))
+        .await,
+        "no stream-disabled for the peer's video: {:?}",
+        b.events()
+    );
+    assert_eq!(
+        packets(&b),
+        Some(false),
+        "status still shows the peer's camera on"
+    );
+    assert!(
+        !b.saw(|e| matches!(
+            e,
+            Event::StreamDisabled { participant_id, kind: StreamKind::Audio, .. } if *participant_id == pid
+        ) || matches!(e, Event::ParticipantLeft { .. })),
+        "the peer's audio or the peer went with its camera: {:?}",
+        b.events()
+    );
+
+    // And back on: stream-enabled.
+    peer.set_video(true).await;
+    assert!(
+        eventually(WAIT, || b.saw(|e| matches!(
+            e,
+            Event::StreamEnabled { participant_id, kind: StreamKind::Video, .. } if *participant_id == pid
+        )))
+        .await,
+        "no stream-enabled for the peer's video: {:?}",
+        b.events()
+    );
+    assert_eq!(packets(&b), Some(true));
+    assert!(
+        !b.saw(|e| matches!(e, Event::Error { .. })),
+        "the peer's camera going off and on made errors: {:?}",
+        b.events()
+    );
+
+    // Joining with the camera off publishes the video disabled from the start; camera on then
+    // enables it.
+    b.handle.send(Command::Leave).await.expect("leave");
+    assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+    b.clear_events();
+    let seen = peer.stats().feeds.len();
+    b.handle
+        .send(Command::Join {
+            room_id: None,
+            display_name: None,
+            metadata: None,
+            mic: None,
+            webcam: Some(false),
+            mode: None,
+        })
+        .await
+        .expect("join accepted");
+    assert!(
+        eventually(WAIT, || b.state().meeting_state == MeetingState::Connected).await,
+        "the box did not rejoin with its camera off"
+    );
+    let feed = b.feed_id().expect("meeting-joined carries the box's id");
+    assert!(
+        eventually(WAIT, || listed(&peer.stats(), &feed, seen)
+            .iter()
+            .any(|f| f.has("video", true) && f.has("audio", false)))
+        .await,
+        "the box joined with its camera off but Janus lists its video: {:?}",
+        listed(&peer.stats(), &feed, seen)
+    );
+    let seen = peer.stats().feeds.len();
+    b.handle
+        .send(Command::EnableWebcam)
+        .await
+        .expect("camera on");
+    assert!(
+        eventually(WAIT, || listed(&peer.stats(), &feed, seen)
+            .iter()
+            .any(|f| f.has("video", false)))
+        .await,
+        "camera on after a camera-off join never enabled the box's video: {:?}",
+        listed(&peer.stats(), &feed, seen)
+    );
+    assert!(
+        !b.saw(|e| matches!(e, Event::Error { .. })),
+        "a camera-off join made errors: {:?}",
+        b.events()
+    );
+
     peer.leave().await;
     b.handle.send(Command::Leave).await.expect("leave");
     assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);

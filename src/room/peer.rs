@@ -258,11 +258,18 @@ pub struct Publisher {
     pub chat: Option<Arc<dyn DataChannel>>,
     /// The camera track's transceiver, whose direction turns the video on and off.
     video_transceiver: Option<Arc<dyn RtpTransceiver>>,
+    /// Whether the video is negotiated sending (as the room server was last told).
+    pub video_on: bool,
 }
 
 impl Publisher {
     /// Builds the connection with the wanted tracks and returns it with its SDP offer (after
     /// ICE gathering).
+    ///
+    /// The video is always offered sending, even with the camera off: an answer that rejects
+    /// a media section (Janus rejects one offered inactive, with no codecs) leaves webrtc-rs
+    /// 0.21's media engine with no video codec for the rest of the connection, and the camera
+    /// could never come back. The session renegotiates it inactive once connected instead.
     pub async fn offer(
         events: mpsc::UnboundedSender<PcEvent>,
         audio: bool,
@@ -276,6 +283,7 @@ impl Publisher {
             audio: None,
             chat: None,
             video_transceiver: None,
+            video_on: video,
         };
         if video {
             let t = LocalTrack::new(StreamKind::Video)?;

@@ -540,7 +540,11 @@ impl Session {
                 tracing::debug!(%key, %state, "room: connection state");
                 if key == "publisher" {
                     match state {
-                        RTCPeerConnectionState::Connected => self.mark_connected(),
+                        RTCPeerConnectionState::Connected => {
+                            self.mark_connected();
+                            // Joined with the camera off: now tell the room.
+                            self.sync_video().await;
+                        }
                         RTCPeerConnectionState::Failed => {
                             self.fault("ICE/DTLS failed on the publisher").await
                         }
@@ -748,17 +752,31 @@ impl Session {
             (false, _) => self.camera = Camera::Off,
             (true, Camera::Off) => self.camera = Camera::Resuming,
         }
+        self.sync_video().await;
         let publishing = self
             .live
             .as_ref()
             .is_some_and(|l| l.publisher.as_ref().is_some_and(|p| p.video.is_some()));
-        if !publishing {
+        if on && publishing {
+            // Resume on a keyframe, sent once the room expects video again.
+            self.notify(RoomNotice::KeyframeRequested);
+        }
+    }
+
+    /// Renegotiates the publisher's video when what the room was told differs from the camera
+    /// (after a camera change, or once a publisher that joined with the camera off connects).
+    async fn sync_video(&mut self) {
+        let on = self.camera != Camera::Off;
+        let differs = self.live.as_ref().is_some_and(|l| {
+            l.connected
+                && l.publisher
+                    .as_ref()
+                    .is_some_and(|p| p.video.is_some() && p.video_on != on)
+        });
+        if !differs {
             return;
         }
         self.renegotiate_video(on).await;
-        if on {
-            self.notify(RoomNotice::KeyframeRequested);
-        }
     }
 
     /// Offers the publisher's video `on` or off to the room server and applies its answer. A
@@ -794,6 +812,7 @@ impl Session {
         let failure = match result {
             Ok(answer) => match publisher.answer(answer).await {
                 Ok(()) => {
+                    publisher.video_on = on;
                     tracing::info!(elapsed = ?started.elapsed(), "room: {what}: renegotiated");
                     return;
                 }

@@ -452,6 +452,53 @@ impl Peer {
         self.sub_chat = sub_chat;
     }
 
+    /// Turns the published video off (its transceiver inactive) or on (sendonly) the way a
+    /// browser's Janus client does: a new offer sent with a VideoRoom `configure`, and Janus's
+    /// answer applied.
+    pub async fn set_video(&self, on: bool) {
+        let wb = webrtcbin(&self.pub_pipe);
+        let video = (0..8)
+            .filter_map(|i| {
+                wb.emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>(
+                    "get-transceiver",
+                    &[&i],
+                )
+            })
+            .find(|t| t.property::<gst_webrtc::WebRTCKind>("kind") == gst_webrtc::WebRTCKind::Video)
+            .expect("the peer publishes video");
+        video.set_property(
+            "direction",
+            if on {
+                gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly
+            } else {
+                gst_webrtc::WebRTCRTPTransceiverDirection::Inactive
+            },
+        );
+        let offer = promise(&wb, "create-offer", "offer").await;
+        let sdp = offer.sdp().as_text().expect("sdp text");
+        wb.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+        let (_, answer) = self
+            .client
+            .message(
+                self.publisher,
+                json!({"request":"configure"}),
+                Some(&Jsep {
+                    kind: "offer".into(),
+                    sdp,
+                }),
+            )
+            .await
+            .expect("janus takes the peer's new offer");
+        let answer = answer.expect("janus answered the new offer");
+        wb.emit_by_name::<()>(
+            "set-remote-description",
+            &[
+                &desc(gst_webrtc::WebRTCSDPType::Answer, &answer.sdp),
+                &None::<gst::Promise>,
+            ],
+        );
+    }
+
     /// Mutes (false) or restores (true) the tone the peer publishes; packets keep flowing.
     pub fn set_tone(&self, on: bool) {
         let vol = self.pub_pipe.by_name("pvol").expect("volume element");
