@@ -13,6 +13,11 @@ use roombox::event::Event;
 use roombox::model::{MeetingState, StreamKind};
 use roombox::room::janus::client::Client;
 use roombox::room::janus::server::{JanusProcess, ServerConfig};
+use roombox::room::janus::Janus as JanusBackend;
+use roombox::room::signaller::{
+    Joined, PublishKinds, RoomError, SignalEvent, Signaller, Subscription,
+};
+use roombox::room::JoinRequest;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,6 +52,14 @@ struct Box_ {
 
 impl Box_ {
     fn start(config: &Config) -> Box_ {
+        Self::start_with(
+            config,
+            roombox::room::spawn(config).expect("a janus backend"),
+        )
+    }
+
+    /// The box with a room session of the test's choosing.
+    fn start_with(config: &Config, room: roombox::room::RoomLink) -> Box_ {
         gstreamer::init().expect("gstreamer");
         let (notices_tx, notices) = tokio::sync::mpsc::unbounded_channel();
         let media = Box::new(roombox::media::engine::Engine::spawn(
@@ -54,7 +67,7 @@ impl Box_ {
             notices_tx,
         ));
         let (handle, mut agent) = Agent::new(config, None, media, notices);
-        agent.attach_room(roombox::room::spawn(config).expect("a janus backend"));
+        agent.attach_room(room);
         let events = Arc::new(Mutex::new(Vec::new()));
         let mut rx = handle.subscribe();
         let sink = events.clone();
@@ -543,6 +556,182 @@ async fn camera() {
         !b.saw(|e| matches!(e, Event::Error { .. })),
         "a camera-off join made errors: {:?}",
         b.events()
+    );
+
+    peer.leave().await;
+    b.handle.send(Command::Leave).await.expect("leave");
+    assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+}
+
+/// The Janus backend, except that it refuses every renegotiation, as a room server that
+/// cannot renegotiate (or one that times out) would: only once the test says so, so the test
+/// can check what flows while the answer is pending.
+struct Refusing {
+    janus: JanusBackend,
+    /// Set while a renegotiation waits.
+    pending: Arc<std::sync::atomic::AtomicBool>,
+    /// Lets a waiting renegotiation fail.
+    release: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl Signaller for Refusing {
+    fn name(&self) -> &'static str {
+        self.janus.name()
+    }
+    async fn join(&mut self, req: &JoinRequest) -> Result<Joined, RoomError> {
+        self.janus.join(req).await
+    }
+    async fn publish(&mut self, offer: &str, kinds: PublishKinds) -> Result<String, RoomError> {
+        self.janus.publish(offer, kinds).await
+    }
+    async fn renegotiate(&mut self, _: &str, _: PublishKinds) -> Result<String, RoomError> {
+        self.pending
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.release.notified().await;
+        self.pending
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        Err(RoomError::Refused(
+            "configure: 499 refused by the test".into(),
+        ))
+    }
+    async fn unpublish(&mut self) -> Result<(), RoomError> {
+        self.janus.unpublish().await
+    }
+    async fn subscribe(&mut self, participant_id: &str) -> Result<Subscription, RoomError> {
+        self.janus.subscribe(participant_id).await
+    }
+    async fn accept(&mut self, subscription_id: &str, answer: &str) -> Result<(), RoomError> {
+        self.janus.accept(subscription_id, answer).await
+    }
+    async fn unsubscribe(&mut self, subscription_id: &str) -> Result<(), RoomError> {
+        self.janus.unsubscribe(subscription_id).await
+    }
+    async fn leave(&mut self) -> Result<(), RoomError> {
+        self.janus.leave().await
+    }
+    async fn end_for_all(&mut self) -> Result<(), RoomError> {
+        self.janus.end_for_all().await
+    }
+    async fn set_recording(&mut self, on: bool) -> Result<(), RoomError> {
+        self.janus.set_recording(on).await
+    }
+    async fn next_event(&mut self) -> Option<SignalEvent> {
+        self.janus.next_event().await
+    }
+}
+
+#[test]
+fn a_refused_renegotiation_still_stops_the_video_and_keeps_the_meeting() {
+    support::netns::isolated(
+        "a_refused_renegotiation_still_stops_the_video_and_keeps_the_meeting",
+        || {
+            support::init_logs();
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(refused());
+        },
+    );
+}
+
+async fn refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_janus, config) = janus(tmp.path());
+    let url = config.room.url.clone();
+    let pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let backend = Box::new(Refusing {
+        janus: JanusBackend::new(config.room.clone()),
+        pending: pending.clone(),
+        release: release.clone(),
+    });
+    let b = Box_::start_with(&config, roombox::room::session::spawn(&config, backend));
+    b.join().await;
+    let feed = b.feed_id().expect("meeting-joined carries the box's id");
+    let mut peer = Peer::join(&url, ROOM, "Pat").await;
+    b.lists(&peer.id).await;
+    peer.subscribe(ROOM, &feed).await;
+    assert!(
+        eventually(WAIT, || peer.stats().video_frames > 10
+            && peer.stats().audio_dbfs.is_some_and(|d| d > -30.0))
+        .await,
+        "the peer got no video or sound from the box: {:?}",
+        peer.stats()
+    );
+
+    // Camera off: the room takes its time, then refuses to renegotiate. The sound keeps
+    // flowing meanwhile; the box says so, stops the video anyway, keeps the sound, and stays in
+    // the meeting.
+    let seen = peer.stats().feeds.len();
+    b.clear_events();
+    let (frames, quietest) = quietest_while(&peer, async {
+        b.handle
+            .send(Command::DisableWebcam)
+            .await
+            .expect("camera off");
+        assert!(
+            eventually(WAIT, || pending.load(std::sync::atomic::Ordering::SeqCst)).await,
+            "camera off never renegotiated"
+        );
+        let heard = peer.stats().audio_buffers;
+        // 50 decoded Opus buffers: a second of sound while the renegotiation is pending.
+        assert!(
+            eventually(WAIT, || peer.stats().audio_buffers > heard + 50).await,
+            "the sound stopped while the renegotiation was pending: {} then {}",
+            heard,
+            peer.stats().audio_buffers
+        );
+        assert!(pending.load(std::sync::atomic::Ordering::SeqCst));
+        release.notify_one();
+        assert!(
+            eventually(WAIT, || b.saw(|e| matches!(
+                e,
+                Event::Error { code, message }
+                    if code == "room" && message.contains("camera off") && message.contains("refused by the test")
+            )))
+            .await,
+            "no error event for the refused renegotiation: {:?}",
+            b.events()
+        );
+        settles(WAIT, Duration::from_secs(3), || peer.stats().video_frames)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "the peer kept decoding video with the camera off: {}",
+                    peer.stats().video_frames
+                )
+            })
+    })
+    .await;
+    assert!(
+        quietest > -30.0,
+        "the box's sound dropped with the refused renegotiation: {quietest} dBFS"
+    );
+    assert_eq!(b.state().meeting_state, MeetingState::Connected);
+    assert!(!b.state().local_participant.webcam_on);
+    assert!(
+        !b.saw(|e| matches!(
+            e,
+            Event::MeetingStateChanged { .. } | Event::MeetingLeft { .. }
+        )),
+        "the refused renegotiation disturbed the meeting: {:?}",
+        b.events()
+    );
+    assert!(
+        listed(&peer.stats(), &feed, seen).is_empty(),
+        "Janus relisted the box's feed without a renegotiation: {:?}",
+        listed(&peer.stats(), &feed, seen)
+    );
+
+    // Camera on: the video was never renegotiated away, so pictures simply resume.
+    b.handle
+        .send(Command::EnableWebcam)
+        .await
+        .expect("camera on");
+    assert!(
+        eventually(WAIT, || peer.stats().video_frames > frames + 10).await,
+        "the peer decoded no video after camera on: {} then {}",
+        frames,
+        peer.stats().video_frames
     );
 
     peer.leave().await;

@@ -43,6 +43,8 @@ pub fn spawn(config: &Config, backend: Box<dyn Signaller>) -> RoomLink {
         stats_tx,
         stats: Arc::default(),
         tap: TapSender(tap_tx),
+        tap_rx,
+        last_video: None,
         want: None,
         live: None,
         attempt: 0,
@@ -52,7 +54,7 @@ pub fn spawn(config: &Config, backend: Box<dyn Signaller>) -> RoomLink {
         recording: false,
         camera: Camera::On,
     };
-    tokio::spawn(s.run(actions, tap_rx, pc_rx, inner_rx));
+    tokio::spawn(s.run(actions, pc_rx, inner_rx));
     RoomLink {
         actions: actions_tx,
         notices: notices_rx,
@@ -104,6 +106,10 @@ struct Session {
     stats_tx: watch::Sender<RoomStats>,
     stats: Arc<Mutex<RoomStats>>,
     tap: TapSender,
+    /// The encoded samples the tap delivers.
+    tap_rx: mpsc::Receiver<EncodedSample>,
+    /// Capture time of the last video sample sent.
+    last_video: Option<Duration>,
     /// The room the box should be in.
     want: Option<JoinRequest>,
     live: Option<Live>,
@@ -150,13 +156,11 @@ impl Session {
     async fn run(
         mut self,
         mut actions: mpsc::UnboundedReceiver<RoomAction>,
-        mut tap: mpsc::Receiver<EncodedSample>,
         mut pc_rx: mpsc::UnboundedReceiver<PcEvent>,
         mut inner: mpsc::UnboundedReceiver<Inner>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_video: Option<Duration> = None;
         loop {
             let live = self.live.is_some();
             tokio::select! {
@@ -174,7 +178,7 @@ impl Session {
                 }
                 Some(ev) = pc_rx.recv() => self.pc_event(ev).await,
                 Some(i) = inner.recv() => self.inner(i),
-                Some(s) = tap.recv() => self.send_sample(s, &mut last_video).await,
+                Some(s) = self.tap_rx.recv() => self.send_sample(s).await,
                 _ = sleep_until(self.retry_at) => {
                     self.retry_at = None;
                     self.connect().await;
@@ -672,44 +676,38 @@ impl Session {
         }
     }
 
-    async fn send_sample(&mut self, s: EncodedSample, last_video: &mut Option<Duration>) {
-        if s.kind != StreamKind::Audio {
-            match self.camera {
-                Camera::Off => return,
-                // Start again on a keyframe: a receiver cannot decode from a delta frame.
-                Camera::Resuming if !s.keyframe => return,
-                Camera::Resuming => self.camera = Camera::On,
-                Camera::On => {}
-            }
-        }
+    async fn send_sample(&mut self, s: EncodedSample) {
         let Some(publisher) = self.live.as_ref().and_then(|l| l.publisher.as_ref()) else {
             return;
         };
-        let (track, duration): (Option<&LocalTrack>, Duration) = match s.kind {
-            StreamKind::Audio => (
-                publisher.audio.as_ref(),
-                s.duration.unwrap_or(Duration::from_millis(20)),
-            ),
-            _ => {
-                // RTP time follows the capture clock: the gap since the previous frame.
-                let d = match (s.pts, *last_video) {
-                    (Some(p), Some(l)) if p > l && p - l < Duration::from_secs(1) => p - l,
-                    _ => s.duration.unwrap_or(self.video_frame),
-                };
-                *last_video = s.pts;
-                (publisher.video.as_ref(), d)
+        if s.kind == StreamKind::Audio {
+            if let Some(track) = publisher.audio.as_ref() {
+                send_audio(track, &s, &self.stats).await;
             }
+            return;
+        }
+        match self.camera {
+            Camera::Off => return,
+            // Start again on a keyframe: a receiver cannot decode from a delta frame.
+            Camera::Resuming if !s.keyframe => return,
+            Camera::Resuming => self.camera = Camera::On,
+            Camera::On => {}
+        }
+        let Some(track) = publisher.video.as_ref() else {
+            return;
         };
-        let Some(track) = track else { return };
+        // RTP time follows the capture clock: the gap since the previous frame.
+        let duration = match (s.pts, self.last_video) {
+            (Some(p), Some(l)) if p > l && p - l < Duration::from_secs(1) => p - l,
+            _ => s.duration.unwrap_or(self.video_frame),
+        };
+        self.last_video = s.pts;
         if let Err(e) = track.write(&s, duration).await {
             tracing::trace!(error = %e, "room: sample not sent");
             return;
         }
         if let Ok(mut st) = self.stats.lock() {
-            match s.kind {
-                StreamKind::Audio => st.audio_samples_sent += 1,
-                _ => st.video_samples_sent += 1,
-            }
+            st.video_samples_sent += 1;
         }
     }
 
@@ -805,7 +803,25 @@ impl Session {
             data: publisher.chat.is_some(),
         };
         let started = Instant::now();
-        let result = self.signaller.renegotiate(&offer, kinds).await;
+        // The answer may take a while (up to the signalling timeout): the microphone keeps
+        // going meanwhile. Video samples are dropped: with the camera going off none may leave,
+        // and coming on it resumes at the keyframe asked for once the room expects video.
+        let audio = publisher.audio.clone();
+        let stats = self.stats.clone();
+        let result = {
+            let answer = self.signaller.renegotiate(&offer, kinds);
+            tokio::pin!(answer);
+            loop {
+                tokio::select! {
+                    r = &mut answer => break r,
+                    Some(s) = self.tap_rx.recv() => {
+                        if let (StreamKind::Audio, Some(track)) = (s.kind, audio.as_ref()) {
+                            send_audio(track, &s, &stats).await;
+                        }
+                    }
+                }
+            }
+        };
         let Some(publisher) = self.live.as_mut().and_then(|l| l.publisher.as_mut()) else {
             return;
         };
@@ -965,6 +981,18 @@ impl Session {
                 reason: reason.to_string(),
             });
         }
+    }
+}
+
+/// Sends one microphone sample on `track` and counts it.
+async fn send_audio(track: &LocalTrack, s: &EncodedSample, stats: &Mutex<RoomStats>) {
+    let duration = s.duration.unwrap_or(Duration::from_millis(20));
+    if let Err(e) = track.write(s, duration).await {
+        tracing::trace!(error = %e, "room: sample not sent");
+        return;
+    }
+    if let Ok(mut st) = stats.lock() {
+        st.audio_samples_sent += 1;
     }
 }
 

@@ -39,6 +39,8 @@ pub struct PeerStats {
     pub video_frames: u64,
     /// Last audio RMS level, dBFS.
     pub audio_dbfs: Option<f64>,
+    /// Decoded audio buffers.
+    pub audio_buffers: u64,
     /// Glass-to-glass latencies, ms: for each decoded frame carrying a capture-time stamp (see
     /// `roombox::media::pipeline::STAMP_ENV`), the system clock now minus the stamp.
     pub latencies_ms: Vec<u32>,
@@ -366,6 +368,15 @@ impl Peer {
                 pipe.add(&bin).expect("add chain");
                 bin.sync_state_with_parent().expect("sync");
                 dpad.link(&bin.static_pad("sink").expect("ghost")).expect("link decoded");
+                if !is_video {
+                    let stats = stats.clone();
+                    dpad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                        if let Ok(mut s) = stats.lock() {
+                            s.audio_buffers += 1;
+                        }
+                        gst::PadProbeReturn::Ok
+                    });
+                }
                 if is_video {
                     let stats = stats.clone();
                     dpad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
