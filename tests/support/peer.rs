@@ -53,6 +53,9 @@ pub struct PeerStats {
     pub publishers: Vec<String>,
     /// Every entry of those `publishers` lists with its streams, in order.
     pub feeds: Vec<FeedSeen>,
+    /// Janus's `media` notices on the peer's handles: the kind and whether Janus receives it
+    /// (on the publisher handle) or sends it (on a subscription), in order.
+    pub media: Vec<(u64, String, bool)>,
     /// Every asynchronous event on any of the peer's handles: the handle, the plugin data and
     /// the type of the session description it carried, in order.
     pub events: Vec<(u64, Value, Option<String>)>,
@@ -179,6 +182,16 @@ impl Peer {
         let seen = stats.clone();
         tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
+                if let ClientEvent::Message(Incoming::Media {
+                    sender,
+                    kind,
+                    receiving,
+                }) = &ev
+                {
+                    if let Ok(mut s) = seen.lock() {
+                        s.media.push((*sender, kind.clone(), *receiving));
+                    }
+                }
                 let ClientEvent::Message(Incoming::Event {
                     sender, data, jsep, ..
                 }) = ev

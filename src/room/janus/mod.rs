@@ -136,17 +136,7 @@ impl Janus {
                 jsep: Some(jsep),
                 ..
             } if sender != conn.publisher && jsep.kind == "offer" => {
-                // Janus 1.x re-offers a subscription (`updated`) when the publisher turned a
-                // stream off or on.
-                let Some(id) = conn.handles.get(&sender) else {
-                    tracing::debug!(sender, event = %data, "janus: offer on an unknown handle");
-                    return None;
-                };
-                tracing::info!(subscription = %id, event = %data, "janus: subscription re-offered");
-                Some(SignalEvent::SubscriptionOffer {
-                    subscription_id: id.clone(),
-                    offer: jsep.sdp,
-                })
+                reoffer(&conn.handles, sender, &data, jsep)
             }
             Incoming::Event { sender, data, .. } => {
                 translate_event(sender == conn.publisher, &data, &self.room)
@@ -167,6 +157,25 @@ impl Janus {
             _ => None,
         }
     }
+}
+
+/// An offer Janus sends on a subscription handle by itself: Janus 1.x re-offers a
+/// subscription (`"videoroom": "updated"`) when the streams it carries change.
+fn reoffer(
+    handles: &HashMap<u64, String>,
+    sender: u64,
+    data: &Value,
+    jsep: Jsep,
+) -> Option<SignalEvent> {
+    let Some(id) = handles.get(&sender) else {
+        tracing::debug!(sender, event = %data, "janus: offer on an unknown handle");
+        return None;
+    };
+    tracing::info!(subscription = %id, event = %data, "janus: subscription re-offered");
+    Some(SignalEvent::SubscriptionOffer {
+        subscription_id: id.clone(),
+        offer: jsep.sdp,
+    })
 }
 
 /// Turns one VideoRoom event into what the session understands (`None`: nothing to act on).
@@ -497,11 +506,33 @@ mod tests {
             ev(json!({"videoroom":"event","publishers":[{"id":7,"display":"B","streams":[{"type":"video","codec":"h264"}]}]})),
             Some(SignalEvent::Published(p)) if p.participant_id == "7" && p.video && !p.audio
         ));
+        // A camera turned off (Janus 1.1.2 after a renegotiation): the stream is listed,
+        // disabled and without a codec.
+        assert!(matches!(
+            ev(json!({"videoroom":"event","room":1,"publishers":[{"id":7,"display":"B","streams":[
+                {"type":"video","mid":"0","disabled":true},
+                {"type":"audio","mid":"1","codec":"opus"}]}]})),
+            Some(SignalEvent::Published(p)) if p.participant_id == "7" && !p.video && p.audio
+        ));
         // Malformed or irrelevant: nothing, and no panic.
         assert_eq!(ev(json!({"videoroom":"event","leaving":{"x":1}})), None);
         assert_eq!(ev(json!({"videoroom":"talking"})), None);
         assert_eq!(ev(json!({"videoroom":"event","publishers":"x"})), None);
         assert_eq!(ev(json!({})), None);
+        // A subscription re-offered: answered by the session; unknown handles are ignored.
+        let handles = HashMap::from([(11u64, "sub1".to_string())]);
+        let offer = Jsep {
+            kind: "offer".into(),
+            sdp: "v=0".into(),
+        };
+        assert_eq!(
+            reoffer(&handles, 11, &json!({"videoroom":"updated"}), offer.clone()),
+            Some(SignalEvent::SubscriptionOffer {
+                subscription_id: "sub1".into(),
+                offer: "v=0".into()
+            })
+        );
+        assert_eq!(reoffer(&handles, 12, &json!({}), offer), None);
         // Publisher list events on a subscriber handle are not about the room.
         assert_eq!(
             translate_event(false, &json!({"videoroom":"event","leaving":5}), "1"),
