@@ -159,6 +159,10 @@ async fn build(
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
+        // Answer (subscriptions) as the DTLS server: Janus, the offerer, opens the handshake
+        // once its own ICE is up. As the client, our ClientHello often reached Janus before
+        // that, was dropped, and cost a 1 s retransmission before any remote media played.
+        .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server)
         .build();
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())

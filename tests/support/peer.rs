@@ -459,6 +459,15 @@ impl Peer {
             dc
         });
         let answer = promise(&wb, "create-answer", "answer").await;
+        // Answer DTLS passive, as the box does: Janus opens its DTLS only once its own ICE is
+        // up and drops a ClientHello that comes earlier, which cost a 1 s retransmission on
+        // many subscriptions.
+        let text = answer
+            .sdp()
+            .as_text()
+            .expect("sdp text")
+            .replace("a=setup:active", "a=setup:passive");
+        let answer = desc(gst_webrtc::WebRTCSDPType::Answer, &text);
         wb.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
         let sdp = gathered(&wb).await;
         self.client
