@@ -1,7 +1,8 @@
 //! Room features end to end with a real Janus 1.1.2 and a webrtcbin participant, each test in a
 //! network namespace of its own (see `support::netns`): chat over the room's data channel both
-//! ways, speaker-changed from Janus's audio-level events, camera off stopping the video the
-//! others receive, and ending the room (by the box or by someone else) without rejoining.
+//! ways, speaker-changed from Janus's audio-level events, camera off and on renegotiated so the
+//! others see the stream disabled and enabled (both ways), and ending the room (by the box or by
+//! someone else) without rejoining.
 
 mod support;
 
@@ -12,10 +13,15 @@ use roombox::event::Event;
 use roombox::model::{MeetingState, StreamKind};
 use roombox::room::janus::client::Client;
 use roombox::room::janus::server::{JanusProcess, ServerConfig};
+use roombox::room::janus::Janus as JanusBackend;
+use roombox::room::signaller::{
+    Joined, PublishKinds, RoomError, SignalEvent, Signaller, Subscription,
+};
+use roombox::room::JoinRequest;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::peer::{Peer, PeerOptions};
+use support::peer::{Peer, PeerOptions, PeerStats};
 use support::poll_until as eventually;
 
 const ROOM: &str = "5151";
@@ -42,18 +48,29 @@ fn config(url: &str, dir: &std::path::Path) -> Config {
 struct Box_ {
     handle: roombox::agent::AgentHandle,
     events: Arc<Mutex<Vec<Event>>>,
+    /// What the room session receives from each participant.
+    room: tokio::sync::watch::Receiver<roombox::room::RoomStats>,
 }
 
 impl Box_ {
     fn start(config: &Config) -> Box_ {
+        Self::start_with(
+            config,
+            roombox::room::spawn(config).expect("a janus backend"),
+        )
+    }
+
+    /// The box with a room session of the test's choosing.
+    fn start_with(config: &Config, room: roombox::room::RoomLink) -> Box_ {
         gstreamer::init().expect("gstreamer");
+        let room_stats = room.stats.clone();
         let (notices_tx, notices) = tokio::sync::mpsc::unbounded_channel();
         let media = Box::new(roombox::media::engine::Engine::spawn(
             config.clone(),
             notices_tx,
         ));
         let (handle, mut agent) = Agent::new(config, None, media, notices);
-        agent.attach_room(roombox::room::spawn(config).expect("a janus backend"));
+        agent.attach_room(room);
         let events = Arc::new(Mutex::new(Vec::new()));
         let mut rx = handle.subscribe();
         let sink = events.clone();
@@ -63,7 +80,11 @@ impl Box_ {
             }
         });
         tokio::spawn(agent.run(None));
-        Box_ { handle, events }
+        Box_ {
+            handle,
+            events,
+            room: room_stats,
+        }
     }
 
     fn state(&self) -> roombox::agent::state::AgentState {
@@ -80,6 +101,15 @@ impl Box_ {
 
     fn clear_events(&self) {
         self.events.lock().unwrap().clear();
+    }
+
+    /// Video frames the box decoded from participant `pid`.
+    fn frames_from(&self, pid: &str) -> u64 {
+        self.room
+            .borrow()
+            .participants
+            .get(pid)
+            .map_or(0, |p| p.video_frames)
     }
 
     fn feed_id(&self) -> Option<String> {
@@ -278,13 +308,121 @@ async fn features() {
             .collect::<Vec<_>>()
     );
 
-    // Camera off: the peer stops receiving pictures (not black ones), hears the box still, and
-    // state and event agree.
-    b.handle
-        .send(Command::DisableWebcam)
-        .await
-        .expect("camera off");
-    assert!(eventually(WAIT, || !b.state().local_participant.webcam_on).await);
+    peer.leave().await;
+    b.handle.send(Command::Leave).await.expect("leave");
+    assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+}
+
+/// The quietest level the peer heard from the box while `f` ran, sampled every 100 ms.
+async fn quietest_while<T>(peer: &Peer, f: impl std::future::Future<Output = T>) -> (T, f64) {
+    let stats = peer.stats.clone();
+    let quietest = Arc::new(Mutex::new(f64::INFINITY));
+    let q = quietest.clone();
+    let sampler = tokio::spawn(async move {
+        loop {
+            let level = stats.lock().ok().and_then(|s| s.audio_dbfs);
+            if let (Some(l), Ok(mut q)) = (level, q.lock()) {
+                *q = q.min(l);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let out = f.await;
+    sampler.abort();
+    let q = *quietest.lock().unwrap();
+    (out, q)
+}
+
+/// Whether `e` says participant `pid`'s video was enabled (`on`) or disabled.
+fn camera_event(e: &Event, pid: &str, on: bool) -> bool {
+    match e {
+        Event::StreamEnabled {
+            participant_id,
+            kind: StreamKind::Video,
+            ..
+        } => on && participant_id == pid,
+        Event::StreamDisabled {
+            participant_id,
+            kind: StreamKind::Video,
+            ..
+        } => !on && participant_id == pid,
+        _ => false,
+    }
+}
+
+/// The box's feed as the peer's publisher handle last saw it listed, after entry `from`.
+fn listed(stats: &PeerStats, feed: &str, from: usize) -> Vec<support::peer::FeedSeen> {
+    stats
+        .feeds
+        .iter()
+        .skip(from)
+        .filter(|f| f.id == feed)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn camera_off_and_on_are_renegotiated_so_the_room_sees_them() {
+    support::netns::isolated(
+        "camera_off_and_on_are_renegotiated_so_the_room_sees_them",
+        || {
+            support::init_logs();
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(camera());
+        },
+    );
+}
+
+async fn camera() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_janus, config) = janus(tmp.path());
+    let url = config.room.url.clone();
+    let b = Box_::start(&config);
+    b.join().await;
+    let feed = b.feed_id().expect("meeting-joined carries the box's id");
+    let mut peer = Peer::join(&url, ROOM, "Pat").await;
+    let pid = peer.id.clone();
+    b.lists(&pid).await;
+    peer.subscribe(ROOM, &feed).await;
+    assert!(
+        eventually(WAIT, || peer.stats().video_frames > 10
+            && peer.stats().audio_dbfs.is_some_and(|d| d > -30.0))
+        .await,
+        "the peer got no video or sound from the box: {:?}",
+        peer.stats()
+    );
+
+    // Camera off: the box renegotiates; Janus tells the room the box's video is disabled, the
+    // peer stops receiving pictures (not black ones) and keeps hearing the box.
+    let seen = peer.stats().feeds.len();
+    b.clear_events();
+    let (_, quietest) = quietest_while(&peer, async {
+        b.handle
+            .send(Command::DisableWebcam)
+            .await
+            .expect("camera off");
+        assert!(
+            eventually(WAIT, || listed(&peer.stats(), &feed, seen)
+                .iter()
+                .any(|f| f.has("video", true) && f.has("audio", false)))
+            .await,
+            "Janus never told the peer the box's video is disabled: {:?}",
+            listed(&peer.stats(), &feed, seen)
+        );
+        let stalled = settles(WAIT, Duration::from_secs(3), || peer.stats().video_frames).await;
+        stalled.unwrap_or_else(|| {
+            panic!(
+                "the peer kept decoding video with the camera off: {}",
+                peer.stats().video_frames
+            )
+        })
+    })
+    .await;
+    assert!(
+        quietest > -30.0,
+        "the box's sound dropped while its camera went off: {quietest} dBFS"
+    );
+    assert!(!b.state().local_participant.webcam_on);
     assert!(b.saw(|e| matches!(
         e,
         Event::StreamDisabled {
@@ -292,20 +430,427 @@ async fn features() {
             ..
         }
     )));
-    let stalled = settles(WAIT, Duration::from_secs(3), || peer.stats().video_frames).await;
-    let Some(frames) = stalled else {
-        panic!(
-            "the peer kept decoding video with the camera off: {}",
+    assert!(
+        !b.saw(|e| matches!(e, Event::Error { .. })),
+        "camera off reported an error: {:?}",
+        b.events()
+    );
+    let frames = peer.stats().video_frames;
+
+    // Camera on: renegotiated back; Janus lists the video enabled again, and pictures resume
+    // (the box starts on a keyframe) with the sound still there.
+    let seen = peer.stats().feeds.len();
+    let (_, quietest) = quietest_while(&peer, async {
+        b.handle
+            .send(Command::EnableWebcam)
+            .await
+            .expect("camera on");
+        assert!(
+            eventually(WAIT, || listed(&peer.stats(), &feed, seen)
+                .iter()
+                .any(|f| f.has("video", false) && f.has("audio", false)))
+            .await,
+            "Janus never told the peer the box's video is back: {:?}",
+            listed(&peer.stats(), &feed, seen)
+        );
+        assert!(
+            eventually(WAIT, || peer.stats().video_frames > frames + 10).await,
+            "the peer decoded no video after camera on: {} then {}",
+            frames,
             peer.stats().video_frames
         );
-    };
+    })
+    .await;
     assert!(
-        peer.stats().audio_dbfs.is_some_and(|d| d > -30.0),
-        "the camera took the sound with it: {:?}",
-        peer.stats().audio_dbfs
+        quietest > -30.0,
+        "the box's sound dropped while its camera came back: {quietest} dBFS"
+    );
+    assert!(b.state().local_participant.webcam_on);
+    assert!(b.saw(|e| matches!(
+        e,
+        Event::StreamEnabled {
+            kind: StreamKind::Video,
+            ..
+        }
+    )));
+    assert!(
+        !b.saw(|e| matches!(e, Event::Error { .. })),
+        "camera on reported an error: {:?}",
+        b.events()
     );
 
-    // Camera on: pictures again (the box resumes on a keyframe).
+    // The other way: the peer turns its camera off with its own renegotiation. The box says
+    // the peer's video stream is disabled, and enabled when it comes back, and keeps the
+    // participant. (webrtcbin 1.22 sends no video again after its transceiver was inactive,
+    // so that pictures resume is checked between two boxes, below.)
+    assert!(
+        eventually(WAIT, || b.frames_from(&pid) > 10
+            && b.state()
+                .participants
+                .get(&pid)
+                .is_some_and(|p| p.webcam_on))
+        .await,
+        "the box never decoded the peer's video: {} frames, {:?}",
+        b.frames_from(&pid),
+        b.state().participants.get(&pid)
+    );
+    let webcam = |b: &Box_| {
+        b.handle
+            .state()
+            .borrow()
+            .participants
+            .get(&pid)
+            .map(|p| p.webcam_on)
+    };
+    b.clear_events();
+    peer.set_video(false).await;
+    assert!(
+        eventually(WAIT, || b.saw(|e| camera_event(e, &pid, false))).await,
+        "no stream-disabled for the peer's video: {:?}",
+        b.events()
+    );
+    assert_eq!(
+        webcam(&b),
+        Some(false),
+        "status still shows the peer's camera on"
+    );
+    settles(WAIT, Duration::from_secs(3), || b.frames_from(&pid))
+        .await
+        .expect("the box kept decoding the peer's video with its camera off");
+    peer.set_video(true).await;
+    assert!(
+        eventually(WAIT, || b.saw(|e| camera_event(e, &pid, true))).await,
+        "no stream-enabled for the peer's video: {:?}",
+        b.events()
+    );
+    assert_eq!(webcam(&b), Some(true));
+    assert!(
+        !b.saw(|e| matches!(
+            e,
+            Event::StreamDisabled { participant_id, kind: StreamKind::Audio, .. } if *participant_id == pid
+        ) || matches!(e, Event::ParticipantLeft { .. } | Event::Error { .. })),
+        "the peer's audio or the peer went with its camera, or errors: {:?}",
+        b.events()
+    );
+
+    // Joining with the camera off publishes the video disabled from the start; camera on then
+    // enables it.
+    b.handle.send(Command::Leave).await.expect("leave");
+    assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+    b.clear_events();
+    let seen = peer.stats().feeds.len();
+    b.handle
+        .send(Command::Join {
+            room_id: None,
+            display_name: None,
+            metadata: None,
+            mic: None,
+            webcam: Some(false),
+            mode: None,
+        })
+        .await
+        .expect("join accepted");
+    assert!(
+        eventually(WAIT, || b.state().meeting_state == MeetingState::Connected).await,
+        "the box did not rejoin with its camera off"
+    );
+    let feed = b.feed_id().expect("meeting-joined carries the box's id");
+    assert!(
+        eventually(WAIT, || listed(&peer.stats(), &feed, seen)
+            .iter()
+            .any(|f| f.has("video", true) && f.has("audio", false)))
+        .await,
+        "the box joined with its camera off but Janus lists its video: {:?}",
+        listed(&peer.stats(), &feed, seen)
+    );
+    let seen = peer.stats().feeds.len();
+    b.handle
+        .send(Command::EnableWebcam)
+        .await
+        .expect("camera on");
+    assert!(
+        eventually(WAIT, || listed(&peer.stats(), &feed, seen)
+            .iter()
+            .any(|f| f.has("video", false)))
+        .await,
+        "camera on after a camera-off join never enabled the box's video: {:?}",
+        listed(&peer.stats(), &feed, seen)
+    );
+    assert!(
+        !b.saw(|e| matches!(e, Event::Error { .. })),
+        "a camera-off join made errors: {:?}",
+        b.events()
+    );
+
+    peer.leave().await;
+    b.handle.send(Command::Leave).await.expect("leave");
+    assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+}
+
+#[test]
+fn a_camera_turned_off_and_on_by_another_participant_is_followed() {
+    support::netns::isolated(
+        "a_camera_turned_off_and_on_by_another_participant_is_followed",
+        || {
+            support::init_logs();
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(two_boxes());
+        },
+    );
+}
+
+/// Another box is the remote participant here (webrtcbin sends no video again once its
+/// transceiver was inactive): its camera off and on must show on this box as stream events,
+/// with pictures stopping and coming back on the same subscription, also when the box
+/// subscribed while that camera was off (Janus then offers the video inactive and does not
+/// re-offer it when the camera comes back; the relayed pictures must still play).
+async fn two_boxes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_janus, config) = janus(tmp.path());
+    let url = config.room.url.clone();
+    let b = Box_::start(&config);
+    b.join().await;
+    let mut other_config = self::config(&url, &tmp.path().join("other"));
+    other_config.device.name = "other".into();
+    let other = Box_::start(&other_config);
+    other.join().await;
+    let oid = other.feed_id().expect("the other box's id");
+    b.lists(&oid).await;
+    assert!(
+        eventually(WAIT, || b.frames_from(&oid) > 10).await,
+        "the box decoded no video from the other box: {:?}",
+        b.room.borrow()
+    );
+
+    b.clear_events();
+    other
+        .handle
+        .send(Command::DisableWebcam)
+        .await
+        .expect("camera off");
+    assert!(
+        eventually(WAIT, || b.saw(|e| camera_event(e, &oid, false))).await,
+        "no stream-disabled for the other box's video: {:?}",
+        b.events()
+    );
+    let frames = settles(WAIT, Duration::from_secs(3), || b.frames_from(&oid))
+        .await
+        .expect("the box kept decoding video from a camera that is off");
+    other
+        .handle
+        .send(Command::EnableWebcam)
+        .await
+        .expect("camera on");
+    assert!(
+        eventually(WAIT, || b.saw(|e| camera_event(e, &oid, true))).await,
+        "no stream-enabled for the other box's video: {:?}",
+        b.events()
+    );
+    assert!(
+        eventually(WAIT, || b.frames_from(&oid) > frames + 10).await,
+        "no pictures after the other box's camera came back: {frames} then {}",
+        b.frames_from(&oid)
+    );
+
+    // The box joins while the other camera is off, then the camera comes back.
+    other
+        .handle
+        .send(Command::DisableWebcam)
+        .await
+        .expect("camera off");
+    assert!(
+        eventually(WAIT, || b
+            .state()
+            .participants
+            .get(&oid)
+            .is_some_and(|p| !p.webcam_on))
+        .await
+    );
+    b.handle.send(Command::Leave).await.expect("leave");
+    assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+    b.join().await;
+    b.lists(&oid).await;
+    assert!(!b.state().participants[&oid].webcam_on);
+    other
+        .handle
+        .send(Command::EnableWebcam)
+        .await
+        .expect("camera on");
+    assert!(
+        eventually(WAIT, || b.frames_from(&oid) > 10).await,
+        "no pictures from a camera that came back after the box joined: {}",
+        b.frames_from(&oid)
+    );
+    assert!(
+        !b.saw(|e| matches!(e, Event::Error { .. })),
+        "errors: {:?}",
+        b.events()
+    );
+    other.handle.send(Command::Leave).await.expect("leave");
+    b.handle.send(Command::Leave).await.expect("leave");
+    assert!(eventually(WAIT, || b.state().meeting_state == MeetingState::Closed).await);
+}
+
+/// The Janus backend, except that it refuses every renegotiation, as a room server that
+/// cannot renegotiate (or one that times out) would: only once the test says so, so the test
+/// can check what flows while the answer is pending.
+struct Refusing {
+    janus: JanusBackend,
+    /// Set while a renegotiation waits.
+    pending: Arc<std::sync::atomic::AtomicBool>,
+    /// Lets a waiting renegotiation fail.
+    release: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl Signaller for Refusing {
+    fn name(&self) -> &'static str {
+        self.janus.name()
+    }
+    async fn join(&mut self, req: &JoinRequest) -> Result<Joined, RoomError> {
+        self.janus.join(req).await
+    }
+    async fn publish(&mut self, offer: &str, kinds: PublishKinds) -> Result<String, RoomError> {
+        self.janus.publish(offer, kinds).await
+    }
+    async fn renegotiate(&mut self, _: &str, _: PublishKinds) -> Result<String, RoomError> {
+        self.pending
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.release.notified().await;
+        self.pending
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        Err(RoomError::Refused(
+            "configure: 499 refused by the test".into(),
+        ))
+    }
+    async fn unpublish(&mut self) -> Result<(), RoomError> {
+        self.janus.unpublish().await
+    }
+    async fn subscribe(&mut self, participant_id: &str) -> Result<Subscription, RoomError> {
+        self.janus.subscribe(participant_id).await
+    }
+    async fn accept(&mut self, subscription_id: &str, answer: &str) -> Result<(), RoomError> {
+        self.janus.accept(subscription_id, answer).await
+    }
+    async fn unsubscribe(&mut self, subscription_id: &str) -> Result<(), RoomError> {
+        self.janus.unsubscribe(subscription_id).await
+    }
+    async fn leave(&mut self) -> Result<(), RoomError> {
+        self.janus.leave().await
+    }
+    async fn end_for_all(&mut self) -> Result<(), RoomError> {
+        self.janus.end_for_all().await
+    }
+    async fn set_recording(&mut self, on: bool) -> Result<(), RoomError> {
+        self.janus.set_recording(on).await
+    }
+    async fn next_event(&mut self) -> Option<SignalEvent> {
+        self.janus.next_event().await
+    }
+}
+
+#[test]
+fn a_refused_renegotiation_still_stops_the_video_and_keeps_the_meeting() {
+    support::netns::isolated(
+        "a_refused_renegotiation_still_stops_the_video_and_keeps_the_meeting",
+        || {
+            support::init_logs();
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(refused());
+        },
+    );
+}
+
+async fn refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_janus, config) = janus(tmp.path());
+    let url = config.room.url.clone();
+    let pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let backend = Box::new(Refusing {
+        janus: JanusBackend::new(config.room.clone()),
+        pending: pending.clone(),
+        release: release.clone(),
+    });
+    let b = Box_::start_with(&config, roombox::room::session::spawn(&config, backend));
+    b.join().await;
+    let feed = b.feed_id().expect("meeting-joined carries the box's id");
+    let mut peer = Peer::join(&url, ROOM, "Pat").await;
+    b.lists(&peer.id).await;
+    peer.subscribe(ROOM, &feed).await;
+    assert!(
+        eventually(WAIT, || peer.stats().video_frames > 10
+            && peer.stats().audio_dbfs.is_some_and(|d| d > -30.0))
+        .await,
+        "the peer got no video or sound from the box: {:?}",
+        peer.stats()
+    );
+
+    // Camera off: the room takes its time, then refuses to renegotiate. The sound keeps
+    // flowing meanwhile; the box says so, stops the video anyway, keeps the sound, and stays in
+    // the meeting.
+    let seen = peer.stats().feeds.len();
+    b.clear_events();
+    let (frames, quietest) = quietest_while(&peer, async {
+        b.handle
+            .send(Command::DisableWebcam)
+            .await
+            .expect("camera off");
+        assert!(
+            eventually(WAIT, || pending.load(std::sync::atomic::Ordering::SeqCst)).await,
+            "camera off never renegotiated"
+        );
+        let heard = peer.stats().audio_buffers;
+        // 50 decoded Opus buffers: a second of sound while the renegotiation is pending.
+        assert!(
+            eventually(WAIT, || peer.stats().audio_buffers > heard + 50).await,
+            "the sound stopped while the renegotiation was pending: {} then {}",
+            heard,
+            peer.stats().audio_buffers
+        );
+        assert!(pending.load(std::sync::atomic::Ordering::SeqCst));
+        release.notify_one();
+        assert!(
+            eventually(WAIT, || b.saw(|e| matches!(
+                e,
+                Event::Error { code, message }
+                    if code == "room" && message.contains("camera off") && message.contains("refused by the test")
+            )))
+            .await,
+            "no error event for the refused renegotiation: {:?}",
+            b.events()
+        );
+        settles(WAIT, Duration::from_secs(3), || peer.stats().video_frames)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "the peer kept decoding video with the camera off: {}",
+                    peer.stats().video_frames
+                )
+            })
+    })
+    .await;
+    assert!(
+        quietest > -30.0,
+        "the box's sound dropped with the refused renegotiation: {quietest} dBFS"
+    );
+    assert_eq!(b.state().meeting_state, MeetingState::Connected);
+    assert!(!b.state().local_participant.webcam_on);
+    assert!(
+        !b.saw(|e| matches!(
+            e,
+            Event::MeetingStateChanged { .. } | Event::MeetingLeft { .. }
+        )),
+        "the refused renegotiation disturbed the meeting: {:?}",
+        b.events()
+    );
+    assert!(
+        listed(&peer.stats(), &feed, seen).is_empty(),
+        "Janus relisted the box's feed without a renegotiation: {:?}",
+        listed(&peer.stats(), &feed, seen)
+    );
+
+    // Camera on: the video was never renegotiated away, so pictures simply resume.
     b.handle
         .send(Command::EnableWebcam)
         .await
@@ -316,14 +861,6 @@ async fn features() {
         frames,
         peer.stats().video_frames
     );
-    assert!(b.state().local_participant.webcam_on);
-    assert!(b.saw(|e| matches!(
-        e,
-        Event::StreamEnabled {
-            kind: StreamKind::Video,
-            ..
-        }
-    )));
 
     peer.leave().await;
     b.handle.send(Command::Leave).await.expect("leave");

@@ -44,8 +44,10 @@ pub enum RoomAction {
     },
     /// Start (true) or stop (false) cloud recording on the room server.
     SetCloudRecording(bool),
-    /// The camera was turned on (true) or off (false): send the video track or stop sending
-    /// it, so the others see the camera go off rather than a black picture. Kept across joins.
+    /// The camera was turned on (true) or off (false): stop sending video at once, and
+    /// renegotiate the publication (through [`signaller::Signaller::renegotiate`]) so the room
+    /// marks the box's video stream disabled, or enabled again; the others see the camera go
+    /// off rather than a frozen or black picture. Kept across joins.
     SetCamera(bool),
     /// Leave and end the task.
     Shutdown,

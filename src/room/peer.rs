@@ -28,6 +28,7 @@ use webrtc::peer_connection::{
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RtpTransceiver};
 
 /// H.264 constrained baseline, the profile every browser and Janus accept.
 pub const H264_FMTP: &str =
@@ -259,11 +260,20 @@ pub struct Publisher {
     pub audio: Option<LocalTrack>,
     /// The chat channel, if opened.
     pub chat: Option<Arc<dyn DataChannel>>,
+    /// The camera track's transceiver, whose direction turns the video on and off.
+    video_transceiver: Option<Arc<dyn RtpTransceiver>>,
+    /// Whether the video is negotiated sending (as the room server was last told).
+    pub video_on: bool,
 }
 
 impl Publisher {
     /// Builds the connection with the wanted tracks and returns it with its SDP offer (after
     /// ICE gathering).
+    ///
+    /// The video is always offered sending, even with the camera off: an answer that rejects
+    /// a media section (Janus rejects one offered inactive, with no codecs) leaves webrtc-rs
+    /// 0.21's media engine with no video codec for the rest of the connection, and the camera
+    /// could never come back. The session renegotiates it inactive once connected instead.
     pub async fn offer(
         events: mpsc::UnboundedSender<PcEvent>,
         audio: bool,
@@ -276,11 +286,19 @@ impl Publisher {
             video: None,
             audio: None,
             chat: None,
+            video_transceiver: None,
+            video_on: video,
         };
         if video {
             let t = LocalTrack::new(StreamKind::Video)?;
-            p.pc.add_track(t.track.clone() as Arc<dyn TrackLocal>)
-                .await?;
+            let sender =
+                p.pc.add_track(t.track.clone() as Arc<dyn TrackLocal>)
+                    .await?;
+            for tr in p.pc.get_transceivers().await {
+                if rtc::rtp_transceiver::RTCRtpSenderId::from(tr.id()) == sender.id() {
+                    p.video_transceiver = Some(tr);
+                }
+            }
             p.video = Some(t);
         }
         if audio {
@@ -303,13 +321,54 @@ impl Publisher {
         Ok((p, sdp))
     }
 
+    /// Turns the camera's media section on (`sendonly`) or off (`inactive`) and returns the
+    /// offer that says so, for a renegotiation; `None` when nothing publishes video. The
+    /// transport is already up, so the offer goes out at once (no gathering to wait for).
+    ///
+    /// Until [`Publisher::answer`] or [`Publisher::rollback`], the connection waits in
+    /// have-local-offer; media keeps flowing on what was negotiated before.
+    pub async fn video_offer(&mut self, on: bool) -> webrtc::error::Result<Option<String>> {
+        let Some(tr) = self.video_transceiver.clone() else {
+            return Ok(None);
+        };
+        let direction = if on {
+            RTCRtpTransceiverDirection::Sendonly
+        } else {
+            RTCRtpTransceiverDirection::Inactive
+        };
+        tr.set_direction(direction).await?;
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        Ok(self.pc.local_description().await.map(|d| d.sdp))
+    }
+
+    /// Abandons an offer the server did not answer (back to the last negotiated state) and
+    /// puts the camera's preferred direction back to `on`, so the next offer starts from there.
+    pub async fn rollback(&mut self, on: bool) -> webrtc::error::Result<()> {
+        if let Some(tr) = self.video_transceiver.clone() {
+            let direction = if on {
+                RTCRtpTransceiverDirection::Sendonly
+            } else {
+                RTCRtpTransceiverDirection::Inactive
+            };
+            tr.set_direction(direction).await?;
+        }
+        self.pc
+            .set_local_description(RTCSessionDescription::rollback(None)?)
+            .await
+    }
+
     /// Applies the server's answer and learns the negotiated payload types.
     pub async fn answer(&mut self, sdp: String) -> webrtc::error::Result<()> {
         self.pc
             .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;
         for sender in self.pc.get_senders().await {
-            let params = sender.get_parameters().await?;
+            // A sender whose transceiver is inactive (camera off) has no parameters; it keeps
+            // the payload type it had.
+            let Ok(params) = sender.get_parameters().await else {
+                continue;
+            };
             let Some(codec) = params.rtp_parameters.codecs.first() else {
                 continue;
             };
@@ -365,4 +424,21 @@ pub async fn subscribe(
         .map(|d| d.sdp)
         .unwrap_or_default();
     Ok(Subscribed { pc, answer, chat })
+}
+
+/// Answers a server's new offer on a running receiving connection (the participant turned a
+/// stream off or on). The transport is up, so the answer needs no gathering.
+pub async fn reanswer(
+    pc: &Arc<dyn PeerConnection>,
+    offer: String,
+) -> webrtc::error::Result<String> {
+    pc.set_remote_description(RTCSessionDescription::offer(offer)?)
+        .await?;
+    let answer = pc.create_answer(None).await?;
+    pc.set_local_description(answer).await?;
+    Ok(pc
+        .local_description()
+        .await
+        .map(|d| d.sdp)
+        .unwrap_or_default())
 }

@@ -43,6 +43,8 @@ pub fn spawn(config: &Config, backend: Box<dyn Signaller>) -> RoomLink {
         stats_tx,
         stats: Arc::default(),
         tap: TapSender(tap_tx),
+        tap_rx,
+        last_video: None,
         want: None,
         live: None,
         attempt: 0,
@@ -52,7 +54,7 @@ pub fn spawn(config: &Config, backend: Box<dyn Signaller>) -> RoomLink {
         recording: false,
         camera: Camera::On,
     };
-    tokio::spawn(s.run(actions, tap_rx, pc_rx, inner_rx));
+    tokio::spawn(s.run(actions, pc_rx, inner_rx));
     RoomLink {
         actions: actions_tx,
         notices: notices_rx,
@@ -104,6 +106,10 @@ struct Session {
     stats_tx: watch::Sender<RoomStats>,
     stats: Arc<Mutex<RoomStats>>,
     tap: TapSender,
+    /// The encoded samples the tap delivers.
+    tap_rx: mpsc::Receiver<EncodedSample>,
+    /// Capture time of the last video sample sent.
+    last_video: Option<Duration>,
     /// The room the box should be in.
     want: Option<JoinRequest>,
     live: Option<Live>,
@@ -150,13 +156,11 @@ impl Session {
     async fn run(
         mut self,
         mut actions: mpsc::UnboundedReceiver<RoomAction>,
-        mut tap: mpsc::Receiver<EncodedSample>,
         mut pc_rx: mpsc::UnboundedReceiver<PcEvent>,
         mut inner: mpsc::UnboundedReceiver<Inner>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_video: Option<Duration> = None;
         loop {
             let live = self.live.is_some();
             tokio::select! {
@@ -174,7 +178,7 @@ impl Session {
                 }
                 Some(ev) = pc_rx.recv() => self.pc_event(ev).await,
                 Some(i) = inner.recv() => self.inner(i),
-                Some(s) = tap.recv() => self.send_sample(s, &mut last_video).await,
+                Some(s) = self.tap_rx.recv() => self.send_sample(s).await,
                 _ = sleep_until(self.retry_at) => {
                     self.retry_at = None;
                     self.connect().await;
@@ -209,7 +213,7 @@ impl Session {
                 }
             }
             RoomAction::SendChat { text, to } => self.send_chat(text, to).await,
-            RoomAction::SetCamera(on) => self.set_camera(on),
+            RoomAction::SetCamera(on) => self.set_camera(on).await,
             RoomAction::SetCloudRecording(on) => {
                 if self.live.is_none() {
                     self.notify(RoomNotice::CloudRecording {
@@ -501,6 +505,10 @@ impl Session {
                 }
             }
             SignalEvent::Published(p) => self.remote_published(p).await,
+            SignalEvent::SubscriptionOffer {
+                subscription_id,
+                offer,
+            } => self.reoffered(subscription_id, offer).await,
             SignalEvent::Unpublished { participant_id } => {
                 self.drop_remote(&participant_id, false).await
             }
@@ -536,7 +544,11 @@ impl Session {
                 tracing::debug!(%key, %state, "room: connection state");
                 if key == "publisher" {
                     match state {
-                        RTCPeerConnectionState::Connected => self.mark_connected(),
+                        RTCPeerConnectionState::Connected => {
+                            self.mark_connected();
+                            // Joined with the camera off: now tell the room.
+                            self.sync_video().await;
+                        }
                         RTCPeerConnectionState::Failed => {
                             self.fault("ICE/DTLS failed on the publisher").await
                         }
@@ -664,44 +676,38 @@ impl Session {
         }
     }
 
-    async fn send_sample(&mut self, s: EncodedSample, last_video: &mut Option<Duration>) {
-        if s.kind != StreamKind::Audio {
-            match self.camera {
-                Camera::Off => return,
-                // Start again on a keyframe: a receiver cannot decode from a delta frame.
-                Camera::Resuming if !s.keyframe => return,
-                Camera::Resuming => self.camera = Camera::On,
-                Camera::On => {}
-            }
-        }
+    async fn send_sample(&mut self, s: EncodedSample) {
         let Some(publisher) = self.live.as_ref().and_then(|l| l.publisher.as_ref()) else {
             return;
         };
-        let (track, duration): (Option<&LocalTrack>, Duration) = match s.kind {
-            StreamKind::Audio => (
-                publisher.audio.as_ref(),
-                s.duration.unwrap_or(Duration::from_millis(20)),
-            ),
-            _ => {
-                // RTP time follows the capture clock: the gap since the previous frame.
-                let d = match (s.pts, *last_video) {
-                    (Some(p), Some(l)) if p > l && p - l < Duration::from_secs(1) => p - l,
-                    _ => s.duration.unwrap_or(self.video_frame),
-                };
-                *last_video = s.pts;
-                (publisher.video.as_ref(), d)
+        if s.kind == StreamKind::Audio {
+            if let Some(track) = publisher.audio.as_ref() {
+                send_audio(track, &s, &self.stats).await;
             }
+            return;
+        }
+        match self.camera {
+            Camera::Off => return,
+            // Start again on a keyframe: a receiver cannot decode from a delta frame.
+            Camera::Resuming if !s.keyframe => return,
+            Camera::Resuming => self.camera = Camera::On,
+            Camera::On => {}
+        }
+        let Some(track) = publisher.video.as_ref() else {
+            return;
         };
-        let Some(track) = track else { return };
+        // RTP time follows the capture clock: the gap since the previous frame.
+        let duration = match (s.pts, self.last_video) {
+            (Some(p), Some(l)) if p > l && p - l < Duration::from_secs(1) => p - l,
+            _ => s.duration.unwrap_or(self.video_frame),
+        };
+        self.last_video = s.pts;
         if let Err(e) = track.write(&s, duration).await {
             tracing::trace!(error = %e, "room: sample not sent");
             return;
         }
         if let Ok(mut st) = self.stats.lock() {
-            match s.kind {
-                StreamKind::Audio => st.audio_samples_sent += 1,
-                _ => st.video_samples_sent += 1,
-            }
+            st.video_samples_sent += 1;
         }
     }
 
@@ -735,20 +741,152 @@ impl Session {
         }
     }
 
-    fn set_camera(&mut self, on: bool) {
+    /// Camera off stops the video at once (no sample is written from here on), then
+    /// renegotiates the publisher with the video inactive, so the server tells the others the
+    /// stream is off. Camera on renegotiates it back to sending and resumes at a keyframe.
+    async fn set_camera(&mut self, on: bool) {
         match (on, self.camera) {
+            (false, Camera::Off) | (true, Camera::On | Camera::Resuming) => return,
             (false, _) => self.camera = Camera::Off,
-            (true, Camera::Off) => {
-                self.camera = Camera::Resuming;
-                let publishing = self
-                    .live
+            (true, Camera::Off) => self.camera = Camera::Resuming,
+        }
+        self.sync_video().await;
+        let publishing = self
+            .live
+            .as_ref()
+            .is_some_and(|l| l.publisher.as_ref().is_some_and(|p| p.video.is_some()));
+        if on && publishing {
+            // Resume on a keyframe, sent once the room expects video again.
+            self.notify(RoomNotice::KeyframeRequested);
+        }
+    }
+
+    /// Renegotiates the publisher's video when what the room was told differs from the camera
+    /// (after a camera change, or once a publisher that joined with the camera off connects).
+    async fn sync_video(&mut self) {
+        let on = self.camera != Camera::Off;
+        let differs = self.live.as_ref().is_some_and(|l| {
+            l.connected
+                && l.publisher
                     .as_ref()
-                    .is_some_and(|l| l.publisher.as_ref().is_some_and(|p| p.video.is_some()));
-                if publishing {
-                    self.notify(RoomNotice::KeyframeRequested);
+                    .is_some_and(|p| p.video.is_some() && p.video_on != on)
+        });
+        if !differs {
+            return;
+        }
+        self.renegotiate_video(on).await;
+    }
+
+    /// Offers the publisher's video `on` or off to the room server and applies its answer. A
+    /// failure is reported and the offer abandoned: the video then stays as last negotiated
+    /// (with the camera off, nothing is written to it either way); the meeting goes on.
+    async fn renegotiate_video(&mut self, on: bool) {
+        let what = if on { "camera on" } else { "camera off" };
+        let Some(publisher) = self.live.as_mut().and_then(|l| l.publisher.as_mut()) else {
+            return;
+        };
+        let offer = match publisher.video_offer(on).await {
+            Ok(Some(offer)) => offer,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "room: {what}: no renegotiation offer");
+                let _ = publisher.rollback(!on).await;
+                self.notify(RoomNotice::Error(format!(
+                    "{what}: the others are not told (no offer: {e})"
+                )));
+                return;
+            }
+        };
+        let kinds = PublishKinds {
+            audio: publisher.audio.is_some(),
+            video: on,
+            data: publisher.chat.is_some(),
+        };
+        let started = Instant::now();
+        // The answer may take a while (up to the signalling timeout): the microphone keeps
+        // going meanwhile. Video samples are dropped: with the camera going off none may leave,
+        // and coming on it resumes at the keyframe asked for once the room expects video.
+        let audio = publisher.audio.clone();
+        let stats = self.stats.clone();
+        let result = {
+            let answer = self.signaller.renegotiate(&offer, kinds);
+            tokio::pin!(answer);
+            loop {
+                tokio::select! {
+                    r = &mut answer => break r,
+                    Some(s) = self.tap_rx.recv() => {
+                        if let (StreamKind::Audio, Some(track)) = (s.kind, audio.as_ref()) {
+                            send_audio(track, &s, &stats).await;
+                        }
+                    }
                 }
             }
-            (true, _) => {}
+        };
+        let Some(publisher) = self.live.as_mut().and_then(|l| l.publisher.as_mut()) else {
+            return;
+        };
+        let failure = match result {
+            Ok(answer) => match publisher.answer(answer).await {
+                Ok(()) => {
+                    publisher.video_on = on;
+                    tracing::info!(elapsed = ?started.elapsed(), "room: {what}: renegotiated");
+                    return;
+                }
+                Err(e) => format!("the answer was not usable: {e}"),
+            },
+            Err(RoomError::Unsupported(e)) => {
+                tracing::debug!(backend = self.signaller.name(), "room: {what}: {e}");
+                let _ = publisher.rollback(!on).await;
+                return;
+            }
+            Err(e) => e.to_string(),
+        };
+        if let Err(e) = publisher.rollback(!on).await {
+            tracing::warn!(error = %e, "room: {what}: rollback failed");
+        }
+        tracing::warn!(
+            backend = self.signaller.name(),
+            error = %failure,
+            "room: {what}: renegotiation failed; the video stays as it was negotiated"
+        );
+        let consequence = if on {
+            "the others still see the camera off"
+        } else {
+            "no video is sent, but the others are not told the camera is off"
+        };
+        self.notify(RoomNotice::Error(format!(
+            "{what}: renegotiation with the {} room failed ({failure}); {consequence}",
+            self.signaller.name()
+        )));
+    }
+
+    /// Answers the server's new offer for a subscription; if that fails, subscribes afresh.
+    async fn reoffered(&mut self, subscription_id: String, offer: String) {
+        let found = self.live.as_ref().and_then(|l| {
+            l.subs
+                .iter()
+                .find(|(_, s)| s.id == subscription_id)
+                .map(|(p, s)| (p.clone(), s.pc.clone()))
+        });
+        let Some((who, pc)) = found else {
+            tracing::debug!(subscription = %subscription_id, "room: offer for a gone subscription");
+            return;
+        };
+        let result = match peer::reanswer(&pc, offer).await {
+            Ok(answer) => self.signaller.accept(&subscription_id, &answer).await,
+            Err(e) => Err(RoomError::Protocol(format!("webrtc answer: {e}"))),
+        };
+        let Err(e) = result else {
+            tracing::info!(participant = %who, "room: subscription renegotiated");
+            return;
+        };
+        tracing::warn!(participant = %who, error = %e, "room: renegotiating a subscription failed; resubscribing");
+        if let Some(sub) = self.live.as_mut().and_then(|l| l.subs.remove(&who)) {
+            close_sub(&sub).await;
+            let _ = self.signaller.unsubscribe(&sub.id).await;
+        }
+        if let Err(e) = self.subscribe(&who).await {
+            self.notify(RoomNotice::Error(format!("resubscribe {who}: {e}")));
         }
     }
 
@@ -843,6 +981,18 @@ impl Session {
                 reason: reason.to_string(),
             });
         }
+    }
+}
+
+/// Sends one microphone sample on `track` and counts it.
+async fn send_audio(track: &LocalTrack, s: &EncodedSample, stats: &Mutex<RoomStats>) {
+    let duration = s.duration.unwrap_or(Duration::from_millis(20));
+    if let Err(e) = track.write(s, duration).await {
+        tracing::trace!(error = %e, "room: sample not sent");
+        return;
+    }
+    if let Ok(mut st) = stats.lock() {
+        st.audio_samples_sent += 1;
     }
 }
 

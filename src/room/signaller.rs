@@ -66,6 +66,14 @@ pub enum SignalEvent {
     },
     /// A participant started publishing (or changed what it publishes).
     Published(RemotePublisher),
+    /// The server offers a subscription anew (the participant turned a stream off or on):
+    /// answer it on the subscription's connection and [`Signaller::accept`] the answer.
+    SubscriptionOffer {
+        /// The subscription.
+        subscription_id: String,
+        /// The server's new SDP offer.
+        offer: String,
+    },
     /// A participant stopped publishing.
     Unpublished {
         /// Who.
@@ -136,6 +144,15 @@ pub trait Signaller: Send {
 
     /// Publishes the local participant's media: sends the local SDP offer, returns the answer.
     async fn publish(&mut self, offer: &str, kinds: PublishKinds) -> Result<String, RoomError>;
+
+    /// Renegotiates what the local participant publishes (a track turned off or on): sends the
+    /// new local offer, returns the answer. The server then tells the others which streams are
+    /// off. Backends that cannot renegotiate a running publication keep the default, which
+    /// refuses; the session then only stops sending.
+    async fn renegotiate(&mut self, offer: &str, kinds: PublishKinds) -> Result<String, RoomError> {
+        let _ = (offer, kinds);
+        Err(RoomError::Unsupported("renegotiating a publication".into()))
+    }
 
     /// Stops publishing, staying in the room.
     async fn unpublish(&mut self) -> Result<(), RoomError>;

@@ -39,6 +39,8 @@ pub struct PeerStats {
     pub video_frames: u64,
     /// Last audio RMS level, dBFS.
     pub audio_dbfs: Option<f64>,
+    /// Decoded audio buffers.
+    pub audio_buffers: u64,
     /// Glass-to-glass latencies, ms: for each decoded frame carrying a capture-time stamp (see
     /// `roombox::media::pipeline::STAMP_ENV`), the system clock now minus the stamp.
     pub latencies_ms: Vec<u32>,
@@ -49,6 +51,32 @@ pub struct PeerStats {
     pub room_events: Vec<String>,
     /// Feed ids Janus announced as publishing (its `publishers` lists), in order.
     pub publishers: Vec<String>,
+    /// Every entry of those `publishers` lists with its streams, in order.
+    pub feeds: Vec<FeedSeen>,
+    /// Janus's `media` notices on the peer's handles: the kind and whether Janus receives it
+    /// (on the publisher handle) or sends it (on a subscription), in order.
+    pub media: Vec<(u64, String, bool)>,
+    /// Every asynchronous event on any of the peer's handles: the handle, the plugin data and
+    /// the type of the session description it carried, in order.
+    pub events: Vec<(u64, Value, Option<String>)>,
+}
+
+/// One entry of a `publishers` list as Janus sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedSeen {
+    /// The feed (participant) id.
+    pub id: String,
+    /// Its streams: type (`audio`, `video`, `data`) and whether Janus marked it disabled.
+    pub streams: Vec<(String, bool)>,
+}
+
+impl FeedSeen {
+    /// Whether the feed lists a stream of `kind` and it is `disabled`.
+    pub fn has(&self, kind: &str, disabled: bool) -> bool {
+        self.streams
+            .iter()
+            .any(|(k, d)| k == kind && *d == disabled)
+    }
 }
 
 /// Reads the capture-time stamp (milliseconds on the system clock) from a decoded frame: two
@@ -154,9 +182,26 @@ impl Peer {
         let seen = stats.clone();
         tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
-                let ClientEvent::Message(Incoming::Event { data, .. }) = ev else {
+                if let ClientEvent::Message(Incoming::Media {
+                    sender,
+                    kind,
+                    receiving,
+                }) = &ev
+                {
+                    if let Ok(mut s) = seen.lock() {
+                        s.media.push((*sender, kind.clone(), *receiving));
+                    }
+                }
+                let ClientEvent::Message(Incoming::Event {
+                    sender, data, jsep, ..
+                }) = ev
+                else {
                     continue;
                 };
+                if let Ok(mut s) = seen.lock() {
+                    s.events
+                        .push((sender, data.clone(), jsep.as_ref().map(|j| j.kind.clone())));
+                }
                 if let Some(vr) = data.get("videoroom").and_then(Value::as_str) {
                     if let Ok(mut s) = seen.lock() {
                         s.room_events.push(vr.to_string());
@@ -165,8 +210,24 @@ impl Peer {
                 let feeds = data.get("publishers").and_then(Value::as_array);
                 for f in feeds.into_iter().flatten() {
                     if let (Some(id), Ok(mut s)) = (f.get("id"), seen.lock()) {
-                        s.publishers
-                            .push(id.to_string().trim_matches('"').to_string());
+                        let id = id.to_string().trim_matches('"').to_string();
+                        s.publishers.push(id.clone());
+                        let streams = f
+                            .get("streams")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .map(|st| {
+                                (
+                                    st.get("type")
+                                        .and_then(Value::as_str)
+                                        .unwrap_or("")
+                                        .to_string(),
+                                    st.get("disabled").and_then(Value::as_bool) == Some(true),
+                                )
+                            })
+                            .collect();
+                        s.feeds.push(FeedSeen { id, streams });
                     }
                 }
             }
@@ -320,6 +381,15 @@ impl Peer {
                 pipe.add(&bin).expect("add chain");
                 bin.sync_state_with_parent().expect("sync");
                 dpad.link(&bin.static_pad("sink").expect("ghost")).expect("link decoded");
+                if !is_video {
+                    let stats = stats.clone();
+                    dpad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                        if let Ok(mut s) = stats.lock() {
+                            s.audio_buffers += 1;
+                        }
+                        gst::PadProbeReturn::Ok
+                    });
+                }
                 if is_video {
                     let stats = stats.clone();
                     dpad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
@@ -413,6 +483,53 @@ impl Peer {
             .expect("start subscription");
         self.sub_pipe = Some(pipe);
         self.sub_chat = sub_chat;
+    }
+
+    /// Turns the published video off (its transceiver inactive) or on (sendonly) the way a
+    /// browser's Janus client does: a new offer sent with a VideoRoom `configure`, and Janus's
+    /// answer applied.
+    pub async fn set_video(&self, on: bool) {
+        let wb = webrtcbin(&self.pub_pipe);
+        let video = (0..8)
+            .filter_map(|i| {
+                wb.emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>(
+                    "get-transceiver",
+                    &[&i],
+                )
+            })
+            .find(|t| t.property::<gst_webrtc::WebRTCKind>("kind") == gst_webrtc::WebRTCKind::Video)
+            .expect("the peer publishes video");
+        video.set_property(
+            "direction",
+            if on {
+                gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly
+            } else {
+                gst_webrtc::WebRTCRTPTransceiverDirection::Inactive
+            },
+        );
+        let offer = promise(&wb, "create-offer", "offer").await;
+        let sdp = offer.sdp().as_text().expect("sdp text");
+        wb.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+        let (_, answer) = self
+            .client
+            .message(
+                self.publisher,
+                json!({"request":"configure"}),
+                Some(&Jsep {
+                    kind: "offer".into(),
+                    sdp,
+                }),
+            )
+            .await
+            .expect("janus takes the peer's new offer");
+        let answer = answer.expect("janus answered the new offer");
+        wb.emit_by_name::<()>(
+            "set-remote-description",
+            &[
+                &desc(gst_webrtc::WebRTCSDPType::Answer, &answer.sdp),
+                &None::<gst::Promise>,
+            ],
+        );
     }
 
     /// Mutes (false) or restores (true) the tone the peer publishes; packets keep flowing.

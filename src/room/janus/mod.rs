@@ -130,6 +130,14 @@ impl Janus {
     fn translate(&mut self, m: Incoming) -> Option<SignalEvent> {
         let conn = self.conn.as_mut()?;
         match m {
+            Incoming::Event {
+                sender,
+                data,
+                jsep: Some(jsep),
+                ..
+            } if sender != conn.publisher && jsep.kind == "offer" => {
+                reoffer(&conn.handles, sender, &data, jsep)
+            }
             Incoming::Event { sender, data, .. } => {
                 translate_event(sender == conn.publisher, &data, &self.room)
             }
@@ -149,6 +157,25 @@ impl Janus {
             _ => None,
         }
     }
+}
+
+/// An offer Janus sends on a subscription handle by itself: Janus 1.x re-offers a
+/// subscription (`"videoroom": "updated"`) when the streams it carries change.
+fn reoffer(
+    handles: &HashMap<u64, String>,
+    sender: u64,
+    data: &Value,
+    jsep: Jsep,
+) -> Option<SignalEvent> {
+    let Some(id) = handles.get(&sender) else {
+        tracing::debug!(sender, event = %data, "janus: offer on an unknown handle");
+        return None;
+    };
+    tracing::info!(subscription = %id, event = %data, "janus: subscription re-offered");
+    Some(SignalEvent::SubscriptionOffer {
+        subscription_id: id.clone(),
+        offer: jsep.sdp,
+    })
 }
 
 /// Turns one VideoRoom event into what the session understands (`None`: nothing to act on).
@@ -288,6 +315,30 @@ impl Signaller for Janus {
             Some(a) if a.kind == "answer" => Ok(a.sdp),
             _ => Err(RoomError::Protocol(format!(
                 "publish was answered without an SDP answer: {data}"
+            ))),
+        }
+    }
+
+    async fn renegotiate(
+        &mut self,
+        offer: &str,
+        _kinds: PublishKinds,
+    ) -> Result<String, RoomError> {
+        // What Janus's own clients do: `configure` with the new offer. Janus marks the streams
+        // the offer turns inactive `"disabled": true` in the `publishers` event the others get.
+        let conn = self.conn()?;
+        let jsep = Jsep {
+            kind: "offer".into(),
+            sdp: offer.to_string(),
+        };
+        let (data, answer) = conn
+            .client
+            .message(conn.publisher, json!({"request": "configure"}), Some(&jsep))
+            .await?;
+        match answer {
+            Some(a) if a.kind == "answer" => Ok(a.sdp),
+            _ => Err(RoomError::Protocol(format!(
+                "configure was answered without an SDP answer: {data}"
             ))),
         }
     }
@@ -455,11 +506,33 @@ mod tests {
             ev(json!({"videoroom":"event","publishers":[{"id":7,"display":"B","streams":[{"type":"video","codec":"h264"}]}]})),
             Some(SignalEvent::Published(p)) if p.participant_id == "7" && p.video && !p.audio
         ));
+        // A camera turned off (Janus 1.1.2 after a renegotiation): the stream is listed,
+        // disabled and without a codec.
+        assert!(matches!(
+            ev(json!({"videoroom":"event","room":1,"publishers":[{"id":7,"display":"B","streams":[
+                {"type":"video","mid":"0","disabled":true},
+                {"type":"audio","mid":"1","codec":"opus"}]}]})),
+            Some(SignalEvent::Published(p)) if p.participant_id == "7" && !p.video && p.audio
+        ));
         // Malformed or irrelevant: nothing, and no panic.
         assert_eq!(ev(json!({"videoroom":"event","leaving":{"x":1}})), None);
         assert_eq!(ev(json!({"videoroom":"talking"})), None);
         assert_eq!(ev(json!({"videoroom":"event","publishers":"x"})), None);
         assert_eq!(ev(json!({})), None);
+        // A subscription re-offered: answered by the session; unknown handles are ignored.
+        let handles = HashMap::from([(11u64, "sub1".to_string())]);
+        let offer = Jsep {
+            kind: "offer".into(),
+            sdp: "v=0".into(),
+        };
+        assert_eq!(
+            reoffer(&handles, 11, &json!({"videoroom":"updated"}), offer.clone()),
+            Some(SignalEvent::SubscriptionOffer {
+                subscription_id: "sub1".into(),
+                offer: "v=0".into()
+            })
+        );
+        assert_eq!(reoffer(&handles, 12, &json!({}), offer), None);
         // Publisher list events on a subscriber handle are not about the room.
         assert_eq!(
             translate_event(false, &json!({"videoroom":"event","leaving":5}), "1"),
