@@ -84,6 +84,15 @@ impl Engine {
     }
 }
 
+/// A task dropped without its stop (its runtime shutting down, a panic) still takes its
+/// pipelines to NULL: disposing running elements from whichever thread drops them last
+/// crashed now and then at exit.
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
 /// Reports from streaming threads and child pipelines to the task.
 enum Internal {
     /// The capture of this generation encoded its first frame.
