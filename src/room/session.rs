@@ -82,6 +82,9 @@ struct Sub {
     id: String,
     pc: Arc<dyn PeerConnection>,
     tasks: Vec<JoinHandle<()>>,
+    /// The participant's video was enabled when this subscription was made (if not, the server
+    /// offered it inactive, and the subscription is made again when it comes on).
+    video: bool,
 }
 
 struct Live {
@@ -403,6 +406,18 @@ impl Session {
             }
         }
         let mode = self.want.as_ref().map(|w| w.mode).unwrap_or_default();
+        let stale = self
+            .live
+            .as_ref()
+            .and_then(|l| l.subs.get(&id))
+            .is_some_and(|sub| p.video && !sub.video);
+        if stale && mode != Mode::SignallingOnly {
+            // Subscribed while this camera was off: Janus offered the video inactive and
+            // does not offer it again when it comes on, so pictures came back only by luck.
+            tracing::debug!(participant = %id, "room: camera on; subscribing again for its video");
+            self.resubscribe(&id).await;
+            return;
+        }
         if already || mode == Mode::SignallingOnly || !(p.audio || p.video || p.data) {
             return;
         }
@@ -435,16 +450,34 @@ impl Session {
             .into_iter()
             .collect();
         if let Some(live) = self.live.as_mut() {
+            let video = live.remotes.get(participant_id).is_some_and(|p| p.video);
             live.subs.insert(
                 participant_id.to_string(),
                 Sub {
                     id: sub.id,
                     pc,
                     tasks,
+                    video,
                 },
             );
         }
         Ok(())
+    }
+
+    /// Replaces a participant's subscription with a fresh one (the participant stays listed).
+    async fn resubscribe(&mut self, id: &str) {
+        let Some(sub) = self.live.as_mut().and_then(|l| l.subs.remove(id)) else {
+            return;
+        };
+        close_sub(&sub).await;
+        let _ = self.signaller.unsubscribe(&sub.id).await;
+        if let Some(p) = self.live.as_mut().and_then(|l| l.playback.as_mut()) {
+            p.remove(id);
+        }
+        if let Err(e) = self.subscribe(id).await {
+            tracing::warn!(participant = %id, error = %e, "room: subscription failed");
+            self.notify(RoomNotice::Error(format!("subscribe to {id}: {e}")));
+        }
     }
 
     async fn drop_remote(&mut self, id: &str, left: bool) {
