@@ -10,5 +10,5 @@ cd "$(dirname "$0")/.."
 cargo test --release --quiet --test room --no-run 2>/dev/null
 for b in bench_room_join bench_glass_to_glass bench_publish_cpu bench_button_join; do
   cargo test --release --quiet --test room -- --ignored "$b" --exact --nocapture 2>/dev/null \
-    | awk '/^## /{p=1} /^ok$|^test result|^FAILED|^failures/{p=0} p' || echo "<!-- $b failed -->"
+    | awk '/^## /{p=1} /^ok$|^\.$|^test result|^FAILED|^failures/{p=0} p' || echo "<!-- $b failed -->"
 done
