@@ -3,130 +3,23 @@
 
 mod support;
 
-use roombox::agent::Agent;
 use roombox::command::Command;
-use roombox::config::{Config, RoomBackendKind};
+use roombox::config::Config;
 use roombox::event::Event;
 use roombox::model::{MeetingState, RecordingTarget, ServiceState};
 use roombox::room::janus::server::{JanusProcess, ServerConfig};
-use roombox::room::RoomStats;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::media::TestMedia;
+use support::inproc::InProcBox as Box_;
 use support::peer::Peer;
 use support::poll_until as eventually;
-use tokio::sync::watch;
 
 const ROOM: &str = "4242";
 /// The aiortc publisher's room in the CPU benchmark: the box must not subscribe to it.
 const OTHER_ROOM: &str = "4343";
 const WAIT: Duration = Duration::from_secs(40);
 
-/// Passes the stand-in engine's notices on.
-fn forward(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<roombox::media::MediaNotice>,
-    tx: tokio::sync::mpsc::UnboundedSender<roombox::media::MediaNotice>,
-) {
-    tokio::spawn(async move {
-        while let Some(n) = rx.recv().await {
-            let _ = tx.send(n);
-        }
-    });
-}
-
 fn room_config(url: &str, rec_dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.media.video.width = 640;
-    c.media.video.height = 360;
-    c.device.state_dir = rec_dir.join("state");
-    c.device.name = "box".into();
-    c.room.backend = RoomBackendKind::Janus;
-    c.room.url = url.into();
-    c.room.room_id = ROOM.into();
-    c.room.record_dir = rec_dir.to_path_buf();
-    c.room.playback.audio_sink = "none".into();
-    c.room.playback.video_sink = "none".into();
-    c.room.reconnect.initial = Duration::from_millis(200);
-    c.room.reconnect.max = Duration::from_secs(2);
-    assert!(c.validate().is_empty(), "{:?}", c.validate());
-    c
-}
-
-struct Box_ {
-    handle: roombox::agent::AgentHandle,
-    events: Arc<Mutex<Vec<Event>>>,
-    stats: watch::Receiver<RoomStats>,
-}
-
-impl Box_ {
-    fn start(config: &Config) -> Box_ {
-        // The engine expects GStreamer initialised, as run.rs does.
-        gstreamer::init().expect("gstreamer");
-        let (notices_tx, notices) = tokio::sync::mpsc::unbounded_channel();
-        let media: Box<dyn roombox::media::MediaControl> =
-            if std::env::var_os("ROOMBOX_TEST_MEDIA").is_some() {
-                let (m, rx) = TestMedia::new(640, 360, 30);
-                forward(rx, notices_tx);
-                Box::new(m)
-            } else {
-                Box::new(roombox::media::engine::Engine::spawn(
-                    config.clone(),
-                    notices_tx,
-                ))
-            };
-        let (handle, mut agent) = Agent::new(config, None, media, notices);
-        let link = roombox::room::spawn(config).expect("a janus backend is configured");
-        let stats = link.stats.clone();
-        agent.attach_room(link);
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let mut rx = handle.subscribe();
-        let sink = events.clone();
-        tokio::spawn(async move {
-            while let Ok(e) = rx.recv().await {
-                sink.lock().unwrap().push(e);
-            }
-        });
-        tokio::spawn(agent.run(None));
-        Box_ {
-            handle,
-            events,
-            stats,
-        }
-    }
-
-    fn state(&self) -> roombox::agent::state::AgentState {
-        self.handle.state().borrow().clone()
-    }
-
-    fn saw(&self, f: impl Fn(&Event) -> bool) -> bool {
-        self.events.lock().unwrap().iter().any(f)
-    }
-
-    fn clear_events(&self) {
-        self.events.lock().unwrap().clear();
-    }
-
-    /// The server id of the last join.
-    fn feed_id(&self) -> Option<String> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .rev()
-            .find_map(|e| match e {
-                Event::MeetingJoined { participant_id, .. } => Some(participant_id.clone()),
-                _ => None,
-            })
-    }
-
-    fn remote(&self, id: &str) -> roombox::room::RemoteStats {
-        self.stats
-            .borrow()
-            .participants
-            .get(id)
-            .cloned()
-            .unwrap_or_default()
-    }
+    support::inproc::room_config(url, rec_dir, ROOM, (640, 360))
 }
 
 async fn connected(b: &Box_) -> bool {

@@ -6,9 +6,8 @@
 
 mod support;
 
-use roombox::agent::Agent;
 use roombox::command::Command;
-use roombox::config::{Config, RoomBackendKind};
+use roombox::config::Config;
 use roombox::event::Event;
 use roombox::model::{MeetingState, StreamKind};
 use roombox::room::janus::client::Client;
@@ -21,6 +20,7 @@ use roombox::room::JoinRequest;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::inproc::InProcBox as Box_;
 use support::peer::{Peer, PeerOptions, PeerStats};
 use support::poll_until as eventually;
 
@@ -28,124 +28,7 @@ const ROOM: &str = "5151";
 const WAIT: Duration = Duration::from_secs(40);
 
 fn config(url: &str, dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.media.video.width = 320;
-    c.media.video.height = 240;
-    c.device.state_dir = dir.join("state");
-    c.device.name = "box".into();
-    c.room.backend = RoomBackendKind::Janus;
-    c.room.url = url.into();
-    c.room.room_id = ROOM.into();
-    c.room.playback.audio_sink = "none".into();
-    c.room.playback.video_sink = "none".into();
-    c.room.reconnect.initial = Duration::from_millis(200);
-    c.room.reconnect.max = Duration::from_secs(1);
-    assert!(c.validate().is_empty(), "{:?}", c.validate());
-    c
-}
-
-/// The box in-process: the agent with the real media engine and room session.
-struct Box_ {
-    handle: roombox::agent::AgentHandle,
-    events: Arc<Mutex<Vec<Event>>>,
-    /// What the room session receives from each participant.
-    room: tokio::sync::watch::Receiver<roombox::room::RoomStats>,
-}
-
-impl Box_ {
-    fn start(config: &Config) -> Box_ {
-        Self::start_with(
-            config,
-            roombox::room::spawn(config).expect("a janus backend"),
-        )
-    }
-
-    /// The box with a room session of the test's choosing.
-    fn start_with(config: &Config, room: roombox::room::RoomLink) -> Box_ {
-        gstreamer::init().expect("gstreamer");
-        let room_stats = room.stats.clone();
-        let (notices_tx, notices) = tokio::sync::mpsc::unbounded_channel();
-        let media = Box::new(roombox::media::engine::Engine::spawn(
-            config.clone(),
-            notices_tx,
-        ));
-        let (handle, mut agent) = Agent::new(config, None, media, notices);
-        agent.attach_room(room);
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let mut rx = handle.subscribe();
-        let sink = events.clone();
-        tokio::spawn(async move {
-            while let Ok(e) = rx.recv().await {
-                sink.lock().unwrap().push(e);
-            }
-        });
-        tokio::spawn(agent.run(None));
-        Box_ {
-            handle,
-            events,
-            room: room_stats,
-        }
-    }
-
-    fn state(&self) -> roombox::agent::state::AgentState {
-        self.handle.state().borrow().clone()
-    }
-
-    fn saw(&self, f: impl Fn(&Event) -> bool) -> bool {
-        self.events.lock().unwrap().iter().any(f)
-    }
-
-    fn events(&self) -> Vec<Event> {
-        self.events.lock().unwrap().clone()
-    }
-
-    fn clear_events(&self) {
-        self.events.lock().unwrap().clear();
-    }
-
-    /// Video frames the box decoded from participant `pid`.
-    fn frames_from(&self, pid: &str) -> u64 {
-        self.room
-            .borrow()
-            .participants
-            .get(pid)
-            .map_or(0, |p| p.video_frames)
-    }
-
-    fn feed_id(&self) -> Option<String> {
-        self.events().into_iter().rev().find_map(|e| match e {
-            Event::MeetingJoined { participant_id, .. } => Some(participant_id),
-            _ => None,
-        })
-    }
-
-    async fn join(&self) {
-        self.handle
-            .send(Command::Join {
-                room_id: None,
-                display_name: None,
-                metadata: None,
-                mic: None,
-                webcam: None,
-                mode: None,
-            })
-            .await
-            .expect("join accepted");
-        assert!(
-            eventually(WAIT, || self.state().meeting_state
-                == MeetingState::Connected)
-            .await,
-            "the box did not connect: {:?}",
-            self.state().meeting_state
-        );
-    }
-
-    async fn lists(&self, pid: &str) {
-        assert!(
-            eventually(WAIT, || self.state().participants.contains_key(pid)).await,
-            "the box never listed participant {pid}"
-        );
-    }
+    support::inproc::room_config(url, dir, ROOM, (320, 240))
 }
 
 /// A Janus that prints the end of its log when the test fails.
@@ -619,7 +502,7 @@ async fn two_boxes() {
     assert!(
         eventually(WAIT, || b.frames_from(&oid) > 10).await,
         "the box decoded no video from the other box: {:?}",
-        b.room.borrow()
+        b.stats.borrow()
     );
 
     b.clear_events();
