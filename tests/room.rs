@@ -83,11 +83,7 @@ fn mjr_files(dir: &std::path::Path, feed: &str) -> Vec<(String, u64)> {
 
 #[test]
 fn box_and_webrtcbin_peer_meet_in_janus() {
-    support::netns::isolated("box_and_webrtcbin_peer_meet_in_janus", || {
-        support::init_logs();
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(scenario());
-    });
+    support::netns::isolated_async("box_and_webrtcbin_peer_meet_in_janus", scenario);
 }
 
 async fn scenario() {
@@ -101,22 +97,7 @@ async fn scenario() {
     let b = Box_::start(&config);
 
     // Join.
-    b.handle
-        .send(Command::Join {
-            room_id: None,
-            display_name: None,
-            metadata: None,
-            mic: None,
-            webcam: None,
-            mode: None,
-        })
-        .await
-        .expect("join accepted");
-    assert!(
-        connected(&b).await,
-        "the box did not connect: {:?}",
-        b.state().meeting_state
-    );
+    b.join().await;
     assert!(b.saw(|e| matches!(e, Event::MeetingJoined { room_id, .. } if room_id == ROOM)));
     let feed = b.feed_id().expect("box id");
 

@@ -78,11 +78,7 @@ async fn settles(timeout: Duration, quiet: Duration, count: impl Fn() -> u64) ->
 
 #[test]
 fn chat_speaker_and_camera_in_a_janus_room() {
-    support::netns::isolated("chat_speaker_and_camera_in_a_janus_room", || {
-        support::init_logs();
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(features());
-    });
+    support::netns::isolated_async("chat_speaker_and_camera_in_a_janus_room", features);
 }
 
 async fn features() {
@@ -246,13 +242,9 @@ fn listed(stats: &PeerStats, feed: &str, from: usize) -> Vec<support::peer::Feed
 
 #[test]
 fn camera_off_and_on_are_renegotiated_so_the_room_sees_them() {
-    support::netns::isolated(
+    support::netns::isolated_async(
         "camera_off_and_on_are_renegotiated_so_the_room_sees_them",
-        || {
-            support::init_logs();
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(camera());
-        },
+        camera,
     );
 }
 
@@ -472,13 +464,9 @@ async fn camera() {
 
 #[test]
 fn a_camera_turned_off_and_on_by_another_participant_is_followed() {
-    support::netns::isolated(
+    support::netns::isolated_async(
         "a_camera_turned_off_and_on_by_another_participant_is_followed",
-        || {
-            support::init_logs();
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(two_boxes());
-        },
+        two_boxes,
     );
 }
 
@@ -634,13 +622,9 @@ impl Signaller for Refusing {
 
 #[test]
 fn a_refused_renegotiation_still_stops_the_video_and_keeps_the_meeting() {
-    support::netns::isolated(
+    support::netns::isolated_async(
         "a_refused_renegotiation_still_stops_the_video_and_keeps_the_meeting",
-        || {
-            support::init_logs();
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(refused());
-        },
+        refused,
     );
 }
 
@@ -752,13 +736,9 @@ async fn refused() {
 
 #[test]
 fn ending_the_room_closes_it_for_everyone_and_the_box_stays_out() {
-    support::netns::isolated(
+    support::netns::isolated_async(
         "ending_the_room_closes_it_for_everyone_and_the_box_stays_out",
-        || {
-            support::init_logs();
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(ending());
-        },
+        ending,
     );
 }
 

@@ -61,3 +61,12 @@ pub fn isolated(name: &str, body: impl FnOnce()) {
         "{name} failed inside its network namespace"
     );
 }
+
+/// [`isolated`] for an async test body, on a tokio runtime of its own, with the test's logs.
+pub fn isolated_async<F: std::future::Future>(name: &str, body: impl FnOnce() -> F) {
+    isolated(name, || {
+        super::init_logs();
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(body());
+    });
+}
