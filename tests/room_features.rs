@@ -76,6 +76,23 @@ async fn settles(timeout: Duration, quiet: Duration, count: impl Fn() -> u64) ->
     None
 }
 
+/// A webrtcbin participant "Pat" joins, the box lists it, and it subscribes to the box and
+/// sees and hears it. Returns the peer and the box's feed id.
+async fn peer_sees_box(b: &Box_, url: &str) -> (Peer, String) {
+    let feed = b.feed_id().expect("meeting-joined carries the box's id");
+    let mut peer = Peer::join(url, ROOM, "Pat").await;
+    b.lists(&peer.id).await;
+    peer.subscribe(ROOM, &feed).await;
+    assert!(
+        eventually(WAIT, || peer.stats().video_frames > 10
+            && peer.stats().audio_dbfs.is_some_and(|d| d > -30.0))
+        .await,
+        "the peer got no video or sound from the box: {:?}",
+        peer.stats()
+    );
+    (peer, feed)
+}
+
 #[test]
 fn chat_speaker_and_camera_in_a_janus_room() {
     support::netns::isolated_async("chat_speaker_and_camera_in_a_janus_room", features);
@@ -254,18 +271,8 @@ async fn camera() {
     let url = config.room.url.clone();
     let b = Box_::start(&config);
     b.join().await;
-    let feed = b.feed_id().expect("meeting-joined carries the box's id");
-    let mut peer = Peer::join(&url, ROOM, "Pat").await;
+    let (peer, feed) = peer_sees_box(&b, &url).await;
     let pid = peer.id.clone();
-    b.lists(&pid).await;
-    peer.subscribe(ROOM, &feed).await;
-    assert!(
-        eventually(WAIT, || peer.stats().video_frames > 10
-            && peer.stats().audio_dbfs.is_some_and(|d| d > -30.0))
-        .await,
-        "the peer got no video or sound from the box: {:?}",
-        peer.stats()
-    );
 
     // Camera off: the box renegotiates; Janus tells the room the box's video is disabled, the
     // peer stops receiving pictures (not black ones) and keeps hearing the box.
@@ -641,17 +648,7 @@ async fn refused() {
     });
     let b = Box_::start_with(&config, roombox::room::session::spawn(&config, backend));
     b.join().await;
-    let feed = b.feed_id().expect("meeting-joined carries the box's id");
-    let mut peer = Peer::join(&url, ROOM, "Pat").await;
-    b.lists(&peer.id).await;
-    peer.subscribe(ROOM, &feed).await;
-    assert!(
-        eventually(WAIT, || peer.stats().video_frames > 10
-            && peer.stats().audio_dbfs.is_some_and(|d| d > -30.0))
-        .await,
-        "the peer got no video or sound from the box: {:?}",
-        peer.stats()
-    );
+    let (peer, feed) = peer_sees_box(&b, &url).await;
 
     // Camera off: the room takes its time, then refuses to renegotiate. The sound keeps
     // flowing meanwhile; the box says so, stops the video anyway, keeps the sound, and stays in
