@@ -9,7 +9,7 @@ use roombox::event::Event;
 use roombox::model::{MeetingState, RecordingTarget, ServiceState};
 use roombox::room::janus::server::{JanusProcess, ServerConfig};
 use std::time::Duration;
-use support::inproc::InProcBox as Box_;
+use support::inproc::{join_cmd, InProcBox as Box_};
 use support::peer::Peer;
 use support::poll_until as eventually;
 
@@ -321,17 +321,6 @@ async fn bench_join() {
         "| the box's first decoded frame of the viewer | {} | |",
         row(&mut sees_peer)
     );
-}
-
-fn join_cmd() -> Command {
-    Command::Join {
-        room_id: None,
-        display_name: None,
-        metadata: None,
-        mic: None,
-        webcam: None,
-        mode: None,
-    }
 }
 
 fn percentile<T: Copy + Ord>(v: &mut [T], p: f64) -> T {

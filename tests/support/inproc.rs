@@ -37,6 +37,18 @@ pub fn room_config(url: &str, dir: &std::path::Path, room: &str, size: (u32, u32
     c
 }
 
+/// `join` with everything from the config.
+pub fn join_cmd() -> Command {
+    Command::Join {
+        room_id: None,
+        display_name: None,
+        metadata: None,
+        mic: None,
+        webcam: None,
+        mode: None,
+    }
+}
+
 /// The box, running on the test's tokio runtime.
 pub struct InProcBox {
     /// The agent.
@@ -139,17 +151,7 @@ impl InProcBox {
 
     /// Joins the configured room and waits for CONNECTED.
     pub async fn join(&self) {
-        self.handle
-            .send(Command::Join {
-                room_id: None,
-                display_name: None,
-                metadata: None,
-                mic: None,
-                webcam: None,
-                mode: None,
-            })
-            .await
-            .expect("join accepted");
+        self.handle.send(join_cmd()).await.expect("join accepted");
         assert!(
             poll_until(WAIT, || self.state().meeting_state
                 == MeetingState::Connected)
