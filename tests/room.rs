@@ -18,6 +18,17 @@ const ROOM: &str = "4242";
 const OTHER_ROOM: &str = "4343";
 const WAIT: Duration = Duration::from_secs(40);
 
+/// A Janus in the test's network namespace, under `tmp`. Returns it, its WebSocket URL and
+/// the directory it records into.
+fn start_janus(tmp: &std::path::Path) -> (JanusProcess, String, std::path::PathBuf) {
+    let rec = tmp.join("rec");
+    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let url = sc.url();
+    let janus =
+        JanusProcess::start(sc, &tmp.join("janus"), Duration::from_secs(20)).expect("janus");
+    (janus, url, rec)
+}
+
 fn room_config(url: &str, rec_dir: &std::path::Path) -> Config {
     support::inproc::room_config(url, rec_dir, ROOM, (640, 360))
 }
@@ -88,11 +99,7 @@ fn box_and_webrtcbin_peer_meet_in_janus() {
 
 async fn scenario() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let rec = tmp.path().join("rec");
-    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
-    let url = sc.url();
-    let mut janus =
-        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let (mut janus, url, rec) = start_janus(tmp.path());
     let config = room_config(&url, &rec);
     let b = Box_::start(&config);
 
@@ -238,11 +245,7 @@ const BENCH_JITTER_MS: u32 = 40;
 
 async fn bench_join() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let rec = tmp.path().join("rec");
-    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
-    let url = sc.url();
-    let _janus =
-        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let (_janus, url, rec) = start_janus(tmp.path());
     let config = room_config(&url, &rec);
     let b = Box_::start(&config);
     // The box creates the room on its first join; one untimed join and leave first, so every
@@ -343,11 +346,7 @@ fn bench_glass_to_glass() {
 
 async fn bench_latency() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let rec = tmp.path().join("rec");
-    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
-    let url = sc.url();
-    let _janus =
-        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let (_janus, url, rec) = start_janus(tmp.path());
     let mut config = room_config(&url, &rec);
     config.media.video.width = 1280;
     config.media.video.height = 720;
@@ -504,11 +503,7 @@ async fn create_capped_room(url: &str, room: &str, kbps: u32) {
 async fn bench_cpu() {
     use std::io::BufRead;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let rec = tmp.path().join("rec");
-    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
-    let url = sc.url();
-    let _janus =
-        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let (_janus, url, rec) = start_janus(tmp.path());
     let frame = tmp.path().join("smpte.i420");
     smpte_frame(&frame);
     create_capped_room(&url, ROOM, CPU_BENCH_KBPS).await;
@@ -636,11 +631,7 @@ fn bench_button_join() {
 async fn bench_button() {
     use std::io::Write;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let rec = tmp.path().join("rec");
-    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
-    let url = sc.url();
-    let _janus =
-        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let (_janus, url, rec) = start_janus(tmp.path());
     let dir = tempfile::tempdir().expect("tempdir");
     let fifo = dir.path().join("panel");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
