@@ -1,5 +1,8 @@
-//! Jittered exponential backoff, for everything that reconnects or restarts.
+//! Jittered exponential backoff, for everything that reconnects or restarts: capture, the room,
+//! the fleet link, RTMP outputs. One implementation, configured by one [`BackoffConfig`] type
+//! whose bounds are checked in one place.
 
+use crate::config::BackoffConfig;
 use rand::Rng;
 use std::time::Duration;
 
@@ -23,12 +26,23 @@ impl Backoff {
         }
     }
 
+    /// A backoff as configured.
+    pub fn from_config(c: &BackoffConfig) -> Backoff {
+        Backoff::new(c.initial, c.max)
+    }
+
     /// The next delay.
     pub fn next_delay(&mut self) -> Duration {
+        self.next_with(rand::rng().random_range(0.0..=1.0))
+    }
+
+    /// The next delay, with the jitter given as `unit` in `0.0..=1.0` (pure, for tests and
+    /// state machines that take their randomness from outside).
+    pub fn next_with(&mut self, unit: f64) -> Duration {
         let step = self.step;
         self.step = (self.step * 2).min(self.max);
         let half = step / 2;
-        half + rand::rng().random_range(Duration::ZERO..=half)
+        half + half.mul_f64(unit.clamp(0.0, 1.0))
     }
 
     /// Back to the first step, after a success.
@@ -56,6 +70,19 @@ mod tests {
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn jitter_given_from_outside_is_exact() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
+        assert_eq!(b.next_with(1.0), Duration::from_millis(100));
+        assert_eq!(b.next_with(0.0), Duration::from_millis(100));
+        assert_eq!(b.next_with(1.0), Duration::from_millis(400));
+        for _ in 0..10 {
+            assert!(b.next_with(1.0) <= Duration::from_millis(1000));
+        }
+        b.reset();
+        assert!(b.next_with(0.5) <= Duration::from_millis(100));
     }
 
     #[test]

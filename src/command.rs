@@ -77,14 +77,19 @@ pub enum Command {
         #[serde(default)]
         target: RecordingTarget,
     },
-    /// Start an RTMP simulcast to the given outputs (the configured ones when empty).
+    /// Start an RTMP simulcast to the given outputs (the configured ones when empty). Outputs
+    /// already streaming are refused by name; the others are added.
     StartLivestream {
         /// Where to send.
         #[serde(default)]
         outputs: Vec<LivestreamOutput>,
     },
-    /// Stop the RTMP simulcast.
-    StopLivestream,
+    /// Stop the RTMP simulcast: every output, or only the one named.
+    StopLivestream {
+        /// One output's name; all of them when absent.
+        #[serde(default)]
+        name: Option<String>,
+    },
     /// Start serving HLS.
     StartHls,
     /// Stop serving HLS.
@@ -130,11 +135,14 @@ fn default_identify_seconds() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LivestreamOutput {
-    /// `rtmp://host[:port]/app`.
-    pub url: String,
-    /// The stream key appended to the URL.
+    /// A name for events and status, unique on the box; `output-N` when absent.
     #[serde(default)]
-    pub stream_key: String,
+    pub name: Option<String>,
+    /// `rtmp://host[:port]/app`, without the key.
+    pub url: String,
+    /// The stream key appended to the URL. It never appears in a log, event or status.
+    #[serde(default)]
+    pub stream_key: crate::media::rtmp::StreamKey,
 }
 
 /// Stable error codes of command replies; the MQTT API documents them.
@@ -381,12 +389,17 @@ impl Command {
                 if outputs.len() > 8 {
                     return range("outputs", "at most 8 outputs".into());
                 }
-                for o in outputs {
-                    if !(o.url.starts_with("rtmp://") || o.url.starts_with("rtmps://")) {
-                        return range(
-                            "outputs.url",
-                            format!("`{}` is not an rtmp:// or rtmps:// URL", o.url),
-                        );
+                for (i, o) in outputs.iter().enumerate() {
+                    if let Err(m) = crate::media::rtmp::check_url(&o.url) {
+                        return range("outputs.url", m);
+                    }
+                    if let Some(name) = &o.name {
+                        if let Err(m) = crate::config::check_output_name(name) {
+                            return range("outputs.name", m);
+                        }
+                        if outputs[..i].iter().any(|p| p.name.as_ref() == Some(name)) {
+                            return range("outputs.name", format!("`{name}` is used twice"));
+                        }
                     }
                 }
                 Ok(())

@@ -95,11 +95,17 @@ pub enum Event {
         /// Its size in bytes.
         bytes: u64,
     },
-    /// The RTMP simulcast changed state.
+    /// An RTMP output changed state (simulcast or fallback).
     LivestreamStateChanged {
         /// The new state.
         state: ServiceState,
-        /// Why, when it failed.
+        /// Which output.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<String>,
+        /// Its URL, with the stream key shown as `****`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        /// Why: the failure, or what made the fallback switch.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },

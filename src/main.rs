@@ -286,11 +286,52 @@ fn render_status(state: &serde_json::Value) -> String {
         get("/recording/dir")
     ));
     s.push_str(&format!(
-        "cloud rec    {}   livestream {}   hls {}   transcription {}\n",
+        "cloud rec    {}   hls {}   transcription {}\n",
         get("/cloudRecording"),
-        get("/livestream"),
         get("/hls"),
         get("/transcription")
     ));
+    s.push_str(&format!("livestream   {}\n", get("/livestream/state")));
+    if let Some(outs) = state
+        .pointer("/livestream/outputs")
+        .and_then(|p| p.as_object())
+    {
+        for (name, o) in outs {
+            let field = |k: &str| o.get(k).and_then(|v| v.as_str()).unwrap_or("-");
+            s.push_str(&format!(
+                "  output     {name}{} {} {} (retries {}){}\n",
+                if o.get("fallback").and_then(|v| v.as_bool()) == Some(true) {
+                    " (fallback)"
+                } else {
+                    ""
+                },
+                field("state"),
+                field("url"),
+                o.get("retries").and_then(|v| v.as_u64()).unwrap_or(0),
+                o.get("lastError")
+                    .and_then(|v| v.as_str())
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if let Some(f) = state
+        .pointer("/livestream/fallback/output")
+        .and_then(|v| v.as_str())
+    {
+        s.push_str(&format!(
+            "  fallback   to {f}: {}{}\n",
+            if get("/livestream/fallback/active") == "true" {
+                "ACTIVE"
+            } else {
+                "standing by"
+            },
+            state
+                .pointer("/livestream/fallback/reason")
+                .and_then(|v| v.as_str())
+                .map(|r| format!(" (last: {r})"))
+                .unwrap_or_default()
+        ));
+    }
     s
 }

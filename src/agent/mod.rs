@@ -13,7 +13,7 @@ use crate::media::{MediaControl, MediaNotice};
 use crate::model::now_ms;
 use crate::room::{RoomAction, RoomLink, RoomNotice};
 use crate::sysd;
-use state::{AgentState, Effect};
+use state::{AgentState, Effect, LivestreamSetup, Step};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -114,7 +114,8 @@ impl Agent {
         media: Box<dyn MediaControl>,
         notices: mpsc::UnboundedReceiver<MediaNotice>,
     ) -> (AgentHandle, Agent) {
-        let state = AgentState::new(config, config.device_id());
+        let mut state = AgentState::new(config, config.device_id());
+        state.set_livestream(livestream_setup(config));
         let (req_tx, requests) = mpsc::channel(COMMAND_QUEUE);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (state_tx, state_rx) = watch::channel(state.clone());
@@ -165,7 +166,12 @@ impl Agent {
             let deadline = drain_deadline;
             tokio::select! {
                 Some(req) = self.requests.recv(), if deadline.is_none() => {
-                    let step = self.state.command(&req.command, now_ms());
+                    let step = match &req.command {
+                        Command::StartLivestream { outputs } => {
+                            self.start_livestream(outputs).await
+                        }
+                        cmd => self.state.command(cmd, now_ms()),
+                    };
                     tracing::debug!(command = %req.command, ok = step.reply.is_ok(), "command");
                     self.execute(step.effects, &mut drain_deadline);
                     let _ = req.reply.send(step.reply);
@@ -266,14 +272,43 @@ impl Agent {
         }
     }
 
+    /// `start-livestream`: the state picks the outputs; hosts that do not resolve are refused
+    /// here, before anything starts, since that is I/O the pure state cannot do.
+    async fn start_livestream(&mut self, outputs: &[crate::command::LivestreamOutput]) -> Step {
+        let specs = match self.state.livestream_specs(outputs) {
+            Ok(s) => s,
+            Err(e) => {
+                return Step {
+                    reply: Err(e),
+                    effects: Vec::new(),
+                }
+            }
+        };
+        for spec in &specs {
+            if let Err(e) = resolve_host(&spec.url).await {
+                return Step {
+                    reply: Err(CommandError::new(
+                        ErrorCode::InvalidArgument,
+                        format!("outputs: {}: {e}", spec.redacted()),
+                    )),
+                    effects: Vec::new(),
+                };
+            }
+        }
+        self.state.start_livestream(specs)
+    }
+
     fn reload(&mut self) {
         match config::load(self.config_path.as_deref()) {
             Ok(loaded) => {
-                self.state.configure(&loaded.config);
+                let fx = self.state.configure(&loaded.config);
+                self.state.set_livestream(livestream_setup(&loaded.config));
                 self.media
                     .apply(crate::media::MediaAction::Reconfigure(Box::new(
                         loaded.config,
                     )));
+                let mut none = None;
+                self.execute(fx, &mut none);
                 tracing::info!(files = ?loaded.files, "configuration reloaded");
                 let _ = self.events.send(Event::ConfigReloaded);
             }
@@ -290,6 +325,40 @@ impl Agent {
                 });
             }
         }
+    }
+}
+
+/// `[livestream]` with its stream key files read.
+fn livestream_setup(config: &Config) -> LivestreamSetup {
+    LivestreamSetup::resolve(&config.livestream, |p| std::fs::read_to_string(p))
+}
+
+/// Resolves the host of an RTMP URL within a few seconds, so a typo is an error reply and not
+/// an output that retries for ever.
+async fn resolve_host(url: &str) -> Result<(), String> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let host = rest.split('/').next().unwrap_or_default();
+    let default_port = if url.starts_with("rtmps://") {
+        443
+    } else {
+        1935
+    };
+    let target = if host.starts_with('[')
+        || host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        host.to_string()
+    } else {
+        format!("{host}:{default_port}")
+    };
+    match tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host(target)).await {
+        Ok(Ok(addrs)) => match addrs.count() {
+            0 => Err(format!("host `{host}` has no address")),
+            _ => Ok(()),
+        },
+        Ok(Err(e)) => Err(format!("cannot resolve host `{host}`: {e}")),
+        Err(_) => Err(format!("resolving host `{host}` timed out")),
     }
 }
 

@@ -5,12 +5,16 @@
 //! agent loop to carry out. Effects whose outcome matters come back later as notices, so the state
 //! only ever says what has actually happened (a muted mic is shown muted once no audio leaves).
 
+mod livestream;
 mod room;
+
+pub use livestream::{FallbackStatus, LivestreamSetup, LivestreamStatus, OutputStatus};
 
 use crate::command::{Command, CommandError, ErrorCode};
 use crate::config::{AudioSource, Config, VideoSource};
 use crate::event::{Event, MediaState};
-use crate::media::{MediaAction, MediaNotice};
+use crate::media::recorder::RecorderSpec;
+use crate::media::{ConsumerEvent, ConsumerSpec, MediaAction, MediaNotice};
 use crate::model::{
     MeetingState, Mode, Participant, RecordingTarget, Room, ServiceState, StreamKind,
 };
@@ -22,6 +26,8 @@ use std::collections::BTreeMap;
 pub const LOCAL_AUDIO_STREAM: &str = "local-audio";
 /// Stream id of the local camera.
 pub const LOCAL_VIDEO_STREAM: &str = "local-video";
+/// Consumer id of the local recorder.
+pub const RECORDER_ID: &str = "recorder";
 
 /// What the media pipeline is doing.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -103,8 +109,8 @@ pub struct AgentState {
     pub recording: RecordingStatus,
     /// Recording on the room server.
     pub cloud_recording: ServiceState,
-    /// RTMP simulcast.
-    pub livestream: ServiceState,
+    /// RTMP simulcast and fallback.
+    pub livestream: LivestreamStatus,
     /// HLS.
     pub hls: ServiceState,
     /// Realtime transcription.
@@ -123,6 +129,21 @@ pub struct AgentState {
     has_video: bool,
     #[serde(skip)]
     recording_autostart: bool,
+    /// What the recorder consumer is started with.
+    #[serde(skip)]
+    recorder: Option<RecorderSpec>,
+    /// `[livestream]`, resolved.
+    #[serde(skip)]
+    livestream_setup: LivestreamSetup,
+    /// Since when the room the box is meant to be in has been unreachable (ms).
+    #[serde(skip)]
+    room_lost_since_ms: Option<u64>,
+    /// The outage for which a fallback that cannot start was already reported.
+    #[serde(skip)]
+    fallback_error_sent_for: Option<u64>,
+    /// The time of the last tick, for rules applied between ticks.
+    #[serde(skip)]
+    last_tick_ms: u64,
     /// Mic state asked of the engine and not yet confirmed.
     #[serde(skip)]
     mic_wanted: Option<bool>,
@@ -209,7 +230,7 @@ impl AgentState {
             media: MediaStatus::default(),
             recording: RecordingStatus::default(),
             cloud_recording: ServiceState::Stopped,
-            livestream: ServiceState::Stopped,
+            livestream: LivestreamStatus::default(),
             hls: ServiceState::Stopped,
             transcription: ServiceState::Stopped,
             identify_until_ms: None,
@@ -219,18 +240,24 @@ impl AgentState {
             has_audio: false,
             has_video: false,
             recording_autostart: false,
+            recorder: None,
+            livestream_setup: LivestreamSetup::default(),
+            room_lost_since_ms: None,
+            fallback_error_sent_for: None,
+            last_tick_ms: 0,
             room_defaults: RoomDefaults::default(),
             room_backend: false,
             mic_wanted: None,
             webcam_wanted: None,
         };
-        s.configure(config);
+        let _ = s.configure(config);
         s.refresh_health();
         s
     }
 
-    /// Takes in the parts of a (re)loaded configuration that the state keeps.
-    pub fn configure(&mut self, config: &Config) {
+    /// Takes in the parts of a (re)loaded configuration that the state keeps. A running
+    /// recording whose settings changed is restarted with the new ones (the effects returned).
+    pub fn configure(&mut self, config: &Config) -> Vec<Effect> {
         let v = &config.media.video;
         self.device_name = config.device.name.clone();
         self.local_participant.display_name = config.device.name.clone();
@@ -243,6 +270,18 @@ impl AgentState {
         self.has_audio = config.media.audio.source != AudioSource::None;
         self.recording.dir = config.recording_dir().display().to_string();
         self.recording_autostart = config.recording.autostart;
+        let recorder = RecorderSpec {
+            config: config.recording.clone(),
+            dir: config.recording_dir(),
+        };
+        let mut fx = Vec::new();
+        if self.recording.state.is_active() && self.recorder.as_ref() != Some(&recorder) {
+            fx.push(Effect::Media(MediaAction::Attach {
+                id: RECORDER_ID.into(),
+                spec: ConsumerSpec::Recorder(recorder.clone()),
+            }));
+        }
+        self.recorder = Some(recorder);
         let r = &config.room;
         self.room_defaults = RoomDefaults {
             room_id: r.room_id.clone(),
@@ -252,6 +291,13 @@ impl AgentState {
             mode: r.mode,
             auto_join: r.auto_join,
         };
+        fx
+    }
+
+    /// Takes the `[livestream]` settings, with stream key files already read by the agent.
+    pub fn set_livestream(&mut self, setup: LivestreamSetup) {
+        self.livestream.fallback.output = setup.fallback.as_ref().map(|(n, _, _)| n.clone());
+        self.livestream_setup = setup;
     }
 
     /// Tells the state a room session runs (room commands are refused without one).
@@ -322,7 +368,9 @@ impl AgentState {
                         state: ServiceState::Stopping,
                         reason: None,
                     }),
-                    Effect::Media(MediaAction::StopRecording),
+                    Effect::Media(MediaAction::Detach {
+                        id: RECORDER_ID.into(),
+                    }),
                 ])
             }
             Command::StartRecording {
@@ -409,9 +457,15 @@ impl AgentState {
                     Effect::Room(RoomAction::SetCloudRecording(false)),
                 ])
             }
-            Command::StartLivestream { .. }
-            | Command::StopLivestream
-            | Command::StartHls
+            Command::StartLivestream { outputs } => match self.livestream_specs(outputs) {
+                Ok(specs) => self.start_livestream(specs),
+                Err(e) => Step {
+                    reply: Err(e),
+                    effects: Vec::new(),
+                },
+            },
+            Command::StopLivestream { name } => self.stop_livestream(name.as_deref()),
+            Command::StartHls
             | Command::StopHls
             | Command::StartTranscription { .. }
             | Command::StopTranscription => Step::err(
@@ -471,6 +525,9 @@ impl AgentState {
     }
 
     fn start_local_recording(&mut self) -> Vec<Effect> {
+        let Some(spec) = self.recorder.clone() else {
+            return Vec::new();
+        };
         self.recording.state = ServiceState::Starting;
         self.recording.last_error = None;
         vec![
@@ -479,8 +536,40 @@ impl AgentState {
                 state: ServiceState::Starting,
                 reason: None,
             }),
-            Effect::Media(MediaAction::StartRecording),
+            Effect::Media(MediaAction::Attach {
+                id: RECORDER_ID.into(),
+                spec: ConsumerSpec::Recorder(spec),
+            }),
         ]
+    }
+
+    /// What the recorder consumer reported.
+    fn recording_notice(&mut self, event: ConsumerEvent) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let (state, reason) = match event {
+            ConsumerEvent::Started => (ServiceState::Started, None),
+            ConsumerEvent::FileClosed { path, bytes } => {
+                self.recording.segments_closed += 1;
+                self.recording.bytes_closed += bytes;
+                self.recording.last_segment = Some(path.clone());
+                fx.push(Effect::Emit(Event::RecordingSegmentClosed { path, bytes }));
+                return fx;
+            }
+            ConsumerEvent::Finished => (ServiceState::Stopped, None),
+            ConsumerEvent::Failed(e) | ConsumerEvent::Retrying { error: e, .. } => {
+                self.recording.last_error = Some(e.to_string());
+                (ServiceState::Failed, Some(e.to_string()))
+            }
+        };
+        if self.recording.state != state || state == ServiceState::Failed {
+            self.recording.state = state;
+            fx.push(Effect::Emit(Event::RecordingStateChanged {
+                target: RecordingTarget::Local,
+                state,
+                reason,
+            }));
+        }
+        fx
     }
 
     /// What the mic will be once the engine has done what it was last asked.
@@ -568,42 +657,15 @@ impl AgentState {
                     fx.push(self.local_stream_event(StreamKind::Video, on));
                 }
             }
-            MediaNotice::RecordingStarted => {
-                if self.recording.state != ServiceState::Started {
-                    self.recording.state = ServiceState::Started;
-                    fx.push(Effect::Emit(Event::RecordingStateChanged {
-                        target: RecordingTarget::Local,
-                        state: ServiceState::Started,
-                        reason: None,
-                    }));
+            MediaNotice::Consumer { id, event } => {
+                if id == RECORDER_ID {
+                    fx.extend(self.recording_notice(event));
+                } else if let Some(name) = id.strip_prefix(livestream::RTMP_PREFIX) {
+                    fx.extend(self.livestream_notice(name, event));
                 }
             }
-            MediaNotice::SegmentClosed { path, bytes } => {
-                self.recording.segments_closed += 1;
-                self.recording.bytes_closed += bytes;
-                self.recording.last_segment = Some(path.clone());
-                fx.push(Effect::Emit(Event::RecordingSegmentClosed { path, bytes }));
-            }
-            MediaNotice::RecordingStopped => {
-                if self.recording.state != ServiceState::Stopped {
-                    self.recording.state = ServiceState::Stopped;
-                    fx.push(Effect::Emit(Event::RecordingStateChanged {
-                        target: RecordingTarget::Local,
-                        state: ServiceState::Stopped,
-                        reason: None,
-                    }));
-                }
-            }
-            MediaNotice::RecordingFailed { reason } => {
-                self.recording.state = ServiceState::Failed;
-                self.recording.last_error = Some(reason.clone());
-                fx.push(Effect::Emit(Event::RecordingStateChanged {
-                    target: RecordingTarget::Local,
-                    state: ServiceState::Failed,
-                    reason: Some(reason),
-                }));
-            }
-            MediaNotice::Error { message } => {
+            MediaNotice::Error(error) => {
+                let message = error.to_string();
                 self.media.last_error = Some(message.clone());
                 fx.push(Effect::Emit(Event::Error {
                     code: "media".into(),
@@ -620,8 +682,10 @@ impl AgentState {
         if self.identify_until_ms.is_some_and(|t| t <= now_ms) {
             self.identify_until_ms = None;
         }
+        self.last_tick_ms = now_ms;
+        let fx = self.fallback_rule(now_ms);
         self.refresh_health();
-        Vec::new()
+        fx
     }
 
     /// True while identify should blink the LEDs.
@@ -654,6 +718,14 @@ impl AgentState {
             )
         {
             problems.push(format!("room {:?}", self.meeting_state));
+        }
+        for (name, o) in &self.livestream.outputs {
+            if o.state == ServiceState::Failed {
+                problems.push(format!(
+                    "livestream output {name} failed: {}",
+                    o.last_error.as_deref().unwrap_or("unknown")
+                ));
+            }
         }
         if self.recording.state == ServiceState::Failed {
             problems.push(format!(
@@ -699,6 +771,15 @@ impl AgentState {
                 " | room {} {:?}",
                 room.room_id, self.meeting_state
             ));
+        }
+        if !self.livestream.outputs.is_empty() {
+            let outs: Vec<String> = self
+                .livestream
+                .outputs
+                .iter()
+                .map(|(n, o)| format!("{n} {:?}", o.state))
+                .collect();
+            s.push_str(&format!(" | rtmp {}", outs.join(", ")));
         }
         s
     }
@@ -749,9 +830,9 @@ mod tests {
         let mut c = Config::default();
         c.recording.autostart = true;
         let mut s = AgentState::new(&c, "b".into());
-        assert!(s
-            .start()
-            .contains(&Effect::Media(MediaAction::StartRecording)));
+        assert!(s.start().iter().any(
+            |e| matches!(e, Effect::Media(MediaAction::Attach { id, .. }) if id == RECORDER_ID)
+        ));
         assert_eq!(s.recording.state, ServiceState::Starting);
     }
 
@@ -832,11 +913,17 @@ mod tests {
             0,
         );
         assert_eq!(again.reply.unwrap_err().code, ErrorCode::InvalidState);
-        s.media(MediaNotice::RecordingStarted);
+        s.media(MediaNotice::Consumer {
+            id: RECORDER_ID.into(),
+            event: ConsumerEvent::Started,
+        });
         assert_eq!(s.recording.state, ServiceState::Started);
-        s.media(MediaNotice::SegmentClosed {
-            path: "a.mp4".into(),
-            bytes: 10,
+        s.media(MediaNotice::Consumer {
+            id: RECORDER_ID.into(),
+            event: ConsumerEvent::FileClosed {
+                path: "a.mp4".into(),
+                bytes: 10,
+            },
         });
         assert_eq!(s.recording.segments_closed, 1);
         let stop = s.command(
@@ -845,10 +932,13 @@ mod tests {
             },
             0,
         );
-        assert!(stop
-            .effects
-            .contains(&Effect::Media(MediaAction::StopRecording)));
-        s.media(MediaNotice::RecordingStopped);
+        assert!(stop.effects.contains(&Effect::Media(MediaAction::Detach {
+            id: RECORDER_ID.into()
+        })));
+        s.media(MediaNotice::Consumer {
+            id: RECORDER_ID.into(),
+            event: ConsumerEvent::Finished,
+        });
         assert_eq!(s.recording.state, ServiceState::Stopped);
     }
 
@@ -865,8 +955,11 @@ mod tests {
             },
             0,
         );
-        let fx = s.media(MediaNotice::RecordingFailed {
-            reason: "No space left on device".into(),
+        let fx = s.media(MediaNotice::Consumer {
+            id: RECORDER_ID.into(),
+            event: ConsumerEvent::Failed(crate::media::MediaError::DiskFull(
+                "No space left on device".into(),
+            )),
         });
         assert_eq!(emitted(&fx), vec!["recording-state-changed"]);
         assert!(!s.health.ok);
@@ -915,7 +1008,10 @@ mod tests {
             },
             0,
         );
-        s.media(MediaNotice::RecordingStarted);
+        s.media(MediaNotice::Consumer {
+            id: RECORDER_ID.into(),
+            event: ConsumerEvent::Started,
+        });
         let fx = s.drain();
         assert_eq!(fx.last(), Some(&Effect::Shutdown));
         assert!(fx.contains(&Effect::Media(MediaAction::Stop)));
@@ -926,9 +1022,9 @@ mod tests {
     #[test]
     fn media_restarts_are_counted_and_clear_on_playing() {
         let mut s = state();
-        s.media(MediaNotice::Error {
-            message: "camera gone".into(),
-        });
+        s.media(MediaNotice::Error(crate::media::MediaError::Runtime(
+            "camera gone".into(),
+        )));
         s.media(MediaNotice::State {
             state: MediaState::Restarting,
             encoder: None,

@@ -268,20 +268,7 @@ impl FleetConfig {
             Duration::from_secs(1),
             Duration::from_secs(3600),
         );
-        check_duration(
-            e,
-            "fleet.reconnect.initial",
-            self.reconnect.initial,
-            Duration::from_millis(10),
-            Duration::from_secs(60),
-        );
-        check_duration(
-            e,
-            "fleet.reconnect.max",
-            self.reconnect.max,
-            self.reconnect.initial,
-            Duration::from_secs(3600),
-        );
+        self.reconnect.check(e, "fleet.reconnect");
         let t = &self.tls;
         let has_tls = !t.ca.as_os_str().is_empty()
             || !t.cert.as_os_str().is_empty()

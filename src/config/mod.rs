@@ -5,11 +5,15 @@
 //! field, and what was expected ([`ConfigError`]).
 
 mod fleet;
+mod livestream;
 mod load;
 mod room;
 
 pub use fleet::{
     is_topic_level, BrokerUrl, FleetAuthConfig, FleetConfig, FleetSigningConfig, FleetTlsConfig,
+};
+pub use livestream::{
+    check_output_name, FallbackConfig, FallbackReturn, LivestreamConfig, OutputConfig,
 };
 pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig};
@@ -36,6 +40,8 @@ pub struct Config {
     pub room: RoomConfig,
     /// Remote control and reporting over MQTT (off unless a broker is set).
     pub fleet: FleetConfig,
+    /// RTMP simulcast outputs and the fallback.
+    pub livestream: LivestreamConfig,
 }
 
 /// Who this box is.
@@ -204,6 +210,27 @@ pub struct BackoffConfig {
     /// Longest delay.
     #[serde(with = "humantime_serde")]
     pub max: Duration,
+}
+
+impl BackoffConfig {
+    /// Checks the bounds every backoff shares: a first delay of 10 ms to 1 min, and a longest
+    /// delay from the first to an hour. `section` names it in errors (`room.reconnect`).
+    pub fn check(&self, e: &mut Vec<FieldError>, section: &str) {
+        check_duration(
+            e,
+            &format!("{section}.initial"),
+            self.initial,
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        );
+        check_duration(
+            e,
+            &format!("{section}.max"),
+            self.max,
+            self.initial,
+            Duration::from_secs(3600),
+        );
+    }
 }
 
 impl Default for BackoffConfig {
@@ -425,21 +452,7 @@ impl Config {
             );
         }
 
-        let r = &self.media.restart;
-        check_duration(
-            &mut e,
-            "media.restart.initial",
-            r.initial,
-            Duration::from_millis(10),
-            Duration::from_secs(60),
-        );
-        check_duration(
-            &mut e,
-            "media.restart.max",
-            r.max,
-            r.initial,
-            Duration::from_secs(3600),
-        );
+        self.media.restart.check(&mut e, "media.restart");
 
         let rec = &self.recording;
         check_duration(
@@ -482,6 +495,7 @@ impl Config {
             );
         }
         self.room.validate(&mut e);
+        self.livestream.validate(&mut e);
         for (field, p) in [
             ("device.state_dir", &self.device.state_dir),
             ("recording.dir", &rec.dir),

@@ -162,20 +162,7 @@ impl RoomConfig {
             Duration::from_secs(1),
             Duration::from_secs(120),
         );
-        check_duration(
-            e,
-            "room.reconnect.initial",
-            self.reconnect.initial,
-            Duration::from_millis(10),
-            Duration::from_secs(60),
-        );
-        check_duration(
-            e,
-            "room.reconnect.max",
-            self.reconnect.max,
-            self.reconnect.initial,
-            Duration::from_secs(3600),
-        );
+        self.reconnect.check(e, "room.reconnect");
         let p = &self.playback;
         check(e, "room.playback.width", p.width, 160, 3840);
         check(e, "room.playback.height", p.height, 120, 2160);

@@ -182,9 +182,9 @@ mod tests {
         s.media(MediaNotice::MicMuted(true));
         s.meeting_state = MeetingState::Failed;
         s.identify_until_ms = Some(u64::MAX);
-        s.media(MediaNotice::Error {
-            message: "x".into(),
-        });
+        s.media(MediaNotice::Error(crate::media::MediaError::Runtime(
+            "x".into(),
+        )));
         s.media(MediaNotice::State {
             state: MediaState::Restarting,
             encoder: None,
@@ -229,9 +229,9 @@ mod tests {
         let mut s = AgentState::new(&Config::default(), "b".into());
         s.media(MediaNotice::MicMuted(false));
         assert_eq!(shown_state(&s, &cfg()), Some(LedState::Starting));
-        s.media(MediaNotice::Error {
-            message: "camera gone".into(),
-        });
+        s.media(MediaNotice::Error(crate::media::MediaError::Runtime(
+            "camera gone".into(),
+        )));
         assert_eq!(shown_state(&s, &cfg()), Some(LedState::Error));
         assert_eq!(
             rgb(pattern_for(&s, &cfg())),
@@ -259,7 +259,10 @@ mod tests {
             },
             0,
         );
-        s.media(MediaNotice::RecordingStarted);
+        s.media(MediaNotice::Consumer {
+            id: crate::agent::state::RECORDER_ID.into(),
+            event: crate::media::ConsumerEvent::Started,
+        });
         assert_eq!(shown_state(&s, &cfg()), Some(LedState::Recording));
         assert_eq!(pattern_for(&s, &cfg()).blue, Pattern::Solid);
     }

@@ -15,6 +15,7 @@ pub mod telemetry;
 pub mod topic;
 
 use crate::agent::AgentHandle;
+use crate::backoff::Backoff;
 use crate::command::{Command, CommandError};
 use crate::config::{BrokerUrl, FleetConfig};
 use crate::model::now_ms;
@@ -24,7 +25,7 @@ use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, PublishProperties, Re
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event as MqttEvent, MqttOptions};
 use rumqttc::{TlsConfiguration, Transport};
-use session::{Backoff, Decision, Message, Request, Session, Throttle, Work};
+use session::{Decision, Message, Request, Session, Throttle, Work};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,7 +101,7 @@ pub async fn spawn(
 
     let (client, mut eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
     let (net_tx, net_rx) = mpsc::channel(1024);
-    let mut backoff = Backoff::new(config.reconnect.initial, config.reconnect.max);
+    let mut backoff = Backoff::from_config(&config.reconnect);
     let net = tokio::spawn(async move {
         loop {
             let report = match eventloop.poll().await {
@@ -120,7 +121,7 @@ pub async fn spawn(
                     if net_tx.send(Net::Down(e.to_string())).await.is_err() {
                         return;
                     }
-                    let delay = backoff.next(rand::random::<f64>());
+                    let delay = backoff.next_delay();
                     tokio::time::sleep(delay).await;
                     None
                 }

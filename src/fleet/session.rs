@@ -536,39 +536,5 @@ impl Throttle {
     }
 }
 
-/// Jittered exponential backoff: each delay is drawn from the upper half of a doubling base.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    initial: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    /// From `initial`, doubling up to `max`.
-    pub fn new(initial: Duration, max: Duration) -> Backoff {
-        Backoff {
-            initial,
-            max,
-            attempt: 0,
-        }
-    }
-
-    /// The next delay; `unit` is a random number in `0.0..1.0`.
-    pub fn next(&mut self, unit: f64) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(1u32 << self.attempt.min(20))
-            .min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        base.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
-    }
-
-    /// Connected: start from `initial` next time.
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests;

@@ -42,9 +42,10 @@ impl ConfirmingMedia {
     fn started(&self) -> Vec<MediaNotice> {
         match &self.camera {
             Some(dev) if !dev.exists() => vec![
-                MediaNotice::Error {
-                    message: format!("cannot open {}: no such device", dev.display()),
-                },
+                MediaNotice::Error(crate::media::MediaError::Io {
+                    path: dev.display().to_string(),
+                    message: "no such device".into(),
+                }),
                 MediaNotice::State {
                     state: MediaState::Restarting,
                     encoder: None,
@@ -103,8 +104,14 @@ impl MediaControl for ConfirmingMedia {
                 state: MediaState::Stopped,
                 encoder: None,
             }),
-            MediaAction::StartRecording => Some(MediaNotice::RecordingStarted),
-            MediaAction::StopRecording => Some(MediaNotice::RecordingStopped),
+            MediaAction::Attach { id, .. } => Some(MediaNotice::Consumer {
+                id,
+                event: crate::media::ConsumerEvent::Started,
+            }),
+            MediaAction::Detach { id } => Some(MediaNotice::Consumer {
+                id,
+                event: crate::media::ConsumerEvent::Finished,
+            }),
             MediaAction::SetMicMuted(m) => Some(MediaNotice::MicMuted(m)),
             MediaAction::SetCameraEnabled(on) => Some(MediaNotice::CameraEnabled(on)),
             MediaAction::SetBitrate(kbps) => Some(MediaNotice::Stats {
@@ -112,9 +119,7 @@ impl MediaControl for ConfirmingMedia {
                 bitrate_kbps: kbps,
                 encoded_kbps: 0,
             }),
-            MediaAction::RequestKeyframe
-            | MediaAction::AttachTap { .. }
-            | MediaAction::DetachTap { .. } => None,
+            MediaAction::RequestKeyframe => None,
         };
         if let Some(n) = notice {
             let _ = self.notices.send(n);

@@ -4,6 +4,8 @@
 //! `nvv4l2h264enc` but has no encoder block), so "auto" probes the candidates in order of
 //! preference and takes the first that really reaches PLAYING and produces output.
 
+pub use super::element::{make, parse_caps, set};
+use super::error::{MediaError, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use serde::Serialize;
@@ -159,9 +161,11 @@ pub fn probe(name: &str, timeout: Duration) -> ProbeResult {
         result.error = Some("not registered".into());
         return result;
     }
-    let outcome = (|| -> Result<(), String> {
+    let outcome = (|| -> Result<()> {
         let Some(spec) = spec(name) else {
-            return Err("unknown to roombox".into());
+            return Err(MediaError::MissingElement(format!(
+                "{name} (unknown to roombox)"
+            )));
         };
         let pipeline = gst::Pipeline::new();
         let src = make("videotestsrc")?;
@@ -182,16 +186,18 @@ pub fn probe(name: &str, timeout: Duration) -> ProbeResult {
         let out = make("capsfilter")?;
         out.set_property("caps", parse_caps(spec.caps)?);
         let sink = make("fakesink")?;
-        pipeline
-            .add_many([&src, &caps, &conv, &enc, &out, &sink])
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many([&src, &caps, &conv, &enc, &out, &sink])
-            .map_err(|e| format!("cannot link: {e}"))?;
-        let run = || -> Result<(), String> {
+        super::element::add_chain(
+            &pipeline,
+            &[src, caps, conv, enc, out, sink],
+            "the probe pipeline",
+        )?;
+        let run = || -> Result<()> {
             pipeline
                 .set_state(gst::State::Playing)
-                .map_err(|_| "did not reach PLAYING".to_string())?;
-            let bus = pipeline.bus().ok_or("no bus")?;
+                .map_err(|_| MediaError::Start(format!("{name} (PLAYING)")))?;
+            let bus = pipeline
+                .bus()
+                .ok_or_else(|| MediaError::Start("the probe's bus".into()))?;
             let deadline = timeout.saturating_sub(started.elapsed());
             match bus.timed_pop_filtered(
                 gst::ClockTime::from_nseconds(deadline.as_nanos() as u64),
@@ -199,10 +205,10 @@ pub fn probe(name: &str, timeout: Duration) -> ProbeResult {
             ) {
                 Some(msg) => match msg.view() {
                     gst::MessageView::Eos(_) => Ok(()),
-                    gst::MessageView::Error(e) => Err(e.error().to_string()),
-                    _ => Err("unexpected message".into()),
+                    gst::MessageView::Error(e) => Err(MediaError::from_bus(&msg, e)),
+                    _ => Err(MediaError::Runtime("unexpected message".into())),
                 },
-                None => Err(format!("no output within {timeout:?}")),
+                None => Err(MediaError::Stalled(format!("no output within {timeout:?}"))),
             }
         };
         let r = run();
@@ -212,18 +218,13 @@ pub fn probe(name: &str, timeout: Duration) -> ProbeResult {
     result.millis = started.elapsed().as_millis() as u64;
     match outcome {
         Ok(()) => result.works = true,
-        Err(e) => result.error = Some(e),
+        Err(e) => result.error = Some(e.to_string()),
     }
     result
 }
 
 /// Applies an encoder's fixed properties, bitrate and keyframe interval.
-pub fn configure(
-    enc: &gst::Element,
-    spec: &EncoderSpec,
-    kbps: u32,
-    gop_frames: u32,
-) -> Result<(), String> {
+pub fn configure(enc: &gst::Element, spec: &EncoderSpec, kbps: u32, gop_frames: u32) -> Result<()> {
     for (k, v) in spec.props {
         set(enc, k, v)?;
     }
@@ -239,7 +240,7 @@ pub fn set_bitrate(
     spec: &EncoderSpec,
     kbps: u32,
     gop_frames: u32,
-) -> Result<(), String> {
+) -> Result<()> {
     match spec.bitrate {
         Bitrate::Kbps(p) => set(enc, p, &kbps.to_string()),
         Bitrate::Bps(p) => set(enc, p, &(u64::from(kbps) * 1000).to_string()),
@@ -253,30 +254,6 @@ pub fn set_bitrate(
             ),
         ),
     }
-}
-
-/// Makes an element, with an error that names it.
-pub fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| format!("GStreamer element `{factory}` is not available"))
-}
-
-/// Parses caps from a string.
-pub fn parse_caps(s: &str) -> Result<gst::Caps, String> {
-    s.parse::<gst::Caps>()
-        .map_err(|_| format!("bad caps `{s}`"))
-}
-
-/// Sets a property from a string, with an error (not a panic) for an unknown property or value.
-pub fn set(el: &impl IsA<gst::glib::Object>, name: &str, value: &str) -> Result<(), String> {
-    let pspec = el
-        .find_property(name)
-        .ok_or_else(|| format!("{} has no property `{name}`", el.type_()))?;
-    let v = gst::glib::Value::deserialize_with_pspec(value, &pspec)
-        .map_err(|_| format!("{}: `{value}` is not a valid `{name}`", el.type_()))?;
-    el.set_property_from_value(name, &v);
-    Ok(())
 }
 
 #[cfg(test)]

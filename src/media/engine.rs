@@ -4,21 +4,19 @@
 //! [`Engine`] is the handle the agent holds ([`MediaControl`]); the task behind it is the only
 //! code that touches the pipelines.
 
+use super::consumer::{Consumer, ConsumerEvent, ConsumerSpec, Reporter, StartContext};
 use super::encoder;
-use super::pipeline::{self, Capture, Feed};
-use super::recorder::{RecEvent, Recorder};
-use super::retention;
+use super::error::MediaError;
+use super::pipeline::{self, Capture};
 use super::sink::{self, Attached};
-use super::{EncodedSample, MediaAction, MediaControl, MediaNotice, TapSender};
+use super::{MediaAction, MediaControl, MediaNotice};
 use crate::backoff::Backoff;
 use crate::config::{Config, VideoSource};
 use crate::event::MediaState;
-use crate::model::StreamKind;
 use futures::StreamExt;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,10 +25,8 @@ use tokio::time::Instant;
 
 /// How long probing one encoder may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the recorder may take to finalise its last segment on a stop.
+/// How long consumers may take to finish (a recorder finalising its segment) on a stop.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often retention runs while recording.
-const RETENTION_EVERY: Duration = Duration::from_secs(5);
 /// A camera that delivers no frame for this long (or none this long after starting) is a fault:
 /// capture is rebuilt rather than left PLAYING at 0 fps.
 const STALL_LIMIT: Duration = Duration::from_secs(5);
@@ -54,6 +50,7 @@ impl Engine {
     pub fn spawn(config: Config, notices: mpsc::UnboundedSender<MediaNotice>) -> Engine {
         let (tx, actions) = mpsc::unbounded_channel();
         let (internal_tx, internal) = mpsc::unbounded_channel();
+        let (consumer_tx, consumer_rx) = mpsc::unbounded_channel();
         let backoff = Backoff::new(config.media.restart.initial, config.media.restart.max);
         let task = Task {
             bitrate: config.media.video.bitrate_kbps,
@@ -69,9 +66,9 @@ impl Engine {
             playing: false,
             mic_muted: false,
             camera_on: Arc::new(AtomicBool::new(true)),
-            recorder: None,
-            want_recording: false,
-            taps: HashMap::new(),
+            consumers: HashMap::new(),
+            consumer_tx,
+            consumer_rx,
             backoff,
             restart_at: None,
             stop: None,
@@ -93,12 +90,10 @@ impl Drop for Task {
     }
 }
 
-/// Reports from streaming threads and child pipelines to the task.
+/// Reports from streaming threads to the task.
 enum Internal {
     /// The capture of this generation encoded its first frame.
     FirstFrame(u64),
-    /// The recorder of this id reported.
-    Rec(u64, RecEvent),
 }
 
 /// What to do once the current capture has stopped.
@@ -115,16 +110,29 @@ struct Stop {
     deadline: Instant,
 }
 
-struct ActiveRecorder {
-    rec: Option<Recorder>,
-    id: u64,
-    writing: Option<PathBuf>,
-    started: bool,
+/// Where a consumer is in its life under the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Wanted, waiting for capture to play.
+    Idle,
+    /// Started in the current capture.
+    Running,
+    /// Asked to finish; waiting for its `Finished`. `remove`: gone afterwards (detached or the
+    /// engine is exiting), else idle until capture plays again (a restart).
+    Finishing {
+        /// Whether the consumer is dropped once finished.
+        remove: bool,
+    },
 }
 
-struct Tap {
-    sender: TapSender,
-    attached: Vec<Attached>,
+/// A consumer the engine runs.
+struct Active {
+    spec: ConsumerSpec,
+    consumer: Box<dyn Consumer>,
+    branches: Vec<Attached>,
+    phase: Phase,
+    /// Which start its reports belong to; older ones are ignored.
+    generation: u64,
 }
 
 struct Task {
@@ -142,9 +150,11 @@ struct Task {
     mic_muted: bool,
     camera_on: Arc<AtomicBool>,
     bitrate: u32,
-    recorder: Option<ActiveRecorder>,
-    want_recording: bool,
-    taps: HashMap<String, Tap>,
+    /// Every consumer by id; they outlive capture restarts.
+    consumers: HashMap<String, Active>,
+    /// Consumers report here, tagged with their id and generation.
+    consumer_tx: mpsc::UnboundedSender<(String, u64, ConsumerEvent)>,
+    consumer_rx: mpsc::UnboundedReceiver<(String, u64, ConsumerEvent)>,
     backoff: Backoff,
     restart_at: Option<Instant>,
     stop: Option<Stop>,
@@ -172,8 +182,7 @@ async fn at(t: Option<Instant>) {
 impl Task {
     async fn run(mut self) {
         let mut stats = tokio::time::interval(Duration::from_secs(1));
-        let mut retention = tokio::time::interval(RETENTION_EVERY);
-        let mut flush = tokio::time::interval(self.config.recording.fragment);
+        let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
         loop {
             let stop_deadline = self.stop.as_ref().map(|s| s.deadline);
             tokio::select! {
@@ -183,19 +192,21 @@ impl Task {
                 },
                 Some(msg) = next_bus(&mut self.bus) => self.bus_message(msg),
                 Some(i) = self.internal.recv() => self.internal(i),
+                Some((id, generation, ev)) = self.consumer_rx.recv() => {
+                    self.consumer_event(id, generation, ev)
+                }
                 _ = at(self.restart_at) => {
                     self.restart_at = None;
                     self.start().await;
                 }
                 _ = at(stop_deadline) => {
-                    tracing::warn!("recorder did not finalise within {FINISH_TIMEOUT:?}");
+                    tracing::warn!("consumers did not finish within {FINISH_TIMEOUT:?}");
                     if self.finish_stop() { return; }
                 }
                 _ = stats.tick() => self.stats(),
-                _ = retention.tick() => self.retention(),
-                _ = flush.tick() => self.flush(),
+                _ = housekeeping.tick() => self.housekeeping(),
             }
-            if self.stop.is_some() && self.recorder.is_none() && self.finish_stop() {
+            if self.stop.is_some() && !self.finishing() && self.finish_stop() {
                 return;
             }
         }
@@ -214,8 +225,9 @@ impl Task {
             }
             MediaAction::Restart => self.begin_stop(After::Restart),
             MediaAction::Reconfigure(new) => {
-                let media_changed =
-                    new.media != self.config.media || new.recording != self.config.recording;
+                // Consumers carry their own settings (the agent re-attaches a recorder whose
+                // settings changed); only capture and encode settings rebuild capture.
+                let media_changed = new.media != self.config.media;
                 self.config = *new;
                 if media_changed {
                     tracing::info!("media settings changed: restarting capture");
@@ -229,23 +241,6 @@ impl Task {
                 }
             }
             MediaAction::Stop => self.begin_stop(After::Exit),
-            MediaAction::StartRecording => {
-                self.want_recording = true;
-                if self.playing && self.recorder.is_none() {
-                    self.start_recorder();
-                }
-            }
-            MediaAction::StopRecording => {
-                self.want_recording = false;
-                match &mut self.recorder {
-                    Some(r) => {
-                        if let Some(rec) = r.rec.as_mut() {
-                            rec.finish();
-                        }
-                    }
-                    None => self.notify(MediaNotice::RecordingStopped),
-                }
-            }
             MediaAction::SetMicMuted(muted) => {
                 if let Some(v) = self.capture.as_ref().and_then(|c| c.volume.as_ref()) {
                     v.set_property("mute", muted);
@@ -273,25 +268,8 @@ impl Task {
                 }
                 self.stats();
             }
-            MediaAction::AttachTap { id, sender } => {
-                let mut tap = Tap {
-                    sender,
-                    attached: Vec::new(),
-                };
-                if self.playing {
-                    if let Some(c) = self.capture.as_mut() {
-                        tap.attached = attach_tap(c, &tap.sender);
-                    }
-                }
-                if let Some(old) = self.taps.insert(id, tap) {
-                    old.attached.into_iter().for_each(Attached::detach);
-                }
-            }
-            MediaAction::DetachTap { id } => {
-                if let Some(t) = self.taps.remove(&id) {
-                    t.attached.into_iter().for_each(Attached::detach);
-                }
-            }
+            MediaAction::Attach { id, spec } => self.attach(id, spec),
+            MediaAction::Detach { id } => self.detach(&id),
         }
     }
 
@@ -364,7 +342,7 @@ impl Task {
                 .unwrap_or_else(|| e.to_string());
             let _ = capture.pipeline.set_state(gst::State::Null);
             self.bus = None;
-            return self.fault(format!("capture did not start: {why}"));
+            return self.fault(MediaError::Start(format!("capture ({why})")));
         }
         let audio_only = capture.vtee.is_none();
         // Watch the bus only now, so a failed start's error stays poppable above; anything
@@ -402,13 +380,14 @@ impl Task {
         self.notify(MediaNotice::CameraEnabled(
             self.camera_on.load(Ordering::SeqCst),
         ));
-        if self.want_recording && self.recorder.is_none() {
-            self.start_recorder();
-        }
-        if let Some(c) = self.capture.as_mut() {
-            for tap in self.taps.values_mut() {
-                tap.attached = attach_tap(c, &tap.sender);
-            }
+        let idle: Vec<String> = self
+            .consumers
+            .iter()
+            .filter(|(_, a)| a.phase == Phase::Idle)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle {
+            self.open(&id);
         }
     }
 
@@ -416,109 +395,148 @@ impl Task {
         match i {
             Internal::FirstFrame(g) if g == self.generation => self.became_playing(),
             Internal::FirstFrame(_) => {}
-            Internal::Rec(id, ev) => self.recorder_event(id, ev),
         }
     }
 
-    fn recorder_event(&mut self, id: u64, ev: RecEvent) {
-        let Some(r) = self.recorder.as_mut().filter(|r| r.id == id) else {
-            return;
-        };
-        match ev {
-            RecEvent::Opened(p) => {
-                r.writing = Some(p);
-                if !r.started {
-                    r.started = true;
-                    self.notify(MediaNotice::RecordingStarted);
-                }
+    /// Runs a consumer under `id` from now on; an identical one already there is left alone.
+    fn attach(&mut self, id: String, spec: ConsumerSpec) {
+        if let Some(old) = self.consumers.get(&id) {
+            if old.spec == spec && !matches!(old.phase, Phase::Finishing { remove: true }) {
+                return;
             }
-            RecEvent::Closed(p) => {
-                let bytes = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                if r.writing.as_ref() == Some(&p) {
-                    r.writing = None;
-                }
-                sync_file(p.clone());
-                self.notify(MediaNotice::SegmentClosed {
-                    path: p.display().to_string(),
-                    bytes,
-                });
-            }
-            RecEvent::Finished => {
-                if let Some(rec) = self.recorder.take().and_then(|r| r.rec) {
-                    rec.shutdown();
-                }
-                let exiting = self.stop.as_ref().is_some_and(|s| s.after == After::Exit);
-                if !self.want_recording || exiting {
-                    self.notify(MediaNotice::RecordingStopped);
-                }
-            }
-            RecEvent::Failed(reason) => self.recorder_failed(reason),
+        }
+        if let Some(mut old) = self.consumers.remove(&id) {
+            close(&mut old);
+        }
+        let consumer = spec.clone().build();
+        self.consumers.insert(
+            id.clone(),
+            Active {
+                spec,
+                consumer,
+                branches: Vec::new(),
+                phase: Phase::Idle,
+                generation: 0,
+            },
+        );
+        if self.playing && self.stop.is_none() {
+            self.open(&id);
         }
     }
 
-    fn recorder_failed(&mut self, reason: String) {
-        tracing::error!("recording failed: {reason}");
-        if let Some(rec) = self.recorder.take().and_then(|r| r.rec) {
-            rec.shutdown();
-        }
-        self.want_recording = false;
-        self.notify(MediaNotice::RecordingFailed { reason });
-    }
-
-    fn start_recorder(&mut self) {
-        let dir = self.config.recording_dir();
-        let cfg = self.config.recording.clone();
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            return self.recorder_failed(format!("cannot create {}: {e}", dir.display()));
-        }
-        match retention::enforce(&dir, &cfg, None) {
-            Ok(plan) if plan.stop => {
-                return self.recorder_failed(format!(
-                    "disk full: less than {} MiB free in {}",
-                    cfg.stop_free_mb,
-                    dir.display()
-                ))
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("retention: {e}"),
-        }
-        let Some(capture) = self.capture.as_mut() else {
-            return;
-        };
+    /// Starts consumer `id` on the running capture; a consumer that cannot start is reported
+    /// failed and dropped, and nothing else is disturbed.
+    fn open(&mut self, id: &str) {
         self.generation += 1;
-        let id = self.generation;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let internal = self.internal_tx.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                if internal.send(Internal::Rec(id, ev)).is_err() {
-                    break;
+        let generation = self.generation;
+        let (Some(capture), Some(active)) = (self.capture.as_mut(), self.consumers.get_mut(id))
+        else {
+            return;
+        };
+        active.generation = generation;
+        let reporter = Reporter::new(id.to_string(), generation, self.consumer_tx.clone());
+        let result = start_consumer(capture, active, reporter);
+        match result {
+            Ok(()) => active.phase = Phase::Running,
+            Err(e) => {
+                tracing::warn!(consumer = id, "could not start: {e}");
+                if let Some(mut a) = self.consumers.remove(id) {
+                    close(&mut a);
                 }
-            }
-        });
-        match Recorder::start(capture, &cfg, &dir, tx) {
-            Ok(rec) => {
-                self.recorder = Some(ActiveRecorder {
-                    rec: Some(rec),
-                    id,
-                    writing: None,
-                    started: false,
+                self.notify(MediaNotice::Consumer {
+                    id: id.to_string(),
+                    event: ConsumerEvent::Failed(e),
                 });
             }
-            Err(e) => self.recorder_failed(e),
+        }
+    }
+
+    /// Asks consumer `id` to finish; it is dropped once it has.
+    fn detach(&mut self, id: &str) {
+        let Some(active) = self.consumers.get_mut(id) else {
+            // Nothing runs under that id: it is as finished as it will get.
+            return self.notify(MediaNotice::Consumer {
+                id: id.to_string(),
+                event: ConsumerEvent::Finished,
+            });
+        };
+        match active.phase {
+            Phase::Running => {
+                if begin_finish(active) {
+                    active.phase = Phase::Finishing { remove: true };
+                } else {
+                    self.drop_consumer(id);
+                }
+            }
+            Phase::Finishing { .. } => active.phase = Phase::Finishing { remove: true },
+            Phase::Idle => self.drop_consumer(id),
+        }
+    }
+
+    /// Drops consumer `id` and reports it finished.
+    fn drop_consumer(&mut self, id: &str) {
+        if let Some(mut a) = self.consumers.remove(id) {
+            close(&mut a);
+            self.notify(MediaNotice::Consumer {
+                id: id.to_string(),
+                event: ConsumerEvent::Finished,
+            });
+        }
+    }
+
+    fn consumer_event(&mut self, id: String, generation: u64, event: ConsumerEvent) {
+        let Some(active) = self.consumers.get_mut(&id) else {
+            return;
+        };
+        if active.generation != generation {
+            return;
+        }
+        match &event {
+            ConsumerEvent::Finished => match active.phase {
+                Phase::Finishing { remove: false } => {
+                    active.phase = Phase::Idle;
+                    active.consumer.shutdown();
+                    return;
+                }
+                _ => {
+                    if let Some(mut a) = self.consumers.remove(&id) {
+                        close(&mut a);
+                    }
+                }
+            },
+            ConsumerEvent::Failed(e) => {
+                tracing::error!(consumer = %id, "consumer failed: {e}");
+                if let Some(mut a) = self.consumers.remove(&id) {
+                    close(&mut a);
+                }
+            }
+            _ => {}
+        }
+        self.notify(MediaNotice::Consumer { id, event });
+    }
+
+    /// True while some consumer is finishing.
+    fn finishing(&self) -> bool {
+        self.consumers
+            .values()
+            .any(|a| matches!(a.phase, Phase::Finishing { .. }))
+    }
+
+    /// Once a tick: consumers' housekeeping (a recorder's flush and retention).
+    fn housekeeping(&mut self) {
+        for a in self.consumers.values_mut() {
+            if a.phase == Phase::Running {
+                a.consumer.tick();
+            }
         }
     }
 
     fn bus_message(&mut self, msg: gst::Message) {
         match msg.view() {
             gst::MessageView::Error(e) => {
-                let src = msg
-                    .src()
-                    .map(|s| s.path_string().to_string())
-                    .unwrap_or_default();
                 let detail = e.debug().map(|d| d.to_string()).unwrap_or_default();
-                tracing::debug!("capture error from {src}: {detail}");
-                self.fault(format!("{src}: {}", e.error()));
+                tracing::debug!("capture error: {detail}");
+                self.fault(MediaError::from_bus(&msg, e));
             }
             gst::MessageView::Warning(w) => {
                 tracing::warn!("capture warning: {}", w.error());
@@ -528,9 +546,9 @@ impl Task {
     }
 
     /// A capture fault: report, tear down, and rebuild after a backoff. The agent stays up.
-    fn fault(&mut self, message: String) {
-        tracing::error!("media fault: {message}");
-        self.notify(MediaNotice::Error { message });
+    fn fault(&mut self, error: MediaError) {
+        tracing::error!("media fault: {error}");
+        self.notify(MediaNotice::Error(error));
         self.teardown();
         if self.stop.as_ref().is_some_and(|s| s.after == After::Exit) {
             return;
@@ -545,19 +563,24 @@ impl Task {
         self.restart_at = Some(Instant::now() + delay);
     }
 
-    /// Drops the capture and everything attached to it, at once.
+    /// Drops the capture and stops every consumer at once. Consumers stay wanted and start
+    /// again when capture plays, except those that were detached: they are reported finished.
     fn teardown(&mut self) {
         self.playing = false;
-        if let Some(r) = self.recorder.take() {
-            if let Some(rec) = r.rec {
-                rec.shutdown();
-            }
-            if r.started && !self.want_recording {
-                self.notify(MediaNotice::RecordingStopped);
-            }
+        let gone: Vec<String> = self
+            .consumers
+            .iter()
+            .filter(|(_, a)| a.phase == (Phase::Finishing { remove: true }))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.drop_consumer(&id);
         }
-        for tap in self.taps.values_mut() {
-            tap.attached.clear();
+        for a in self.consumers.values_mut() {
+            // The branches go with the pipeline below.
+            a.branches.clear();
+            a.consumer.shutdown();
+            a.phase = Phase::Idle;
         }
         if let Some(c) = self.capture.take() {
             release(&c.pipeline);
@@ -577,9 +600,23 @@ impl Task {
             after,
             deadline: Instant::now() + FINISH_TIMEOUT,
         });
-        if let Some(r) = &mut self.recorder {
-            if let Some(rec) = r.rec.as_mut() {
-                rec.finish();
+        let remove = after == After::Exit;
+        let ids: Vec<String> = self.consumers.keys().cloned().collect();
+        for id in ids {
+            let Some(a) = self.consumers.get_mut(&id) else {
+                continue;
+            };
+            let finishing = match a.phase {
+                Phase::Running => begin_finish(a),
+                Phase::Finishing { .. } => true,
+                Phase::Idle => false,
+            };
+            if finishing {
+                a.phase = Phase::Finishing {
+                    remove: remove || a.phase == (Phase::Finishing { remove: true }),
+                };
+            } else if remove {
+                self.drop_consumer(&id);
             }
         }
     }
@@ -589,9 +626,7 @@ impl Task {
         let Some(stop) = self.stop.take() else {
             return false;
         };
-        let keep = self.want_recording;
         self.teardown();
-        self.want_recording = keep;
         match stop.after {
             After::Exit => {
                 self.notify(MediaNotice::State {
@@ -630,36 +665,15 @@ impl Task {
         }
         let idle = self.last_progress.elapsed();
         if self.playing && idle >= STALL_LIMIT {
-            self.fault(format!(
+            self.fault(MediaError::Stalled(format!(
                 "the camera delivered no frame for {}s",
                 idle.as_secs()
-            ));
+            )));
         } else if !self.playing && idle >= FIRST_FRAME_LIMIT {
-            self.fault(format!(
+            self.fault(MediaError::Stalled(format!(
                 "the camera delivered no first frame within {}s",
                 idle.as_secs()
-            ));
-        }
-    }
-
-    fn retention(&mut self) {
-        let Some(r) = &self.recorder else { return };
-        let dir = self.config.recording_dir();
-        match retention::enforce(&dir, &self.config.recording, r.writing.as_deref()) {
-            Ok(plan) if plan.stop => self.recorder_failed(format!(
-                "disk full: less than {} MiB free in {}",
-                self.config.recording.stop_free_mb,
-                dir.display()
-            )),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("retention: {e}"),
-        }
-    }
-
-    /// Makes the segment being written durable, so a power cut loses at most one fragment.
-    fn flush(&self) {
-        if let Some(p) = self.recorder.as_ref().and_then(|r| r.writing.clone()) {
-            sync_file(p);
+            )));
         }
     }
 }
@@ -699,75 +713,59 @@ fn release(pipeline: &gst::Pipeline) {
     }
 }
 
-fn sync_file(path: PathBuf) {
-    tokio::task::spawn_blocking(move || {
-        if let Ok(f) = std::fs::File::open(&path) {
-            let _ = f.sync_data();
-        }
-    });
-}
-
-/// Attaches a tap's appsinks (H.264 and Opus) and forces a keyframe so it starts decodable.
-fn attach_tap(capture: &mut Capture, sender: &TapSender) -> Vec<Attached> {
-    let mut out = Vec::new();
-    for (feed, kind) in [
-        (Feed::H264, StreamKind::Video),
-        (Feed::Opus, StreamKind::Audio),
-    ] {
-        let Ok(tee) = capture.tee_for(feed) else {
-            continue;
-        };
-        let tx = sender.0.clone();
-        let need_key = Arc::new(AtomicBool::new(kind == StreamKind::Video));
-        let encoder = capture.encoder.clone();
-        let attached = sink::attach(&capture.pipeline, &tee, move |sample| {
-            let Some(buffer) = sample.buffer() else {
-                return;
-            };
-            let keyframe =
-                kind == StreamKind::Video && !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-            if kind == StreamKind::Video && need_key.load(Ordering::Relaxed) && !keyframe {
-                return;
+/// Starts `active` on `capture`: one branch per feed the capture has.
+fn start_consumer(
+    capture: &mut Capture,
+    active: &mut Active,
+    reporter: Reporter,
+) -> Result<(), MediaError> {
+    let mut feeds = Vec::new();
+    let mut tees = Vec::new();
+    for feed in active.consumer.feeds() {
+        match capture.tee_for(feed) {
+            Ok(t) => {
+                feeds.push(feed);
+                tees.push(t);
             }
-            let Ok(map) = buffer.map_readable() else {
-                return;
-            };
-            let s = EncodedSample {
-                kind,
-                data: bytes::Bytes::copy_from_slice(map.as_slice()),
-                pts: super::recorder::running_time(&sample, buffer.pts())
-                    .map(|t| Duration::from_nanos(t.nseconds())),
-                duration: buffer
-                    .duration()
-                    .map(|t| Duration::from_nanos(t.nseconds())),
-                keyframe,
-            };
-            match tx.try_send(s) {
-                Ok(()) => {
-                    if keyframe {
-                        need_key.store(false, Ordering::Relaxed);
-                    }
-                }
-                Err(mpsc::error::TrySendError::Full(_)) if kind == StreamKind::Video => {
-                    // The consumer fell behind: skip to the next keyframe rather than send a
-                    // stream it cannot decode.
-                    need_key.store(true, Ordering::Relaxed);
-                    if let Some(pad) = encoder.as_ref().and_then(|e| e.static_pad("src")) {
-                        pad.send_event(
-                            gstreamer_video::UpstreamForceKeyUnitEvent::builder()
-                                .all_headers(true)
-                                .build(),
-                        );
-                    }
-                }
-                Err(_) => {}
-            }
-        });
-        match attached {
-            Ok(a) => out.push(a),
-            Err(e) => tracing::warn!("tap: {e}"),
+            Err(MediaError::NoSource(_)) => {}
+            Err(e) => return Err(e),
         }
     }
-    capture.request_keyframe();
-    out
+    if feeds.is_empty() {
+        return Err(MediaError::NoSource("video or audio"));
+    }
+    let keyframes = capture.keyframes();
+    let sinks = active.consumer.start(StartContext {
+        reporter,
+        keyframes: keyframes.clone(),
+        feeds: feeds.clone(),
+    })?;
+    for ((feed, tee), sink) in feeds.into_iter().zip(tees).zip(sinks) {
+        match sink::attach(
+            &capture.pipeline,
+            &tee,
+            feed.is_video(),
+            sink,
+            keyframes.clone(),
+        ) {
+            Ok(b) => active.branches.push(b),
+            Err(e) => {
+                close(active);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Detaches a consumer's branches and asks it to finish; true when it will report `Finished`.
+fn begin_finish(active: &mut Active) -> bool {
+    active.branches.drain(..).for_each(Attached::detach);
+    active.consumer.finish()
+}
+
+/// Detaches a consumer's branches and stops it at once.
+fn close(active: &mut Active) {
+    active.branches.drain(..).for_each(Attached::detach);
+    active.consumer.shutdown();
 }

@@ -4,17 +4,23 @@
 //! The agent talks to the engine through [`MediaControl`] and hears back through
 //! [`MediaNotice`]s: an action's outcome is reported only once it has really happened.
 
+pub mod consumer;
+pub mod element;
 pub mod encoder;
 pub mod engine;
+pub mod error;
 pub mod pipeline;
 pub mod recorder;
 pub mod retention;
+pub mod rtmp;
 pub mod sink;
+pub mod tap;
+
+pub use consumer::{ConsumerEvent, ConsumerSpec, Feed};
+pub use error::MediaError;
+pub use tap::{EncodedSample, TapSender};
 
 use crate::event::MediaState;
-use crate::model::StreamKind;
-use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// What the agent asks of the media engine. Every action returns at once; its outcome comes back
 /// as a [`MediaNotice`].
@@ -29,10 +35,6 @@ pub enum MediaAction {
     Reconfigure(Box<crate::config::Config>),
     /// Finalise every consumer (the recorder closes its segment) and stop.
     Stop,
-    /// Attach the local recorder.
-    StartRecording,
-    /// Detach the local recorder, finalising its last segment.
-    StopRecording,
     /// Silence the microphone for every consumer (true) or let it through (false).
     SetMicMuted(bool),
     /// Send camera frames (true) or black frames (false) to every consumer.
@@ -41,46 +43,20 @@ pub enum MediaAction {
     RequestKeyframe,
     /// Change the video encoder's bitrate, kbit/s.
     SetBitrate(u32),
-    /// Hand encoded samples to a consumer outside GStreamer (a room's WebRTC tracks): H.264
-    /// access units (Annex B byte-stream, constrained baseline, SPS/PPS on every keyframe) and
-    /// Opus packets, from the one shared encode. A keyframe is forced when a tap attaches.
-    AttachTap {
-        /// Names the tap for [`MediaAction::DetachTap`].
+    /// Run a consumer of the capture (the recorder, a room's tap, an RTMP output, HLS) under
+    /// `id`, replacing any consumer of that id. It starts once capture plays, and again after
+    /// every capture restart, until detached.
+    Attach {
+        /// Names the consumer in its notices and for [`MediaAction::Detach`].
         id: String,
-        /// Where samples go. When it is full, samples for this tap are dropped (never blocking
-        /// capture) and the next video sample sent is a keyframe.
-        sender: TapSender,
+        /// Which consumer.
+        spec: ConsumerSpec,
     },
-    /// Stop handing samples to a tap.
-    DetachTap {
-        /// The tap's id.
+    /// Stop a consumer cleanly (a recorder finalises its segment); it reports `Finished`.
+    Detach {
+        /// The consumer's id.
         id: String,
     },
-}
-
-/// One encoded sample from the shared encoders.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EncodedSample {
-    /// Audio (Opus) or video (H.264).
-    pub kind: StreamKind,
-    /// The encoded bytes.
-    pub data: bytes::Bytes,
-    /// Presentation time on the pipeline clock.
-    pub pts: Option<Duration>,
-    /// Duration, when known.
-    pub duration: Option<Duration>,
-    /// True for an H.264 IDR access unit.
-    pub keyframe: bool,
-}
-
-/// The sending side of a tap; equal when it feeds the same channel.
-#[derive(Debug, Clone)]
-pub struct TapSender(pub mpsc::Sender<EncodedSample>);
-
-impl PartialEq for TapSender {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.same_channel(&other.0)
-    }
 }
 
 /// What the media engine reports to the agent.
@@ -106,27 +82,16 @@ pub enum MediaNotice {
     MicMuted(bool),
     /// Camera frames are (true) or are not (false) what leaves.
     CameraEnabled(bool),
-    /// The recorder is writing.
-    RecordingStarted,
-    /// A segment file was closed and is complete.
-    SegmentClosed {
-        /// The file.
-        path: String,
-        /// Its size in bytes.
-        bytes: u64,
-    },
-    /// The recorder stopped and its last segment is finalised.
-    RecordingStopped,
-    /// The recorder failed (disk full, write error); capture goes on.
-    RecordingFailed {
-        /// Why.
-        reason: String,
+    /// What a consumer reported. `Finished` also comes for a consumer that was detached, and
+    /// `Failed` for one that could not start; after either the consumer is gone.
+    Consumer {
+        /// The consumer's id, as attached.
+        id: String,
+        /// What happened.
+        event: ConsumerEvent,
     },
     /// A fault in capture or encode; the engine restarts the pipeline with backoff.
-    Error {
-        /// What happened.
-        message: String,
-    },
+    Error(MediaError),
 }
 
 /// The agent's handle on a media engine.

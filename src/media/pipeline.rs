@@ -10,7 +10,10 @@
 //! Consumers never sit inside this pipeline: each attaches an appsink to a tee and feeds its own
 //! pipeline (or a channel), so a consumer's failure (a full disk) cannot stop capture.
 
-use super::encoder::{self, make, parse_caps, set, EncoderSpec};
+use super::consumer::{Feed, KeyframeRequester};
+use super::element::{add_chain, leaky_queue, make, parse_caps, set};
+use super::encoder::{self, EncoderSpec};
+use super::error::{MediaError, Result};
 use crate::config::{AudioSource, Config, VideoSource};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -18,17 +21,6 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// Encoded streams a consumer can take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Feed {
-    /// H.264 byte-stream access units.
-    H264,
-    /// Opus packets.
-    Opus,
-    /// AAC frames (ADTS-less raw, with codec_data caps).
-    Aac,
-}
 
 /// A built capture pipeline.
 pub struct Capture {
@@ -48,6 +40,8 @@ pub struct Capture {
     pub opustee: Option<gst::Element>,
     /// Tee of AAC, once a consumer asked for it.
     pub aactee: Option<gst::Element>,
+    /// Tees of raw mono PCM by rate, once a consumer asked for them.
+    pub pcmtees: std::collections::HashMap<u32, gst::Element>,
     /// Encoded video frames so far.
     pub frames: Arc<AtomicU64>,
     /// Encoded video bytes so far.
@@ -60,7 +54,7 @@ pub struct Capture {
     aac_kbps: u32,
 }
 
-fn tee() -> Result<gst::Element, String> {
+fn tee() -> Result<gst::Element> {
     let t = make("tee")?;
     t.set_property("allow-not-linked", true);
     Ok(t)
@@ -72,7 +66,7 @@ pub fn build(
     encoder_name: Option<&str>,
     camera_on: Arc<AtomicBool>,
     mic_muted: bool,
-) -> Result<Capture, String> {
+) -> Result<Capture> {
     let pipeline = gst::Pipeline::with_name("roombox-capture");
     let v = &config.media.video;
     let a = &config.media.audio;
@@ -89,6 +83,7 @@ pub fn build(
         rawtee: None,
         opustee: None,
         aactee: None,
+        pcmtees: Default::default(),
         frames: frames.clone(),
         video_bytes: video_bytes.clone(),
         camera_on: camera_on.clone(),
@@ -98,8 +93,9 @@ pub fn build(
     };
 
     if v.source != VideoSource::None {
-        let name = encoder_name.ok_or("no H.264 encoder works on this machine")?;
-        let spec = encoder::spec(name).ok_or_else(|| format!("unknown encoder `{name}`"))?;
+        let name = encoder_name.ok_or(MediaError::NoEncoder)?;
+        let spec =
+            encoder::spec(name).ok_or_else(|| MediaError::MissingElement(name.to_string()))?;
         let src = match v.source {
             VideoSource::V4l2 => {
                 let s = make("v4l2src")?;
@@ -188,15 +184,14 @@ pub fn build(
             out_caps,
             vtee.clone(),
         ]);
-        pipeline.add_many(&chain).map_err(|e| e.to_string())?;
-        gst::Element::link_many(&chain).map_err(|e| format!("cannot link video: {e}"))?;
+        add_chain(&pipeline, &chain, "video")?;
 
         install_blackout(&caps, camera_on)?;
         let f = frames.clone();
         let b = video_bytes.clone();
         parse
             .static_pad("src")
-            .ok_or("h264parse has no src pad")?
+            .ok_or_else(|| MediaError::link("video", "h264parse has no src pad"))?
             .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 f.fetch_add(1, Ordering::Relaxed);
                 if let Some(buf) = info.buffer() {
@@ -260,8 +255,7 @@ pub fn build(
         rawtee.set_property("name", "rawtee");
         chain.push(volume.clone());
         chain.push(rawtee.clone());
-        pipeline.add_many(&chain).map_err(|e| e.to_string())?;
-        gst::Element::link_many(&chain).map_err(|e| format!("cannot link audio: {e}"))?;
+        add_chain(&pipeline, &chain, "audio")?;
 
         cap.volume = Some(volume);
         cap.rawtee = Some(rawtee);
@@ -273,14 +267,12 @@ pub fn build(
 }
 
 impl Capture {
-    /// The tee of a feed. Opus is built with the pipeline; AAC is added on first demand, also
-    /// while playing, so a box that never records MP4 or streams RTMP never runs it.
-    pub fn tee_for(&mut self, feed: Feed) -> Result<gst::Element, String> {
+    /// The tee of a feed. Opus is built with the pipeline; AAC and PCM are added on first
+    /// demand, also while playing, so a box that never records MP4, streams RTMP or transcribes
+    /// never runs them.
+    pub fn tee_for(&mut self, feed: Feed) -> Result<gst::Element> {
         match feed {
-            Feed::H264 => self
-                .vtee
-                .clone()
-                .ok_or_else(|| "there is no video source".into()),
+            Feed::H264 => self.vtee.clone().ok_or(MediaError::NoSource("video")),
             Feed::Opus => {
                 if let Some(t) = &self.opustee {
                     return Ok(t.clone());
@@ -288,7 +280,7 @@ impl Capture {
                 let enc = make("opusenc")?;
                 set(&enc, "bitrate", &(self.opus_kbps * 1000).to_string())?;
                 set(&enc, "frame-size", "20")?;
-                let t = self.audio_branch(enc, None, "opustee")?;
+                let t = self.audio_branch(vec![make("audioconvert")?, enc], "opustee")?;
                 self.opustee = Some(t.clone());
                 Ok(t)
             }
@@ -300,39 +292,63 @@ impl Capture {
                 let factory = ["fdkaacenc", "voaacenc", "avenc_aac"]
                     .into_iter()
                     .find(|f| encoder::registered(f))
-                    .ok_or("no AAC encoder (voaacenc or avenc_aac) is installed")?;
+                    .ok_or_else(|| MediaError::MissingElement("voaacenc or avenc_aac".into()))?;
                 let enc = make(factory)?;
                 set(&enc, "bitrate", &(self.aac_kbps * 1000).to_string())?;
-                let t = self.audio_branch(enc, Some(make("aacparse")?), "aactee")?;
+                let t = self.audio_branch(
+                    vec![make("audioconvert")?, enc, make("aacparse")?],
+                    "aactee",
+                )?;
                 self.aactee = Some(t.clone());
+                Ok(t)
+            }
+            Feed::Pcm { rate } => {
+                if let Some(t) = self.pcmtees.get(&rate) {
+                    return Ok(t.clone());
+                }
+                let caps = make("capsfilter")?;
+                caps.set_property(
+                    "caps",
+                    gst::Caps::builder("audio/x-raw")
+                        .field("format", "S16LE")
+                        .field("rate", rate as i32)
+                        .field("channels", 1i32)
+                        .field("layout", "interleaved")
+                        .build(),
+                );
+                let t = self.audio_branch(
+                    vec![make("audioconvert")?, make("audioresample")?, caps],
+                    &format!("pcm{rate}tee"),
+                )?;
+                self.pcmtees.insert(rate, t.clone());
                 Ok(t)
             }
         }
     }
 
-    /// Adds `rawtee → queue → audioconvert → enc [→ parse] → tee` to the (possibly playing)
-    /// pipeline and returns the new tee.
-    fn audio_branch(
-        &self,
-        enc: gst::Element,
-        parse: Option<gst::Element>,
-        name: &str,
-    ) -> Result<gst::Element, String> {
-        let rawtee = self.rawtee.clone().ok_or("there is no audio source")?;
+    /// Adds `rawtee → leaky queue → chain → tee` to the (possibly playing) pipeline and returns
+    /// the new tee. The queue is leaky so an encoder that cannot keep up never holds the mic.
+    fn audio_branch(&self, chain: Vec<gst::Element>, name: &str) -> Result<gst::Element> {
+        let rawtee = self.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
         let out = tee()?;
         out.set_property("name", name);
-        let mut chain = vec![make("queue")?, make("audioconvert")?, enc];
-        chain.extend(parse);
-        chain.push(out.clone());
-        self.pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+        let mut all = vec![leaky_queue(50)?];
+        all.extend(chain);
+        all.push(out.clone());
+        add_chain(&self.pipeline, &all, name)?;
         rawtee
-            .link(&chain[0])
-            .and_then(|_| gst::Element::link_many(&chain))
-            .map_err(|e| format!("cannot link {name}: {e}"))?;
-        for e in &chain {
-            e.sync_state_with_parent().map_err(|e| e.to_string())?;
+            .link(&all[0])
+            .map_err(|e| MediaError::link(name, e))?;
+        for e in &all {
+            e.sync_state_with_parent()
+                .map_err(|_| MediaError::Start(name.to_string()))?;
         }
         Ok(out)
+    }
+
+    /// The handle consumers use to ask the shared encoder for keyframes.
+    pub fn keyframes(&self) -> KeyframeRequester {
+        KeyframeRequester(self.encoder.clone())
     }
 
     /// Asks the video encoder for a keyframe (with SPS/PPS).
@@ -350,8 +366,10 @@ impl Capture {
 
 /// Replaces frames by black while the camera is off, keeping timestamps (and the encoder)
 /// running so every consumer stays valid.
-fn install_blackout(caps: &gst::Element, camera_on: Arc<AtomicBool>) -> Result<(), String> {
-    let pad = caps.static_pad("src").ok_or("capsfilter has no src pad")?;
+fn install_blackout(caps: &gst::Element, camera_on: Arc<AtomicBool>) -> Result<()> {
+    let pad = caps
+        .static_pad("src")
+        .ok_or_else(|| MediaError::link("video", "capsfilter has no src pad"))?;
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         if camera_on.load(Ordering::Relaxed) {
             return gst::PadProbeReturn::Ok;

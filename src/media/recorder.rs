@@ -1,13 +1,19 @@
-//! The local recorder: its own pipeline, fed from the capture pipeline's tees, writing segment
-//! files with splitmuxsink.
+//! The local recorder: a consumer with its own pipeline, writing segment files with
+//! splitmuxsink.
 //!
 //! Each segment is MP4 whose header is rewritten every fragment (qtmux's robust muxing), or
 //! Matroska with short clusters, and the segment being written is flushed to disk every fragment,
-//! so a SIGKILL or a power cut loses at most about one fragment. A failure here (a full disk) ends this pipeline only; capture carries on.
+//! so a SIGKILL or a power cut loses at most about one fragment. A failure here (a full disk)
+//! ends this pipeline only; capture carries on. Retention runs here too, and a disk that falls
+//! below `stop_free_mb` stops the recording with a [`MediaError::DiskFull`].
 
-use super::encoder::{make, set};
-use super::pipeline::{Capture, Feed};
-use super::sink::{self, Attached};
+use super::consumer::{
+    Consumer, ConsumerEvent, Feed, FeedSink, KeyframeRequester, Reporter, StartContext,
+};
+use super::element::{make, set};
+use super::error::{MediaError, Result};
+use super::retention;
+use super::sink::AppSrcSink;
 use crate::config::{RecordingConfig, RecordingFormat};
 use futures::StreamExt;
 use gstreamer as gst;
@@ -15,25 +21,18 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use std::time::{Duration, Instant};
 
-/// What the recorder's pipeline reports.
+/// How often retention runs while recording.
+const RETENTION_EVERY: Duration = Duration::from_secs(5);
+
+/// What to record and where.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RecEvent {
-    /// A segment file was opened.
-    Opened(PathBuf),
-    /// A segment file was closed and is complete.
-    Closed(PathBuf),
-    /// Every stream ended and the last segment is finalised.
-    Finished,
-    /// Writing failed.
-    Failed(String),
-}
-
-/// A running recorder.
-pub struct Recorder {
-    pipeline: gst::Pipeline,
-    feeds: Vec<(gst_app::AppSrc, Attached)>,
+pub struct RecorderSpec {
+    /// Format, segment and fragment lengths, retention.
+    pub config: RecordingConfig,
+    /// Directory of the segments.
+    pub dir: PathBuf,
 }
 
 /// Prefix of segment file names; retention only ever deletes files that carry it.
@@ -47,17 +46,131 @@ pub fn segment_name(index: u32, ext: &str) -> String {
     format!("{SEGMENT_PREFIX}{t}-{index:04}.{ext}")
 }
 
+/// The recorder consumer: builds a [`Recorder`] pipeline on each start.
+pub struct RecorderConsumer {
+    spec: RecorderSpec,
+    running: Option<Recorder>,
+    /// The segment being written, which retention must not delete and flush makes durable.
+    writing: Arc<Mutex<Option<PathBuf>>>,
+    reporter: Option<Reporter>,
+    last_flush: Instant,
+    last_retention: Instant,
+}
+
+impl RecorderConsumer {
+    /// A recorder for `spec`, not yet started.
+    pub fn new(spec: RecorderSpec) -> RecorderConsumer {
+        RecorderConsumer {
+            spec,
+            running: None,
+            writing: Arc::default(),
+            reporter: None,
+            last_flush: Instant::now(),
+            last_retention: Instant::now(),
+        }
+    }
+
+    fn disk_full(&self) -> MediaError {
+        MediaError::DiskFull(format!(
+            "less than {} MiB free in {}",
+            self.spec.config.stop_free_mb,
+            self.spec.dir.display()
+        ))
+    }
+}
+
+impl Consumer for RecorderConsumer {
+    fn feeds(&self) -> Vec<Feed> {
+        let audio = match self.spec.config.format {
+            RecordingFormat::Mp4 => Feed::Aac,
+            RecordingFormat::Mkv => Feed::Opus,
+        };
+        vec![Feed::H264, audio]
+    }
+
+    fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>> {
+        let dir = &self.spec.dir;
+        std::fs::create_dir_all(dir).map_err(|e| MediaError::io(dir, e))?;
+        match retention::enforce(dir, &self.spec.config, None) {
+            Ok(plan) if plan.stop => return Err(self.disk_full()),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("retention: {e}"),
+        }
+        *self.writing.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let (rec, sinks) = Recorder::start(
+            &ctx.feeds,
+            &self.spec.config,
+            dir,
+            ctx.keyframes.clone(),
+            ctx.reporter.clone(),
+            self.writing.clone(),
+        )?;
+        self.running = Some(rec);
+        self.reporter = Some(ctx.reporter);
+        self.last_flush = Instant::now();
+        self.last_retention = Instant::now();
+        Ok(sinks)
+    }
+
+    fn finish(&mut self) -> bool {
+        match &self.running {
+            Some(r) => {
+                r.finish();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+        }
+    }
+
+    fn tick(&mut self) {
+        if self.running.is_none() {
+            return;
+        }
+        let writing = self.writing.lock().ok().and_then(|w| w.clone());
+        if self.last_flush.elapsed() >= self.spec.config.fragment {
+            self.last_flush = Instant::now();
+            if let Some(p) = writing.clone() {
+                sync_file(p);
+            }
+        }
+        if self.last_retention.elapsed() >= RETENTION_EVERY {
+            self.last_retention = Instant::now();
+            match retention::enforce(&self.spec.dir, &self.spec.config, writing.as_deref()) {
+                Ok(plan) if plan.stop => {
+                    let e = self.disk_full();
+                    if let Some(r) = &self.reporter {
+                        r.send(ConsumerEvent::Failed(e));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("retention: {e}"),
+            }
+        }
+    }
+}
+
+/// A running recorder pipeline.
+pub struct Recorder {
+    pipeline: gst::Pipeline,
+    sources: Vec<gst_app::AppSrc>,
+}
+
 impl Recorder {
-    /// Builds the recorder pipeline, attaches it to the capture's tees and starts it. `events`
-    /// receives what happens to it.
+    /// Builds the recorder pipeline for `feeds` and starts it; returns it with one sink per feed.
     pub fn start(
-        capture: &mut Capture,
+        feeds: &[Feed],
         cfg: &RecordingConfig,
         dir: &Path,
-        events: mpsc::UnboundedSender<RecEvent>,
-    ) -> Result<Recorder, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        keyframes: KeyframeRequester,
+        reporter: Reporter,
+        writing: Arc<Mutex<Option<PathBuf>>>,
+    ) -> Result<(Recorder, Vec<Box<dyn FeedSink>>)> {
         let pipeline = gst::Pipeline::with_name("roombox-recorder");
         let split = make("splitmuxsink")?;
         split.set_property("max-size-time", cfg.segment.as_nanos() as u64);
@@ -66,7 +179,7 @@ impl Recorder {
         // configured length instead of a whole number of GOPs.
         split.set_property("send-keyframe-requests", true);
         let fragment_ms = cfg.fragment.as_millis() as u64;
-        let (muxer, audio_feed, audio_parse) = match cfg.format {
+        let muxer = match cfg.format {
             RecordingFormat::Mp4 => {
                 // Robust muxing: the moov sits in reserved space at the head of the file and is
                 // rewritten every fragment, so a killed file is complete up to its last update
@@ -80,7 +193,7 @@ impl Recorder {
                     "reserved-moov-update-period",
                     &(fragment_ms * 1_000_000).to_string(),
                 )?;
-                (m, Feed::Aac, "aacparse")
+                m
             }
             RecordingFormat::Mkv => {
                 let m = make("matroskamux")?;
@@ -94,7 +207,7 @@ impl Recorder {
                     "min-cluster-duration",
                     &(fragment_ms * 1_000_000 / 2).to_string(),
                 )?;
-                (m, Feed::Opus, "opusparse")
+                m
             }
         };
         split.set_property("muxer", &muxer);
@@ -109,90 +222,99 @@ impl Recorder {
             let path = dir_owned.join(segment_name(index, ext));
             Some(path.to_string_lossy().to_string().to_value())
         });
-        pipeline.add(&split).map_err(|e| e.to_string())?;
+        pipeline
+            .add(&split)
+            .map_err(|e| MediaError::link("the recorder", e))?;
 
         // Timestamps are re-based on the first video keyframe, so each recording starts at 0
         // and begins with a decodable frame.
         let base: Arc<Mutex<Option<gst::ClockTime>>> = Arc::new(Mutex::new(None));
-        let mut feeds = Vec::new();
-        let mut wanted = Vec::new();
-        if capture.vtee.is_some() {
-            wanted.push((Feed::H264, "h264parse", "video"));
-        }
-        if capture.rawtee.is_some() {
-            wanted.push((audio_feed, audio_parse, "audio_%u"));
-        }
-        if wanted.is_empty() {
-            return Err("there is nothing to record: no video and no audio source".into());
-        }
-        let has_video = capture.vtee.is_some();
-        for (feed, parser, pad_template) in wanted {
-            let appsrc = gst_app::AppSrc::builder()
-                .format(gst::Format::Time)
-                .is_live(true)
-                .do_timestamp(false)
-                .max_bytes(32 << 20)
-                .block(false)
-                .build();
-            let _ = set(&appsrc, "leaky-type", "downstream");
+        let has_video = feeds.contains(&Feed::H264);
+        let mut sources = Vec::new();
+        let mut sinks: Vec<Box<dyn FeedSink>> = Vec::new();
+        for &feed in feeds {
+            let (parser, pad_template) = match feed {
+                Feed::H264 => ("h264parse", "video"),
+                Feed::Aac => ("aacparse", "audio_%u"),
+                Feed::Opus => ("opusparse", "audio_%u"),
+                Feed::Pcm { .. } => continue,
+            };
+            let appsrc = AppSrcSink::appsrc(32 << 20)?;
             let parse = make(parser)?;
             pipeline
                 .add_many([appsrc.upcast_ref(), &parse])
-                .map_err(|e| e.to_string())?;
-            appsrc.link(&parse).map_err(|e| e.to_string())?;
+                .map_err(|e| MediaError::link("the recorder", e))?;
+            appsrc
+                .link(&parse)
+                .map_err(|e| MediaError::link("the recorder", e))?;
             let pad = split
                 .request_pad_simple(pad_template)
-                .ok_or("splitmuxsink gave no pad")?;
+                .ok_or_else(|| MediaError::link("the recorder", "splitmuxsink gave no pad"))?;
             parse
                 .static_pad("src")
-                .ok_or("parser has no pad")?
+                .ok_or_else(|| MediaError::link("the recorder", "the parser has no pad"))?
                 .link(&pad)
-                .map_err(|e| format!("cannot link to splitmuxsink: {e:?}"))?;
+                .map_err(|e| MediaError::link("the recorder", e))?;
             if feed == Feed::H264 {
-                forward_keyframe_requests(&appsrc, capture.encoder.clone(), base.clone())?;
+                forward_keyframe_requests(&appsrc, keyframes.clone(), base.clone())?;
             }
-            let tee = capture.tee_for(feed)?;
-            let src = appsrc.clone();
             let base = base.clone();
             let is_video = feed == Feed::H264;
-            let attached = sink::attach(&capture.pipeline, &tee, move |sample| {
-                if let Some(s) = rebase(sample, &base, is_video, has_video) {
-                    let _ = src.push_sample(&s);
-                }
-            })?;
-            feeds.push((appsrc, attached));
+            sinks.push(Box::new(AppSrcSink::with_map(appsrc.clone(), move |s| {
+                rebase(s, &base, is_video, has_video)
+            })));
+            sources.push(appsrc);
+        }
+        if sources.is_empty() {
+            return Err(MediaError::NoSource("video or audio"));
         }
 
-        let bus = pipeline.bus().ok_or("recorder has no bus")?;
+        let bus = pipeline
+            .bus()
+            .ok_or_else(|| MediaError::Start("the recorder's bus".into()))?;
         let mut stream = bus.stream();
         tokio::spawn(async move {
+            let mut started = false;
             while let Some(msg) = stream.next().await {
                 let ev = match msg.view() {
                     gst::MessageView::Element(e) => {
                         let Some(s) = e.structure() else { continue };
                         let loc = s.get::<String>("location").ok().map(PathBuf::from);
                         match (s.name().as_str(), loc) {
-                            ("splitmuxsink-fragment-opened", Some(p)) => RecEvent::Opened(p),
-                            ("splitmuxsink-fragment-closed", Some(p)) => RecEvent::Closed(p),
+                            ("splitmuxsink-fragment-opened", Some(p)) => {
+                                *writing.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+                                if started {
+                                    continue;
+                                }
+                                started = true;
+                                ConsumerEvent::Started
+                            }
+                            ("splitmuxsink-fragment-closed", Some(p)) => {
+                                {
+                                    let mut w = writing.lock().unwrap_or_else(|e| e.into_inner());
+                                    if w.as_ref() == Some(&p) {
+                                        *w = None;
+                                    }
+                                }
+                                let bytes = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                                sync_file(p.clone());
+                                ConsumerEvent::FileClosed {
+                                    path: p.display().to_string(),
+                                    bytes,
+                                }
+                            }
                             _ => continue,
                         }
                     }
-                    gst::MessageView::Eos(_) => RecEvent::Finished,
+                    gst::MessageView::Eos(_) => ConsumerEvent::Finished,
                     gst::MessageView::Error(e) => {
-                        let detail = e.debug().map(|d| d.to_string()).unwrap_or_default();
-                        let reason = if detail.contains("No space left")
-                            || e.error().to_string().contains("No space left")
-                        {
-                            format!("disk full: {}", e.error())
-                        } else {
-                            e.error().to_string()
-                        };
-                        RecEvent::Failed(reason)
+                        ConsumerEvent::Failed(MediaError::from_bus(&msg, e))
                     }
                     _ => continue,
                 };
-                let last = matches!(ev, RecEvent::Finished | RecEvent::Failed(_));
-                if events.send(ev).is_err() || last {
+                let last = matches!(ev, ConsumerEvent::Finished | ConsumerEvent::Failed(_));
+                reporter.send(ev);
+                if last {
                     break;
                 }
             }
@@ -200,26 +322,30 @@ impl Recorder {
 
         pipeline
             .set_state(gst::State::Playing)
-            .map_err(|_| "the recorder pipeline did not start".to_string())?;
-        capture.request_keyframe();
-        Ok(Recorder { pipeline, feeds })
+            .map_err(|_| MediaError::Start("the recorder pipeline".into()))?;
+        Ok((Recorder { pipeline, sources }, sinks))
     }
 
-    /// Ends every stream so the last segment is finalised; [`RecEvent::Finished`] follows.
-    pub fn finish(&mut self) {
-        for (src, attached) in self.feeds.drain(..) {
-            attached.detach();
+    /// Ends every stream so the last segment is finalised; [`ConsumerEvent::Finished`] follows.
+    pub fn finish(&self) {
+        for src in &self.sources {
             let _ = src.end_of_stream();
         }
     }
 
-    /// Stops at once (after a failure, or once finished), detaching from capture.
-    pub fn shutdown(mut self) {
-        for (_, attached) in self.feeds.drain(..) {
-            attached.detach();
-        }
+    /// Stops at once (after a failure, or once finished).
+    pub fn shutdown(self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// Makes a file's data durable, off the async threads.
+pub fn sync_file(path: PathBuf) {
+    tokio::task::spawn_blocking(move || {
+        if let Ok(f) = std::fs::File::open(&path) {
+            let _ = f.sync_data();
+        }
+    });
 }
 
 /// Forwards upstream force-key-unit requests that reach `appsrc` (from splitmuxsink) to the
@@ -228,13 +354,12 @@ impl Recorder {
 /// onto the capture's clock (adding the recording's origin) so the keyframe lands on the boundary.
 fn forward_keyframe_requests(
     appsrc: &gst_app::AppSrc,
-    encoder: Option<gst::Element>,
+    keyframes: KeyframeRequester,
     origin: Arc<Mutex<Option<gst::ClockTime>>>,
-) -> Result<(), String> {
-    let Some(encoder) = encoder else {
-        return Ok(());
-    };
-    let pad = appsrc.static_pad("src").ok_or("appsrc has no pad")?;
+) -> Result<()> {
+    let pad = appsrc
+        .static_pad("src")
+        .ok_or_else(|| MediaError::link("the recorder", "appsrc has no pad"))?;
     pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
         let Some(gst::PadProbeData::Event(ev)) = &info.data else {
             return gst::PadProbeReturn::Ok;
@@ -243,30 +368,25 @@ fn forward_keyframe_requests(
             return gst::PadProbeReturn::Ok;
         };
         let base = origin.lock().ok().and_then(|b| *b);
-        let mut fwd = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true);
-        if let (Some(rt), Some(base)) = (req.running_time, base) {
-            fwd = fwd.running_time(rt + base);
-        }
-        if let Some(src) = encoder.static_pad("src") {
-            src.send_event(fwd.build());
-        }
+        keyframes.request(req.running_time.zip(base).map(|(rt, base)| rt + base));
         gst::PadProbeReturn::Ok
     });
     Ok(())
 }
 
-/// Shifts a sample's timestamps so the recording starts at its first video keyframe; drops what
-/// comes before it.
-fn rebase(
-    sample: gst::Sample,
+/// Shifts a sample's timestamps (as running time on the capture's clock) so its consumer's
+/// timeline starts at 0 at the first video keyframe (the first sample, with no video); drops
+/// what comes before it.
+pub fn rebase(
+    sample: &gst::Sample,
     base: &Mutex<Option<gst::ClockTime>>,
     is_video: bool,
     has_video: bool,
 ) -> Option<gst::Sample> {
     let buffer = sample.buffer()?;
     // Encoders shift their segments (x264enc by 1000 h), so compare running times, not PTS.
-    let pts = running_time(&sample, buffer.pts())?;
-    let dts = running_time(&sample, buffer.dts());
+    let pts = running_time(sample, buffer.pts())?;
+    let dts = running_time(sample, buffer.dts());
     let origin = {
         let mut b = base.lock().ok()?;
         match *b {

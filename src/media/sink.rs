@@ -1,34 +1,84 @@
-//! Attaching and detaching appsinks on the capture pipeline's tees, while it plays.
+//! Attaching and detaching consumer branches on the capture pipeline's tees, while it plays.
+//!
+//! A branch is `tee → leaky queue → appsink`. The queue gives the branch its own thread and drops
+//! its oldest buffers when the consumer falls behind; the appsink hands samples to the consumer's
+//! [`FeedSink`]. Whenever video was dropped (by the queue or by the sink), the branch passes
+//! nothing until the next keyframe and asks the encoder for one, so the consumer always gets a
+//! decodable stream and the others never notice.
 
+use super::consumer::{FeedSink, KeyframeRequester, Pushed};
+use super::element::{leaky_queue, set};
+use super::error::{MediaError, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-/// An appsink fed by one tee of the capture pipeline.
+/// Buffers a branch may hold before it drops: about a second of video at 30 fps, or 1.5 s of
+/// 20 ms audio frames.
+const BRANCH_BUFFERS: u32 = 75;
+
+/// A consumer branch fed by one tee of the capture pipeline.
 pub struct Attached {
     tee: gst::Element,
     teepad: gst::Pad,
+    queue: gst::Element,
     appsink: gst_app::AppSink,
 }
 
-/// Adds an appsink on a new branch of `tee` that hands every sample to `on_sample`, which runs on
-/// the encoder's streaming thread and must not block.
+/// Adds a branch on `tee` that hands every sample to `sink`. For video (`video`), the branch
+/// starts at a keyframe, asked for at once.
 pub fn attach(
     pipeline: &gst::Pipeline,
     tee: &gst::Element,
-    on_sample: impl Fn(gst::Sample) + Send + Sync + 'static,
-) -> Result<Attached, String> {
+    video: bool,
+    sink: Box<dyn FeedSink>,
+    keyframes: KeyframeRequester,
+) -> Result<Attached> {
+    let queue = leaky_queue(BRANCH_BUFFERS)?;
+    let need_key = Arc::new(AtomicBool::new(video));
+    if video {
+        let need_key = need_key.clone();
+        let keyframes = keyframes.clone();
+        queue.connect("overrun", false, move |_| {
+            // The consumer fell a second behind: what it gets next must start at a keyframe.
+            if !need_key.swap(true, Ordering::Relaxed) {
+                keyframes.request(None);
+            }
+            None
+        });
+    }
+    let on_full = keyframes.clone();
     let appsink = gst_app::AppSink::builder()
         .sync(false)
         .async_(false)
         .enable_last_sample(false)
-        .max_buffers(4)
+        .max_buffers(2)
         .drop(true)
         .callbacks(
             gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    if let Ok(sample) = sink.pull_sample() {
-                        on_sample(sample);
+                .new_sample(move |appsink| {
+                    let Ok(sample) = appsink.pull_sample() else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    if video {
+                        let key = sample
+                            .buffer()
+                            .is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT));
+                        if need_key.load(Ordering::Relaxed) {
+                            if !key {
+                                return Ok(gst::FlowSuccess::Ok);
+                            }
+                            need_key.store(false, Ordering::Relaxed);
+                        }
+                        if sink.push(&sample) == Pushed::Full
+                            && !need_key.swap(true, Ordering::Relaxed)
+                        {
+                            on_full.request(None);
+                        }
+                    } else {
+                        let _ = sink.push(&sample);
                     }
                     Ok(gst::FlowSuccess::Ok)
                 })
@@ -36,48 +86,128 @@ pub fn attach(
         )
         .build();
     pipeline
-        .add(&appsink)
-        .map_err(|e| format!("cannot add appsink: {e}"))?;
+        .add_many([&queue, appsink.upcast_ref()])
+        .map_err(|e| MediaError::link("a consumer branch", e))?;
+    queue
+        .link(&appsink)
+        .map_err(|e| MediaError::link("a consumer branch", e))?;
     let teepad = tee
         .request_pad_simple("src_%u")
-        .ok_or("the tee gave no pad")?;
-    let sinkpad = appsink.static_pad("sink").ok_or("appsink has no pad")?;
+        .ok_or_else(|| MediaError::link("a consumer branch", "the tee gave no pad"))?;
+    let sinkpad = queue
+        .static_pad("sink")
+        .ok_or_else(|| MediaError::link("a consumer branch", "the queue has no pad"))?;
     teepad
         .link(&sinkpad)
-        .map_err(|e| format!("cannot link appsink: {e:?}"))?;
-    appsink
-        .sync_state_with_parent()
-        .map_err(|e| format!("appsink did not start: {e}"))?;
+        .map_err(|e| MediaError::link("a consumer branch", e))?;
+    for el in [appsink.upcast_ref::<gst::Element>(), &queue] {
+        el.sync_state_with_parent()
+            .map_err(|_| MediaError::Start("a consumer branch".into()))?;
+    }
+    if video {
+        keyframes.request(None);
+    }
     Ok(Attached {
         tee: tee.clone(),
         teepad,
+        queue,
         appsink,
     })
 }
 
 impl Attached {
-    /// Unlinks the appsink once its branch is idle, then removes it, without disturbing the tee's
-    /// other branches.
+    /// Unlinks the branch once the tee's pad is idle, then removes it, without disturbing the
+    /// tee's other branches.
     pub fn detach(self) {
         let Attached {
             tee,
             teepad,
+            queue,
             appsink,
         } = self;
-        let sinkpad = appsink.static_pad("sink");
+        let sinkpad = queue.static_pad("sink");
         teepad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
             if let Some(sp) = &sinkpad {
                 let _ = pad.unlink(sp);
             }
             tee.release_request_pad(pad);
-            let sink = appsink.clone();
-            sink.call_async(|el| {
-                let _ = el.set_state(gst::State::Null);
-                if let Some(parent) = el.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) {
-                    let _ = parent.remove(el);
+            let elements = [queue.clone(), appsink.clone().upcast()];
+            queue.call_async(move |_| {
+                for el in &elements {
+                    let _ = el.set_state(gst::State::Null);
+                    if let Some(parent) = el.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) {
+                        let _ = parent.remove(el);
+                    }
                 }
             });
             gst::PadProbeReturn::Remove
         });
+    }
+}
+
+/// What an [`AppSrcSink`] makes of a sample before pushing it (None drops it).
+type SampleMap = Box<dyn Fn(&gst::Sample) -> Option<gst::Sample> + Send + Sync>;
+
+/// A [`FeedSink`] that pushes into an appsrc of the consumer's own pipeline, dropping (and
+/// saying [`Pushed::Full`]) when that pipeline has fallen `max_bytes` behind.
+pub struct AppSrcSink {
+    src: gst_app::AppSrc,
+    max_bytes: u64,
+    map: Option<SampleMap>,
+}
+
+impl AppSrcSink {
+    /// A live, time-format appsrc that never blocks, holding at most `max_bytes`.
+    pub fn appsrc(max_bytes: u64) -> Result<gst_app::AppSrc> {
+        let src = gst_app::AppSrc::builder()
+            .format(gst::Format::Time)
+            .is_live(true)
+            .do_timestamp(false)
+            .max_bytes(max_bytes)
+            .block(false)
+            .build();
+        set(&src, "leaky-type", "downstream")?;
+        Ok(src)
+    }
+
+    /// Pushes into `src` unchanged.
+    pub fn new(src: gst_app::AppSrc) -> AppSrcSink {
+        AppSrcSink {
+            max_bytes: src.max_bytes(),
+            src,
+            map: None,
+        }
+    }
+
+    /// Pushes into `src` what `map` makes of each sample (None drops it).
+    pub fn with_map(
+        src: gst_app::AppSrc,
+        map: impl Fn(&gst::Sample) -> Option<gst::Sample> + Send + Sync + 'static,
+    ) -> AppSrcSink {
+        AppSrcSink {
+            max_bytes: src.max_bytes(),
+            src,
+            map: Some(Box::new(map)),
+        }
+    }
+}
+
+impl FeedSink for AppSrcSink {
+    fn push(&self, sample: &gst::Sample) -> Pushed {
+        let size = sample.buffer().map(|b| b.size() as u64).unwrap_or(0);
+        if self.src.current_level_bytes() + size > self.max_bytes {
+            return Pushed::Full;
+        }
+        let pushed = match &self.map {
+            Some(map) => match map(sample) {
+                Some(s) => self.src.push_sample(&s),
+                None => return Pushed::Ok,
+            },
+            None => self.src.push_sample(sample),
+        };
+        match pushed {
+            Ok(_) => Pushed::Ok,
+            Err(_) => Pushed::Full,
+        }
     }
 }

@@ -48,6 +48,7 @@ pub fn spawn(config: &Config, backend: Box<dyn Signaller>) -> RoomLink {
         want: None,
         live: None,
         attempt: 0,
+        backoff: crate::backoff::Backoff::from_config(&config.room.reconnect),
         retry_at: None,
         pc_tx,
         inner_tx,
@@ -116,7 +117,10 @@ struct Session {
     /// The room the box should be in.
     want: Option<JoinRequest>,
     live: Option<Live>,
+    /// Rejoin attempts since the last success (for the log).
     attempt: u32,
+    /// Delays between rejoin attempts.
+    backoff: crate::backoff::Backoff,
     retry_at: Option<tokio::time::Instant>,
     pc_tx: mpsc::UnboundedSender<PcEvent>,
     inner_tx: mpsc::UnboundedSender<Inner>,
@@ -200,6 +204,7 @@ impl Session {
                 self.camera = if req.webcam { Camera::On } else { Camera::Off };
                 self.want = Some(req);
                 self.attempt = 0;
+                self.backoff.reset();
                 self.connect().await;
             }
             RoomAction::Leave => {
@@ -278,12 +283,8 @@ impl Session {
     }
 
     fn schedule_retry(&mut self) {
-        let b = &self.room.reconnect;
-        let exp = b.initial.saturating_mul(1u32 << self.attempt.min(16));
-        let cap = exp.min(b.max);
-        // Full jitter over the upper half: spreads a fleet's rejoins after a server restart.
-        let jitter = rand::random::<f64>() * 0.5 + 0.5;
-        let delay = cap.mul_f64(jitter);
+        // Jittered: spreads a fleet's rejoins after a server restart.
+        let delay = self.backoff.next_delay();
         self.attempt = self.attempt.saturating_add(1);
         tracing::info!(?delay, attempt = self.attempt, "room: rejoining later");
         self.retry_at = Some(tokio::time::Instant::now() + delay);
@@ -368,6 +369,7 @@ impl Session {
         }
         live.connected = true;
         self.attempt = 0;
+        self.backoff.reset();
         let j = live.joined.clone();
         let publishing = live.publisher.is_some();
         self.notify(RoomNotice::State(MeetingState::Connected));

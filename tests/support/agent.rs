@@ -41,6 +41,15 @@ impl AgentProcess {
 
     /// Like [`start`], in a given dir.
     pub fn start_in(dir: tempfile::TempDir, config_body: &str) -> AgentProcess {
+        Self::start_with_env(dir, config_body, &[])
+    }
+
+    /// Like [`start_in`], with extra environment variables (`GST_DEBUG`, ...).
+    pub fn start_with_env(
+        dir: tempfile::TempDir,
+        config_body: &str,
+        env: &[(&str, &str)],
+    ) -> AgentProcess {
         let socket = dir.path().join("control.sock");
         let config = dir.path().join("roombox.toml");
         let mut body = String::new();
@@ -60,6 +69,7 @@ impl AgentProcess {
             .args(["run", "--live", "false", "--config"])
             .arg(&config)
             .env("RUST_LOG", "info,roombox=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -6,7 +6,9 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use roombox::event::MediaState;
-use roombox::media::{EncodedSample, MediaAction, MediaControl, MediaNotice};
+use roombox::media::{
+    ConsumerSpec, EncodedSample, MediaAction, MediaControl, MediaError, MediaNotice,
+};
 use roombox::model::StreamKind;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -114,7 +116,7 @@ impl MediaControl for TestMedia {
             MediaAction::Start | MediaAction::Restart => {
                 if self.pipeline.is_none() {
                     if let Err(e) = self.build() {
-                        self.note(MediaNotice::Error { message: e });
+                        self.note(MediaNotice::Error(MediaError::Runtime(e)));
                         return;
                     }
                 }
@@ -152,14 +154,17 @@ impl MediaControl for TestMedia {
                     e.set_property("bitrate", k);
                 }
             }
-            MediaAction::AttachTap { id, sender } => {
+            MediaAction::Attach {
+                id,
+                spec: ConsumerSpec::Tap(sender),
+            } => {
                 if let Ok(mut t) = self.taps.lock() {
                     t.retain(|(i, _)| *i != id);
                     t.push((id, sender.0));
                 }
                 self.keyframe();
             }
-            MediaAction::DetachTap { id } => {
+            MediaAction::Detach { id } => {
                 if let Ok(mut t) = self.taps.lock() {
                     t.retain(|(i, _)| *i != id);
                 }

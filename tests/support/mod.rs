@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod inproc;
 pub mod mosquitto;
+pub mod nginx;
 
 use std::time::Duration;
 

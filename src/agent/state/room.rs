@@ -6,7 +6,7 @@
 
 use super::{cloud_event, AgentState, Effect};
 use crate::event::Event;
-use crate::media::MediaAction;
+use crate::media::{ConsumerSpec, MediaAction};
 use crate::model::{MeetingState, Metadata, Mode, Room, ServiceState, StreamKind};
 use crate::room::{JoinRequest, RoomAction, RoomNotice, TAP_ID};
 
@@ -174,13 +174,13 @@ impl AgentState {
                 }
             }
             RoomNotice::AttachTap(sender) => {
-                fx.push(Effect::Media(MediaAction::AttachTap {
+                fx.push(Effect::Media(MediaAction::Attach {
                     id: TAP_ID.into(),
-                    sender,
+                    spec: ConsumerSpec::Tap(sender),
                 }));
             }
             RoomNotice::DetachTap => {
-                fx.push(Effect::Media(MediaAction::DetachTap { id: TAP_ID.into() }))
+                fx.push(Effect::Media(MediaAction::Detach { id: TAP_ID.into() }))
             }
             RoomNotice::KeyframeRequested => {
                 if self.has_video {
@@ -200,6 +200,8 @@ impl AgentState {
                 message,
             })),
         }
+        // The fallback follows the room at once when it comes back or is left.
+        fx.extend(self.fallback_rule(self.last_tick_ms));
         self.refresh_health();
         fx
     }

@@ -221,19 +221,6 @@ fn throttle_keeps_the_latest_within_the_interval() {
     assert_eq!(t.due(2000), None);
 }
 
-#[test]
-fn backoff_doubles_with_jitter_up_to_the_max() {
-    let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
-    assert_eq!(b.next(1.0), Duration::from_millis(100));
-    assert_eq!(b.next(0.0), Duration::from_millis(100));
-    assert_eq!(b.next(1.0), Duration::from_millis(400));
-    for _ in 0..10 {
-        assert!(b.next(1.0) <= Duration::from_millis(1000));
-    }
-    b.reset();
-    assert!(b.next(0.5) <= Duration::from_millis(100));
-}
-
 mod fuzz {
     use super::*;
     use proptest::prelude::*;

@@ -1,0 +1,528 @@
+//! The livestream half of the state machine: RTMP outputs started and stopped by command, and the
+//! fallback that streams on its own while the room is unreachable.
+//!
+//! Each output is a media consumer under the id `rtmp:<name>`. Its state is what the engine last
+//! reported: STARTED once the ingest accepted the stream, FAILED (with the reason, retrying)
+//! when it lost it. Stream keys never enter this state: outputs show their URL as
+//! `rtmp://host/app/****`.
+
+use super::{AgentState, Effect, Step};
+use crate::command::{ErrorCode, LivestreamOutput};
+use crate::config::{FallbackReturn, LivestreamConfig};
+use crate::event::Event;
+use crate::media::rtmp::RtmpSpec;
+use crate::media::{ConsumerEvent, ConsumerSpec, MediaAction};
+use crate::model::{MeetingState, ServiceState};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Consumer ids of RTMP outputs start with this.
+pub const RTMP_PREFIX: &str = "rtmp:";
+
+/// The RTMP simulcast, for `get-state` and `roombox status`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LivestreamStatus {
+    /// Overall: STARTED while any output streams, STARTING while one connects, FAILED when
+    /// every output has failed, STOPPED with none.
+    pub state: ServiceState,
+    /// Every output by name.
+    pub outputs: BTreeMap<String, OutputStatus>,
+    /// The fallback.
+    pub fallback: FallbackStatus,
+}
+
+/// One RTMP output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputStatus {
+    /// The URL with the key shown as `****`.
+    pub url: String,
+    /// Its lifecycle.
+    pub state: ServiceState,
+    /// Why it last failed.
+    pub last_error: Option<String>,
+    /// Times the ingest was lost and the output rebuilt.
+    pub retries: u32,
+    /// True for the fallback's output.
+    pub fallback: bool,
+}
+
+/// The fallback: streaming on its own while the room is unreachable.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FallbackStatus {
+    /// The configured output, when the fallback is on.
+    pub output: Option<String>,
+    /// True while the fallback streams.
+    pub active: bool,
+    /// Why it last switched.
+    pub reason: Option<String>,
+}
+
+/// The `[livestream]` settings the state keeps: outputs resolved (stream key files read) by the
+/// agent, which does the I/O.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LivestreamSetup {
+    /// Configured outputs by name: the spec, or why it cannot be used (a missing key file).
+    pub outputs: Vec<(String, Result<RtmpSpec, String>)>,
+    /// The fallback's output name, how long the room must be lost first, and what happens
+    /// once it is back.
+    pub fallback: Option<(String, Duration, FallbackReturn)>,
+    /// Backoff of every output.
+    pub reconnect: crate::config::BackoffConfig,
+}
+
+impl LivestreamSetup {
+    /// The setup for `config`, reading stream key files with `read_key`.
+    pub fn resolve(
+        config: &LivestreamConfig,
+        read_key: impl Fn(&std::path::Path) -> std::io::Result<String>,
+    ) -> LivestreamSetup {
+        let outputs = config
+            .outputs
+            .iter()
+            .map(|o| {
+                let key = if o.stream_key_file.as_os_str().is_empty() {
+                    Ok(o.stream_key.clone())
+                } else {
+                    read_key(&o.stream_key_file)
+                        .map(crate::media::rtmp::StreamKey::new)
+                        .map_err(|e| {
+                            format!(
+                                "output `{}`: cannot read stream_key_file {}: {e}",
+                                o.name,
+                                o.stream_key_file.display()
+                            )
+                        })
+                };
+                let spec = key.map(|key| RtmpSpec {
+                    name: o.name.clone(),
+                    url: o.url.clone(),
+                    key,
+                    reconnect: config.reconnect.clone(),
+                });
+                (o.name.clone(), spec)
+            })
+            .collect();
+        let f = &config.fallback;
+        LivestreamSetup {
+            outputs,
+            fallback: (!f.output.is_empty()).then(|| (f.output.clone(), f.after, f.on_return)),
+            reconnect: config.reconnect.clone(),
+        }
+    }
+}
+
+impl AgentState {
+    /// The specs a `start-livestream` would use: the outputs given, or the configured ones.
+    /// Refused (changing nothing) when one is unusable or a name is already streaming.
+    pub fn livestream_specs(
+        &self,
+        outputs: &[LivestreamOutput],
+    ) -> Result<Vec<RtmpSpec>, crate::command::CommandError> {
+        use crate::command::CommandError;
+        let specs: Vec<RtmpSpec> = if outputs.is_empty() {
+            let configured: Vec<_> = self
+                .livestream_setup
+                .outputs
+                .iter()
+                .filter(|(name, _)| {
+                    self.livestream_setup
+                        .fallback
+                        .as_ref()
+                        .is_none_or(|(f, _, _)| f != name)
+                })
+                .collect();
+            if configured.is_empty() {
+                return Err(CommandError::new(
+                    ErrorCode::InvalidArgument,
+                    "outputs: none given and none configured in [[livestream.outputs]]",
+                ));
+            }
+            configured
+                .into_iter()
+                .map(|(_, spec)| {
+                    spec.clone()
+                        .map_err(|e| CommandError::new(ErrorCode::InvalidArgument, e))
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            outputs
+                .iter()
+                .enumerate()
+                .map(|(i, o)| RtmpSpec {
+                    name: o
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("output-{}", i + 1)),
+                    url: o.url.trim_end_matches('/').to_string(),
+                    key: o.stream_key.clone(),
+                    reconnect: self.livestream_setup.reconnect.clone(),
+                })
+                .collect()
+        };
+        for s in &specs {
+            if self
+                .livestream
+                .outputs
+                .get(&s.name)
+                .is_some_and(|o| o.state != ServiceState::Failed)
+            {
+                return Err(CommandError::new(
+                    ErrorCode::InvalidState,
+                    format!("output `{}` is already streaming", s.name),
+                ));
+            }
+        }
+        Ok(specs)
+    }
+
+    /// Starts RTMP outputs (already checked by [`AgentState::livestream_specs`]).
+    pub fn start_livestream(&mut self, specs: Vec<RtmpSpec>) -> Step {
+        if !self.has_video {
+            return Step::err(ErrorCode::Unavailable, "there is no video source to stream");
+        }
+        let mut fx = Vec::new();
+        for spec in specs {
+            fx.extend(self.start_output(spec, false, None));
+        }
+        Step::ok(fx)
+    }
+
+    fn start_output(
+        &mut self,
+        spec: RtmpSpec,
+        fallback: bool,
+        reason: Option<String>,
+    ) -> Vec<Effect> {
+        let name = spec.name.clone();
+        let url = spec.redacted();
+        self.livestream.outputs.insert(
+            name.clone(),
+            OutputStatus {
+                url: url.clone(),
+                state: ServiceState::Starting,
+                last_error: None,
+                retries: 0,
+                fallback,
+            },
+        );
+        self.refresh_livestream();
+        vec![
+            Effect::Emit(Event::LivestreamStateChanged {
+                state: ServiceState::Starting,
+                output: Some(name.clone()),
+                url: Some(url),
+                reason,
+            }),
+            Effect::Media(MediaAction::Attach {
+                id: format!("{RTMP_PREFIX}{name}"),
+                spec: ConsumerSpec::Rtmp(spec),
+            }),
+        ]
+    }
+
+    /// `stop-livestream`: every output, or the one named.
+    pub(super) fn stop_livestream(&mut self, name: Option<&str>) -> Step {
+        let names: Vec<String> = match name {
+            Some(n) if self.livestream.outputs.contains_key(n) => vec![n.to_string()],
+            Some(n) => {
+                return Step::err(ErrorCode::InvalidArgument, format!("no output named `{n}`"))
+            }
+            None => self.livestream.outputs.keys().cloned().collect(),
+        };
+        if names.is_empty() {
+            return Step::err(ErrorCode::InvalidState, "no livestream output is running");
+        }
+        let mut fx = Vec::new();
+        for n in names {
+            fx.extend(self.stop_output(&n, None));
+        }
+        Step::ok(fx)
+    }
+
+    fn stop_output(&mut self, name: &str, reason: Option<String>) -> Vec<Effect> {
+        let Some(o) = self.livestream.outputs.get_mut(name) else {
+            return Vec::new();
+        };
+        if o.fallback {
+            self.livestream.fallback.active = false;
+            if reason.is_some() {
+                self.livestream.fallback.reason = reason.clone();
+            }
+        }
+        if o.state == ServiceState::Stopping {
+            return Vec::new();
+        }
+        o.state = ServiceState::Stopping;
+        let url = o.url.clone();
+        self.refresh_livestream();
+        vec![
+            Effect::Emit(Event::LivestreamStateChanged {
+                state: ServiceState::Stopping,
+                output: Some(name.to_string()),
+                url: Some(url),
+                reason,
+            }),
+            Effect::Media(MediaAction::Detach {
+                id: format!("{RTMP_PREFIX}{name}"),
+            }),
+        ]
+    }
+
+    /// What an RTMP output's consumer reported.
+    pub(super) fn livestream_notice(&mut self, name: &str, event: ConsumerEvent) -> Vec<Effect> {
+        let Some(o) = self.livestream.outputs.get_mut(name) else {
+            return Vec::new();
+        };
+        let (state, reason) = match event {
+            ConsumerEvent::Started => {
+                o.last_error = None;
+                (ServiceState::Started, None)
+            }
+            ConsumerEvent::Retrying { error, retry_in } => {
+                o.retries += 1;
+                let reason = format!(
+                    "{error}; retrying in {}",
+                    humantime::format_duration(Duration::from_millis(retry_in.as_millis() as u64))
+                );
+                o.last_error = Some(error.to_string());
+                (ServiceState::Failed, Some(reason))
+            }
+            ConsumerEvent::Failed(error) => {
+                o.last_error = Some(error.to_string());
+                (ServiceState::Failed, Some(error.to_string()))
+            }
+            ConsumerEvent::Finished => {
+                let o = self.livestream.outputs.remove(name);
+                if o.as_ref().is_some_and(|o| o.fallback) {
+                    self.livestream.fallback.active = false;
+                }
+                self.refresh_livestream();
+                return vec![Effect::Emit(Event::LivestreamStateChanged {
+                    state: ServiceState::Stopped,
+                    output: Some(name.to_string()),
+                    url: o.map(|o| o.url),
+                    reason: None,
+                })];
+            }
+            ConsumerEvent::FileClosed { .. } => return Vec::new(),
+        };
+        if o.state == ServiceState::Stopping {
+            // A report that crossed the stop: the output is going away.
+            return Vec::new();
+        }
+        o.state = state;
+        let url = o.url.clone();
+        self.refresh_livestream();
+        vec![Effect::Emit(Event::LivestreamStateChanged {
+            state,
+            output: Some(name.to_string()),
+            url: Some(url),
+            reason,
+        })]
+    }
+
+    /// The fallback's rule, applied at every tick and room change: stream once the room has been
+    /// unreachable for `after` while the box is meant to be in it; stop (or stay) once it is back.
+    pub(super) fn fallback_rule(&mut self, now_ms: u64) -> Vec<Effect> {
+        let Some((output, after, on_return)) = self.livestream_setup.fallback.clone() else {
+            return Vec::new();
+        };
+        let connected = self.meeting_state == MeetingState::Connected;
+        let wanted = self.room.is_some() && !self.stopping;
+        if !wanted || connected {
+            self.room_lost_since_ms = None;
+        } else if self.room_lost_since_ms.is_none() {
+            self.room_lost_since_ms = Some(now_ms);
+        }
+        let active = self.livestream.fallback.active;
+        if !active {
+            let Some(since) = self.room_lost_since_ms else {
+                return Vec::new();
+            };
+            if now_ms.saturating_sub(since) < after.as_millis() as u64 {
+                return Vec::new();
+            }
+            if self.livestream.outputs.contains_key(&output) {
+                // Already streaming there by command.
+                return Vec::new();
+            }
+            let spec = self
+                .livestream_setup
+                .outputs
+                .iter()
+                .find(|(n, _)| *n == output)
+                .map(|(_, s)| s.clone());
+            let reason = format!(
+                "room {} unreachable for {}",
+                self.room
+                    .as_ref()
+                    .map(|r| r.room_id.as_str())
+                    .unwrap_or("?"),
+                humantime::format_duration(Duration::from_secs(
+                    now_ms.saturating_sub(since) / 1000
+                ))
+            );
+            self.livestream.fallback.reason = Some(reason.clone());
+            return match spec {
+                Some(Ok(spec)) => {
+                    self.livestream.fallback.active = true;
+                    self.start_output(spec, true, Some(reason))
+                }
+                other if self.fallback_error_sent_for != Some(since) => {
+                    self.fallback_error_sent_for = Some(since);
+                    let e = other
+                        .and_then(|s| s.err())
+                        .unwrap_or_else(|| format!("fallback output `{output}` is not configured"));
+                    vec![Effect::Emit(Event::Error {
+                        code: "livestream".into(),
+                        message: format!("fallback not started ({reason}): {e}"),
+                    })]
+                }
+                _ => Vec::new(),
+            };
+        }
+        let back = connected || !wanted;
+        if back && on_return == FallbackReturn::Stop {
+            let reason = if connected {
+                "the room is back"
+            } else {
+                "the box left the room"
+            };
+            return self.stop_output(&output, Some(reason.to_string()));
+        }
+        Vec::new()
+    }
+
+    fn refresh_livestream(&mut self) {
+        let states: Vec<ServiceState> = self.livestream.outputs.values().map(|o| o.state).collect();
+        self.livestream.state = if states.is_empty() {
+            ServiceState::Stopped
+        } else if states.contains(&ServiceState::Started) {
+            ServiceState::Started
+        } else if states.contains(&ServiceState::Starting) {
+            ServiceState::Starting
+        } else if states.contains(&ServiceState::Stopping) {
+            ServiceState::Stopping
+        } else {
+            ServiceState::Failed
+        };
+        self.livestream.fallback.output = self
+            .livestream_setup
+            .fallback
+            .as_ref()
+            .map(|(n, _, _)| n.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+    use crate::media::rtmp::StreamKey;
+    use crate::media::MediaError;
+
+    fn spec(name: &str) -> RtmpSpec {
+        RtmpSpec {
+            name: name.into(),
+            url: "rtmp://127.0.0.1:1935/live".into(),
+            key: StreamKey::new("sekrit"),
+            reconnect: Default::default(),
+        }
+    }
+
+    fn out(name: &str) -> LivestreamOutput {
+        LivestreamOutput {
+            name: Some(name.into()),
+            url: "rtmp://127.0.0.1:1935/live".into(),
+            stream_key: StreamKey::new("sekrit"),
+        }
+    }
+
+    #[test]
+    fn outputs_follow_what_the_engine_reports_and_never_show_the_key() {
+        let mut s = state();
+        let specs = s.livestream_specs(&[out("a"), out("b")]).unwrap();
+        let step = s.start_livestream(specs);
+        assert!(step.reply.is_ok());
+        assert_eq!(s.livestream.state, ServiceState::Starting);
+        assert!(step.effects.iter().any(|e| matches!(e,
+            Effect::Media(MediaAction::Attach { id, .. }) if id == "rtmp:a")));
+        s.livestream_notice("a", ConsumerEvent::Started);
+        let fx = s.livestream_notice(
+            "b",
+            ConsumerEvent::Retrying {
+                error: MediaError::Runtime("connection refused".into()),
+                retry_in: Duration::from_secs(2),
+            },
+        );
+        assert_eq!(emitted(&fx), ["livestream-state-changed"]);
+        assert_eq!(s.livestream.state, ServiceState::Started);
+        assert_eq!(s.livestream.outputs["b"].state, ServiceState::Failed);
+        assert_eq!(s.livestream.outputs["b"].retries, 1);
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains("sekrit"), "{json}");
+        assert!(json.contains("rtmp://127.0.0.1:1935/live/****"), "{json}");
+        // A name in use is refused and changes nothing.
+        let before = s.clone();
+        assert_eq!(
+            s.livestream_specs(&[out("a")]).unwrap_err().code,
+            ErrorCode::InvalidState
+        );
+        assert_eq!(s, before);
+        let step = s.stop_livestream(None);
+        assert_eq!(step.effects.len(), 4);
+        s.livestream_notice("a", ConsumerEvent::Finished);
+        s.livestream_notice("b", ConsumerEvent::Finished);
+        assert_eq!(s.livestream.state, ServiceState::Stopped);
+        assert!(s.livestream.outputs.is_empty());
+    }
+
+    #[test]
+    fn no_outputs_and_none_configured_is_a_clear_error() {
+        let s = state();
+        let e = s.livestream_specs(&[]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert!(e.message.contains("none configured"), "{}", e.message);
+    }
+
+    #[test]
+    fn fallback_starts_after_the_room_is_lost_for_after_and_stops_when_it_is_back() {
+        let mut s = state();
+        s.set_room_backend(true);
+        s.livestream_setup = LivestreamSetup {
+            outputs: vec![("backup".into(), Ok(spec("backup")))],
+            fallback: Some((
+                "backup".into(),
+                Duration::from_secs(5),
+                FallbackReturn::Stop,
+            )),
+            reconnect: Default::default(),
+        };
+        s.command(&crate::command::Command::ToggleJoin, 0);
+        s.room(crate::room::RoomNotice::State(MeetingState::Connected));
+        assert!(s.tick(1_000).is_empty());
+        // Lost between ticks: counted from the last tick, at 1 s.
+        s.room(crate::room::RoomNotice::State(MeetingState::Disconnected));
+        assert!(s.tick(2_000).is_empty());
+        assert!(s.tick(5_900).is_empty(), "not before `after`");
+        let fx = s.tick(6_100);
+        assert!(fx.iter().any(|e| matches!(e,
+            Effect::Media(MediaAction::Attach { id, .. }) if id == "rtmp:backup")));
+        assert!(s.livestream.fallback.active);
+        let reason = s.livestream.fallback.reason.clone().unwrap();
+        assert!(reason.contains("unreachable for 5s"), "{reason}");
+        assert!(s.tick(8_000).is_empty(), "started once");
+        let fx = s.room(crate::room::RoomNotice::State(MeetingState::Connected));
+        assert!(fx.iter().any(|e| matches!(e,
+            Effect::Media(MediaAction::Detach { id }) if id == "rtmp:backup")));
+        assert!(!s.livestream.fallback.active);
+        assert_eq!(
+            s.livestream.fallback.reason.as_deref(),
+            Some("the room is back")
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! Consumers: everything that takes media from the one capture and encode — the recorder, a
+//! room's WebRTC tracks, RTMP outputs, HLS, a transcriber — as peers behind one trait.
+//!
+//! A consumer declares the [`Feed`]s it needs. The engine attaches one branch per feed to the
+//! capture's tees while capture runs, hands each sample to the consumer's [`FeedSink`], and
+//! forwards what the consumer reports ([`ConsumerEvent`]) to the agent. The engine knows no
+//! consumer by name: the agent says which to run with a [`ConsumerSpec`].
+//!
+//! Isolation: each branch starts with a leaky queue on its own thread, and sinks never block.
+//! A consumer that is slow or stalls loses its own samples; its video then restarts at a
+//! keyframe, and capture and the other consumers never wait for it.
+
+use super::error::MediaError;
+use super::recorder::RecorderSpec;
+use super::rtmp::RtmpSpec;
+use super::tap::TapSender;
+use gstreamer as gst;
+use tokio::sync::mpsc;
+
+/// A stream a consumer can take from the capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Feed {
+    /// H.264 access units (byte-stream, constrained baseline, SPS/PPS on every keyframe).
+    H264,
+    /// Opus packets, 20 ms.
+    Opus,
+    /// AAC frames (raw, with codec_data caps); its encoder runs only while someone takes it.
+    Aac,
+    /// Raw audio after the mute: S16LE mono at this rate (16000 for speech recognition).
+    Pcm {
+        /// Samples per second.
+        rate: u32,
+    },
+}
+
+impl Feed {
+    /// True for the video feed.
+    pub fn is_video(self) -> bool {
+        self == Feed::H264
+    }
+}
+
+/// Whether a sink took a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Taken.
+    Ok,
+    /// The consumer is behind and dropped it; its video must restart at a keyframe.
+    Full,
+}
+
+/// Where the engine hands one feed's samples. Called on a streaming thread: it must not block.
+pub trait FeedSink: Send + Sync {
+    /// Takes one sample.
+    fn push(&self, sample: &gst::Sample) -> Pushed;
+}
+
+/// What a consumer reports about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConsumerEvent {
+    /// It is producing output (a segment is open, the ingest accepted the stream, ...).
+    Started,
+    /// It wrote a complete file (a recording segment).
+    FileClosed {
+        /// The file.
+        path: String,
+        /// Its size in bytes.
+        bytes: u64,
+    },
+    /// It lost its output and is rebuilding it after `retry_in`; capture goes on.
+    Retrying {
+        /// Why.
+        error: MediaError,
+        /// When it tries again.
+        retry_in: std::time::Duration,
+    },
+    /// It finished cleanly after [`Consumer::finish`].
+    Finished,
+    /// It failed for good; the engine detaches it.
+    Failed(MediaError),
+}
+
+/// How a consumer reports; cheap to clone into its own tasks and threads.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    id: String,
+    generation: u64,
+    tx: mpsc::UnboundedSender<(String, u64, ConsumerEvent)>,
+}
+
+impl Reporter {
+    /// A reporter for consumer `id` in its `generation`-th start; reports of an older generation
+    /// are ignored by the engine.
+    pub fn new(
+        id: String,
+        generation: u64,
+        tx: mpsc::UnboundedSender<(String, u64, ConsumerEvent)>,
+    ) -> Reporter {
+        Reporter { id, generation, tx }
+    }
+
+    /// Sends one event; a closed engine is not an error here.
+    pub fn send(&self, event: ConsumerEvent) {
+        let _ = self.tx.send((self.id.clone(), self.generation, event));
+    }
+}
+
+/// What a consumer gets when it starts.
+pub struct StartContext {
+    /// Where it reports.
+    pub reporter: Reporter,
+    /// Asks the shared video encoder for a keyframe (recorders at segment boundaries).
+    pub keyframes: KeyframeRequester,
+    /// The feeds it gets: those of [`Consumer::feeds`] the capture has, in that order.
+    pub feeds: Vec<Feed>,
+}
+
+/// A handle that asks the shared encoder for a keyframe, at a running time or now.
+#[derive(Debug, Clone, Default)]
+pub struct KeyframeRequester(pub Option<gst::Element>);
+
+impl KeyframeRequester {
+    /// Asks for a keyframe (with SPS/PPS) now, or at `running_time` on the capture's clock.
+    pub fn request(&self, running_time: Option<gst::ClockTime>) {
+        use gstreamer::prelude::*;
+        let Some(pad) = self.0.as_ref().and_then(|e| e.static_pad("src")) else {
+            return;
+        };
+        let mut ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true);
+        if let Some(rt) = running_time {
+            ev = ev.running_time(rt);
+        }
+        pad.send_event(ev.build());
+    }
+}
+
+/// One consumer of the capture.
+pub trait Consumer: Send {
+    /// The feeds it wants. Those the capture cannot give (no camera, no mic) are left out of
+    /// [`StartContext::feeds`]; a consumer left with none is not started.
+    fn feeds(&self) -> Vec<Feed>;
+    /// Builds and starts its own output for `ctx.feeds`. Called once capture plays, and again
+    /// after a capture restart; returns one sink per feed of `ctx.feeds`, in that order.
+    fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>, MediaError>;
+    /// Ends its output cleanly (a recorder finalises its segment). Returns true when it will
+    /// report [`ConsumerEvent::Finished`] later, false when it is already done.
+    fn finish(&mut self) -> bool;
+    /// Stops at once, after a failure or a capture fault.
+    fn shutdown(&mut self);
+    /// Housekeeping, once a second while it runs (flush, retention).
+    fn tick(&mut self) {}
+}
+
+/// Which consumer to run, as the agent asks for it. Data only, so the agent's pure state machine
+/// can say it and tests can compare it; [`ConsumerSpec::build`] makes the consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConsumerSpec {
+    /// The local recorder.
+    Recorder(RecorderSpec),
+    /// Encoded samples to a channel (a room's WebRTC tracks).
+    Tap(TapSender),
+    /// One RTMP output.
+    Rtmp(RtmpSpec),
+}
+
+impl ConsumerSpec {
+    /// Makes the consumer.
+    pub fn build(self) -> Box<dyn Consumer> {
+        match self {
+            ConsumerSpec::Recorder(s) => Box::new(super::recorder::RecorderConsumer::new(s)),
+            ConsumerSpec::Tap(s) => Box::new(super::tap::Tap::new(s)),
+            ConsumerSpec::Rtmp(s) => Box::new(super::rtmp::Rtmp::new(s)),
+        }
+    }
+}
