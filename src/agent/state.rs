@@ -5,7 +5,10 @@
 //! agent loop to carry out. Effects whose outcome matters come back later as notices, so the state
 //! only ever says what has actually happened (a muted mic is shown muted once no audio leaves).
 
+mod fleet;
 mod room;
+
+pub use fleet::{FleetLink, FleetLinkState, FleetStatus};
 
 use crate::command::{Command, CommandError, ErrorCode};
 use crate::config::{AudioSource, Config, VideoSource};
@@ -115,6 +118,11 @@ pub struct AgentState {
     pub health: Health,
     /// The agent is draining before exit.
     pub stopping: bool,
+    /// The link to the fleet's broker; none when `[fleet]` is off.
+    pub fleet: Option<FleetStatus>,
+    /// `[fleet]` has a broker: link reports are taken in.
+    #[serde(skip)]
+    fleet_configured: bool,
     #[serde(skip)]
     bitrate_bounds: (u32, u32),
     #[serde(skip)]
@@ -215,6 +223,8 @@ impl AgentState {
             identify_until_ms: None,
             health: Health::default(),
             stopping: false,
+            fleet: None,
+            fleet_configured: false,
             bitrate_bounds: (0, 0),
             has_audio: false,
             has_video: false,
@@ -252,6 +262,10 @@ impl AgentState {
             mode: r.mode,
             auto_join: r.auto_join,
         };
+        self.fleet_configured = config.fleet.enabled();
+        if !self.fleet_configured {
+            self.fleet = None;
+        }
     }
 
     /// Tells the state a room session runs (room commands are refused without one).
@@ -661,6 +675,7 @@ impl AgentState {
                 self.recording.last_error.as_deref().unwrap_or("unknown")
             ));
         }
+        problems.extend(self.fleet_problem());
         self.health = Health {
             ok: problems.is_empty(),
             problems,
