@@ -233,7 +233,11 @@ fn render_fleet(state: &serde_json::Value) -> String {
     let state_word = text("state");
     let mut s = format!(
         "fleet        {state_word} {} {} since {since}\n",
-        if state_word == "CONNECTED" { "to" } else { "-" },
+        if state_word == "DISCONNECTED" {
+            "from"
+        } else {
+            "to"
+        },
         text("broker"),
     );
     if let Some(e) = f.get("lastError").and_then(|v| v.as_str()) {

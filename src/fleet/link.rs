@@ -172,8 +172,20 @@ pub fn describe(e: &ConnectionError, ep: &Endpoint) -> Failure {
         return refused(*code, ep);
     }
     let tls_error = rustls_error(e);
-    let tls_related = tls_error.is_some() || matches!(e, ConnectionError::Tls(_));
-    if tls_related && ep.url.tls {
+    // During the handshake, an invalid certificate is the broker's; the box's own files are
+    // what the other TLS failures are about (rustls refusing to load the box's certificate
+    // before connecting, or the broker refusing it).
+    let brokers_certificate = matches!(
+        (e, tls_error),
+        (
+            ConnectionError::Io(_) | ConnectionError::Tls(rumqttc::TlsError::Io(_)),
+            Some(rustls::Error::InvalidCertificate(_))
+        )
+    );
+    let tls_related = tls_error.is_some()
+        || matches!(e, ConnectionError::Tls(_))
+        || matches!(e, ConnectionError::Io(io) if matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof));
+    if tls_related && ep.url.tls && !brokers_certificate {
         // The files say which side is wrong better than the handshake does.
         if let Some(ca) = &ep.ca {
             let client = ep
@@ -226,17 +238,24 @@ fn refused(code: ConnectReturnCode, ep: &Endpoint) -> Failure {
         Some(u) => format!("user `{u}`"),
         None => "this box".to_string(),
     };
+    let password_fix = match &ep.password_file {
+        Some(p) => format!(
+            "check fleet.auth.username and the first line of {}",
+            p.display()
+        ),
+        None => "set fleet.auth.password_file".to_string(),
+    };
     match code {
         ConnectReturnCode::BadUserNamePassword => Failure::new(format!(
             "the broker at {at} refused the login of {who}: bad username or password"
         ))
-        .fix(match &ep.password_file {
-            Some(p) => format!(
-                "check fleet.auth.username and the first line of {}",
-                p.display()
-            ),
-            None => "set fleet.auth.password_file".to_string(),
-        }),
+        .fix(password_fix),
+        // mosquitto answers a wrong password this way over MQTT v5.
+        ConnectReturnCode::NotAuthorized if ep.username.is_some() => Failure::new(format!(
+            "the broker at {at} refused the login of {who}: not authorized (a wrong password, \
+             or a user the broker does not know)"
+        ))
+        .fix(password_fix),
         ConnectReturnCode::NotAuthorized => {
             Failure::new(format!("the broker at {at} refused {who}: not authorized"))
                 .fix("check the broker's ACL and this box's credentials")
