@@ -38,7 +38,9 @@ pub struct Answered {
 /// The open journal.
 #[derive(Debug)]
 pub struct Journal {
+    /// `commands.jsonl`.
     path: PathBuf,
+    /// It, opened for appending.
     file: std::fs::File,
     /// Lines in the file now.
     lines: usize,

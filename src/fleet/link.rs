@@ -370,3 +370,58 @@ pub async fn probe(ep: &Endpoint, client_id: String) -> Result<String, Failure> 
         format!("connected to {} ({})", ep.broker, how.join(", "))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(broker: &str, user: Option<&str>) -> Endpoint {
+        let mut c = FleetConfig {
+            broker: broker.into(),
+            ..Default::default()
+        };
+        if let Some(u) = user {
+            c.auth.username = u.into();
+            c.auth.password_file = "/etc/roombox/fleet.password".into();
+        }
+        Endpoint::of_fleet(&c).unwrap()
+    }
+
+    #[test]
+    fn refusals_and_unreachable_brokers_are_put_into_words_with_a_fix() {
+        let ep = endpoint("mqtt://broker.example:1883", Some("box1"));
+        for code in [
+            ConnectReturnCode::BadUserNamePassword,
+            ConnectReturnCode::NotAuthorized,
+        ] {
+            let f = describe(&ConnectionError::ConnectionRefused(code), &ep);
+            assert!(f.what.contains("refused the login of user `box1`"), "{f}");
+            assert!(f.fix.unwrap().contains("/etc/roombox/fleet.password"));
+        }
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let f = describe(&ConnectionError::Io(io), &ep);
+        assert!(
+            f.what
+                .contains("nothing accepts connections at broker.example:1883"),
+            "{f}"
+        );
+        assert_eq!(
+            f.to_string(),
+            format!("{}; fix: {}", f.what, f.fix.clone().unwrap())
+        );
+
+        let anonymous = endpoint("mqtt://b", None);
+        let f = describe(
+            &ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized),
+            &anonymous,
+        );
+        assert!(f.what.contains("refused this box: not authorized"), "{f}");
+    }
+
+    #[test]
+    fn mqtts_without_a_ca_file_is_an_error_not_a_panic() {
+        let ep = endpoint("mqtts://b", None);
+        let e = ep.options("x".into(), 8).unwrap_err();
+        assert!(format!("{e:#}").contains("CA file"), "{e:#}");
+    }
+}

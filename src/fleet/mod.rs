@@ -47,8 +47,11 @@ const CLIENT_CAPACITY: usize = 1024;
 /// The running fleet client. Dropping it stops it at once (as a crash would: the broker then
 /// publishes the last will); [`FleetHandle::shutdown`] stops it cleanly.
 pub struct FleetHandle {
+    /// Asks the worker for a clean stop.
     stop: Option<oneshot::Sender<()>>,
+    /// Reloaded `[fleet]` sections (with the device id) for the worker.
     reconfigure: mpsc::UnboundedSender<(Box<FleetConfig>, String)>,
+    /// The worker; it owns the network task, so aborting it stops both.
     main: JoinHandle<()>,
 }
 
@@ -279,25 +282,38 @@ fn to_request(p: rumqttc::v5::mqttbytes::v5::Publish) -> Request {
     }
 }
 
+/// The task that owns the fleet session and everything around it.
 struct Worker {
+    /// The pure session: decisions, messages, the command-id cache.
     session: Session,
     /// The current connection's client; none while none could be made.
     client: Option<AsyncClient>,
     /// The current connection's network task, and its generation (reports from an older one,
     /// still in the channel after a reconnection, are ignored).
     net: Option<(u64, AbortOnDrop)>,
+    /// Where every network task's reports go, tagged with its generation.
     net_tx: mpsc::Sender<(u64, Net)>,
+    /// Replies and events waiting for the broker.
     outbox: Outbox,
+    /// The answered command ids, on disk.
     journal: Journal,
+    /// Connected (a ConnAck came and no failure since).
     online: bool,
     /// The failure last logged and reported, so a retry that fails the same way says nothing.
     last_failure: Option<Failure>,
+    /// The `[fleet]` section in force.
     config: FleetConfig,
+    /// This box's id (a topic level and the client id).
     device_id: String,
+    /// The agent commands run on, and the link is reported to.
     agent: AgentHandle,
+    /// Where telemetry measures free disk.
     state_dir: PathBuf,
+    /// The main config file `set-config` writes beside; none on the embedded default.
     config_path: Option<PathBuf>,
+    /// Paces the retained state.
     throttle: Throttle,
+    /// One `set-config` at a time: each reloads and watches health.
     set_config_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -366,7 +382,7 @@ impl Worker {
     }
 
     /// Applies a reloaded `[fleet]` section.
-    fn reconfigure(&mut self, config: FleetConfig, device_id: String) {
+    async fn reconfigure(&mut self, config: FleetConfig, device_id: String) {
         let reconnect = connection_changed(&self.config, &config)
             || device_id != self.device_id
             || !self.online;
@@ -385,6 +401,9 @@ impl Worker {
                     if let Some(c) = &self.client {
                         let _ = c.try_disconnect();
                     }
+                    // Let the old event loop flush the status and the DISCONNECT, so the
+                    // broker does not publish the last will over the new birth.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
                 }
             }
             self.config = config;
@@ -456,7 +475,7 @@ impl Worker {
                         telemetry = tokio::time::interval(telemetry_every);
                         telemetry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     }
-                    self.reconfigure(*config, device_id);
+                    self.reconfigure(*config, device_id).await;
                 }
                 Some((generation, n)) = net.recv() => {
                     if self.net.as_ref().map(|(g, _)| *g) != Some(generation) {
