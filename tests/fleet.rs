@@ -1153,3 +1153,39 @@ async fn a_wrong_password_is_named_in_status_and_check() {
     );
     assert_eq!(logged_failures(&agent).await, 1, "{}", agent.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_config_that_cuts_the_box_off_its_broker_rolls_back_and_still_replies() {
+    let broker = Mosquitto::start();
+    let agent = fleet_agent(&format!(
+        "broker = \"{}\"\nset_config_timeout = \"3s\"\n",
+        broker.url()
+    ));
+    let mut op = operator(&broker.url()).await;
+    wait_online(&mut op, "test-box").await;
+    let dead = support::mosquitto::free_port();
+    let toml = format!("[fleet]\nbroker = \"mqtt://127.0.0.1:{dead}\"\n");
+    let payload = serde_json::json!({ "toml": toml }).to_string();
+    let r = op
+        .request(
+            &To::Device("test-box".into()),
+            "set-config",
+            payload.as_bytes(),
+            None,
+            LONG,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 1, "the reply survives the reconnections");
+    let line = &r[0].1;
+    assert!(!line.ok);
+    let message = &line.error.as_ref().unwrap().message;
+    assert!(
+        message.contains("rolled back") && message.contains(&format!("127.0.0.1:{dead}")),
+        "{message}"
+    );
+    let s = agent.state().await;
+    assert_eq!(s["fleet"]["state"], "CONNECTED", "{s:#}");
+    assert_eq!(s["fleet"]["broker"], broker.url().as_str());
+    assert!(!agent.dir.path().join("config.d/90-fleet.toml").exists());
+}
