@@ -1189,3 +1189,44 @@ async fn a_set_config_that_cuts_the_box_off_its_broker_rolls_back_and_still_repl
     assert_eq!(s["fleet"]["broker"], broker.url().as_str());
     assert!(!agent.dir.path().join("config.d/90-fleet.toml").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brokers_version_1_certificate_is_named_as_the_brokers() {
+    let broker = Mosquitto::start_with(|dir, port| {
+        make_pki(dir, &["box1"]);
+        // The broker's certificate re-issued the plain way: version 1, no subjectAltName.
+        issue(dir, "server", "ca", None);
+        format!(
+            "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\nuse_identity_as_username true\n",
+            d = dir.display()
+        )
+    });
+    let d = broker.dir.path();
+    let agent = fleet_agent(&format!(
+        "broker = \"mqtts://127.0.0.1:{}\"\n[fleet.tls]\nca = \"{d}/ca.pem\"\ncert = \"{d}/box1.pem\"\nkey = \"{d}/box1.key\"\n",
+        broker.port,
+        d = d.display()
+    ));
+    let fleet = wait_refused(&agent).await;
+    let error = fleet["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("broker's certificate") && error.contains("version 1"),
+        "{error}"
+    );
+    let fix = fleet["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("-extfile") && fix.contains("subjectAltName=IP:127.0.0.1"),
+        "{fix}"
+    );
+    let check = fleet_check(&agent);
+    assert!(
+        check.iter().any(|l| l.starts_with("ok       fleet-cert")),
+        "the box's own certificate is fine: {check:#?}"
+    );
+    assert!(
+        check
+            .iter()
+            .any(|l| l.starts_with("failed   fleet ") && l.contains("version 1")),
+        "{check:#?}"
+    );
+}

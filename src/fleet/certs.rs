@@ -51,15 +51,43 @@ impl Finding {
     }
 }
 
+/// Whose certificate a fix is for: the extensions it needs differ.
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    /// The box's client certificate.
+    Box,
+    /// The broker's server certificate, for this host name or address.
+    Broker(&'a str),
+}
+
 /// The fix for a version 1 certificate, for a person to paste.
-pub fn v3_fix(what: &str) -> String {
+pub fn v3_fix(holder: Holder) -> String {
+    let (what, name, ext) = match holder {
+        Holder::Box => (
+            "the box's certificate".to_string(),
+            "box",
+            "basicConstraints=CA:FALSE\\nkeyUsage=digitalSignature\\nextendedKeyUsage=clientAuth\\n"
+                .to_string(),
+        ),
+        Holder::Broker(host) => {
+            let san = if host.parse::<std::net::IpAddr>().is_ok() {
+                format!("IP:{host}")
+            } else {
+                format!("DNS:{host}")
+            };
+            (
+                "the broker's certificate".to_string(),
+                "broker",
+                format!("subjectAltName={san}\\nextendedKeyUsage=serverAuth\\n"),
+            )
+        }
+    };
     format!(
         "re-issue {what} as X.509 v3: rustls accepts nothing older, although OpenSSL and \
          mosquitto do. `openssl x509 -req` makes version 1 unless it adds extensions, so give it \
-         some: `openssl x509 -req -in box.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 \
-         -out box.pem -extfile <(printf 'basicConstraints=CA:FALSE\\nkeyUsage=digitalSignature\\n\
-         extendedKeyUsage=clientAuth\\n')`, or make the request with `-addext` and sign it with \
-         `-copy_extensions copyall`"
+         some: `openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 \
+         -out {name}.pem -extfile <(printf '{ext}')`, or make the request with `-addext` and sign \
+         it with `-copy_extensions copyall`"
     )
 }
 
@@ -223,7 +251,7 @@ fn inspect_client(
                     c.version().0 + 1
                 ),
             )
-            .fix(v3_fix("it")),
+            .fix(v3_fix(Holder::Box)),
         );
     }
     if let Some(f) = validity(C, cert, &c) {

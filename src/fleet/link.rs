@@ -302,7 +302,7 @@ fn tls(r: &rustls::Error, ep: &Endpoint) -> Failure {
             Failure::new(format!(
                 "the broker's certificate at {at} is X.509 version 1; rustls refuses anything but version 3"
             ))
-            .fix(certs::v3_fix("the broker's certificate"))
+            .fix(certs::v3_fix(certs::Holder::Broker(&ep.url.host)))
         }
         E::AlertReceived(
             a @ (A::BadCertificate
