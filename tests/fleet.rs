@@ -1230,3 +1230,33 @@ async fn a_brokers_version_1_certificate_is_named_as_the_brokers() {
         "{check:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_whose_certificate_is_not_there_yet_starts_says_so_and_connects_once_it_is() {
+    let broker = tls_broker();
+    let d = broker.dir.path();
+    let late = tempfile::tempdir().unwrap();
+    let l = late.path();
+    let agent = fleet_agent(&format!(
+        "broker = \"mqtts://127.0.0.1:{}\"\n[fleet.tls]\nca = \"{}/ca.pem\"\ncert = \"{}/box.pem\"\nkey = \"{}/box.key\"\n",
+        broker.port,
+        d.display(),
+        l.display(),
+        l.display()
+    ));
+    let fleet = wait_refused(&agent).await;
+    let error = fleet["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("cannot read") && error.contains("box.pem"),
+        "{error}"
+    );
+    // The installer provisions the files later; the box picks them up on its next try.
+    std::fs::copy(d.join("operator.pem"), l.join("box.pem")).unwrap();
+    std::fs::copy(d.join("operator.key"), l.join("box.key")).unwrap();
+    agent
+        .wait_state("the fleet link to come up", LONG, |s| {
+            s["fleet"]["state"] == "CONNECTED"
+        })
+        .await;
+    assert_eq!(logged_failures(&agent).await, 1, "{}", agent.log());
+}

@@ -125,11 +125,13 @@ pub async fn spawn(
         session,
         client: None,
         net: None,
+        generation: 0,
         net_tx,
         outbox,
         journal,
         online: false,
         last_failure: None,
+        retry_at: None,
         config: config.clone(),
         device_id,
         agent,
@@ -291,6 +293,8 @@ struct Worker {
     /// The current connection's network task, and its generation (reports from an older one,
     /// still in the channel after a reconnection, are ignored).
     net: Option<(u64, AbortOnDrop)>,
+    /// The last generation handed out.
+    generation: u64,
     /// Where every network task's reports go, tagged with its generation.
     net_tx: mpsc::Sender<(u64, Net)>,
     /// Replies and events waiting for the broker.
@@ -301,6 +305,9 @@ struct Worker {
     online: bool,
     /// The failure last logged and reported, so a retry that fails the same way says nothing.
     last_failure: Option<Failure>,
+    /// When to try making the connection again, after its options could not be made (a
+    /// certificate or password file that cannot be read yet).
+    retry_at: Option<tokio::time::Instant>,
     /// The `[fleet]` section in force.
     config: FleetConfig,
     /// This box's id (a topic level and the client id).
@@ -322,22 +329,29 @@ type Done = (u64, Result<serde_json::Value, CommandError>);
 impl Worker {
     /// Makes the connection (again): a new client and network task from the current config.
     fn connect(&mut self) {
-        let generation = self.net.as_ref().map_or(1, |(g, _)| g + 1);
+        self.generation += 1;
+        let generation = self.generation;
+        self.retry_at = None;
         self.net = None;
         self.client = None;
         self.online = false;
-        self.agent.report_fleet(FleetLink::Connecting {
-            broker: self.config.broker.clone(),
-            at_ms: now_ms(),
-        });
+        if self.last_failure.is_none() {
+            // A retry after a failure stays DISCONNECTED until it succeeds.
+            self.agent.report_fleet(FleetLink::Connecting {
+                broker: self.config.broker.clone(),
+                at_ms: now_ms(),
+            });
+        }
         let options = match box_options(&self.config, &self.device_id) {
             Ok(o) => o,
             Err(e) => {
-                // A file that cannot be read: nothing to retry with until a reload.
+                // A file that cannot be read (not provisioned yet?): try again later, as a
+                // refused connection would be.
                 self.down(Failure {
                     what: format!("{e:#}"),
                     fix: None,
                 });
+                self.retry_at = Some(tokio::time::Instant::now() + self.config.reconnect.max);
                 return;
             }
         };
@@ -542,6 +556,7 @@ impl Worker {
                         let _ = self.publish(&m);
                     }
                 }
+                _ = sleep_until(self.retry_at) => self.connect(),
                 _ = drain.tick() => {
                     self.drain();
                     if let Err(e) = self.journal.sync() {
@@ -653,6 +668,13 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
