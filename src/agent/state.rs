@@ -715,6 +715,9 @@ impl AgentState {
                 room.room_id, self.meeting_state
             ));
         }
+        if let Some(f) = &self.fleet {
+            s.push_str(&format!(" | fleet {}", serde_plain(&f.state)));
+        }
         s
     }
 }

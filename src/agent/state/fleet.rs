@@ -163,6 +163,11 @@ mod tests {
         );
         assert!(!s.health.ok);
         assert!(s.health.problems[0].contains("still version 1"));
+        assert!(
+            s.summary().ends_with(" | fleet DISCONNECTED"),
+            "{}",
+            s.summary()
+        );
         s.fleet(FleetLink::Connected { at_ms: 9 });
         assert!(s.health.ok);
         let f = s.fleet.clone().unwrap();
