@@ -121,7 +121,7 @@ pub fn fleet(c: &Config) -> Vec<CheckLine> {
         }
     }
     let client_id = format!("roombox-check-{}-{}", c.device_id(), std::process::id());
-    let probe = link::probe(&endpoint, client_id);
+    let probe = link::probe(&endpoint, client_id.clone());
     let outcome = match tokio::runtime::Handle::try_current() {
         // `roombox check` runs this on a blocking thread of its runtime.
         Ok(h) => h.block_on(probe),
@@ -142,6 +142,17 @@ pub fn fleet(c: &Config) -> Vec<CheckLine> {
     };
     out.push(match outcome {
         Ok(how) => CheckLine::new(Status::Ok, "fleet", how),
+        Err(f) if f.what.contains("not authorized") || f.what.contains("client id") => {
+            CheckLine::new(
+                Status::Failed,
+                "fleet",
+                format!(
+                    "{f} (the check connects as `{client_id}`; a broker that allows only the \
+                     box's own client id, `roombox-{}`, refuses it even when the box gets in)",
+                    c.device_id()
+                ),
+            )
+        }
         Err(f) => CheckLine::new(Status::Failed, "fleet", f.to_string()),
     });
     out

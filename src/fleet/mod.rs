@@ -407,6 +407,7 @@ impl Worker {
         }
         self.throttle = Throttle::new(config.state_min_interval);
         self.throttle.mark();
+        self.outbox.set_max(config.outbox_max_messages);
         if reconnect {
             tracing::info!(broker = %config.broker, "fleet: configuration changed; connecting again");
             if self.online {
