@@ -1112,6 +1112,36 @@ async fn the_wrong_ca_is_named_in_status_and_check() {
         "{check:#?}"
     );
     assert_eq!(logged_failures(&agent).await, 1, "{}", agent.log());
+    drop(agent);
+
+    // The other way round: the box's certificate comes from a CA the broker does not trust.
+    issue(d, "stranger", "other-ca", Some("client.ext"));
+    let agent = fleet_agent(&format!(
+        "broker = \"mqtts://127.0.0.1:{}\"\n[fleet.tls]\nca = \"{d}/ca.pem\"\ncert = \"{d}/stranger.pem\"\nkey = \"{d}/stranger.key\"\n",
+        broker.port,
+        d = d.display()
+    ));
+    let fleet = wait_refused(&agent).await;
+    let error = fleet["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("refused this box's certificate") && error.contains("some-other-ca"),
+        "{error}"
+    );
+    let check = fleet_check(&agent);
+    assert!(
+        check
+            .iter()
+            .any(|l| l.starts_with("warning  fleet-cert") && l.contains("some-other-ca")),
+        "{check:#?}"
+    );
+    assert!(
+        check
+            .iter()
+            .any(|l| l.starts_with("failed   fleet ")
+                && l.contains("refused this box's certificate")),
+        "{check:#?}"
+    );
+    assert_eq!(logged_failures(&agent).await, 1, "{}", agent.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

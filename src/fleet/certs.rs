@@ -263,12 +263,15 @@ fn inspect_client(
                 && c.verify_signature(Some(ca.public_key())).is_ok()
         });
         if !signed {
+            // Not fatal by itself: the broker may trust the box's issuer beside the CA that
+            // signed its own certificate. It refuses the box otherwise, and the handshake says.
             out.push(
                 Finding::new(
-                    Level::Failed,
+                    Level::Warning,
                     C,
                     format!(
-                        "{} (issuer {}) is not signed by the CA in {}",
+                        "{} (issuer {}) is not signed by the CA in {}; the broker refuses it \
+                         unless it trusts that issuer too",
                         cert.display(),
                         c.issuer(),
                         ca_path.display()
@@ -531,10 +534,12 @@ mod tests {
         let fix = v1.iter().find_map(|f| f.fix.clone()).unwrap();
         assert!(fix.contains("-extfile") && fix.contains("-copy_extensions"));
 
-        let stranger = failed(&run("stranger", "stranger"));
-        assert_eq!(stranger.len(), 1);
+        let stranger = run("stranger", "stranger");
+        assert!(failed(&stranger).is_empty(), "{stranger:?}");
         assert!(
-            stranger[0].1.contains("not signed by the CA"),
+            stranger
+                .iter()
+                .any(|f| f.level == Level::Warning && f.detail.contains("not signed by the CA")),
             "{stranger:?}"
         );
 

@@ -157,9 +157,14 @@ impl std::fmt::Display for Failure {
 
 /// The rustls error inside a connection error, if it is one.
 fn rustls_error(e: &ConnectionError) -> Option<&rustls::Error> {
+    use rumqttc::v5::{mqttbytes::Error as Bytes, StateError as State};
     let io = match e {
         ConnectionError::Tls(rumqttc::TlsError::TLS(r)) => return Some(r),
-        ConnectionError::Tls(rumqttc::TlsError::Io(io)) | ConnectionError::Io(io) => io,
+        ConnectionError::Tls(rumqttc::TlsError::Io(io))
+        | ConnectionError::Io(io)
+        // With TLS 1.3 the broker refuses a client certificate after the handshake: the alert
+        // arrives while the box reads the CONNACK.
+        | ConnectionError::MqttState(State::Io(io) | State::Deserialization(Bytes::Io(io))) => io,
         _ => return None,
     };
     io.get_ref()?.downcast_ref::<rustls::Error>()
@@ -192,13 +197,27 @@ pub fn describe(e: &ConnectionError, ep: &Endpoint) -> Failure {
                 .client_auth
                 .as_ref()
                 .map(|(c, k)| (c.as_path(), k.as_path()));
-            if let Some(f) = certs::inspect(ca, client)
-                .into_iter()
-                .find(|f| f.level == certs::Level::Failed)
-            {
+            let findings = certs::inspect(ca, client);
+            if let Some(f) = findings.iter().find(|f| f.level == certs::Level::Failed) {
                 return Failure {
                     what: format!("TLS to {at} cannot work: {}", f.detail),
-                    fix: f.fix,
+                    fix: f.fix.clone(),
+                };
+            }
+            // The broker refused the box's certificate: an issuer it does not trust is the
+            // likely reason, and the files can name it.
+            let refused = matches!(tls_error, Some(rustls::Error::AlertReceived(_)))
+                || matches!(e, ConnectionError::Io(_) | ConnectionError::MqttState(_));
+            if let Some(f) = findings
+                .iter()
+                .find(|f| refused && f.check == "fleet-cert" && f.level == certs::Level::Warning)
+            {
+                return Failure {
+                    what: format!(
+                        "the broker at {at} refused this box's certificate: {}",
+                        f.detail
+                    ),
+                    fix: f.fix.clone(),
                 };
             }
         }
