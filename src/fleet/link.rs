@@ -438,6 +438,25 @@ mod tests {
     }
 
     #[test]
+    fn a_broker_alert_read_with_the_connack_is_found_and_worded() {
+        use rumqttc::v5::{mqttbytes::Error as Bytes, StateError};
+        let mut c = FleetConfig {
+            broker: "mqtts://b:8883".into(),
+            ..Default::default()
+        };
+        // No CA file to inspect: the words come from the alert alone.
+        c.tls.cert = "/nonexistent/box.pem".into();
+        c.tls.key = "/nonexistent/box.key".into();
+        let ep = Endpoint::of_fleet(&c).unwrap();
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, alert);
+        let e = ConnectionError::MqttState(StateError::Deserialization(Bytes::Io(io)));
+        let f = describe(&e, &ep);
+        assert!(f.what.contains("refused this box's certificate"), "{f}");
+        assert!(f.what.contains("UnknownCA"), "{f}");
+    }
+
+    #[test]
     fn mqtts_without_a_ca_file_is_an_error_not_a_panic() {
         let ep = endpoint("mqtts://b", None);
         let e = ep.options("x".into(), 8).unwrap_err();
