@@ -7,7 +7,8 @@
 //! fsync, so the command round trip stays fast; a crash or restart of the process loses nothing
 //! (the line is in the page cache), and [`Journal::sync`] fsyncs once a second so a power cut
 //! loses at most that second. The journal is bounded: on open, and whenever it holds twice as
-//! many lines as there are live ids, it is rewritten from the live ids (temporary file, fsync,
+//! many lines as there are live ids (or twice what a rewrite keeps), it is rewritten from the
+//! live ids (temporary file, fsync,
 //! rename, fsync of the directory), dropping expired ids, keeping at most [`MAX_KEPT`] of the
 //! newest and at most [`MAX_BYTES`]. A torn last line (a crash mid-write) is skipped.
 
@@ -44,6 +45,8 @@ pub struct Journal {
     file: std::fs::File,
     /// Lines in the file now.
     lines: usize,
+    /// Bytes in the file now.
+    bytes: usize,
     /// Written since the last fsync.
     dirty: bool,
 }
@@ -75,7 +78,7 @@ impl Journal {
             Err(e) => return Err(e),
         }
         live.sort_by_key(|a| a.at_ms);
-        let kept = write_snapshot(&path, &live)?;
+        let (kept, bytes) = write_snapshot(&path, &live)?;
         let live = live.split_off(live.len() - kept);
         let file = std::fs::OpenOptions::new().append(true).open(&path)?;
         Ok((
@@ -83,6 +86,7 @@ impl Journal {
                 path,
                 file,
                 lines: live.len(),
+                bytes,
                 dirty: false,
             },
             live,
@@ -95,20 +99,25 @@ impl Journal {
         line.push(b'\n');
         self.file.write_all(&line)?;
         self.lines += 1;
+        self.bytes += line.len();
         self.dirty = true;
         Ok(())
     }
 
-    /// True when the file holds more than twice `live` lines (and enough to be worth it).
+    /// True when the file holds more than twice `live` lines (and enough to be worth it), or
+    /// twice what a rewrite keeps at most, so it stays bounded however many ids are live.
     pub fn wants_compaction(&self, live: usize) -> bool {
-        self.lines > 64 && self.lines > live.saturating_mul(2)
+        (self.lines > 64 && self.lines > live.saturating_mul(2))
+            || self.lines > 2 * MAX_KEPT
+            || self.bytes > 2 * MAX_BYTES
     }
 
     /// Rewrites the journal to hold only `live` (oldest first).
     pub fn compact(&mut self, live: &[Answered]) -> std::io::Result<()> {
-        let kept = write_snapshot(&self.path, live)?;
+        let (kept, bytes) = write_snapshot(&self.path, live)?;
         self.file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
         self.lines = kept;
+        self.bytes = bytes;
         self.dirty = false;
         Ok(())
     }
@@ -124,8 +133,8 @@ impl Journal {
 }
 
 /// Writes the newest of `live` (within [`MAX_KEPT`] and [`MAX_BYTES`]) to `path` atomically;
-/// returns how many it kept.
-fn write_snapshot(path: &Path, live: &[Answered]) -> std::io::Result<usize> {
+/// returns how many it kept and their size.
+fn write_snapshot(path: &Path, live: &[Answered]) -> std::io::Result<(usize, usize)> {
     let mut lines: Vec<Vec<u8>> = Vec::new();
     let mut bytes = 0usize;
     for a in live.iter().rev().take(MAX_KEPT) {
@@ -149,7 +158,7 @@ fn write_snapshot(path: &Path, live: &[Answered]) -> std::io::Result<usize> {
     }
     std::fs::rename(&tmp, path)?;
     std::fs::File::open(dir)?.sync_all()?;
-    Ok(lines.len())
+    Ok((lines.len(), bytes))
 }
 
 #[cfg(test)]
@@ -194,6 +203,7 @@ mod tests {
             j.append(&answered(&format!("id{i}"), i)).unwrap();
         }
         assert!(j.wants_compaction(10));
+        assert!(!j.wants_compaction(200), "every line is live");
         let live: Vec<Answered> = (190..200).map(|i| answered(&format!("id{i}"), i)).collect();
         j.compact(&live).unwrap();
         assert!(!j.wants_compaction(10));
@@ -206,7 +216,7 @@ mod tests {
             .map(|i| answered(&format!("m{i}"), i))
             .collect();
         assert_eq!(
-            write_snapshot(&d.path().join("x"), &many).unwrap(),
+            write_snapshot(&d.path().join("x"), &many).unwrap().0,
             MAX_KEPT
         );
     }
