@@ -32,7 +32,7 @@ pub struct FleetArgs {
 /// How the operator reaches the broker.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnArgs {
-    /// Broker URL: mqtt://host[:port] or mqtts://host[:port].
+    /// Broker URL: `mqtt://host[:port]` or `mqtts://host[:port]`.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub broker: String,
     /// Topic prefix of the fleet.

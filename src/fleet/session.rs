@@ -1,7 +1,7 @@
 //! The fleet session, without I/O: requests in, decisions and messages out.
 //!
 //! Like rumqttc's own `state.rs`, this part knows nothing of sockets or clocks: the event loop in
-//! [`super::run`] feeds it what arrives (with the time) and carries out what it returns. It
+//! [`super::spawn`] feeds it what arrives (with the time) and carries out what it returns. It
 //! decodes commands, checks signatures, answers re-delivered commands from a cache, and builds
 //! every message the box publishes.
 
