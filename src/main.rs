@@ -213,6 +213,47 @@ fn on_off(flag: &str) -> &'static str {
     }
 }
 
+/// The fleet link's lines of `roombox status`: connected or not, since when, the last error
+/// and its fix.
+fn render_fleet(state: &serde_json::Value) -> String {
+    let Some(f) = state.get("fleet").filter(|f| f.is_object()) else {
+        return "fleet        off\n".into();
+    };
+    let text = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("?");
+    let since = f
+        .get("sinceMs")
+        .and_then(|v| v.as_u64())
+        .map(|ms| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+            )
+            .to_string()
+        })
+        .unwrap_or_else(|| "?".into());
+    let state_word = text("state");
+    let mut s = format!(
+        "fleet        {state_word} {} {} since {since}\n",
+        if state_word == "DISCONNECTED" {
+            "from"
+        } else {
+            "to"
+        },
+        text("broker"),
+    );
+    if let Some(e) = f.get("lastError").and_then(|v| v.as_str()) {
+        let label = if state_word == "CONNECTED" {
+            "last error"
+        } else {
+            "error"
+        };
+        s.push_str(&format!("             {label}: {e}\n"));
+        if let Some(fix) = f.get("fix").and_then(|v| v.as_str()) {
+            s.push_str(&format!("             fix: {fix}\n"));
+        }
+    }
+    s
+}
+
 fn render_status(state: &serde_json::Value) -> String {
     let get = |p: &str| -> String {
         let v = state.pointer(p).cloned().unwrap_or_default();
@@ -246,6 +287,7 @@ fn render_status(state: &serde_json::Value) -> String {
                 .join("; "))
             .unwrap_or_default()
     ));
+    s.push_str(&render_fleet(state));
     s.push_str(&format!(
         "media        {} {} {} {} fps {} kbps of {} target (restarts {})\n",
         get("/media/state"),

@@ -2,7 +2,7 @@
 //! runs until a clean stop.
 
 use crate::agent::{Agent, AgentHandle};
-use crate::config::{self, Loaded};
+use crate::config::{self, Config, Loaded};
 use crate::media::engine::Engine;
 use crate::{api, sysd};
 use std::io::IsTerminal;
@@ -63,6 +63,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     // Buttons and LEDs; a missing GPIO chip is only a warning (retried in the background).
     let controls = crate::controls::spawn(&config.controls, handle.clone()).await?;
 
+    let config_path = loaded.files.first().cloned();
     let fleet = if config.fleet.enabled() {
         Some(
             crate::fleet::spawn(
@@ -70,13 +71,24 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 config.device_id(),
                 handle.clone(),
                 &config.state_dir(),
-                loaded.files.first().cloned(),
+                config_path.clone(),
             )
             .await?,
         )
     } else {
         None
     };
+    let (stop_reloads, stop_rx) = tokio::sync::oneshot::channel();
+    let reloads = tokio::spawn(follow_reloads(
+        Peripherals {
+            config: config.clone(),
+            controls: Some(controls),
+            fleet,
+        },
+        handle.clone(),
+        config_path,
+        stop_rx,
+    ));
 
     let live = opts
         .live
@@ -84,9 +96,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let live_task = live.then(|| tokio::spawn(live_view(handle.clone(), socket.clone())));
 
     let result = agent.run(Some(signals)).await;
-    drop(controls);
-    if let Some(f) = fleet {
-        f.shutdown().await;
+    let _ = stop_reloads.send(());
+    if let Ok(p) = reloads.await {
+        drop(p.controls);
+        if let Some(f) = p.fleet {
+            f.shutdown().await;
+        }
     }
     api_task.abort();
     if let Some(t) = live_task {
@@ -94,6 +109,104 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(&socket);
     result
+}
+
+/// What run.rs owns beside the agent, and re-applies after a reload.
+struct Peripherals {
+    /// The configuration they were made from.
+    config: Config,
+    /// Buttons and LEDs (none only while a rebuild failed).
+    controls: Option<crate::controls::Controls>,
+    /// The fleet client, when `[fleet]` has a broker.
+    fleet: Option<crate::fleet::FleetHandle>,
+}
+
+/// Re-applies `[controls]` and `[fleet]` whenever the agent accepts a reload (SIGHUP,
+/// `reload-config`, `set-config`): buttons and LEDs are rebuilt when their section changed; the
+/// fleet client is reconfigured in place (it keeps its command-id cache and outbox, and connects
+/// again when its connection settings changed), started or stopped. Returns them on `stop`.
+async fn follow_reloads(
+    mut p: Peripherals,
+    agent: AgentHandle,
+    config_path: Option<PathBuf>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Peripherals {
+    let mut configs = agent.config();
+    loop {
+        tokio::select! {
+            _ = &mut stop => return p,
+            r = configs.changed() => {
+                if r.is_err() {
+                    let _ = (&mut stop).await;
+                    return p;
+                }
+                let new = Config::clone(&configs.borrow_and_update());
+                reapply(&mut p, new, &agent, config_path.as_ref()).await;
+            }
+        }
+    }
+}
+
+async fn reapply(
+    p: &mut Peripherals,
+    new: Config,
+    agent: &AgentHandle,
+    config_path: Option<&PathBuf>,
+) {
+    if new.controls != p.config.controls || p.controls.is_none() {
+        // The old panel lets go of its GPIO lines before the new one asks for them.
+        p.controls = None;
+        match crate::controls::spawn(&new.controls, agent.clone()).await {
+            Ok(c) => {
+                tracing::info!("controls: re-applied [controls]");
+                p.controls = Some(c);
+            }
+            Err(e) => tracing::error!("controls: cannot re-apply [controls]: {e:#}"),
+        }
+    }
+    let same_home = new.state_dir() == p.config.state_dir();
+    match (p.fleet.take(), new.fleet.enabled()) {
+        (Some(f), true) if same_home => {
+            if new.fleet != p.config.fleet || new.device_id() != p.config.device_id() {
+                f.reconfigure(&new.fleet, new.device_id());
+            }
+            p.fleet = Some(f);
+        }
+        (old, enabled) => {
+            if let Some(f) = old {
+                tracing::info!(
+                    "fleet: stopping the client ([fleet] or the state directory changed)"
+                );
+                f.shutdown().await;
+            }
+            if enabled {
+                match crate::fleet::spawn(
+                    &new.fleet,
+                    new.device_id(),
+                    agent.clone(),
+                    &new.state_dir(),
+                    config_path.cloned(),
+                )
+                .await
+                {
+                    Ok(f) => p.fleet = Some(f),
+                    Err(e) => {
+                        tracing::error!("fleet: cannot start the client: {e:#}");
+                        agent.report_fleet(crate::agent::state::FleetLink::Connecting {
+                            broker: new.fleet.broker.clone(),
+                            at_ms: crate::model::now_ms(),
+                        });
+                        agent.report_fleet(crate::agent::state::FleetLink::Down {
+                            error: format!("the fleet client cannot start: {e:#}"),
+                            fix: None,
+                            at_ms: crate::model::now_ms(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    p.config = new;
 }
 
 fn under_systemd() -> bool {
@@ -121,7 +234,91 @@ async fn live_view(agent: AgentHandle, socket: PathBuf) {
     }
 }
 
+/// Dependencies whose warnings are harmless and frequent enough to hide real ones. rtc_dtls
+/// warns `Unsupported Extension Type` on every DTLS handshake (a browser offering an extension
+/// webrtc-rs does not implement, which the handshake then simply ignores).
+pub const QUIET_DEPENDENCIES: &[&str] = &["rtc_dtls=error"];
+
+/// The log filter: `info`, the [`QUIET_DEPENDENCIES`], then `RUST_LOG`'s directives on top. A
+/// bare level in `RUST_LOG` (`debug`) replaces `info` and keeps dependencies quiet; naming one
+/// (`RUST_LOG=info,rtc_dtls=warn`) brings its warnings back. Directives that do not parse are
+/// returned, to be reported once logging is up.
+pub fn log_filter(rust_log: Option<&str>) -> (tracing_subscriber::EnvFilter, Vec<String>) {
+    use tracing_subscriber::filter::LevelFilter;
+    let mut filter =
+        tracing_subscriber::EnvFilter::default().add_directive(LevelFilter::INFO.into());
+    let mut bad = Vec::new();
+    let wanted = QUIET_DEPENDENCIES
+        .iter()
+        .copied()
+        .chain(rust_log.unwrap_or_default().split(','));
+    for d in wanted.map(str::trim).filter(|d| !d.is_empty()) {
+        match d.parse() {
+            Ok(d) => filter = filter.add_directive(d),
+            Err(_) => bad.push(d.to_string()),
+        }
+    }
+    (filter, bad)
+}
+
 /// Sets up logging for a command.
 pub fn init_logging() {
-    sysd::init_logging("info");
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let (filter, bad) = log_filter(rust_log.as_deref());
+    sysd::init_logging(filter);
+    for d in bad {
+        tracing::warn!("RUST_LOG: ignoring `{d}`, which is not a log directive");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    struct Count(Arc<AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
+        fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// How many of a DTLS warning, a roombox info and a roombox debug line pass.
+    fn passed(rust_log: Option<&str>) -> (usize, usize, usize) {
+        let (filter, _) = log_filter(rust_log);
+        let n = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry()
+            .with(filter)
+            .with(Count(n.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let mut out = (0, 0, 0);
+            tracing::warn!(target: "rtc_dtls::conn", "Unsupported Extension Type");
+            out.0 = n.swap(0, Ordering::SeqCst);
+            tracing::info!(target: "roombox::fleet", "connected");
+            out.1 = n.swap(0, Ordering::SeqCst);
+            tracing::debug!(target: "roombox::fleet", "detail");
+            out.2 = n.swap(0, Ordering::SeqCst);
+            out
+        })
+    }
+
+    #[test]
+    fn dependency_noise_is_filtered_by_default_and_rust_log_can_bring_it_back() {
+        assert_eq!(passed(None), (0, 1, 0), "default: info, DTLS noise off");
+        assert_eq!(
+            passed(Some("debug")),
+            (0, 1, 1),
+            "a bare level keeps it off"
+        );
+        assert_eq!(
+            passed(Some("info,rtc_dtls=warn")),
+            (1, 1, 0),
+            "naming it brings it back"
+        );
+        let (_, bad) = log_filter(Some("info,roombox=loud,roombox=debug"));
+        assert_eq!(bad, vec!["roombox=loud".to_string()]);
+    }
 }

@@ -31,12 +31,10 @@ pub fn stopping() {
     notify(&[NotifyState::Stopping]);
 }
 
-/// Sets up logging: to the journal when stderr is connected to it (systemd sets
-/// `JOURNAL_STREAM`), to stderr otherwise. `RUST_LOG` filters; `default` applies when it is unset.
-pub fn init_logging(default: &str) {
+/// Sets up logging through `filter` (see `run::log_filter`): to the journal when stderr is
+/// connected to it (systemd sets `JOURNAL_STREAM`), to stderr otherwise.
+pub fn init_logging(filter: tracing_subscriber::EnvFilter) {
     use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(journald) = tracing_journald::layer() {
             tracing_subscriber::registry()

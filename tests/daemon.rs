@@ -394,3 +394,110 @@ fn probe_lists_encoders_with_what_really_works() {
     assert_eq!(v4l2["works"], false);
     assert!(r["cameras"].is_array() && r["audio"].is_array() && r["gpio"].is_array());
 }
+
+/// True when something holds `fifo` open for reading (a non-blocking open for writing then
+/// succeeds; with no reader it fails with ENXIO).
+fn fifo_has_reader(fifo: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo)
+        .is_ok()
+}
+
+/// Waits until the box answers a ping under `prefix` on `broker`.
+async fn answers_under(broker: &str, prefix: &str) {
+    use roombox::fleet::cli::{ConnArgs, Operator, To};
+    let mut op = Operator::connect(&ConnArgs {
+        broker: broker.into(),
+        prefix: prefix.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = op
+            .request(
+                &To::Device("test-box".into()),
+                "ping",
+                b"",
+                None,
+                Duration::from_millis(500),
+            )
+            .await
+            .unwrap();
+        if r.first().is_some_and(|(_, l)| l.ok) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no answer under {prefix}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reapplies_controls_and_fleet() {
+    let broker = support::mosquitto::Mosquitto::start();
+    let agent = AgentProcess::start("[media.video]\nsource = \"none\"\n");
+    agent
+        .wait_state("playing", Duration::from_secs(30), |s| {
+            s["media"]["state"] == "PLAYING" && s["fleet"].is_null()
+        })
+        .await;
+    let fifo = agent.dir.path().join("panel");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    assert!(!fifo_has_reader(&fifo), "no panel before the reload");
+
+    let original = std::fs::read_to_string(&agent.config).unwrap();
+    let with = |prefix: &str| {
+        format!(
+            "{original}\n[controls]\nbackend = \"simulated\"\npanel_input = \"{}\"\n[fleet]\nbroker = \"{}\"\nprefix = \"{prefix}\"\n[fleet.reconnect]\ninitial = \"100ms\"\nmax = \"300ms\"\n",
+            fifo.display(),
+            broker.url()
+        )
+    };
+    std::fs::write(&agent.config, with("rb1")).unwrap();
+    agent.signal(Signal::SIGHUP);
+    agent
+        .wait_state("the fleet link", Duration::from_secs(20), |s| {
+            s["fleet"]["state"] == "CONNECTED"
+        })
+        .await;
+    answers_under(&broker.url(), "rb1").await;
+
+    // The simulated panel now reads the FIFO: a press of `m` toggles the microphone.
+    let mic = agent.state().await["localParticipant"]["micOn"].clone();
+    assert!(fifo_has_reader(&fifo), "the panel opened its input");
+    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    std::io::Write::write_all(&mut w, b"m\n").unwrap();
+    agent
+        .wait_state("the mute press", Duration::from_secs(10), |s| {
+            s["localParticipant"]["micOn"] != mic
+        })
+        .await;
+    drop(w);
+
+    // A changed [fleet]: the client connects again under the new prefix.
+    std::fs::write(&agent.config, with("rb2")).unwrap();
+    agent.signal(Signal::SIGHUP);
+    answers_under(&broker.url(), "rb2").await;
+
+    // Both sections gone: the panel lets go of its input and the fleet is off.
+    std::fs::write(&agent.config, &original).unwrap();
+    agent.signal(Signal::SIGHUP);
+    agent
+        .wait_state("the fleet to stop", Duration::from_secs(10), |s| {
+            s["fleet"].is_null()
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fifo_has_reader(&fifo) {
+        assert!(
+            Instant::now() < deadline,
+            "the old panel still reads its input"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = agent.log();
+    assert!(log.contains("controls: re-applied [controls]"), "{log}");
+}

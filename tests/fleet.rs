@@ -1,5 +1,7 @@
 //! The fleet API against real mosquitto brokers on loopback: command round trips, bad input,
-//! the last will, broker restarts, TLS with per-device ACLs, signed commands and set-config.
+//! the last will, broker restarts, TLS with per-device ACLs, signed commands and set-config, a
+//! command-id cache that survives a restart, and a refused box that says why (a version 1
+//! certificate, the wrong CA, a wrong password) in `status`, `check` and once in its log.
 
 mod support;
 
@@ -9,6 +11,7 @@ use roombox::fleet::cli::{ConnArgs, Operator, Received, To};
 use roombox::fleet::sim::SimBox;
 use std::path::Path;
 use std::time::Duration;
+use support::agent::AgentProcess;
 use support::eventually;
 use support::mosquitto::Mosquitto;
 
@@ -840,4 +843,450 @@ async fn set_config_validates_applies_and_rolls_back() {
     .await
     .expect("healthy again on the previous config")
     .unwrap();
+}
+
+/// Sends `command` with `id` to box1 and returns its reply message (with its user properties).
+async fn send_with_id(op: &mut Operator, command: &str, id: &str) -> Received {
+    let corr = uuid::Uuid::new_v4().as_bytes().to_vec();
+    op.send(&To::Device("box1".into()), command, b"", id, &corr)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let m = op.next_until(deadline).await.expect("a reply");
+        if m.correlation.as_deref() == Some(&corr[..]) {
+            return m;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_id_redelivered_after_a_restart_is_answered_from_the_cache() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = box_config(&broker.url(), "box1", dir.path());
+    let sim = SimBox::start(&config, None, dir.path()).await.unwrap();
+    let mut op = operator(&broker.url()).await;
+    wait_online(&mut op, "box1").await;
+    let first = send_with_id(&mut op, "request-keyframe", "restart-1").await;
+    assert_eq!(first.prop("cached"), None);
+    assert_eq!(sim.media_count("RequestKeyframe"), 1);
+    // The agent dies as in a crash: no clean stop, nothing flushed on the way out.
+    drop(sim);
+
+    let sim = SimBox::start(&config, None, dir.path()).await.unwrap();
+    wait_online(&mut op, "box1").await;
+    let again = send_with_id(&mut op, "request-keyframe", "restart-1").await;
+    assert_eq!(
+        again.prop("cached"),
+        Some("true"),
+        "answered from the cache"
+    );
+    assert_eq!(again.payload, first.payload, "with the same reply");
+    let fresh = send_with_id(&mut op, "request-keyframe", "restart-2").await;
+    assert_eq!(fresh.prop("cached"), None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sim.media_count("RequestKeyframe"),
+        1,
+        "the re-delivered command did not run again; the new one did"
+    );
+}
+
+/// Issues `<name>.pem` for `<name>.key`/`<name>.csr` (made by [`make_pki`] or here) from
+/// `ca`: version 3 with `ext`, or version 1, as a plain `openssl x509 -req` makes it.
+fn issue(dir: &Path, name: &str, ca: &str, ext: Option<&str>) {
+    let (key, csr, pem, subj) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("/CN={name}"),
+    );
+    if !dir.join(&csr).exists() {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &subj,
+            ],
+        );
+    }
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    let mut args = vec![
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_pem,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &pem,
+        "-days",
+        "2",
+    ];
+    if let Some(ext) = ext {
+        args.extend(["-extfile", ext]);
+    }
+    openssl(dir, &args);
+}
+
+/// A mosquitto that wants a client certificate from the test CA, with box1's certificate
+/// issued as X.509 version 1 and a second, unrelated CA beside it.
+fn tls_broker() -> Mosquitto {
+    Mosquitto::start_with(|dir, port| {
+        make_pki(dir, &["operator"]);
+        issue(dir, "box1", "ca", None);
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "other-ca.key",
+                "-out",
+                "other-ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=some-other-ca",
+            ],
+        );
+        format!(
+            "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\nuse_identity_as_username true\n",
+            d = dir.display()
+        )
+    })
+}
+
+/// The real `roombox run` with only a fleet (`fleet` is the `[fleet]` body), retrying fast.
+fn fleet_agent(fleet: &str) -> AgentProcess {
+    AgentProcess::start(&format!(
+        "[media.video]\nsource = \"none\"\n[media.audio]\nsource = \"none\"\n[fleet]\nprefix = \"rb\"\n{fleet}\n[fleet.reconnect]\ninitial = \"100ms\"\nmax = \"300ms\"\n"
+    ))
+}
+
+fn roombox(args: &[&str], config_or_socket: &Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roombox"))
+        .args(args)
+        .arg(config_or_socket)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `roombox check`'s lines about the fleet.
+fn fleet_check(agent: &AgentProcess) -> Vec<String> {
+    let (_, out) = roombox(&["check", "--config"], &agent.config);
+    out.lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|c| c.starts_with("fleet"))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits until the box reports its link down, and returns the fleet block of its state.
+async fn wait_refused(agent: &AgentProcess) -> serde_json::Value {
+    let s = agent
+        .wait_state("the fleet link to go down", LONG, |s| {
+            s["fleet"]["state"] == "DISCONNECTED"
+        })
+        .await;
+    assert_eq!(s["health"]["ok"], false, "a refused box is not healthy");
+    let problems = s["health"]["problems"].to_string();
+    assert!(problems.contains("fleet"), "{problems}");
+    s["fleet"].clone()
+}
+
+/// Lets the box retry several times (100–300 ms apart), then counts how often it logged the
+/// failure.
+async fn logged_failures(agent: &AgentProcess) -> usize {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    agent.log().matches("fleet: cannot connect").count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_certificate_is_named_with_its_fix_and_a_reissued_one_connects() {
+    let broker = tls_broker();
+    let d = broker.dir.path();
+    let agent = fleet_agent(&format!(
+        "broker = \"mqtts://127.0.0.1:{}\"\n[fleet.tls]\nca = \"{d}/ca.pem\"\ncert = \"{d}/box1.pem\"\nkey = \"{d}/box1.key\"\n",
+        broker.port,
+        d = d.display()
+    ));
+    let fleet = wait_refused(&agent).await;
+    let error = fleet["lastError"].as_str().unwrap();
+    assert!(error.contains("version 1"), "{error}");
+    assert!(error.contains("box1.pem"), "names the file: {error}");
+    let fix = fleet["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("-extfile") && fix.contains("-copy_extensions"),
+        "{fix}"
+    );
+
+    let (_, status) = roombox(&["status", "--socket"], &agent.socket);
+    assert!(status.contains("health       PROBLEMS: fleet"), "{status}");
+    assert!(status.contains("fleet        DISCONNECTED"), "{status}");
+    assert!(
+        status.contains("version 1") && status.contains("fix: "),
+        "{status}"
+    );
+
+    let check = fleet_check(&agent);
+    assert!(
+        check
+            .iter()
+            .any(|l| l.starts_with("failed   fleet-cert") && l.contains("version 1")),
+        "{check:#?}"
+    );
+    assert!(
+        check.iter().any(|l| l.starts_with("failed   fleet ")),
+        "the handshake is tried and fails: {check:#?}"
+    );
+    assert!(
+        check.iter().any(|l| l.starts_with("ok       fleet-key")),
+        "{check:#?}"
+    );
+
+    assert_eq!(logged_failures(&agent).await, 1, "{}", agent.log());
+
+    // Re-issued as v3 at the same path: the box picks it up on its next retry, no restart.
+    issue(d, "box1", "ca", Some("client.ext"));
+    agent
+        .wait_state("the fleet link to come up", LONG, |s| {
+            s["fleet"]["state"] == "CONNECTED"
+        })
+        .await;
+    let s = agent.state().await;
+    assert_eq!(s["health"]["ok"], true, "{s:#}");
+    let check = fleet_check(&agent);
+    assert!(check.iter().all(|l| l.starts_with("ok ")), "{check:#?}");
+    assert!(agent.log().contains("fleet: connected to the broker"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wrong_ca_is_named_in_status_and_check() {
+    let broker = tls_broker();
+    let d = broker.dir.path();
+    let agent = fleet_agent(&format!(
+        "broker = \"mqtts://127.0.0.1:{}\"\n[fleet.tls]\nca = \"{d}/other-ca.pem\"\ncert = \"{d}/operator.pem\"\nkey = \"{d}/operator.key\"\n",
+        broker.port,
+        d = d.display()
+    ));
+    let fleet = wait_refused(&agent).await;
+    let error = fleet["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("broker's certificate") && error.contains("other-ca.pem"),
+        "{error}"
+    );
+    let (_, status) = roombox(&["status", "--socket"], &agent.socket);
+    assert!(status.contains("not signed by the CA"), "{status}");
+    let check = fleet_check(&agent);
+    assert!(
+        check
+            .iter()
+            .any(|l| l.starts_with("failed   fleet ") && l.contains("broker's certificate")),
+        "{check:#?}"
+    );
+    assert_eq!(logged_failures(&agent).await, 1, "{}", agent.log());
+    drop(agent);
+
+    // The other way round: the box's certificate comes from a CA the broker does not trust.
+    issue(d, "stranger", "other-ca", Some("client.ext"));
+    let agent = fleet_agent(&format!(
+        "broker = \"mqtts://127.0.0.1:{}\"\n[fleet.tls]\nca = \"{d}/ca.pem\"\ncert = \"{d}/stranger.pem\"\nkey = \"{d}/stranger.key\"\n",
+        broker.port,
+        d = d.display()
+    ));
+    let fleet = wait_refused(&agent).await;
+    let error = fleet["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("refused this box's certificate") && error.contains("some-other-ca"),
+        "{error}"
+    );
+    let check = fleet_check(&agent);
+    assert!(
+        check
+            .iter()
+            .any(|l| l.starts_with("warning  fleet-cert") && l.contains("some-other-ca")),
+        "{check:#?}"
+    );
+    assert!(
+        check
+            .iter()
+            .any(|l| l.starts_with("failed   fleet ")
+                && l.contains("refused this box's certificate")),
+        "{check:#?}"
+    );
+    assert_eq!(logged_failures(&agent).await, 1, "{}", agent.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_named_in_status_and_check() {
+    let broker = Mosquitto::start_with(|dir, port| {
+        let out = std::process::Command::new("mosquitto_passwd")
+            .args(["-b", "-c"])
+            .arg(dir.join("passwd"))
+            .args(["box1", "right-password"])
+            .output()
+            .expect("mosquitto_passwd is installed with mosquitto");
+        assert!(out.status.success());
+        std::fs::write(dir.join("box1.password"), "wrong-password\n").unwrap();
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
+            dir.join("passwd").display()
+        )
+    });
+    let agent = fleet_agent(&format!(
+        "broker = \"{}\"\n[fleet.auth]\nusername = \"box1\"\npassword_file = \"{}\"\n",
+        broker.url(),
+        broker.dir.path().join("box1.password").display()
+    ));
+    let fleet = wait_refused(&agent).await;
+    let error = fleet["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("refused the login of user `box1`") && error.contains("password"),
+        "{error}"
+    );
+    assert!(fleet["fix"].as_str().unwrap().contains("box1.password"));
+    let (_, status) = roombox(&["status", "--socket"], &agent.socket);
+    assert!(status.contains("refused the login"), "{status}");
+    let check = fleet_check(&agent);
+    assert!(
+        check
+            .iter()
+            .any(|l| l.starts_with("failed   fleet ") && l.contains("refused the login")),
+        "{check:#?}"
+    );
+    assert_eq!(logged_failures(&agent).await, 1, "{}", agent.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_config_that_cuts_the_box_off_its_broker_rolls_back_and_still_replies() {
+    let broker = Mosquitto::start();
+    let agent = fleet_agent(&format!(
+        "broker = \"{}\"\nset_config_timeout = \"3s\"\n",
+        broker.url()
+    ));
+    let mut op = operator(&broker.url()).await;
+    wait_online(&mut op, "test-box").await;
+    let dead = support::mosquitto::free_port();
+    let toml = format!("[fleet]\nbroker = \"mqtt://127.0.0.1:{dead}\"\n");
+    let payload = serde_json::json!({ "toml": toml }).to_string();
+    let r = op
+        .request(
+            &To::Device("test-box".into()),
+            "set-config",
+            payload.as_bytes(),
+            None,
+            LONG,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 1, "the reply survives the reconnections");
+    let line = &r[0].1;
+    assert!(!line.ok);
+    let message = &line.error.as_ref().unwrap().message;
+    assert!(
+        message.contains("rolled back") && message.contains(&format!("127.0.0.1:{dead}")),
+        "{message}"
+    );
+    let s = agent.state().await;
+    assert_eq!(s["fleet"]["state"], "CONNECTED", "{s:#}");
+    assert_eq!(s["fleet"]["broker"], broker.url().as_str());
+    assert!(!agent.dir.path().join("config.d/90-fleet.toml").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brokers_version_1_certificate_is_named_as_the_brokers() {
+    let broker = Mosquitto::start_with(|dir, port| {
+        make_pki(dir, &["box1"]);
+        // The broker's certificate re-issued the plain way: version 1, no subjectAltName.
+        issue(dir, "server", "ca", None);
+        format!(
+            "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\nuse_identity_as_username true\n",
+            d = dir.display()
+        )
+    });
+    let d = broker.dir.path();
+    let agent = fleet_agent(&format!(
+        "broker = \"mqtts://127.0.0.1:{}\"\n[fleet.tls]\nca = \"{d}/ca.pem\"\ncert = \"{d}/box1.pem\"\nkey = \"{d}/box1.key\"\n",
+        broker.port,
+        d = d.display()
+    ));
+    let fleet = wait_refused(&agent).await;
+    let error = fleet["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("broker's certificate") && error.contains("version 1"),
+        "{error}"
+    );
+    let fix = fleet["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("-extfile") && fix.contains("subjectAltName=IP:127.0.0.1"),
+        "{fix}"
+    );
+    let check = fleet_check(&agent);
+    assert!(
+        check.iter().any(|l| l.starts_with("ok       fleet-cert")),
+        "the box's own certificate is fine: {check:#?}"
+    );
+    assert!(
+        check
+            .iter()
+            .any(|l| l.starts_with("failed   fleet ") && l.contains("version 1")),
+        "{check:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_whose_certificate_is_not_there_yet_starts_says_so_and_connects_once_it_is() {
+    let broker = tls_broker();
+    let d = broker.dir.path();
+    let late = tempfile::tempdir().unwrap();
+    let l = late.path();
+    let agent = fleet_agent(&format!(
+        "broker = \"mqtts://127.0.0.1:{}\"\n[fleet.tls]\nca = \"{}/ca.pem\"\ncert = \"{}/box.pem\"\nkey = \"{}/box.key\"\n",
+        broker.port,
+        d.display(),
+        l.display(),
+        l.display()
+    ));
+    let fleet = wait_refused(&agent).await;
+    let error = fleet["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("cannot read") && error.contains("box.pem"),
+        "{error}"
+    );
+    // The installer provisions the files later; the box picks them up on its next try.
+    std::fs::copy(d.join("operator.pem"), l.join("box.pem")).unwrap();
+    std::fs::copy(d.join("operator.key"), l.join("box.key")).unwrap();
+    agent
+        .wait_state("the fleet link to come up", LONG, |s| {
+            s["fleet"]["state"] == "CONNECTED"
+        })
+        .await;
+    assert_eq!(logged_failures(&agent).await, 1, "{}", agent.log());
 }

@@ -13,8 +13,9 @@ use crate::media::{MediaControl, MediaNotice};
 use crate::model::now_ms;
 use crate::room::{RoomAction, RoomLink, RoomNotice};
 use crate::sysd;
-use state::{AgentState, Effect, LivestreamSetup, Step};
+use state::{AgentState, Effect, FleetLink, LivestreamSetup, Step};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -57,9 +58,24 @@ pub struct AgentHandle {
     requests: mpsc::Sender<Request>,
     events: broadcast::Sender<Event>,
     state: watch::Receiver<AgentState>,
+    /// The fleet client's link reports, into the agent's state.
+    fleet_links: mpsc::UnboundedSender<FleetLink>,
+    /// The configuration in force, replaced on every accepted reload.
+    config: watch::Receiver<Arc<Config>>,
 }
 
 impl AgentHandle {
+    /// Reports the fleet link (connected or not, and why) into the agent's state.
+    pub fn report_fleet(&self, link: FleetLink) {
+        let _ = self.fleet_links.send(link);
+    }
+
+    /// Follows the configuration in force: what run.rs re-applies to the buttons, LEDs and the
+    /// fleet client after a reload.
+    pub fn config(&self) -> watch::Receiver<Arc<Config>> {
+        self.config.clone()
+    }
+
     /// Sends a command and waits for its reply. Commands are queued in order, never dropped.
     pub async fn send(&self, command: Command) -> Result<serde_json::Value, CommandError> {
         let (reply, rx) = oneshot::channel();
@@ -104,6 +120,10 @@ pub struct Agent {
     room_actions: Option<mpsc::UnboundedSender<RoomAction>>,
     /// The room session's notices, once attached.
     room_notices: Option<mpsc::UnboundedReceiver<RoomNotice>>,
+    /// The fleet client's link reports.
+    fleet_links: mpsc::UnboundedReceiver<FleetLink>,
+    /// The configuration in force, for the parts the agent does not own.
+    config_tx: watch::Sender<Arc<Config>>,
 }
 
 impl Agent {
@@ -119,10 +139,14 @@ impl Agent {
         let (req_tx, requests) = mpsc::channel(COMMAND_QUEUE);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (state_tx, state_rx) = watch::channel(state.clone());
+        let (fleet_tx, fleet_links) = mpsc::unbounded_channel();
+        let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let handle = AgentHandle {
             requests: req_tx,
             events: events.clone(),
             state: state_rx,
+            fleet_links: fleet_tx,
+            config: config_rx,
         };
         let agent = Agent {
             state,
@@ -135,6 +159,8 @@ impl Agent {
             tick: Duration::from_secs(1),
             room_actions: None,
             room_notices: None,
+            fleet_links,
+            config_tx,
         };
         (handle, agent)
     }
@@ -197,6 +223,10 @@ impl Agent {
                 }
                 Some(notice) = recv_room(&mut self.room_notices) => {
                     let fx = self.state.room(notice);
+                    self.execute(fx, &mut drain_deadline);
+                }
+                Some(link) = self.fleet_links.recv() => {
+                    let fx = self.state.fleet(link);
                     self.execute(fx, &mut drain_deadline);
                 }
                 _ = tick.tick() => {
@@ -303,6 +333,7 @@ impl Agent {
             Ok(loaded) => {
                 let fx = self.state.configure(&loaded.config);
                 self.state.set_livestream(livestream_setup(&loaded.config));
+                self.config_tx.send_replace(Arc::new(loaded.config.clone()));
                 self.media
                     .apply(crate::media::MediaAction::Reconfigure(Box::new(
                         loaded.config,

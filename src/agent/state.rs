@@ -5,9 +5,11 @@
 //! agent loop to carry out. Effects whose outcome matters come back later as notices, so the state
 //! only ever says what has actually happened (a muted mic is shown muted once no audio leaves).
 
+mod fleet;
 mod livestream;
 mod room;
 
+pub use fleet::{FleetLink, FleetLinkState, FleetStatus};
 pub use livestream::{FallbackStatus, LivestreamSetup, LivestreamStatus, OutputStatus};
 
 use crate::command::{Command, CommandError, ErrorCode};
@@ -121,6 +123,11 @@ pub struct AgentState {
     pub health: Health,
     /// The agent is draining before exit.
     pub stopping: bool,
+    /// The link to the fleet's broker; none when `[fleet]` is off.
+    pub fleet: Option<FleetStatus>,
+    /// `[fleet]` has a broker: link reports are taken in.
+    #[serde(skip)]
+    fleet_configured: bool,
     #[serde(skip)]
     bitrate_bounds: (u32, u32),
     #[serde(skip)]
@@ -236,6 +243,8 @@ impl AgentState {
             identify_until_ms: None,
             health: Health::default(),
             stopping: false,
+            fleet: None,
+            fleet_configured: false,
             bitrate_bounds: (0, 0),
             has_audio: false,
             has_video: false,
@@ -291,6 +300,10 @@ impl AgentState {
             mode: r.mode,
             auto_join: r.auto_join,
         };
+        self.fleet_configured = config.fleet.enabled();
+        if !self.fleet_configured {
+            self.fleet = None;
+        }
         fx
     }
 
@@ -733,6 +746,7 @@ impl AgentState {
                 self.recording.last_error.as_deref().unwrap_or("unknown")
             ));
         }
+        problems.extend(self.fleet_problem());
         self.health = Health {
             ok: problems.is_empty(),
             problems,
@@ -780,6 +794,9 @@ impl AgentState {
                 .map(|(n, o)| format!("{n} {:?}", o.state))
                 .collect();
             s.push_str(&format!(" | rtmp {}", outs.join(", ")));
+        }
+        if let Some(f) = &self.fleet {
+            s.push_str(&format!(" | fleet {}", serde_plain(&f.state)));
         }
         s
     }

@@ -2,6 +2,7 @@
 //! and print the replies, list the fleet from the retained status and state, follow events, and
 //! make a signing key pair.
 
+use super::link::Endpoint;
 use super::session::PROP_ID;
 use super::signing;
 use super::topic::{device_command, group_command};
@@ -11,8 +12,7 @@ use crate::model::now_ms;
 use anyhow::Context;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event as MqttEvent, MqttOptions};
-use rumqttc::{TlsConfiguration, Transport};
+use rumqttc::v5::{AsyncClient, Event as MqttEvent};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,7 +32,7 @@ pub struct FleetArgs {
 /// How the operator reaches the broker.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnArgs {
-    /// Broker URL: mqtt://host[:port] or mqtts://host[:port].
+    /// Broker URL: `mqtt://host[:port]` or `mqtts://host[:port]`.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub broker: String,
     /// Topic prefix of the fleet.
@@ -60,6 +60,24 @@ pub struct ConnArgs {
     /// File holding the fleet's Ed25519 private key (base64); commands are signed with it.
     #[arg(long)]
     pub signing_key: Option<PathBuf>,
+}
+
+impl ConnArgs {
+    /// Where and as whom the operator connects.
+    pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
+        let url = BrokerUrl::parse(&self.broker).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
+        if url.tls && self.ca.is_none() {
+            anyhow::bail!("mqtts:// needs --ca");
+        }
+        Ok(Endpoint {
+            broker: self.broker.clone(),
+            url,
+            ca: self.ca.clone(),
+            client_auth: self.cert.clone().zip(self.key.clone()),
+            username: self.username.clone(),
+            password_file: self.password_file.clone(),
+        })
+    }
 }
 
 /// The operator's sub-commands.
@@ -315,51 +333,19 @@ impl Drop for Operator {
 impl Operator {
     /// Connects (clean session, a fresh client id) and waits for the broker's ConnAck.
     pub async fn connect(conn: &ConnArgs) -> anyhow::Result<Operator> {
-        let url = BrokerUrl::parse(&conn.broker).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
         let session = uuid::Uuid::new_v4().simple().to_string();
         let client_id = conn
             .client_id
             .clone()
             .unwrap_or_else(|| format!("roombox-op-{session}"));
-        let mut o = MqttOptions::new(client_id, url.host.clone(), url.port);
+        let endpoint = conn.endpoint()?;
+        let mut o = endpoint.options(client_id, 1024)?;
         o.set_clean_start(conn.client_id.is_none());
         if conn.client_id.is_some() {
             o.set_session_expiry_interval(Some(24 * 3600));
         }
         o.set_keep_alive(Duration::from_secs(30));
         o.set_max_packet_size(Some(super::MAX_PACKET_BYTES * 4));
-        super::tune(&mut o, 1024);
-        if let Some(u) = &conn.username {
-            let password = match &conn.password_file {
-                Some(p) => std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read {}", p.display()))?
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-                None => String::new(),
-            };
-            o.set_credentials(u.clone(), password);
-        }
-        if url.tls {
-            super::ensure_crypto_provider();
-            let ca = conn
-                .ca
-                .as_ref()
-                .context("mqtts:// needs --ca")
-                .and_then(|p| {
-                    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
-                })?;
-            let client_auth = match (&conn.cert, &conn.key) {
-                (Some(c), Some(k)) => Some((std::fs::read(c)?, std::fs::read(k)?)),
-                _ => None,
-            };
-            o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-                ca,
-                alpn: None,
-                client_auth,
-            }));
-        }
         let signing_key = match &conn.signing_key {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -391,7 +377,8 @@ impl Operator {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        if up_tx.send(Err(e.to_string())).is_err() {
+                        let words = super::link::describe(&e, &endpoint).to_string();
+                        if up_tx.send(Err(words)).is_err() {
                             return;
                         }
                         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -3,9 +3,14 @@
 //!
 //! [`spawn`] connects to the broker from `[fleet]` and runs two tasks: a thin one that drives
 //! rumqttc's event loop (reconnecting with jittered backoff) and one that owns the pure
-//! [`session::Session`], the on-disk [`queue::Outbox`] and the agent's event and state streams.
+//! [`session::Session`], the on-disk [`queue::Outbox`] and [`dedupe::Journal`], and the agent's
+//! event and state streams. The second reports the link (connected or not, and why) to the
+//! agent's state, and logs each change of it once.
 
+pub mod certs;
 pub mod cli;
+pub mod dedupe;
+pub mod link;
 pub mod queue;
 pub mod session;
 pub mod setconfig;
@@ -14,17 +19,19 @@ pub mod sim;
 pub mod telemetry;
 pub mod topic;
 
+use crate::agent::state::FleetLink;
 use crate::agent::AgentHandle;
 use crate::backoff::Backoff;
 use crate::command::{Command, CommandError};
-use crate::config::{BrokerUrl, FleetConfig};
+use crate::config::FleetConfig;
 use crate::model::now_ms;
 use anyhow::Context;
+use dedupe::Journal;
+use link::{Endpoint, Failure};
 use queue::Outbox;
 use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, PublishProperties, RetainForwardRule};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event as MqttEvent, MqttOptions};
-use rumqttc::{TlsConfiguration, Transport};
 use session::{Decision, Message, Request, Session, Throttle, Work};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,26 +48,35 @@ const CLIENT_CAPACITY: usize = 1024;
 /// The running fleet client. Dropping it stops it at once (as a crash would: the broker then
 /// publishes the last will); [`FleetHandle::shutdown`] stops it cleanly.
 pub struct FleetHandle {
+    /// Asks the worker for a clean stop.
     stop: Option<oneshot::Sender<()>>,
+    /// Reloaded `[fleet]` sections (with the device id) for the worker.
+    reconfigure: mpsc::UnboundedSender<(Box<FleetConfig>, String)>,
+    /// The worker; it owns the network task, so aborting it stops both.
     main: JoinHandle<()>,
-    net: JoinHandle<()>,
 }
 
 impl FleetHandle {
-    /// Publishes `offline`, disconnects and waits (at most a few seconds) for both tasks.
+    /// Publishes `offline`, disconnects and waits (at most a few seconds) for the client.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.main).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.net).await;
+    }
+
+    /// Applies a reloaded `[fleet]` section (and device id): the session keeps every command
+    /// id it remembers and the outbox keeps what waits in it; the connection is made again
+    /// when anything it depends on changed, or when it is down (so re-issued certificate files
+    /// are read again).
+    pub fn reconfigure(&self, config: &FleetConfig, device_id: String) {
+        let _ = self.reconfigure.send((Box::new(config.clone()), device_id));
     }
 }
 
 impl Drop for FleetHandle {
     fn drop(&mut self) {
         self.main.abort();
-        self.net.abort();
     }
 }
 
@@ -68,7 +84,7 @@ impl Drop for FleetHandle {
 enum Net {
     Up { session_present: bool },
     Publish(Box<rumqttc::v5::mqttbytes::v5::Publish>),
-    Down(String),
+    Down(Failure),
 }
 
 /// Connects to the broker and serves the fleet API until the handle is dropped or shut down.
@@ -82,27 +98,114 @@ pub async fn spawn(
     config_path: Option<PathBuf>,
 ) -> anyhow::Result<FleetHandle> {
     anyhow::ensure!(config.enabled(), "no fleet broker is configured");
-    let topics = topic::Topics::new(&config.prefix, &device_id, &config.groups);
-    let verifier = if config.signing.public_key.is_empty() {
-        None
-    } else {
-        let key = signing::parse_public_key(&config.signing.public_key)
-            .map_err(|e| anyhow::anyhow!("fleet.signing.public_key: {e}"))?;
-        Some(signing::Verifier::new(
-            key,
-            config.signing.window.as_millis() as u64,
-        ))
-    };
-    let session = Session::new(topics, verifier, config.dedupe_window);
-    let options = mqtt_options(config, &device_id, session.will_payload())?;
+    let mut session = Session::new(
+        topic::Topics::new(&config.prefix, &device_id, &config.groups),
+        verifier(config)?,
+        config.dedupe_window,
+    );
     let fleet_dir = state_dir.join("fleet");
     let outbox = Outbox::open(&fleet_dir.join("outbox"), config.outbox_max_messages)
         .with_context(|| format!("cannot open the outbox in {}", fleet_dir.display()))?;
+    let (journal, answered) = Journal::open(
+        &fleet_dir,
+        config.dedupe_window.as_millis() as u64,
+        now_ms(),
+    )
+    .with_context(|| {
+        format!(
+            "cannot open the command-id journal in {}",
+            fleet_dir.display()
+        )
+    })?;
+    session.remember(answered);
 
-    let (client, mut eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
-    let (net_tx, net_rx) = mpsc::channel(1024);
-    let mut backoff = Backoff::from_config(&config.reconnect);
-    let net = tokio::spawn(async move {
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let (reconf_tx, reconf_rx) = mpsc::unbounded_channel();
+    let (net_tx, net_rx) = mpsc::channel::<(u64, Net)>(1024);
+    let mut worker = Worker {
+        session,
+        client: None,
+        net: None,
+        generation: 0,
+        net_tx,
+        outbox,
+        journal,
+        online: false,
+        last_failure: None,
+        retry_at: None,
+        config: config.clone(),
+        device_id,
+        agent,
+        state_dir: state_dir.to_path_buf(),
+        config_path,
+        throttle: Throttle::new(config.state_min_interval),
+        set_config_lock: Arc::new(tokio::sync::Mutex::new(())),
+    };
+    worker.connect();
+    let main = tokio::spawn(worker.run(net_rx, reconf_rx, stop_rx));
+    Ok(FleetHandle {
+        stop: Some(stop_tx),
+        reconfigure: reconf_tx,
+        main,
+    })
+}
+
+fn verifier(config: &FleetConfig) -> anyhow::Result<Option<signing::Verifier>> {
+    if config.signing.public_key.is_empty() {
+        return Ok(None);
+    }
+    let key = signing::parse_public_key(&config.signing.public_key)
+        .map_err(|e| anyhow::anyhow!("fleet.signing.public_key: {e}"))?;
+    Ok(Some(signing::Verifier::new(
+        key,
+        config.signing.window.as_millis() as u64,
+    )))
+}
+
+/// The MQTT options for a box: the endpoint's address, credentials and TLS, plus a persistent
+/// session and the last will.
+fn box_options(config: &FleetConfig, device_id: &str) -> anyhow::Result<MqttOptions> {
+    let mut o = Endpoint::of_fleet(config)?.options(format!("roombox-{device_id}"), 128)?;
+    o.set_keep_alive(config.keep_alive);
+    let expiry = config.session_expiry.as_secs().min(u64::from(u32::MAX - 1)) as u32;
+    o.set_clean_start(expiry == 0);
+    o.set_session_expiry_interval((expiry > 0).then_some(expiry));
+    o.set_max_packet_size(Some(MAX_PACKET_BYTES));
+    let topics = topic::Topics::new(&config.prefix, device_id, &[]);
+    o.set_last_will(LastWill::new(
+        topics.status(),
+        session::will_payload(device_id),
+        QoS::AtLeastOnce,
+        true,
+        None,
+    ));
+    Ok(o)
+}
+
+/// The settings the connection itself depends on; a change in them means connecting again.
+fn connection_changed(a: &FleetConfig, b: &FleetConfig) -> bool {
+    a.broker != b.broker
+        || a.prefix != b.prefix
+        || a.groups != b.groups
+        || a.keep_alive != b.keep_alive
+        || a.session_expiry != b.session_expiry
+        || a.tls != b.tls
+        || a.auth != b.auth
+        || a.reconnect != b.reconnect
+}
+
+/// Drives rumqttc's event loop: reports what arrives, and after a failure waits out the backoff
+/// and reads the certificate and password files again (a fixed file heals the box without a
+/// restart).
+fn net_task(
+    mut eventloop: rumqttc::v5::EventLoop,
+    config: FleetConfig,
+    device_id: String,
+    net_tx: mpsc::Sender<Net>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Backoff::from_config(&config.reconnect);
+        let endpoint = Endpoint::of_fleet(&config);
         loop {
             let report = match eventloop.poll().await {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
@@ -112,17 +215,28 @@ pub async fn spawn(
                     })
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => Some(Net::Publish(Box::new(p))),
-                Ok(MqttEvent::Incoming(Packet::Disconnect(d))) => Some(Net::Down(format!(
-                    "the broker disconnected: {:?}",
-                    d.reason_code
-                ))),
+                Ok(MqttEvent::Incoming(Packet::Disconnect(d))) => Some(Net::Down(Failure {
+                    what: format!("the broker disconnected the box: {:?}", d.reason_code),
+                    fix: None,
+                })),
                 Ok(_) => None,
                 Err(e) => {
-                    if net_tx.send(Net::Down(e.to_string())).await.is_err() {
+                    let failure = match &endpoint {
+                        Ok(ep) => link::describe(&e, ep),
+                        Err(err) => Failure {
+                            what: format!("{err:#}"),
+                            fix: None,
+                        },
+                    };
+                    if net_tx.send(Net::Down(failure)).await.is_err() {
                         return;
                     }
                     let delay = backoff.next_delay();
                     tokio::time::sleep(delay).await;
+                    if let Ok(o) = box_options(&config, &device_id) {
+                        // Same client id and session; only files re-read.
+                        eventloop.options = o;
+                    }
                     None
                 }
             };
@@ -132,113 +246,8 @@ pub async fn spawn(
                 }
             }
         }
-    });
-
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let worker = Worker {
-        session,
-        client,
-        outbox,
-        online: false,
-        agent,
-        state_dir: state_dir.to_path_buf(),
-        config_path,
-        throttle: Throttle::new(config.state_min_interval),
-        telemetry_interval: config.telemetry_interval,
-        set_config_timeout: config.set_config_timeout,
-        set_config_lock: Arc::new(tokio::sync::Mutex::new(())),
-    };
-    let main = tokio::spawn(worker.run(net_rx, stop_rx));
-    Ok(FleetHandle {
-        stop: Some(stop_tx),
-        main,
-        net,
     })
 }
-
-/// The MQTT options for a box: persistent session, last will, credentials and TLS.
-fn mqtt_options(
-    config: &FleetConfig,
-    device_id: &str,
-    will_payload: String,
-) -> anyhow::Result<MqttOptions> {
-    let url = BrokerUrl::parse(&config.broker).map_err(|e| anyhow::anyhow!("fleet.broker: {e}"))?;
-    let mut o = MqttOptions::new(format!("roombox-{device_id}"), url.host.clone(), url.port);
-    o.set_keep_alive(config.keep_alive);
-    let expiry = config.session_expiry.as_secs().min(u64::from(u32::MAX - 1)) as u32;
-    o.set_clean_start(expiry == 0);
-    o.set_session_expiry_interval((expiry > 0).then_some(expiry));
-    o.set_max_packet_size(Some(MAX_PACKET_BYTES));
-    o.set_connection_timeout(10);
-    tune(&mut o, 128);
-    let status = topic::Topics::new(&config.prefix, device_id, &[]).status();
-    o.set_last_will(LastWill::new(
-        status,
-        will_payload,
-        QoS::AtLeastOnce,
-        true,
-        None,
-    ));
-    if !config.auth.username.is_empty() {
-        let password = if config.auth.password_file.as_os_str().is_empty() {
-            String::new()
-        } else {
-            let text = std::fs::read_to_string(&config.auth.password_file).with_context(|| {
-                format!(
-                    "fleet.auth.password_file: cannot read {}",
-                    config.auth.password_file.display()
-                )
-            })?;
-            text.lines().next().unwrap_or_default().to_string()
-        };
-        o.set_credentials(config.auth.username.clone(), password);
-    }
-    if url.tls {
-        o.set_transport(Transport::tls_with_config(tls_config(config)?));
-    }
-    Ok(o)
-}
-
-/// Latency and memory settings for every fleet client: no Nagle delay (a reply must not wait for
-/// a delayed ACK), and a bounded outgoing in-flight window (rumqttc sizes its in-flight table
-/// from the broker's receive maximum, 65535 entries, otherwise: megabytes per client).
-pub fn tune(o: &mut MqttOptions, inflight: u16) {
-    let mut n = rumqttc::NetworkOptions::new();
-    n.set_tcp_nodelay(true);
-    o.set_network_options(n);
-    o.set_outgoing_inflight_upper_limit(inflight);
-}
-
-/// Picks rustls' process-wide crypto provider (aws-lc-rs) once. The dependency tree enables
-/// both of rustls' providers, and rustls then refuses to guess; another part of the process may
-/// have installed one already, which is fine.
-pub fn ensure_crypto_provider() {
-    let _ = rumqttc::tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
-fn read_file(field: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("{field}: cannot read {}", path.display()))
-}
-
-fn tls_config(config: &FleetConfig) -> anyhow::Result<TlsConfiguration> {
-    ensure_crypto_provider();
-    let t = &config.tls;
-    let ca = read_file("fleet.tls.ca", &t.ca)?;
-    let client_auth = if t.cert.as_os_str().is_empty() {
-        None
-    } else {
-        Some((
-            read_file("fleet.tls.cert", &t.cert)?,
-            read_file("fleet.tls.key", &t.key)?,
-        ))
-    };
-    Ok(TlsConfiguration::Simple {
-        ca,
-        alpn: None,
-        client_auth,
-    })
-}
-
 /// Publishes one message through rumqttc without waiting; false when its queue is full or
 /// closed (the caller keeps the message).
 fn publish(client: &AsyncClient, m: &Message) -> bool {
@@ -276,24 +285,159 @@ fn to_request(p: rumqttc::v5::mqttbytes::v5::Publish) -> Request {
     }
 }
 
+/// The task that owns the fleet session and everything around it.
 struct Worker {
+    /// The pure session: decisions, messages, the command-id cache.
     session: Session,
-    client: AsyncClient,
+    /// The current connection's client; none while none could be made.
+    client: Option<AsyncClient>,
+    /// The current connection's network task, and its generation (reports from an older one,
+    /// still in the channel after a reconnection, are ignored).
+    net: Option<(u64, AbortOnDrop)>,
+    /// The last generation handed out.
+    generation: u64,
+    /// Where every network task's reports go, tagged with its generation.
+    net_tx: mpsc::Sender<(u64, Net)>,
+    /// Replies and events waiting for the broker.
     outbox: Outbox,
+    /// The answered command ids, on disk.
+    journal: Journal,
+    /// Connected (a ConnAck came and no failure since).
     online: bool,
+    /// The failure last logged and reported, so a retry that fails the same way says nothing.
+    last_failure: Option<Failure>,
+    /// When to try making the connection again, after its options could not be made (a
+    /// certificate or password file that cannot be read yet).
+    retry_at: Option<tokio::time::Instant>,
+    /// The `[fleet]` section in force.
+    config: FleetConfig,
+    /// This box's id (a topic level and the client id).
+    device_id: String,
+    /// The agent commands run on, and the link is reported to.
     agent: AgentHandle,
+    /// Where telemetry measures free disk.
     state_dir: PathBuf,
+    /// The main config file `set-config` writes beside; none on the embedded default.
     config_path: Option<PathBuf>,
+    /// Paces the retained state.
     throttle: Throttle,
-    telemetry_interval: Duration,
-    set_config_timeout: Duration,
+    /// One `set-config` at a time: each reloads and watches health.
     set_config_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 type Done = (u64, Result<serde_json::Value, CommandError>);
 
 impl Worker {
-    async fn run(mut self, mut net: mpsc::Receiver<Net>, mut stop: oneshot::Receiver<()>) {
+    /// Makes the connection (again): a new client and network task from the current config.
+    fn connect(&mut self) {
+        self.generation += 1;
+        let generation = self.generation;
+        self.retry_at = None;
+        self.net = None;
+        self.client = None;
+        self.online = false;
+        if self.last_failure.is_none() {
+            // A retry after a failure stays DISCONNECTED until it succeeds.
+            self.agent.report_fleet(FleetLink::Connecting {
+                broker: self.config.broker.clone(),
+                at_ms: now_ms(),
+            });
+        }
+        let options = match box_options(&self.config, &self.device_id) {
+            Ok(o) => o,
+            Err(e) => {
+                // A file that cannot be read (not provisioned yet?): try again later, as a
+                // refused connection would be.
+                self.down(Failure {
+                    what: format!("{e:#}"),
+                    fix: None,
+                });
+                self.retry_at = Some(tokio::time::Instant::now() + self.config.reconnect.max);
+                return;
+            }
+        };
+        let (client, eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
+        let (tx, mut rx) = mpsc::channel(64);
+        let task = net_task(eventloop, self.config.clone(), self.device_id.clone(), tx);
+        // Tag the task's reports with its generation on their way to the worker.
+        let net_tx = self.net_tx.clone();
+        let forward = tokio::spawn(async move {
+            let _task = AbortOnDrop(task);
+            while let Some(n) = rx.recv().await {
+                if net_tx.send((generation, n)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.client = Some(client);
+        self.net = Some((generation, AbortOnDrop(forward)));
+    }
+
+    /// A failed attempt or a dropped link: logged and reported when the reason changed.
+    fn down(&mut self, failure: Failure) {
+        let was_online = std::mem::replace(&mut self.online, false);
+        if was_online {
+            tracing::warn!(broker = %self.config.broker, "fleet: lost the broker: {failure}");
+        } else if self.last_failure.as_ref() != Some(&failure) {
+            tracing::warn!(broker = %self.config.broker, "fleet: cannot connect: {failure}");
+        } else {
+            tracing::debug!("fleet: still cannot connect: {failure}");
+            return;
+        }
+        self.agent.report_fleet(FleetLink::Down {
+            error: failure.what.clone(),
+            fix: failure.fix.clone(),
+            at_ms: now_ms(),
+        });
+        self.last_failure = Some(failure);
+    }
+
+    fn publish(&self, m: &Message) -> bool {
+        self.client.as_ref().is_some_and(|c| publish(c, m))
+    }
+
+    /// Applies a reloaded `[fleet]` section.
+    async fn reconfigure(&mut self, config: FleetConfig, device_id: String) {
+        let reconnect = connection_changed(&self.config, &config)
+            || device_id != self.device_id
+            || !self.online;
+        let topics = topic::Topics::new(&config.prefix, &device_id, &config.groups);
+        match verifier(&config) {
+            Ok(v) => self.session.reconfigure(topics, v, config.dedupe_window),
+            Err(e) => tracing::error!("fleet: {e:#}; keeping the previous signature settings"),
+        }
+        self.throttle = Throttle::new(config.state_min_interval);
+        self.throttle.mark();
+        self.outbox.set_max(config.outbox_max_messages);
+        if reconnect {
+            tracing::info!(broker = %config.broker, "fleet: configuration changed; connecting again");
+            if self.online {
+                let m = self.session.status("offline", now_ms());
+                if self.publish(&m) {
+                    if let Some(c) = &self.client {
+                        let _ = c.try_disconnect();
+                    }
+                    // Let the old event loop flush the status and the DISCONNECT, so the
+                    // broker does not publish the last will over the new birth.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+            self.config = config;
+            self.device_id = device_id;
+            self.last_failure = None;
+            self.connect();
+        } else {
+            self.config = config;
+            self.device_id = device_id;
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut net: mpsc::Receiver<(u64, Net)>,
+        mut reconf: mpsc::UnboundedReceiver<(Box<FleetConfig>, String)>,
+        mut stop: oneshot::Receiver<()>,
+    ) {
         let mut events = self.agent.subscribe();
         let mut state = self.agent.state();
         let mut agent_gone = false;
@@ -314,7 +458,8 @@ impl Worker {
         };
         let _runner = AbortOnDrop(runner);
         let mut sampler = telemetry::Sampler::new();
-        let mut telemetry = tokio::time::interval(self.telemetry_interval);
+        let mut telemetry_every = self.config.telemetry_interval;
+        let mut telemetry = tokio::time::interval(telemetry_every);
         telemetry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut drain = tokio::time::interval(Duration::from_secs(1));
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -329,38 +474,53 @@ impl Worker {
             tokio::select! {
                 _ = &mut stop => {
                     let m = self.session.status("offline", now_ms());
-                    if self.online && publish(&self.client, &m) {
-                        let _ = self.client.try_disconnect();
+                    if self.online && self.publish(&m) {
+                        if let Some(c) = &self.client {
+                            let _ = c.try_disconnect();
+                        }
                         // Let the event loop flush the status and the DISCONNECT.
                         tokio::time::sleep(Duration::from_millis(300)).await;
                     }
+                    let _ = self.journal.sync();
+                    self.agent.report_fleet(FleetLink::Off);
                     return;
                 }
-                Some(n) = net.recv() => match n {
-                    Net::Up { session_present } => self.connected(session_present),
-                    Net::Publish(p) => {
-                        match self.session.request(to_request(*p), now_ms()) {
-                            Decision::Reply(m) => self.send_reliable(m),
-                            Decision::Run { ticket, work: Work::Agent(cmd) } => {
-                                let _ = run_tx.send((ticket, cmd));
-                            }
-                            Decision::Run { ticket, work: Work::SetConfig(text) } => {
-                                self.set_config(ticket, text, done_tx.clone());
-                            }
-                            Decision::Wait | Decision::Ignore => {}
-                        }
+                Some((config, device_id)) = reconf.recv() => {
+                    if config.telemetry_interval != telemetry_every {
+                        telemetry_every = config.telemetry_interval;
+                        telemetry = tokio::time::interval(telemetry_every);
+                        telemetry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     }
-                    Net::Down(e) => {
-                        if self.online {
-                            tracing::warn!("fleet: lost the broker: {e}");
-                        } else {
-                            tracing::debug!("fleet: cannot reach the broker: {e}");
-                        }
-                        self.online = false;
+                    self.reconfigure(*config, device_id).await;
+                }
+                Some((generation, n)) = net.recv() => {
+                    if self.net.as_ref().map(|(g, _)| *g) != Some(generation) {
+                        continue;
                     }
-                },
+                    match n {
+                        Net::Up { session_present } => self.connected(session_present),
+                        Net::Publish(p) => {
+                            let decision = self.session.request(to_request(*p), now_ms());
+                            self.journal_answered();
+                            match decision {
+                                Decision::Reply(m) => self.send_reliable(m),
+                                Decision::Run { ticket, work: Work::Agent(cmd) } => {
+                                    let _ = run_tx.send((ticket, cmd));
+                                }
+                                Decision::Run { ticket, work: Work::SetConfig(text) } => {
+                                    self.set_config(ticket, text, done_tx.clone());
+                                }
+                                Decision::Wait | Decision::Ignore => {}
+                            }
+                        }
+                        Net::Down(failure) => self.down(failure),
+                    }
+                }
                 Some((ticket, r)) = done_rx.recv() => {
-                    for m in self.session.done(ticket, r, now_ms()) {
+                    let replies = self.session.done(ticket, r, now_ms());
+                    // On disk before the reply is out: a retry after a restart finds it.
+                    self.journal_answered();
+                    for m in replies {
                         self.send_reliable(m);
                     }
                 }
@@ -383,7 +543,7 @@ impl Worker {
                 _ = sleep_until_ms(state_due) => {
                     let json = serde_json::to_string(&*state.borrow_and_update()).unwrap_or_default();
                     let m = self.session.state(json);
-                    if publish(&self.client, &m) {
+                    if self.publish(&m) {
                         self.throttle.fired(now_ms());
                     } else {
                         // The client is full: try again after the interval.
@@ -395,18 +555,42 @@ impl Worker {
                     if self.online {
                         let sample = sampler.sample(&state.borrow(), &self.state_dir, now_ms());
                         let m = self.session.telemetry(serde_json::to_string(&sample).unwrap_or_default());
-                        let _ = publish(&self.client, &m);
+                        let _ = self.publish(&m);
                     }
                 }
-                _ = drain.tick() => self.drain(),
+                _ = sleep_until(self.retry_at) => self.connect(),
+                _ = drain.tick() => {
+                    self.drain();
+                    if let Err(e) = self.journal.sync() {
+                        tracing::warn!("fleet: cannot sync the command-id journal: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends the commands the session just answered to the journal, and rewrites it when it
+    /// has grown well past what is remembered.
+    fn journal_answered(&mut self) {
+        for a in self.session.take_answered() {
+            if let Err(e) = self.journal.append(&a) {
+                tracing::warn!("fleet: cannot record command id {} on disk: {e}", a.id);
+            }
+        }
+        if self.journal.wants_compaction(self.session.remembered()) {
+            if let Err(e) = self.journal.compact(&self.session.answered()) {
+                tracing::warn!("fleet: cannot rewrite the command-id journal: {e}");
             }
         }
     }
 
     /// Every ConnAck: re-subscribe, birth, the current state, then what waited in the outbox.
     fn connected(&mut self, session_present: bool) {
-        tracing::info!(session_present, "fleet: connected to the broker");
+        tracing::info!(broker = %self.config.broker, session_present, "fleet: connected to the broker");
         self.online = true;
+        self.last_failure = None;
+        self.agent
+            .report_fleet(FleetLink::Connected { at_ms: now_ms() });
         let filters: Vec<Filter> = self
             .session
             .topics()
@@ -419,11 +603,13 @@ impl Worker {
                 f
             })
             .collect();
-        if let Err(e) = self.client.try_subscribe_many(filters) {
-            tracing::warn!("fleet: subscribe failed: {e}");
+        if let Some(c) = &self.client {
+            if let Err(e) = c.try_subscribe_many(filters) {
+                tracing::warn!("fleet: subscribe failed: {e}");
+            }
         }
         let birth = self.session.birth(now_ms());
-        let _ = publish(&self.client, &birth);
+        let _ = self.publish(&birth);
         self.throttle.mark();
         self.drain();
     }
@@ -431,7 +617,7 @@ impl Worker {
     /// Publishes what must not be lost, or keeps it on disk while offline (and behind anything
     /// already waiting there, so order holds).
     fn send_reliable(&mut self, m: Message) {
-        if self.online && self.outbox.is_empty() && publish(&self.client, &m) {
+        if self.online && self.outbox.is_empty() && self.publish(&m) {
             return;
         }
         if let Err(e) = self.outbox.push(&m) {
@@ -444,7 +630,7 @@ impl Worker {
             let Some((seq, m)) = self.outbox.peek() else {
                 break;
             };
-            if !publish(&self.client, &m) {
+            if !self.publish(&m) {
                 break;
             }
             self.outbox.remove(seq);
@@ -461,7 +647,7 @@ impl Worker {
     fn set_config(&self, ticket: u64, text: String, done: mpsc::UnboundedSender<Done>) {
         let agent = self.agent.clone();
         let path = self.config_path.clone();
-        let timeout = self.set_config_timeout;
+        let timeout = self.config.set_config_timeout;
         let lock = self.set_config_lock.clone();
         tokio::spawn(async move {
             let _one_at_a_time = lock.lock().await;
@@ -484,6 +670,13 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -66,6 +66,14 @@ impl Outbox {
         self.seqs.is_empty()
     }
 
+    /// Changes the bound (a reloaded `fleet.outbox_max_messages`); beyond it the oldest go now.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max.max(1);
+        while self.seqs.len() > self.max {
+            self.drop_oldest();
+        }
+    }
+
     /// Messages dropped since the last call; resets the count.
     pub fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)
@@ -183,6 +191,10 @@ mod tests {
         assert_eq!(q.take_dropped(), 0);
         assert_eq!(q.peek().unwrap().1, msg(2));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+        // A reload that lowers the bound drops the oldest at once.
+        q.set_max(1);
+        assert_eq!((q.len(), q.take_dropped()), (1, 2));
+        assert_eq!(q.peek().unwrap().1, msg(4));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The fleet session, without I/O: requests in, decisions and messages out.
 //!
 //! Like rumqttc's own `state.rs`, this part knows nothing of sockets or clocks: the event loop in
-//! [`super::run`] feeds it what arrives (with the time) and carries out what it returns. It
+//! [`super::spawn`] feeds it what arrives (with the time) and carries out what it returns. It
 //! decodes commands, checks signatures, answers re-delivered commands from a cache, and builds
 //! every message the box publishes.
 
+use super::dedupe::Answered;
 use super::signing::{Checked, Verifier};
 use super::topic::Topics;
 use crate::api::ReplyLine;
@@ -135,6 +136,8 @@ pub struct Session {
     finished: VecDeque<(u64, String)>,
     tickets: HashMap<u64, Ticket>,
     next_ticket: u64,
+    /// Finished since the last [`Session::take_answered`], for the on-disk journal.
+    fresh: Vec<Answered>,
 }
 
 #[derive(Deserialize)]
@@ -154,7 +157,62 @@ impl Session {
             finished: VecDeque::new(),
             tickets: HashMap::new(),
             next_ticket: 1,
+            fresh: Vec::new(),
         }
+    }
+
+    /// Takes in a new configuration (topics, signature checks, window) and keeps every id
+    /// already answered or running, so a reload cannot make a command act twice.
+    pub fn reconfigure(
+        &mut self,
+        topics: Topics,
+        verifier: Option<Verifier>,
+        dedupe_window: Duration,
+    ) {
+        self.topics = topics;
+        self.verifier = verifier;
+        self.dedupe_ms = dedupe_window.as_millis() as u64;
+    }
+
+    /// Remembers commands answered before a restart (oldest first), as if they had just been
+    /// answered here.
+    pub fn remember(&mut self, answered: Vec<Answered>) {
+        for a in answered {
+            self.seen.insert(
+                a.id.clone(),
+                Seen::Done {
+                    line: a.reply,
+                    at_ms: a.at_ms,
+                },
+            );
+            self.finished.push_back((a.at_ms, a.id));
+        }
+    }
+
+    /// The commands answered since the last call, to append to the journal before their
+    /// replies go out.
+    pub fn take_answered(&mut self) -> Vec<Answered> {
+        std::mem::take(&mut self.fresh)
+    }
+
+    /// Every id still remembered, oldest first (to rewrite the journal).
+    pub fn answered(&self) -> Vec<Answered> {
+        self.finished
+            .iter()
+            .filter_map(|(at, id)| match self.seen.get(id) {
+                Some(Seen::Done { line, at_ms }) if at_ms == at => Some(Answered {
+                    id: id.clone(),
+                    at_ms: *at,
+                    reply: line.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How many ids are remembered.
+    pub fn remembered(&self) -> usize {
+        self.seen.len()
     }
 
     /// The topics.
@@ -347,6 +405,11 @@ impl Session {
     }
 
     fn finish(&mut self, id: &str, line: ReplyLine, now_ms: u64) {
+        self.fresh.push(Answered {
+            id: id.to_string(),
+            at_ms: now_ms,
+            reply: line.clone(),
+        });
         self.seen.insert(
             id.to_string(),
             Seen::Done {
@@ -396,12 +459,7 @@ impl Session {
 
     /// The last will's payload.
     pub fn will_payload(&self) -> String {
-        serde_json::json!({
-            "status": "offline",
-            "deviceId": self.topics.device(),
-            "reason": "connection lost",
-        })
-        .to_string()
+        will_payload(self.topics.device())
     }
 
     /// The retained state message.
@@ -439,6 +497,16 @@ impl Session {
             user: Vec::new(),
         }
     }
+}
+
+/// The last will's payload for `device`: what the broker publishes when the box vanishes.
+pub fn will_payload(device: &str) -> String {
+    serde_json::json!({
+        "status": "offline",
+        "deviceId": device,
+        "reason": "connection lost",
+    })
+    .to_string()
 }
 
 fn message_for(

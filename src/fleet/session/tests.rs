@@ -159,6 +159,39 @@ fn a_redelivered_id_is_answered_from_the_cache_and_not_run_twice() {
 }
 
 #[test]
+fn answered_ids_go_to_the_journal_and_come_back_after_a_restart() {
+    let mut s = session();
+    let Decision::Run { ticket, .. } = s.request(req("rb/box1/cmd/ping", b"", Some("a")), 1_000)
+    else {
+        panic!("expected a run");
+    };
+    assert!(
+        s.take_answered().is_empty(),
+        "nothing answered while it runs"
+    );
+    s.done(ticket, Ok(serde_json::json!({"pong": true})), 1_100);
+    // A bad command is answered at once, and remembered too.
+    let _ = s.request(req("rb/box1/cmd/fly", b"", Some("b")), 1_200);
+    let answered = s.take_answered();
+    let ids: Vec<&str> = answered.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert!(s.take_answered().is_empty(), "taken once");
+    assert_eq!(s.answered().len(), 2);
+
+    // A new session (the agent restarted) that remembers them answers from the cache.
+    let mut after = session();
+    after.remember(answered);
+    let (m, line) = reply_of(after.request(req("rb/box1/cmd/ping", b"", Some("a")), 2_000));
+    assert!(line.ok);
+    assert!(m.user.contains(&("cached".into(), "true".into())));
+    // They still expire with the window (60 s here).
+    assert!(matches!(
+        after.request(req("rb/box1/cmd/ping", b"", Some("a")), 70_000),
+        Decision::Run { .. }
+    ));
+}
+
+#[test]
 fn signed_mode_refuses_unsigned_replayed_and_stale_commands() {
     let (sk, pk) = signing::generate();
     let sk = signing::parse_signing_key(&sk).unwrap();
