@@ -432,3 +432,162 @@ async fn bad_livestream_input_gets_a_clear_error_and_changes_nothing() {
     assert_eq!(agent.state().await["livestream"], before, "nothing changed");
     assert!(!agent.call(Command::StopLivestream { name: None }).await.ok);
 }
+
+/// The fallback, end to end in the test's own network namespace: Janus dies, RTMP starts on its
+/// own within `after` plus 3 s; Janus returns, the box rejoins and the fallback stops; the local
+/// recording runs across both switches without a gap.
+#[test]
+fn fallback_streams_while_the_room_is_gone_and_the_recording_never_stops() {
+    support::netns::isolated_async(
+        "fallback_streams_while_the_room_is_gone_and_the_recording_never_stops",
+        fallback_scenario,
+    );
+}
+
+async fn fallback_scenario() {
+    use roombox::config::{FallbackConfig, FallbackReturn, OutputConfig};
+    use roombox::media::rtmp::StreamKey;
+    use roombox::model::MeetingState;
+    use roombox::room::janus::server::{JanusProcess, ServerConfig};
+    use support::inproc::InProcBox;
+    use support::poll_until;
+
+    const AFTER: Duration = Duration::from_secs(3);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let nginx = NginxRtmp::start();
+    let sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
+    let url = sc.url();
+    let mut janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let mut c = support::inproc::room_config(&url, tmp.path(), "4242", (320, 180));
+    c.recording.autostart = true;
+    c.recording.segment = Duration::from_secs(2);
+    c.recording.fragment = Duration::from_millis(500);
+    c.recording.min_free_mb = 0;
+    c.recording.stop_free_mb = 0;
+    c.livestream.outputs = vec![OutputConfig {
+        name: "backup".into(),
+        url: nginx.url(),
+        stream_key: StreamKey::new(KEY),
+        stream_key_file: Default::default(),
+    }];
+    c.livestream.reconnect.initial = Duration::from_millis(200);
+    c.livestream.reconnect.max = Duration::from_secs(2);
+    c.livestream.fallback = FallbackConfig {
+        output: "backup".into(),
+        after: AFTER,
+        on_return: FallbackReturn::Stop,
+    };
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    let b = InProcBox::start(&c);
+    assert!(
+        poll_until(Duration::from_secs(30), || b.state().recording.state
+            == ServiceState::Started)
+        .await,
+        "the recording started"
+    );
+    let rec_started = Instant::now();
+    b.join().await;
+
+    // The room goes away: the box streams to the fallback on its own.
+    let lost = Instant::now();
+    janus.kill();
+    let backup_started = |b: &InProcBox| {
+        b.state()
+            .livestream
+            .outputs
+            .get("backup")
+            .is_some_and(|o| o.state == ServiceState::Started)
+    };
+    assert!(
+        poll_until(AFTER + Duration::from_secs(10), || backup_started(&b)).await,
+        "the fallback never streamed: {:?}",
+        b.state().livestream
+    );
+    let switch = lost.elapsed();
+    println!(
+        "fallback publishing {} ms after the room was lost (after = {} ms)",
+        switch.as_millis(),
+        AFTER.as_millis()
+    );
+    assert!(
+        switch <= AFTER + Duration::from_secs(3),
+        "the fallback took {switch:?}"
+    );
+    assert!(b.state().livestream.fallback.active);
+    let reason = b.state().livestream.fallback.reason.unwrap_or_default();
+    assert!(reason.contains("unreachable"), "{reason}");
+    assert!(b.saw(|e| matches!(e,
+        Event::LivestreamStateChanged { output: Some(o), state: ServiceState::Starting, reason: Some(r), .. }
+            if o == "backup" && r.contains("unreachable"))));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The room is back: the box rejoins and the fallback stops, saying why.
+    janus.restart(Duration::from_secs(20)).expect("janus again");
+    assert!(
+        poll_until(Duration::from_secs(40), || b.state().meeting_state
+            == MeetingState::Connected)
+        .await,
+        "the box did not rejoin"
+    );
+    assert!(
+        poll_until(Duration::from_secs(15), || !b
+            .state()
+            .livestream
+            .outputs
+            .contains_key("backup"))
+        .await,
+        "the fallback did not stop: {:?}",
+        b.state().livestream
+    );
+    assert!(b.saw(|e| matches!(e,
+        Event::LivestreamStateChanged { output: Some(o), state: ServiceState::Stopping, reason: Some(r), .. }
+            if o == "backup" && r == "the room is back")));
+    let flv = nginx.recordings().pop().expect("the fallback reached the ingest");
+    let (codecs, span) = ffprobe(&flv);
+    assert!(codecs.contains(&"h264".to_string()), "{codecs:?}");
+    assert!(span >= Duration::from_secs(2), "the fallback streamed {span:?}");
+
+    // The local recording ran across both switches: one start, and segments that add up to
+    // the time it ran.
+    b.handle
+        .send(Command::StopRecording {
+            target: roombox::model::RecordingTarget::Local,
+        })
+        .await
+        .expect("stop recording");
+    assert!(
+        poll_until(Duration::from_secs(20), || b.state().recording.state
+            == ServiceState::Stopped)
+        .await
+    );
+    let ran = rec_started.elapsed();
+    let starts = b
+        .events()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::RecordingStateChanged {
+                    state: ServiceState::Started,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(starts, 1, "the recording restarted");
+    let dir = c.recording_dir();
+    let total: Duration = support::agent::files(&dir)
+        .iter()
+        .map(|p| {
+            support::agent::discover(p)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                .duration
+        })
+        .sum();
+    println!("recorded {total:?} in segments over {ran:?}");
+    assert!(
+        total >= ran.mul_f64(0.9) && total <= ran.mul_f64(1.05),
+        "segments add up to {total:?} over {ran:?}: a gap"
+    );
+}

@@ -222,6 +222,7 @@ impl Agent {
                     }
                 }
                 Some(notice) = recv_room(&mut self.room_notices) => {
+                    self.state.at(now_ms());
                     let fx = self.state.room(notice);
                     self.execute(fx, &mut drain_deadline);
                 }

@@ -148,7 +148,8 @@ pub struct AgentState {
     /// The outage for which a fallback that cannot start was already reported.
     #[serde(skip)]
     fallback_error_sent_for: Option<u64>,
-    /// The time of the last tick, for rules applied between ticks.
+    /// The latest time the agent told the state ([`AgentState::at`]), for rules applied
+    /// between ticks.
     #[serde(skip)]
     last_tick_ms: u64,
     /// Mic state asked of the engine and not yet confirmed.
@@ -305,6 +306,12 @@ impl AgentState {
             self.fleet = None;
         }
         fx
+    }
+
+    /// Tells the state the time, before an input that carries none (a room notice), so the rules
+    /// that count time start from when things happened, not from the last tick.
+    pub fn at(&mut self, now_ms: u64) {
+        self.last_tick_ms = self.last_tick_ms.max(now_ms);
     }
 
     /// Takes the `[livestream]` settings, with stream key files already read by the agent.

@@ -505,11 +505,12 @@ mod tests {
         s.command(&crate::command::Command::ToggleJoin, 0);
         s.room(crate::room::RoomNotice::State(MeetingState::Connected));
         assert!(s.tick(1_000).is_empty());
-        // Lost between ticks: counted from the last tick, at 1 s.
+        // Lost between ticks: counted from when the notice came.
+        s.at(1_500);
         s.room(crate::room::RoomNotice::State(MeetingState::Disconnected));
         assert!(s.tick(2_000).is_empty());
-        assert!(s.tick(5_900).is_empty(), "not before `after`");
-        let fx = s.tick(6_100);
+        assert!(s.tick(6_400).is_empty(), "not before `after`");
+        let fx = s.tick(6_600);
         assert!(fx.iter().any(|e| matches!(e,
             Effect::Media(MediaAction::Attach { id, .. }) if id == "rtmp:backup")));
         assert!(s.livestream.fallback.active);
