@@ -117,6 +117,9 @@ pub enum Event {
         /// Where to play it, once started.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         playback_url: Option<String>,
+        /// Why, when it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Transcription changed state.
     TranscriptionStateChanged {

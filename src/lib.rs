@@ -14,6 +14,7 @@ pub mod config;
 pub mod controls;
 pub mod event;
 pub mod fleet;
+pub mod http;
 pub mod media;
 pub mod model;
 pub mod probe;

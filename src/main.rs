@@ -328,10 +328,18 @@ fn render_status(state: &serde_json::Value) -> String {
         get("/recording/dir")
     ));
     s.push_str(&format!(
-        "cloud rec    {}   hls {}   transcription {}\n",
+        "cloud rec    {}   transcription {}\n",
         get("/cloudRecording"),
-        get("/hls"),
         get("/transcription")
+    ));
+    s.push_str(&format!(
+        "hls          {}{}\n",
+        get("/hls/state"),
+        state
+            .pointer("/hls/playbackUrl")
+            .and_then(|v| v.as_str())
+            .map(|u| format!(" {u}"))
+            .unwrap_or_default()
     ));
     s.push_str(&format!("livestream   {}\n", get("/livestream/state")));
     if let Some(outs) = state

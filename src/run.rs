@@ -50,6 +50,22 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let (notices_tx, notices) = mpsc::unbounded_channel();
     let engine = Engine::spawn(config.clone(), notices_tx);
     let (handle, mut agent) = Agent::new(&config, opts.config.clone(), Box::new(engine), notices);
+    // The HTTP front door listens before the agent starts, so HLS can autostart with its URL.
+    // A port already taken is not worth losing the room over: the box runs on without HTTP
+    // and says so.
+    let http = match crate::http::bind(&config, handle.clone()).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("{e:#}; running without the HTTP server (no HLS)");
+            None
+        }
+    };
+    if let Some(h) = &http {
+        let base = crate::http::base_url(&config.http, h.addr);
+        tracing::info!(url = %base, "http server listening");
+        agent.set_http_base(Some(base));
+    }
+    let http_task = http.map(|h| tokio::spawn(h.serve()));
     if let Some(room) = crate::room::spawn(&config) {
         tracing::info!(backend = room.backend, url = %config.room.url, "room backend ready");
         agent.attach_room(room);
@@ -104,6 +120,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
     }
     api_task.abort();
+    if let Some(t) = http_task {
+        t.abort();
+    }
     if let Some(t) = live_task {
         t.abort();
     }

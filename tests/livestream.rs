@@ -543,10 +543,16 @@ async fn fallback_scenario() {
     assert!(b.saw(|e| matches!(e,
         Event::LivestreamStateChanged { output: Some(o), state: ServiceState::Stopping, reason: Some(r), .. }
             if o == "backup" && r == "the room is back")));
-    let flv = nginx.recordings().pop().expect("the fallback reached the ingest");
+    let flv = nginx
+        .recordings()
+        .pop()
+        .expect("the fallback reached the ingest");
     let (codecs, span) = ffprobe(&flv);
     assert!(codecs.contains(&"h264".to_string()), "{codecs:?}");
-    assert!(span >= Duration::from_secs(2), "the fallback streamed {span:?}");
+    assert!(
+        span >= Duration::from_secs(2),
+        "the fallback streamed {span:?}"
+    );
 
     // The local recording ran across both switches: one start, and segments that add up to
     // the time it ran.
@@ -590,4 +596,178 @@ async fn fallback_scenario() {
         total >= ran.mul_f64(0.9) && total <= ran.mul_f64(1.05),
         "segments add up to {total:?} over {ran:?}: a gap"
     );
+}
+
+/// A plain HTTP/1.1 GET on loopback: the status code and the body.
+async fn http_get(url: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let req = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (code, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + n]);
+        b = &b[i + 2 + n + 2..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_is_served_over_http_and_plays_in_ffprobe_and_hlsdemux() {
+    let agent = AgentProcess::start(&format!(
+        "{SMALL_MEDIA}\n[hls]\nsegment = \"1s\"\nplaylist_length = 4\n"
+    ));
+    agent
+        .wait_state("media PLAYING", Duration::from_secs(30), |s| {
+            s["media"]["state"] == "PLAYING"
+        })
+        .await;
+    let mut events = agent.events().await;
+    assert!(agent.call(Command::StartHls).await.ok);
+    let ev = wait_event(&mut events, Duration::from_secs(20), |e| {
+        matches!(
+            e,
+            Event::HlsStateChanged {
+                state: ServiceState::Started,
+                ..
+            }
+        )
+    })
+    .await
+    .unwrap_or_else(|| panic!("HLS never started; log:\n{}", agent.log()));
+    let Event::HlsStateChanged {
+        playback_url: Some(url),
+        ..
+    } = ev
+    else {
+        panic!("no playback URL in {ev:?}")
+    };
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/hls/index.m3u8"),
+        "{url}"
+    );
+    assert_eq!(agent.state().await["hls"]["playbackUrl"], url.as_str());
+    // Let a few segments exist.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (code, body) = http_get(&url).await;
+    assert_eq!(code, 200);
+    let playlist = String::from_utf8_lossy(&body).to_string();
+    assert!(playlist.starts_with("#EXTM3U"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:1"), "{playlist}");
+    let segments: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
+    assert!(segments.len() >= 2, "{playlist}");
+    let base = url.trim_end_matches("index.m3u8");
+    let (code, ts) = http_get(&format!("{base}{}", segments[0])).await;
+    assert_eq!(code, 200);
+    assert_eq!(ts.first(), Some(&0x47), "an MPEG-TS segment");
+
+    // ffprobe reads it as H.264 and AAC.
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&url)
+        .output()
+        .expect("ffprobe");
+    let codecs = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        codecs.contains("h264") && codecs.contains("aac"),
+        "{codecs}"
+    );
+    // GStreamer's hlsdemux plays it: count the frames it decodes in 10 s.
+    let out = std::process::Command::new("timeout")
+        .args(["10", "gst-launch-1.0", "-v", "souphttpsrc"])
+        .arg(format!("location={url}"))
+        .args([
+            "!",
+            "hlsdemux",
+            "!",
+            "tsdemux",
+            "!",
+            "h264parse",
+            "!",
+            "avdec_h264",
+            "!",
+        ])
+        .args(["fakesink", "name=out", "silent=false"])
+        .output()
+        .expect("gst-launch");
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("out: last-message = chain"))
+        .count();
+    assert!(frames >= 60, "hlsdemux decoded {frames} frames in 10 s");
+    // Bad and stale requests: 404, never a hang.
+    for path in [
+        "segment99999.ts",
+        "..%2Froombox.toml",
+        "index.m3u8x",
+        "segment.ts",
+    ] {
+        let (code, _) = http_get(&format!("{base}{path}")).await;
+        assert_eq!(code, 404, "{path}");
+    }
+    // Many players at once.
+    let gets: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn({
+                let url = url.clone();
+                async move { http_get(&url).await.0 }
+            })
+        })
+        .collect();
+    for g in gets {
+        assert_eq!(g.await.expect("task"), 200);
+    }
+    // Old segments go.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (code, _) = http_get(&format!("{base}{}", segments[0])).await;
+    assert_eq!(code, 404, "an old segment is removed");
+
+    assert!(agent.call(Command::StopHls).await.ok);
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        matches!(
+            e,
+            Event::HlsStateChanged {
+                state: ServiceState::Stopped,
+                ..
+            }
+        )
+    })
+    .await
+    .expect("HLS stopped");
 }

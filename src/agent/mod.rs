@@ -165,6 +165,11 @@ impl Agent {
         (handle, agent)
     }
 
+    /// Tells the agent where its HTTP server answers; call before [`Agent::run`].
+    pub fn set_http_base(&mut self, base: Option<String>) {
+        self.state.set_http_base(base);
+    }
+
     /// Connects a room session (from [`crate::room::spawn`]); call before [`Agent::run`].
     pub fn attach_room(&mut self, link: RoomLink) {
         self.state.set_room_backend(true);

@@ -6,10 +6,12 @@
 //! only ever says what has actually happened (a muted mic is shown muted once no audio leaves).
 
 mod fleet;
+mod hls;
 mod livestream;
 mod room;
 
 pub use fleet::{FleetLink, FleetLinkState, FleetStatus};
+pub use hls::{HlsStatus, HLS_ID};
 pub use livestream::{FallbackStatus, LivestreamSetup, LivestreamStatus, OutputStatus};
 
 use crate::command::{Command, CommandError, ErrorCode};
@@ -113,8 +115,8 @@ pub struct AgentState {
     pub cloud_recording: ServiceState,
     /// RTMP simulcast and fallback.
     pub livestream: LivestreamStatus,
-    /// HLS.
-    pub hls: ServiceState,
+    /// HLS served by the box.
+    pub hls: HlsStatus,
     /// Realtime transcription.
     pub transcription: ServiceState,
     /// Identify (LED blink) runs until this time, ms since the epoch.
@@ -139,6 +141,15 @@ pub struct AgentState {
     /// What the recorder consumer is started with.
     #[serde(skip)]
     recorder: Option<RecorderSpec>,
+    /// What the HLS consumer is started with.
+    #[serde(skip)]
+    hls_spec: Option<crate::media::hls::HlsSpec>,
+    /// `[hls] autostart`.
+    #[serde(skip)]
+    hls_autostart: bool,
+    /// Where the HTTP server answers, once it listens.
+    #[serde(skip)]
+    http_base: Option<String>,
     /// `[livestream]`, resolved.
     #[serde(skip)]
     livestream_setup: LivestreamSetup,
@@ -239,7 +250,7 @@ impl AgentState {
             recording: RecordingStatus::default(),
             cloud_recording: ServiceState::Stopped,
             livestream: LivestreamStatus::default(),
-            hls: ServiceState::Stopped,
+            hls: HlsStatus::default(),
             transcription: ServiceState::Stopped,
             identify_until_ms: None,
             health: Health::default(),
@@ -251,6 +262,9 @@ impl AgentState {
             has_video: false,
             recording_autostart: false,
             recorder: None,
+            hls_spec: None,
+            hls_autostart: false,
+            http_base: None,
             livestream_setup: LivestreamSetup::default(),
             room_lost_since_ms: None,
             fallback_error_sent_for: None,
@@ -284,6 +298,7 @@ impl AgentState {
             config: config.recording.clone(),
             dir: config.recording_dir(),
         };
+        self.configure_hls(config);
         let mut fx = Vec::new();
         if self.recording.state.is_active() && self.recorder.as_ref() != Some(&recorder) {
             fx.push(Effect::Media(MediaAction::Attach {
@@ -337,6 +352,9 @@ impl AgentState {
         ];
         if self.recording_autostart {
             fx.extend(self.start_local_recording());
+        }
+        if self.hls_autostart && self.has_video && self.http_base.is_some() {
+            fx.extend(self.hls_effects());
         }
         if self.room_backend && self.room_defaults.auto_join {
             fx.extend(self.join(None, None, None, None, None, None));
@@ -485,10 +503,9 @@ impl AgentState {
                 },
             },
             Command::StopLivestream { name } => self.stop_livestream(name.as_deref()),
-            Command::StartHls
-            | Command::StopHls
-            | Command::StartTranscription { .. }
-            | Command::StopTranscription => Step::err(
+            Command::StartHls => self.start_hls(),
+            Command::StopHls => self.stop_hls(),
+            Command::StartTranscription { .. } | Command::StopTranscription => Step::err(
                 ErrorCode::Unavailable,
                 format!("`{cmd}` is not available on this box"),
             ),
@@ -680,6 +697,8 @@ impl AgentState {
             MediaNotice::Consumer { id, event } => {
                 if id == RECORDER_ID {
                     fx.extend(self.recording_notice(event));
+                } else if id == HLS_ID {
+                    fx.extend(self.hls_notice(event));
                 } else if let Some(name) = id.strip_prefix(livestream::RTMP_PREFIX) {
                     fx.extend(self.livestream_notice(name, event));
                 }
@@ -746,6 +765,12 @@ impl AgentState {
                     o.last_error.as_deref().unwrap_or("unknown")
                 ));
             }
+        }
+        if self.hls.state == ServiceState::Failed {
+            problems.push(format!(
+                "hls failed: {}",
+                self.hls.last_error.as_deref().unwrap_or("unknown")
+            ));
         }
         if self.recording.state == ServiceState::Failed {
             problems.push(format!(

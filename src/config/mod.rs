@@ -5,6 +5,7 @@
 //! field, and what was expected ([`ConfigError`]).
 
 mod fleet;
+mod http;
 mod livestream;
 mod load;
 mod room;
@@ -12,6 +13,7 @@ mod room;
 pub use fleet::{
     is_topic_level, BrokerUrl, FleetAuthConfig, FleetConfig, FleetSigningConfig, FleetTlsConfig,
 };
+pub use http::{HlsConfig, HttpConfig};
 pub use livestream::{
     check_output_name, FallbackConfig, FallbackReturn, LivestreamConfig, OutputConfig,
 };
@@ -42,6 +44,10 @@ pub struct Config {
     pub fleet: FleetConfig,
     /// RTMP simulcast outputs and the fallback.
     pub livestream: LivestreamConfig,
+    /// The box's HTTP server (HLS).
+    pub http: HttpConfig,
+    /// HLS served by the box.
+    pub hls: HlsConfig,
 }
 
 /// Who this box is.
@@ -496,6 +502,8 @@ impl Config {
         }
         self.room.validate(&mut e);
         self.livestream.validate(&mut e);
+        self.http.validate(&mut e);
+        self.hls.validate(&mut e);
         for (field, p) in [
             ("device.state_dir", &self.device.state_dir),
             ("recording.dir", &rec.dir),
@@ -545,6 +553,14 @@ impl Config {
         } else {
             self.recording.dir.clone()
         }
+    }
+
+    /// Where HLS segments are written: the runtime directory (tmpfs under systemd), else
+    /// `<state_dir>/hls`. They are served from there and never outlive the stream for long.
+    pub fn hls_dir(&self) -> PathBuf {
+        systemd_dir("RUNTIME_DIRECTORY")
+            .unwrap_or_else(|| self.state_dir())
+            .join("hls")
     }
 
     /// The control socket path this config resolves to.

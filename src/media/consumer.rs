@@ -11,6 +11,7 @@
 //! keyframe, and capture and the other consumers never wait for it.
 
 use super::error::MediaError;
+use super::hls::HlsSpec;
 use super::recorder::RecorderSpec;
 use super::rtmp::RtmpSpec;
 use super::tap::TapSender;
@@ -161,6 +162,8 @@ pub enum ConsumerSpec {
     Tap(TapSender),
     /// One RTMP output.
     Rtmp(RtmpSpec),
+    /// HLS, written for the box's HTTP server.
+    Hls(HlsSpec),
 }
 
 impl ConsumerSpec {
@@ -170,6 +173,7 @@ impl ConsumerSpec {
             ConsumerSpec::Recorder(s) => Box::new(super::recorder::RecorderConsumer::new(s)),
             ConsumerSpec::Tap(s) => Box::new(super::tap::Tap::new(s)),
             ConsumerSpec::Rtmp(s) => Box::new(super::rtmp::Rtmp::new(s)),
+            ConsumerSpec::Hls(s) => Box::new(super::hls::Hls::new(s)),
         }
     }
 }

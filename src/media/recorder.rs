@@ -352,7 +352,7 @@ pub fn sync_file(path: PathBuf) {
 /// capture pipeline's encoder, which is in another pipeline and would never see them.
 /// splitmuxsink asks ahead, for the running time of the next boundary: that time is moved back
 /// onto the capture's clock (adding the recording's origin) so the keyframe lands on the boundary.
-fn forward_keyframe_requests(
+pub fn forward_keyframe_requests(
     appsrc: &gst_app::AppSrc,
     keyframes: KeyframeRequester,
     origin: Arc<Mutex<Option<gst::ClockTime>>>,

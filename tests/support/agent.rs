@@ -59,6 +59,10 @@ impl AgentProcess {
                 dir.path().join("state").display()
             ));
         }
+        if !config_body.contains("[http]") {
+            // Tests run side by side: each its own free port.
+            body.push_str("[http]\nport = 0\n");
+        }
         if !config_body.contains("[control]") {
             body.push_str(&format!("[control]\nsocket = \"{}\"\n", socket.display()));
         }

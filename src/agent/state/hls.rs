@@ -1,0 +1,165 @@
+//! The HLS half of the state machine: `start-hls` and `stop-hls`, and what the HLS consumer
+//! reports. The state shows STARTED, with the playback URL, once the first playlist exists.
+
+use super::{AgentState, Effect, Step};
+use crate::command::ErrorCode;
+use crate::event::Event;
+use crate::media::hls::{HlsSpec, PLAYLIST};
+use crate::media::{ConsumerEvent, ConsumerSpec, MediaAction};
+use crate::model::ServiceState;
+use serde::Serialize;
+
+/// Consumer id of HLS.
+pub const HLS_ID: &str = "hls";
+
+/// HLS served by the box.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HlsStatus {
+    /// Lifecycle.
+    pub state: ServiceState,
+    /// Where players fetch it, while it runs.
+    pub playback_url: Option<String>,
+    /// Why it last failed.
+    pub last_error: Option<String>,
+}
+
+impl AgentState {
+    /// Tells the state where the HTTP server answers (`http://host:port`), once it listens.
+    pub fn set_http_base(&mut self, base: Option<String>) {
+        self.http_base = base;
+    }
+
+    fn hls_url(&self) -> Option<String> {
+        self.http_base
+            .as_ref()
+            .map(|b| format!("{b}/hls/{PLAYLIST}"))
+    }
+
+    pub(super) fn start_hls(&mut self) -> Step {
+        if !self.has_video {
+            return Step::err(ErrorCode::Unavailable, "there is no video source to serve");
+        }
+        if self.http_base.is_none() {
+            return Step::err(
+                ErrorCode::Unavailable,
+                "HLS needs the HTTP server, and [http] is off",
+            );
+        }
+        if self.hls.state.is_active() {
+            return Step::err(ErrorCode::InvalidState, "HLS is already on");
+        }
+        Step::ok(self.hls_effects())
+    }
+
+    /// Effects that start HLS (also at start-up with `[hls] autostart`).
+    pub(super) fn hls_effects(&mut self) -> Vec<Effect> {
+        let Some(spec) = self.hls_spec.clone() else {
+            return Vec::new();
+        };
+        self.hls = HlsStatus {
+            state: ServiceState::Starting,
+            playback_url: None,
+            last_error: None,
+        };
+        vec![
+            Effect::Emit(Event::HlsStateChanged {
+                state: ServiceState::Starting,
+                playback_url: None,
+                reason: None,
+            }),
+            Effect::Media(MediaAction::Attach {
+                id: HLS_ID.into(),
+                spec: ConsumerSpec::Hls(spec),
+            }),
+        ]
+    }
+
+    pub(super) fn stop_hls(&mut self) -> Step {
+        if !self.hls.state.is_active() {
+            return Step::err(ErrorCode::InvalidState, "HLS is not on");
+        }
+        self.hls.state = ServiceState::Stopping;
+        Step::ok(vec![
+            Effect::Emit(Event::HlsStateChanged {
+                state: ServiceState::Stopping,
+                playback_url: None,
+                reason: None,
+            }),
+            Effect::Media(MediaAction::Detach { id: HLS_ID.into() }),
+        ])
+    }
+
+    pub(super) fn hls_notice(&mut self, event: ConsumerEvent) -> Vec<Effect> {
+        let (state, reason) = match event {
+            ConsumerEvent::Started => (ServiceState::Started, None),
+            ConsumerEvent::Finished => (ServiceState::Stopped, None),
+            ConsumerEvent::Failed(e) | ConsumerEvent::Retrying { error: e, .. } => {
+                (ServiceState::Failed, Some(e.to_string()))
+            }
+            ConsumerEvent::FileClosed { .. } => return Vec::new(),
+        };
+        if self.hls.state == state {
+            return Vec::new();
+        }
+        let playback_url = (state == ServiceState::Started)
+            .then(|| self.hls_url())
+            .flatten();
+        self.hls = HlsStatus {
+            state,
+            playback_url: playback_url.clone(),
+            last_error: reason.clone(),
+        };
+        vec![Effect::Emit(Event::HlsStateChanged {
+            state,
+            playback_url,
+            reason,
+        })]
+    }
+
+    /// The HLS consumer for a configuration.
+    pub(super) fn configure_hls(&mut self, config: &crate::config::Config) {
+        self.hls_spec = Some(HlsSpec {
+            dir: config.hls_dir(),
+            segment: config.hls.segment,
+            playlist_length: config.hls.playlist_length,
+        });
+        self.hls_autostart = config.hls.autostart;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn hls_shows_its_url_once_the_first_playlist_exists() {
+        let mut s = state();
+        assert_eq!(
+            s.start_hls().reply.unwrap_err().code,
+            ErrorCode::Unavailable
+        );
+        s.set_http_base(Some("http://127.0.0.1:8480".into()));
+        let step = s.start_hls();
+        assert!(step.reply.is_ok());
+        assert_eq!(s.hls.state, ServiceState::Starting);
+        assert_eq!(
+            s.start_hls().reply.unwrap_err().code,
+            ErrorCode::InvalidState
+        );
+        let fx = s.hls_notice(ConsumerEvent::Started);
+        assert_eq!(
+            fx,
+            vec![Effect::Emit(Event::HlsStateChanged {
+                state: ServiceState::Started,
+                playback_url: Some("http://127.0.0.1:8480/hls/index.m3u8".into()),
+                reason: None,
+            })]
+        );
+        assert!(s.stop_hls().reply.is_ok());
+        s.hls_notice(ConsumerEvent::Finished);
+        assert_eq!(s.hls.state, ServiceState::Stopped);
+        assert_eq!(s.hls.playback_url, None);
+    }
+}
