@@ -172,3 +172,257 @@ fn bench_bitrate_ramp() {
         println!("\nTarget: no second of the ramp below 27 decoded frames (90 % of 30).");
     });
 }
+
+/// Creates `ROOM` on the Janus at `url` as the box would (H.264 constrained baseline and Opus),
+/// so a participant can be in it before any box.
+async fn create_room(url: &str) {
+    let (client, _events) = roombox::room::janus::client::Client::connect(url)
+        .await
+        .expect("connect to janus");
+    let handle = client
+        .attach("janus.plugin.videoroom")
+        .await
+        .expect("attach");
+    client
+        .request(
+            handle,
+            serde_json::json!({
+                "request": "create",
+                "room": roombox::room::janus::proto::id_value(ROOM),
+                "publishers": 6,
+                "audiocodec": "opus",
+                "videocodec": "h264",
+                "h264_profile": "42e01f",
+            }),
+        )
+        .await
+        .expect("create the room");
+}
+
+/// Resident memory of a process now, from `/proc/PID/status`: (total, anonymous), KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("RssAnon:"))
+}
+
+/// One box process in a call with a publishing peer: its peak (total, anonymous) RSS in KiB over
+/// `sample` seconds, once `settle` seconds in the call have passed.
+async fn call_rss(
+    bin: &std::path::Path,
+    env: &[(&str, &str)],
+    url: &str,
+    video_sink: &str,
+    settle: u64,
+    sample: u64,
+) -> (u64, u64) {
+    use roombox::api::Client;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("control.sock");
+    let config = dir.path().join("roombox.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[device]
+id = "mem-box"
+state_dir = "{state}"
+
+[control]
+socket = "{socket}"
+
+[media.video]
+source = "test"
+width = 1280
+height = 720
+fps = 30
+test_scroll = 4
+
+[media.audio]
+source = "test"
+
+[room]
+backend = "janus"
+url = "{url}"
+room_id = "{ROOM}"
+record_dir = "{rec}"
+
+[room.playback]
+audio_sink = "none"
+video_sink = "{video_sink}"
+"#,
+            state = dir.path().join("state").display(),
+            socket = socket.display(),
+            rec = dir.path().join("rec").display(),
+        ),
+    )
+    .expect("write config");
+    let mut child = std::process::Command::new(bin)
+        .args(["run", "--live", "false", "--config"])
+        .arg(&config)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn roombox");
+    let pid = child.id();
+    let client = support::eventually("the box's control socket", WAIT, || async {
+        Client::connect(&socket).await.ok()
+    })
+    .await;
+    let mut client = client;
+    let r = client
+        .call(&support::inproc::join_cmd())
+        .await
+        .expect("join sent");
+    assert!(r.ok, "join refused: {r:?}");
+    support::eventually("the box to list the publishing peer", WAIT, || {
+        let socket = socket.clone();
+        async move {
+            let mut c = Client::connect(&socket).await.ok()?;
+            let s = c.call(&Command::GetState).await.ok()?.result?;
+            let n = s.get("participants")?.as_object()?.len();
+            (n > 0).then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(settle)).await;
+    let mut peak = (0, 0);
+    for _ in 0..sample {
+        let (t, a) = rss_kib(pid);
+        peak = (peak.0.max(t), peak.1.max(a));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    peak
+}
+
+/// Benchmark (run by `benches/room.sh`): the box's resident memory in a call with one publishing
+/// participant, showing the remote video (`video_sink = "fakesink"`, decoded and composited as for
+/// a screen) and with no remote video to show (`video_sink = "none"`). `ROOMBOX_BASE_BIN` names
+/// a second binary (an earlier build) measured the same way in the same run. Prints a markdown
+/// section.
+#[test]
+#[ignore = "benchmark; run benches/room.sh"]
+fn bench_call_memory() {
+    support::netns::isolated_async("bench_call_memory", || async {
+        use roombox::room::janus::server::{JanusProcess, ServerConfig};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
+        let url = sc.url();
+        let _janus = JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20))
+            .expect("janus");
+        create_room(&url).await;
+        let peer = Peer::join(&url, ROOM, "publisher").await;
+        let this = std::path::PathBuf::from(env!("CARGO_BIN_EXE_roombox"));
+        let mut bins = vec![("this build", this)];
+        if let Some(base) = std::env::var_os("ROOMBOX_BASE_BIN") {
+            bins.insert(0, ("baseline build", base.into()));
+        }
+        let mib = |k: u64| k as f64 / 1024.0;
+        // glibc's own default on 64 bits: eight arenas per core (this build limits them to 2).
+        let glibc_default =
+            (8 * std::thread::available_parallelism().map_or(2, |n| n.get())).to_string();
+        let mut runs: Vec<(String, &std::path::Path, Vec<(&str, &str)>, &str)> = Vec::new();
+        for (name, bin) in &bins {
+            for sink in ["fakesink", "none"] {
+                runs.push((name.to_string(), bin.as_path(), Vec::new(), sink));
+            }
+        }
+        runs.push((
+            format!("this build, `MALLOC_ARENA_MAX={glibc_default}`"),
+            bins[bins.len() - 1].1.as_path(),
+            vec![("MALLOC_ARENA_MAX", glibc_default.as_str())],
+            "none",
+        ));
+        let mut rows = Vec::new();
+        for (name, bin, env, sink) in &runs {
+            let (t, a) = call_rss(bin, env, &url, sink, 15, 10).await;
+            rows.push(format!(
+                "| {name} | `{sink}` | {:.1} MiB | {:.1} MiB |",
+                mib(t),
+                mib(a)
+            ));
+        }
+        peer.leave().await;
+        println!(
+            "\n## Resident memory in a call (1280x720@30 publishing, one remote participant)\n"
+        );
+        println!(
+            "The box publishes its 1280x720@30 synthetic picture and tone to Janus and plays one \
+             webrtcbin participant publishing 320x240@15 H.264 and Opus. Peak `VmRSS` and \
+             `RssAnon` from `/proc/PID/status`, sampled each second for 10 s after 15 s in the \
+             call; `video_sink = \"fakesink\"` decodes and composites the remote video as for a \
+             screen, `\"none\"` is a box with no remote video to show.\n"
+        );
+        println!("| binary | `[room.playback] video_sink` | RSS | anonymous |\n|---|---|---|---|");
+        for r in rows {
+            println!("{r}");
+        }
+        println!("\nTarget: at most 60 MB (57.2 MiB) in total.");
+    });
+}
+
+/// A box that shows remote video decodes it; a box with nothing to show it on
+/// (`video_sink = "none"`) receives and counts the same frames but never decodes them.
+#[test]
+fn remote_video_is_decoded_only_where_it_is_shown() {
+    support::netns::isolated_async("remote_video_is_decoded_only_where_it_is_shown", || async {
+        use roombox::room::janus::server::{JanusProcess, ServerConfig};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let rec = tmp.path().join("rec");
+        let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+        let url = sc.url();
+        let _janus = JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20))
+            .expect("janus");
+        let mut shown = support::inproc::room_config(&url, &rec, ROOM, (320, 180));
+        shown.room.playback.video_sink = "fakesink".into();
+        shown.room.playback.width = 320;
+        shown.room.playback.height = 180;
+        let mut hidden = support::inproc::room_config(&url, &rec, ROOM, (320, 180));
+        hidden.device.name = "box without a screen".into();
+        hidden.device.state_dir = tmp.path().join("state-hidden");
+        let (a, b) = (Box_::start(&shown), Box_::start(&hidden));
+        a.join().await;
+        b.join().await;
+        let peer = Peer::join(&url, ROOM, "publisher").await;
+        a.lists(&peer.id).await;
+        b.lists(&peer.id).await;
+        assert!(
+            eventually(WAIT, || a.remote(&peer.id).decoded_frames > 30).await,
+            "the box with a screen decoded no video: {:?}",
+            a.remote(&peer.id)
+        );
+        assert!(a.remote(&peer.id).video_frames >= a.remote(&peer.id).decoded_frames);
+        assert!(
+            eventually(WAIT, || b.remote(&peer.id).video_frames > 30).await,
+            "the box without a screen received no whole frames: {:?}",
+            b.remote(&peer.id)
+        );
+        assert_eq!(
+            b.remote(&peer.id).decoded_frames,
+            0,
+            "the box without a screen decoded video it cannot show"
+        );
+        // Audio still plays (and is measured) on both.
+        for (name, x) in [("shown", &a), ("hidden", &b)] {
+            assert!(
+                eventually(WAIT, || x
+                    .remote(&peer.id)
+                    .audio_dbfs
+                    .is_some_and(|d| d > -30.0))
+                .await,
+                "the {name} box heard no tone: {:?}",
+                x.remote(&peer.id)
+            );
+        }
+    });
+}
