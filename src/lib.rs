@@ -15,6 +15,7 @@ pub mod controls;
 pub mod event;
 pub mod fleet;
 pub mod media;
+pub mod memory;
 pub mod model;
 pub mod probe;
 pub mod room;

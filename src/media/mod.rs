@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod recorder;
 pub mod retention;
 pub mod sink;
+pub mod v4l2;
 
 use crate::event::MediaState;
 use crate::model::StreamKind;
