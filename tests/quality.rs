@@ -305,6 +305,15 @@ video_sink = "{video_sink}"
     peak
 }
 
+/// One measurement of `bench_call_memory`: its row's name, the binary, extra environment and the
+/// playback video sink.
+type MemoryRun<'a> = (
+    String,
+    &'a std::path::Path,
+    Vec<(&'a str, &'a str)>,
+    &'a str,
+);
+
 /// Benchmark (run by `benches/room.sh`): the box's resident memory in a call with one publishing
 /// participant, showing the remote video (`video_sink = "fakesink"`, decoded and composited as for
 /// a screen) and with no remote video to show (`video_sink = "none"`). `ROOMBOX_BASE_BIN` names
@@ -331,7 +340,7 @@ fn bench_call_memory() {
         // glibc's own default on 64 bits: eight arenas per core (this build limits them to 2).
         let glibc_default =
             (8 * std::thread::available_parallelism().map_or(2, |n| n.get())).to_string();
-        let mut runs: Vec<(String, &std::path::Path, Vec<(&str, &str)>, &str)> = Vec::new();
+        let mut runs: Vec<MemoryRun> = Vec::new();
         for (name, bin) in &bins {
             for sink in ["fakesink", "none"] {
                 runs.push((name.to_string(), bin.as_path(), Vec::new(), sink));
