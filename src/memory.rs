@@ -3,8 +3,8 @@
 //! glibc gives each thread that allocates while another holds the main arena an arena of its
 //! own, up to eight per core. roombox runs a few dozen threads (GStreamer streaming threads,
 //! the tokio workers, WebRTC), so freed memory sat in several arenas at once. Two arenas took
-//! about 3.4 MiB (10 %) off the anonymous RSS of a box in a call (`bench_call_memory` in
-//! `tests/quality.rs` measures the same binary both ways).
+//! 1.7 to 3.4 MiB (5 to 10 %) off the anonymous RSS of a box in a call, in two runs of
+//! `bench_call_memory` (`tests/quality.rs`), which measures the same binary both ways.
 
 /// How many malloc arenas the process may use.
 pub const ARENAS: i32 = 2;
