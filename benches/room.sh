@@ -5,10 +5,15 @@
 #   bench_glass_to_glass  1280x720@30 capture to decoded frame at a subscriber, through Janus
 #   bench_publish_cpu     CPU of the box vs an aiortc publisher of the same 720p30 + audio
 #   bench_button_join     simulated join button press to the meeting-joined event
+#   bench_bitrate_ramp    frames a subscriber decodes each second while the bitrate moves (quality)
+#   bench_call_memory     the box's RSS in a call, showing remote video and not (quality); set
+#                         ROOMBOX_BASE_BIN to an earlier build's binary to measure it beside
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release --quiet --test room --no-run 2>/dev/null
-for b in bench_room_join bench_glass_to_glass bench_publish_cpu bench_button_join; do
-  cargo test --release --quiet --test room -- --ignored "$b" --exact --nocapture 2>/dev/null \
+cargo test --release --quiet --test room --test quality --no-run 2>/dev/null
+for tb in room:bench_room_join room:bench_glass_to_glass room:bench_publish_cpu \
+  room:bench_button_join quality:bench_bitrate_ramp quality:bench_call_memory; do
+  t=${tb%%:*} b=${tb#*:}
+  cargo test --release --quiet --test "$t" -- --ignored "$b" --exact --nocapture 2>/dev/null \
     | awk '/^## /{p=1} /^ok$|^\.$|^test result|^FAILED|^failures/{p=0} p' || echo "<!-- $b failed -->"
 done

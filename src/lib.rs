@@ -16,6 +16,7 @@ pub mod event;
 pub mod fleet;
 pub mod http;
 pub mod media;
+pub mod memory;
 pub mod model;
 pub mod probe;
 pub mod room;

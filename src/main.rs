@@ -99,6 +99,9 @@ impl Target {
 }
 
 fn main() -> ExitCode {
+    // Before any thread: both change process-wide settings that C code reads unsynchronised.
+    roombox::memory::limit_malloc_arenas();
+    roombox::media::v4l2::drain_pools_on_stop();
     let cli = Cli::parse();
     run::init_logging();
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The camera unbound and bound again while the agent runs: the media engine restarts capture by
-# itself (no agent restart), and the LEDs flash red (error) while it is gone.
+# itself (no agent restart), the LEDs flash red (error) while it is gone, and the agent holds as
+# many file descriptors after the replug as before the unplug (none kept on the vanished node).
 set -euo pipefail
 . "$ROOMBOX_HW_LIB"
 AGENT_DIR=${ROOMBOX_HW_RESULTS:-/tmp}/62-agent-camera-hotplug
@@ -16,6 +17,15 @@ ROOMBOX_HW_VIDEO=$link agent_config "$cfg"
 agent_start "$cfg"
 agent_wait '.media.state == "PLAYING" and .localParticipant.micOn' 90
 pid=$AGENT_PID
+
+# The agent's open file descriptors: the count, and the device nodes among them.
+fd_count() { ls /proc/"$pid"/fd | wc -l; }
+fd_devices() { local f; for f in /proc/"$pid"/fd/*; do readlink "$f"; done 2>/dev/null | grep '^/dev/video' | sort | tr '\n' ' '; }
+# Settled in PLAYING (the first seconds open and close helper fds), then counted.
+hw_sleep 3
+fds_before=$(fd_count)
+echo "fds before the unplug: $fds_before (video: $(fd_devices))"
+ls -l /proc/"$pid"/fd >"$AGENT_DIR/fds-before.txt" 2>&1 || true
 
 camera_unplug
 agent_wait '.media.state != "PLAYING"' 30
@@ -33,3 +43,10 @@ kill -0 "$pid" 2>/dev/null || agent_fail "the agent process is gone"
 [ "$AGENT_PID" = "$pid" ] || agent_fail "the agent was restarted"
 wait_led led-red 0 10 || agent_fail "red still lit after recovery"
 echo "ok - camera back: capture recovered in the same agent process, LEDs calm"
+hw_sleep 3
+fds_after=$(fd_count)
+echo "fds after the replug: $fds_after (video: $(fd_devices))"
+ls -l /proc/"$pid"/fd >"$AGENT_DIR/fds-after.txt" 2>&1 || true
+[ "$fds_after" = "$fds_before" ] ||
+	agent_fail "the agent holds $fds_after fds after the replug, $fds_before before (see fds-after.txt)"
+echo "ok - no file descriptor kept: $fds_after after the replug, as before the unplug"

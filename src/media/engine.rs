@@ -74,6 +74,7 @@ impl Engine {
             stop: None,
             last_frames: 0,
             last_bytes: 0,
+            last_stats: Instant::now(),
             last_progress: Instant::now(),
         };
         tokio::spawn(task.run());
@@ -161,6 +162,9 @@ struct Task {
     last_frames: u64,
     /// Encoded video bytes at the last stats tick.
     last_bytes: u64,
+    /// When the stats were last taken: rates divide by the real time since, as a tick that
+    /// comes late under load would otherwise read as a higher rate.
+    last_stats: Instant,
     /// When frames last advanced (or the capture started).
     last_progress: Instant,
 }
@@ -266,7 +270,9 @@ impl Task {
                         }
                     }
                 }
-                self.stats();
+                // The new target shows at the next stats tick. Measuring here cut the
+                // one-second frame window short: a room's REMB once a second read as 20 fps,
+                // several a second as 0-1 fps, while every frame was encoded and decoded.
             }
             MediaAction::Attach { id, spec } => self.attach(id, spec),
             MediaAction::Detach { id } => self.detach(&id),
@@ -323,6 +329,7 @@ impl Task {
         }
         self.last_frames = 0;
         self.last_bytes = 0;
+        self.last_stats = Instant::now();
         self.last_progress = Instant::now();
         let no_media = capture.vtee.is_none() && capture.rawtee.is_none();
         if let Err(e) = capture.pipeline.set_state(gst::State::Playing) {
@@ -644,11 +651,14 @@ impl Task {
 
     fn stats(&mut self) {
         let Some(c) = &self.capture else { return };
+        let secs = self.last_stats.elapsed().as_secs_f64().max(0.5);
+        self.last_stats = Instant::now();
         let frames = c.frames.load(Ordering::Relaxed);
-        let fps = frames.saturating_sub(self.last_frames) as f64;
+        let fps = (frames.saturating_sub(self.last_frames) as f64 / secs * 10.0).round() / 10.0;
         self.last_frames = frames;
         let bytes = c.video_bytes.load(Ordering::Relaxed);
-        let encoded_kbps = (bytes.saturating_sub(self.last_bytes) * 8 / 1000) as u32;
+        let encoded_kbps =
+            (bytes.saturating_sub(self.last_bytes) as f64 * 8.0 / 1000.0 / secs) as u32;
         self.last_bytes = bytes;
         let has_video = c.vtee.is_some();
         self.notify(MediaNotice::Stats {

@@ -16,6 +16,7 @@ pub mod retention;
 pub mod rtmp;
 pub mod sink;
 pub mod tap;
+pub mod v4l2;
 
 pub use consumer::{ConsumerEvent, ConsumerSpec, Feed};
 pub use error::MediaError;

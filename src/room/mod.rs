@@ -146,8 +146,10 @@ pub struct RoomStats {
 /// What has been received from one remote participant.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RemoteStats {
-    /// Decoded video frames.
+    /// Whole video frames received (access units out of the depayloader), decoded or not.
     pub video_frames: u64,
+    /// Video frames decoded for the screen; stays 0 on a box with no remote video to show.
+    pub decoded_frames: u64,
     /// RTP packets received (audio and video).
     pub packets: u64,
     /// Last measured audio level, dBFS (RMS), once audio decodes.

@@ -4,8 +4,13 @@
 //! One GStreamer pipeline, separate from the capture pipeline: a `compositor` and an
 //! `audiomixer`, each fed by a silent live background so the outputs run with nobody in the
 //! room, and one branch per remote track, created on its first RTP packet and removed when the
-//! participant leaves. Decoded frames are counted and audio levels measured (the `level`
-//! element), for active-speaker detection, tests and benchmarks.
+//! participant leaves. Frames are counted and audio levels measured (the `level` element), for
+//! active-speaker detection, tests and benchmarks.
+//!
+//! A box with no remote video to show (`video_sink = "none"`, or a display sink that would not
+//! start) neither decodes nor composites video: its video branches end after `h264parse`, which
+//! still counts whole frames. Decoding (libavcodec) and the 1280x720 compositor cost about
+//! 16 MiB of RSS for nothing there (`bench_call_memory` in `tests/quality.rs`).
 
 use super::{RemoteStats, RoomStats};
 use crate::config::PlaybackConfig;
@@ -19,7 +24,8 @@ use std::sync::{Arc, Mutex};
 /// The playback pipeline.
 pub struct Playback {
     pipeline: gst::Pipeline,
-    vmix: gst::Element,
+    /// The video compositor; None when there is no remote video to show.
+    vmix: Option<gst::Element>,
     amix: gst::Element,
     size: (u32, u32),
     /// (participant, kind) → branch.
@@ -32,7 +38,28 @@ pub struct Playback {
 struct Branch {
     src: gst_app::AppSrc,
     elements: Vec<gst::Element>,
-    mixer_pad: gst::Pad,
+    /// Its pad on the compositor or mixer; None for video that is counted, not shown.
+    mixer_pad: Option<gst::Pad>,
+}
+
+/// Whether remote video is shown: not with `video_sink = "none"`, nor when the display sink
+/// failed to start and playback fell back to discarding.
+fn shows_video(config: &PlaybackConfig, fake: bool) -> bool {
+    !fake && config.video_sink.trim() != "none"
+}
+
+/// The H.264 decoder for remote video: hardware first (Pi 4, Jetson), then avdec_h264, then
+/// openh264dec for images without libav. openh264dec would save the 30 MB of RSS that
+/// libavcodec and its codec libraries cost, but here (GStreamer 1.22, libopenh264 2.3.1) it
+/// decoded none of an x264 constrained-baseline stream whose sender repeats SPS/PPS in-band
+/// before each keyframe (`rtph264pay config-interval=-1`, as the test participants do): every
+/// frame failed with "error decoding nal, return code: 32". Without the repeat it decoded them
+/// all. A sender's habits are not the box's to choose, so it stays last.
+fn h264_decoder(registered: impl Fn(&str) -> bool) -> &'static str {
+    ["v4l2h264dec", "nvv4l2decoder", "avdec_h264", "openh264dec"]
+        .into_iter()
+        .find(|f| registered(f))
+        .unwrap_or("avdec_h264")
 }
 
 fn make(name: &str) -> Result<gst::Element, String> {
@@ -100,35 +127,10 @@ impl Playback {
         gst::init().map_err(|e| e.to_string())?;
         let pipeline = gst::Pipeline::with_name("room-playback");
         let (w, h) = (config.width & !1, config.height & !1);
-        let vbg = make("videotestsrc")?;
-        vbg.set_property("is-live", true);
-        vbg.set_property_from_str("pattern", "black");
-        // I420 throughout: left to itself the compositor blends in AYUV, which cost a third of
-        // the box's CPU (1280x720 at 15 fps of black) before any remote video arrived.
-        let vbg_caps = make("capsfilter")?;
-        vbg_caps.set_property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .field("width", w as i32)
-                .field("height", h as i32)
-                .field("framerate", gst::Fraction::new(15, 1))
-                .build(),
-        );
-        let vmix = make("compositor")?;
-        vmix.set_property_from_str("background", "black");
-        let vmix_caps = make("capsfilter")?;
-        vmix_caps.set_property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .build(),
-        );
-        let vconv = make("videoconvert")?;
-        let vsink = if fake {
-            sink("none", true, "")?
+        let vmix = if shows_video(config, fake) {
+            Some(Self::video_output(&pipeline, config, (w, h))?)
         } else {
-            sink(&config.video_sink, true, "")?
+            None
         };
         let abg = make("audiotestsrc")?;
         abg.set_property("is-live", true);
@@ -142,13 +144,8 @@ impl Playback {
             sink(&config.audio_sink, false, &config.audio_device)?
         };
         pipeline
-            .add_many([
-                &vbg, &vbg_caps, &vmix, &vmix_caps, &vconv, &vsink, &abg, &amix, &aconv, &ares,
-                &asink,
-            ])
+            .add_many([&abg, &amix, &aconv, &ares, &asink])
             .map_err(|e| e.to_string())?;
-        gst::Element::link_many([&vbg, &vbg_caps, &vmix, &vmix_caps, &vconv, &vsink])
-            .map_err(|e| format!("linking video output: {e}"))?;
         gst::Element::link_many([&abg, &amix, &aconv, &ares, &asink])
             .map_err(|e| format!("linking audio output: {e}"))?;
         if pipeline.set_state(gst::State::Playing).is_err() {
@@ -176,6 +173,47 @@ impl Playback {
             bus_thread,
             stop,
         })
+    }
+
+    /// The screen: a black live background at 15 fps, the compositor, and the display sink,
+    /// added to `pipeline`. Returns the compositor.
+    fn video_output(
+        pipeline: &gst::Pipeline,
+        config: &PlaybackConfig,
+        (w, h): (u32, u32),
+    ) -> Result<gst::Element, String> {
+        let vbg = make("videotestsrc")?;
+        vbg.set_property("is-live", true);
+        vbg.set_property_from_str("pattern", "black");
+        // I420 throughout: left to itself the compositor blends in AYUV, which cost a third of
+        // the box's CPU (1280x720 at 15 fps of black) before any remote video arrived.
+        let vbg_caps = make("capsfilter")?;
+        vbg_caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .field("width", w as i32)
+                .field("height", h as i32)
+                .field("framerate", gst::Fraction::new(15, 1))
+                .build(),
+        );
+        let vmix = make("compositor")?;
+        vmix.set_property_from_str("background", "black");
+        let vmix_caps = make("capsfilter")?;
+        vmix_caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .build(),
+        );
+        let vconv = make("videoconvert")?;
+        let vsink = sink(&config.video_sink, true, "")?;
+        pipeline
+            .add_many([&vbg, &vbg_caps, &vmix, &vmix_caps, &vconv, &vsink])
+            .map_err(|e| e.to_string())?;
+        gst::Element::link_many([&vbg, &vbg_caps, &vmix, &vmix_caps, &vconv, &vsink])
+            .map_err(|e| format!("linking video output: {e}"))?;
+        Ok(vmix)
     }
 
     /// Feeds one RTP packet of a participant's track; the branch is made on the first one.
@@ -230,35 +268,29 @@ impl Playback {
         let jb = make("rtpjitterbuffer")?;
         jb.set_property("latency", 60u32);
         let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), jb];
-        // Hardware decoders first (Pi 4, Jetson), then software: avdec_h264 needs libav, which
-        // some images leave out for licensing, and openh264dec is the fallback.
-        let h264dec = ["v4l2h264dec", "nvv4l2decoder", "avdec_h264", "openh264dec"]
-            .into_iter()
-            .find(|f| gst::ElementFactory::find(f).is_some())
-            .unwrap_or("avdec_h264");
-        let video_chain = [
-            "rtph264depay",
-            "h264parse",
-            h264dec,
-            "videoconvert",
-            "queue",
-        ];
-        let names: &[&str] = if video {
-            &video_chain
-        } else {
-            &[
+        let shown = video && self.vmix.is_some();
+        let names: Vec<&str> = match (video, shown) {
+            (true, true) => vec![
+                "rtph264depay",
+                "h264parse",
+                h264_decoder(|f| gst::ElementFactory::find(f).is_some()),
+                "videoconvert",
+                "queue",
+            ],
+            // Nothing to show: whole frames are counted, never decoded.
+            (true, false) => vec!["rtph264depay", "h264parse", "fakesink"],
+            (false, _) => vec![
                 "rtpopusdepay",
                 "opusdec",
                 "audioconvert",
                 "audioresample",
                 "level",
                 "queue",
-            ]
+            ],
         };
-        for n in names {
+        for n in &names {
             chain.push(make(n)?);
         }
-        let decoder = chain[3].clone();
         if let Some(level) = chain
             .iter()
             .find(|e| e.factory().is_some_and(|f| f.name() == "level"))
@@ -267,30 +299,39 @@ impl Playback {
             level.set_property("post-messages", true);
             level.set_property("name", format!("level|{participant}"));
         }
+        if let Some(last) = chain.last().filter(|_| video && !shown) {
+            last.set_property("sync", false);
+            last.set_property("async", false);
+        }
         self.pipeline
             .add_many(chain.iter())
             .map_err(|e| e.to_string())?;
         gst::Element::link_many(chain.iter())
             .map_err(|e| format!("linking a {kind:?} branch: {e}"))?;
-        let mixer = if video { &self.vmix } else { &self.amix };
-        let mixer_pad = mixer
-            .request_pad_simple("sink_%u")
-            .ok_or("the mixer gave no pad")?;
-        let last = chain.last().ok_or("empty branch")?;
-        last.static_pad("src")
-            .ok_or("no src pad")?
-            .link(&mixer_pad)
-            .map_err(|e| format!("linking to the mixer: {e:?}"))?;
+        let mixer = if video {
+            self.vmix.as_ref()
+        } else {
+            Some(&self.amix)
+        };
+        let mixer_pad = match mixer {
+            Some(mixer) => {
+                let pad = mixer
+                    .request_pad_simple("sink_%u")
+                    .ok_or("the mixer gave no pad")?;
+                let last = chain.last().ok_or("empty branch")?;
+                last.static_pad("src")
+                    .ok_or("no src pad")?
+                    .link(&pad)
+                    .map_err(|e| format!("linking to the mixer: {e:?}"))?;
+                Some(pad)
+            }
+            None => None,
+        };
         if video {
-            let stats = self.stats.clone();
-            let who = participant.to_string();
-            if let Some(pad) = decoder.static_pad("src") {
-                pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                    if let Ok(mut s) = stats.lock() {
-                        s.participants.entry(who.clone()).or_default().video_frames += 1;
-                    }
-                    gst::PadProbeReturn::Ok
-                });
+            // Whole frames out of h264parse (chain[3]); decoded ones out of the decoder.
+            self.count(&chain[3], participant, |s| &mut s.video_frames);
+            if shown {
+                self.count(&chain[4], participant, |s| &mut s.decoded_frames);
             }
         }
         for e in &chain {
@@ -301,6 +342,26 @@ impl Playback {
             elements: chain,
             mixer_pad,
         })
+    }
+
+    /// Counts the buffers leaving `element` into the participant's stats field `field`.
+    fn count(
+        &self,
+        element: &gst::Element,
+        participant: &str,
+        field: fn(&mut RemoteStats) -> &mut u64,
+    ) {
+        let Some(pad) = element.static_pad("src") else {
+            return;
+        };
+        let stats = self.stats.clone();
+        let who = participant.to_string();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if let Ok(mut s) = stats.lock() {
+                *field(s.participants.entry(who.clone()).or_default()) += 1;
+            }
+            gst::PadProbeReturn::Ok
+        });
     }
 
     /// Removes a participant's branches.
@@ -317,8 +378,10 @@ impl Playback {
                     let _ = e.set_state(gst::State::Null);
                 }
                 let _ = self.pipeline.remove_many(b.elements.iter());
-                if let Some(parent) = b.mixer_pad.parent_element() {
-                    parent.release_request_pad(&b.mixer_pad);
+                if let Some(pad) = &b.mixer_pad {
+                    if let Some(parent) = pad.parent_element() {
+                        parent.release_request_pad(pad);
+                    }
                 }
             }
         }
@@ -330,13 +393,13 @@ impl Playback {
 
     /// Places the video tiles in a grid.
     fn layout(&self) {
-        let mut tiles: Vec<&Branch> = self
+        let mut tiles: Vec<&gst::Pad> = self
             .branches
             .iter()
             .filter(|((_, k), _)| *k != StreamKind::Audio)
-            .map(|(_, b)| b)
+            .filter_map(|(_, b)| b.mixer_pad.as_ref())
             .collect();
-        tiles.sort_by_key(|b| b.mixer_pad.name());
+        tiles.sort_by_key(|p| p.name());
         let n = tiles.len() as u32;
         if n == 0 {
             return;
@@ -344,9 +407,8 @@ impl Playback {
         let cols = (1..=n).find(|c| c * c >= n).unwrap_or(1);
         let rows = n.div_ceil(cols);
         let (w, h) = (self.size.0 / cols, self.size.1 / rows);
-        for (i, b) in tiles.iter().enumerate() {
+        for (i, p) in tiles.iter().enumerate() {
             let i = i as u32;
-            let p = &b.mixer_pad;
             p.set_property("xpos", ((i % cols) * w) as i32);
             p.set_property("ypos", ((i / cols) * h) as i32);
             p.set_property("width", w as i32);
@@ -408,4 +470,38 @@ fn rms_db(s: &gst::StructureRef) -> Option<f64> {
         .filter_map(|v| v.get::<f64>().ok())
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
         .map(|v| if v.is_finite() { v } else { -120.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hardware_decoders_come_first_and_openh264_last() {
+        let only = |names: &'static [&'static str]| move |f: &str| names.contains(&f);
+        assert_eq!(
+            h264_decoder(only(&["avdec_h264", "openh264dec"])),
+            "avdec_h264"
+        );
+        assert_eq!(h264_decoder(only(&["openh264dec"])), "openh264dec");
+        assert_eq!(
+            h264_decoder(only(&["avdec_h264", "openh264dec", "v4l2h264dec"])),
+            "v4l2h264dec"
+        );
+    }
+
+    #[test]
+    fn video_is_shown_only_with_a_working_display_sink() {
+        let mut c = PlaybackConfig {
+            video_sink: "fakesink".into(),
+            ..PlaybackConfig::default()
+        };
+        assert!(shows_video(&c, false));
+        assert!(
+            !shows_video(&c, true),
+            "a sink that failed falls back to nothing"
+        );
+        c.video_sink = "none".into();
+        assert!(!shows_video(&c, false));
+    }
 }
