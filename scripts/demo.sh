@@ -43,6 +43,21 @@ http_port="$(free_port)"
 WS_PORT=$ws_port HTTP_PORT=$http_port ROOM=1234 bash scripts/janus-demo.sh "$out/janus" \
   >"$out/janus-demo.log" 2>&1 & pids+=($!)
 
+# An RTMP ingest of the demo's own (nginx-rtmp on loopback) for the simulcast and the fallback.
+rtmp_port="$(free_port)"
+box_http_port="$(free_port)"
+mkdir -p "$out/nginx/logs"
+cat > "$out/nginx/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off;
+master_process off;
+error_log $out/nginx/logs/error.log;
+pid $out/nginx/nginx.pid;
+events { worker_connections 64; }
+rtmp { server { listen 127.0.0.1:$rtmp_port; application live { live on; drop_idle_publisher 5s; } } }
+CONF
+nginx -p "$out/nginx" -c "$out/nginx/nginx.conf" & pids+=($!)
+
 # The embedded default (synthetic sources, every other value at its default), plus the few lines
 # a demo needs: where to keep files, record from the start, and the local broker.
 cat > "$out/roombox.toml" <<CONF
@@ -78,6 +93,26 @@ backend = "janus"
 url = "ws://127.0.0.1:$ws_port"
 room_id = "1234"
 auto_join = true
+
+[http]
+port = $box_http_port
+
+[hls]
+autostart = true
+
+[[livestream.outputs]]
+name = "simulcast"
+url = "rtmp://127.0.0.1:$rtmp_port/live"
+stream_key = "demo-simulcast"
+
+[[livestream.outputs]]
+name = "fallback"
+url = "rtmp://127.0.0.1:$rtmp_port/live"
+stream_key = "demo-fallback"
+
+[livestream.fallback]
+output = "fallback"
+after = "5s"
 CONF
 
 # Let the broker and Janus come up first, so the box's first join does not race them (it would
@@ -106,6 +141,12 @@ fleet() { "$ROOMBOX" fleet --broker "mqtt://127.0.0.1:$port" "$@"; }
   echo "== fleet: identify demo-box for 5 s, then the fleet list"
   fleet send demo-box identify '{"seconds":5}' || true
   fleet list || true
+  echo "== fleet: start the RTMP simulcast (the configured output; its key never prints)"
+  fleet send demo-box start-livestream || true
+  echo "== watch the simulcast:  ffplay rtmp://127.0.0.1:$rtmp_port/live/demo-simulcast"
+  echo "== watch the box's HLS:  ffplay http://127.0.0.1:$box_http_port/hls/index.m3u8"
+  echo "== stop Janus (kill its pid) and after 5 s the box streams to"
+  echo "==      rtmp://127.0.0.1:$rtmp_port/live/demo-fallback on its own, until the room is back"
   echo "== join the room from a browser on this machine to see and hear the box:"
   echo "==      http://localhost:$http_port/videoroomtest.html?room=1234"
   echo "== buttons: type m then Enter to press mute (j join/leave, c camera; capitals hold)"

@@ -32,29 +32,57 @@ fn output(name: &str, url: &str) -> serde_json::Value {
     serde_json::json!({"name": name, "url": url, "streamKey": KEY})
 }
 
-/// Waits for a livestream-state-changed of `output` in `state`; returns its reason.
-async fn wait_output(
-    events: &mut roombox::api::EventStream,
-    seen: &mut Vec<Event>,
-    name: &str,
-    state: ServiceState,
-    timeout: Duration,
-) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let ev = wait_event(events, left, |_| true).await?;
-        seen.push(ev.clone());
-        if let Event::LivestreamStateChanged {
+/// Every event seen, and which of them a wait has already taken.
+#[derive(Default)]
+struct Seen {
+    events: Vec<Event>,
+    taken: Vec<bool>,
+}
+
+impl std::fmt::Debug for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.events.fmt(f)
+    }
+}
+
+fn output_state<'a>(ev: &'a Event, name: &str, state: ServiceState) -> Option<&'a Option<String>> {
+    match ev {
+        Event::LivestreamStateChanged {
             state: s,
             output: Some(o),
             reason,
             ..
-        } = &ev
-        {
-            if o == name && *s == state {
+        } if o == name && *s == state => Some(reason),
+        _ => None,
+    }
+}
+
+/// Waits for a livestream-state-changed of `output` in `state` not taken by an earlier wait
+/// (it may have come already, while waiting for another); returns its reason.
+async fn wait_output(
+    events: &mut roombox::api::EventStream,
+    seen: &mut Seen,
+    name: &str,
+    state: ServiceState,
+    timeout: Duration,
+) -> Option<String> {
+    for (i, ev) in seen.events.iter().enumerate() {
+        if !seen.taken[i] {
+            if let Some(reason) = output_state(ev, name, state) {
+                seen.taken[i] = true;
                 return Some(reason.clone().unwrap_or_default());
             }
+        }
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let ev = wait_event(events, left, |_| true).await?;
+        let found = output_state(&ev, name, state).map(|r| r.clone().unwrap_or_default());
+        seen.events.push(ev);
+        seen.taken.push(found.is_some());
+        if found.is_some() {
+            return found;
         }
     }
 }
@@ -166,7 +194,7 @@ async fn simulcast_reaches_nginx_as_h264_and_aac_from_the_one_encode() {
     );
 
     let mut events = agent.events().await;
-    let mut seen = Vec::new();
+    let mut seen = Seen::default();
     let reply = agent
         .call(start_cmd(serde_json::json!([output("main", &nginx.url())])))
         .await;
@@ -252,6 +280,16 @@ async fn simulcast_reaches_nginx_as_h264_and_aac_from_the_one_encode() {
 async fn a_dead_output_fails_and_retries_while_the_good_one_streams() {
     let nginx = NginxRtmp::start();
     let dead = format!("rtmp://127.0.0.1:{}/live", free_port());
+    // An ingest that accepts the connection and never answers: a stalled consumer.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let stalled = format!("rtmp://{}/live", silent.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten().take(8) {
+            held.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(60));
+    });
     let agent = AgentProcess::start(&config(""));
     agent
         .wait_state("media PLAYING", Duration::from_secs(30), |s| {
@@ -259,11 +297,12 @@ async fn a_dead_output_fails_and_retries_while_the_good_one_streams() {
         })
         .await;
     let mut events = agent.events().await;
-    let mut seen = Vec::new();
+    let mut seen = Seen::default();
     let reply = agent
         .call(start_cmd(serde_json::json!([
             output("good", &nginx.url()),
-            output("dead", &dead)
+            output("dead", &dead),
+            output("stalled", &stalled)
         ])))
         .await;
     assert!(reply.ok, "{reply:?}");
@@ -292,6 +331,8 @@ async fn a_dead_output_fails_and_retries_while_the_good_one_streams() {
     let deadline = Instant::now() + Duration::from_secs(6);
     while Instant::now() < deadline {
         if let Some(ev) = wait_event(&mut events, Duration::from_millis(500), |_| true).await {
+            seen.events.push(ev.clone());
+            seen.taken.push(false);
             if let Event::LivestreamStateChanged {
                 output: Some(o),
                 state,
@@ -306,6 +347,17 @@ async fn a_dead_output_fails_and_retries_while_the_good_one_streams() {
         }
     }
     assert!(fails >= 2, "the dead output retried {fails} times in 6 s");
+    // The stalled one gives up on its silent ingest and retries too; nothing else notices.
+    let reason = wait_output(
+        &mut events,
+        &mut seen,
+        "stalled",
+        ServiceState::Failed,
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("the stalled output reports FAILED");
+    assert!(reason.contains("retrying"), "{reason}");
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let flv = nginx.recordings().pop().expect("a recording");
     let before = size(&flv);
@@ -334,7 +386,7 @@ async fn the_stream_resumes_after_the_ingest_restarts() {
         })
         .await;
     let mut events = agent.events().await;
-    let mut seen = Vec::new();
+    let mut seen = Seen::default();
     assert!(
         agent
             .call(start_cmd(serde_json::json!([output("main", &nginx.url())])))
