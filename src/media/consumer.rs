@@ -46,8 +46,14 @@ impl Feed {
 pub enum Pushed {
     /// Taken.
     Ok,
-    /// The consumer is behind and dropped it; its video must restart at a keyframe.
+    /// The consumer is behind and dropped it; its video must restart at a keyframe, asked for
+    /// now.
     Full,
+    /// The consumer is not taking samples for now (an output rebuilding after its ingest was
+    /// lost): dropped, and its video restarts at a keyframe, which the consumer asks for itself
+    /// when it takes samples again. Asking on every keyframe meanwhile would make every frame a
+    /// keyframe for everyone.
+    Idle,
 }
 
 /// Where the engine hands one feed's samples. Called on a streaming thread: it must not block.

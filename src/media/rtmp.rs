@@ -9,7 +9,9 @@
 //! The stream key is a secret: it lives only in [`StreamKey`] (whose `Debug` hides it) and in
 //! the sink's `location`. Errors are scrubbed of it before they leave this file.
 
-use super::consumer::{Consumer, ConsumerEvent, Feed, FeedSink, Pushed, Reporter, StartContext};
+use super::consumer::{
+    Consumer, ConsumerEvent, Feed, FeedSink, KeyframeRequester, Pushed, Reporter, StartContext,
+};
 use super::element::{make, set};
 use super::error::{MediaError, Result};
 use super::recorder::rebase;
@@ -162,6 +164,7 @@ impl Consumer for Rtmp {
             feeds.clone(),
             self.slot.clone(),
             ctx.reporter,
+            ctx.keyframes,
             finish_rx,
         )));
         self.finish_tx = Some(finish_tx);
@@ -228,8 +231,8 @@ impl FeedSink for SlotSink {
             )
         };
         let Some(src) = src else {
-            // Down: the video must resume at a keyframe once the output is back.
-            return Pushed::Full;
+            // Down: the video resumes at a keyframe, asked for when the output is back.
+            return Pushed::Idle;
         };
         match rebase(sample, &base, self.video, has_video) {
             Some(s) => AppSrcSink::new(src).push(&s),
@@ -322,11 +325,21 @@ async fn supervise(
     feeds: Vec<Feed>,
     slot: Arc<Mutex<Slot>>,
     reporter: Reporter,
+    keyframes: KeyframeRequester,
     mut finish: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::from_config(&spec.reconnect);
     loop {
-        let ended = run_once(&spec, &feeds, &slot, &reporter, &mut finish, &mut backoff).await;
+        let ended = run_once(
+            &spec,
+            &feeds,
+            &slot,
+            &reporter,
+            &keyframes,
+            &mut finish,
+            &mut backoff,
+        )
+        .await;
         lock(&slot).sources.clear();
         match ended {
             Ended::Finished => {
@@ -360,6 +373,7 @@ async fn run_once(
     feeds: &[Feed],
     slot: &Mutex<Slot>,
     reporter: &Reporter,
+    keyframes: &KeyframeRequester,
     finish: &mut watch::Receiver<bool>,
     backoff: &mut Backoff,
 ) -> Ended {
@@ -395,6 +409,8 @@ async fn run_once(
         slot.sources = output.sources.clone();
         slot.base = Arc::default();
     }
+    // The new output's stream must start at a keyframe: ask for one now.
+    keyframes.request(None);
     let mut reported = false;
     // rtmp2sink waits for ever on a server that accepts the TCP connection and never answers.
     let accept_by = tokio::time::Instant::now() + ACCEPT_TIMEOUT;

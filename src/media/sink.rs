@@ -19,6 +19,34 @@ use std::sync::Arc;
 /// 20 ms audio frames.
 const BRANCH_BUFFERS: u32 = 75;
 
+/// Keyframe requests from one branch, at most one per [`KEYFRAME_GAP`]: a consumer that keeps
+/// falling behind must not turn the shared encode into all keyframes.
+struct Throttled {
+    keyframes: KeyframeRequester,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// The shortest time between two keyframe requests of one branch.
+const KEYFRAME_GAP: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Throttled {
+    fn new(keyframes: KeyframeRequester) -> Throttled {
+        Throttled {
+            keyframes,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn request(&self) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < KEYFRAME_GAP) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        self.keyframes.request(None);
+    }
+}
+
 /// A consumer branch fed by one tee of the capture pipeline.
 pub struct Attached {
     tee: gst::Element,
@@ -49,7 +77,7 @@ pub fn attach(
             None
         });
     }
-    let on_full = keyframes.clone();
+    let on_full = Throttled::new(keyframes.clone());
     let appsink = gst_app::AppSink::builder()
         .sync(false)
         .async_(false)
@@ -72,10 +100,13 @@ pub fn attach(
                             }
                             need_key.store(false, Ordering::Relaxed);
                         }
-                        if sink.push(&sample) == Pushed::Full
-                            && !need_key.swap(true, Ordering::Relaxed)
-                        {
-                            on_full.request(None);
+                        match sink.push(&sample) {
+                            Pushed::Ok => {}
+                            Pushed::Full => {
+                                need_key.store(true, Ordering::Relaxed);
+                                on_full.request();
+                            }
+                            Pushed::Idle => need_key.store(true, Ordering::Relaxed),
                         }
                     } else {
                         let _ = sink.push(&sample);
