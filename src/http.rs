@@ -69,7 +69,8 @@ impl Failures {
             self.sweep(now);
         }
         let t = self.by_ip.entry(ip).or_default();
-        t.recent.retain(|&at| now.duration_since(at) < FAILURE_WINDOW);
+        t.recent
+            .retain(|&at| now.duration_since(at) < FAILURE_WINDOW);
         t.recent.push(now);
         if t.recent.len() >= MAX_FAILURES {
             t.recent.clear();
@@ -82,7 +83,9 @@ impl Failures {
     fn sweep(&mut self, now: Instant) {
         self.by_ip.retain(|_, t| {
             t.locked_until.is_some_and(|u| now < u)
-                || t.recent.iter().any(|&at| now.duration_since(at) < FAILURE_WINDOW)
+                || t.recent
+                    .iter()
+                    .any(|&at| now.duration_since(at) < FAILURE_WINDOW)
         });
         if self.by_ip.len() >= MAX_TRACKED {
             self.by_ip.clear();
@@ -183,14 +186,42 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Checks the token of a request from `peer`: `Err` is the response to send instead. A
-/// locked-out address gets 429 even with the right token, or a lockout would not slow guessing.
+/// Why a request was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Denied {
+    /// No token, or the wrong one: 401.
+    Unauthorized,
+    /// Too many wrong tokens from this address lately: 429.
+    LockedOut,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a valid token is needed\n",
+            )
+                .into_response(),
+            Denied::LockedOut => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, LOCKOUT.as_secs().to_string())],
+                "too many wrong tokens; try again later\n",
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// Checks the token of a request from `peer`. A locked-out address is refused even with the
+/// right token, or a lockout would not slow guessing.
 fn authorize(
     s: &Shared,
     peer: IpAddr,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-) -> Result<(), Response> {
+) -> Result<(), Denied> {
     let Some(t) = &s.token else {
         return Ok(());
     };
@@ -198,23 +229,13 @@ fn authorize(
     // A poisoned lock only means a panic elsewhere mid-update; the tallies are still usable.
     let mut failures = s.failures.lock().unwrap_or_else(|p| p.into_inner());
     if failures.locked(peer, now) {
-        return Err((
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, LOCKOUT.as_secs().to_string())],
-            "too many wrong tokens; try again later\n",
-        )
-            .into_response());
+        return Err(Denied::LockedOut);
     }
     if presented(headers, query).is_some_and(|p| same(p, t)) {
         return Ok(());
     }
     failures.fail(peer, now);
-    Err((
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        "a valid token is needed\n",
-    )
-        .into_response())
+    Err(Denied::Unauthorized)
 }
 
 /// HLS is fetched by players on pages from other origins (a console, a web page embedding the
@@ -242,8 +263,8 @@ async fn hls_response(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&s, peer.ip(), &headers, &query) {
-        return r;
+    if let Err(d) = authorize(&s, peer.ip(), &headers, &query) {
+        return d.into_response();
     }
     if !is_hls_file(&file) {
         return (StatusCode::NOT_FOUND, "no such file\n").into_response();
@@ -298,8 +319,8 @@ async fn state(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&s, peer.ip(), &headers, &query) {
-        return r;
+    if let Err(d) = authorize(&s, peer.ip(), &headers, &query) {
+        return d.into_response();
     }
     let state = s.agent.state().borrow().clone();
     axum::Json(state).into_response()
@@ -329,8 +350,14 @@ mod tests {
         f.fail(a, t0 + Duration::from_secs(4));
         assert!(f.locked(a, t0 + Duration::from_secs(4)));
         assert!(!f.locked(b, t0 + Duration::from_secs(4)), "others are not");
-        assert!(f.locked(a, t0 + Duration::from_secs(4) + LOCKOUT - Duration::from_millis(1)));
-        assert!(!f.locked(a, t0 + Duration::from_secs(4) + LOCKOUT), "it ends");
+        assert!(f.locked(
+            a,
+            t0 + Duration::from_secs(4) + LOCKOUT - Duration::from_millis(1)
+        ));
+        assert!(
+            !f.locked(a, t0 + Duration::from_secs(4) + LOCKOUT),
+            "it ends"
+        );
     }
 
     #[test]
