@@ -54,6 +54,18 @@ struct Tally {
     locked_until: Option<Instant>,
 }
 
+/// The address wrong tokens are counted against: an IPv6 client owns a whole /64 and could
+/// rotate through it, so its /64 is one key; an IPv4-mapped address counts as the IPv4 one.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 impl Failures {
     /// Whether `ip` is locked out at `now`.
     fn locked(&self, ip: IpAddr, now: Instant) -> bool {
@@ -214,7 +226,7 @@ impl IntoResponse for Denied {
     }
 }
 
-/// Checks the token of a request from `peer`. A locked-out address is refused even with the
+/// Checks the token of a request from `peer` (a [`client_key`]). A locked-out address is refused even with the
 /// right token, or a lockout would not slow guessing.
 fn authorize(
     s: &Shared,
@@ -263,7 +275,7 @@ async fn hls_response(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(d) = authorize(&s, peer.ip(), &headers, &query) {
+    if let Err(d) = authorize(&s, client_key(peer.ip()), &headers, &query) {
         return d.into_response();
     }
     if !is_hls_file(&file) {
@@ -319,7 +331,7 @@ async fn state(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(d) = authorize(&s, peer.ip(), &headers, &query) {
+    if let Err(d) = authorize(&s, client_key(peer.ip()), &headers, &query) {
         return d.into_response();
     }
     let state = s.agent.state().borrow().clone();
@@ -371,6 +383,21 @@ mod tests {
             f.fail(a, now);
             assert!(!f.locked(a, now), "failure {}", i + 1);
         }
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("v6");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("v6");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("v6");
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("v6");
+        assert_eq!(client_key(mapped), IpAddr::from([192, 0, 2, 7]));
+        assert_eq!(
+            client_key([192, 0, 2, 7].into()),
+            IpAddr::from([192, 0, 2, 7])
+        );
     }
 
     #[test]
