@@ -198,6 +198,19 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// Percent-encodes all but RFC 3986's unreserved characters, for a query value.
+fn url_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Why a request was turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Denied {
@@ -291,8 +304,14 @@ async fn hls_response(
     };
     if file == PLAYLIST {
         let mut text = String::from_utf8_lossy(&body).to_string();
-        if let Some(t) = query.get("token").filter(|_| s.token.is_some()) {
-            // Players fetch segments by the playlist's relative names: carry the token on.
+        // Players fetch segments by the playlist's relative names: carry the token on. Only
+        // the real token (a request authorized by header may carry any ?token=, which must not
+        // be written into the playlist), and URL-encoded, or a `&` or `#` in it breaks the URL.
+        let carried = s
+            .token
+            .as_deref()
+            .filter(|t| query.get("token").is_some_and(|q| same(q, t)));
+        if let Some(t) = carried.map(url_encode) {
             text = text
                 .lines()
                 .map(|l| {
@@ -383,6 +402,12 @@ mod tests {
             f.fail(a, now);
             assert!(!f.locked(a, now), "failure {}", i + 1);
         }
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(url_encode("Abc-0._~"), "Abc-0._~");
+        assert_eq!(url_encode("a&b#c d/é"), "a%26b%23c%20d%2F%C3%A9");
     }
 
     #[test]

@@ -262,6 +262,20 @@ async fn beyond_loopback_every_request_needs_the_token_and_guessing_is_slowed() 
     for s in &segments {
         assert!(s.ends_with(&format!(".ts?token={TOKEN}")), "{text}");
     }
+    // Authorized by header, a stray ?token= is not echoed into the playlist.
+    let stray = request(
+        "GET",
+        &host,
+        "/hls/index.m3u8?token=x%0A%23EXT-X-ENDLIST",
+        &[("Authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(stray.code, 200);
+    assert!(
+        !stray.text().contains("token") && !stray.text().contains("ENDLIST"),
+        "{}",
+        stray.text()
+    );
     let seg = get(&host, &format!("/hls/{}", segments[segments.len() - 1])).await;
     assert_eq!(seg.code, 200);
     assert_eq!(seg.body.first(), Some(&0x47), "an MPEG-TS segment");
