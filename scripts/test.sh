@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash hw-tests/setup.sh
+# Chromium and the npm packages (playwright-core, hls.js) for tests/hls_browser.rs.
+bash tests/browser/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/roombox-target}"
 export CARGO_TERM_COLOR=never
 start=$(date +%s)

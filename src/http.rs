@@ -4,15 +4,16 @@
 use crate::agent::AgentHandle;
 use crate::config::{Config, HttpConfig};
 use crate::media::hls::{is_hls_file, PLAYLIST};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// What the handlers share.
 struct Shared {
@@ -22,6 +23,86 @@ struct Shared {
     hls_dir: PathBuf,
     /// The token requests must carry; None on loopback.
     token: Option<String>,
+    /// Wrong tokens per client address, so the token cannot be guessed at network speed. A std
+    /// Mutex: it is held for a map lookup, never across an await.
+    failures: Mutex<Failures>,
+}
+
+/// Wrong tokens from one address within [`FAILURE_WINDOW`] before it is locked out.
+const MAX_FAILURES: usize = 5;
+/// How far back wrong tokens count.
+const FAILURE_WINDOW: Duration = Duration::from_secs(10);
+/// How long a locked-out address gets 429, whatever it sends.
+const LOCKOUT: Duration = Duration::from_secs(60);
+/// Addresses remembered at most; past this, forgotten entries are swept first, so a flood from
+/// many addresses costs bounded memory.
+const MAX_TRACKED: usize = 4096;
+
+/// Wrong-token bookkeeping: pure, time passed in, so the policy is tested without sockets.
+#[derive(Debug, Default)]
+struct Failures {
+    /// Per address: times of recent wrong tokens, and the end of its lockout if any.
+    by_ip: HashMap<IpAddr, Tally>,
+}
+
+/// One address's record.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Wrong tokens inside the window, oldest first.
+    recent: Vec<Instant>,
+    /// Locked out until then.
+    locked_until: Option<Instant>,
+}
+
+/// The address wrong tokens are counted against: an IPv6 client owns a whole /64 and could
+/// rotate through it, so its /64 is one key; an IPv4-mapped address counts as the IPv4 one.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
+impl Failures {
+    /// Whether `ip` is locked out at `now`.
+    fn locked(&self, ip: IpAddr, now: Instant) -> bool {
+        self.by_ip
+            .get(&ip)
+            .and_then(|t| t.locked_until)
+            .is_some_and(|until| now < until)
+    }
+
+    /// Records a wrong token from `ip`; locks it out on the [`MAX_FAILURES`]th in the window.
+    fn fail(&mut self, ip: IpAddr, now: Instant) {
+        if self.by_ip.len() >= MAX_TRACKED && !self.by_ip.contains_key(&ip) {
+            self.sweep(now);
+        }
+        let t = self.by_ip.entry(ip).or_default();
+        t.recent
+            .retain(|&at| now.duration_since(at) < FAILURE_WINDOW);
+        t.recent.push(now);
+        if t.recent.len() >= MAX_FAILURES {
+            t.recent.clear();
+            t.locked_until = Some(now + LOCKOUT);
+        }
+    }
+
+    /// Forgets addresses with nothing recent and no lockout in force; if that frees nothing
+    /// (a flood), forgets everything rather than grow without bound.
+    fn sweep(&mut self, now: Instant) {
+        self.by_ip.retain(|_, t| {
+            t.locked_until.is_some_and(|u| now < u)
+                || t.recent
+                    .iter()
+                    .any(|&at| now.duration_since(at) < FAILURE_WINDOW)
+        });
+        if self.by_ip.len() >= MAX_TRACKED {
+            self.by_ip.clear();
+        }
+    }
 }
 
 /// A bound server, not yet serving.
@@ -72,6 +153,7 @@ pub async fn bind(config: &Config, agent: AgentHandle) -> anyhow::Result<Option<
         agent,
         hls_dir: config.hls_dir(),
         token,
+        failures: Mutex::new(Failures::default()),
     });
     let router = Router::new()
         .route("/hls/{file}", get(hls_file))
@@ -87,7 +169,11 @@ pub async fn bind(config: &Config, agent: AgentHandle) -> anyhow::Result<Option<
 impl Server {
     /// Serves until the task is dropped or aborted.
     pub async fn serve(self) {
-        if let Err(e) = axum::serve(self.listener, self.router).await {
+        // The peer's address feeds the wrong-token limit.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(self.listener, service).await {
             tracing::error!("http server stopped: {e}");
         }
     }
@@ -112,30 +198,98 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-fn authorized(s: &Shared, headers: &HeaderMap, query: &HashMap<String, String>) -> bool {
-    match &s.token {
-        None => true,
-        Some(t) => presented(headers, query).is_some_and(|p| same(p, t)),
+/// Percent-encodes all but RFC 3986's unreserved characters, for a query value.
+fn url_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Why a request was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Denied {
+    /// No token, or the wrong one: 401.
+    Unauthorized,
+    /// Too many wrong tokens from this address lately: 429.
+    LockedOut,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a valid token is needed\n",
+            )
+                .into_response(),
+            Denied::LockedOut => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, LOCKOUT.as_secs().to_string())],
+                "too many wrong tokens; try again later\n",
+            )
+                .into_response(),
+        }
     }
 }
 
-fn refuse() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        "a valid token is needed\n",
-    )
-        .into_response()
+/// Checks the token of a request from `peer` (a [`client_key`]). A locked-out address is refused even with the
+/// right token, or a lockout would not slow guessing.
+fn authorize(
+    s: &Shared,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<(), Denied> {
+    let Some(t) = &s.token else {
+        return Ok(());
+    };
+    let now = Instant::now();
+    // A poisoned lock only means a panic elsewhere mid-update; the tallies are still usable.
+    let mut failures = s.failures.lock().unwrap_or_else(|p| p.into_inner());
+    if failures.locked(peer, now) {
+        return Err(Denied::LockedOut);
+    }
+    if presented(headers, query).is_some_and(|p| same(p, t)) {
+        return Ok(());
+    }
+    failures.fail(peer, now);
+    Err(Denied::Unauthorized)
 }
 
+/// HLS is fetched by players on pages from other origins (a console, a web page embedding the
+/// room), so its responses carry CORS. `*` is safe: the token travels in the URL, not in
+/// cookies, and only GET is routed, so no preflight is ever needed.
 async fn hls_file(
+    s: State<Arc<Shared>>,
+    peer: ConnectInfo<SocketAddr>,
+    file: Path<String>,
+    query: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut r = hls_response(s, peer, file, query, headers).await;
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    r
+}
+
+async fn hls_response(
     State(s): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(file): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&s, &headers, &query) {
-        return refuse();
+    if let Err(d) = authorize(&s, client_key(peer.ip()), &headers, &query) {
+        return d.into_response();
     }
     if !is_hls_file(&file) {
         return (StatusCode::NOT_FOUND, "no such file\n").into_response();
@@ -150,8 +304,14 @@ async fn hls_file(
     };
     if file == PLAYLIST {
         let mut text = String::from_utf8_lossy(&body).to_string();
-        if let Some(t) = query.get("token").filter(|_| s.token.is_some()) {
-            // Players fetch segments by the playlist's relative names: carry the token on.
+        // Players fetch segments by the playlist's relative names: carry the token on. Only
+        // the real token (a request authorized by header may carry any ?token=, which must not
+        // be written into the playlist), and URL-encoded, or a `&` or `#` in it breaks the URL.
+        let carried = s
+            .token
+            .as_deref()
+            .filter(|t| query.get("token").is_some_and(|q| same(q, t)));
+        if let Some(t) = carried.map(url_encode) {
             text = text
                 .lines()
                 .map(|l| {
@@ -186,11 +346,12 @@ async fn hls_file(
 
 async fn state(
     State(s): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&s, &headers, &query) {
-        return refuse();
+    if let Err(d) = authorize(&s, client_key(peer.ip()), &headers, &query) {
+        return d.into_response();
     }
     let state = s.agent.state().borrow().clone();
     axum::Json(state).into_response()
@@ -205,5 +366,80 @@ mod tests {
         assert!(same("abcdef0123456789", "abcdef0123456789"));
         assert!(!same("abcdef0123456789", "abcdef012345678"));
         assert!(!same("abcdef0123456789", "abcdef0123456780"));
+    }
+
+    #[test]
+    fn five_wrong_tokens_in_the_window_lock_an_address_out_for_a_while() {
+        let mut f = Failures::default();
+        let a: IpAddr = [192, 0, 2, 1].into();
+        let b: IpAddr = [192, 0, 2, 2].into();
+        let t0 = Instant::now();
+        for i in 0..4 {
+            f.fail(a, t0 + Duration::from_secs(i));
+            assert!(!f.locked(a, t0 + Duration::from_secs(i)), "after {}", i + 1);
+        }
+        f.fail(a, t0 + Duration::from_secs(4));
+        assert!(f.locked(a, t0 + Duration::from_secs(4)));
+        assert!(!f.locked(b, t0 + Duration::from_secs(4)), "others are not");
+        assert!(f.locked(
+            a,
+            t0 + Duration::from_secs(4) + LOCKOUT - Duration::from_millis(1)
+        ));
+        assert!(
+            !f.locked(a, t0 + Duration::from_secs(4) + LOCKOUT),
+            "it ends"
+        );
+    }
+
+    #[test]
+    fn wrong_tokens_spread_wider_than_the_window_do_not_lock() {
+        let mut f = Failures::default();
+        let a: IpAddr = [192, 0, 2, 1].into();
+        let t0 = Instant::now();
+        // One every 3 s: never five inside 10 s.
+        for i in 0..20 {
+            let now = t0 + Duration::from_secs(3 * i);
+            f.fail(a, now);
+            assert!(!f.locked(a, now), "failure {}", i + 1);
+        }
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(url_encode("Abc-0._~"), "Abc-0._~");
+        assert_eq!(url_encode("a&b#c d/é"), "a%26b%23c%20d%2F%C3%A9");
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("v6");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("v6");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("v6");
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("v6");
+        assert_eq!(client_key(mapped), IpAddr::from([192, 0, 2, 7]));
+        assert_eq!(
+            client_key([192, 0, 2, 7].into()),
+            IpAddr::from([192, 0, 2, 7])
+        );
+    }
+
+    #[test]
+    fn a_flood_from_many_addresses_stays_bounded() {
+        let mut f = Failures::default();
+        let t0 = Instant::now();
+        for i in 0..(3 * MAX_TRACKED as u32) {
+            f.fail(IpAddr::from(i.to_be_bytes()), t0);
+        }
+        assert!(f.by_ip.len() <= MAX_TRACKED);
+        // Locked addresses survive a sweep of stale ones.
+        let a: IpAddr = [198, 51, 100, 1].into();
+        let later = t0 + FAILURE_WINDOW;
+        for _ in 0..MAX_FAILURES {
+            f.fail(a, later);
+        }
+        f.sweep(later + Duration::from_secs(1));
+        assert!(f.locked(a, later + Duration::from_secs(1)));
     }
 }

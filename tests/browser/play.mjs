@@ -1,0 +1,135 @@
+// Plays an HLS URL in headless Chromium through hls.js and reports what the browser decoded.
+//
+//   node tests/browser/play.mjs <hls-url> [seconds] [min-frames] [hlsjs|native]
+//
+// `native` hands the URL to the <video> element itself instead of hls.js, to see whether this
+// Chromium build plays HLS on its own (it reports canPlayType "maybe" either way).
+// The page and hls.js come from a static server of this script's own on 127.0.0.1 (no CDN), so
+// the page's origin differs from the box's: the box must answer HLS GETs with CORS. Prints one
+// JSON line on stdout and exits 0 when at least min-frames frames were decoded within seconds.
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const [hlsUrl, secondsArg = '15', minFramesArg = '60', player = 'hlsjs'] = process.argv.slice(2);
+if (!hlsUrl) {
+  console.error('usage: play.mjs <hls-url> [seconds] [min-frames]');
+  process.exit(2);
+}
+const seconds = Number(secondsArg);
+const minFrames = Number(minFramesArg);
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+if (!fs.existsSync(executablePath)) {
+  console.error(`${executablePath} is missing: run tests/browser/setup.sh (Debian's chromium)`);
+  process.exit(2);
+}
+
+const hlsJs = fs.readFileSync(path.join(here, 'node_modules/hls.js/dist/hls.min.js'));
+const page = `<!doctype html>
+<meta charset="utf-8">
+<title>roombox HLS</title>
+<video id="v" muted playsinline width="320" height="180"></video>
+<script src="/hls.min.js"></script>
+<script>
+  // What the page learns, read back by the driver.
+  window.report = {
+    nativeHls: document.createElement('video').canPlayType('application/vnd.apple.mpegurl'),
+    mseH264: window.MediaSource ? MediaSource.isTypeSupported('video/mp4; codecs="avc1.42E01E"') : false,
+    hlsJsSupported: Hls.isSupported(),
+    hlsJsVersion: Hls.version,
+    presented: 0,
+    errors: [],
+  };
+  const v = document.getElementById('v');
+  // Frames the compositor was handed: a frame counts only once it was decoded and shown.
+  const onFrame = () => { window.report.presented++; v.requestVideoFrameCallback(onFrame); };
+  v.requestVideoFrameCallback(onFrame);
+  const url = ${JSON.stringify(hlsUrl)};
+  window.report.player = ${JSON.stringify(player)};
+  v.addEventListener('error', () => window.report.errors.push('video: ' + (v.error && v.error.message)));
+  if (${JSON.stringify(player)} === 'native') {
+    v.src = url;
+    v.play().catch(e => window.report.errors.push('play: ' + e));
+  } else {
+    // hls.js (not native HLS) by default: what most browsers need.
+    const hls = new Hls({ lowLatencyMode: false });
+    hls.on(Hls.Events.ERROR, (_, d) => {
+      window.report.errors.push(d.type + '/' + d.details + (d.fatal ? ' (fatal)' : '') +
+        (d.response ? ' ' + d.response.code : ''));
+    });
+    hls.on(Hls.Events.MANIFEST_PARSED, () => { v.play().catch(e => window.report.errors.push('play: ' + e)); });
+    hls.loadSource(url);
+    hls.attachMedia(v);
+  }
+</script>
+`;
+
+const server = http.createServer((req, res) => {
+  if (req.url === '/') {
+    res.writeHead(200, { 'content-type': 'text/html' }).end(page);
+  } else if (req.url === '/favicon.ico') {
+    res.writeHead(204).end();
+  } else if (req.url === '/hls.min.js') {
+    res.writeHead(200, { 'content-type': 'text/javascript' }).end(hlsJs);
+  } else {
+    res.writeHead(404).end();
+  }
+});
+await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+const pageUrl = `http://127.0.0.1:${server.address().port}/`;
+
+// A new, empty profile each run; removed at the end.
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'roombox-chromium-'));
+let context;
+let result;
+try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    // The flags this machine needs: without the background-networking ones Chromium keeps
+    // dialling Google's hosts, which the closed network refuses.
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+  const tab = context.pages()[0] ?? (await context.newPage());
+  const consoleLines = [];
+  tab.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  tab.on('pageerror', (e) => consoleLines.push(`pageerror: ${e}`));
+  await tab.goto(pageUrl);
+  const start = Date.now();
+  let r;
+  for (;;) {
+    r = await tab.evaluate(() => {
+      const v = document.getElementById('v');
+      const q = v.getVideoPlaybackQuality();
+      return {
+        ...window.report,
+        decoded: q.totalVideoFrames,
+        dropped: q.droppedVideoFrames,
+        currentTime: v.currentTime,
+        width: v.videoWidth,
+        height: v.videoHeight,
+      };
+    });
+    if (Math.min(r.decoded, r.presented) >= minFrames) break;
+    if (Date.now() - start > seconds * 1000) break;
+    await new Promise((ok) => setTimeout(ok, 250));
+  }
+  r.ms = Date.now() - start;
+  r.chromium = context.browser()?.version() ?? null;
+  r.console = consoleLines.slice(-20);
+  result = r;
+} finally {
+  await context?.close().catch(() => {});
+  server.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
+console.log(JSON.stringify(result));
+process.exit(Math.min(result.decoded, result.presented) >= minFrames ? 0 : 1);

@@ -1,0 +1,375 @@
+//! The box's HLS in a real browser, and its HTTP token beyond loopback: the real `roombox`
+//! binary, headless Chromium (Debian's) driven by playwright-core, hls.js from npm. Needs
+//! `tests/browser/setup.sh` to have run (scripts/test.sh runs it).
+
+mod support;
+
+use roombox::command::Command;
+use roombox::event::Event;
+use roombox::model::ServiceState;
+use std::path::PathBuf;
+use std::time::Duration;
+use support::agent::{wait_event, AgentProcess, SMALL_MEDIA};
+
+/// A token long enough for `roombox check`.
+const TOKEN: &str = "s3cret-token-0123456789";
+
+/// One HTTP response, as read off the socket.
+#[derive(Debug)]
+struct Reply {
+    /// Status code.
+    code: u16,
+    /// Header names lower-cased, with their values.
+    headers: Vec<(String, String)>,
+    /// The body.
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+}
+
+/// One request over a fresh connection to `host` (`127.0.0.1:port`).
+async fn request(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("a reply within 10 s")
+        .expect("read");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut lines = head.lines();
+    let code = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply {
+        code,
+        headers,
+        body: buf[split + 4..].to_vec(),
+    }
+}
+
+async fn get(host: &str, path: &str) -> Reply {
+    request("GET", host, path, &[]).await
+}
+
+/// Starts HLS and returns the playback URL the box announced.
+async fn start_hls(agent: &AgentProcess) -> String {
+    agent
+        .wait_state("media PLAYING", Duration::from_secs(30), |s| {
+            s["media"]["state"] == "PLAYING"
+        })
+        .await;
+    let mut events = agent.events().await;
+    assert!(agent.call(Command::StartHls).await.ok);
+    let ev = wait_event(&mut events, Duration::from_secs(20), |e| {
+        matches!(
+            e,
+            Event::HlsStateChanged {
+                state: ServiceState::Started,
+                ..
+            }
+        )
+    })
+    .await
+    .unwrap_or_else(|| panic!("HLS never started; log:\n{}", agent.log()));
+    let Event::HlsStateChanged {
+        playback_url: Some(url),
+        ..
+    } = ev
+    else {
+        panic!("no playback URL in {ev:?}")
+    };
+    url
+}
+
+/// The port of an `http://host:port/...` URL.
+fn port_of(url: &str) -> u16 {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let hostport = rest.split('/').next().expect("host");
+    hostport
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("a port")
+}
+
+/// What the page reported (see tests/browser/play.mjs).
+struct Played {
+    /// Whether play.mjs saw enough frames.
+    ok: bool,
+    /// Its JSON report.
+    report: serde_json::Value,
+}
+
+/// Plays `url` in headless Chromium through hls.js for up to `seconds`, wanting `min_frames`.
+/// `player` is `hlsjs` or `native` (the `<video>` element's own HLS).
+async fn play_in_chromium(url: &str, seconds: u32, min_frames: u32, player: &str) -> Played {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir()
+            && dir.join("node_modules/hls.js").is_dir()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs Chromium and its npm packages: run tests/browser/setup.sh"
+    );
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(dir.join("play.mjs"))
+        .arg(url)
+        .arg(seconds.to_string())
+        .arg(min_frames.to_string())
+        .arg(player)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(u64::from(seconds) + 60), cmd.output())
+        .await
+        .expect("play.mjs finished")
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let report = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no report from play.mjs\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+    eprintln!("chromium: {report}");
+    Played {
+        ok: out.status.success(),
+        report,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_plays_in_headless_chromium_through_hls_js() {
+    let agent = AgentProcess::start(&format!(
+        "{SMALL_MEDIA}\n[hls]\nsegment = \"1s\"\nplaylist_length = 4\n"
+    ));
+    let url = start_hls(&agent).await;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let host = format!("127.0.0.1:{}", port_of(&url));
+    // The page comes from another origin (play.mjs's own server): HLS answers carry CORS.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let playlist = get(&host, "/hls/index.m3u8").await;
+    assert_eq!(playlist.code, 200);
+    assert_eq!(
+        playlist.header("access-control-allow-origin"),
+        Some("*"),
+        "{:?}",
+        playlist.headers
+    );
+    let text = playlist.text();
+    let segment = text
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap_or_else(|| panic!("no segment in {text}"));
+    let seg = get(&host, &format!("/hls/{segment}")).await;
+    assert_eq!(seg.code, 200);
+    assert_eq!(seg.header("access-control-allow-origin"), Some("*"));
+    // GET only: nothing answers a preflight, and nothing needs one.
+    let options = request("OPTIONS", &host, "/hls/index.m3u8", &[]).await;
+    assert_eq!(options.code, 405);
+    // The control API is not for other origins.
+    let api = get(&host, "/api/state").await;
+    assert_eq!(api.code, 200);
+    assert_eq!(api.header("access-control-allow-origin"), None);
+
+    let played = play_in_chromium(&url, 15, 60, "hlsjs").await;
+    let r = &played.report;
+    assert!(
+        played.ok,
+        "Chromium decoded too few frames: {r:#}\nagent log:\n{}",
+        agent.log()
+    );
+    assert_eq!(r["hlsJsSupported"], true, "{r:#}");
+    assert!(r["decoded"].as_u64().unwrap_or(0) >= 60, "{r:#}");
+    assert!(r["presented"].as_u64().unwrap_or(0) >= 60, "{r:#}");
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(320), Some(180))
+    );
+    assert!(
+        r["currentTime"].as_f64().unwrap_or(0.0) > 1.5,
+        "playback time advanced: {r:#}"
+    );
+
+    // Chromium 156 (Debian) also plays HLS by itself; a build that says it can must play ours.
+    if r["nativeHls"] != "" {
+        let native = play_in_chromium(&url, 15, 60, "native").await;
+        assert!(
+            native.ok,
+            "Chromium's native HLS claims support but decoded too few frames: {:#}",
+            native.report
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_loopback_every_request_needs_the_token_and_guessing_is_slowed() {
+    let agent = AgentProcess::start(&format!(
+        "[http]\nbind = \"0.0.0.0\"\nport = 0\ntoken = \"{TOKEN}\"\n\
+         {SMALL_MEDIA}\n[hls]\nsegment = \"1s\"\nplaylist_length = 4\n"
+    ));
+    let url = start_hls(&agent).await;
+    // Bound to every interface, but the test only ever talks over loopback.
+    let host = format!("127.0.0.1:{}", port_of(&url));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let bearer = format!("Bearer {TOKEN}");
+
+    let ok = request(
+        "GET",
+        &host,
+        "/hls/index.m3u8",
+        &[("Authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(ok.code, 200, "{}", ok.text());
+    assert!(ok.text().starts_with("#EXTM3U"));
+    let api = request("GET", &host, "/api/state", &[("Authorization", &bearer)]).await;
+    assert_eq!(api.code, 200);
+
+    // ?token=: the playlist hands the token on to every segment line.
+    let q = get(&host, &format!("/hls/index.m3u8?token={TOKEN}")).await;
+    assert_eq!(q.code, 200);
+    let text = q.text();
+    let segments: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    assert!(segments.len() >= 2, "{text}");
+    for s in &segments {
+        assert!(s.ends_with(&format!(".ts?token={TOKEN}")), "{text}");
+    }
+    // Authorized by header, a stray ?token= is not echoed into the playlist.
+    let stray = request(
+        "GET",
+        &host,
+        "/hls/index.m3u8?token=x%0A%23EXT-X-ENDLIST",
+        &[("Authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(stray.code, 200);
+    assert!(
+        !stray.text().contains("token") && !stray.text().contains("ENDLIST"),
+        "{}",
+        stray.text()
+    );
+    let seg = get(&host, &format!("/hls/{}", segments[segments.len() - 1])).await;
+    assert_eq!(seg.code, 200);
+    assert_eq!(seg.body.first(), Some(&0x47), "an MPEG-TS segment");
+
+    // A real player gets through with the token in the URL alone.
+    let played = play_in_chromium(
+        &format!("http://{host}/hls/index.m3u8?token={TOKEN}"),
+        15,
+        60,
+        "hlsjs",
+    )
+    .await;
+    assert!(
+        played.ok,
+        "Chromium with ?token= decoded too few frames: {:#}",
+        played.report
+    );
+
+    // Without the right token: 401, five times, all inside 10 s...
+    let none = get(&host, "/hls/index.m3u8").await;
+    assert_eq!(none.code, 401);
+    assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+    // A player on another origin can still read why it was refused.
+    assert_eq!(none.header("access-control-allow-origin"), Some("*"));
+    let wrong = request(
+        "GET",
+        &host,
+        "/hls/index.m3u8",
+        &[("Authorization", "Bearer s3cret-token-0123456780")],
+    )
+    .await;
+    assert_eq!(wrong.code, 401);
+    assert_eq!(get(&host, "/api/state").await.code, 401);
+
+    let bare = segments[0].split('?').next().expect("name");
+    assert_eq!(get(&host, &format!("/hls/{bare}")).await.code, 401);
+    let fifth = get(&host, "/hls/index.m3u8?token=guess-guess-guess-1").await;
+    assert_eq!(fifth.code, 401, "the fifth failure still says 401");
+    // ...and this address is locked out, even with the right token, or guessing would go on.
+    let locked = request(
+        "GET",
+        &host,
+        "/hls/index.m3u8",
+        &[("Authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(locked.code, 429, "{}", locked.text());
+    assert_eq!(locked.header("retry-after"), Some("60"));
+    assert_eq!(
+        get(&host, &format!("/hls/index.m3u8?token={TOKEN}"))
+            .await
+            .code,
+        429
+    );
+}
+
+/// Runs `roombox check` on a config with `http_section`; returns (success, stdout).
+fn check_with(http_section: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("roombox.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[device]\nid = \"test-box\"\nstate_dir = \"{}\"\n{http_section}",
+            dir.path().join("state").display()
+        ),
+    )
+    .expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roombox"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run roombox check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+#[test]
+fn check_refuses_http_beyond_loopback_without_a_token() {
+    let (ok, out) = check_with("[http]\nbind = \"0.0.0.0\"\n");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("http.token") && out.contains("beyond loopback"),
+        "{out}"
+    );
+    let (ok, out) = check_with("[http]\nbind = \"0.0.0.0\"\ntoken = \"short\"\n");
+    assert!(!ok, "{out}");
+    assert!(out.contains("shorter than 16 characters"), "{out}");
+    // With a long enough token, nothing is said of http (other checks may still fail on a
+    // machine without a camera; they are not this test's business).
+    let (_, out) = check_with(&format!(
+        "[http]\nbind = \"0.0.0.0\"\ntoken = \"{TOKEN}\"\n"
+    ));
+    assert!(!out.contains("http.token"), "{out}");
+}
