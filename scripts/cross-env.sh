@@ -11,7 +11,9 @@ export PKG_CONFIG_ALLOW_CROSS=1
 # libgstreamer-plugins-{base,bad}1.0-dev:arm64 cannot be installed beside the amd64 ones (not
 # Multi-Arch: same), so scripts/setup.sh --packaging unpacks them here; their .pc files come first.
 export ROOMBOX_ARM64_DEV="${ROOMBOX_ARM64_DEV:-$HOME/.cache/roombox-arm64-dev}"
-export PKG_CONFIG_PATH_aarch64_unknown_linux_gnu="$ROOMBOX_ARM64_DEV/usr/lib/aarch64-linux-gnu/pkgconfig"
+# (system-deps, under gstreamer-sys, reads the plain PKG_CONFIG_PATH, not the per-target one; no
+# host-side build script looks for these libraries.)
+export PKG_CONFIG_PATH="$ROOMBOX_ARM64_DEV/usr/lib/aarch64-linux-gnu/pkgconfig"
 # binfmt_misc is not mounted here, so cargo run/test name qemu explicitly. No -L: multiarch's
 # libc6:arm64 (a dependency of the arm64 -dev packages) provides /lib/ld-linux-aarch64.so.1. With
 # `-L /usr/aarch64-linux-gnu` the loader comes from libc6-arm64-cross (2.36-8cross1) while libc.so.6

@@ -179,7 +179,8 @@ if ((packaging)); then
     sed -i "s|^libdir=.*|libdir=$lib|; s|^includedir=.*|includedir=$ARM64_DEV/usr/include|" \
       "$lib"/pkgconfig/*.pc
     for so in "$lib"/*.so; do
-      [[ -L "$so" ]] && ln -sfn "/usr/lib/aarch64-linux-gnu/$(readlink "$so")" "$so"
+      target="$(readlink "$so")"
+      [[ "$target" == /* ]] || ln -sfn "/usr/lib/aarch64-linux-gnu/$target" "$so"
     done
     rm -f "$ARM64_DEV"/."$dev"-*
     touch "$stamp"
