@@ -54,6 +54,9 @@ PKGS=(
   # test tooling
   iproute2 systemd procps util-linux e2fsprogs openssl jq python3 ca-certificates
 )
+# Extra packages for this run only (scripts/test-setup.sh uses it to make setup install one).
+# shellcheck disable=SC2206
+PKGS+=(${ROOMBOX_SETUP_EXTRA_PKGS:-})
 ARM64_PKGS=()
 if ((packaging)); then
   PKGS+=(
