@@ -34,6 +34,13 @@ expect "Depends has the shared libraries (dpkg-shlibdeps): libgstreamer1.0-0" \
   '[[ "$(field Depends)" == *libgstreamer1.0-0* ]]'
 expect "the control archive has postinst, prerm and postrm" \
   'grep -q " postinst " <<<"$info" && grep -q " prerm " <<<"$info" && grep -q " postrm " <<<"$info"'
+# lintian does not parse them, and a stray marker in a comment once broke postinst.
+ctl="$(mktemp -d)"
+dpkg-deb -e "$deb" "$ctl"
+for script in postinst prerm postrm; do
+  expect "$script is valid sh (sh -n)" 'sh -n "$ctl/$script"'
+done
+rm -rf "$ctl"
 expect "/etc/roombox/roombox.toml is a conffile" \
   '[[ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)" == *"/etc/roombox/roombox.toml"* ]]'
 for f in /usr/bin/roombox /etc/roombox/roombox.toml /usr/lib/systemd/system/roombox.service \
