@@ -87,15 +87,16 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 apt_get() { $SUDO apt-get -o DPkg::Lock::Timeout=600 "$@"; }
 
-# One dpkg-query for everything; names it does not know are missing too.
+# One dpkg-query for everything; names it does not know are missing too. It prints Multi-Arch:
+# same packages with their architecture: the native one is dropped, a foreign one (:arm64) kept.
+native="$(dpkg --print-architecture)"
 installed() {
   dpkg-query -W -f='${db:Status-Abbrev} ${binary:Package}\n' "$@" 2>/dev/null |
-    awk '$1 == "ii" { print $2 }' | sed 's/:amd64$//'
+    awk '$1 == "ii" { print $2 }' | sed "s/:$native\$//"
 }
 mapfile -t have < <(installed "${PKGS[@]}" "${ARM64_PKGS[@]}")
 declare -A present=()
 for p in "${have[@]}"; do present[$p]=1; done
-# dpkg-query prints arm64 packages with their :arm64 suffix; amd64 ones bare.
 missing=()
 for p in "${PKGS[@]}" "${ARM64_PKGS[@]}"; do
   [[ -n "${present[$p]:-}" ]] || missing+=("$p")
