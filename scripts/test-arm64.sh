@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # arm64 (a step of scripts/test.sh): cross-builds the arm64 .deb (with the `rpi` feature), checks
 # it like the amd64 one (dpkg-deb -I/-c, lintian), and runs the arm64 binary from the package
-# under qemu-user: `--version`, `check` with the packaged config, and `probe`.
+# under qemu-user: `--version`, `check` with the packaged config, and `probe`; then the library's
+# unit tests, cross-built, under qemu-user.
 # Needs `scripts/setup.sh --packaging`.
 #
 #   scripts/test-arm64.sh [--profile dev|release]   # dev (default) is the quicker cold build
-# Last line: "N passed, N failed".
+# Last line: "N passed, N failed" (the unit tests' own "test result:" line comes before it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 profile=dev
@@ -35,7 +36,8 @@ if ! deb="$(bash scripts/package.sh arm64 --profile "$profile" 2>"$tmp/build.log
 fi
 ok "scripts/package.sh arm64 builds $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB, $(($(date +%s) - start)) s)"
 bash scripts/check-deb.sh "$deb" arm64 >"$tmp/deb.log" 2>&1
-cat "$tmp/deb.log"
+# Its own tally line is folded into this script's, so test.sh does not count it twice.
+grep -Ev '^[0-9]+ passed, [0-9]+ failed$' "$tmp/deb.log"
 read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed$/ { print $1, $3 }' "$tmp/deb.log")
 passed=$((passed + ${p:-0}))
 failed=$((failed + ${f:-1}))
@@ -64,4 +66,16 @@ else
   bad "qemu-aarch64: roombox probe"
 fi
 sed 's/^/        /' "$tmp/probe"
+
+# The library's unit tests, cross-built and run under qemu-user by cargo's runner. Its own
+# "test result:" line is what scripts/test.sh counts. The integration tests (tests/) are not run
+# here: they start the roombox binary as a child process, and without binfmt_misc the kernel
+# cannot exec an arm64 binary that qemu-user did not start itself.
+echo "== cargo test --lib --target aarch64-unknown-linux-gnu --features rpi (under qemu-aarch64)"
+if cargo test --lib --target aarch64-unknown-linux-gnu --features rpi 2>"$tmp/test.log"; then
+  ok "arm64 unit tests under qemu-aarch64"
+else
+  tail -30 "$tmp/test.log"
+  bad "arm64 unit tests under qemu-aarch64"
+fi
 finish
