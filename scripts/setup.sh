@@ -3,7 +3,8 @@
 #
 #   scripts/setup.sh              # build, demo and tests
 #   scripts/setup.sh --packaging  # also what scripts/package.sh needs: cargo-deb, lintian, and the
-#                                 # arm64 cross toolchain (multiarch -dev packages, qemu-user)
+#                                 # arm64 cross toolchain (runtime libraries through multiarch,
+#                                 # -dev packages unpacked into a sysroot, qemu-user)
 #
 # Idempotent: one dpkg-query answers for every package, so a second run costs about a second.
 # It respects the machine: a mosquitto, nginx or Janus that was installed before is left alone,
@@ -67,13 +68,13 @@ if ((packaging)); then
     # the oelint-adv venv for the Yocto layer lint
     python3-venv
   )
-  # Multiarch: the arm64 libraries the binary links, beside the amd64 ones. Only Multi-Arch:
-  # same packages are installed for arm64: libgstreamer-plugins-{base,bad}1.0-dev are not, and
-  # installing their arm64 builds makes apt remove the amd64 ones (and what depends on them)
-  # that the native build needs. Those two are unpacked into ARM64_DEV below instead.
+  # arm64 libraries and GStreamer plugins through multiarch: only runtime packages, which are
+  # Multi-Arch: same and install beside the amd64 ones. No arm64 -dev package is ever installed:
+  # some are not Multi-Arch: same, and apt then removes the amd64 ones the native build needs.
+  # The arm64 -dev packages are unpacked into a sysroot of their own instead (ARM64_DEV_PKGS).
   ARM64_PKGS=(
-    libgstreamer1.0-dev:arm64 libasound2-dev:arm64
-    libgstreamer-plugins-base1.0-0:arm64 libgstreamer-plugins-bad1.0-0:arm64
+    libgstreamer1.0-0:arm64 libgstreamer-plugins-base1.0-0:arm64
+    libgstreamer-plugins-bad1.0-0:arm64 libasound2:arm64 libglib2.0-0:arm64
   )
   # And the arm64 GStreamer plugins the package depends on, so `roombox check` of the arm64
   # binary under qemu-user finds its elements.
@@ -163,32 +164,34 @@ if ((packaging)); then
     echo "setup: installing cargo-deb $CARGO_DEB_VERSION"
     cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION"
   fi
-  # The two arm64 -dev packages that cannot be installed beside the amd64 ones, unpacked (not
-  # installed) where scripts/cross-env.sh points pkg-config. Their .pc files are pointed at the
-  # unpacked directory, and the .so links at the arm64 libraries multiarch installed.
-  ARM64_DEV="${ROOMBOX_ARM64_DEV:-$HOME/.cache/roombox-arm64-dev}"
-  for dev in libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev; do
-    version="$(dpkg-query -W -f='${Version}' "${dev%-dev}-0:arm64" 2>/dev/null || true)"
-    version="${version:-unknown}"
-    stamp="$ARM64_DEV/.$dev-$version"
-    [[ -e "$stamp" ]] && continue
-    echo "setup: unpacking $dev:arm64 $version into $ARM64_DEV"
+  # The arm64 sysroot for pkg-config and the linker (scripts/cross-env.sh points at it): the -dev
+  # packages whose .pc files the crates ask for (gstreamer, app, video, audio, pbutils, webrtc and
+  # sdp for the tests, alsa) and everything their Requires and Requires.private reach. They are
+  # unpacked with dpkg-deb -x, not installed. Their .so links are pointed at the arm64 runtime
+  # libraries installed above.
+  ARM64_DEV_PKGS=(
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+    libasound2-dev libglib2.0-dev libffi-dev libpcre2-dev libmount-dev libblkid-dev
+    libselinux1-dev libsepol-dev libunwind-dev libdw-dev libelf-dev liblzma-dev zlib1g-dev
+    liborc-0.4-dev
+  )
+  sysroot="${ROOMBOX_ARM64_SYSROOT:-$HOME/.cache/roombox-arm64-sysroot}"
+  stamp="$sysroot/.roombox-sysroot"
+  want="$(printf '%s\n' "${ARM64_DEV_PKGS[@]}")"
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    echo "setup: unpacking the arm64 -dev packages into $sysroot"
+    rm -rf "$sysroot"
     tmp="$(mktemp -d)"
     chmod 755 "$tmp" # apt-get download fetches as the _apt user
-    (cd "$tmp" && apt-get download -qq "$dev:arm64=$version")
-    mkdir -p "$ARM64_DEV"
-    dpkg-deb -x "$tmp"/*.deb "$ARM64_DEV"
+    (cd "$tmp" && apt-get download -qq "${ARM64_DEV_PKGS[@]/%/:arm64}")
+    for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$sysroot"; done
     rm -rf "$tmp"
-    lib="$ARM64_DEV/usr/lib/aarch64-linux-gnu"
-    sed -i "s|^libdir=.*|libdir=$lib|; s|^includedir=.*|includedir=$ARM64_DEV/usr/include|" \
-      "$lib"/pkgconfig/*.pc
-    for so in "$lib"/*.so; do
-      target="$(readlink "$so")"
-      [[ "$target" == /* ]] || ln -sfn "/usr/lib/aarch64-linux-gnu/$target" "$so"
+    for lib in "$sysroot"/usr/lib/aarch64-linux-gnu/*.so; do
+      target="$(readlink "$lib")" || continue
+      [[ "$target" == /* ]] || ln -sfn "/usr/lib/aarch64-linux-gnu/$target" "$lib"
     done
-    rm -f "$ARM64_DEV"/."$dev"-*
-    touch "$stamp"
-  done
+    echo "$want" >"$stamp"
+  fi
   if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
     echo "setup: adding the Rust standard library for aarch64-unknown-linux-gnu"
     rustup target add aarch64-unknown-linux-gnu
