@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# The same target directory as scripts/test.sh, so the demo and the tests compile once between them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/roombox-target}"
 cargo build --bin roombox
 ROOMBOX="$CARGO_TARGET_DIR/debug/roombox"
 

@@ -6,10 +6,12 @@
 #   scripts/mosquitto-demo.sh                    # ping, identify, list, a group command
 #   scripts/mosquitto-demo.sh send demo-box get-state   # any `roombox fleet` arguments instead
 #
-# ROOMBOX=<path> picks the binary (default: $CARGO_TARGET_DIR or target, debug build).
+# ROOMBOX=<path> picks the binary (default: the debug build in $CARGO_TARGET_DIR, by default the
+# ~/.cache/roombox-target that scripts/demo.sh and scripts/test.sh share).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOMBOX="${ROOMBOX:-${CARGO_TARGET_DIR:-target}/debug/roombox}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/roombox-target}"
+ROOMBOX="${ROOMBOX:-$CARGO_TARGET_DIR/debug/roombox}"
 [[ -x "$ROOMBOX" ]] || cargo build --quiet --bin roombox
 command -v mosquitto >/dev/null || { echo "mosquitto is missing: run scripts/setup.sh" >&2; exit 1; }
 

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # README command 2 (and CI): set up this machine, then build and pass every test — formatting,
 # lints, unit and integration tests against real servers, the Yocto layer check, and the
-# hw-tests rig (a real kernel under QEMU with virtual camera, sound card and GPIO).
+# hw-tests rig (a real kernel under QEMU with virtual camera, sound card and GPIO), the Debian
+# package (built, installed, upgraded and purged on this machine, which is left as it was), the
+# arm64 cross build under qemu-user, and setup.sh's respect for servers it did not install.
 #
 # Environment: CARGO_TARGET_DIR (default: a shared dir outside the clone, so CI reuses builds),
 # ROOMBOX_SKIP_HW=1 skips the QEMU rig (for a quick local run; CI never sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --packaging
 bash hw-tests/setup.sh
 # Chromium and the npm packages (playwright-core, hls.js) for tests/hls_browser.rs.
 bash tests/browser/setup.sh
@@ -37,6 +39,16 @@ if [[ -x yocto/check-layer.sh ]]; then
   step "yocto layer check"
   bash yocto/check-layer.sh 2>&1 | tee -a "$log"
 fi
+step "yocto: oelint-adv"
+bash yocto/lint.sh 2>&1 | tee -a "$log"
+step "setup.sh leaves a mosquitto it did not install running"
+bash scripts/test-setup.sh 2>&1 | tee -a "$log"
+# The dev profile shares the test build above, so packaging adds seconds; scripts/package.sh
+# builds the release package that ships.
+step "Debian package: build, lintian, install, check, systemd-analyze, upgrade, purge"
+bash scripts/test-package.sh --profile dev 2>&1 | tee -a "$log"
+step "arm64: cross-build the .deb, run the binary under qemu-user"
+bash scripts/test-arm64.sh --profile dev 2>&1 | tee -a "$log"
 if [[ "${ROOMBOX_SKIP_HW:-0}" != 1 ]]; then
   step "hw-tests rig (QEMU)"
   cargo build --bin roombox

@@ -18,6 +18,7 @@ inherit cargo cargo-update-recipe-crates pkgconfig systemd useradd
 #     ROOMBOX_GIT_URI = "git://git.example.com/roombox.git;protocol=ssh;user=git"
 #     SRCREV:pn-roombox = "<commit>"
 # For day-to-day work on a checkout, externalsrc skips the fetch (see yocto/README.md).
+PV = "0.1.0+git"
 ROOMBOX_GIT_URI ?= "git://${ROOMBOX_REPO_DIR};protocol=file"
 ROOMBOX_GIT_BRANCH ?= "main"
 SRC_URI = " \
@@ -28,7 +29,6 @@ SRC_URI = " \
     file://roombox-tegra.conf \
 "
 SRCREV ?= "${AUTOREV}"
-PV = "0.1.0+git"
 
 # scarthgap unpacks into WORKDIR; styhead and later into UNPACKDIR (which they define).
 UNPACKDIR ??= "${WORKDIR}"
@@ -47,7 +47,7 @@ require ${BPN}-crates.inc
 # (GStreamer >= 1.22, feature v1_22) and alsa-sys. gstreamer-webrtc/-sdp are dev-dependencies
 # only, so plugins-bad is a runtime dependency, not a build one. libsystemd is not linked
 # (sd-notify and tracing-journald speak the sockets themselves); nor are libudev or OpenSSL.
-DEPENDS += "gstreamer1.0 gstreamer1.0-plugins-base alsa-lib"
+DEPENDS += "alsa-lib gstreamer1.0 gstreamer1.0-plugins-base"
 
 # The v4l crate's v4l2-sys-mit runs bindgen in its build script: libclang on the build host,
 # reading the target's <linux/videodev2.h>. bindgen passes --target from cargo's TARGET itself.
@@ -96,7 +96,7 @@ do_configure:prepend() {
 # work; the sysusers.d file is installed too and finds them present.
 USERADD_PACKAGES = "${PN}"
 GROUPADD_PARAM:${PN} = "--system gpio; --system render"
-USERADD_PARAM:${PN} = "--system --home-dir /var/lib/roombox --no-create-home \
+USERADD_PARAM:${PN} = "--system --home-dir ${localstatedir}/lib/roombox --no-create-home \
     --shell ${base_sbindir}/nologin --user-group --groups video,audio,render,gpio roombox"
 
 # --- Install ---------------------------------------------------------------------------------
@@ -136,8 +136,7 @@ do_install:append:tegra() {
     install -D -m 0644 ${UNPACKDIR}/roombox-tegra.conf ${D}${systemd_system_unitdir}/roombox.service.d/50-tegra.conf
 }
 
-FILES:${PN} += " \
-    ${nonarch_libdir}/sysusers.d \
+FILES:${PN} += "${nonarch_libdir}/sysusers.d \
     ${systemd_system_unitdir}/roombox.service.d \
 "
 CONFFILES:${PN} = "${sysconfdir}/roombox/roombox.toml"
