@@ -54,6 +54,9 @@ PKGS=(
   nginx-light libnginx-mod-rtmp
   # test tooling
   iproute2 systemd procps util-linux e2fsprogs openssl jq python3 ca-certificates
+  # the browser tests (tests/browser: playwright-core and hls.js from npm with the machine's
+  # Node.js, pinned there)
+  chromium
 )
 # Extra packages for this run only (scripts/test-setup.sh uses it to make setup install one).
 # shellcheck disable=SC2206
