@@ -4,110 +4,13 @@
 
 mod support;
 
-use roombox::command::Command;
-use roombox::event::Event;
-use roombox::model::ServiceState;
 use std::path::PathBuf;
 use std::time::Duration;
-use support::agent::{wait_event, AgentProcess, SMALL_MEDIA};
+use support::agent::{AgentProcess, SMALL_MEDIA};
+use support::http::{get, request, start_hls};
 
 /// A token long enough for `roombox check`.
 const TOKEN: &str = "s3cret-token-0123456789";
-
-/// One HTTP response, as read off the socket.
-#[derive(Debug)]
-struct Reply {
-    /// Status code.
-    code: u16,
-    /// Header names lower-cased, with their values.
-    headers: Vec<(String, String)>,
-    /// The body.
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).to_string()
-    }
-}
-
-/// One request over a fresh connection to `host` (`127.0.0.1:port`).
-async fn request(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .expect("a reply within 10 s")
-        .expect("read");
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let mut lines = head.lines();
-    let code = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("a status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Reply {
-        code,
-        headers,
-        body: buf[split + 4..].to_vec(),
-    }
-}
-
-async fn get(host: &str, path: &str) -> Reply {
-    request("GET", host, path, &[]).await
-}
-
-/// Starts HLS and returns the playback URL the box announced.
-async fn start_hls(agent: &AgentProcess) -> String {
-    agent
-        .wait_state("media PLAYING", Duration::from_secs(30), |s| {
-            s["media"]["state"] == "PLAYING"
-        })
-        .await;
-    let mut events = agent.events().await;
-    assert!(agent.call(Command::StartHls).await.ok);
-    let ev = wait_event(&mut events, Duration::from_secs(20), |e| {
-        matches!(
-            e,
-            Event::HlsStateChanged {
-                state: ServiceState::Started,
-                ..
-            }
-        )
-    })
-    .await
-    .unwrap_or_else(|| panic!("HLS never started; log:\n{}", agent.log()));
-    let Event::HlsStateChanged {
-        playback_url: Some(url),
-        ..
-    } = ev
-    else {
-        panic!("no playback URL in {ev:?}")
-    };
-    url
-}
 
 /// The port of an `http://host:port/...` URL.
 fn port_of(url: &str) -> u16 {

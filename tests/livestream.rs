@@ -650,47 +650,10 @@ async fn fallback_scenario() {
     );
 }
 
-/// A plain HTTP/1.1 GET on loopback: the status code and the body.
+/// GET of a URL on loopback: the status code and the body.
 async fn http_get(url: &str) -> (u16, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let req = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read");
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    (code, body)
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[i + 2..i + 2 + n]);
-        b = &b[i + 2 + n + 2..];
-    }
-    out
+    let r = support::http::get_url(url).await;
+    (r.code, r.body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -698,31 +661,8 @@ async fn hls_is_served_over_http_and_plays_in_ffprobe_and_hlsdemux() {
     let agent = AgentProcess::start(&format!(
         "{SMALL_MEDIA}\n[hls]\nsegment = \"1s\"\nplaylist_length = 4\n"
     ));
-    agent
-        .wait_state("media PLAYING", Duration::from_secs(30), |s| {
-            s["media"]["state"] == "PLAYING"
-        })
-        .await;
+    let url = support::http::start_hls(&agent).await;
     let mut events = agent.events().await;
-    assert!(agent.call(Command::StartHls).await.ok);
-    let ev = wait_event(&mut events, Duration::from_secs(20), |e| {
-        matches!(
-            e,
-            Event::HlsStateChanged {
-                state: ServiceState::Started,
-                ..
-            }
-        )
-    })
-    .await
-    .unwrap_or_else(|| panic!("HLS never started; log:\n{}", agent.log()));
-    let Event::HlsStateChanged {
-        playback_url: Some(url),
-        ..
-    } = ev
-    else {
-        panic!("no playback URL in {ev:?}")
-    };
     assert!(
         url.starts_with("http://127.0.0.1:") && url.ends_with("/hls/index.m3u8"),
         "{url}"

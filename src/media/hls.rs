@@ -10,7 +10,7 @@ use super::consumer::{Consumer, ConsumerEvent, Feed, FeedSink, StartContext};
 use super::element::{make, set};
 use super::error::{MediaError, Result};
 use super::recorder::{forward_keyframe_requests, rebase};
-use super::sink::AppSrcSink;
+use super::sink::{feed_input, AppSrcSink};
 use futures::StreamExt;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -115,25 +115,12 @@ impl Consumer for Hls {
         let mut sources = Vec::new();
         let mut sinks: Vec<Box<dyn FeedSink>> = Vec::new();
         for &feed in &ctx.feeds {
-            let (parser, pad) = match feed {
-                Feed::H264 => ("h264parse", "video"),
-                Feed::Aac => ("aacparse", "audio"),
+            let pad = match feed {
+                Feed::H264 => "video",
+                Feed::Aac => "audio",
                 _ => continue,
             };
-            let src = AppSrcSink::appsrc(8 << 20)?;
-            let parse = make(parser)?;
-            pipeline
-                .add_many([src.upcast_ref(), &parse])
-                .map_err(|e| MediaError::link("HLS", e))?;
-            src.link(&parse).map_err(|e| MediaError::link("HLS", e))?;
-            let sinkpad = sink
-                .request_pad_simple(pad)
-                .ok_or_else(|| MediaError::link("HLS", "hlssink2 gave no pad"))?;
-            parse
-                .static_pad("src")
-                .ok_or_else(|| MediaError::link("HLS", "the parser has no pad"))?
-                .link(&sinkpad)
-                .map_err(|e| MediaError::link("HLS", e))?;
+            let src = feed_input(&pipeline, feed, &sink, pad, 8 << 20, "HLS")?;
             if feed == Feed::H264 {
                 forward_keyframe_requests(&src, ctx.keyframes.clone(), base.clone())?;
             }

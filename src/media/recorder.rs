@@ -13,7 +13,7 @@ use super::consumer::{
 use super::element::{make, set};
 use super::error::{MediaError, Result};
 use super::retention;
-use super::sink::AppSrcSink;
+use super::sink::{feed_input, AppSrcSink};
 use crate::config::{RecordingConfig, RecordingFormat};
 use futures::StreamExt;
 use gstreamer as gst;
@@ -233,28 +233,19 @@ impl Recorder {
         let mut sources = Vec::new();
         let mut sinks: Vec<Box<dyn FeedSink>> = Vec::new();
         for &feed in feeds {
-            let (parser, pad_template) = match feed {
-                Feed::H264 => ("h264parse", "video"),
-                Feed::Aac => ("aacparse", "audio_%u"),
-                Feed::Opus => ("opusparse", "audio_%u"),
+            let pad_template = match feed {
+                Feed::H264 => "video",
+                Feed::Aac | Feed::Opus => "audio_%u",
                 Feed::Pcm { .. } => continue,
             };
-            let appsrc = AppSrcSink::appsrc(32 << 20)?;
-            let parse = make(parser)?;
-            pipeline
-                .add_many([appsrc.upcast_ref(), &parse])
-                .map_err(|e| MediaError::link("the recorder", e))?;
-            appsrc
-                .link(&parse)
-                .map_err(|e| MediaError::link("the recorder", e))?;
-            let pad = split
-                .request_pad_simple(pad_template)
-                .ok_or_else(|| MediaError::link("the recorder", "splitmuxsink gave no pad"))?;
-            parse
-                .static_pad("src")
-                .ok_or_else(|| MediaError::link("the recorder", "the parser has no pad"))?
-                .link(&pad)
-                .map_err(|e| MediaError::link("the recorder", e))?;
+            let appsrc = feed_input(
+                &pipeline,
+                feed,
+                &split,
+                pad_template,
+                32 << 20,
+                "the recorder",
+            )?;
             if feed == Feed::H264 {
                 forward_keyframe_requests(&appsrc, keyframes.clone(), base.clone())?;
             }

@@ -15,7 +15,7 @@ use super::consumer::{
 use super::element::{make, set};
 use super::error::{MediaError, Result};
 use super::recorder::rebase;
-use super::sink::AppSrcSink;
+use super::sink::{feed_input, AppSrcSink};
 use crate::backoff::Backoff;
 use crate::config::BackoffConfig;
 use futures::StreamExt;
@@ -272,27 +272,13 @@ fn build(spec: &RtmpSpec, feeds: &[Feed]) -> Result<Output> {
     mux.link(&sink)
         .map_err(|e| MediaError::link("the RTMP output", e))?;
     let mut sources = Vec::new();
-    for feed in feeds {
-        let (parser, pad) = match feed {
-            Feed::H264 => ("h264parse", "video"),
-            Feed::Aac => ("aacparse", "audio"),
+    for &feed in feeds {
+        let pad = match feed {
+            Feed::H264 => "video",
+            Feed::Aac => "audio",
             _ => continue,
         };
-        let src = AppSrcSink::appsrc(8 << 20)?;
-        let parse = make(parser)?;
-        pipeline
-            .add_many([src.upcast_ref(), &parse])
-            .map_err(|e| MediaError::link("the RTMP output", e))?;
-        src.link(&parse)
-            .map_err(|e| MediaError::link("the RTMP output", e))?;
-        let muxpad = mux
-            .request_pad_simple(pad)
-            .ok_or_else(|| MediaError::link("the RTMP output", "flvmux gave no pad"))?;
-        parse
-            .static_pad("src")
-            .ok_or_else(|| MediaError::link("the RTMP output", "the parser has no pad"))?
-            .link(&muxpad)
-            .map_err(|e| MediaError::link("the RTMP output", e))?;
+        let src = feed_input(&pipeline, feed, &mux, pad, 8 << 20, "the RTMP output")?;
         sources.push(src);
     }
     let rendered = Arc::new(AtomicU64::new(0));

@@ -176,6 +176,50 @@ impl Attached {
     }
 }
 
+/// The parser a feed's encoded stream goes through before a muxer, and the muxer pad template
+/// it takes (`video` or `audio`-ish, as `pads` names them for this muxer).
+fn parser_of(feed: super::consumer::Feed) -> Option<&'static str> {
+    use super::consumer::Feed;
+    match feed {
+        Feed::H264 => Some("h264parse"),
+        Feed::Aac => Some("aacparse"),
+        Feed::Opus => Some("opusparse"),
+        Feed::Pcm { .. } => None,
+    }
+}
+
+/// Adds `appsrc → parser → muxer` for one encoded feed to a consumer's own pipeline: the
+/// muxer's pad comes from `pad_template`. Returns the appsrc, holding at most `max_bytes`.
+/// Every muxing consumer (recorder, RTMP, HLS) builds its inputs this way.
+pub fn feed_input(
+    pipeline: &gst::Pipeline,
+    feed: super::consumer::Feed,
+    muxer: &gst::Element,
+    pad_template: &str,
+    max_bytes: u64,
+    what: &str,
+) -> Result<gst_app::AppSrc> {
+    let parser = parser_of(feed).ok_or(MediaError::Link {
+        what: what.into(),
+        detail: format!("{feed:?} is not an encoded feed"),
+    })?;
+    let src = AppSrcSink::appsrc(max_bytes)?;
+    let parse = super::element::make(parser)?;
+    pipeline
+        .add_many([src.upcast_ref(), &parse])
+        .map_err(|e| MediaError::link(what, e))?;
+    src.link(&parse).map_err(|e| MediaError::link(what, e))?;
+    let pad = muxer
+        .request_pad_simple(pad_template)
+        .ok_or_else(|| MediaError::link(what, format!("{} gave no pad", muxer.name())))?;
+    parse
+        .static_pad("src")
+        .ok_or_else(|| MediaError::link(what, "the parser has no pad"))?
+        .link(&pad)
+        .map_err(|e| MediaError::link(what, e))?;
+    Ok(src)
+}
+
 /// What an [`AppSrcSink`] makes of a sample before pushing it (None drops it).
 type SampleMap = Box<dyn Fn(&gst::Sample) -> Option<gst::Sample> + Send + Sync>;
 

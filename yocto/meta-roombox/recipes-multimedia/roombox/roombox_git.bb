@@ -165,6 +165,7 @@ RDEPENDS:${PN} = " \
     gstreamer1.0-plugins-base-volume \
     gstreamer1.0-plugins-good-audioparsers \
     gstreamer1.0-plugins-good-autodetect \
+    gstreamer1.0-plugins-good-flv \
     gstreamer1.0-plugins-good-isomp4 \
     gstreamer1.0-plugins-good-level \
     gstreamer1.0-plugins-good-matroska \
@@ -172,10 +173,14 @@ RDEPENDS:${PN} = " \
     gstreamer1.0-plugins-good-rtp \
     gstreamer1.0-plugins-good-rtpmanager \
     gstreamer1.0-plugins-good-video4linux2 \
+    gstreamer1.0-plugins-bad-hls \
     gstreamer1.0-plugins-bad-kms \
     gstreamer1.0-plugins-bad-opusparse \
+    gstreamer1.0-plugins-bad-rtmp2 \
     gstreamer1.0-plugins-bad-videoparsersbad \
 "
+# rtmps:// outputs: rtmp2sink's TLS goes through GIO, which needs glib-networking.
+RRECOMMENDS:${PN} = "glib-networking"
 
 python () {
     # The Opus and KMS plugins above exist only with conf/include/roombox.inc; say so now
