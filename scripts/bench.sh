@@ -36,6 +36,8 @@ out="$(mktemp)"
   bash benches/controls-rig.sh
   echo
   PATH="$venv/bin:$PATH" bash benches/room.sh
+  echo
+  bash benches/outputs.sh
 } > "$out"
 mv "$out" BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

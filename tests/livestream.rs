@@ -763,3 +763,584 @@ async fn hls_is_served_over_http_and_plays_in_ffprobe_and_hlsdemux() {
     .await
     .expect("HLS stopped");
 }
+
+// ---- Benchmarks (issue 9): ignored, run by `benches/outputs.sh` from `scripts/bench.sh`. ----
+
+/// Video settings of the output benches: 720p30 at the default bitrate, as `bench_media` uses, and
+/// wide enough (≥ 1024) for the capture-time stamp.
+const BENCH_MEDIA: &str = r#"
+[media.video]
+width = 1280
+height = 720
+fps = 30
+bitrate_kbps = 2500
+keyframe_interval = "2s"
+"#;
+
+/// Seconds of each CPU window (`ROOMBOX_BENCH_SECONDS`, default 10).
+fn bench_seconds() -> u64 {
+    std::env::var("ROOMBOX_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let p = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields after the name: state is 0, utime 11, stime 12.
+    (p(11) + p(12)) / ticks
+}
+
+/// CPU of `pid` over `secs` of wall time, in % of one core.
+async fn cpu_percent(pid: u32, secs: u64) -> f64 {
+    let c0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    100.0 * (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64()
+}
+
+fn median_f(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    // An even count (two rounds) takes the mean of the middle two, not the larger.
+    if n % 2 == 0 {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    } else {
+        v[n / 2]
+    }
+}
+
+/// The fan-out steps measured (the room step is not: see the section's text).
+const FANOUT_STEPS: [(u8, &str); 4] = [
+    (1, "capture and encode alone"),
+    (2, "+ recording (MP4 segments)"),
+    (4, "+ two RTMP outputs (nginx-rtmp, two stream keys)"),
+    (5, "+ HLS (1 s MPEG-TS segments)"),
+];
+
+/// `gst-launch-1.0` running the tee graph equivalent to the agent at `step`: the same sources,
+/// x264enc settings (`src/media/encoder.rs`), the Opus encode the agent keeps ready for rooms, and
+/// per output the elements the agent's consumer builds (parsers, flvmux + rtmp2sink, splitmuxsink
+/// with mp4mux, hlssink2).
+fn fanout_baseline(step: u8, dir: &Path, rtmp: &str, keys: [&str; 2]) -> std::process::Child {
+    let mut p = String::from(
+        "videotestsrc is-live=true pattern=smpte ! videoconvert ! videoscale ! videorate drop-only=true \
+         ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 \
+         ! queue max-size-buffers=3 max-size-bytes=0 max-size-time=0 ! videoconvert \
+         ! x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max=60 bitrate=2500 \
+         ! video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1 \
+         ! video/x-h264,stream-format=byte-stream,alignment=au ! tee name=vt allow-not-linked=true \
+         vt. ! queue ! fakesink sync=false async=false \
+         audiotestsrc is-live=true freq=440 volume=0.5 ! audioconvert ! audioresample \
+         ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! volume ! tee name=raw \
+         raw. ! queue ! audioconvert ! opusenc bitrate=64000 frame-size=20 ! fakesink sync=false async=false ",
+    );
+    if step >= 2 {
+        p.push_str(
+            "raw. ! queue ! audioconvert ! voaacenc bitrate=128000 ! aacparse ! tee name=at ",
+        );
+        p.push_str(&format!(
+            "splitmuxsink name=s max-size-time=10000000000 send-keyframe-requests=true \
+             muxer=\"mp4mux reserved-max-duration=70000000000 reserved-moov-update-period=1000000000\" \
+             location={}/seg%05d.mp4 vt. ! queue ! h264parse ! s.video at. ! queue ! aacparse ! s.audio_0 ",
+            dir.display()
+        ));
+    }
+    if step >= 4 {
+        for (i, key) in keys.iter().enumerate() {
+            p.push_str(&format!(
+                "flvmux name=f{i} streamable=true latency=100000000 \
+                 ! rtmp2sink location={rtmp}/{key} async-connect=false sync=false \
+                 vt. ! queue ! h264parse ! f{i}.video at. ! queue ! aacparse ! f{i}.audio "
+            ));
+        }
+    }
+    if step >= 5 {
+        p.push_str(&format!(
+            "hlssink2 name=h target-duration=1 playlist-length=4 max-files=7 \
+             send-keyframe-requests=true location={d}/segment%05d.ts playlist-location={d}/index.m3u8 \
+             vt. ! queue ! h264parse ! h.video at. ! queue ! aacparse ! h.audio ",
+            d = dir.display()
+        ));
+    }
+    std::process::Command::new("sh")
+        .args(["-c", &format!("exec gst-launch-1.0 -e {p}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0 (gstreamer1.0-tools)")
+}
+
+/// The agent at `step`, with its outputs running; returns once every output is STARTED.
+async fn fanout_agent(step: u8, rtmp: &str, keys: [&str; 2]) -> AgentProcess {
+    let mut body = BENCH_MEDIA.to_string();
+    if step >= 2 {
+        body.push_str(
+            "[recording]\nautostart = true\nformat = \"mp4\"\nsegment = \"10s\"\nfragment = \"1s\"\n\
+             min_free_mb = 0\nstop_free_mb = 0\n",
+        );
+    }
+    body.push_str("[hls]\nsegment = \"1s\"\nplaylist_length = 4\n");
+    let agent = AgentProcess::start_with_env(
+        tempfile::tempdir().expect("tempdir"),
+        &body,
+        &[("RUST_LOG", "warn")],
+    );
+    agent
+        .wait_state("media PLAYING", Duration::from_secs(30), |s| {
+            s["media"]["state"] == "PLAYING"
+        })
+        .await;
+    if step >= 4 {
+        let outs = serde_json::json!([
+            {"name": "a", "url": rtmp, "streamKey": keys[0]},
+            {"name": "b", "url": rtmp, "streamKey": keys[1]},
+        ]);
+        let r = agent.call(start_cmd(outs)).await;
+        assert!(r.ok, "{r:?}");
+    }
+    if step >= 5 {
+        assert!(agent.call(Command::StartHls).await.ok);
+    }
+    agent
+        .wait_state("every output STARTED", Duration::from_secs(30), |s| {
+            let out = |n: &str| s["livestream"]["outputs"][n]["state"] == "STARTED";
+            (step < 2 || s["recording"]["state"] == "STARTED")
+                && (step < 4 || (out("a") && out("b")))
+                && (step < 5 || s["hls"]["state"] == "STARTED")
+        })
+        .await;
+    agent
+}
+
+/// Fan-out cost: the agent's CPU at each step beside gst-launch's equivalent tee graph, alternating
+/// in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: benches/outputs.sh"]
+async fn bench_fanout_cpu() {
+    let nginx = NginxRtmp::start();
+    let secs = bench_seconds();
+    let rounds: usize = std::env::var("ROOMBOX_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    const WARM: Duration = Duration::from_secs(4);
+    // [step][round] → (baseline %, roombox %)
+    let mut base: Vec<Vec<f64>> = vec![Vec::new(); FANOUT_STEPS.len()];
+    let mut ours: Vec<Vec<f64>> = vec![Vec::new(); FANOUT_STEPS.len()];
+    for round in 0..rounds {
+        for (i, &(step, _)) in FANOUT_STEPS.iter().enumerate() {
+            // Fresh stream keys each time: nginx-rtmp refuses a key whose last publisher it has
+            // not yet dropped.
+            let k = |who: &str, n: u8| format!("{who}-{round}-{step}-{n}");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (ka, kb) = (k("gst", 0), k("gst", 1));
+            let mut g = fanout_baseline(step, dir.path(), &nginx.url(), [&ka, &kb]);
+            tokio::time::sleep(WARM).await;
+            let cpu = cpu_percent(g.id(), secs).await;
+            assert!(
+                g.try_wait().ok().flatten().is_none(),
+                "gst-launch exited early at step {step}"
+            );
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(g.id() as i32),
+                nix::sys::signal::Signal::SIGINT,
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = g.kill();
+            let _ = g.wait();
+            base[i].push(cpu);
+
+            let (ka, kb) = (k("box", 0), k("box", 1));
+            let agent = fanout_agent(step, &nginx.url(), [&ka, &kb]).await;
+            tokio::time::sleep(WARM).await;
+            let cpu = cpu_percent(agent.child.id(), secs).await;
+            assert!(
+                agent.state().await["media"]["state"] == "PLAYING",
+                "the agent's capture stopped at step {step}"
+            );
+            if step >= 4 {
+                let s = agent.state().await;
+                for n in ["a", "b"] {
+                    assert_eq!(
+                        s["livestream"]["outputs"][n]["state"], "STARTED",
+                        "output {n} at step {step}: {s:#}"
+                    );
+                }
+            }
+            drop(agent);
+            ours[i].push(cpu);
+        }
+    }
+    // Both publishers of the last step reached the ingest.
+    let flvs = nginx.recordings();
+    let published = |who: &str| {
+        flvs.iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(who))
+            })
+            .count()
+    };
+    assert!(published("gst") >= 4 && published("box") >= 4, "{flvs:?}");
+
+    println!("\n## Live outputs: fan-out cost (issue 9)\n");
+    println!(
+        "The agent (`roombox run`, release build, synthetic 1280x720@30 video at 2500 kb/s and a \
+         test tone) with its outputs added step by step, each step a fresh process, beside \
+         `gst-launch-1.0` running the equivalent tee graph (same sources and x264enc settings, the \
+         Opus encode the agent keeps ready for rooms, voaacenc once an output needs AAC, \
+         splitmuxsink + mp4mux, flvmux + rtmp2sink ×2, hlssink2 with 1 s segments). RTMP goes to \
+         nginx-rtmp on loopback (two stream keys, nginx recording both). Alternating baseline and \
+         agent, {rounds} rounds; CPU is user+system time from /proc over {secs} s after a {} s \
+         warm-up (100 % = one core). `cargo test --release --test livestream -- --ignored \
+         bench_fanout_cpu`.\n",
+        WARM.as_secs()
+    );
+    println!("| step | gst-launch | roombox | ratio | added by this step (roombox) | added (gst-launch) |");
+    println!("|---|---|---|---|---|---|");
+    let mut prev: Option<(f64, f64)> = None;
+    let mut worst_added = (0.0f64, "");
+    for (i, &(step, what)) in FANOUT_STEPS.iter().enumerate() {
+        let (b, o) = (median_f(&base[i]), median_f(&ours[i]));
+        let (added, added_b) = match prev {
+            Some((pb, po)) => (
+                format!("{:+.1} points", o - po),
+                format!("{:+.1} points", b - pb),
+            ),
+            None => ("–".into(), "–".into()),
+        };
+        if let Some((_, po)) = prev {
+            // Two RTMP outputs are two outputs: the cost of each is half the step.
+            let per = if step == 4 { (o - po) / 2.0 } else { o - po };
+            if per > worst_added.0 {
+                worst_added = (per, what);
+            }
+        }
+        println!(
+            "| {step}. {what} | {b:.1} % | {o:.1} % | {:.2} | {added} | {added_b} |",
+            o / b
+        );
+        prev = Some((b, o));
+    }
+    let last = FANOUT_STEPS.len() - 1;
+    let ratio = median_f(&ours[last]) / median_f(&base[last]);
+    println!();
+    println!(
+        "Rounds (gst-launch / roombox, % of a core): {}.",
+        FANOUT_STEPS
+            .iter()
+            .enumerate()
+            .map(|(i, (s, _))| format!("step {s}: {:.1?} / {:.1?}", base[i], ours[i]))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    println!();
+    println!(
+        "- Everything on: **{ratio:.2}×** gst-launch; target ≤ 1.10×: **{}**.",
+        if ratio <= 1.10 { "met" } else { "not met" }
+    );
+    println!(
+        "- Largest cost of one added output (the RTMP step counted per output): **{:.1} % of a \
+         core** ({}); target ≤ 3 %: **{}**. The recording step includes starting the AAC encoder, \
+         which every AAC consumer then shares. Each step's added cost is a difference of two \
+         medians on a machine shared with other builds: read it against the spread between \
+         rounds above, and against the gst-launch column, what the same elements cost without \
+         the agent.",
+        worst_added.0,
+        worst_added.1,
+        if worst_added.0 <= 3.0 {
+            "met"
+        } else {
+            "not met"
+        }
+    );
+    println!(
+        "- Step 3 (a room with one subscriber) was not measured: it needs Janus and a subscriber \
+         in a network namespace, and the gst-launch side a webrtcbin graph with signalling, which \
+         did not fit the time given to this bench. The room's own CPU is in the room section \
+         (`bench_publish_cpu`)."
+    );
+}
+
+/// Plays `launch` (a decoder chain ending in `fakesink name=out`) and collects, for each frame the
+/// sink presents, the system clock now minus the capture-time stamp in its luma.
+struct StampReader {
+    pipeline: gstreamer::Pipeline,
+    latencies: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+}
+
+impl StampReader {
+    fn start(launch: &str) -> StampReader {
+        use gstreamer::prelude::*;
+        gstreamer::init().expect("gst init");
+        let pipeline = gstreamer::parse::launch(launch)
+            .expect("reader pipeline")
+            .downcast::<gstreamer::Pipeline>()
+            .expect("a pipeline");
+        let sink = pipeline.by_name("out").expect("fakesink out");
+        sink.set_property("signal-handoffs", true);
+        let latencies: std::sync::Arc<std::sync::Mutex<Vec<u32>>> = Default::default();
+        let l = latencies.clone();
+        // handoff fires when the sink renders, after it waited for the frame's presentation
+        // time: what a player would show, not just what it has decoded.
+        sink.connect("handoff", false, move |v| {
+            let now = gstreamer::SystemClock::obtain().time().mseconds() as u32;
+            let buf = v.get(1).and_then(|x| x.get::<gstreamer::Buffer>().ok());
+            let pad = v.get(2).and_then(|x| x.get::<gstreamer::Pad>().ok());
+            if let (Some(buf), Some(pad)) = (buf, pad) {
+                if let Some(t) = support::peer::read_stamp(&pad, &buf) {
+                    let lat = now.wrapping_sub(t);
+                    if lat < 60_000 {
+                        if let Ok(mut l) = l.lock() {
+                            l.push(lat);
+                        }
+                    }
+                }
+            }
+            None
+        });
+        pipeline
+            .set_state(gstreamer::State::Playing)
+            .expect("reader PLAYING");
+        StampReader {
+            pipeline,
+            latencies,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.latencies.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    /// Waits for the first stamped frame, lets the start settle for `settle`, then collects over
+    /// `secs`; returns the latencies sorted.
+    async fn measure(&self, what: &str, settle: Duration, secs: u64) -> Vec<u32> {
+        assert!(
+            poll_until(Duration::from_secs(40), || self.count() > 0).await,
+            "{what}: no stamped frame presented"
+        );
+        tokio::time::sleep(settle).await;
+        let skip = self.count();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let mut v: Vec<u32> = self
+            .latencies
+            .lock()
+            .map(|l| l[skip..].to_vec())
+            .unwrap_or_default();
+        assert!(v.len() > 30, "{what}: only {} stamped frames", v.len());
+        v.sort_unstable();
+        v
+    }
+}
+
+impl Drop for StampReader {
+    fn drop(&mut self) {
+        use gstreamer::prelude::*;
+        let _ = self.pipeline.set_state(gstreamer::State::Null);
+    }
+}
+
+use support::poll_until;
+
+fn pct(v: &[u32], p: f64) -> u32 {
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Latency from capture to a player, for RTMP (through nginx-rtmp) and for the box's HLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: benches/outputs.sh"]
+async fn bench_output_latency() {
+    let nginx = NginxRtmp::start();
+    let secs = bench_seconds().max(10);
+    let agent = AgentProcess::start_with_env(
+        tempfile::tempdir().expect("tempdir"),
+        &format!("{BENCH_MEDIA}\n[hls]\nsegment = \"1s\"\nplaylist_length = 4\n"),
+        &[
+            (roombox::media::pipeline::STAMP_ENV, "1"),
+            ("RUST_LOG", "warn"),
+        ],
+    );
+    agent
+        .wait_state("media PLAYING", Duration::from_secs(30), |s| {
+            s["media"]["state"] == "PLAYING"
+        })
+        .await;
+    let r = agent
+        .call(start_cmd(serde_json::json!([output("main", &nginx.url())])))
+        .await;
+    assert!(r.ok, "{r:?}");
+    assert!(agent.call(Command::StartHls).await.ok);
+    let s = agent
+        .wait_state("RTMP and HLS STARTED", Duration::from_secs(30), |s| {
+            s["livestream"]["outputs"]["main"]["state"] == "STARTED"
+                && s["hls"]["state"] == "STARTED"
+        })
+        .await;
+    let hls_url = s["hls"]["playbackUrl"]
+        .as_str()
+        .expect("playback URL")
+        .to_string();
+
+    // One reader at a time: two 720p decodes beside the encoder would load the 2 cores.
+    const SINK: &str = "videoconvert ! video/x-raw,format=I420 ! fakesink name=out sync=true";
+    let rtmp = {
+        let reader = StampReader::start(&format!(
+            "rtmp2src location={}/{KEY} ! flvdemux name=d d.video ! queue ! h264parse \
+             ! avdec_h264 ! {SINK} d.audio ! queue ! fakesink sync=false async=false",
+            nginx.url()
+        ));
+        reader.measure("RTMP", Duration::from_secs(3), secs).await
+    };
+    // A player joining HLS starts about three segments behind the live edge and stays there.
+    let hls = {
+        let reader = StampReader::start(&format!(
+            "souphttpsrc location={hls_url} ! hlsdemux ! tsdemux ! h264parse ! avdec_h264 ! {SINK}"
+        ));
+        reader.measure("HLS", Duration::from_secs(3), secs).await
+    };
+    drop(agent);
+
+    println!("\n## Live outputs: latency to a player (issue 9)\n");
+    println!(
+        "The agent's synthetic 1280x720@30 source (`ROOMBOX_TEST_STAMP=1`) writes each frame's \
+         capture time into its luma; a GStreamer player in the bench process (same \
+         CLOCK_MONOTONIC) reads the stamp from every frame its sink presents (`sync=true`, after \
+         waiting for the frame's presentation time) and subtracts it from the clock. RTMP: \
+         `rtmp2src ! flvdemux ! avdec_h264` reading the stream back from nginx-rtmp on loopback. \
+         HLS: `souphttpsrc ! hlsdemux ! tsdemux ! avdec_h264` reading the box's own playback URL \
+         (classic HLS, 1 s MPEG-TS segments, 4 in the playlist). {secs} s per reader after a 3 s \
+         settle, one reader at a time. `cargo test --release --test livestream -- --ignored \
+         bench_output_latency`.\n"
+    );
+    println!("| path | frames | median | p95 | min | max | target | |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (what, v, target) in [
+        ("RTMP via nginx-rtmp", &rtmp, 1500),
+        ("HLS from the box", &hls, 3000),
+    ] {
+        let med = pct(v, 0.5);
+        println!(
+            "| {what} | {} | {med} ms | {} ms | {} ms | {} ms | ≤ {target} ms | {} |",
+            v.len(),
+            pct(v, 0.95),
+            v[0],
+            v[v.len() - 1],
+            if med <= target { "met" } else { "not met" }
+        );
+    }
+    println!();
+    println!(
+        "The HLS target (≤ 3 s) is for low-latency HLS (CMAF parts, blocking reload); the box \
+         serves classic HLS, so the HLS row is what classic HLS reaches here, judged against \
+         that target anyway."
+    );
+}
+
+/// The fallback switch, repeated: Janus is killed, and the time from losing it to the fallback
+/// output publishing is taken; Janus comes back, the box rejoins and the fallback stops; again.
+#[test]
+#[ignore = "benchmark: benches/outputs.sh"]
+fn bench_fallback_switch() {
+    support::netns::isolated_async("bench_fallback_switch", fallback_bench);
+}
+
+async fn fallback_bench() {
+    use roombox::config::{FallbackConfig, FallbackReturn, OutputConfig};
+    use roombox::media::rtmp::StreamKey;
+    use roombox::model::MeetingState;
+    use roombox::room::janus::server::{JanusProcess, ServerConfig};
+    use support::inproc::InProcBox;
+
+    const AFTER: Duration = Duration::from_secs(3);
+    let reps: usize = std::env::var("ROOMBOX_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let nginx = NginxRtmp::start();
+    let sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
+    let url = sc.url();
+    let mut janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let mut c = support::inproc::room_config(&url, tmp.path(), "4242", (320, 180));
+    c.livestream.outputs = vec![OutputConfig {
+        name: "backup".into(),
+        url: nginx.url(),
+        stream_key: StreamKey::new(KEY),
+        stream_key_file: Default::default(),
+    }];
+    c.livestream.reconnect.initial = Duration::from_millis(200);
+    c.livestream.reconnect.max = Duration::from_secs(2);
+    c.livestream.fallback = FallbackConfig {
+        output: "backup".into(),
+        after: AFTER,
+        on_return: FallbackReturn::Stop,
+    };
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    let b = InProcBox::start(&c);
+    b.join().await;
+    let backup = |b: &InProcBox| b.state().livestream.outputs.get("backup").map(|o| o.state);
+    let mut switches = Vec::new();
+    for rep in 0..reps {
+        let lost = Instant::now();
+        janus.kill();
+        assert!(
+            poll_until(AFTER + Duration::from_secs(15), || backup(&b)
+                == Some(ServiceState::Started))
+            .await,
+            "repetition {rep}: the fallback never streamed: {:?}",
+            b.state().livestream
+        );
+        switches.push(lost.elapsed().saturating_sub(AFTER).as_millis() as u64);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        janus.restart(Duration::from_secs(20)).expect("janus again");
+        assert!(
+            poll_until(Duration::from_secs(40), || b.state().meeting_state
+                == MeetingState::Connected)
+            .await,
+            "repetition {rep}: the box did not rejoin"
+        );
+        assert!(
+            poll_until(Duration::from_secs(15), || backup(&b).is_none()).await,
+            "repetition {rep}: the fallback did not stop"
+        );
+        // nginx-rtmp refuses a re-publish of the same key until it drops the old session.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    let flvs = nginx.recordings();
+    assert!(
+        flvs.len() >= reps,
+        "every switch reached the ingest: {flvs:?}"
+    );
+    let mut sorted = switches.clone();
+    sorted.sort_unstable();
+    let (med, max) = (sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
+    println!("\n## Live outputs: fallback switch (issue 9)\n");
+    println!(
+        "In the bench's own network namespace: the box (in process, 320x180) in a Janus room with \
+         `[livestream.fallback]` `after = 3s` to an nginx-rtmp output on loopback. Janus is \
+         SIGKILLed; the figure is the time from the kill, minus `after`, to the fallback output \
+         STARTED (rtmp2sink has rendered its second buffer: nginx accepted the publish). Janus is \
+         then restarted, the box rejoins and the fallback stops, and the next repetition \
+         begins. {reps} repetitions. `cargo test --release --test livestream -- --ignored \
+         bench_fallback_switch`.\n"
+    );
+    println!("| | median | min | max | target |\n|---|---|---|---|---|");
+    println!(
+        "| room lost (after `after`) → RTMP publishing | {med} ms | {} ms | {max} ms | ≤ 3000 ms ({}) |",
+        sorted[0],
+        if max <= 3000 { "met" } else { "not met" }
+    );
+    println!();
+    println!("Each repetition, ms: {switches:?}. The target is judged on the maximum.");
+}

@@ -81,7 +81,7 @@ impl FeedSeen {
 
 /// Reads the capture-time stamp (milliseconds on the system clock) from a decoded frame: two
 /// rows of 32 blocks of 32x32 pixels, the bits then their complement. None if absent or garbled.
-fn read_stamp(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u32> {
+pub fn read_stamp(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u32> {
     let caps = pad.current_caps()?;
     let vi = gstreamer_video::VideoInfo::from_caps(&caps).ok()?;
     if vi.width() < 1024 || vi.height() < 64 || !vi.format_info().is_yuv() {
