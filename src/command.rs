@@ -142,7 +142,7 @@ pub struct LivestreamOutput {
     pub url: String,
     /// The stream key appended to the URL. It never appears in a log, event or status.
     #[serde(default)]
-    pub stream_key: crate::media::rtmp::StreamKey,
+    pub stream_key: crate::config::StreamKey,
 }
 
 /// Stable error codes of command replies; the MQTT API documents them.
@@ -390,7 +390,7 @@ impl Command {
                     return range("outputs", "at most 8 outputs".into());
                 }
                 for (i, o) in outputs.iter().enumerate() {
-                    if let Err(m) = crate::media::rtmp::check_url(&o.url) {
+                    if let Err(m) = crate::config::check_url(&o.url) {
                         return range("outputs.url", m);
                     }
                     if let Some(name) = &o.name {

@@ -15,7 +15,8 @@ pub use fleet::{
 };
 pub use http::{HlsConfig, HttpConfig};
 pub use livestream::{
-    check_output_name, FallbackConfig, FallbackReturn, LivestreamConfig, OutputConfig,
+    check_output_name, check_url, FallbackConfig, FallbackReturn, LivestreamConfig, OutputConfig,
+    StreamKey,
 };
 pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig};
