@@ -496,27 +496,25 @@ fn fallback_streams_while_the_room_is_gone_and_the_recording_never_stops() {
     );
 }
 
-async fn fallback_scenario() {
-    use roombox::config::{FallbackConfig, FallbackReturn, OutputConfig};
-    use roombox::media::rtmp::StreamKey;
-    use roombox::model::MeetingState;
+/// A Janus, an nginx-rtmp and the config of a box in room 4242 with `[livestream.fallback]`
+/// `after` to an nginx output named `backup`, for the fallback test and its bench. The Janus
+/// and nginx are the caller's to keep alive.
+fn fallback_rig(
+    tmp: &Path,
+    after: Duration,
+) -> (
+    roombox::room::janus::server::JanusProcess,
+    NginxRtmp,
+    roombox::config::Config,
+) {
+    use roombox::config::{FallbackConfig, FallbackReturn, OutputConfig, StreamKey};
     use roombox::room::janus::server::{JanusProcess, ServerConfig};
-    use support::inproc::InProcBox;
-    use support::poll_until;
-
-    const AFTER: Duration = Duration::from_secs(3);
-    let tmp = tempfile::tempdir().expect("tempdir");
     let nginx = NginxRtmp::start();
-    let sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
+    let sc = ServerConfig::new("127.0.0.1", tmp.join("rec")).expect("port");
     let url = sc.url();
-    let mut janus =
-        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
-    let mut c = support::inproc::room_config(&url, tmp.path(), "4242", (320, 180));
-    c.recording.autostart = true;
-    c.recording.segment = Duration::from_secs(2);
-    c.recording.fragment = Duration::from_millis(500);
-    c.recording.min_free_mb = 0;
-    c.recording.stop_free_mb = 0;
+    let janus =
+        JanusProcess::start(sc, &tmp.join("janus"), Duration::from_secs(20)).expect("janus");
+    let mut c = support::inproc::room_config(&url, tmp, "4242", (320, 180));
     c.livestream.outputs = vec![OutputConfig {
         name: "backup".into(),
         url: nginx.url(),
@@ -527,9 +525,25 @@ async fn fallback_scenario() {
     c.livestream.reconnect.max = Duration::from_secs(2);
     c.livestream.fallback = FallbackConfig {
         output: "backup".into(),
-        after: AFTER,
+        after,
         on_return: FallbackReturn::Stop,
     };
+    (janus, nginx, c)
+}
+
+async fn fallback_scenario() {
+    use roombox::model::MeetingState;
+    use support::inproc::InProcBox;
+    use support::poll_until;
+
+    const AFTER: Duration = Duration::from_secs(3);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut janus, nginx, mut c) = fallback_rig(tmp.path(), AFTER);
+    c.recording.autostart = true;
+    c.recording.segment = Duration::from_secs(2);
+    c.recording.fragment = Duration::from_millis(500);
+    c.recording.min_free_mb = 0;
+    c.recording.stop_free_mb = 0;
     assert!(c.validate().is_empty(), "{:?}", c.validate());
     let b = InProcBox::start(&c);
     assert!(
@@ -1255,10 +1269,7 @@ fn bench_fallback_switch() {
 }
 
 async fn fallback_bench() {
-    use roombox::config::{FallbackConfig, FallbackReturn, OutputConfig};
-    use roombox::media::rtmp::StreamKey;
     use roombox::model::MeetingState;
-    use roombox::room::janus::server::{JanusProcess, ServerConfig};
     use support::inproc::InProcBox;
 
     const AFTER: Duration = Duration::from_secs(3);
@@ -1267,25 +1278,7 @@ async fn fallback_bench() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(6);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let nginx = NginxRtmp::start();
-    let sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
-    let url = sc.url();
-    let mut janus =
-        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
-    let mut c = support::inproc::room_config(&url, tmp.path(), "4242", (320, 180));
-    c.livestream.outputs = vec![OutputConfig {
-        name: "backup".into(),
-        url: nginx.url(),
-        stream_key: StreamKey::new(KEY),
-        stream_key_file: Default::default(),
-    }];
-    c.livestream.reconnect.initial = Duration::from_millis(200);
-    c.livestream.reconnect.max = Duration::from_secs(2);
-    c.livestream.fallback = FallbackConfig {
-        output: "backup".into(),
-        after: AFTER,
-        on_return: FallbackReturn::Stop,
-    };
+    let (mut janus, nginx, c) = fallback_rig(tmp.path(), AFTER);
     assert!(c.validate().is_empty(), "{:?}", c.validate());
     let b = InProcBox::start(&c);
     b.join().await;
