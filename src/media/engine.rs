@@ -76,6 +76,8 @@ impl Engine {
             last_bytes: 0,
             last_stats: Instant::now(),
             last_progress: Instant::now(),
+            last_audio_frames: 0,
+            audio_progress: Instant::now(),
         };
         tokio::spawn(task.run());
         Engine { tx }
@@ -167,6 +169,10 @@ struct Task {
     last_stats: Instant,
     /// When frames last advanced (or the capture started).
     last_progress: Instant,
+    /// Opus frames at the last stats tick.
+    last_audio_frames: u64,
+    /// When Opus frames last advanced (or the capture started).
+    audio_progress: Instant,
 }
 
 async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message> {
@@ -331,6 +337,8 @@ impl Task {
         self.last_bytes = 0;
         self.last_stats = Instant::now();
         self.last_progress = Instant::now();
+        self.last_audio_frames = 0;
+        self.audio_progress = Instant::now();
         let no_media = capture.vtee.is_none() && capture.rawtee.is_none();
         if let Err(e) = capture.pipeline.set_state(gst::State::Playing) {
             // The element's own error on the bus says why (which device, what failed).
@@ -661,12 +669,32 @@ impl Task {
             (bytes.saturating_sub(self.last_bytes) as f64 * 8.0 / 1000.0 / secs) as u32;
         self.last_bytes = bytes;
         let has_video = c.vtee.is_some();
+        let has_audio = c.opustee.is_some();
+        let audio = c.audio_frames.load(Ordering::Relaxed);
+        let audio_moved = audio > self.last_audio_frames;
+        self.last_audio_frames = audio;
         self.notify(MediaNotice::Stats {
             fps,
             bitrate_kbps: self.bitrate,
             encoded_kbps,
         });
-        if !has_video || self.stop.is_some() {
+        if self.stop.is_some() {
+            return;
+        }
+        if audio_moved {
+            self.audio_progress = Instant::now();
+        }
+        let silent = self.audio_progress.elapsed();
+        if has_audio && self.playing && silent >= STALL_LIMIT {
+            // Muted audio still flows (as silence): no frames at all is a dead microphone or
+            // a stopped streaming thread, and a rebuilt capture is the cure for both.
+            self.fault(MediaError::Stalled(format!(
+                "the microphone delivered no sound for {}s",
+                silent.as_secs()
+            )));
+            return;
+        }
+        if !has_video {
             return;
         }
         if fps > 0.0 {

@@ -46,6 +46,8 @@ pub struct Capture {
     pub frames: Arc<AtomicU64>,
     /// Encoded video bytes so far.
     pub video_bytes: Arc<AtomicU64>,
+    /// Encoded Opus frames so far (the microphone's heartbeat: Opus runs whenever there is a mic).
+    pub audio_frames: Arc<AtomicU64>,
     /// False sends black frames instead of the camera's.
     pub camera_on: Arc<AtomicBool>,
     /// The keyframe interval, in frames.
@@ -86,6 +88,7 @@ pub fn build(
         pcmtees: Default::default(),
         frames: frames.clone(),
         video_bytes: video_bytes.clone(),
+        audio_frames: Arc::default(),
         camera_on: camera_on.clone(),
         gop_frames,
         opus_kbps: a.opus_bitrate_kbps,
@@ -259,9 +262,16 @@ pub fn build(
 
         cap.volume = Some(volume);
         cap.rawtee = Some(rawtee);
-        // Opus is built with the pipeline: rooms need it at once, and in the QEMU rig an Opus
-        // branch added while alsasrc was already playing never reached the recorder.
-        cap.tee_for(Feed::Opus)?;
+        // Opus is built with the pipeline: rooms need it at once, and its frames are the
+        // microphone's heartbeat that the engine watches.
+        let opus = cap.tee_for(Feed::Opus)?;
+        let n = cap.audio_frames.clone();
+        opus.static_pad("sink")
+            .ok_or_else(|| MediaError::link("audio", "the Opus tee has no sink pad"))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                n.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
     }
     Ok(cap)
 }
@@ -336,13 +346,15 @@ impl Capture {
         all.extend(chain);
         all.push(out.clone());
         add_chain(&self.pipeline, &all, name)?;
-        rawtee
-            .link(&all[0])
-            .map_err(|e| MediaError::link(name, e))?;
-        for e in &all {
+        // Downstream first, and playing before the raw tee pushes into it: a push into a pad
+        // still flushing returns FLUSHING, which would stop the microphone's thread for good.
+        for e in all.iter().rev() {
             e.sync_state_with_parent()
                 .map_err(|_| MediaError::Start(name.to_string()))?;
         }
+        rawtee
+            .link(&all[0])
+            .map_err(|e| MediaError::link(name, e))?;
         Ok(out)
     }
 

@@ -122,6 +122,12 @@ pub fn attach(
     queue
         .link(&appsink)
         .map_err(|e| MediaError::link("a consumer branch", e))?;
+    // Playing before linked: a tee that pushes into a pad still flushing gets FLUSHING back,
+    // and that stops the capture's streaming thread without an error.
+    for el in [appsink.upcast_ref::<gst::Element>(), &queue] {
+        el.sync_state_with_parent()
+            .map_err(|_| MediaError::Start("a consumer branch".into()))?;
+    }
     let teepad = tee
         .request_pad_simple("src_%u")
         .ok_or_else(|| MediaError::link("a consumer branch", "the tee gave no pad"))?;
@@ -131,10 +137,6 @@ pub fn attach(
     teepad
         .link(&sinkpad)
         .map_err(|e| MediaError::link("a consumer branch", e))?;
-    for el in [appsink.upcast_ref::<gst::Element>(), &queue] {
-        el.sync_state_with_parent()
-            .map_err(|_| MediaError::Start("a consumer branch".into()))?;
-    }
     if video {
         keyframes.request(None);
     }
@@ -284,5 +286,88 @@ impl FeedSink for AppSrcSink {
             Ok(_) => Pushed::Ok,
             Err(_) => Pushed::Full,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+    use std::time::{Duration, Instant};
+
+    /// Counts what reaches it.
+    struct Count(Arc<AtomicU64>);
+
+    impl FeedSink for Count {
+        fn push(&self, _: &gst::Sample) -> Pushed {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Pushed::Ok
+        }
+    }
+
+    /// Buffers through `pad` so far.
+    fn counter(pad: &gst::Pad) -> Arc<AtomicU64> {
+        let n = Arc::new(AtomicU64::new(0));
+        let c = n.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            c.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+        n
+    }
+
+    fn advances(n: &AtomicU64, within: Duration) -> bool {
+        let start = n.load(Ordering::Relaxed);
+        let t = Instant::now();
+        while t.elapsed() < within {
+            if n.load(Ordering::Relaxed) > start {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// A branch attached while its tee is pushing flat out must never hand the source a
+    /// FLUSHING (which stops the source's thread for good, with no error): the microphone of a
+    /// box fell silent this way when a recording started.
+    #[test]
+    fn attaching_and_detaching_under_a_busy_tee_never_stops_the_source() {
+        gst::init().unwrap();
+        let pipeline = gst::Pipeline::new();
+        let src = super::super::element::make("audiotestsrc").unwrap();
+        set(&src, "samplesperbuffer", "8").unwrap();
+        let tee = super::super::element::make("tee").unwrap();
+        tee.set_property("allow-not-linked", true);
+        pipeline.add_many([&src, &tee]).unwrap();
+        src.link(&tee).unwrap();
+        let flowing = counter(&tee.static_pad("sink").unwrap());
+        pipeline.set_state(gst::State::Playing).unwrap();
+        assert!(advances(&flowing, Duration::from_secs(5)), "never started");
+
+        let mut got = Vec::new();
+        for _ in 0..300 {
+            let n = Arc::new(AtomicU64::new(0));
+            let branch = attach(
+                &pipeline,
+                &tee,
+                false,
+                Box::new(Count(n.clone())),
+                KeyframeRequester::default(),
+            )
+            .unwrap();
+            assert!(
+                advances(&flowing, Duration::from_secs(2)),
+                "the source stopped after {} attaches",
+                got.len()
+            );
+            branch.detach();
+            got.push(n);
+        }
+        assert!(
+            got.iter().filter(|n| n.load(Ordering::Relaxed) > 0).count() > 250,
+            "branches got nothing"
+        );
+        pipeline.set_state(gst::State::Null).unwrap();
     }
 }
