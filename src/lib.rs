@@ -22,3 +22,4 @@ pub mod probe;
 pub mod room;
 pub mod run;
 pub mod sysd;
+pub mod transcribe;
