@@ -136,6 +136,18 @@ pub enum Event {
         /// Milliseconds since the epoch.
         timestamp_ms: u64,
     },
+    /// The encoder could not keep up and the frame rate stepped down (`reason` `cpu`), or it
+    /// stepped back up (`none` at the full rate). The names follow WebRTC's
+    /// `qualityLimitationReason`.
+    #[serde(rename_all = "camelCase")]
+    QualityLimitationChanged {
+        /// `cpu` while limited, `none` at the full rate.
+        reason: String,
+        /// Frames per second now sent.
+        fps: u32,
+        /// The configured rate.
+        full_fps: u32,
+    },
     /// The media pipeline changed state.
     MediaStateChanged {
         /// The new state.

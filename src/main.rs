@@ -301,6 +301,18 @@ fn render_status(state: &serde_json::Value) -> String {
         get("/media/bitrateKbps"),
         get("/media/restarts")
     ));
+    if get("/media/qualityLimitation") == "cpu" {
+        s.push_str(&format!(
+            "             cpu-limited: {} fps of {} (encoder at {} of its time)\n",
+            get("/media/targetFps"),
+            state
+                .pointer("/media/resolution")
+                .and_then(|r| r.as_str())
+                .and_then(|r| r.rsplit('@').next())
+                .unwrap_or("-"),
+            get("/media/encodeUsage")
+        ));
+    }
     s.push_str(&format!(
         "meeting      {} room {}\n",
         get("/meetingState"),

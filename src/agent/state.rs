@@ -53,6 +53,12 @@ pub struct MediaStatus {
     pub bitrate_kbps: u32,
     /// Video bitrate the encoder produced over the last second, kbit/s.
     pub encoded_kbps: u32,
+    /// Time the encoder spent per frame over the last second, as a share of the frame interval.
+    pub encode_usage: f64,
+    /// `cpu` while overload holds the frame rate below the configured one, else `none`.
+    pub quality_limitation: String,
+    /// The frame rate sent now (the configured one unless limited).
+    pub target_fps: u32,
     /// Restarts since the agent started.
     pub restarts: u32,
     /// The last fault, if any.
@@ -289,6 +295,10 @@ impl AgentState {
         self.media.audio_source = serde_plain(&config.media.audio.source);
         self.media.resolution = format!("{}x{}@{}", v.width, v.height, v.fps);
         self.media.bitrate_kbps = v.bitrate_kbps;
+        if self.media.quality_limitation != "cpu" {
+            self.media.quality_limitation = "none".into();
+            self.media.target_fps = v.fps;
+        }
         self.bitrate_bounds = (v.min_bitrate_kbps, v.max_bitrate_kbps);
         self.has_video = v.source != VideoSource::None;
         self.has_audio = config.media.audio.source != AudioSource::None;
@@ -666,10 +676,24 @@ impl AgentState {
                 fps,
                 bitrate_kbps,
                 encoded_kbps,
+                encode_usage,
             } => {
                 self.media.fps = fps;
                 self.media.bitrate_kbps = bitrate_kbps;
                 self.media.encoded_kbps = encoded_kbps;
+                self.media.encode_usage = encode_usage;
+            }
+            MediaNotice::Overload { fps, full_fps, .. } => {
+                let reason = if fps < full_fps { "cpu" } else { "none" };
+                self.media.target_fps = fps;
+                if self.media.quality_limitation != reason || fps < full_fps {
+                    self.media.quality_limitation = reason.to_string();
+                    fx.push(Effect::Emit(Event::QualityLimitationChanged {
+                        reason: reason.to_string(),
+                        fps,
+                        full_fps,
+                    }));
+                }
             }
             MediaNotice::MicMuted(muted) => {
                 let on = !muted;
@@ -795,6 +819,9 @@ impl AgentState {
             self.media.fps,
             self.media.bitrate_kbps
         );
+        if self.media.quality_limitation == "cpu" {
+            s.push_str(&format!(" (cpu-limited to {} fps)", self.media.target_fps));
+        }
         s.push_str(&format!(
             " | mic {} cam {}",
             if self.local_participant.mic_on {

@@ -150,6 +150,11 @@ pub struct VideoConfig {
     pub encoder: String,
     /// For the `test` source: how far the pattern scrolls each frame, pixels, 0..=64 (0: still).
     pub test_scroll: u32,
+    /// Step the frame rate down when the encoder cannot keep up (CPU overload), and back up
+    /// when there is room.
+    pub adapt_to_cpu: bool,
+    /// The lowest frame rate overload may step down to, 1..=60.
+    pub min_fps: u32,
 }
 
 impl Default for VideoConfig {
@@ -166,6 +171,8 @@ impl Default for VideoConfig {
             keyframe_interval: Duration::from_secs(2),
             encoder: "auto".into(),
             test_scroll: 0,
+            adapt_to_cpu: true,
+            min_fps: 10,
         }
     }
 }
@@ -374,6 +381,7 @@ impl Config {
         }
         check(&mut e, "media.video.fps", v.fps, 1, 60);
         check(&mut e, "media.video.test_scroll", v.test_scroll, 0, 64);
+        check(&mut e, "media.video.min_fps", v.min_fps, 1, 60);
         check(
             &mut e,
             "media.video.bitrate_kbps",

@@ -118,6 +118,7 @@ impl MediaControl for ConfirmingMedia {
                 fps: 0.0,
                 bitrate_kbps: kbps,
                 encoded_kbps: 0,
+                encode_usage: 0.0,
             }),
             MediaAction::RequestKeyframe => None,
         };

@@ -78,6 +78,7 @@ impl Engine {
             last_progress: Instant::now(),
             last_audio_frames: 0,
             audio_progress: Instant::now(),
+            overload: None,
         };
         tokio::spawn(task.run());
         Engine { tx }
@@ -169,6 +170,8 @@ struct Task {
     last_stats: Instant,
     /// When frames last advanced (or the capture started).
     last_progress: Instant,
+    /// Steps the frame rate down when the encoder is overloaded (None when not adapting).
+    overload: Option<super::overload::Detector>,
     /// Opus frames at the last stats tick.
     last_audio_frames: u64,
     /// When Opus frames last advanced (or the capture started).
@@ -242,6 +245,7 @@ impl Task {
                 if media_changed {
                     tracing::info!("media settings changed: restarting capture");
                     self.encoder = None;
+                    self.overload = None;
                     self.bitrate = self.config.media.video.bitrate_kbps;
                     self.backoff = Backoff::new(
                         self.config.media.restart.initial,
@@ -324,6 +328,18 @@ impl Task {
                 return self.fault(e);
             }
         };
+        let v = &self.config.media.video;
+        if !v.adapt_to_cpu {
+            self.overload = None;
+        } else if self.overload.is_none() {
+            self.overload = Some(super::overload::Detector::new(super::overload::steps(
+                v.fps, v.min_fps,
+            )));
+        }
+        // A rebuilt capture keeps the rate overload chose: the load that made it is still there.
+        if let (Some(d), Some(o)) = (&capture.decimator, &self.overload) {
+            d.set(o.fps());
+        }
         self.generation += 1;
         let generation = self.generation;
         if let Some(parse_pad) = capture.vtee.as_ref().and_then(|t| t.static_pad("sink")) {
@@ -670,6 +686,32 @@ impl Task {
         self.last_bytes = bytes;
         let has_video = c.vtee.is_some();
         let has_audio = c.opustee.is_some();
+        let fps_now = self
+            .overload
+            .as_ref()
+            .map_or(self.config.media.video.fps, |o| o.fps());
+        let load = c.meter.as_ref().map(|m| m.take(fps_now));
+        let encode_usage = load.map_or(0.0, |l| (l.usage * 100.0).round() / 100.0);
+        let mut adapted = None;
+        if let (Some(o), Some(load), Some(d)) = (self.overload.as_mut(), load, &c.decimator) {
+            if self.playing && self.stop.is_none() {
+                if let Some(f) = o.sample(load, std::time::Instant::now()) {
+                    d.set(f);
+                    tracing::info!(
+                        fps = f,
+                        usage = load.usage,
+                        lag_ms = load.lag.as_millis() as u64,
+                        "encoder load: frame rate now {f} of {}",
+                        o.full()
+                    );
+                    adapted = Some(MediaNotice::Overload {
+                        fps: f,
+                        full_fps: o.full(),
+                        usage: encode_usage,
+                    });
+                }
+            }
+        }
         let audio = c.audio_frames.load(Ordering::Relaxed);
         let audio_moved = audio > self.last_audio_frames;
         self.last_audio_frames = audio;
@@ -677,7 +719,11 @@ impl Task {
             fps,
             bitrate_kbps: self.bitrate,
             encoded_kbps,
+            encode_usage,
         });
+        if let Some(n) = adapted {
+            self.notify(n);
+        }
         if self.stop.is_some() {
             return;
         }

@@ -10,6 +10,7 @@ pub mod encoder;
 pub mod engine;
 pub mod error;
 pub mod hls;
+pub mod overload;
 pub mod pipeline;
 pub mod recorder;
 pub mod retention;
@@ -79,6 +80,19 @@ pub enum MediaNotice {
         bitrate_kbps: u32,
         /// Video bitrate the encoder actually produced over the last second, kbit/s.
         encoded_kbps: u32,
+        /// Time the video encoder spent per frame, as a share of the frame interval (1.0: no
+        /// time to spare).
+        encode_usage: f64,
+    },
+    /// The encoder could not keep up and the frame rate stepped down, or there was room again
+    /// and it stepped back up.
+    Overload {
+        /// Frames per second now sent.
+        fps: u32,
+        /// The configured rate.
+        full_fps: u32,
+        /// The encoder's load over the last second, as a share of its time budget.
+        usage: f64,
     },
     /// The mic mute is in effect (true: no audio leaves).
     MicMuted(bool),

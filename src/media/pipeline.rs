@@ -46,6 +46,10 @@ pub struct Capture {
     pub frames: Arc<AtomicU64>,
     /// Encoded video bytes so far.
     pub video_bytes: Arc<AtomicU64>,
+    /// Drops frames after the camera when the encoder is overloaded.
+    pub decimator: Option<Arc<super::overload::Decimator>>,
+    /// The encoder's load, read once a second.
+    pub meter: Option<Arc<super::overload::Meter>>,
     /// Encoded Opus frames so far (the microphone's heartbeat: Opus runs whenever there is a mic).
     pub audio_frames: Arc<AtomicU64>,
     /// False sends black frames instead of the camera's.
@@ -89,6 +93,8 @@ pub fn build(
         frames: frames.clone(),
         video_bytes: video_bytes.clone(),
         audio_frames: Arc::default(),
+        decimator: None,
+        meter: None,
         camera_on: camera_on.clone(),
         gop_frames,
         opus_kbps: a.opus_bitrate_kbps,
@@ -136,6 +142,11 @@ pub fn build(
             VideoSource::None => unreachable!(),
         };
         src.set_property("name", "camera");
+        let decimator = super::overload::Decimator::new(v.fps);
+        if let Some(pad) = src.static_pad("src") {
+            decimator.install(&pad);
+        }
+        cap.decimator = Some(decimator);
         let conv = make("videoconvert")?;
         let scale = make("videoscale")?;
         let rate = make("videorate")?;
@@ -158,6 +169,9 @@ pub fn build(
         let enc = make(name)?;
         enc.set_property("name", "venc");
         encoder::configure(&enc, spec, v.bitrate_kbps, gop_frames)?;
+        let meter = Arc::new(super::overload::Meter::default());
+        meter.install(&enc);
+        cap.meter = Some(meter);
         let enc_caps = make("capsfilter")?;
         enc_caps.set_property("caps", parse_caps(spec.caps)?);
         let parse = make("h264parse")?;
