@@ -38,6 +38,11 @@ out="$(mktemp)"
   PATH="$venv/bin:$PATH" bash benches/room.sh
   echo
   bash benches/outputs.sh
+  # The soak runs by its own command (benches/soak.sh, 30 minutes); its last result is kept.
+  if [[ -f docs/soak.md ]]; then
+    echo
+    cat docs/soak.md
+  fi
 } > "$out"
 mv "$out" BENCHMARKS.md
 echo "wrote BENCHMARKS.md"
