@@ -54,6 +54,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/", get(pages::console))
         .route("/watch", get(pages::watch))
         .route("/assets/hls.min.js", get(pages::hls_js))
+        // Browsers ask for it on every page; an empty answer keeps a 404 out of their consoles.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/events", get(events))
         .route("/api/command", post(command))
         .route("/api/telemetry", get(telemetry))
