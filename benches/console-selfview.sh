@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Self-view for the console: which costs the box less CPU, a low-rate JPEG snapshot from the raw
 # video, or HLS (which the console would play through hls.js)? Runs the box's capture + encode
-# (1280x720@30, x264 as the box configures it) in gst-launch three ways, each for $SECONDS_EACH
+# (1280x720@30 I420, as the box pins it, x264 as the box configures it) in gst-launch three ways, each for $SECONDS_EACH
 # seconds after a warm-up, and prints a markdown table of CPU (percent of one core) with the
 # plain capture + encode as the baseline of the same run:
 #   base: capture + encode only (keyframe every 2 s, as the box's default)
@@ -13,7 +13,7 @@ ROUNDS=${ROUNDS:-3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 tck=$(getconf CLK_TCK)
-src="videotestsrc is-live=true pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1"
+src="videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1"
 enc="x264enc tune=zerolatency speed-preset=ultrafast bitrate=2500 threads=2"
 declare -A pipe
 # Every variant tees the raw video into a queued encoder, as the box's capture does, so they

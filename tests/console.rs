@@ -1,0 +1,507 @@
+//! The room console and the viewers' page in a real browser (headless Chromium driven by
+//! playwright-core, `tests/browser/drive.mjs`), against the real agent and media engine: the
+//! page's mute reaches the box's mic and shows only after the simulated red LED lit; the
+//! access rules beyond loopback; viewers' chat and questions between the two pages. Needs
+//! `tests/browser/setup.sh` to have run (scripts/test.sh runs it).
+
+mod support;
+
+use roombox::agent::Agent;
+use roombox::config::{AudioSource, Config, VideoSource};
+use roombox::controls::config::{BackendKind, Color, Look, Pattern};
+use roombox::event::Event;
+use roombox::media::engine::Engine;
+use serde_json::json;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::agent::{wait_event, AgentProcess, SMALL_MEDIA};
+use support::browser::Browser;
+use support::http::{request_from, Reply};
+
+/// Generous: the machine is shared and loaded.
+const WAIT: Duration = Duration::from_secs(30);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The box in-process with its HTTP server and a simulated button panel, so the test watches
+/// the red LED the controls drive: an observer that follows the agent's own confirmation, not
+/// the console's request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_on_the_page_turns_the_mic_off_and_the_page_shows_it_only_after_the_red_led() {
+    gstreamer::init().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::default();
+    c.device.state_dir = dir.path().to_path_buf();
+    c.device.id = "console-test".into();
+    c.device.name = "Room 4".into();
+    (c.media.video.width, c.media.video.height) = (320, 180);
+    c.media.video.source = VideoSource::Test;
+    c.media.audio.source = AudioSource::Test;
+    c.http.port = 0;
+    c.controls.backend = BackendKind::Simulated;
+    c.controls.leds.looks.idle = Look {
+        color: Color::Off,
+        pattern: Pattern::Off,
+    };
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    let (tx, notices) = tokio::sync::mpsc::unbounded_channel();
+    let engine = Engine::spawn(c.clone(), tx);
+    let (agent, task) = Agent::new(&c, None, Box::new(engine), notices);
+    let server = roombox::http::bind(&c, agent.clone())
+        .await
+        .unwrap()
+        .expect("http on");
+    let url = format!("http://{}/", server.addr);
+    tokio::spawn(server.serve());
+    tokio::spawn(task.run(None));
+    let controls = roombox::controls::spawn(&c.controls, agent.clone())
+        .await
+        .unwrap();
+    let panel = controls.panel().expect("a simulated panel");
+    let mut st = agent.state();
+    tokio::time::timeout(
+        WAIT,
+        st.wait_for(|s| {
+            s.media.state == roombox::event::MediaState::Playing && s.local_participant.mic_on
+        }),
+    )
+    .await
+    .expect("media playing with the mic on")
+    .unwrap();
+    let mut leds = panel.watch_leds();
+    tokio::time::timeout(WAIT, leds.wait_for(|l| l[0] == 0.0))
+        .await
+        .expect("red off while the mic is live")
+        .unwrap();
+
+    let mut b = Browser::start().await;
+    b.open("c", &url, (800, 480)).await;
+    b.wait_attr("c", "#mic", "aria-pressed", "false").await;
+    b.call(json!({"op": "watch", "page": "c", "selector": "#mic", "attr": "aria-pressed"}))
+        .await;
+
+    for (muted, red) in [(true, 1.0), (false, 0.0)] {
+        // The observer: when the red LED changes, stamped on the wall clock the page uses too.
+        let mut leds = panel.watch_leds();
+        leds.mark_unchanged();
+        let led = tokio::spawn(async move {
+            tokio::time::timeout(WAIT, leds.wait_for(|l| l[0] == red))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .map(|_| now_ms())
+        });
+        let clicked = now_ms();
+        b.click("c", "#mic").await;
+        b.wait_attr("c", "#mic", "aria-pressed", &muted.to_string())
+            .await;
+        let led_at = led
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("the red LED never went to {red}"));
+        let changes = b.call(json!({"op": "changes", "page": "c"})).await;
+        let shown_at = changes["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|ch| ch["value"] == muted.to_string())
+            .filter_map(|ch| ch["t"].as_u64())
+            .find(|&t| t >= clicked)
+            .unwrap_or_else(|| panic!("no change to {muted} recorded: {changes}"));
+        eprintln!(
+            "muted={muted}: LED {} ms, page {} ms after the click",
+            led_at - clicked,
+            shown_at - clicked
+        );
+        // Date.now() and the test's clock are the same wall clock, both in whole ms.
+        assert!(
+            shown_at + 1 >= led_at,
+            "the page showed muted={muted} at {shown_at}, before the LED at {led_at}"
+        );
+        assert_eq!(agent.state().borrow().local_participant.mic_on, !muted);
+    }
+    let log = b.call(json!({"op": "log", "page": "c"})).await;
+    assert!(
+        !log.to_string().contains("pageerror"),
+        "the page threw: {log}"
+    );
+    b.close().await;
+}
+
+/// The port of the agent's HTTP server, from its log.
+fn http_port(agent: &AgentProcess) -> u16 {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let log = agent.log();
+        if let Some(p) = log
+            .lines()
+            .find(|l| l.contains("http server listening"))
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|p| p.trim_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+        {
+            return p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no http server in the log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const CSRF: (&str, &str) = ("X-Roombox", "1");
+
+/// A request from loopback address 127.0.0.`n`: each batch of wrong tokens comes from its own
+/// address, so the lockout (5 in 10 s) is tested on purpose and not hit by accident.
+async fn from(
+    n: u8,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let ip = IpAddr::from([127, 0, 0, n]);
+    request_from(Some(ip), method, host, path, headers, body.as_bytes()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_loopback_only_the_console_token_changes_anything_and_a_viewer_cannot_command() {
+    // Bound to every interface with no token configured: the box makes its own pairing token
+    // in the state directory. The test only ever talks over loopback.
+    let agent = AgentProcess::start(&format!(
+        "[http]\nbind = \"0.0.0.0\"\nport = 0\n{SMALL_MEDIA}\n[media.audio]\nsource = \"test\"\n"
+    ));
+    let host = format!("127.0.0.1:{}", http_port(&agent));
+    agent
+        .wait_state("mic live", WAIT, |s| {
+            s["media"]["state"] == "PLAYING" && s["localParticipant"]["micOn"] == true
+        })
+        .await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_roombox"))
+            .arg("console-token")
+            .arg("--config")
+            .arg(&agent.config)
+            .args(args)
+            .output()
+            .expect("run roombox console-token");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let token = cli(&[]);
+    assert_eq!(token.len(), 32);
+    assert_eq!(
+        std::fs::read_to_string(agent.state_dir().join("console-token"))
+            .unwrap()
+            .trim(),
+        token
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(agent.state_dir().join("console-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is private");
+    let viewer = cli(&["--viewer"]);
+    assert_ne!(viewer, token);
+    let console_auth = format!("Bearer {token}");
+    let viewer_auth = format!("Bearer {viewer}");
+    let mut events = agent.events().await;
+
+    let mute = r#"{"command":"disable-mic"}"#;
+    let changing = [
+        mute,
+        r#"{"command":"start-recording"}"#,
+        r#"{"command":"start-hls"}"#,
+        r#"{"command":"hide-message","id":1}"#,
+    ];
+    // Without a token (4 wrong, under the lockout): refused, 401.
+    for body in changing {
+        let r = from(2, "POST", &host, "/api/command", &[JSON, CSRF], body).await;
+        assert_eq!(r.code, 401, "{body}: {}", r.text());
+    }
+    // With the viewers' token: a real token, so 403 (and not counted as a guess).
+    for body in changing {
+        let auth = ("Authorization", viewer_auth.as_str());
+        let r = from(3, "POST", &host, "/api/command", &[JSON, CSRF, auth], body).await;
+        assert_eq!(r.code, 403, "{body}: {}", r.text());
+    }
+    for path in [
+        "/",
+        "/api/events",
+        "/api/state",
+        "/api/recordings",
+        "/api/check",
+    ] {
+        let auth = ("Authorization", viewer_auth.as_str());
+        let r = from(3, "GET", &host, path, &[auth], "").await;
+        assert_eq!(r.code, 403, "viewer on {path}: {}", r.text());
+        let q = format!("{path}?token={viewer}");
+        let r = from(3, "GET", &host, &q, &[], "").await;
+        assert_eq!(r.code, 403, "viewer on {q}");
+    }
+    // The console's token, but forged from another site: refused before the agent.
+    let auth = ("Authorization", console_auth.as_str());
+    for (what, headers) in [
+        (
+            "a form's content type",
+            vec![("Content-Type", "text/plain"), CSRF, auth],
+        ),
+        ("no custom header", vec![JSON, auth]),
+        (
+            "another origin",
+            vec![JSON, CSRF, auth, ("Origin", "http://evil.example")],
+        ),
+    ] {
+        let r = from(4, "POST", &host, "/api/command", &headers, mute).await;
+        assert_eq!(r.code, 403, "{what}: {}", r.text());
+    }
+    // A token in the URL does not authorize a POST (URLs end up in logs).
+    let r = from(
+        5,
+        "POST",
+        &host,
+        &format!("/api/command?token={token}"),
+        &[JSON, CSRF],
+        mute,
+    )
+    .await;
+    assert_eq!(r.code, 401);
+    // A viewer's page opens, and a viewer's chat needs the viewers' token.
+    let r = from(6, "GET", &host, "/watch", &[], "").await;
+    assert_eq!(r.code, 401);
+    assert!(r.text().contains("Pairing token"), "the login form");
+    let r = from(6, "GET", &host, &format!("/watch?token={viewer}"), &[], "").await;
+    assert_eq!(r.code, 200);
+    let chat = r#"{"name":"Ana","message":"hello"}"#;
+    let r = from(6, "POST", &host, "/watch/api/chat", &[JSON, CSRF], chat).await;
+    assert_eq!(r.code, 401);
+
+    // Nothing changed: no event at all came, and the state is as before.
+    assert!(
+        wait_event(&mut events, Duration::from_millis(1500), |_| true)
+            .await
+            .is_none(),
+        "a refused request changed something"
+    );
+    let s = agent.state().await;
+    assert_eq!(s["localParticipant"]["micOn"], true);
+    assert_eq!(s["recording"]["state"], "STOPPED");
+    assert_eq!(s["hls"]["state"], "STOPPED");
+
+    // The viewers' token sends chat (and nothing else).
+    let auth = ("Authorization", viewer_auth.as_str());
+    let r = from(
+        7,
+        "POST",
+        &host,
+        "/watch/api/chat",
+        &[JSON, CSRF, auth],
+        chat,
+    )
+    .await;
+    assert_eq!(r.code, 200, "{}", r.text());
+    let smuggled = r#"{"name":"Ana","message":"x","command":"disable-mic"}"#;
+    let r = from(
+        7,
+        "POST",
+        &host,
+        "/watch/api/chat",
+        &[JSON, CSRF, auth],
+        smuggled,
+    )
+    .await;
+    assert_eq!(r.code, 400, "{}", r.text());
+    assert!(r.text().contains("invalid-argument"), "{}", r.text());
+    let ev = wait_event(&mut events, WAIT, |_| true).await;
+    assert!(
+        matches!(&ev, Some(Event::FeedMessage { message }) if message.name == "Ana"),
+        "{ev:?}"
+    );
+
+    // The console's token does: bad input gets the decoder's code, a command is carried out.
+    let auth = ("Authorization", console_auth.as_str());
+    let r = from(
+        8,
+        "POST",
+        &host,
+        "/api/command",
+        &[JSON, CSRF, auth],
+        r#"{"command":"set-bitrate","kbps":5}"#,
+    )
+    .await;
+    assert_eq!(r.code, 400);
+    assert!(r.text().contains("out-of-range"), "{}", r.text());
+    let origin = format!("http://{host}");
+    let same_origin = ("Origin", origin.as_str());
+    let r = from(
+        8,
+        "POST",
+        &host,
+        "/api/command",
+        &[JSON, CSRF, auth, same_origin],
+        mute,
+    )
+    .await;
+    assert_eq!(r.code, 200, "{}", r.text());
+    agent
+        .wait_state("muted by the console", WAIT, |s| {
+            s["localParticipant"]["micOn"] == false
+        })
+        .await;
+
+    // Rotation takes effect on the running box at once.
+    let rotated = cli(&["--rotate"]);
+    assert_ne!(rotated, token);
+    let unmute = r#"{"command":"enable-mic"}"#;
+    let r = from(
+        9,
+        "POST",
+        &host,
+        "/api/command",
+        &[JSON, CSRF, auth],
+        unmute,
+    )
+    .await;
+    assert_eq!(r.code, 401, "the old token is dead");
+    let new_auth = format!("Bearer {rotated}");
+    let auth = ("Authorization", new_auth.as_str());
+    let r = from(
+        9,
+        "POST",
+        &host,
+        "/api/command",
+        &[JSON, CSRF, auth],
+        unmute,
+    )
+    .await;
+    assert_eq!(r.code, 200, "{}", r.text());
+
+    // Guessing is slowed: 5 wrong tokens lock the address out, even for the right one.
+    let wrong = ("Authorization", "Bearer not-the-token-0000000000000000");
+    for _ in 0..5 {
+        let r = from(
+            10,
+            "POST",
+            &host,
+            "/api/command",
+            &[JSON, CSRF, wrong],
+            mute,
+        )
+        .await;
+        assert_eq!(r.code, 401);
+    }
+    let r = from(10, "POST", &host, "/api/command", &[JSON, CSRF, auth], mute).await;
+    assert_eq!(r.code, 429);
+}
+
+/// Where screenshots go: `docs/` with `ROOMBOX_DOCS_SCREENSHOTS=1` (to refresh the README's),
+/// else a temp dir (they are still taken, so the layout code runs at both sizes).
+fn shots_dir(tmp: &std::path::Path) -> std::path::PathBuf {
+    if std::env::var_os("ROOMBOX_DOCS_SCREENSHOTS").is_some() {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs")
+    } else {
+        tmp.to_path_buf()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewers_chat_and_question_reach_the_console_which_answers_and_hides() {
+    let agent = AgentProcess::start(&format!(
+        "{SMALL_MEDIA}\n[media.audio]\nsource = \"test\"\n"
+    ));
+    let port = http_port(&agent);
+    let base = format!("http://127.0.0.1:{port}");
+    let hls = support::http::start_hls(&agent).await;
+    assert!(hls.starts_with(&base), "{hls}");
+    let mut b = Browser::start().await;
+    b.open("c", &format!("{base}/"), (1280, 800)).await;
+    b.open("w", &format!("{base}/watch"), (1280, 800)).await;
+
+    // The viewer needs a name.
+    b.fill("w", "#text", "hello room").await;
+    b.click("w", "#send").await;
+    b.wait_text("w", "#note", "name").await;
+    b.fill("w", "#name", "Ana").await;
+    b.fill("w", "#text", "hello room").await;
+    b.click("w", "#send").await;
+    b.wait_text("c", "#feed li", "viewer: Ana: hello room")
+        .await;
+    b.wait_text("w", "#feed li", "viewer: Ana: hello room")
+        .await;
+    b.fill("w", "#text", "When is the break?").await;
+    b.click("w", "#ask").await;
+    b.wait_text("c", "#questions li", "When is the break?")
+        .await;
+    b.fill("w", "#text", "Is this on?").await;
+    b.click("w", "#ask").await;
+    b.wait_text("c", "#questions li", "Is this on?").await;
+    // Too long never leaves the page (maxlength), and the server refuses it anyway.
+    let too_long = "x".repeat(501);
+    let r = b
+        .eval(
+            "w",
+            &format!(
+                "fetch('/watch/api/chat', {{method: 'POST', headers: {{'Content-Type': 'application/json', 'X-Roombox': '1'}}, body: JSON.stringify({{name: 'Ana', message: '{too_long}'}})}}).then(r => r.status)"
+            ),
+        )
+        .await;
+    assert_eq!(r, 400);
+
+    // Screenshots with a question waiting and the stream playing.
+    let shots = tempfile::tempdir().unwrap();
+    let dir = shots_dir(shots.path());
+    b.call(json!({"op": "waitFor", "page": "w", "selector": "#live", "text": "live", "timeout": 20000}))
+        .await;
+    b.eval("w", "new Promise(r => { const v = document.getElementById('v'); const f = () => v.currentTime > 0.5 ? r(true) : setTimeout(f, 100); f(); })").await;
+    b.screenshot("w", &dir.join("watch-1280x800.png")).await;
+    b.screenshot("c", &dir.join("console-1280x800.png")).await;
+    b.open("c8", &format!("{base}/"), (800, 480)).await;
+    b.screenshot("c8", &dir.join("console-800x480.png")).await;
+    b.click("c8", "#tab-installer").await;
+    b.wait_text("c8", "#telemetry th", "Frame rate").await;
+    b.screenshot("c8", &dir.join("console-installer-800x480.png"))
+        .await;
+    b.open("w8", &format!("{base}/watch"), (800, 480)).await;
+    b.screenshot("w8", &dir.join("watch-800x480.png")).await;
+
+    // The console answers one question, dismisses the other, and hides the message.
+    b.click(
+        "c",
+        "#questions li:has-text('When is the break?') button:has-text('Answer')",
+    )
+    .await;
+    b.click(
+        "c",
+        "#questions li:has-text('Is this on?') button:has-text('Dismiss')",
+    )
+    .await;
+    b.wait_text("c", "#questions li", "No questions.").await;
+    b.click(
+        "c",
+        "#feed li:has-text('hello room') button:has-text('Hide')",
+    )
+    .await;
+    b.call(json!({"op": "waitFor", "page": "w", "selector": "#feed li", "text": "hello room", "state": "detached", "timeout": 20000}))
+        .await;
+    b.call(json!({"op": "waitFor", "page": "c", "selector": "#feed li.hidden-msg", "text": "hello room"}))
+        .await;
+    // A page opened now does not get the hidden message either.
+    b.open("w2", &format!("{base}/watch"), (800, 480)).await;
+    let shown = b
+        .eval("w2", "document.querySelectorAll('#feed li').length")
+        .await;
+    assert_eq!(shown, 0);
+    for p in ["c", "w", "c8", "w8", "w2"] {
+        let log = b.call(json!({"op": "log", "page": p})).await;
+        assert!(!log.to_string().contains("pageerror"), "{p}: {log}");
+    }
+    b.close().await;
+}
