@@ -109,7 +109,7 @@ async fn mute_on_the_page_turns_the_mic_off_and_the_page_shows_it_only_after_the
             .as_array()
             .unwrap()
             .iter()
-            .filter(|ch| ch["value"] == muted.to_string())
+            .filter(|ch| ch["value"].as_str() == Some(if muted { "true" } else { "false" }))
             .filter_map(|ch| ch["t"].as_u64())
             .find(|&t| t >= clicked)
             .unwrap_or_else(|| panic!("no change to {muted} recorded: {changes}"));

@@ -22,7 +22,7 @@ pub mod token;
 
 use crate::command::{Command, CommandError, ErrorCode};
 use crate::event::Event;
-use crate::http::{authorize_role, peer_key, Shared};
+use crate::http::{authorize_role, peer_key, Denied, Shared};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -99,11 +99,29 @@ pub(crate) fn refuse(status: StatusCode, code: ErrorCode, message: impl Into<Str
         .into_response()
 }
 
+/// Why the access rules turned a request away.
+#[derive(Debug)]
+pub(crate) enum Rejected {
+    /// The token: missing, wrong, locked out, or not one for this route.
+    Token(Denied),
+    /// The request's form: a forgery rule, or a Host a loopback box does not answer.
+    Form(String),
+}
+
+impl IntoResponse for Rejected {
+    fn into_response(self) -> Response {
+        match self {
+            Rejected::Token(d) => d.into_response(),
+            Rejected::Form(m) => refuse(StatusCode::FORBIDDEN, ErrorCode::Unauthorized, m),
+        }
+    }
+}
+
 /// Applies the access rules to a GET (token in a header or the query).
-pub(crate) fn gate(s: &Shared, r: &Req, need: Need) -> Result<Role, Response> {
+pub(crate) fn gate(s: &Shared, r: &Req, need: Need) -> Result<Role, Rejected> {
     if s.tokens.is_none() {
         if let Err(e) = guard::check_loopback_host(&r.headers) {
-            return Err(refuse(StatusCode::FORBIDDEN, ErrorCode::Unauthorized, e.0));
+            return Err(Rejected::Form(e.0));
         }
     }
     authorize_role(
@@ -113,14 +131,14 @@ pub(crate) fn gate(s: &Shared, r: &Req, need: Need) -> Result<Role, Response> {
         &r.query,
         need == Need::Viewer,
     )
-    .map_err(IntoResponse::into_response)
+    .map_err(Rejected::Token)
 }
 
 /// Applies the access rules to a state-changing POST: the CSRF rules, then the token from the
 /// `Authorization` header only (a token in a URL ends up in logs and histories).
-fn gate_post(s: &Shared, r: &Req, need: Need) -> Result<Role, Response> {
+fn gate_post(s: &Shared, r: &Req, need: Need) -> Result<Role, Rejected> {
     if let Err(e) = guard::check_post(&r.headers) {
-        return Err(refuse(StatusCode::FORBIDDEN, ErrorCode::Unauthorized, e.0));
+        return Err(Rejected::Form(e.0));
     }
     let headers_only = Req {
         peer: r.peer,
@@ -168,7 +186,7 @@ async fn command(
         query: HashMap::new(),
     };
     if let Err(resp) = gate_post(&s, &r, Need::Console) {
-        return resp;
+        return resp.into_response();
     }
     match Command::decode(&body) {
         Ok(cmd) => reply(s.agent.send(cmd).await),
@@ -218,7 +236,7 @@ async fn events(
         query,
     };
     if let Err(resp) = gate(&s, &r, Need::Console) {
-        return resp;
+        return resp.into_response();
     }
     let rx = s.agent.subscribe();
     let mut st = s.agent.state();
@@ -289,7 +307,7 @@ async fn watch_events(
         query,
     };
     if let Err(resp) = gate(&s, &r, Need::Viewer) {
-        return resp;
+        return resp.into_response();
     }
     let rx = s.agent.subscribe();
     let first = viewer_snapshot(&s);
@@ -330,7 +348,7 @@ async fn watch_events(
 /// `name` (`viewer-chat` or `ask-question`) through the one decoder, within the rate.
 async fn viewer_post(s: &Shared, r: Req, name: &str, body: &[u8]) -> Response {
     if let Err(resp) = gate_post(s, &r, Need::Viewer) {
-        return resp;
+        return resp.into_response();
     }
     let cmd = match Command::from_parts(name, body) {
         Ok(c) => c,
@@ -407,7 +425,7 @@ async fn telemetry(
         query,
     };
     if let Err(resp) = gate(&s, &r, Need::Console) {
-        return resp;
+        return resp.into_response();
     }
     let state_dir = s.agent.config().borrow().state_dir();
     let state = s.agent.state().borrow().clone();
@@ -433,7 +451,7 @@ async fn check(
         query,
     };
     if let Err(resp) = gate(&s, &r, Need::Console) {
-        return resp;
+        return resp.into_response();
     }
     let config = (**s.agent.config().borrow()).clone();
     let lines = tokio::task::spawn_blocking(move || {
@@ -471,7 +489,7 @@ async fn probe(
         query,
     };
     if let Err(resp) = gate(&s, &r, Need::Console) {
-        return resp;
+        return resp.into_response();
     }
     match tokio::task::spawn_blocking(crate::probe::run).await {
         Ok(report) => axum::Json(report).into_response(),

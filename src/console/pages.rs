@@ -47,10 +47,10 @@ fn html(status: StatusCode, body: &'static str) -> Response {
 fn page(s: &Shared, r: &Req, need: Need, body: &'static str) -> Response {
     match gate(s, r, need) {
         Ok(_) => html(StatusCode::OK, body),
-        Err(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
+        Err(super::Rejected::Token(crate::http::Denied::Unauthorized)) => {
             html(StatusCode::UNAUTHORIZED, LOGIN_HTML)
         }
-        Err(resp) => resp,
+        Err(r) => r.into_response(),
     }
 }
 

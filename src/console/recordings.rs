@@ -94,7 +94,7 @@ pub(crate) async fn list(
         query,
     };
     if let Err(resp) = gate(&s, &r, Need::Console) {
-        return resp;
+        return resp.into_response();
     }
     let dir = s.agent.config().borrow().recording_dir();
     match tokio::task::spawn_blocking(move || scan(&dir)).await {
@@ -121,7 +121,7 @@ pub(crate) async fn download(
         query,
     };
     if let Err(resp) = gate(&s, &r, Need::Console) {
-        return resp;
+        return resp.into_response();
     }
     if !servable(&file) {
         return refuse(
