@@ -505,3 +505,109 @@ async fn a_viewers_chat_and_question_reach_the_console_which_answers_and_hides()
     }
     b.close().await;
 }
+
+/// The room for the Janus scenario.
+const ROOM: &str = "4747";
+
+#[test]
+fn join_mute_and_leave_from_the_page_and_viewers_chat_with_a_room_peer() {
+    support::netns::isolated_async(
+        "join_mute_and_leave_from_the_page_and_viewers_chat_with_a_room_peer",
+        janus_scenario,
+    );
+}
+
+/// Janus, the box (in-process, with its HTTP server), a webrtcbin participant with chat, and
+/// Chromium with the console and a viewer's page, all in the test's network namespace.
+async fn janus_scenario() {
+    use roombox::room::janus::server::{JanusProcess, ServerConfig};
+    use support::inproc::InProcBox;
+    use support::peer::{Peer, PeerOptions};
+    use support::poll_until;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rec = tmp.path().join("rec");
+    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let janus_url = sc.url();
+    let _janus = JanusProcess::start(sc, &tmp.path().join("janus"), WAIT).expect("janus");
+    let mut config = support::inproc::room_config(&janus_url, &rec, ROOM, (320, 180));
+    config.http.port = 0;
+    let b = InProcBox::start(&config);
+    let server = roombox::http::bind(&config, b.handle.clone())
+        .await
+        .unwrap()
+        .expect("http on");
+    let base = format!("http://{}", server.addr);
+    tokio::spawn(server.serve());
+
+    let mut br = Browser::start().await;
+    br.open("c", &format!("{base}/"), (1280, 800)).await;
+    br.open("w", &format!("{base}/watch"), (800, 480)).await;
+
+    // Join from the page: the meeting state follows the agent to CONNECTED.
+    br.click("c", "#join").await;
+    br.call(json!({"op": "waitFor", "page": "c", "selector": "#meeting-state.ok", "text": ROOM, "timeout": 40000}))
+        .await;
+    assert_eq!(
+        b.state().meeting_state,
+        roombox::model::MeetingState::Connected
+    );
+    let feed = b.feed_id().expect("meeting-joined carries the box's id");
+
+    // A participant with chat watches and hears the box.
+    let opts = PeerOptions {
+        data: true,
+        audio_level: false,
+    };
+    let mut peer = Peer::join_with(&janus_url, ROOM, "Pat", opts).await;
+    b.lists(&peer.id).await;
+    br.wait_text("c", "#participants li", "Pat").await;
+    peer.subscribe(ROOM, &feed).await;
+    assert!(
+        poll_until(WAIT, || peer.stats().audio_dbfs.is_some_and(|d| d > -30.0)).await,
+        "the peer never heard the box's tone: {:?}",
+        peer.stats()
+    );
+
+    // Mute from the page: the peer hears silence, and the page says muted.
+    br.click("c", "#mic").await;
+    br.wait_attr("c", "#mic", "aria-pressed", "true").await;
+    assert!(
+        poll_until(WAIT, || peer.stats().audio_dbfs.is_some_and(|d| d < -60.0)).await,
+        "muted on the page, yet the peer hears {:?}",
+        peer.stats().audio_dbfs
+    );
+
+    // A viewer's chat reaches the room, attributed; the room's chat reaches the viewer.
+    br.fill("w", "#name", "Ana").await;
+    br.fill("w", "#text", "greetings from the stream").await;
+    br.click("w", "#send").await;
+    let relayed = "viewer: Ana: greetings from the stream".to_string();
+    assert!(
+        poll_until(WAIT, || peer.stats().chat.contains(&relayed)).await,
+        "the peer never got the viewer's chat: {:?}",
+        peer.stats().chat
+    );
+    peer.send_chat("hello viewers", WAIT).await;
+    br.wait_text("w", "#feed li", "Pat: hello viewers").await;
+    br.wait_text("c", "#feed li", "Pat: hello viewers").await;
+    // The console's own chat reaches the room and the viewers.
+    br.fill("c", "#chat-input", "from the box").await;
+    br.click("c", "#chat-send").await;
+    br.wait_text("w", "#feed li", "box: from the box").await;
+    assert!(
+        poll_until(WAIT, || peer
+            .stats()
+            .chat
+            .contains(&"from the box".to_string()))
+        .await,
+        "the peer never got the console's chat: {:?}",
+        peer.stats().chat
+    );
+
+    // Leave from the page.
+    br.click("c", "#join").await;
+    br.wait_text("c", "#meeting-state", "CLOSED").await;
+    assert!(b.state().room.is_none());
+    br.close().await;
+}
