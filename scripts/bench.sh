@@ -38,6 +38,8 @@ out="$(mktemp)"
   PATH="$venv/bin:$PATH" bash benches/room.sh
   echo
   bash benches/outputs.sh
+  echo
+  bash benches/console.sh
 } > "$out"
 mv "$out" BENCHMARKS.md
 echo "wrote BENCHMARKS.md"
