@@ -357,6 +357,39 @@ async fn beyond_loopback_only_the_console_token_changes_anything_and_a_viewer_ca
         })
         .await;
 
+    // Viewers play HLS with their token, and the playlist carries it onto the segments.
+    let r = from(
+        8,
+        "POST",
+        &host,
+        "/api/command",
+        &[JSON, CSRF, auth],
+        r#"{"command":"start-hls"}"#,
+    )
+    .await;
+    assert_eq!(r.code, 200, "{}", r.text());
+    agent
+        .wait_state("hls started", WAIT, |s| s["hls"]["state"] == "STARTED")
+        .await;
+    let playlist = from(
+        11,
+        "GET",
+        &host,
+        &format!("/hls/index.m3u8?token={viewer}"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(playlist.code, 200);
+    let text = playlist.text();
+    let segment = text
+        .lines()
+        .find(|l| l.contains(".ts?token="))
+        .unwrap_or_else(|| panic!("no segment carrying the token in {text}"));
+    assert!(segment.ends_with(&format!("?token={viewer}")), "{segment}");
+    let seg = from(11, "GET", &host, &format!("/hls/{segment}"), &[], "").await;
+    assert_eq!(seg.code, 200);
+
     // Rotation takes effect on the running box at once.
     let rotated = cli(&["--rotate"]);
     assert_ne!(rotated, token);
