@@ -15,8 +15,8 @@ RUST_LOG=off cargo test --release --quiet --test console -- --ignored bench_cons
 echo
 echo "## Console self-view: JPEG snapshot or HLS (issue 11)"
 echo
-echo "The box's capture and encode (1280x720@30 I420, x264 ultrafast/zerolatency at 2500 kbit/s) in"
-echo "gst-launch-1.0, alone and with each self-view source added, alternating; CPU is user+system"
-echo "time over wall time (100 % = one core). \`benches/console-selfview.sh\`."
+echo "Each self-view source against the pipeline it would be added to, in gst-launch-1.0 (1280x720@30"
+echo "I420 camera, the box's x264 settings), alternating; CPU is user+system time over wall time (100 % ="
+echo "one core). \`benches/console-selfview.sh\`."
 echo
 bash benches/console-selfview.sh 2>/dev/null || echo "<!-- console-selfview failed -->"

@@ -823,9 +823,9 @@ async fn bench_console() {
     let verdict = |v: f64, max: f64| if v <= max { "met" } else { "not met" };
     println!("\n## Console and viewers' page (issue 11)\n");
     println!(
-        "Real binary (debug or release as built by `benches/console.sh`), 320x180@30 synthetic \
-         sources, headless Chromium (Debian) on the same 2-core machine, loopback, \
-         `cargo test --release --test console -- --ignored bench_console`.\n"
+        "The real binary (release build), 320x180@30 synthetic sources, headless Chromium \
+         (Debian) on the same shared 2-core machine, loopback; `benches/console.sh` \
+         (`cargo test --release --test console -- --ignored bench_console`).\n"
     );
     println!("| measure | p50 | worst / p95 | target |");
     println!("|---|---|---|---|");
