@@ -565,6 +565,8 @@ async fn janus_scenario() {
     let _janus = JanusProcess::start(sc, &tmp.path().join("janus"), WAIT).expect("janus");
     let mut config = support::inproc::room_config(&janus_url, &rec, ROOM, (320, 180));
     config.http.port = 0;
+    // A second room the console offers: the room is picked from a list.
+    config.room.rooms = vec!["4848".into()];
     let b = InProcBox::start(&config);
     let server = roombox::http::bind(&config, b.handle.clone())
         .await
@@ -577,7 +579,13 @@ async fn janus_scenario() {
     br.open("c", &format!("{base}/"), (1280, 800)).await;
     br.open("w", &format!("{base}/watch"), (800, 480)).await;
 
-    // Join from the page: the meeting state follows the agent to CONNECTED.
+    let options = br
+        .eval("c", "[...document.querySelectorAll('select#room-id option')].map(o => o.textContent).join(',')")
+        .await;
+    assert_eq!(options, format!("{ROOM},4848"));
+
+    // Join from the page (the configured room, first in the list): the meeting state follows
+    // the agent to CONNECTED.
     br.click("c", "#join").await;
     br.call(json!({"op": "waitFor", "page": "c", "selector": "#meeting-state.ok", "text": ROOM, "timeout": 40000}))
         .await;

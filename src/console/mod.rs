@@ -197,16 +197,23 @@ async fn command(
 /// The console's first message: the state, and the viewers' feed and queue (which the state
 /// does not serialize).
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Snapshot<'a> {
     state: &'a crate::agent::state::AgentState,
     feed: Vec<crate::model::FeedMessage>,
     questions: &'a [crate::model::Question],
     /// The configured room, for the join button's label.
     room_id: String,
+    /// The other rooms the console offers (`[room] rooms`).
+    rooms: Vec<String>,
 }
 
 fn snapshot_json(s: &Shared) -> String {
-    let room_id = s.agent.config().borrow().room.room_id.clone();
+    let (room_id, rooms) = {
+        let c = s.agent.config();
+        let c = c.borrow();
+        (c.room.room_id.clone(), c.room.rooms.clone())
+    };
     let st = s.agent.state();
     let state = st.borrow();
     let snap = Snapshot {
@@ -214,6 +221,7 @@ fn snapshot_json(s: &Shared) -> String {
         feed: state.viewers.feed.iter().cloned().collect(),
         questions: &state.viewers.questions,
         room_id,
+        rooms,
     };
     serde_json::to_string(&snap).unwrap_or_default()
 }
