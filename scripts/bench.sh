@@ -38,6 +38,8 @@ out="$(mktemp)"
   PATH="$venv/bin:$PATH" bash benches/room.sh
   echo
   bash benches/outputs.sh
+  echo
+  bash benches/console.sh
   # The soak runs by its own command (benches/soak.sh, 30 minutes); its last result is kept.
   if [[ -f docs/soak.md ]]; then
     echo

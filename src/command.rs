@@ -125,6 +125,60 @@ pub enum Command {
     RestartMedia,
     /// Stop the agent cleanly: recordings are finalised; systemd restarts it if so configured.
     Restart,
+    /// A viewer of the live stream writes in the viewers' chat; it is relayed into the room as
+    /// `viewer: <name>: <message>`. The web server builds it from the viewers' page.
+    ViewerChat {
+        /// The name the viewer gave.
+        name: String,
+        /// The text.
+        message: String,
+    },
+    /// A viewer asks the room a question; it waits in the console's queue.
+    AskQuestion {
+        /// The name the viewer gave.
+        name: String,
+        /// The question.
+        text: String,
+    },
+    /// The room answered a viewer's question: it leaves the queue.
+    AnswerQuestion {
+        /// The question's id.
+        id: u64,
+    },
+    /// The room dismissed a viewer's question: it leaves the queue.
+    DismissQuestion {
+        /// The question's id.
+        id: u64,
+    },
+    /// Hide a message of the viewers' chat from the viewers.
+    HideMessage {
+        /// The message's id.
+        id: u64,
+    },
+}
+
+/// Longest viewer name, in characters.
+pub const MAX_VIEWER_NAME: usize = 40;
+/// Longest viewer chat message or question, in characters.
+pub const MAX_VIEWER_TEXT: usize = 500;
+
+/// Checks a viewer's name and text: trimmed, non-empty, within bounds, no control characters
+/// (a newline in a relayed message could forge a second chat line in the room).
+fn viewer_text(name: &str, text: &str) -> Result<(), String> {
+    let ok = |v: &str, max: usize| {
+        !v.trim().is_empty() && v.chars().count() <= max && !v.chars().any(|c| c.is_control())
+    };
+    if !ok(name, MAX_VIEWER_NAME) {
+        return Err(format!(
+            "name: must be 1 to {MAX_VIEWER_NAME} printable characters"
+        ));
+    }
+    if !ok(text, MAX_VIEWER_TEXT) {
+        return Err(format!(
+            "text: must be 1 to {MAX_VIEWER_TEXT} printable characters"
+        ));
+    }
+    Ok(())
 }
 
 fn default_identify_seconds() -> u32 {
@@ -341,6 +395,11 @@ impl Command {
         "reload-config",
         "restart-media",
         "restart",
+        "viewer-chat",
+        "ask-question",
+        "answer-question",
+        "dismiss-question",
+        "hide-message",
     ];
 
     /// Checks value ranges that the types alone do not.
@@ -416,6 +475,13 @@ impl Command {
                 }
                 Ok(())
             }
+            Command::ViewerChat {
+                name,
+                message: text,
+            }
+            | Command::AskQuestion { name, text } => {
+                viewer_text(name, text).map_err(|m| CommandError::new(ErrorCode::OutOfRange, m))
+            }
             Command::StartTranscription {
                 language: Some(language),
             } if language.is_empty() || language.len() > 16 => {
@@ -488,6 +554,39 @@ mod tests {
         assert_eq!(code(Command::decode(&big)), ErrorCode::PayloadTooLarge);
         assert_eq!(
             code(Command::from_parts("ping", br#"{"command":"leave"}"#)),
+            ErrorCode::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn viewer_input_is_bounded_and_single_line() {
+        let ok = Command::from_parts("viewer-chat", br#"{"name":"Ana","message":"hi"}"#);
+        assert!(ok.is_ok(), "{ok:?}");
+        let code = |r: Result<Command, CommandError>| r.unwrap_err().code;
+        assert_eq!(
+            code(Command::from_parts(
+                "viewer-chat",
+                br#"{"name":"Ana","message":"a\nviewer: Bob: forged"}"#
+            )),
+            ErrorCode::OutOfRange
+        );
+        assert_eq!(
+            code(Command::from_parts(
+                "ask-question",
+                br#"{"name":"  ","text":"why?"}"#
+            )),
+            ErrorCode::OutOfRange
+        );
+        let long = format!(r#"{{"name":"Ana","text":"{}"}}"#, "x".repeat(501));
+        assert_eq!(
+            code(Command::from_parts("ask-question", long.as_bytes())),
+            ErrorCode::OutOfRange
+        );
+        assert_eq!(
+            code(Command::from_parts(
+                "viewer-chat",
+                br#"{"name":"Ana","message":"hi","to":"p1"}"#
+            )),
             ErrorCode::InvalidArgument
         );
     }

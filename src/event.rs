@@ -4,7 +4,8 @@
 //! names of the concept model: `{"event":"meeting-state-changed","state":"CONNECTED"}`.
 
 use crate::model::{
-    ChatMessage, MeetingState, Participant, RecordingTarget, ServiceState, StreamKind,
+    ChatMessage, FeedMessage, MeetingState, Participant, Question, QuestionOutcome,
+    RecordingTarget, ServiceState, StreamKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -163,6 +164,28 @@ pub enum Event {
     },
     /// The configuration was reloaded.
     ConfigReloaded,
+    /// A message in the viewers' chat: the room's chat, the box's own, or a viewer's.
+    FeedMessage {
+        /// The message.
+        message: FeedMessage,
+    },
+    /// The room hid a message of the viewers' chat.
+    FeedMessageHidden {
+        /// The message's id.
+        id: u64,
+    },
+    /// A viewer asked a question; it waits in the console's queue.
+    QuestionAsked {
+        /// The question.
+        question: Question,
+    },
+    /// A question left the queue.
+    QuestionClosed {
+        /// The question's id.
+        id: u64,
+        /// Answered or dismissed.
+        outcome: QuestionOutcome,
+    },
     /// Something went wrong; the agent carries on.
     Error {
         /// Stable code: `media`, `recording`, `room`, `fleet`, `controls`, `config`.

@@ -1,8 +1,11 @@
-//! The box's one HTTP front door: HLS today, and the surface transcripts and the console build
-//! on. Loopback by default; bound beyond loopback, every request needs the access token.
+//! The box's one HTTP front door: HLS, and the surface transcripts and the console build on.
+//! Loopback by default; bound beyond loopback, every request needs a token: the console's opens
+//! everything, the viewers' only the viewers' page and HLS (see `console::token`). The console's
+//! routes live in `src/console/`, mounted here.
 
 use crate::agent::AgentHandle;
 use crate::config::{Config, HttpConfig};
+use crate::console::token::{Role, Tokens};
 use crate::media::hls::{is_hls_file, PLAYLIST};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -16,16 +19,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What the handlers share.
-struct Shared {
+pub(crate) struct Shared {
     /// The agent, for its state.
-    agent: AgentHandle,
+    pub(crate) agent: AgentHandle,
     /// Where HLS is written.
     hls_dir: PathBuf,
-    /// The token requests must carry; None on loopback.
-    token: Option<String>,
+    /// The tokens requests must carry; None on loopback.
+    pub(crate) tokens: Option<Tokens>,
     /// Wrong tokens per client address, so the token cannot be guessed at network speed. A std
     /// Mutex: it is held for a map lookup, never across an await.
     failures: Mutex<Failures>,
+    /// What the console's routes keep between requests.
+    pub(crate) console: crate::console::ConsoleShared,
 }
 
 /// Wrong tokens from one address within [`FAILURE_WINDOW`] before it is locked out.
@@ -136,14 +141,10 @@ pub async fn bind(config: &Config, agent: AgentHandle) -> anyhow::Result<Option<
     if !http.enabled {
         return Ok(None);
     }
-    let token = if http.bind.is_loopback() {
+    let tokens = if http.bind.is_loopback() {
         None
-    } else if !http.token.is_empty() {
-        Some(http.token.clone())
     } else {
-        let t = std::fs::read_to_string(&http.token_file)
-            .map_err(|e| anyhow::anyhow!("http.token_file {}: {e}", http.token_file.display()))?;
-        Some(t.trim().to_string())
+        Some(crate::console::token::for_config(config)?)
     };
     let listener = tokio::net::TcpListener::bind((http.bind, http.port))
         .await
@@ -152,12 +153,14 @@ pub async fn bind(config: &Config, agent: AgentHandle) -> anyhow::Result<Option<
     let shared = Arc::new(Shared {
         agent,
         hls_dir: config.hls_dir(),
-        token,
+        tokens,
         failures: Mutex::new(Failures::default()),
+        console: crate::console::ConsoleShared::default(),
     });
     let router = Router::new()
         .route("/hls/{file}", get(hls_file))
         .route("/api/state", get(state))
+        .merge(crate::console::routes())
         .with_state(shared);
     Ok(Some(Server {
         listener,
@@ -213,11 +216,13 @@ fn url_encode(v: &str) -> String {
 
 /// Why a request was turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Denied {
+pub(crate) enum Denied {
     /// No token, or the wrong one: 401.
     Unauthorized,
     /// Too many wrong tokens from this address lately: 429.
     LockedOut,
+    /// A real token that does not open this route (the viewers' on the console): 403.
+    Forbidden,
 }
 
 impl IntoResponse for Denied {
@@ -235,6 +240,11 @@ impl IntoResponse for Denied {
                 "too many wrong tokens; try again later\n",
             )
                 .into_response(),
+            Denied::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "this token does not open this page\n",
+            )
+                .into_response(),
         }
     }
 }
@@ -247,8 +257,21 @@ fn authorize(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> Result<(), Denied> {
-    let Some(t) = &s.token else {
-        return Ok(());
+    authorize_role(s, peer, headers, query, false).map(|_| ())
+}
+
+/// Checks the token of a request from `peer` (a [`client_key`]) and says whose it is. The
+/// viewers' token opens a route only with `allow_viewer`; elsewhere it is refused with 403 (a
+/// real token, so not counted as a guess). On loopback there are no tokens: the console's role.
+pub(crate) fn authorize_role(
+    s: &Shared,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    allow_viewer: bool,
+) -> Result<Role, Denied> {
+    let Some(tokens) = &s.tokens else {
+        return Ok(Role::Console);
     };
     let now = Instant::now();
     // A poisoned lock only means a panic elsewhere mid-update; the tallies are still usable.
@@ -256,11 +279,25 @@ fn authorize(
     if failures.locked(peer, now) {
         return Err(Denied::LockedOut);
     }
-    if presented(headers, query).is_some_and(|p| same(p, t)) {
-        return Ok(());
+    if let Some(p) = presented(headers, query) {
+        if tokens.console.current().is_some_and(|t| same(p, &t)) {
+            return Ok(Role::Console);
+        }
+        if tokens.viewer.current().is_some_and(|t| same(p, &t)) {
+            return if allow_viewer {
+                Ok(Role::Viewer)
+            } else {
+                Err(Denied::Forbidden)
+            };
+        }
     }
     failures.fail(peer, now);
     Err(Denied::Unauthorized)
+}
+
+/// The address wrong tokens from `peer` are counted against.
+pub(crate) fn peer_key(peer: SocketAddr) -> IpAddr {
+    client_key(peer.ip())
 }
 
 /// HLS is fetched by players on pages from other origins (a console, a web page embedding the
@@ -288,7 +325,8 @@ async fn hls_response(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(d) = authorize(&s, client_key(peer.ip()), &headers, &query) {
+    // Viewers play HLS too.
+    if let Err(d) = authorize_role(&s, client_key(peer.ip()), &headers, &query, true) {
         return d.into_response();
     }
     if !is_hls_file(&file) {
@@ -307,11 +345,13 @@ async fn hls_response(
         // Players fetch segments by the playlist's relative names: carry the token on. Only
         // the real token (a request authorized by header may carry any ?token=, which must not
         // be written into the playlist), and URL-encoded, or a `&` or `#` in it breaks the URL.
-        let carried = s
-            .token
-            .as_deref()
-            .filter(|t| query.get("token").is_some_and(|q| same(q, t)));
-        if let Some(t) = carried.map(url_encode) {
+        let carried = s.tokens.as_ref().and_then(|t| {
+            [t.console.current(), t.viewer.current()]
+                .into_iter()
+                .flatten()
+                .find(|t| query.get("token").is_some_and(|q| same(q, t)))
+        });
+        if let Some(t) = carried.as_deref().map(url_encode) {
             text = text
                 .lines()
                 .map(|l| {

@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod check;
 pub mod command;
 pub mod config;
+pub mod console;
 pub mod controls;
 pub mod event;
 pub mod fleet;

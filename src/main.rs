@@ -74,6 +74,19 @@ enum Sub {
     },
     /// Operate a fleet over MQTT: send commands to boxes or groups, list them, follow events.
     Fleet(Box<roombox::fleet::cli::FleetArgs>),
+    /// Print the web console's pairing token (made on first use, kept 0600 in the state
+    /// directory); `--rotate` replaces it, and the running box takes the new one at once.
+    ConsoleToken {
+        /// Config file, to find the state directory.
+        #[arg(long, env = "ROOMBOX_CONFIG")]
+        config: Option<PathBuf>,
+        /// The viewers' token (opens /watch and HLS only) instead of the console's.
+        #[arg(long)]
+        viewer: bool,
+        /// Replace the token with a new random one; the old one stops working.
+        #[arg(long)]
+        rotate: bool,
+    },
 }
 
 /// Which agent to talk to.
@@ -129,6 +142,16 @@ async fn dispatch(cmd: Sub) -> anyhow::Result<ExitCode> {
         Sub::Fleet(args) => Ok(ExitCode::from(
             roombox::fleet::cli::run(*args).await?.clamp(0, 255) as u8,
         )),
+        Sub::ConsoleToken {
+            config,
+            viewer,
+            rotate,
+        } => {
+            let loaded = run::load_or_explain(config.as_deref())?;
+            let token = roombox::console::token::cli(&loaded.config, viewer, rotate)?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
         Sub::Run { config, live } => {
             run::run(run::Options { config, live }).await?;
             Ok(ExitCode::SUCCESS)

@@ -151,6 +151,61 @@ pub struct ChatMessage {
     pub timestamp_ms: u64,
 }
 
+/// Where a message of the viewers' chat came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedSource {
+    /// A participant of the room.
+    Room,
+    /// The box itself (its console).
+    Local,
+    /// A viewer of the live stream.
+    Viewer,
+}
+
+/// One message of the viewers' chat: the room's chat and the viewers', in one feed with ids so
+/// the room can hide one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedMessage {
+    /// Unique while the agent runs.
+    pub id: u64,
+    /// Room, local or viewer.
+    pub source: FeedSource,
+    /// The sender's name (a participant's display name, or the name a viewer gave).
+    pub name: String,
+    /// The text.
+    pub text: String,
+    /// Milliseconds since the Unix epoch at which the box saw it.
+    pub timestamp_ms: u64,
+    /// Hidden from viewers by the room.
+    pub hidden: bool,
+}
+
+/// A viewer's question, waiting for the room to answer or dismiss it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Question {
+    /// Unique while the agent runs.
+    pub id: u64,
+    /// The name the viewer gave.
+    pub name: String,
+    /// The question.
+    pub text: String,
+    /// Milliseconds since the Unix epoch at which it was asked.
+    pub timestamp_ms: u64,
+}
+
+/// How a question left the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuestionOutcome {
+    /// The room answered it.
+    Answered,
+    /// The room dismissed it.
+    Dismissed,
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -145,6 +145,16 @@ async fn every_command_round_trips_with_its_correlation() {
         ("identify", r#"{"seconds":2}"#, None),
         ("reload-config", "", None),
         ("restart-media", "", None),
+        // The viewers' chat: message 1, question 2.
+        ("viewer-chat", r#"{"name":"Ana","message":"hi"}"#, None),
+        ("ask-question", r#"{"name":"Ana","text":"why?"}"#, None),
+        ("answer-question", r#"{"id":2}"#, None),
+        (
+            "dismiss-question",
+            r#"{"id":2}"#,
+            Some(ErrorCode::InvalidArgument),
+        ),
+        ("hide-message", r#"{"id":1}"#, None),
         ("restart", "", None),
     ];
     let covered: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.0).collect();

@@ -9,10 +9,12 @@ mod fleet;
 mod hls;
 mod livestream;
 mod room;
+mod viewers;
 
 pub use fleet::{FleetLink, FleetLinkState, FleetStatus};
 pub use hls::{HlsStatus, HLS_ID};
 pub use livestream::{FallbackStatus, LivestreamSetup, LivestreamStatus, OutputStatus};
+pub use viewers::Viewers;
 
 use crate::command::{Command, CommandError, ErrorCode};
 use crate::config::{AudioSource, Config, VideoSource};
@@ -133,6 +135,9 @@ pub struct AgentState {
     pub stopping: bool,
     /// The link to the fleet's broker; none when `[fleet]` is off.
     pub fleet: Option<FleetStatus>,
+    /// The viewers' chat and questions, for the console (not serialized: see [`Viewers`]).
+    #[serde(skip)]
+    pub viewers: Viewers,
     /// `[fleet]` has a broker: link reports are taken in.
     #[serde(skip)]
     fleet_configured: bool,
@@ -262,6 +267,7 @@ impl AgentState {
             health: Health::default(),
             stopping: false,
             fleet: None,
+            viewers: Viewers::default(),
             fleet_configured: false,
             bitrate_bounds: (0, 0),
             has_audio: false,
@@ -473,11 +479,25 @@ impl AgentState {
                 if self.meeting_state != MeetingState::Connected {
                     return Step::err(ErrorCode::InvalidState, "not connected to a room");
                 }
-                Step::ok(vec![Effect::Room(RoomAction::SendChat {
+                let mut fx = vec![Effect::Room(RoomAction::SendChat {
                     text: message.clone(),
                     to: to.clone(),
-                })])
+                })];
+                // Public room chat reaches the viewers too; private messages do not.
+                if to.is_none() {
+                    fx.push(self.local_chat_to_feed(message, now_ms));
+                }
+                Step::ok(fx)
             }
+            Command::ViewerChat { name, message } => self.viewer_chat(name, message, now_ms),
+            Command::AskQuestion { name, text } => self.ask_question(name, text, now_ms),
+            Command::AnswerQuestion { id } => {
+                self.close_question(*id, crate::model::QuestionOutcome::Answered)
+            }
+            Command::DismissQuestion { id } => {
+                self.close_question(*id, crate::model::QuestionOutcome::Dismissed)
+            }
+            Command::HideMessage { id } => self.hide_message(*id),
             Command::StartRecording {
                 target: RecordingTarget::Cloud,
             } => {

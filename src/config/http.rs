@@ -18,7 +18,8 @@ pub struct HttpConfig {
     /// TCP port; 0 picks a free one (tests).
     pub port: u16,
     /// The access token every request must carry (`Authorization: Bearer …` or `?token=…`)
-    /// when `bind` is not loopback. Prefer `token_file`.
+    /// when `bind` is not loopback. Prefer `token_file`; with neither, the box makes its own in
+    /// `<state_dir>/console-token`, which `roombox console-token` prints and rotates.
     pub token: String,
     /// A file holding the token.
     pub token_file: PathBuf,
@@ -66,20 +67,8 @@ impl Default for HlsConfig {
 
 impl HttpConfig {
     pub(super) fn validate(&self, e: &mut Vec<FieldError>) {
-        if self.enabled
-            && !self.bind.is_loopback()
-            && self.token.is_empty()
-            && self.token_file.as_os_str().is_empty()
-        {
-            fail(
-                e,
-                "http.token",
-                format!(
-                    "http.bind is {}, beyond loopback: set http.token or http.token_file",
-                    self.bind
-                ),
-            );
-        }
+        // Beyond loopback with neither token nor token_file, the box makes its own pairing
+        // token in the state directory (`roombox console-token` prints it).
         if !self.token.is_empty() && self.token.len() < 16 {
             fail(e, "http.token", "is shorter than 16 characters");
         }

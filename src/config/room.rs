@@ -28,6 +28,8 @@ pub struct RoomConfig {
     pub url: String,
     /// The room joined when a join command names none.
     pub room_id: String,
+    /// Other rooms the web console offers to join, beside `room_id` (at most 32).
+    pub rooms: Vec<String>,
     /// The name shown to others; the device name when empty.
     pub display_name: String,
     /// The room's secret (needed to create it with one, end it for everyone, or record it).
@@ -66,6 +68,7 @@ impl Default for RoomConfig {
             backend: RoomBackendKind::None,
             url: "ws://127.0.0.1:8188".into(),
             room_id: "1234".into(),
+            rooms: Vec::new(),
             display_name: String::new(),
             secret: String::new(),
             pin: String::new(),
@@ -137,6 +140,16 @@ impl RoomConfig {
                 "room.room_id",
                 "expected at most 128 printable characters",
             );
+        }
+        if self.rooms.len() > 32 {
+            fail(e, "room.rooms", "at most 32 rooms");
+        }
+        if self
+            .rooms
+            .iter()
+            .any(|r| r.is_empty() || r.len() > 128 || r.chars().any(|c| c.is_control()))
+        {
+            fail(e, "room.rooms", "each room: 1 to 128 printable characters");
         }
         if self.display_name.len() > 128 || self.display_name.chars().any(|c| c.is_control()) {
             fail(

@@ -35,14 +35,40 @@ impl Reply {
 
 /// One request over a fresh connection to `host` (`127.0.0.1:port`).
 pub async fn request(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    request_from(None, method, host, path, headers, b"").await
+}
+
+/// One request with a body, from the source address `from` (another loopback address, such
+/// as 127.0.0.7, counts as another client) or the default one.
+pub async fn request_from(
+    from: Option<std::net::IpAddr>,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let addr: std::net::SocketAddr = host.parse().expect("host is ip:port");
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    if let Some(ip) = from {
+        sock.bind((ip, 0).into()).expect("bind the source address");
+    }
+    let mut s = sock.connect(addr).await.expect("connect");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let has_host = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"));
+    if has_host {
+        req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    }
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).await.expect("write");
+    s.write_all(body).await.expect("write the body");
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
         .await

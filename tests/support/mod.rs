@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod browser;
 pub mod http;
 pub mod inproc;
 pub mod mosquitto;

@@ -166,7 +166,10 @@ impl AgentState {
                     }));
                 }
             }
-            RoomNotice::Chat(message) => fx.push(Effect::Emit(Event::ChatMessage { message })),
+            RoomNotice::Chat(message) => {
+                fx.push(self.room_chat_to_feed(&message));
+                fx.push(Effect::Emit(Event::ChatMessage { message }));
+            }
             RoomNotice::CloudRecording { state, reason } => {
                 if self.cloud_recording != state {
                     self.cloud_recording = state;

@@ -1,0 +1,122 @@
+//! Headless Chromium stepped from a test: `tests/browser/drive.mjs` (playwright-core, Debian's
+//! chromium), one JSON request and reply a line. Killed on drop.
+
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+/// A running driver.
+pub struct Browser {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
+}
+
+impl Browser {
+    /// Starts Chromium; panics with the fix when its npm packages or Chromium are missing.
+    pub async fn start() -> Browser {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+        assert!(
+            dir.join("node_modules/playwright-core").is_dir()
+                && std::path::Path::new("/usr/bin/chromium").exists(),
+            "the browser tests need Chromium and playwright-core: run tests/browser/setup.sh"
+        );
+        let mut child = tokio::process::Command::new("node")
+            .arg(dir.join("drive.mjs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run node");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Browser {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Sends one request and returns the reply, whether ok or not.
+    pub async fn try_call(&mut self, req: Value) -> Value {
+        let mut line = serde_json::to_vec(&req).expect("json");
+        line.push(b'\n');
+        self.stdin
+            .write_all(&line)
+            .await
+            .expect("write to the driver");
+        let reply = tokio::time::timeout(Duration::from_secs(60), self.stdout.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the driver did not answer {req} within 60 s"))
+            .expect("read the driver")
+            .unwrap_or_else(|| panic!("the driver exited during {req}"));
+        serde_json::from_str(&reply).unwrap_or_else(|e| panic!("driver said {reply:?}: {e}"))
+    }
+
+    /// Sends one request; panics with the page's log when it failed.
+    pub async fn call(&mut self, req: Value) -> Value {
+        let r = self.try_call(req.clone()).await;
+        assert_eq!(r["ok"], true, "browser: {req} failed: {r:#}");
+        r
+    }
+
+    /// Opens `url` in a page named `page` at `w`x`h`, waiting for its first snapshot.
+    pub async fn open(&mut self, page: &str, url: &str, (w, h): (u32, u32)) -> Value {
+        let r = self
+            .call(json!({"op": "open", "page": page, "url": url, "width": w, "height": h}))
+            .await;
+        assert_eq!(r["status"], 200, "{url}: {r}");
+        r
+    }
+
+    /// Clicks `selector`.
+    pub async fn click(&mut self, page: &str, selector: &str) {
+        self.call(json!({"op": "click", "page": page, "selector": selector}))
+            .await;
+    }
+
+    /// Types `value` into `selector`.
+    pub async fn fill(&mut self, page: &str, selector: &str, value: &str) {
+        self.call(json!({"op": "fill", "page": page, "selector": selector, "value": value}))
+            .await;
+    }
+
+    /// Waits until an element matching `selector` containing `text` is visible.
+    pub async fn wait_text(&mut self, page: &str, selector: &str, text: &str) {
+        self.call(json!({"op": "waitFor", "page": page, "selector": selector, "text": text, "timeout": 20000}))
+            .await;
+    }
+
+    /// Waits until `selector`'s `attr` is `value`.
+    pub async fn wait_attr(&mut self, page: &str, selector: &str, attr: &str, value: &str) {
+        self.call(json!({"op": "waitAttr", "page": page, "selector": selector, "attr": attr, "value": value, "timeout": 20000}))
+            .await;
+    }
+
+    /// Evaluates JavaScript in the page and returns its value.
+    pub async fn eval(&mut self, page: &str, js: &str) -> Value {
+        self.call(json!({"op": "eval", "page": page, "js": js}))
+            .await["value"]
+            .clone()
+    }
+
+    /// Saves a screenshot.
+    pub async fn screenshot(&mut self, page: &str, path: &std::path::Path) {
+        self.call(json!({"op": "screenshot", "page": page, "path": path}))
+            .await;
+    }
+
+    /// Closes the browser.
+    pub async fn close(mut self) {
+        let _ = self.try_call_close().await;
+        let _ = self.child.wait().await;
+    }
+
+    async fn try_call_close(&mut self) -> std::io::Result<()> {
+        self.stdin.write_all(b"{\"op\":\"close\"}\n").await
+    }
+}
