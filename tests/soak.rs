@@ -380,7 +380,10 @@ prefix = "soak"
             .expect("state")
             .result
             .unwrap_or_default();
-        assert_eq!(state["meetingState"], "CONNECTED", "left the call: {state:#}");
+        assert_eq!(
+            state["meetingState"], "CONNECTED",
+            "left the call: {state:#}"
+        );
         let segments = state["recording"]["segmentsClosed"].as_u64().unwrap_or(0);
         let _ = child.kill();
         let _ = child.wait();
