@@ -3,6 +3,8 @@
 # run), Janus, and for the CPU comparison python3 with aiortc (`pip install aiortc websockets`).
 #   bench_room_join       join command to the first decoded frame of the box's video
 #   bench_glass_to_glass  1280x720@30 capture to decoded frame at a subscriber, through Janus
+#   bench_glass_to_glass_browser  the same to headless Chromium's screen, beside webrtcbin over
+#                         the same frames (needs tests/browser/setup.sh; run here if missing)
 #   bench_publish_cpu     CPU of the box vs an aiortc publisher of the same 720p30 + audio
 #   bench_button_join     simulated join button press to the meeting-joined event
 #   bench_bitrate_ramp    frames a subscriber decodes each second while the bitrate moves (quality)
@@ -10,8 +12,10 @@
 #                         ROOMBOX_BASE_BIN to an earlier build's binary to measure it beside
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release --quiet --test room --test quality --no-run 2>/dev/null
-for tb in room:bench_room_join room:bench_glass_to_glass room:bench_publish_cpu \
+[[ -d tests/browser/node_modules/playwright-core ]] || bash tests/browser/setup.sh >&2
+cargo test --release --quiet --test room --test room_browser --test quality --no-run 2>/dev/null
+for tb in room:bench_room_join room:bench_glass_to_glass room_browser:bench_glass_to_glass_browser \
+  room:bench_publish_cpu \
   room:bench_button_join quality:bench_bitrate_ramp quality:bench_call_memory; do
   t=${tb%%:*} b=${tb#*:}
   cargo test --release --quiet --test "$t" -- --ignored "$b" --exact --nocapture 2>/dev/null \

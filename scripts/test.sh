@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --packaging
 bash hw-tests/setup.sh
 # Chromium and the npm packages (playwright-core, hls.js) for tests/hls_browser.rs and
-# tests/console.rs.
+# tests/console.rs and tests/room_browser.rs.
 bash tests/browser/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/roombox-target}"
 export CARGO_TERM_COLOR=never

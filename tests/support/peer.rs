@@ -44,6 +44,9 @@ pub struct PeerStats {
     /// Glass-to-glass latencies, ms: for each decoded frame carrying a capture-time stamp (see
     /// `roombox::media::pipeline::STAMP_ENV`), the system clock now minus the stamp.
     pub latencies_ms: Vec<u32>,
+    /// The stamp each of `latencies_ms` was read from, in the same order, so another
+    /// subscriber's figure can be paired frame by frame.
+    pub stamps_ms: Vec<u32>,
     /// Text messages received on the subscription's data channel, in order.
     pub chat: Vec<String>,
     /// The `videoroom` field of every asynchronous VideoRoom event on the publisher handle
@@ -401,6 +404,7 @@ impl Peer {
                                 let l = now.wrapping_sub(t);
                                 if l < 10_000 {
                                     s.latencies_ms.push(l);
+                                    s.stamps_ms.push(t);
                                 }
                             }
                         }
