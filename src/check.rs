@@ -242,6 +242,20 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
             "microphone",
             "synthetic tone (media.audio.source = \"test\")",
         )),
+        AudioSource::File => out.push(
+            match crate::media::filemic::decode(&a.file, a.rate, a.channels) {
+                Ok(pcm) => CheckLine::new(
+                    Status::Warning,
+                    "microphone",
+                    format!(
+                        "the file {} played in a loop ({:.1} s; media.audio.source = \"file\")",
+                        a.file.display(),
+                        pcm.len() as f64 / f64::from(2 * a.rate * a.channels)
+                    ),
+                ),
+                Err(e) => CheckLine::new(Status::Failed, "microphone", e.to_string()),
+            },
+        ),
         AudioSource::None => out.push(CheckLine::new(
             Status::Ok,
             "microphone",

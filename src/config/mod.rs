@@ -119,6 +119,8 @@ pub enum AudioSource {
     Alsa,
     /// A synthetic tone.
     Test,
+    /// A WAV, Opus or Ogg file (`file`) played in a loop as if it were the mic (tests, demos).
+    File,
     /// No audio.
     None,
 }
@@ -174,10 +176,12 @@ impl Default for VideoConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AudioConfig {
-    /// `alsa`, `test` or `none`.
+    /// `alsa`, `test`, `file` or `none`.
     pub source: AudioSource,
     /// ALSA device name (`default`, `hw:1,0`, `plughw:CARD=Mic`).
     pub device: String,
+    /// The file played as the mic with `source = "file"`.
+    pub file: PathBuf,
     /// Sample rate: 16000, 32000 or 48000.
     pub rate: u32,
     /// 1 or 2.
@@ -197,6 +201,7 @@ impl Default for AudioConfig {
         AudioConfig {
             source: AudioSource::Test,
             device: "default".into(),
+            file: PathBuf::new(),
             rate: 48000,
             channels: 1,
             echo_cancel: false,
@@ -457,6 +462,22 @@ impl Config {
                 "media.audio.device",
                 "empty; expected an ALSA device name",
             );
+        }
+
+        if a.source == AudioSource::File {
+            if a.file.as_os_str().is_empty() {
+                fail(
+                    &mut e,
+                    "media.audio.file",
+                    "empty; source = \"file\" needs a WAV, Opus or Ogg file",
+                );
+            } else if !a.file.is_file() {
+                fail(
+                    &mut e,
+                    "media.audio.file",
+                    format!("{} is not a readable file", a.file.display()),
+                );
+            }
         }
 
         self.media.restart.check(&mut e, "media.restart");

@@ -9,6 +9,7 @@ pub mod element;
 pub mod encoder;
 pub mod engine;
 pub mod error;
+pub mod filemic;
 pub mod hls;
 pub mod pipeline;
 pub mod recorder;
