@@ -9,6 +9,7 @@ mod http;
 mod livestream;
 mod load;
 mod room;
+mod transcription;
 
 pub use fleet::{
     is_topic_level, BrokerUrl, FleetAuthConfig, FleetConfig, FleetSigningConfig, FleetTlsConfig,
@@ -20,6 +21,7 @@ pub use livestream::{
 };
 pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig};
+pub use transcription::{language_code, TranscriptionConfig, DEFAULT_MODEL_FILE};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -49,6 +51,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// HLS served by the box.
     pub hls: HlsConfig,
+    /// On-device speech to text.
+    pub transcription: TranscriptionConfig,
 }
 
 /// Who this box is.
@@ -526,6 +530,7 @@ impl Config {
         self.livestream.validate(&mut e);
         self.http.validate(&mut e);
         self.hls.validate(&mut e);
+        self.transcription.validate(&mut e);
         for (field, p) in [
             ("device.state_dir", &self.device.state_dir),
             ("recording.dir", &rec.dir),

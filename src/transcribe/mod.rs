@@ -11,6 +11,8 @@
 //!   on it;
 //! - the agent attributes each text to its participant and writes the running transcript.
 
+pub mod model;
+
 use std::time::{Duration, SystemTime};
 
 /// The rate every engine here listens at (Whisper's).
