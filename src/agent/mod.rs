@@ -293,6 +293,7 @@ impl Agent {
                         None => tracing::warn!(?action, "no room session is attached"),
                     }
                 }
+                Effect::Transcription(action) => self.transcription_action(action),
                 Effect::Emit(event) => {
                     log_event(&event);
                     let _ = self.events.send(event);
@@ -306,6 +307,10 @@ impl Agent {
                 }
             }
         }
+    }
+
+    fn transcription_action(&mut self, action: crate::transcribe::live::TranscriptionAction) {
+        tracing::debug!(?action, "transcription");
     }
 
     /// `start-livestream`: the state picks the outputs; hosts that do not resolve are refused

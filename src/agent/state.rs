@@ -9,10 +9,12 @@ mod fleet;
 mod hls;
 mod livestream;
 mod room;
+mod transcription;
 
 pub use fleet::{FleetLink, FleetLinkState, FleetStatus};
 pub use hls::{HlsStatus, HLS_ID};
 pub use livestream::{FallbackStatus, LivestreamSetup, LivestreamStatus, OutputStatus};
+pub use transcription::{TranscriptionStatus, TRANSCRIBER_ID};
 
 use crate::command::{Command, CommandError, ErrorCode};
 use crate::config::{AudioSource, Config, VideoSource};
@@ -117,8 +119,8 @@ pub struct AgentState {
     pub livestream: LivestreamStatus,
     /// HLS served by the box.
     pub hls: HlsStatus,
-    /// Realtime transcription.
-    pub transcription: ServiceState,
+    /// Realtime transcription, and recordings being transcribed.
+    pub transcription: TranscriptionStatus,
     /// Identify (LED blink) runs until this time, ms since the epoch.
     pub identify_until_ms: Option<u64>,
     /// Health summary.
@@ -173,6 +175,9 @@ pub struct AgentState {
     room_defaults: RoomDefaults,
     #[serde(skip)]
     room_backend: bool,
+    /// `[transcription]`.
+    #[serde(skip)]
+    transcription_setup: transcription::TranscriptionSetup,
 }
 
 /// The `[room]` settings a join falls back on.
@@ -193,6 +198,8 @@ pub enum Effect {
     Media(MediaAction),
     /// Ask the room session.
     Room(RoomAction),
+    /// Ask the live transcriber.
+    Transcription(crate::transcribe::live::TranscriptionAction),
     /// Broadcast an event.
     Emit(Event),
     /// Re-read the configuration from disk and apply it.
@@ -251,7 +258,7 @@ impl AgentState {
             cloud_recording: ServiceState::Stopped,
             livestream: LivestreamStatus::default(),
             hls: HlsStatus::default(),
-            transcription: ServiceState::Stopped,
+            transcription: TranscriptionStatus::default(),
             identify_until_ms: None,
             health: Health::default(),
             stopping: false,
@@ -273,6 +280,7 @@ impl AgentState {
             room_backend: false,
             mic_wanted: None,
             webcam_wanted: None,
+            transcription_setup: Default::default(),
         };
         let _ = s.configure(config);
         s.refresh_health();
@@ -299,6 +307,7 @@ impl AgentState {
             dir: config.recording_dir(),
         };
         self.configure_hls(config);
+        self.configure_transcription(config);
         let mut fx = Vec::new();
         if self.recording.state.is_active() && self.recorder.as_ref() != Some(&recorder) {
             fx.push(Effect::Media(MediaAction::Attach {
@@ -505,10 +514,13 @@ impl AgentState {
             Command::StopLivestream { name } => self.stop_livestream(name.as_deref()),
             Command::StartHls => self.start_hls(),
             Command::StopHls => self.stop_hls(),
-            Command::StartTranscription { .. } | Command::StopTranscription => Step::err(
+            // The agent loop loads the engine and calls `start_transcription`; a state driven
+            // without one has no engine to load.
+            Command::StartTranscription { .. } => Step::err(
                 ErrorCode::Unavailable,
-                format!("`{cmd}` is not available on this box"),
+                "no speech engine is attached to this state",
             ),
+            Command::StopTranscription => self.stop_transcription(),
             Command::RequestKeyframe => {
                 if !self.has_video {
                     return Step::err(ErrorCode::Unavailable, "there is no video source");
@@ -555,6 +567,11 @@ impl AgentState {
                 state: ServiceState::Stopping,
                 reason: None,
             }));
+        }
+        if self.transcription.state.is_active() {
+            fx.push(Effect::Transcription(
+                crate::transcribe::live::TranscriptionAction::Stop,
+            ));
         }
         fx.push(Effect::Media(MediaAction::Stop));
         fx.push(Effect::Shutdown);
@@ -699,6 +716,14 @@ impl AgentState {
                     fx.extend(self.recording_notice(event));
                 } else if id == HLS_ID {
                     fx.extend(self.hls_notice(event));
+                } else if id == TRANSCRIBER_ID {
+                    if let ConsumerEvent::Failed(e) = event {
+                        fx.extend(self.transcription_notice(
+                            crate::transcribe::live::TranscriptionNotice::Failed(format!(
+                                "the microphone's speech tap failed: {e}"
+                            )),
+                        ));
+                    }
                 } else if let Some(name) = id.strip_prefix(livestream::RTMP_PREFIX) {
                     fx.extend(self.livestream_notice(name, event));
                 }
@@ -778,6 +803,15 @@ impl AgentState {
                 self.recording.last_error.as_deref().unwrap_or("unknown")
             ));
         }
+        if self.transcription.state == ServiceState::Failed {
+            problems.push(format!(
+                "transcription failed: {}",
+                self.transcription
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("unknown")
+            ));
+        }
         problems.extend(self.fleet_problem());
         self.health = Health {
             ok: problems.is_empty(),
@@ -826,6 +860,13 @@ impl AgentState {
                 .map(|(n, o)| format!("{n} {:?}", o.state))
                 .collect();
             s.push_str(&format!(" | rtmp {}", outs.join(", ")));
+        }
+        if self.transcription.state != ServiceState::Stopped {
+            s.push_str(&format!(
+                " | captions {} {}",
+                serde_plain(&self.transcription.state),
+                self.transcription.captions
+            ));
         }
         if let Some(f) = &self.fleet {
             s.push_str(&format!(" | fleet {}", serde_plain(&f.state)));

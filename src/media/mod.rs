@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod filemic;
 pub mod hls;
+pub mod pcm;
 pub mod pipeline;
 pub mod recorder;
 pub mod retention;

@@ -11,7 +11,9 @@
 //!   on it;
 //! - the agent attributes each text to its participant and writes the running transcript.
 
+pub mod live;
 pub mod model;
+pub mod transcript;
 
 use std::time::{Duration, SystemTime};
 
