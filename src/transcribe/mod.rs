@@ -86,3 +86,9 @@ pub trait Transcriber: Send {
     /// Transcribes one utterance of mono samples at [`SAMPLE_RATE`].
     fn transcribe(&mut self, pcm: &[f32]) -> Result<Vec<Piece>, TranscribeError>;
 }
+
+pub mod ggml;
+pub mod vad;
+pub mod wav;
+pub mod whisper;
+pub mod worker;
