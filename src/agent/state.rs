@@ -178,6 +178,9 @@ pub struct AgentState {
     /// `[transcription]`.
     #[serde(skip)]
     transcription_setup: transcription::TranscriptionSetup,
+    /// Segments the running local recording closed (for `post_on_stop`).
+    #[serde(skip)]
+    recording_files: Vec<String>,
 }
 
 /// The `[room]` settings a join falls back on.
@@ -281,6 +284,7 @@ impl AgentState {
             mic_wanted: None,
             webcam_wanted: None,
             transcription_setup: Default::default(),
+            recording_files: Vec::new(),
         };
         let _ = s.configure(config);
         s.refresh_health();
@@ -521,6 +525,11 @@ impl AgentState {
                 "no speech engine is attached to this state",
             ),
             Command::StopTranscription => self.stop_transcription(),
+            // The agent loop finds the segments on disk and calls `transcribe_recording`.
+            Command::TranscribeRecording { .. } => Step::err(
+                ErrorCode::Unavailable,
+                "no recording directory is attached to this state",
+            ),
             Command::RequestKeyframe => {
                 if !self.has_video {
                     return Step::err(ErrorCode::Unavailable, "there is no video source");
@@ -584,6 +593,7 @@ impl AgentState {
         };
         self.recording.state = ServiceState::Starting;
         self.recording.last_error = None;
+        self.recording_files.clear();
         vec![
             Effect::Emit(Event::RecordingStateChanged {
                 target: RecordingTarget::Local,
@@ -606,10 +616,14 @@ impl AgentState {
                 self.recording.segments_closed += 1;
                 self.recording.bytes_closed += bytes;
                 self.recording.last_segment = Some(path.clone());
+                self.recording_files.push(path.clone());
                 fx.push(Effect::Emit(Event::RecordingSegmentClosed { path, bytes }));
                 return fx;
             }
-            ConsumerEvent::Finished => (ServiceState::Stopped, None),
+            ConsumerEvent::Finished => {
+                fx.extend(self.post_on_stop());
+                (ServiceState::Stopped, None)
+            }
             ConsumerEvent::Failed(e) | ConsumerEvent::Retrying { error: e, .. } => {
                 self.recording.last_error = Some(e.to_string());
                 (ServiceState::Failed, Some(e.to_string()))

@@ -21,6 +21,8 @@ pub enum TranscriptionAction {
     Stop,
     /// Add a caption to the running transcript.
     Append(Caption),
+    /// Transcribe these recording segments (queued, resumed after a restart).
+    TranscribeFiles(Vec<std::path::PathBuf>),
 }
 
 /// What the live transcriber (and a recording's transcription) reports.
@@ -53,6 +55,8 @@ pub enum TranscriptionNotice {
     },
     /// The transcriber failed; it stops.
     Failed(String),
+    /// One utterance could not be transcribed; the transcriber goes on.
+    Error(String),
     /// It stopped after [`TranscriptionAction::Stop`].
     Stopped,
     /// A recording's transcription moved on.

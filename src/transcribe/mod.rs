@@ -88,6 +88,8 @@ pub trait Transcriber: Send {
 }
 
 pub mod ggml;
+pub mod post;
+pub mod service;
 pub mod vad;
 pub mod wav;
 pub mod whisper;

@@ -173,7 +173,7 @@ impl Drop for Worker {
 /// Lowers the calling thread to the least CPU priority Linux has: `SCHED_IDLE` (runs only when
 /// nothing else wants the CPU), and nice 19 in case the policy cannot be set. Threads it starts
 /// (whisper.cpp's compute threads) inherit both.
-fn lowest_priority() {
+pub fn lowest_priority() {
     // SAFETY: plain syscalls on the calling thread (0 = this thread on Linux); no memory shared.
     unsafe {
         if libc::setpriority(libc::PRIO_PROCESS, 0, 19) != 0 {

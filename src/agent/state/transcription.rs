@@ -228,6 +228,12 @@ impl AgentState {
                 }));
                 fx.push(Effect::Transcription(TranscriptionAction::Stop));
             }
+            TranscriptionNotice::Error(message) => {
+                fx.push(Effect::Emit(Event::Error {
+                    code: "transcription".into(),
+                    message,
+                }));
+            }
             TranscriptionNotice::Stopped => {
                 if self.transcription.state == ServiceState::Failed {
                     return fx;
@@ -270,6 +276,32 @@ impl AgentState {
             }
         }
         fx
+    }
+
+    /// `transcribe-recording` for the segments the agent found: queued, and listed in the reply.
+    pub fn transcribe_recording(&mut self, segments: Vec<std::path::PathBuf>) -> Step {
+        let names: Vec<String> = segments
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        Step {
+            reply: Ok(serde_json::json!({ "ok": true, "segments": names })),
+            effects: vec![Effect::Transcription(TranscriptionAction::TranscribeFiles(
+                segments,
+            ))],
+        }
+    }
+
+    /// With `post_on_stop`, the segments a recording closed are transcribed once it stops.
+    pub(super) fn post_on_stop(&mut self) -> Vec<Effect> {
+        let files = std::mem::take(&mut self.recording_files);
+        if !self.transcription_setup.post_on_stop || files.is_empty() {
+            return Vec::new();
+        }
+        vec![Effect::Transcription(TranscriptionAction::TranscribeFiles(
+            files.into_iter().map(std::path::PathBuf::from).collect(),
+        ))]
     }
 
     /// Takes `[transcription]`.
@@ -411,6 +443,45 @@ mod tests {
         assert_eq!(s.transcription.last_error.as_deref(), Some("boom"));
         // And it can start again.
         assert!(s.transcription_precheck(None).is_ok());
+    }
+
+    #[test]
+    fn post_on_stop_transcribes_the_segments_the_recording_closed() {
+        let mut c = crate::config::Config::default();
+        c.transcription.post_on_stop = true;
+        let mut s = AgentState::new(&c, "b".into());
+        assert!(s
+            .command(
+                &Command::StartRecording {
+                    target: crate::model::RecordingTarget::Local
+                },
+                0
+            )
+            .reply
+            .is_ok());
+        let rec = |e| MediaNotice::Consumer {
+            id: super::super::RECORDER_ID.into(),
+            event: e,
+        };
+        s.media(rec(crate::media::ConsumerEvent::Started));
+        for p in ["/r/a.mkv", "/r/b.mkv"] {
+            s.media(rec(crate::media::ConsumerEvent::FileClosed {
+                path: p.into(),
+                bytes: 1,
+            }));
+        }
+        let fx = s.media(rec(crate::media::ConsumerEvent::Finished));
+        assert!(fx.contains(&Effect::Transcription(
+            TranscriptionAction::TranscribeFiles(vec!["/r/a.mkv".into(), "/r/b.mkv".into()])
+        )));
+        // Without post_on_stop, nothing is queued.
+        let mut s = state();
+        s.media(rec(crate::media::ConsumerEvent::FileClosed {
+            path: "/r/a.mkv".into(),
+            bytes: 1,
+        }));
+        let fx = s.media(rec(crate::media::ConsumerEvent::Finished));
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Transcription(_))));
     }
 
     #[test]
