@@ -57,6 +57,9 @@ PKGS=(
   # the browser tests (tests/browser: playwright-core and hls.js from npm with the machine's
   # Node.js, pinned there)
   chromium
+  # speech to text: whisper-rs builds whisper.cpp with cmake; the model's converter needs numpy
+  # and a venv for pip (scripts/fetch-model.sh); the speech tests synthesize their clips
+  cmake python3-numpy python3-venv espeak-ng sox
 )
 # Extra packages for this run only (scripts/test-setup.sh uses it to make setup install one).
 # shellcheck disable=SC2206
@@ -159,6 +162,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust (rustup) first" >&2
   exit 1
 fi
+
+# The Whisper model (tiny.en, converted to ggml), fetched by pinned version and checksum.
+bash scripts/fetch-model.sh
 
 if ((packaging)); then
   # cargo-deb from crates.io, pinned: the package layout was checked against this version.

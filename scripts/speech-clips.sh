@@ -18,6 +18,8 @@ done
 # all say the same words.
 mapfile -t SENTENCES < "$(dirname "$0")/../tests/speech/sentences.txt"
 VOICES=(en-us en-gb en-us+f3 en-gb-x-rp+f2)
+# Silence before each of the three sentences, in seconds.
+PAUSES=(0.8 1.2 1.6)
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 i=0
@@ -29,7 +31,7 @@ for voice in "${VOICES[@]}"; do
     text="${SENTENCES[$(( (i + k) % ${#SENTENCES[@]} ))]}"
     espeak-ng -v "$voice" -s 160 -w "$tmp/raw.wav" "$text"
     # 16 kHz mono 16-bit, with a pause before each sentence (0.8 to 1.6 s) and 1 s at the end.
-    sox -q "$tmp/raw.wav" -r 16000 -c 1 -b 16 "$tmp/s$k.wav" pad "0.$((8 + 4 * k))" 0
+    sox -q "$tmp/raw.wav" -r 16000 -c 1 -b 16 "$tmp/s$k.wav" pad "${PAUSES[$k]}" 0
     parts+=("$tmp/s$k.wav")
     printf '%s\n' "$text" >>"$out/$name.txt"
   done
