@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The file name of the model setup converts (Whisper tiny.en in whisper.cpp's ggml format).
-pub const DEFAULT_MODEL_FILE: &str = "ggml-tiny.en.bin";
+/// The file name of the model setup converts (Whisper tiny.en, whisper.cpp ggml, q8_0 weights).
+pub const DEFAULT_MODEL_FILE: &str = "ggml-tiny.en-q8_0.bin";
 
 /// Transcription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +151,6 @@ mod tests {
         let d = TranscriptionConfig::default();
         assert!(d
             .model_candidates(Path::new("/s"))
-            .contains(&PathBuf::from("/s/models/ggml-tiny.en.bin")));
+            .contains(&PathBuf::from("/s/models/ggml-tiny.en-q8_0.bin")));
     }
 }

@@ -33,6 +33,8 @@ pub struct TranscriptionStatus {
     pub engine: Option<String>,
     /// The running transcript's WebVTT file name (served under `/transcripts/`).
     pub transcript: Option<String>,
+    /// Where the HTTP server serves it, when it runs.
+    pub transcript_url: Option<String>,
     /// Captions made in this session.
     pub captions: u64,
     /// Audio dropped untranscribed in this session, ms (the engine fell behind).
@@ -155,6 +157,10 @@ impl AgentState {
                     return fx;
                 }
                 self.transcription.state = ServiceState::Started;
+                self.transcription.transcript_url = match (&self.http_base, &transcript) {
+                    (Some(base), Some(name)) => Some(format!("{base}/transcripts/{name}")),
+                    _ => None,
+                };
                 self.transcription.transcript = transcript;
                 fx.push(Effect::Emit(Event::TranscriptionStateChanged {
                     state: ServiceState::Started,
