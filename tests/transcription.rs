@@ -520,3 +520,71 @@ async fn a_recording_is_transcribed_beside_its_segments_and_pending_work_survive
     .await;
     assert!(agent.call(Command::Ping).await.ok);
 }
+
+#[test]
+fn a_remote_participants_speech_is_captioned_with_their_id() {
+    support::netns::isolated_async(
+        "a_remote_participants_speech_is_captioned_with_their_id",
+        remote_speech,
+    );
+}
+
+/// The box in a Janus room (in the test's network namespace) with no mic of its own; a
+/// webrtcbin participant speaks the clips; their captions carry the participant's id and name.
+async fn remote_speech() {
+    use roombox::room::janus::server::{JanusProcess, ServerConfig};
+    use support::inproc::InProcBox;
+    use support::peer::{Peer, PeerOptions};
+    let Some(model) = speech::model() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (wav, sentences) = speech_file(tmp.path());
+    let rec = tmp.path().join("rec");
+    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let mut config = support::inproc::room_config(&url, &rec, "4545", (320, 180));
+    config.media.audio.source = roombox::config::AudioSource::None;
+    config.transcription.model = model;
+    let b = InProcBox::start(&config);
+    b.join().await;
+    let wav: &'static str = Box::leak(wav.display().to_string().into_boxed_str());
+    let opts = PeerOptions {
+        speech: Some(wav),
+        ..Default::default()
+    };
+    let peer = Peer::join_with(&url, "4545", "Speaker Pat", opts).await;
+    let pid = peer.id.clone();
+    assert!(
+        support::poll_until(Duration::from_secs(40), || b
+            .state()
+            .participants
+            .contains_key(&pid))
+        .await,
+        "the box never listed the peer"
+    );
+    b.handle
+        .send(Command::StartTranscription { language: None })
+        .await
+        .expect("start-transcription");
+    let got = |b: &InProcBox| -> Vec<Caption> { b.events().iter().filter_map(caption).collect() };
+    assert!(
+        support::poll_until(Duration::from_secs(180), || got(&b).len() >= 4).await,
+        "captions of the remote participant: {:#?}",
+        got(&b)
+    );
+    let caps = got(&b);
+    for c in &caps {
+        assert_eq!(c.participant_id.as_deref(), Some(pid.as_str()), "{c:?}");
+        assert_eq!(c.participant_name, "Speaker Pat");
+    }
+    let texts: Vec<String> = caps[1..].iter().map(|c| c.text.clone()).collect();
+    let (e, n) = speech::score(&texts, &sentences);
+    eprintln!(
+        "remote WER {:.1} % over {n} words: {texts:#?}",
+        100.0 * e as f64 / n as f64
+    );
+    // Opus at the peer's default bitrate and back costs a little accuracy.
+    assert!(e as f64 / n as f64 <= MAX_WER + 0.05, "{texts:#?}");
+    peer.leave().await;
+}
