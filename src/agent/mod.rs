@@ -453,7 +453,7 @@ impl Agent {
             TranscriptionAction::TranscribeFiles(segments) => {
                 self.post_queue().push(segments);
             }
-            TranscriptionAction::Start { local_id, .. } => {
+            TranscriptionAction::Start { local_id, mic, .. } => {
                 let Some(engine) = self.speech.engine.take() else {
                     let _ = self
                         .speech
@@ -477,10 +477,13 @@ impl Agent {
                     &dir,
                     self.speech.tx.clone(),
                 );
-                self.media.apply(crate::media::MediaAction::Attach {
-                    id: state::TRANSCRIBER_ID.into(),
-                    spec: crate::media::ConsumerSpec::Pcm(live.local_sender()),
-                });
+                // A box without a mic transcribes the room only: a tap with no feed would fail.
+                if mic {
+                    self.media.apply(crate::media::MediaAction::Attach {
+                        id: state::TRANSCRIBER_ID.into(),
+                        spec: crate::media::ConsumerSpec::Pcm(live.local_sender()),
+                    });
+                }
                 self.speech.live = Some(live);
             }
             TranscriptionAction::Stop => {

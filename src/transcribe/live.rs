@@ -16,6 +16,8 @@ pub enum TranscriptionAction {
         language: String,
         /// The local participant's id, which the mic's speech is attributed to.
         local_id: String,
+        /// Whether the box has a mic to tap (a box without one transcribes the room only).
+        mic: bool,
     },
     /// Stop: untap, let the engine finish the utterance in hand, close the transcript.
     Stop,

@@ -112,6 +112,7 @@ impl AgentState {
             Effect::Transcription(TranscriptionAction::Start {
                 language,
                 local_id: self.local_participant.participant_id.clone(),
+                mic: self.has_audio,
             }),
         ])
     }
@@ -488,6 +489,27 @@ mod tests {
         }));
         let fx = s.media(rec(crate::media::ConsumerEvent::Finished));
         assert!(!fx.iter().any(|e| matches!(e, Effect::Transcription(_))));
+    }
+
+    #[test]
+    fn a_box_without_a_mic_transcribes_the_room_only() {
+        let mut c = crate::config::Config::default();
+        c.media.audio.source = crate::config::AudioSource::None;
+        let mut s = AgentState::new(&c, "b".into());
+        assert_eq!(
+            s.transcription_precheck(None).unwrap_err().code,
+            ErrorCode::Unavailable,
+            "no mic and no room: nothing to transcribe"
+        );
+        s.set_room_backend(true);
+        let step = s.start_transcription("en".into(), "e".into());
+        assert!(step
+            .effects
+            .contains(&Effect::Transcription(TranscriptionAction::Start {
+                language: "en".into(),
+                local_id: "b".into(),
+                mic: false
+            })));
     }
 
     #[test]
