@@ -42,16 +42,21 @@ def distance(ref, hyp):
     return prev[-1]
 
 
-clips = Path(sys.argv[1])
-ref_words = errors = audio = compute = 0
-for line in sys.stdin:
-    if not line.startswith("{"):
-        continue
-    r = json.loads(line)
-    ref = words((clips / (Path(r["file"]).stem + ".txt")).read_text())
-    ref_words += len(ref)
-    errors += distance(ref, words(r["text"]))
-    audio += r["audio"]
-    compute += r["compute"]
-print(json.dumps({"words": ref_words, "errors": errors, "wer": errors / max(ref_words, 1),
-                  "audio": audio, "compute": compute, "rtf": compute / max(audio, 1e-9)}))
+def main():
+    clips = Path(sys.argv[1])
+    ref_words = errors = audio = compute = 0
+    for line in sys.stdin:
+        if not line.startswith("{"):
+            continue
+        r = json.loads(line)
+        ref = words((clips / (Path(r["file"]).stem + ".txt")).read_text())
+        ref_words += len(ref)
+        errors += distance(ref, words(r["text"]))
+        audio += r["audio"]
+        compute += r["compute"]
+    print(json.dumps({"words": ref_words, "errors": errors, "wer": errors / max(ref_words, 1),
+                      "audio": audio, "compute": compute, "rtf": compute / max(audio, 1e-9)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,7 @@
 //! conversion check (`scripts/check-model.sh`) run it.
 //!
 //!     cargo run --release --example transcribe_file -- MODEL.bin [--threads N] [--beam N]
-//!         [--whole] [--flash] FILE.wav...
+//!         [--whole] [--flash] [--no-fallback] FILE.wav...
 //!
 //! `--whole` hands each file to the engine in one piece instead of cutting it into utterances
 //! with the VAD first, as faster-whisper does without its `vad_filter`.
@@ -17,20 +17,22 @@ use roombox::transcribe::{vad::VadConfig, wav, worker, Transcriber, SAMPLE_RATE}
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let model = PathBuf::from(args.next().ok_or("usage: transcribe_file MODEL FILE...")?);
-    let (mut threads, mut decoding, mut whole, mut flash, mut files) =
-        (1, Decoding::Greedy, false, false, vec![]);
+    let (mut threads, mut decoding, mut whole, mut flash, mut fallback, mut files) =
+        (1, Decoding::Greedy, false, false, true, vec![]);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--threads" => threads = args.next().ok_or("--threads N")?.parse()?,
             "--beam" => decoding = Decoding::Beam(args.next().ok_or("--beam N")?.parse()?),
             "--whole" => whole = true,
             "--flash" => flash = true,
+            "--no-fallback" => fallback = false,
             _ => files.push(PathBuf::from(a)),
         }
     }
     let t = Instant::now();
     let mut engine = Whisper::load_with(&model, "en", threads, flash)?;
     engine.set_decoding(decoding);
+    engine.set_fallback(fallback);
     eprintln!(
         "loaded {} in {:.2} s",
         engine.describe(),

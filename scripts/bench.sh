@@ -38,6 +38,9 @@ out="$(mktemp)"
   PATH="$venv/bin:$PATH" bash benches/room.sh
   echo
   bash benches/outputs.sh
+  echo
+  # Speech to text: roombox's engine against faster-whisper (a venv the bench makes itself).
+  bash benches/transcribe.sh
 } > "$out"
 mv "$out" BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

@@ -71,6 +71,8 @@ if ((packaging)); then
     dpkg-dev lintian
     # arm64: cross compiler and linker, and qemu-user to run what it builds
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
+    # and C++ for whisper.cpp (the arm64 libstdc++ to link it comes with it)
+    g++-aarch64-linux-gnu
     # the oelint-adv venv for the Yocto layer lint
     python3-venv
   )
@@ -81,6 +83,7 @@ if ((packaging)); then
   ARM64_PKGS=(
     libgstreamer1.0-0:arm64 libgstreamer-plugins-base1.0-0:arm64
     libgstreamer-plugins-bad1.0-0:arm64 libasound2:arm64 libglib2.0-0:arm64
+    libstdc++6:arm64
   )
   # And the arm64 GStreamer plugins the package depends on, so `roombox check` of the arm64
   # binary under qemu-user finds its elements.

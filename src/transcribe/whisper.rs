@@ -46,6 +46,9 @@ pub struct Whisper {
     threads: usize,
     /// Greedy or beam, from [`Whisper::set_decoding`].
     decoding: Decoding,
+    /// Whether a decode that fails whisper.cpp's entropy or log-probability checks is retried
+    /// at a higher temperature (random sampling).
+    fallback: bool,
     /// For `describe()`: `whisper.cpp tiny.en (q8_0)`.
     name: String,
 }
@@ -116,6 +119,7 @@ impl Whisper {
             language: language.to_string(),
             threads: threads.max(1),
             decoding: Decoding::Greedy,
+            fallback: true,
             name: format!("whisper.cpp {}{en} ({})", info.size, info.weights),
         })
     }
@@ -123,6 +127,12 @@ impl Whisper {
     /// Chooses greedy or beam decoding (greedy by default: docs/transcription.md).
     pub fn set_decoding(&mut self, decoding: Decoding) {
         self.decoding = decoding;
+    }
+
+    /// Turns whisper.cpp's temperature fallback on (the default) or off. Off, every decode is
+    /// one deterministic pass; on, a doubtful one is decoded again with sampling.
+    pub fn set_fallback(&mut self, on: bool) {
+        self.fallback = on;
     }
 }
 
@@ -169,6 +179,9 @@ impl Transcriber for Whisper {
         params.set_language(Some(&self.language));
         params.set_n_threads(i32::try_from(self.threads).unwrap_or(1));
         params.set_no_context(true);
+        if !self.fallback {
+            params.set_temperature_inc(0.0);
+        }
         params.set_suppress_nst(true);
         params.set_print_special(false);
         params.set_print_progress(false);
