@@ -19,7 +19,9 @@ pub struct TranscriptionConfig {
     /// The spoken language (`en`; `en-US` is taken as `en`). An English-only model (`*.en`)
     /// refuses any other.
     pub language: String,
-    /// Threads the engine uses; two beat one on a 2-core board, more than the cores do not help.
+    /// Threads the engine uses. One by default: whisper.cpp's threads spin-wait for each other,
+    /// and on a box whose cores are busy with the call two ran ten times slower than one
+    /// (docs/transcription.md); a dedicated idle box may choose two.
     pub threads: u32,
     /// Audio waiting to be transcribed beyond this is dropped, oldest first, with an event: the
     /// captions fall behind by at most this much when the CPU cannot keep up.
@@ -38,7 +40,7 @@ impl Default for TranscriptionConfig {
         TranscriptionConfig {
             model: PathBuf::new(),
             language: "en".into(),
-            threads: 2,
+            threads: 1,
             max_backlog: Duration::from_secs(10),
             autostart: false,
             relay_to_chat: false,
