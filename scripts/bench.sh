@@ -41,6 +41,8 @@ out="$(mktemp)"
   echo
   # Speech to text: roombox's engine against faster-whisper (a venv the bench makes itself).
   bash benches/transcribe.sh
+  echo
+  bash benches/captions.sh "$rel/roombox"
 } > "$out"
 mv "$out" BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

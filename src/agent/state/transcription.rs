@@ -52,6 +52,9 @@ pub(super) struct TranscriptionSetup {
     pub(super) relay_to_chat: bool,
     pub(super) post_on_stop: bool,
     pub(super) language: String,
+    /// A session was told to stop and has not said `Stopped` yet: that `Stopped` belongs to it,
+    /// not to a session started since (after a failure, a new one may start at once).
+    pub(super) draining: bool,
 }
 
 impl AgentState {
@@ -122,6 +125,7 @@ impl AgentState {
             return Step::err(ErrorCode::InvalidState, "transcription is not running");
         }
         self.transcription.state = ServiceState::Stopping;
+        self.transcription_setup.draining = true;
         Step::ok(vec![
             Effect::Emit(Event::TranscriptionStateChanged {
                 state: ServiceState::Stopping,
@@ -228,6 +232,7 @@ impl AgentState {
                 }
                 self.transcription.state = ServiceState::Failed;
                 self.transcription.last_error = Some(reason.clone());
+                self.transcription_setup.draining = true;
                 fx.push(Effect::Emit(Event::TranscriptionStateChanged {
                     state: ServiceState::Failed,
                     language: None,
@@ -242,7 +247,12 @@ impl AgentState {
                 }));
             }
             TranscriptionNotice::Stopped => {
-                if self.transcription.state == ServiceState::Failed {
+                let ours = std::mem::take(&mut self.transcription_setup.draining);
+                if self.transcription.state == ServiceState::Failed
+                    || (ours && self.transcription.state.is_active())
+                {
+                    // FAILED keeps its reason; a session started since is not the one that
+                    // stopped.
                     return fx;
                 }
                 self.transcription.state = ServiceState::Stopped;
@@ -319,6 +329,7 @@ impl AgentState {
             relay_to_chat: t.relay_to_chat,
             post_on_stop: t.post_on_stop,
             language: t.language.clone(),
+            draining: self.transcription_setup.draining,
         };
     }
 }
@@ -448,8 +459,14 @@ mod tests {
         s.transcription_notice(TranscriptionNotice::Stopped);
         assert_eq!(s.transcription.state, ServiceState::Failed);
         assert_eq!(s.transcription.last_error.as_deref(), Some("boom"));
-        // And it can start again.
+        // And it can start again at once; the failed session's late `Stopped` is not the new
+        // session's.
         assert!(s.transcription_precheck(None).is_ok());
+        s.start_transcription("en".into(), "e".into());
+        s.transcription_notice(TranscriptionNotice::Failed("again".into()));
+        s.start_transcription("en".into(), "e".into());
+        s.transcription_notice(TranscriptionNotice::Stopped);
+        assert_eq!(s.transcription.state, ServiceState::Starting);
     }
 
     #[test]
