@@ -45,6 +45,10 @@ out="$(mktemp)"
     echo
     cat docs/soak.md
   fi
+  # Speech to text: roombox's engine against faster-whisper (a venv the bench makes itself).
+  bash benches/transcribe.sh
+  echo
+  bash benches/captions.sh "$rel/roombox"
 } > "$out"
 mv "$out" BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

@@ -5,6 +5,11 @@
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+# whisper.cpp (whisper-rs-sys) is C++ built with cmake: the cmake crate passes these compilers on
+# and sets CMAKE_SYSTEM_NAME/PROCESSOR itself when the target is not the host. bindgen parses its
+# header for aarch64 against the cross libc's headers (libc6-dev-arm64-cross).
+export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
+export BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_gnu="--sysroot=/usr/aarch64-linux-gnu"
 # pkg-config reads the arm64 sysroot that `scripts/setup.sh --packaging` unpacks (the -dev
 # packages are never installed for arm64), and prefixes the -L/-I paths it prints with it. The
 # plain variables, not the per-target ones: system-deps, under gstreamer-sys, reads those, and no

@@ -57,6 +57,9 @@ PKGS=(
   # the browser tests (tests/browser: playwright-core and hls.js from npm with the machine's
   # Node.js, pinned there)
   chromium
+  # speech to text: whisper-rs builds whisper.cpp with cmake; the model's converter needs numpy
+  # and a venv for pip (scripts/fetch-model.sh); the speech tests synthesize their clips
+  cmake python3-numpy python3-venv espeak-ng sox
 )
 # Extra packages for this run only (scripts/test-setup.sh uses it to make setup install one).
 # shellcheck disable=SC2206
@@ -68,6 +71,8 @@ if ((packaging)); then
     dpkg-dev lintian
     # arm64: cross compiler and linker, and qemu-user to run what it builds
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
+    # and C++ for whisper.cpp (the arm64 libstdc++ to link it comes with it)
+    g++-aarch64-linux-gnu
     # the oelint-adv venv for the Yocto layer lint
     python3-venv
   )
@@ -78,6 +83,7 @@ if ((packaging)); then
   ARM64_PKGS=(
     libgstreamer1.0-0:arm64 libgstreamer-plugins-base1.0-0:arm64
     libgstreamer-plugins-bad1.0-0:arm64 libasound2:arm64 libglib2.0-0:arm64
+    libstdc++6:arm64
   )
   # And the arm64 GStreamer plugins the package depends on, so `roombox check` of the arm64
   # binary under qemu-user finds its elements.
@@ -159,6 +165,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust (rustup) first" >&2
   exit 1
 fi
+
+# The Whisper model (tiny.en, converted to ggml), fetched by pinned version and checksum.
+bash scripts/fetch-model.sh
 
 if ((packaging)); then
   # cargo-deb from crates.io, pinned: the package layout was checked against this version.

@@ -242,6 +242,20 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
             "microphone",
             "synthetic tone (media.audio.source = \"test\")",
         )),
+        AudioSource::File => out.push(
+            match crate::media::filemic::decode(&a.file, a.rate, a.channels) {
+                Ok(pcm) => CheckLine::new(
+                    Status::Warning,
+                    "microphone",
+                    format!(
+                        "the file {} played in a loop ({:.1} s; media.audio.source = \"file\")",
+                        a.file.display(),
+                        pcm.len() as f64 / f64::from(2 * a.rate * a.channels)
+                    ),
+                ),
+                Err(e) => CheckLine::new(Status::Failed, "microphone", e.to_string()),
+            },
+        ),
         AudioSource::None => out.push(CheckLine::new(
             Status::Ok,
             "microphone",
@@ -280,6 +294,7 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
             element(out, "recording", "matroskamux", "gstreamer1.0-plugins-good")
         }
     }
+    out.push(transcription_model(c));
     out.push(writable_dir("state", &c.state_dir()));
     let rec = c.recording_dir();
     out.push(writable_dir("recording", &rec));
@@ -307,6 +322,24 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
     let sock_dir = sock.parent().unwrap_or(Path::new("."));
     out.push(writable_dir("control", sock_dir));
     out.extend(crate::controls::check(&c.controls));
+}
+
+/// The transcription model: present, and a whisper.cpp model. Missing is only a warning unless
+/// the configuration would use it unasked (`autostart`, `post_on_stop`): transcription is
+/// optional, and the rest of the box works without it.
+fn transcription_model(c: &Config) -> CheckLine {
+    let t = &c.transcription;
+    let path = t.model_path(&c.state_dir());
+    let needed = t.autostart || t.post_on_stop;
+    match crate::transcribe::model::inspect(&path) {
+        Ok(about) => CheckLine::new(Status::Ok, "transcription", about),
+        Err(e) if !path.exists() && !needed => CheckLine::new(
+            Status::Warning,
+            "transcription",
+            format!("{e}; start-transcription will answer unavailable until a model is installed"),
+        ),
+        Err(e) => CheckLine::new(Status::Failed, "transcription", e.to_string()),
+    }
 }
 
 fn writable_dir(check: &str, dir: &Path) -> CheckLine {

@@ -102,6 +102,20 @@ pub enum Command {
     },
     /// Stop realtime transcription.
     StopTranscription,
+    /// Transcribe a local recording: one segment (`file`, its name in the recording directory),
+    /// or every segment written between `from` and `to` (ms since the epoch; either may be
+    /// absent). Writes `.vtt` and `.srt` beside each segment.
+    TranscribeRecording {
+        /// A segment's file name (`roombox-2026-11-23T20-31-05Z-0003.mkv`).
+        #[serde(default)]
+        file: Option<String>,
+        /// Segments that end at or after this time, ms since the epoch.
+        #[serde(default)]
+        from: Option<u64>,
+        /// Segments that start at or before this time, ms since the epoch.
+        #[serde(default)]
+        to: Option<u64>,
+    },
     /// Ask the encoder for a keyframe now.
     RequestKeyframe,
     /// Change the video bitrate while running.
@@ -387,6 +401,7 @@ impl Command {
         "stop-hls",
         "start-transcription",
         "stop-transcription",
+        "transcribe-recording",
         "request-keyframe",
         "set-bitrate",
         "get-state",
@@ -486,6 +501,28 @@ impl Command {
                 language: Some(language),
             } if language.is_empty() || language.len() > 16 => {
                 range("language", "must be a language tag like en-US".into())
+            }
+            Command::TranscribeRecording { file, from, to } => {
+                if file.is_some() && (from.is_some() || to.is_some()) {
+                    return Err(CommandError::new(
+                        ErrorCode::InvalidArgument,
+                        "give either file or from/to, not both",
+                    ));
+                }
+                if let Some(f) = file {
+                    if f.is_empty() || f.len() > 255 || f.contains('/') || f.starts_with('.') {
+                        return Err(CommandError::new(
+                            ErrorCode::InvalidArgument,
+                            "file: expected a segment's file name in the recording directory",
+                        ));
+                    }
+                }
+                if let (Some(a), Some(b)) = (from, to) {
+                    if a > b {
+                        return range("from", format!("{a} is after to ({b})"));
+                    }
+                }
+                Ok(())
             }
             _ => Ok(()),
         }

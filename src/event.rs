@@ -123,19 +123,74 @@ pub enum Event {
         reason: Option<String>,
     },
     /// Transcription changed state.
+    #[serde(rename_all = "camelCase")]
     TranscriptionStateChanged {
         /// The new state.
         state: ServiceState,
+        /// The language transcribed, while it runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        language: Option<String>,
+        /// Why, when it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
-    /// Transcribed text.
+    /// Transcribed text: one caption of one participant's utterance.
     #[serde(rename_all = "camelCase")]
     TranscriptionText {
         /// Who spoke, where known.
         participant_id: Option<String>,
+        /// Their display name.
+        #[serde(default)]
+        participant_name: String,
         /// The text.
         text: String,
-        /// Milliseconds since the epoch.
+        /// Milliseconds since the epoch when the caption was made.
         timestamp_ms: u64,
+        /// Wall clock of the utterance's start, ms since the epoch.
+        #[serde(default)]
+        start_ms: u64,
+        /// Wall clock of its end, ms since the epoch.
+        #[serde(default)]
+        end_ms: u64,
+        /// Its start from the start of the transcription session (the transcript file's 0).
+        #[serde(default)]
+        meeting_start_ms: u64,
+        /// Its end from the start of the transcription session.
+        #[serde(default)]
+        meeting_end_ms: u64,
+        /// True: this text will not be revised (every caption today is final).
+        #[serde(default, rename = "final")]
+        is_final: bool,
+    },
+    /// Audio was not transcribed: the engine fell behind by more than `max_backlog`, and the
+    /// oldest utterances waiting were dropped so captions stay current.
+    #[serde(rename_all = "camelCase")]
+    TranscriptionDropped {
+        /// Whose audio.
+        participant_id: String,
+        /// How much audio, ms.
+        audio_ms: u64,
+    },
+    /// Progress of a recording's transcription (`transcribe-recording`, `post_on_stop`).
+    #[serde(rename_all = "camelCase")]
+    TranscriptionProgress {
+        /// The recording's first segment.
+        recording: String,
+        /// Audio transcribed so far, ms.
+        done_ms: u64,
+        /// The recording's length, ms.
+        total_ms: u64,
+        /// STARTED while it runs, STOPPED when the files are written, FAILED with `reason`.
+        state: ServiceState,
+        /// The WebVTT file, once written.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vtt: Option<String>,
+        /// The SRT file, once written.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        srt: Option<String>,
+        /// Why, when it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The encoder could not keep up and the frame rate stepped down (`reason` `cpu`), or it
     /// stepped back up (`none` at the full rate). The names follow WebRTC's

@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     hls_dir: PathBuf,
     /// The tokens requests must carry; None on loopback.
     pub(crate) tokens: Option<Tokens>,
+    /// Where transcripts are: the live sessions', then the recordings' (beside their segments).
+    transcript_dirs: [PathBuf; 2],
     /// Wrong tokens per client address, so the token cannot be guessed at network speed. A std
     /// Mutex: it is held for a map lookup, never across an await.
     failures: Mutex<Failures>,
@@ -154,6 +156,10 @@ pub async fn bind(config: &Config, agent: AgentHandle) -> anyhow::Result<Option<
         agent,
         hls_dir: config.hls_dir(),
         tokens,
+        transcript_dirs: [
+            crate::transcribe::transcript::live_dir(&config.state_dir()),
+            config.recording_dir(),
+        ],
         failures: Mutex::new(Failures::default()),
         console: crate::console::ConsoleShared::default(),
     });
@@ -161,6 +167,8 @@ pub async fn bind(config: &Config, agent: AgentHandle) -> anyhow::Result<Option<
         .route("/hls/{file}", get(hls_file))
         .route("/api/state", get(state))
         .merge(crate::console::routes())
+        .route("/transcripts/", get(transcript_list))
+        .route("/transcripts/{file}", get(transcript_file))
         .with_state(shared);
     Ok(Some(Server {
         listener,
@@ -395,6 +403,84 @@ async fn state(
     }
     let state = s.agent.state().borrow().clone();
     axum::Json(state).into_response()
+}
+
+/// `/transcripts/`: the transcripts there are, newest first, as JSON (`name`, `bytes`,
+/// `modifiedMs`), under the same access rules as HLS.
+async fn transcript_list(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(d) = authorize(&s, client_key(peer.ip()), &headers, &query) {
+        return d.into_response();
+    }
+    let mut files = Vec::new();
+    for dir in &s.transcript_dirs {
+        let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+            continue;
+        };
+        while let Ok(Some(e)) = entries.next_entry().await {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !crate::transcribe::transcript::is_transcript_name(&name) {
+                continue;
+            }
+            let Ok(meta) = e.metadata().await else {
+                continue;
+            };
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as u64);
+            files.push(serde_json::json!({
+                "name": name,
+                "bytes": meta.len(),
+                "modifiedMs": modified,
+            }));
+        }
+    }
+    files.sort_by_key(|f| std::cmp::Reverse(f["modifiedMs"].as_u64().unwrap_or(0)));
+    axum::Json(serde_json::json!({ "transcripts": files })).into_response()
+}
+
+/// `/transcripts/{file}`: one transcript (`.vtt`, `.srt`, `.jsonl`); any other name is a 404.
+async fn transcript_file(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(file): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(d) = authorize(&s, client_key(peer.ip()), &headers, &query) {
+        return d.into_response();
+    }
+    if !crate::transcribe::transcript::is_transcript_name(&file) {
+        return (StatusCode::NOT_FOUND, "no such transcript\n").into_response();
+    }
+    let kind = match file.rsplit_once('.').map(|(_, e)| e) {
+        Some("vtt") => "text/vtt; charset=utf-8",
+        Some("srt") => "application/x-subrip; charset=utf-8",
+        _ => "application/x-ndjson; charset=utf-8",
+    };
+    for dir in &s.transcript_dirs {
+        if let Ok(body) = tokio::fs::read(dir.join(&file)).await {
+            return (
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+                    (
+                        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                        HeaderValue::from_static("*"),
+                    ),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                ],
+                body,
+            )
+                .into_response();
+        }
+    }
+    (StatusCode::NOT_FOUND, "no such transcript\n").into_response()
 }
 
 #[cfg(test)]

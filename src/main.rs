@@ -368,7 +368,7 @@ fn render_status(state: &serde_json::Value) -> String {
     s.push_str(&format!(
         "cloud rec    {}   transcription {}\n",
         get("/cloudRecording"),
-        get("/transcription")
+        get("/transcription/state")
     ));
     s.push_str(&format!(
         "hls          {}{}\n",

@@ -110,6 +110,7 @@ async fn features() {
     let opts = PeerOptions {
         data: true,
         audio_level: true,
+        ..Default::default()
     };
     let mut peer = Peer::join_with(&url, ROOM, "Pat", opts).await;
     let pid = peer.id.clone();

@@ -13,6 +13,7 @@ use crate::media::{MediaControl, MediaNotice};
 use crate::model::now_ms;
 use crate::room::{RoomAction, RoomLink, RoomNotice};
 use crate::sysd;
+use crate::transcribe::live::{TranscriptionAction, TranscriptionNotice};
 use state::{AgentState, Effect, FleetLink, LivestreamSetup, Step};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -124,6 +125,26 @@ pub struct Agent {
     fleet_links: mpsc::UnboundedReceiver<FleetLink>,
     /// The configuration in force, for the parts the agent does not own.
     config_tx: watch::Sender<Arc<Config>>,
+    /// Live transcription and the recordings' transcriptions.
+    speech: Speech,
+}
+
+/// The agent's transcription plumbing (I/O the pure state asks for).
+struct Speech {
+    /// The live transcriber, while it runs.
+    live: Option<crate::transcribe::service::LiveService>,
+    /// The engine just loaded for the `start-transcription` being carried out.
+    engine: Option<Box<dyn crate::transcribe::Transcriber>>,
+    /// Open while the local mic's audio may be transcribed (on, and no mute asked).
+    mic_gate: Arc<std::sync::atomic::AtomicBool>,
+    /// Remote participants' speech, from the room session's playback.
+    hub: Option<crate::media::pcm::PcmHub>,
+    /// The recordings' transcription queue, once there is work (a thread: not started for
+    /// agents that never transcribe, such as the fleet simulator's thousand).
+    post: Option<crate::transcribe::post::PostQueue>,
+    /// Notices of the live transcriber and the recordings' transcriptions.
+    tx: mpsc::UnboundedSender<TranscriptionNotice>,
+    rx: mpsc::UnboundedReceiver<TranscriptionNotice>,
 }
 
 impl Agent {
@@ -141,6 +162,7 @@ impl Agent {
         let (state_tx, state_rx) = watch::channel(state.clone());
         let (fleet_tx, fleet_links) = mpsc::unbounded_channel();
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
+        let (speech_tx, speech_rx) = mpsc::unbounded_channel();
         let handle = AgentHandle {
             requests: req_tx,
             events: events.clone(),
@@ -161,6 +183,15 @@ impl Agent {
             room_notices: None,
             fleet_links,
             config_tx,
+            speech: Speech {
+                live: None,
+                engine: None,
+                mic_gate: Arc::default(),
+                hub: None,
+                post: None,
+                tx: speech_tx,
+                rx: speech_rx,
+            },
         };
         (handle, agent)
     }
@@ -175,6 +206,7 @@ impl Agent {
         self.state.set_room_backend(true);
         self.room_actions = Some(link.actions);
         self.room_notices = Some(link.notices);
+        self.speech.hub = Some(link.speech);
     }
 
     /// Runs until a clean stop: SIGTERM or SIGINT (with `signals`), or the `restart` command.
@@ -192,6 +224,27 @@ impl Agent {
 
         let fx = self.state.start();
         self.execute(fx, &mut drain_deadline);
+        // Recordings' transcription queued before a restart goes on.
+        let pending = crate::transcribe::post::read_pending(
+            &self
+                .config_tx
+                .borrow()
+                .state_dir()
+                .join(crate::transcribe::post::PENDING_FILE),
+        );
+        if !pending.is_empty() {
+            self.post_queue();
+        }
+        if self.state.transcription_autostart() {
+            let step = self.start_transcription(None).await;
+            if let Err(e) = &step.reply {
+                let _ = self.events.send(Event::Error {
+                    code: "transcription".into(),
+                    message: format!("[transcription] autostart: {}", e.message),
+                });
+            }
+            self.execute(step.effects, &mut drain_deadline);
+        }
 
         loop {
             let deadline = drain_deadline;
@@ -200,6 +253,12 @@ impl Agent {
                     let step = match &req.command {
                         Command::StartLivestream { outputs } => {
                             self.start_livestream(outputs).await
+                        }
+                        Command::StartTranscription { language } => {
+                            self.start_transcription(language.as_deref()).await
+                        }
+                        Command::TranscribeRecording { file, from, to } => {
+                            self.transcribe_recording(file.as_deref(), *from, *to)
                         }
                         cmd => self.state.command(cmd, now_ms()),
                     };
@@ -231,6 +290,11 @@ impl Agent {
                     let fx = self.state.room(notice);
                     self.execute(fx, &mut drain_deadline);
                 }
+                Some(notice) = self.speech.rx.recv() => {
+                    self.state.at(now_ms());
+                    let fx = self.state.transcription_notice(notice);
+                    self.execute(fx, &mut drain_deadline);
+                }
                 Some(link) = self.fleet_links.recv() => {
                     let fx = self.state.fleet(link);
                     self.execute(fx, &mut drain_deadline);
@@ -253,6 +317,10 @@ impl Agent {
                     break;
                 }
             }
+            self.speech.mic_gate.store(
+                self.state.mic_may_be_transcribed(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             self.state_tx.send_if_modified(|s| {
                 if *s != self.state {
                     *s = self.state.clone();
@@ -293,6 +361,7 @@ impl Agent {
                         None => tracing::warn!(?action, "no room session is attached"),
                     }
                 }
+                Effect::Transcription(action) => self.transcription_action(action),
                 Effect::Emit(event) => {
                     log_event(&event);
                     let _ = self.events.send(event);
@@ -303,6 +372,135 @@ impl Agent {
                         sysd::stopping();
                         *deadline = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT);
                     }
+                }
+            }
+        }
+    }
+
+    /// `start-transcription`: the state checks the request, then the engine is loaded here, off
+    /// the loop's thread (a 75 MB model). A missing or corrupt model, or a language the model
+    /// does not know, is an error reply, and nothing changed.
+    async fn start_transcription(&mut self, language: Option<&str>) -> Step {
+        let refuse = |code, message: String| Step {
+            reply: Err(CommandError::new(code, message)),
+            effects: Vec::new(),
+        };
+        let language = match self.state.transcription_precheck(language) {
+            Ok(l) => l,
+            Err(e) => return refuse(e.code, e.message),
+        };
+        let config = self.config_tx.borrow().clone();
+        let t = &config.transcription;
+        let model = t.model_path(&config.state_dir());
+        let threads = t.threads as usize;
+        let lang = language.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            crate::transcribe::service::load_engine(&model, &lang, threads)
+        })
+        .await;
+        let engine = match loaded {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => {
+                let code = match e {
+                    crate::transcribe::TranscribeError::Language(_) => ErrorCode::OutOfRange,
+                    _ => ErrorCode::Unavailable,
+                };
+                return refuse(code, e.to_string());
+            }
+            Err(e) => return refuse(ErrorCode::Internal, format!("loading the engine: {e}")),
+        };
+        let describe = engine.describe();
+        self.speech.engine = Some(engine);
+        self.state.start_transcription(language, describe)
+    }
+
+    /// The recordings' transcription queue, started on first use.
+    fn post_queue(&mut self) -> &crate::transcribe::post::PostQueue {
+        let config = self.config_tx.borrow().clone();
+        let setup = post_setup(&config, &self.state);
+        let tx = self.speech.tx.clone();
+        self.speech.post.get_or_insert_with(|| {
+            crate::transcribe::post::PostQueue::spawn(&config.state_dir(), setup, tx)
+        })
+    }
+
+    /// `transcribe-recording`: the segments are found on disk here (I/O), and a recording
+    /// that does not exist is an error reply.
+    fn transcribe_recording(
+        &mut self,
+        file: Option<&str>,
+        from: Option<u64>,
+        to: Option<u64>,
+    ) -> Step {
+        let dir = self.config_tx.borrow().recording_dir();
+        // The segment being written is the newest while a recording runs; it is not done.
+        let writing = if self.state.recording.state.is_active() {
+            newest_segment(&dir)
+        } else {
+            None
+        };
+        match crate::transcribe::post::select_segments(&dir, file, from, to, writing.as_deref()) {
+            Ok(segments) => self.state.transcribe_recording(segments),
+            Err(message) => Step {
+                reply: Err(CommandError::new(ErrorCode::InvalidArgument, message)),
+                effects: Vec::new(),
+            },
+        }
+    }
+
+    fn transcription_action(&mut self, action: TranscriptionAction) {
+        match action {
+            TranscriptionAction::TranscribeFiles(segments) => {
+                self.post_queue().push(segments);
+            }
+            TranscriptionAction::Start { local_id, mic, .. } => {
+                let Some(engine) = self.speech.engine.take() else {
+                    let _ = self
+                        .speech
+                        .tx
+                        .send(TranscriptionNotice::Failed("no engine was loaded".into()));
+                    return;
+                };
+                let config = self.config_tx.borrow().clone();
+                let dir = crate::transcribe::transcript::live_dir(&config.state_dir());
+                crate::transcribe::transcript::prune(
+                    &dir,
+                    config.recording.max_age,
+                    std::time::SystemTime::now(),
+                );
+                let live = crate::transcribe::service::LiveService::start(
+                    engine,
+                    config.transcription.max_backlog,
+                    local_id,
+                    self.speech.mic_gate.clone(),
+                    self.speech.hub.clone(),
+                    &dir,
+                    self.speech.tx.clone(),
+                );
+                // A box without a mic transcribes the room only: a tap with no feed would fail.
+                if mic {
+                    self.media.apply(crate::media::MediaAction::Attach {
+                        id: state::TRANSCRIBER_ID.into(),
+                        spec: crate::media::ConsumerSpec::Pcm(live.local_sender()),
+                    });
+                }
+                self.speech.live = Some(live);
+            }
+            TranscriptionAction::Stop => {
+                self.media.apply(crate::media::MediaAction::Detach {
+                    id: state::TRANSCRIBER_ID.into(),
+                });
+                match self.speech.live.take() {
+                    Some(mut live) => live.stop(),
+                    // Nothing runs (a failure already stopped it): the state still hears so.
+                    None => {
+                        let _ = self.speech.tx.send(TranscriptionNotice::Stopped);
+                    }
+                }
+            }
+            TranscriptionAction::Append(caption) => {
+                if let Some(live) = &mut self.speech.live {
+                    live.append(&caption);
                 }
             }
         }
@@ -338,6 +536,9 @@ impl Agent {
         match config::load(self.config_path.as_deref()) {
             Ok(loaded) => {
                 let fx = self.state.configure(&loaded.config);
+                if let Some(q) = &self.speech.post {
+                    q.set_setup(post_setup(&loaded.config, &self.state));
+                }
                 self.state.set_livestream(livestream_setup(&loaded.config));
                 self.config_tx.send_replace(Arc::new(loaded.config.clone()));
                 self.media
@@ -363,6 +564,35 @@ impl Agent {
             }
         }
     }
+}
+
+/// What the recordings' transcription needs from the configuration.
+fn post_setup(config: &Config, state: &AgentState) -> crate::transcribe::post::PostSetup {
+    let t = &config.transcription;
+    crate::transcribe::post::PostSetup {
+        model: t.model_path(&config.state_dir()),
+        language: crate::config::language_code(&t.language).unwrap_or_else(|| "en".into()),
+        threads: t.threads as usize,
+        speaker: (
+            state.local_participant.participant_id.clone(),
+            state.local_participant.display_name.clone(),
+        ),
+    }
+}
+
+/// The most recently written segment in `dir`.
+fn newest_segment(dir: &std::path::Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(crate::media::recorder::SEGMENT_PREFIX)
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, p)| p)
 }
 
 /// `[livestream]` with its stream key files read.

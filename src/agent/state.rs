@@ -9,11 +9,13 @@ mod fleet;
 mod hls;
 mod livestream;
 mod room;
+mod transcription;
 mod viewers;
 
 pub use fleet::{FleetLink, FleetLinkState, FleetStatus};
 pub use hls::{HlsStatus, HLS_ID};
 pub use livestream::{FallbackStatus, LivestreamSetup, LivestreamStatus, OutputStatus};
+pub use transcription::{TranscriptionStatus, TRANSCRIBER_ID};
 pub use viewers::Viewers;
 
 use crate::command::{Command, CommandError, ErrorCode};
@@ -125,8 +127,8 @@ pub struct AgentState {
     pub livestream: LivestreamStatus,
     /// HLS served by the box.
     pub hls: HlsStatus,
-    /// Realtime transcription.
-    pub transcription: ServiceState,
+    /// Realtime transcription, and recordings being transcribed.
+    pub transcription: TranscriptionStatus,
     /// Identify (LED blink) runs until this time, ms since the epoch.
     pub identify_until_ms: Option<u64>,
     /// Health summary.
@@ -184,6 +186,12 @@ pub struct AgentState {
     room_defaults: RoomDefaults,
     #[serde(skip)]
     room_backend: bool,
+    /// `[transcription]`.
+    #[serde(skip)]
+    transcription_setup: transcription::TranscriptionSetup,
+    /// Segments the running local recording closed (for `post_on_stop`).
+    #[serde(skip)]
+    recording_files: Vec<String>,
 }
 
 /// The `[room]` settings a join falls back on.
@@ -204,6 +212,8 @@ pub enum Effect {
     Media(MediaAction),
     /// Ask the room session.
     Room(RoomAction),
+    /// Ask the live transcriber.
+    Transcription(crate::transcribe::live::TranscriptionAction),
     /// Broadcast an event.
     Emit(Event),
     /// Re-read the configuration from disk and apply it.
@@ -262,7 +272,7 @@ impl AgentState {
             cloud_recording: ServiceState::Stopped,
             livestream: LivestreamStatus::default(),
             hls: HlsStatus::default(),
-            transcription: ServiceState::Stopped,
+            transcription: TranscriptionStatus::default(),
             identify_until_ms: None,
             health: Health::default(),
             stopping: false,
@@ -285,6 +295,8 @@ impl AgentState {
             room_backend: false,
             mic_wanted: None,
             webcam_wanted: None,
+            transcription_setup: Default::default(),
+            recording_files: Vec::new(),
         };
         let _ = s.configure(config);
         s.refresh_health();
@@ -315,6 +327,7 @@ impl AgentState {
             dir: config.recording_dir(),
         };
         self.configure_hls(config);
+        self.configure_transcription(config);
         let mut fx = Vec::new();
         if self.recording.state.is_active() && self.recorder.as_ref() != Some(&recorder) {
             fx.push(Effect::Media(MediaAction::Attach {
@@ -535,9 +548,17 @@ impl AgentState {
             Command::StopLivestream { name } => self.stop_livestream(name.as_deref()),
             Command::StartHls => self.start_hls(),
             Command::StopHls => self.stop_hls(),
-            Command::StartTranscription { .. } | Command::StopTranscription => Step::err(
+            // The agent loop loads the engine and calls `start_transcription`; a state driven
+            // without one has no engine to load.
+            Command::StartTranscription { .. } => Step::err(
                 ErrorCode::Unavailable,
-                format!("`{cmd}` is not available on this box"),
+                "no speech engine is attached to this state",
+            ),
+            Command::StopTranscription => self.stop_transcription(),
+            // The agent loop finds the segments on disk and calls `transcribe_recording`.
+            Command::TranscribeRecording { .. } => Step::err(
+                ErrorCode::Unavailable,
+                "no recording directory is attached to this state",
             ),
             Command::RequestKeyframe => {
                 if !self.has_video {
@@ -586,6 +607,11 @@ impl AgentState {
                 reason: None,
             }));
         }
+        if self.transcription.state.is_active() {
+            fx.push(Effect::Transcription(
+                crate::transcribe::live::TranscriptionAction::Stop,
+            ));
+        }
         fx.push(Effect::Media(MediaAction::Stop));
         fx.push(Effect::Shutdown);
         fx
@@ -597,6 +623,7 @@ impl AgentState {
         };
         self.recording.state = ServiceState::Starting;
         self.recording.last_error = None;
+        self.recording_files.clear();
         vec![
             Effect::Emit(Event::RecordingStateChanged {
                 target: RecordingTarget::Local,
@@ -619,10 +646,14 @@ impl AgentState {
                 self.recording.segments_closed += 1;
                 self.recording.bytes_closed += bytes;
                 self.recording.last_segment = Some(path.clone());
+                self.recording_files.push(path.clone());
                 fx.push(Effect::Emit(Event::RecordingSegmentClosed { path, bytes }));
                 return fx;
             }
-            ConsumerEvent::Finished => (ServiceState::Stopped, None),
+            ConsumerEvent::Finished => {
+                fx.extend(self.post_on_stop());
+                (ServiceState::Stopped, None)
+            }
             ConsumerEvent::Failed(e) | ConsumerEvent::Retrying { error: e, .. } => {
                 self.recording.last_error = Some(e.to_string());
                 (ServiceState::Failed, Some(e.to_string()))
@@ -743,6 +774,14 @@ impl AgentState {
                     fx.extend(self.recording_notice(event));
                 } else if id == HLS_ID {
                     fx.extend(self.hls_notice(event));
+                } else if id == TRANSCRIBER_ID {
+                    if let ConsumerEvent::Failed(e) = event {
+                        fx.extend(self.transcription_notice(
+                            crate::transcribe::live::TranscriptionNotice::Failed(format!(
+                                "the microphone's speech tap failed: {e}"
+                            )),
+                        ));
+                    }
                 } else if let Some(name) = id.strip_prefix(livestream::RTMP_PREFIX) {
                     fx.extend(self.livestream_notice(name, event));
                 }
@@ -822,6 +861,15 @@ impl AgentState {
                 self.recording.last_error.as_deref().unwrap_or("unknown")
             ));
         }
+        if self.transcription.state == ServiceState::Failed {
+            problems.push(format!(
+                "transcription failed: {}",
+                self.transcription
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("unknown")
+            ));
+        }
         problems.extend(self.fleet_problem());
         self.health = Health {
             ok: problems.is_empty(),
@@ -873,6 +921,13 @@ impl AgentState {
                 .map(|(n, o)| format!("{n} {:?}", o.state))
                 .collect();
             s.push_str(&format!(" | rtmp {}", outs.join(", ")));
+        }
+        if self.transcription.state != ServiceState::Stopped {
+            s.push_str(&format!(
+                " | captions {} {}",
+                serde_plain(&self.transcription.state),
+                self.transcription.captions
+            ));
         }
         if let Some(f) = &self.fleet {
             s.push_str(&format!(" | fleet {}", serde_plain(&f.state)));

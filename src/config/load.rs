@@ -352,6 +352,19 @@ mod tests {
     }
 
     #[test]
+    fn a_file_mic_that_does_not_exist_is_a_config_error() {
+        let e = &err("[media.audio]\nsource = \"file\"\nfile = \"/nonexistent/speech.wav\"\n")[0];
+        assert_eq!(e.field.as_deref(), Some("media.audio.file"));
+        assert!(e.message.contains("/nonexistent/speech.wav"), "{e}");
+        assert_eq!(
+            err("[media.audio]\nsource = \"file\"\n")[0]
+                .field
+                .as_deref(),
+            Some("media.audio.file")
+        );
+    }
+
+    #[test]
     fn bad_duration_is_reported() {
         let e = &err("[recording]\nsegment = \"ten seconds\"\n")[0];
         assert_eq!(e.field.as_deref(), Some("recording.segment"));

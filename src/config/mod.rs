@@ -9,6 +9,7 @@ mod http;
 mod livestream;
 mod load;
 mod room;
+mod transcription;
 
 pub use fleet::{
     is_topic_level, BrokerUrl, FleetAuthConfig, FleetConfig, FleetSigningConfig, FleetTlsConfig,
@@ -20,6 +21,7 @@ pub use livestream::{
 };
 pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig};
+pub use transcription::{language_code, TranscriptionConfig, DEFAULT_MODEL_FILE};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -49,6 +51,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// HLS served by the box.
     pub hls: HlsConfig,
+    /// On-device speech to text.
+    pub transcription: TranscriptionConfig,
 }
 
 /// Who this box is.
@@ -119,6 +123,8 @@ pub enum AudioSource {
     Alsa,
     /// A synthetic tone.
     Test,
+    /// A WAV, Opus or Ogg file (`file`) played in a loop as if it were the mic (tests, demos).
+    File,
     /// No audio.
     None,
 }
@@ -181,10 +187,12 @@ impl Default for VideoConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AudioConfig {
-    /// `alsa`, `test` or `none`.
+    /// `alsa`, `test`, `file` or `none`.
     pub source: AudioSource,
     /// ALSA device name (`default`, `hw:1,0`, `plughw:CARD=Mic`).
     pub device: String,
+    /// The file played as the mic with `source = "file"`.
+    pub file: PathBuf,
     /// Sample rate: 16000, 32000 or 48000.
     pub rate: u32,
     /// 1 or 2.
@@ -204,6 +212,7 @@ impl Default for AudioConfig {
         AudioConfig {
             source: AudioSource::Test,
             device: "default".into(),
+            file: PathBuf::new(),
             rate: 48000,
             channels: 1,
             echo_cancel: false,
@@ -467,6 +476,22 @@ impl Config {
             );
         }
 
+        if a.source == AudioSource::File {
+            if a.file.as_os_str().is_empty() {
+                fail(
+                    &mut e,
+                    "media.audio.file",
+                    "empty; source = \"file\" needs a WAV, Opus or Ogg file",
+                );
+            } else if !a.file.is_file() {
+                fail(
+                    &mut e,
+                    "media.audio.file",
+                    format!("{} is not a readable file", a.file.display()),
+                );
+            }
+        }
+
         self.media.restart.check(&mut e, "media.restart");
 
         let rec = &self.recording;
@@ -513,6 +538,7 @@ impl Config {
         self.livestream.validate(&mut e);
         self.http.validate(&mut e);
         self.hls.validate(&mut e);
+        self.transcription.validate(&mut e);
         for (field, p) in [
             ("device.state_dir", &self.device.state_dir),
             ("recording.dir", &rec.dir),

@@ -170,6 +170,8 @@ pub enum ConsumerSpec {
     Rtmp(RtmpSpec),
     /// HLS, written for the box's HTTP server.
     Hls(HlsSpec),
+    /// The local mic's speech, after the mute, to the transcriber.
+    Pcm(super::pcm::PcmSender),
 }
 
 impl ConsumerSpec {
@@ -180,6 +182,7 @@ impl ConsumerSpec {
             ConsumerSpec::Tap(s) => Box::new(super::tap::Tap::new(s)),
             ConsumerSpec::Rtmp(s) => Box::new(super::rtmp::Rtmp::new(s)),
             ConsumerSpec::Hls(s) => Box::new(super::hls::Hls::new(s)),
+            ConsumerSpec::Pcm(s) => Box::new(super::pcm::PcmTap::new(s)),
         }
     }
 }

@@ -235,6 +235,7 @@ pub fn build(
                 set(&s, "volume", "0.5")?;
                 s
             }
+            AudioSource::File => super::filemic::source(&a.file, a.rate, a.channels)?,
             AudioSource::None => unreachable!(),
         };
         src.set_property("name", "mic");

@@ -166,6 +166,8 @@ pub struct RoomLink {
     pub stats: watch::Receiver<RoomStats>,
     /// The backend's name.
     pub backend: &'static str,
+    /// Where remote participants' speech goes while transcription runs.
+    pub speech: crate::media::pcm::PcmHub,
 }
 
 /// Starts the room session task for `config.room`, or `None` when no backend is configured.

@@ -14,6 +14,7 @@
 
 use super::{RemoteStats, RoomStats};
 use crate::config::PlaybackConfig;
+use crate::media::pcm::{PcmHub, SPEECH_RATE};
 use crate::model::StreamKind;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -33,6 +34,8 @@ pub struct Playback {
     stats: Arc<Mutex<RoomStats>>,
     bus_thread: Option<std::thread::JoinHandle<()>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Where each participant's decoded speech goes while transcription runs.
+    speech: PcmHub,
 }
 
 struct Branch {
@@ -109,12 +112,18 @@ fn sink(desc: &str, video: bool, device: &str) -> Result<gst::Element, String> {
 impl Playback {
     /// Builds and starts the pipeline. A display or sound sink that cannot start (no DRM
     /// device, no sound card) is replaced by a fakesink with a warning, so the room still works.
-    pub fn new(config: &PlaybackConfig, stats: Arc<Mutex<RoomStats>>) -> Result<Playback, String> {
-        match Playback::build(config, stats.clone(), false) {
+    /// Each participant's decoded audio is also tapped, at 16 kHz mono, into `speech` for the
+    /// transcriber.
+    pub fn new(
+        config: &PlaybackConfig,
+        stats: Arc<Mutex<RoomStats>>,
+        speech: PcmHub,
+    ) -> Result<Playback, String> {
+        match Playback::build(config, stats.clone(), false, speech.clone()) {
             Ok(p) => Ok(p),
             Err(e) => {
                 tracing::warn!(error = %e, "playback: sinks failed to start; discarding remote media instead");
-                Playback::build(config, stats, true)
+                Playback::build(config, stats, true, speech)
             }
         }
     }
@@ -123,6 +132,7 @@ impl Playback {
         config: &PlaybackConfig,
         stats: Arc<Mutex<RoomStats>>,
         fake: bool,
+        speech: PcmHub,
     ) -> Result<Playback, String> {
         gst::init().map_err(|e| e.to_string())?;
         let pipeline = gst::Pipeline::with_name("room-playback");
@@ -172,6 +182,7 @@ impl Playback {
             stats,
             bus_thread,
             stop,
+            speech,
         })
     }
 
@@ -285,6 +296,8 @@ impl Playback {
                 "audioconvert",
                 "audioresample",
                 "level",
+                // The transcriber's tap leaves here (speech_tap); the mixer's path goes on.
+                "tee",
                 "queue",
             ],
         };
@@ -334,14 +347,91 @@ impl Playback {
                 self.count(&chain[4], participant, |s| &mut s.decoded_frames);
             }
         }
-        for e in &chain {
+        let mut elements = chain;
+        if !video {
+            let tee = elements
+                .iter()
+                .find(|e| e.factory().is_some_and(|f| f.name() == "tee"))
+                .cloned()
+                .ok_or("the audio branch has no tee")?;
+            elements.extend(self.speech_tap(&tee, participant)?);
+        }
+        for e in &elements {
             e.sync_state_with_parent().map_err(|e| e.to_string())?;
         }
         Ok(Branch {
             src,
-            elements: chain,
+            elements,
             mixer_pad,
         })
+    }
+
+    /// `tee → leaky queue → audioconvert → audioresample → S16LE 16 kHz mono → appsink`, which
+    /// hands the participant's speech to the transcriber's hub. While the hub is closed a probe
+    /// drops the audio at the tee, so nothing is converted for nobody; the leaky queue keeps a
+    /// slow transcriber from ever holding the speaker's audio.
+    fn speech_tap(
+        &self,
+        tee: &gst::Element,
+        participant: &str,
+    ) -> Result<Vec<gst::Element>, String> {
+        let q = make("queue")?;
+        q.set_property_from_str("leaky", "downstream");
+        q.set_property("max-size-buffers", 50u32);
+        q.set_property("max-size-bytes", 0u32);
+        q.set_property("max-size-time", 0u64);
+        let conv = make("audioconvert")?;
+        let res = make("audioresample")?;
+        let sink = gst_app::AppSink::builder()
+            .caps(
+                &gst::Caps::builder("audio/x-raw")
+                    .field("format", "S16LE")
+                    .field("rate", SPEECH_RATE as i32)
+                    .field("channels", 1i32)
+                    .field("layout", "interleaved")
+                    .build(),
+            )
+            .sync(false)
+            .async_(false)
+            .build();
+        let hub = self.speech.clone();
+        let who = participant.to_string();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    if let Ok(sample) = s.pull_sample() {
+                        if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                            hub.push_s16(&who, map.as_slice());
+                        }
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        let elements = vec![q, conv, res, sink.upcast()];
+        self.pipeline
+            .add_many(elements.iter())
+            .map_err(|e| e.to_string())?;
+        gst::Element::link_many(elements.iter())
+            .map_err(|e| format!("linking the speech tap: {e}"))?;
+        let pad = tee
+            .request_pad_simple("src_%u")
+            .ok_or("the tee gave no pad")?;
+        let hub = self.speech.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if hub.is_open() {
+                gst::PadProbeReturn::Ok
+            } else {
+                gst::PadProbeReturn::Drop
+            }
+        });
+        pad.link(
+            &elements[0]
+                .static_pad("sink")
+                .ok_or("the speech queue has no sink pad")?,
+        )
+        .map_err(|e| format!("linking the speech tap: {e:?}"))?;
+        Ok(elements)
     }
 
     /// Counts the buffers leaving `element` into the participant's stats field `field`.

@@ -31,7 +31,9 @@ pub fn spawn(config: &Config, backend: Box<dyn Signaller>) -> RoomLink {
     let (tap_tx, tap_rx) = mpsc::channel(TAP_QUEUE);
     let (pc_tx, pc_rx) = mpsc::unbounded_channel();
     let (inner_tx, inner_rx) = mpsc::unbounded_channel();
+    let speech = crate::media::pcm::PcmHub::default();
     let s = Session {
+        speech: speech.clone(),
         room: config.room.clone(),
         video_kbps: (
             config.media.video.bitrate_kbps,
@@ -61,6 +63,7 @@ pub fn spawn(config: &Config, backend: Box<dyn Signaller>) -> RoomLink {
         notices: notices_rx,
         stats,
         backend: name,
+        speech,
     }
 }
 
@@ -127,6 +130,8 @@ struct Session {
     recording: bool,
     /// Whether the camera's video leaves the box.
     camera: Camera,
+    /// Remote speech for the transcriber; playback taps each participant's audio into it.
+    speech: crate::media::pcm::PcmHub,
 }
 
 /// The camera as the publisher sees it.
@@ -295,7 +300,7 @@ impl Session {
         let playback = if req.mode == Mode::SignallingOnly {
             None
         } else {
-            match Playback::new(&self.room.playback, self.stats.clone()) {
+            match Playback::new(&self.room.playback, self.stats.clone(), self.speech.clone()) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     self.notify(RoomNotice::Error(format!("playback: {e}")));

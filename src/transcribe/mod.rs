@@ -11,6 +11,10 @@
 //!   on it;
 //! - the agent attributes each text to its participant and writes the running transcript.
 
+pub mod live;
+pub mod model;
+pub mod transcript;
+
 use std::time::{Duration, SystemTime};
 
 /// The rate every engine here listens at (Whisper's).
@@ -82,3 +86,11 @@ pub trait Transcriber: Send {
     /// Transcribes one utterance of mono samples at [`SAMPLE_RATE`].
     fn transcribe(&mut self, pcm: &[f32]) -> Result<Vec<Piece>, TranscribeError>;
 }
+
+pub mod ggml;
+pub mod post;
+pub mod service;
+pub mod vad;
+pub mod wav;
+pub mod whisper;
+pub mod worker;

@@ -8,6 +8,7 @@ pub mod http;
 pub mod inproc;
 pub mod mosquitto;
 pub mod nginx;
+pub mod speech;
 
 use std::time::Duration;
 

@@ -30,6 +30,8 @@ pub struct PeerOptions {
     pub data: bool,
     /// Send the RFC 6464 audio level of each Opus packet.
     pub audio_level: bool,
+    /// Speak this WAV file (at real time, once through) instead of the test tone.
+    pub speech: Option<&'static str>,
 }
 
 /// What the peer decoded from the feed it subscribed to.
@@ -248,16 +250,21 @@ impl Peer {
             .get("id")
             .map(|v| v.to_string().trim_matches('"').to_string())
             .expect("peer id");
-        let pub_pipe = gst::parse::launch(
+        // A speech file is not live: `identity sync=true` paces it at real time on the clock.
+        let audio_src = match opts.speech {
+            Some(wav) => format!("filesrc location={wav} ! wavparse ! identity sync=true"),
+            None => "audiotestsrc is-live=true wave=sine freq=660 volume=0.5".to_string(),
+        };
+        let pub_pipe = gst::parse::launch(&format!(
             "webrtcbin name=wb bundle-policy=max-bundle \
              videotestsrc is-live=true pattern=smpte ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! \
              x264enc tune=zerolatency speed-preset=ultrafast bitrate=400 key-int-max=30 ! \
              video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 pt=102 ! \
              application/x-rtp,media=video,encoding-name=H264,payload=102 ! wb. \
-             audiotestsrc is-live=true wave=sine freq=660 volume=0.5 ! volume name=pvol ! audioconvert ! audioresample ! \
+             {audio_src} ! volume name=pvol ! audioconvert ! audioresample ! \
              audio/x-raw,format=S16LE,rate=48000,channels=1 ! identity name=raw ! opusenc ! \
              rtpopuspay name=opay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! wb.",
-        )
+        ))
         .expect("publisher pipeline")
         .downcast::<gst::Pipeline>()
         .expect("pipeline");

@@ -1,0 +1,288 @@
+//! The live transcriber: speech from the taps, cut by voice activity per participant, queued on
+//! the engine's worker, and the text reported to the agent as [`TranscriptionNotice`]s.
+//!
+//! ```text
+//! mic (after the mute, gated) ─┐                      ┌─ per participant: VAD → Utterance ─┐
+//! remote participants (hub) ───┴─► bounded channel ─► feeder task                          ├─► Worker (lowest priority)
+//!                                                                                           │     └─► notices → agent
+//! ```
+//!
+//! Nothing here blocks capture or the call: the taps `try_send` into a bounded channel (full:
+//! the chunk is dropped), the VAD is cheap, and the worker's queue drops its oldest audio beyond
+//! `max_backlog`, which the agent reports.
+
+use super::live::TranscriptionNotice;
+use super::transcript::{Caption, LiveTranscript};
+use super::vad::{EnergyVad, VadConfig};
+use super::worker::{Worker, WorkerEvent};
+use super::{Speaker, Transcriber, Utterance, SAMPLE_RATE};
+use crate::media::pcm::{PcmChunk, PcmHub, PcmSender};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, oneshot};
+
+/// Chunks waiting for the feeder: about 10 s of 10 ms chunks from a few speakers. The feeder
+/// only runs the VAD, so this fills only if the agent's runtime stalls.
+const CHUNK_QUEUE: usize = 1024;
+/// A speaker's audio that resumes after a gap longer than this (a mute, a network drop) starts a
+/// new utterance with a new time base.
+const GAP: Duration = Duration::from_millis(700);
+/// How long a stop waits for queued utterances to be transcribed before dropping them.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// One speaker's voice activity detector and its clock.
+struct Source {
+    vad: EnergyVad,
+    /// Wall clock of the VAD's sample 0.
+    base: SystemTime,
+    /// Samples pushed since `base`.
+    samples: u64,
+    /// When the last chunk came.
+    last: SystemTime,
+}
+
+impl Source {
+    fn new(at: SystemTime, vad: &VadConfig) -> Source {
+        Source {
+            vad: EnergyVad::new(vad),
+            base: at,
+            samples: 0,
+            last: at,
+        }
+    }
+
+    /// Where the next sample should fall on the wall clock.
+    fn expected(&self) -> SystemTime {
+        self.base + samples(self.samples)
+    }
+}
+
+fn samples(n: u64) -> Duration {
+    Duration::from_secs_f64(n as f64 / f64::from(SAMPLE_RATE))
+}
+
+/// A running live transcription.
+pub struct LiveService {
+    /// The mic's tap, for the engine's consumer.
+    local: PcmSender,
+    hub: Option<PcmHub>,
+    transcript: Option<LiveTranscript>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl LiveService {
+    /// Starts transcribing with `engine`: returns at once; notices go to `notices`. The mic's
+    /// speech is attributed to `local_id` and flows only while `gate` is open; remote speech
+    /// comes through `hub`, opened here. The running transcript goes to `dir`.
+    pub fn start(
+        engine: Box<dyn Transcriber>,
+        max_backlog: Duration,
+        local_id: String,
+        gate: Arc<AtomicBool>,
+        hub: Option<PcmHub>,
+        dir: &Path,
+        notices: mpsc::UnboundedSender<TranscriptionNotice>,
+    ) -> LiveService {
+        let started = SystemTime::now();
+        let transcript = match LiveTranscript::create(dir, started) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // Captions still flow as events; only the file is missing, and that is said.
+                tracing::warn!(dir = %dir.display(), error = %e, "transcription: cannot write the transcript");
+                None
+            }
+        };
+        let (tx, rx) = mpsc::channel(CHUNK_QUEUE);
+        if let Some(h) = &hub {
+            h.open(tx.clone());
+        }
+        let (worker, events) = Worker::spawn(engine, max_backlog);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        tokio::spawn(feed(rx, worker, started, stop_rx));
+        tokio::spawn(forward(events, notices.clone()));
+        let _ = notices.send(TranscriptionNotice::Started {
+            transcript: transcript
+                .as_ref()
+                .and_then(|t| t.vtt_path.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
+        });
+        LiveService {
+            local: PcmSender {
+                tx,
+                source: local_id,
+                gate,
+            },
+            hub,
+            transcript,
+            stop: Some(stop_tx),
+        }
+    }
+
+    /// The sender the mic's consumer takes.
+    pub fn local_sender(&self) -> PcmSender {
+        self.local.clone()
+    }
+
+    /// Adds a caption to the running transcript.
+    pub fn append(&mut self, caption: &Caption) {
+        if let Some(t) = &mut self.transcript {
+            if let Err(e) = t.append(caption) {
+                tracing::warn!(error = %e, "transcription: cannot append to the transcript");
+                self.transcript = None;
+            }
+        }
+    }
+
+    /// Stops: no more audio is taken; what was already said is transcribed (for up to
+    /// [`STOP_GRACE`]), then `Stopped` is reported.
+    pub fn stop(&mut self) {
+        if let Some(h) = &self.hub {
+            h.close();
+        }
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl Drop for LiveService {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The feeder: chunks → per-speaker VAD → the worker.
+async fn feed(
+    mut rx: mpsc::Receiver<PcmChunk>,
+    worker: Worker,
+    started: SystemTime,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let vad = VadConfig::default();
+    let mut sources: HashMap<String, Source> = HashMap::new();
+    let mut idle = tokio::time::interval(Duration::from_millis(250));
+    let submit = |worker: &Worker, who: &str, src: &Source, speech: super::vad::Speech| {
+        let at = src.base + samples(speech.start);
+        worker.submit(Utterance {
+            speaker: Speaker {
+                participant_id: who.to_string(),
+                name: who.to_string(),
+            },
+            started_at: at,
+            offset: at.duration_since(started).unwrap_or_default(),
+            pcm: speech.pcm,
+        });
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            chunk = rx.recv() => {
+                let Some(chunk) = chunk else { break };
+                let src = sources
+                    .entry(chunk.source.clone())
+                    .or_insert_with(|| Source::new(chunk.at, &vad));
+                let drift = match chunk.at.duration_since(src.expected()) {
+                    Ok(d) => d,
+                    Err(e) => e.duration(),
+                };
+                if drift > GAP {
+                    if let Some(s) = src.vad.flush() {
+                        submit(&worker, &chunk.source, src, s);
+                    }
+                    *src = Source::new(chunk.at, &vad);
+                }
+                src.last = SystemTime::now();
+                let cut = src.vad.push(&chunk.samples);
+                for s in cut {
+                    submit(&worker, &chunk.source, src, s);
+                }
+                src.samples += chunk.samples.len() as u64;
+            }
+            _ = idle.tick() => {
+                // A speaker whose audio stopped (muted, left, a network gap) ends their
+                // utterance now, not when they next speak.
+                let now = SystemTime::now();
+                for (who, src) in sources.iter_mut() {
+                    let quiet = now.duration_since(src.last).unwrap_or_default();
+                    if quiet > GAP && src.vad.in_speech() {
+                        if let Some(s) = src.vad.flush() {
+                            submit(&worker, who, src, s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    rx.close();
+    for (who, src) in sources.iter_mut() {
+        if let Some(s) = src.vad.flush() {
+            submit(&worker, who, src, s);
+        }
+    }
+    // Let the queue drain, within reason, so the last words of a session are in its transcript.
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    while worker.backlog() > Duration::ZERO && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(worker);
+}
+
+/// Worker events → notices; `Stopped` once the worker's thread has ended.
+async fn forward(
+    mut events: mpsc::UnboundedReceiver<WorkerEvent>,
+    notices: mpsc::UnboundedSender<TranscriptionNotice>,
+) {
+    while let Some(ev) = events.recv().await {
+        let n = match ev {
+            WorkerEvent::Text {
+                speaker,
+                started_at,
+                offset,
+                duration,
+                pieces,
+            } => TranscriptionNotice::Text {
+                participant_id: speaker.participant_id,
+                started_at,
+                offset,
+                duration,
+                text: pieces
+                    .iter()
+                    .map(|p| p.text.trim())
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            },
+            WorkerEvent::Dropped { speaker, audio } => TranscriptionNotice::Dropped {
+                participant_id: speaker.participant_id,
+                audio,
+            },
+            WorkerEvent::Failed(speaker, e) => TranscriptionNotice::Error(format!(
+                "{}'s speech could not be transcribed: {e}",
+                speaker.participant_id
+            )),
+        };
+        let _ = notices.send(n);
+    }
+    let _ = notices.send(TranscriptionNotice::Stopped);
+}
+
+/// Loads the engine for `language` from the model at `path` (whisper.cpp; a missing, corrupt
+/// or foreign file, or a language the model does not know, is an error in words).
+pub fn load_engine(
+    path: &Path,
+    language: &str,
+    threads: usize,
+) -> Result<Box<dyn Transcriber>, super::TranscribeError> {
+    if !path.exists() {
+        return Err(super::TranscribeError::Model {
+            path: path.display().to_string(),
+            reason: "there is no such file; scripts/setup.sh fetches and converts tiny.en, or set [transcription] model".into(),
+        });
+    }
+    Ok(Box::new(super::whisper::Whisper::load(
+        path, language, threads,
+    )?))
+}

@@ -1,0 +1,259 @@
+//! The Whisper engine: whisper.cpp 1.8.3 through `whisper-rs`.
+//!
+//! Why whisper.cpp and not CTranslate2: it builds in under two minutes of CPU against CTranslate2's
+//! seventeen, runs on Pi and Jetson (CUDA there) from one vendored source, and is as accurate on
+//! our clips (docs/transcription.md has the measurements).
+//!
+//! Each utterance is decoded on its own (`no_context`): captions of different speakers must not
+//! prime each other, and a hallucination cannot carry over. The encoder's window is shrunk to the
+//! utterance (`audio_ctx`), which is what makes short utterances cheap: whisper.cpp otherwise
+//! encodes a full 30 s window for every one.
+
+use std::path::Path;
+use std::sync::Once;
+
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+use super::{ggml, Piece, TranscribeError, Transcriber, SAMPLE_RATE};
+
+/// Encoder frames per second of audio: Whisper's 30 s window is 1500 frames.
+const FRAMES_PER_SECOND: usize = 50;
+/// The full window, in encoder frames.
+const FULL_CTX: usize = 1500;
+/// Frames added after the utterance's own, and the smallest window used: whisper.cpp lost words
+/// at the end of an utterance whose window ended with it, and very short windows hallucinate.
+const CTX_MARGIN: usize = 64;
+const MIN_CTX: usize = 256;
+
+/// How the decoder searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoding {
+    /// Best token at each step: the fastest.
+    Greedy,
+    /// Beam search of this width (whisper.cpp's default is 5): slower, occasionally more accurate.
+    Beam(u8),
+}
+
+/// A loaded Whisper model, ready to transcribe on the calling thread.
+pub struct Whisper {
+    /// whisper.cpp's decoding state (its buffers and KV caches); it keeps the model alive.
+    state: WhisperState,
+    /// The language every utterance is decoded as (Whisper's two-letter code).
+    language: String,
+    /// Threads whisper.cpp computes with.
+    threads: usize,
+    /// Greedy or beam, from [`Whisper::set_decoding`].
+    decoding: Decoding,
+    /// Whether a decode that fails whisper.cpp's entropy or log-probability checks is retried
+    /// at a higher temperature (random sampling).
+    fallback: bool,
+    /// For `describe()`: `whisper.cpp tiny.en (q8_0)`.
+    name: String,
+}
+
+impl std::fmt::Debug for Whisper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Whisper")
+            .field("name", &self.name)
+            .field("language", &self.language)
+            .field("threads", &self.threads)
+            .field("decoding", &self.decoding)
+            .finish()
+    }
+}
+
+/// Routes whisper.cpp's and ggml's own logging (which goes to stderr by default) into `tracing`,
+/// once per process.
+fn quiet_whisper_cpp() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(whisper_rs::install_logging_hooks);
+}
+
+impl Whisper {
+    /// Loads the ggml model at `model` to decode `language` (`en`, or any Whisper language for a
+    /// multilingual model) with `threads` threads. The file is checked first, so a missing,
+    /// truncated or garbage file is an error in words, never an abort inside whisper.cpp.
+    pub fn load(model: &Path, language: &str, threads: usize) -> Result<Whisper, TranscribeError> {
+        Whisper::load_with(model, language, threads, false)
+    }
+
+    /// [`Whisper::load`], choosing whether whisper.cpp uses flash attention (faster on some CPUs,
+    /// measured in docs/transcription.md).
+    pub fn load_with(
+        model: &Path,
+        language: &str,
+        threads: usize,
+        flash_attn: bool,
+    ) -> Result<Whisper, TranscribeError> {
+        let model_err = |reason: String| TranscribeError::Model {
+            path: model.display().to_string(),
+            reason,
+        };
+        quiet_whisper_cpp();
+        // "auto" is whisper.cpp's detection, which a caption of a known room does not want.
+        if language == "auto" || whisper_rs::get_lang_id(language).is_none() {
+            return Err(TranscribeError::Language(language.to_string()));
+        }
+        let info = ggml::check(model).map_err(model_err)?;
+        if !info.multilingual && language != "en" {
+            return Err(TranscribeError::Language(format!(
+                "{language} (the model {} is English-only)",
+                model.display()
+            )));
+        }
+        let path = model
+            .to_str()
+            .ok_or_else(|| model_err("its path is not UTF-8".into()))?;
+        let mut params = WhisperContextParameters::default();
+        params.flash_attn(flash_attn);
+        let ctx = WhisperContext::new_with_params(path, params)
+            .map_err(|e| model_err(format!("whisper.cpp refused it ({e}); see the log for why")))?;
+        let state = ctx
+            .create_state()
+            .map_err(|e| model_err(format!("whisper.cpp cannot make a state for it: {e}")))?;
+        let en = if info.multilingual { "" } else { ".en" };
+        Ok(Whisper {
+            state,
+            language: language.to_string(),
+            threads: threads.max(1),
+            decoding: Decoding::Greedy,
+            fallback: true,
+            name: format!("whisper.cpp {}{en} ({})", info.size, info.weights),
+        })
+    }
+
+    /// Chooses greedy or beam decoding (greedy by default: docs/transcription.md).
+    pub fn set_decoding(&mut self, decoding: Decoding) {
+        self.decoding = decoding;
+    }
+
+    /// Turns whisper.cpp's temperature fallback on (the default) or off. Off, every decode is
+    /// one deterministic pass; on, a doubtful one is decoded again with sampling.
+    pub fn set_fallback(&mut self, on: bool) {
+        self.fallback = on;
+    }
+}
+
+/// The encoder window for `samples` of audio, in frames: the audio's own plus a margin, or the
+/// full window when it is longer than that.
+fn audio_ctx(samples: usize) -> usize {
+    let frames = samples.div_ceil(SAMPLE_RATE as usize / FRAMES_PER_SECOND);
+    let ctx = (frames + CTX_MARGIN).max(MIN_CTX);
+    if ctx >= FULL_CTX {
+        // 0 is whisper.cpp's "the model's own" (1500).
+        0
+    } else {
+        ctx
+    }
+}
+
+/// Whether a segment's text is only a non-speech tag ("[BLANK_AUDIO]", "(wind blowing)"), which
+/// Whisper emits for noise and which no caption should show.
+fn is_tag(text: &str) -> bool {
+    let t = text.trim();
+    t.is_empty()
+        || (t.starts_with('[') && t.ends_with(']'))
+        || (t.starts_with('(') && t.ends_with(')'))
+        || (t.starts_with('*') && t.ends_with('*'))
+}
+
+impl Transcriber for Whisper {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn transcribe(&mut self, pcm: &[f32]) -> Result<Vec<Piece>, TranscribeError> {
+        if pcm.is_empty() {
+            return Ok(Vec::new());
+        }
+        let strategy = match self.decoding {
+            Decoding::Greedy => SamplingStrategy::Greedy { best_of: 1 },
+            Decoding::Beam(width) => SamplingStrategy::BeamSearch {
+                beam_size: i32::from(width.max(1)),
+                patience: -1.0,
+            },
+        };
+        let mut params = FullParams::new(strategy);
+        params.set_language(Some(&self.language));
+        params.set_n_threads(i32::try_from(self.threads).unwrap_or(1));
+        params.set_no_context(true);
+        if !self.fallback {
+            params.set_temperature_inc(0.0);
+        }
+        params.set_suppress_nst(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        // Bounded by FULL_CTX, so the cast cannot truncate.
+        params.set_audio_ctx(audio_ctx(pcm.len()) as i32);
+        self.state
+            .full(params, pcm)
+            .map_err(|e| TranscribeError::Engine(format!("whisper.cpp: {e}")))?;
+        let mut pieces = Vec::new();
+        for segment in self.state.as_iter() {
+            let text = segment
+                .to_str_lossy()
+                .map_err(|e| TranscribeError::Engine(format!("whisper.cpp segment: {e}")))?;
+            if is_tag(&text) {
+                continue;
+            }
+            // whisper.cpp's times are in centiseconds.
+            let cs = |t: i64| std::time::Duration::from_millis(t.max(0).unsigned_abs() * 10);
+            pieces.push(Piece {
+                start: cs(segment.start_timestamp()),
+                end: cs(segment.end_timestamp()),
+                text: text.trim().to_string(),
+            });
+        }
+        Ok(pieces)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_encoder_window_follows_the_utterance() {
+        // 1 s: its 50 frames plus the margin, but never below the minimum.
+        assert_eq!(audio_ctx(16_000), MIN_CTX);
+        // 10 s: 500 frames + 64.
+        assert_eq!(audio_ctx(160_000), 564);
+        // 29 s and more: the whole window.
+        assert_eq!(audio_ctx(29 * 16_000), 0);
+        assert_eq!(audio_ctx(45 * 16_000), 0);
+    }
+
+    #[test]
+    fn non_speech_tags_are_not_captions() {
+        assert!(is_tag(" [BLANK_AUDIO]"));
+        assert!(is_tag("(wind blowing)"));
+        assert!(is_tag("   "));
+        assert!(!is_tag(" Hello (there)."));
+    }
+
+    #[test]
+    fn an_unknown_language_is_refused_before_the_model_is_read() {
+        let err = Whisper::load(Path::new("/nonexistent"), "xx", 1).unwrap_err();
+        assert_eq!(err, TranscribeError::Language("xx".into()));
+    }
+
+    #[test]
+    fn a_missing_or_garbage_model_is_an_error_not_an_abort() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("nope.bin");
+        match Whisper::load(&missing, "en", 1) {
+            Err(TranscribeError::Model { reason, .. }) => assert!(reason.contains("cannot open")),
+            other => panic!("expected a model error, got {other:?}"),
+        }
+        let garbage = dir.path().join("garbage.bin");
+        std::fs::write(&garbage, vec![0x5a; 100_000]).expect("write");
+        match Whisper::load(&garbage, "en", 1) {
+            Err(TranscribeError::Model { reason, .. }) => assert!(reason.contains("bad magic")),
+            other => panic!("expected a model error, got {other:?}"),
+        }
+    }
+}

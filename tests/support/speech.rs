@@ -1,0 +1,169 @@
+//! Speech for the agent's transcription tests: the engine's clips (scripts/speech-clips.sh,
+//! espeak-ng in four voices), the model setup converts, and word error rate.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The model: `$ROOMBOX_MODEL`, or setup's q8_0 tiny.en. None (with a message) when setup has
+/// not fetched it, so a machine without it skips rather than fails.
+pub fn model() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ROOMBOX_MODEL") {
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "ROOMBOX_MODEL={} does not exist", p.display());
+        return Some(p);
+    }
+    let p = PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+        .join(".cache/roombox-models/ggml-tiny.en-q8_0.bin");
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: no Whisper model at {}; scripts/setup.sh fetches it",
+            p.display()
+        );
+        None
+    }
+}
+
+/// One voice's clip: its WAV and the sentences it says, in order.
+pub struct Clip {
+    /// 16 kHz mono WAV.
+    pub wav: PathBuf,
+    /// The sentences.
+    pub sentences: Vec<String>,
+}
+
+/// Synthesizes the four clips into `dir` (deterministic: the same bytes every run).
+pub fn clips(dir: &Path) -> Vec<Clip> {
+    let status = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/speech-clips.sh"
+        ))
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run speech-clips.sh");
+    assert!(status.success(), "speech-clips.sh failed");
+    let mut wavs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("clips")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    wavs.sort();
+    wavs.into_iter()
+        .map(|wav| Clip {
+            sentences: std::fs::read_to_string(wav.with_extension("txt"))
+                .expect("sentences")
+                .lines()
+                .map(str::to_string)
+                .collect(),
+            wav,
+        })
+        .collect()
+}
+
+/// The clips joined into one WAV (`out`), voice after voice.
+pub fn join(clips: &[Clip], out: &Path) {
+    let status = Command::new("sox")
+        .arg("-q")
+        .args(clips.iter().map(|c| &c.wav))
+        .arg(out)
+        .status()
+        .expect("sox");
+    assert!(status.success(), "sox could not join the clips");
+}
+
+/// Lower case, punctuation to spaces, numbers below 100 spelled out (as tests/transcribe.rs and
+/// the bench count).
+pub fn words(text: &str) -> Vec<String> {
+    const ONES: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 10] = [
+        "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    let cleaned: String = text
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let mut out = Vec::new();
+    for w in cleaned.split_whitespace() {
+        let w = w.replace('\'', "");
+        match w.parse::<usize>() {
+            Ok(n) if n < 20 => out.push(ONES[n].to_string()),
+            Ok(n) if n < 100 => {
+                out.push(TENS[n / 10].to_string());
+                if n % 10 != 0 {
+                    out.push(ONES[n % 10].to_string());
+                }
+            }
+            _ => out.push(w),
+        }
+    }
+    out
+}
+
+/// Word-level edit distance.
+pub fn errors(reference: &[String], hypothesis: &[String]) -> usize {
+    let mut prev: Vec<usize> = (0..=hypothesis.len()).collect();
+    for (i, r) in reference.iter().enumerate() {
+        let mut cur = vec![i + 1; hypothesis.len() + 1];
+        for (j, h) in hypothesis.iter().enumerate() {
+            cur[j + 1] = (prev[j + 1] + 1)
+                .min(cur[j] + 1)
+                .min(prev[j] + usize::from(r != h));
+        }
+        prev = cur;
+    }
+    prev[hypothesis.len()]
+}
+
+/// Scores captions of a looping source against the sentences it says: each caption against the
+/// sentence (or two sentences in a row, if the VAD joined them) it is closest to. Returns
+/// (errors, reference words).
+pub fn score(captions: &[String], sentences: &[String]) -> (usize, usize) {
+    let mut refs: Vec<Vec<String>> = sentences.iter().map(|s| words(s)).collect();
+    for i in 0..sentences.len() {
+        let next = &sentences[(i + 1) % sentences.len()];
+        refs.push(words(&format!("{} {next}", sentences[i])));
+    }
+    let (mut e, mut n) = (0, 0);
+    for c in captions {
+        let h = words(c);
+        let best = refs
+            .iter()
+            .map(|r| (errors(r, &h), r.len()))
+            .min_by(|a, b| (a.0 as f64 / a.1 as f64).total_cmp(&(b.0 as f64 / b.1 as f64)))
+            .expect("sentences");
+        e += best.0;
+        n += best.1;
+    }
+    (e, n)
+}
