@@ -133,6 +133,71 @@ async fn mute_on_the_page_turns_the_mic_off_and_the_page_shows_it_only_after_the
     b.close().await;
 }
 
+/// Captions on the page while the file mic speaks: the console shows the words of the local
+/// participant's `transcription-text` events, attributed to the box.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captions_appear_on_the_page_while_the_mic_speaks() {
+    gstreamer::init().unwrap();
+    let model = support::speech::model().expect("setup fetches the Whisper model");
+    let dir = tempfile::tempdir().unwrap();
+    let clips = support::speech::clips(&dir.path().join("clips"));
+    let wav = dir.path().join("all.wav");
+    support::speech::join(&clips, &wav);
+    let sentences: Vec<String> = clips.iter().flat_map(|c| c.sentences.clone()).collect();
+    let mut c = Config::default();
+    c.device.state_dir = dir.path().join("state");
+    c.device.id = "caption-test".into();
+    c.device.name = "Room 5".into();
+    c.media.video.source = VideoSource::None;
+    c.media.audio.source = AudioSource::File;
+    c.media.audio.file = wav;
+    c.http.port = 0;
+    c.transcription.model = model;
+    c.transcription.autostart = true;
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    let (tx, notices) = tokio::sync::mpsc::unbounded_channel();
+    let engine = Engine::spawn(c.clone(), tx);
+    let (agent, task) = Agent::new(&c, None, Box::new(engine), notices);
+    let server = roombox::http::bind(&c, agent.clone())
+        .await
+        .unwrap()
+        .expect("http on");
+    let url = format!("http://{}/", server.addr);
+    tokio::spawn(server.serve());
+    tokio::spawn(task.run(None));
+
+    let mut b = Browser::start().await;
+    b.open("c", &url, (800, 480)).await;
+    // Any one of the sentences' longer words, once it is on the page, shows captions arrived
+    // through the page's own event stream; the speaker's name must be on it too.
+    let words: Vec<String> = sentences
+        .iter()
+        .flat_map(|s| support::speech::words(s))
+        .filter(|w| w.len() >= 7)
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let text = loop {
+        let t = b
+            .eval(
+                "c",
+                "Array.from(document.querySelectorAll('#captions p'))\
+                 .filter((p) => p.querySelector('.who')).map((p) => p.innerText).join('\\n')",
+            )
+            .await;
+        let t = t.as_str().unwrap_or_default().to_lowercase();
+        if words.iter().any(|w| t.contains(w.as_str())) {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no caption on the page in 120 s: {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(text.contains("room 5"), "captions not attributed: {text:?}");
+    b.close().await;
+}
+
 /// The port of the agent's HTTP server, from its log.
 fn http_port(agent: &AgentProcess) -> u16 {
     let deadline = std::time::Instant::now() + WAIT;
