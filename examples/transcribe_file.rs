@@ -1,6 +1,6 @@
 //! Transcribes WAV files (16 kHz mono) with roombox's engine and prints one JSON line per file:
-//! the text, the audio's length and the time it took. The bench (`benches/transcribe.sh`) and the
-//! conversion check (`scripts/check-model.sh`) run it.
+//! the text, the audio's length and the time it took. The bench (`benches/transcribe.sh`), with its
+//! conversion check, runs it.
 //!
 //!     cargo run --release --example transcribe_file -- MODEL.bin [--threads N] [--beam N]
 //!         [--whole] [--full-window] [--flash] [--no-fallback] FILE.wav...
