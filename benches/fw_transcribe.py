@@ -22,6 +22,7 @@ ap.add_argument("model")
 ap.add_argument("files", nargs="+")
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--beam", type=int, default=1)
+ap.add_argument("--no-fallback", action="store_true", help="temperature 0 only (the conversion check)")
 ap.add_argument("--compute", default="int8", help="int8 for the bench; float32 for the conversion check")
 args = ap.parse_args()
 
@@ -32,7 +33,8 @@ for path in args.files:
     with wave.open(path) as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
     t = time.monotonic()
-    segments, _ = model.transcribe(pcm, language="en", beam_size=args.beam, condition_on_previous_text=False)
+    segments, _ = model.transcribe(pcm, language="en", beam_size=args.beam, condition_on_previous_text=False,
+                                 **({"temperature": 0.0} if args.no_fallback else {}))
     text = " ".join(s.text.strip() for s in segments)  # the generator does the work
     compute = time.monotonic() - t
     print(json.dumps({"file": path, "audio": len(pcm) / 16000, "compute": compute, "text": text}), flush=True)

@@ -7,8 +7,8 @@
 #
 # RTF = compute time / audio time, median of ROUNDS alternating rounds; WER over the clips' words
 # (benches/wer.py). It also checks the conversion: the f16 ggml's transcripts against
-# faster-whisper's float32 on the same weights, each file whole; it fails if they disagree on
-# more than 10 % of the words.
+# faster-whisper's float32 on the same weights, each file whole in the full window at temperature
+# 0; it fails if they disagree on more than 10 % of the words.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${ROUNDS:-3}"
@@ -58,8 +58,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # The conversion check: whole files, f16 ggml against faster-whisper float32, word agreement.
-rb "$models/ggml-tiny.en.bin" --whole >"$tmp/rb-f16-whole.jsonl"
-"$venv/bin/python" benches/fw_transcribe.py "$models/ct2-tiny.en" --threads 1 \
+# Both decode each file whole, in Whisper's full 30 s window, greedy at temperature 0 only (no
+# random fallback), so only the arithmetic differs: f16 in ggml against float32 in CTranslate2.
+rb "$models/ggml-tiny.en.bin" --whole --full-window --no-fallback >"$tmp/rb-f16-whole.jsonl"
+"$venv/bin/python" benches/fw_transcribe.py "$models/ct2-tiny.en" --threads 1 --no-fallback \
   --compute float32 "${clips[@]}" 2>/dev/null >"$tmp/fw-f32-whole.jsonl"
 agree="$(/usr/bin/python3 - "$tmp/rb-f16-whole.jsonl" "$tmp/fw-f32-whole.jsonl" <<'PY'
 import json, sys
@@ -113,8 +115,9 @@ done
 echo
 echo "Rounds (RTF): $(for n in "${names[@]}"; do printf '%s [%s] ' "$n" "${rtfs[$n]% }"; done)"
 echo
-echo "Conversion check (f16 ggml vs faster-whisper float32 on the same weights, whole files): $same of"
-echo "$nclips transcripts identical, $err word differences in $refw words."
+echo "Conversion check (the f16 ggml in whisper.cpp against faster-whisper float32 on the same CTranslate2"
+echo "weights; whole files, full 30 s window, greedy at temperature 0): $same of $nclips transcripts identical,"
+echo "$err word differences in $refw words (the bench fails above 10 %)."
 if ((err * 10 > refw)); then
   echo "transcribe bench: the conversion check failed: $err differences in $refw words" >&2
   exit 1

@@ -1,12 +1,13 @@
 //! Transcribes WAV files (16 kHz mono) with roombox's engine and prints one JSON line per file:
-//! the text, the audio's length and the time it took. The bench (`benches/transcribe.sh`) and the
-//! conversion check (`scripts/check-model.sh`) run it.
+//! the text, the audio's length and the time it took. The bench (`benches/transcribe.sh`), with its
+//! conversion check, runs it.
 //!
 //!     cargo run --release --example transcribe_file -- MODEL.bin [--threads N] [--beam N]
-//!         [--whole] [--flash] [--no-fallback] FILE.wav...
+//!         [--whole] [--full-window] [--flash] [--no-fallback] FILE.wav...
 //!
 //! `--whole` hands each file to the engine in one piece instead of cutting it into utterances
-//! with the VAD first, as faster-whisper does without its `vad_filter`.
+//! with the VAD first, as faster-whisper does without its `vad_filter`. `--full-window` encodes
+//! Whisper's whole 30 s window every time, as faster-whisper does (the conversion check).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = PathBuf::from(args.next().ok_or("usage: transcribe_file MODEL FILE...")?);
     let (mut threads, mut decoding, mut whole, mut flash, mut fallback, mut files) =
         (1, Decoding::Greedy, false, false, true, vec![]);
+    let mut full_window = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--threads" => threads = args.next().ok_or("--threads N")?.parse()?,
@@ -26,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--whole" => whole = true,
             "--flash" => flash = true,
             "--no-fallback" => fallback = false,
+            "--full-window" => full_window = true,
             _ => files.push(PathBuf::from(a)),
         }
     }
@@ -33,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut engine = Whisper::load_with(&model, "en", threads, flash)?;
     engine.set_decoding(decoding);
     engine.set_fallback(fallback);
+    engine.set_window_to_utterance(!full_window);
     eprintln!(
         "loaded {} in {:.2} s",
         engine.describe(),

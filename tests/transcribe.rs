@@ -7,11 +7,11 @@
 //! only when `ROOMBOX_MODEL` is unset and setup has not run; a `ROOMBOX_MODEL` that is missing
 //! fails them.
 //!
-//! WER threshold: the engine measured 16.3 % over the four clips (135 words) with the q8_0 model,
-//! greedy, through the VAD; faster-whisper int8 greedy measured 16.3 % on the same clips (the
-//! bench, BENCHMARKS.md). espeak-ng's voices are hard for tiny.en. The test allows 22 %, so a
-//! broken conversion, VAD or engine fails it (they give 60 % and more) while another CPU's
-//! rounding does not.
+//! WER threshold: the engine measured 17.8 % over the four clips (135 words) with the q8_0 model,
+//! greedy, through the VAD (16.3 to 19.3 % across builds and runs while tuning); faster-whisper
+//! int8 greedy measured 17.0 to 18.5 % on the same clips (benches/transcribe.sh, BENCHMARKS.md).
+//! espeak-ng's voices are hard for tiny.en. The test allows 22 %, so a broken conversion, VAD or
+//! engine fails it while another CPU's rounding does not.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

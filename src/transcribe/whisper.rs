@@ -49,6 +49,9 @@ pub struct Whisper {
     /// Whether a decode that fails whisper.cpp's entropy or log-probability checks is retried
     /// at a higher temperature (random sampling).
     fallback: bool,
+    /// Whether the encoder window is sized to each utterance (the default) or always Whisper's
+    /// full 30 s, as other Whisper implementations run it (the conversion check compares so).
+    shrink_window: bool,
     /// For `describe()`: `whisper.cpp tiny.en (q8_0)`.
     name: String,
 }
@@ -120,6 +123,7 @@ impl Whisper {
             threads: threads.max(1),
             decoding: Decoding::Greedy,
             fallback: true,
+            shrink_window: true,
             name: format!("whisper.cpp {}{en} ({})", info.size, info.weights),
         })
     }
@@ -133,6 +137,12 @@ impl Whisper {
     /// one deterministic pass; on, a doubtful one is decoded again with sampling.
     pub fn set_fallback(&mut self, on: bool) {
         self.fallback = on;
+    }
+
+    /// Sizes the encoder window to each utterance (on, the default: several times faster on
+    /// short utterances) or uses the full 30 s window every time (off).
+    pub fn set_window_to_utterance(&mut self, on: bool) {
+        self.shrink_window = on;
     }
 }
 
@@ -188,7 +198,9 @@ impl Transcriber for Whisper {
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
         // Bounded by FULL_CTX, so the cast cannot truncate.
-        params.set_audio_ctx(audio_ctx(pcm.len()) as i32);
+        if self.shrink_window {
+            params.set_audio_ctx(audio_ctx(pcm.len()) as i32);
+        }
         self.state
             .full(params, pcm)
             .map_err(|e| TranscribeError::Engine(format!("whisper.cpp: {e}")))?;
