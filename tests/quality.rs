@@ -220,44 +220,12 @@ fn bench_bitrate_ramp() {
     });
 }
 
-/// Creates `ROOM` on the Janus at `url` as the box would (H.264 constrained baseline and Opus),
-/// so a participant can be in it before any box.
-async fn create_room(url: &str) {
-    let (client, _events) = roombox::room::janus::client::Client::connect(url)
-        .await
-        .expect("connect to janus");
-    let handle = client
-        .attach("janus.plugin.videoroom")
-        .await
-        .expect("attach");
-    client
-        .request(
-            handle,
-            serde_json::json!({
-                "request": "create",
-                "room": roombox::room::janus::proto::id_value(ROOM),
-                "publishers": 6,
-                "audiocodec": "opus",
-                "videocodec": "h264",
-                "h264_profile": "42e01f",
-            }),
-        )
-        .await
-        .expect("create the room");
-}
-
 /// Resident memory of a process now, from `/proc/PID/status`: (total, anonymous), KiB.
 fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("RssAnon:"))
+    (
+        support::proc_status(pid, "VmRSS:"),
+        support::proc_status(pid, "RssAnon:"),
+    )
 }
 
 /// One box process in a call with a publishing peer: its peak (total, anonymous) RSS in KiB over
@@ -376,7 +344,7 @@ fn bench_call_memory() {
         let url = sc.url();
         let _janus = JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20))
             .expect("janus");
-        create_room(&url).await;
+        support::peer::create_room(&url, ROOM, None).await;
         let peer = Peer::join(&url, ROOM, "publisher").await;
         let this = std::path::PathBuf::from(env!("CARGO_BIN_EXE_roombox"));
         let mut bins = vec![("this build", this)];

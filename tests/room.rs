@@ -474,39 +474,13 @@ fn smpte_frame(path: &std::path::Path) {
     assert!(ok, "gst-launch-1.0 could not write the test frame");
 }
 
-/// Creates `room` on the Janus at `url` with H.264 + Opus and its video capped at `kbps`.
-async fn create_capped_room(url: &str, room: &str, kbps: u32) {
-    let (client, _events) = roombox::room::janus::client::Client::connect(url)
-        .await
-        .expect("connect to janus");
-    let handle = client
-        .attach("janus.plugin.videoroom")
-        .await
-        .expect("attach");
-    client
-        .request(
-            handle,
-            serde_json::json!({
-                "request": "create",
-                "room": roombox::room::janus::proto::id_value(room),
-                "publishers": 6,
-                "audiocodec": "opus",
-                "videocodec": "h264",
-                "h264_profile": "42e01f",
-                "bitrate": kbps * 1000,
-            }),
-        )
-        .await
-        .expect("create the capped room");
-}
-
 async fn bench_cpu() {
     use std::io::BufRead;
     let tmp = tempfile::tempdir().expect("tempdir");
     let (_janus, url, rec) = start_janus(tmp.path());
     let frame = tmp.path().join("smpte.i420");
     smpte_frame(&frame);
-    create_capped_room(&url, ROOM, CPU_BENCH_KBPS).await;
+    support::peer::create_room(&url, ROOM, Some(CPU_BENCH_KBPS)).await;
     let toml = box_room_toml(&url, &rec).replace(
         "fps = 30\n",
         &format!(

@@ -38,49 +38,16 @@ struct Sample {
 }
 
 fn sample(pid: u32, t: u64) -> Sample {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count() as u64)
         .unwrap_or(0);
     Sample {
         t,
-        rss: field("VmRSS:"),
-        anon: field("RssAnon:"),
+        rss: support::proc_status(pid, "VmRSS:"),
+        anon: support::proc_status(pid, "RssAnon:"),
         fds,
-        threads: field("Threads:"),
+        threads: support::proc_status(pid, "Threads:"),
     }
-}
-
-async fn create_room(url: &str) {
-    let (client, _events) = roombox::room::janus::client::Client::connect(url)
-        .await
-        .expect("connect to janus");
-    let handle = client
-        .attach("janus.plugin.videoroom")
-        .await
-        .expect("attach");
-    client
-        .request(
-            handle,
-            serde_json::json!({
-                "request": "create",
-                "room": roombox::room::janus::proto::id_value(ROOM),
-                "publishers": 6,
-                "audiocodec": "opus",
-                "videocodec": "h264",
-                "h264_profile": "42e01f",
-            }),
-        )
-        .await
-        .expect("create the room");
 }
 
 /// Growth of a series after warm-up: the mean of its last tenth over the mean of its first
@@ -263,7 +230,7 @@ fn soak_call() {
         let url = sc.url();
         let _janus = JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20))
             .expect("janus");
-        create_room(&url).await;
+        support::peer::create_room(&url, ROOM, None).await;
         let broker = Mosquitto::start();
         let peer = Peer::join(&url, ROOM, "publisher").await;
 

@@ -13,7 +13,9 @@
 //! espeak-ng's voices are hard for tiny.en. The test allows 22 %, so a broken conversion, VAD or
 //! engine fails it while another CPU's rounding does not.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
@@ -21,34 +23,10 @@ use roombox::transcribe::vad::{self, VadConfig};
 use roombox::transcribe::whisper::Whisper;
 use roombox::transcribe::worker::{self, Worker, WorkerEvent};
 use roombox::transcribe::{wav, Speaker, TranscribeError, Utterance};
+use support::speech::{errors, model, words};
 
 /// Word error rate ceiling for the clips (see the header for the measurement).
 const MAX_WER: f64 = 0.22;
-
-fn model() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ROOMBOX_MODEL") {
-        let p = PathBuf::from(p);
-        assert!(p.exists(), "ROOMBOX_MODEL={} does not exist", p.display());
-        return Some(p);
-    }
-    let dir = std::env::var_os("ROOMBOX_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/roombox-models")
-        });
-    let p = dir.join("ggml-tiny.en-q8_0.bin");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: no Whisper model at {} and ROOMBOX_MODEL is unset; scripts/setup.sh \
-             (or scripts/fetch-model.sh) fetches it",
-            p.display()
-        );
-        None
-    }
-}
 
 /// The synthesized clips, as (name, samples, reference text).
 fn clips(dir: &Path) -> Vec<(String, Vec<f32>, String)> {
@@ -80,77 +58,6 @@ fn clips(dir: &Path) -> Vec<(String, Vec<f32>, String)> {
     }
     assert_eq!(out.len(), 4, "four voices");
     out
-}
-
-/// Lower case, punctuation and hyphens to spaces, numbers below 100 spelled out: as
-/// benches/wer.py normalizes, so the test and the bench count alike.
-fn words(text: &str) -> Vec<String> {
-    const ONES: [&str; 20] = [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-    ];
-    const TENS: [&str; 10] = [
-        "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-    ];
-    let cleaned: String = text
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect();
-    let mut out = Vec::new();
-    for w in cleaned.split_whitespace() {
-        let w = w.replace('\'', "");
-        match w.parse::<usize>() {
-            Ok(n) if n < 20 => out.push(ONES[n].to_string()),
-            Ok(n) if n < 100 => {
-                out.push(TENS[n / 10].to_string());
-                if n % 10 != 0 {
-                    out.push(ONES[n % 10].to_string());
-                }
-            }
-            _ => out.push(w),
-        }
-    }
-    out
-}
-
-/// Word-level edit distance.
-fn errors(reference: &[String], hypothesis: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut cur = vec![i + 1; hypothesis.len() + 1];
-        for (j, h) in hypothesis.iter().enumerate() {
-            cur[j + 1] = (prev[j + 1] + 1)
-                .min(cur[j] + 1)
-                .min(prev[j] + usize::from(r != h));
-        }
-        prev = cur;
-    }
-    prev[hypothesis.len()]
 }
 
 #[test]

@@ -58,3 +58,15 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// A number field of `/proc/PID/status` (`VmRSS:`, `RssAnon:` in KiB, `Threads:`); 0 when the
+/// process or the field is gone.
+pub fn proc_status(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}

@@ -667,3 +667,27 @@ fn collect_chat(dc: &gst_webrtc::WebRTCDataChannel, stats: &Arc<Mutex<PeerStats>
         }
     });
 }
+
+/// Creates `room` on the Janus at `url` for H.264 (constrained baseline) and Opus, six
+/// publishers, its video capped at `cap_kbps` when given.
+pub async fn create_room(url: &str, room: &str, cap_kbps: Option<u32>) {
+    let (client, _events) = roombox::room::janus::client::Client::connect(url)
+        .await
+        .expect("connect to janus");
+    let handle = client
+        .attach("janus.plugin.videoroom")
+        .await
+        .expect("attach");
+    let mut body = serde_json::json!({
+        "request": "create",
+        "room": roombox::room::janus::proto::id_value(room),
+        "publishers": 6,
+        "audiocodec": "opus",
+        "videocodec": "h264",
+        "h264_profile": "42e01f",
+    });
+    if let Some(kbps) = cap_kbps {
+        body["bitrate"] = serde_json::json!(kbps * 1000);
+    }
+    client.request(handle, body).await.expect("create the room");
+}

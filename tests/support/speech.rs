@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The model: `$ROOMBOX_MODEL`, or setup's q8_0 tiny.en. None (with a message) when setup has
+/// The model: `$ROOMBOX_MODEL`, or setup's q8_0 tiny.en (in `$ROOMBOX_MODEL_DIR`, by default
+/// `~/.cache/roombox-models`). None (with a message) when setup has
 /// not fetched it, so a machine without it skips rather than fails.
 pub fn model() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ROOMBOX_MODEL") {
@@ -12,8 +13,13 @@ pub fn model() -> Option<PathBuf> {
         assert!(p.exists(), "ROOMBOX_MODEL={} does not exist", p.display());
         return Some(p);
     }
-    let p = PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-        .join(".cache/roombox-models/ggml-tiny.en-q8_0.bin");
+    let dir = std::env::var_os("ROOMBOX_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/roombox-models")
+        });
+    let p = dir.join("ggml-tiny.en-q8_0.bin");
     if p.exists() {
         Some(p)
     } else {
