@@ -132,12 +132,18 @@ async fn every_command_round_trips_with_its_correlation() {
         ("start-hls", "", unavailable),
         // The simulated boxes run no HTTP server: HLS cannot start, so it is not on to stop.
         ("stop-hls", "", Some(ErrorCode::InvalidState)),
+        // The model setup fetches is English-only: French is refused and nothing starts.
         (
             "start-transcription",
-            r#"{"language":"en-US"}"#,
-            unavailable,
+            r#"{"language":"fr"}"#,
+            Some(ErrorCode::OutOfRange),
         ),
-        ("stop-transcription", "", unavailable),
+        ("stop-transcription", "", Some(ErrorCode::InvalidState)),
+        (
+            "transcribe-recording",
+            r#"{"file":"no-such-segment.mkv"}"#,
+            Some(ErrorCode::InvalidArgument),
+        ),
         ("request-keyframe", "", None),
         ("set-bitrate", r#"{"kbps":1000}"#, None),
         ("get-state", "", None),

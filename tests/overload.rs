@@ -1,4 +1,5 @@
-//! CPU overload: with a bounded CPU hog beside the box, the frame rate steps down instead of
+//! CPU overload: with a bounded CPU hog beside the box (busy loops, and the box held to 12 % of a
+//! core by a cpu cgroup where the machine has one), the frame rate steps down instead of
 //! collapsing, the state and an event say so, and it comes back once the hog is gone.
 
 mod support;
@@ -48,6 +49,62 @@ impl Drop for Hog {
     }
 }
 
+/// Holds a process to a share of one core through a cpu cgroup (v1's `cpu` hierarchy, or v2's
+/// root when it offers `cpu`), so the box is starved alike on any machine: busy loops alone
+/// starve it only as far as the scheduler's weights and the machine's speed allow (a quiet,
+/// fast machine encodes 720p30 through them). Undone on drop.
+struct Quota {
+    /// The cgroup made for the test.
+    dir: std::path::PathBuf,
+    /// The hierarchy's root, where the process goes back.
+    root: std::path::PathBuf,
+    pid: u32,
+}
+
+impl Quota {
+    fn start(pid: u32, percent: u32) -> Option<Quota> {
+        use std::path::Path;
+        let name = format!("roombox-overload-{}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/cpu");
+        let v2 = Path::new("/sys/fs/cgroup");
+        // (hierarchy root, v1?)
+        let (root, v1_style) = if v1.join("cpu.cfs_quota_us").exists() {
+            (v1, true)
+        } else if std::fs::read_to_string(v2.join("cgroup.subtree_control"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu"))
+        {
+            (v2, false)
+        } else {
+            return None;
+        };
+        let limit = |d: &Path| -> std::io::Result<()> {
+            if v1_style {
+                std::fs::write(d.join("cpu.cfs_period_us"), "100000")?;
+                std::fs::write(d.join("cpu.cfs_quota_us"), (percent * 1000).to_string())
+            } else {
+                std::fs::write(d.join("cpu.max"), format!("{} 100000", percent * 1000))
+            }
+        };
+        let dir = root.join(name);
+        std::fs::create_dir(&dir).ok()?;
+        let q = Quota {
+            dir,
+            root: root.to_path_buf(),
+            pid,
+        };
+        limit(&q.dir).ok()?;
+        std::fs::write(q.dir.join("cgroup.procs"), pid.to_string()).ok()?;
+        Some(q)
+    }
+}
+
+impl Drop for Quota {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.root.join("cgroup.procs"), self.pid.to_string());
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
 fn media(s: &serde_json::Value, key: &str) -> serde_json::Value {
     s["media"][key].clone()
 }
@@ -77,6 +134,10 @@ async fn a_cpu_hog_lowers_the_frame_rate_step_by_step_and_it_comes_back() {
     });
 
     let hog = Hog::start(25);
+    let quota = Quota::start(agent.child.id(), 12);
+    if quota.is_none() {
+        eprintln!("no cpu cgroup here: the busy loops alone starve the box");
+    }
     let t0 = Instant::now();
     let mut targets = Vec::new();
     let mut fps = Vec::new();
@@ -86,6 +147,7 @@ async fn a_cpu_hog_lowers_the_frame_rate_step_by_step_and_it_comes_back() {
         targets.push(media(&s, "targetFps").as_u64().unwrap_or(0));
         fps.push(media(&s, "fps").as_f64().unwrap_or(0.0));
     }
+    drop(quota);
     drop(hog);
     let s = agent.state().await;
     let lowest = targets.iter().copied().min().unwrap_or(30);

@@ -87,6 +87,40 @@ pub(crate) struct Req {
     pub query: HashMap<String, String>,
 }
 
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Req {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        // The server is served with connect info (`Server::serve`); without it there is no
+        // address to rate-limit, so nothing is let through.
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+        let Query(query) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Req {
+            peer,
+            headers: parts.headers.clone(),
+            query,
+        })
+    }
+}
+
+impl Req {
+    /// The request as a state-changing POST sees it: its token never comes from the URL.
+    pub(crate) fn for_post(self) -> Req {
+        Req {
+            query: HashMap::new(),
+            ..self
+        }
+    }
+}
+
 /// A JSON error body with a code a script can act on, as command replies have.
 pub(crate) fn refuse(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
     (
@@ -174,17 +208,8 @@ fn reply(result: Result<serde_json::Value, CommandError>) -> Response {
 }
 
 /// `POST /api/command`: one JSON command, exactly as the control socket takes it.
-async fn command(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query: HashMap::new(),
-    };
+async fn command(State(s): State<Arc<Shared>>, r: Req, body: Bytes) -> Response {
+    let r = r.for_post();
     if let Err(resp) = gate_post(&s, &r, Need::Console) {
         return resp.into_response();
     }
@@ -232,17 +257,7 @@ fn state_json(st: &tokio::sync::watch::Receiver<crate::agent::state::AgentState>
 
 /// `GET /api/events`: `snapshot` first, then `agent` (one event each) and `state` (the state
 /// whenever it changed). Subscribed before the snapshot is taken, so nothing falls between.
-async fn events(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query,
-    };
+async fn events(State(s): State<Arc<Shared>>, r: Req) -> Response {
     if let Err(resp) = gate(&s, &r, Need::Console) {
         return resp.into_response();
     }
@@ -303,17 +318,7 @@ fn viewer_snapshot(s: &Shared) -> String {
 }
 
 /// `GET /watch/api/events`: `snapshot`, then the events of [`for_viewers`].
-async fn watch_events(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query,
-    };
+async fn watch_events(State(s): State<Arc<Shared>>, r: Req) -> Response {
     if let Err(resp) = gate(&s, &r, Need::Viewer) {
         return resp.into_response();
     }
@@ -390,48 +395,20 @@ async fn viewer_post(s: &Shared, r: Req, name: &str, body: &[u8]) -> Response {
 }
 
 /// `POST /watch/api/chat` `{"name":"Ana","message":"…"}`.
-async fn watch_chat(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query: HashMap::new(),
-    };
+async fn watch_chat(State(s): State<Arc<Shared>>, r: Req, body: Bytes) -> Response {
+    let r = r.for_post();
     viewer_post(&s, r, "viewer-chat", &body).await
 }
 
 /// `POST /watch/api/question` `{"name":"Ana","text":"…"}`.
-async fn watch_question(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query: HashMap::new(),
-    };
+async fn watch_question(State(s): State<Arc<Shared>>, r: Req, body: Bytes) -> Response {
+    let r = r.for_post();
     viewer_post(&s, r, "ask-question", &body).await
 }
 
 /// `GET /api/telemetry`: CPU (since the previous request), temperature, memory, disk, and the
 /// media and room figures of the state.
-async fn telemetry(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query,
-    };
+async fn telemetry(State(s): State<Arc<Shared>>, r: Req) -> Response {
     if let Err(resp) = gate(&s, &r, Need::Console) {
         return resp.into_response();
     }
@@ -447,17 +424,7 @@ async fn telemetry(
 }
 
 /// `GET /api/check`: `roombox check` against the running configuration.
-async fn check(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query,
-    };
+async fn check(State(s): State<Arc<Shared>>, r: Req) -> Response {
     if let Err(resp) = gate(&s, &r, Need::Console) {
         return resp.into_response();
     }
@@ -485,17 +452,7 @@ async fn check(
 }
 
 /// `GET /api/probe`: what `roombox probe` finds on this machine.
-async fn probe(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query,
-    };
+async fn probe(State(s): State<Arc<Shared>>, r: Req) -> Response {
     if let Err(resp) = gate(&s, &r, Need::Console) {
         return resp.into_response();
     }

@@ -5,11 +5,9 @@
 
 use super::{gate, Need, Req};
 use crate::http::Shared;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The console page.
@@ -55,32 +53,12 @@ fn page(s: &Shared, r: &Req, need: Need, body: &'static str) -> Response {
 }
 
 /// `GET /`: the console.
-pub(crate) async fn console(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query,
-    };
+pub(crate) async fn console(State(s): State<Arc<Shared>>, r: Req) -> Response {
     page(&s, &r, Need::Console, CONSOLE_HTML)
 }
 
 /// `GET /watch`: the viewers' page.
-pub(crate) async fn watch(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query,
-    };
+pub(crate) async fn watch(State(s): State<Arc<Shared>>, r: Req) -> Response {
     page(&s, &r, Need::Viewer, WATCH_HTML)
 }
 

@@ -5,12 +5,10 @@ use super::{gate, refuse, Need, Req};
 use crate::command::ErrorCode;
 use crate::http::Shared;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Extensions served: the recorder's containers and transcripts. Nothing else in the directory
@@ -82,17 +80,7 @@ pub fn scan(dir: &std::path::Path) -> Vec<Recording> {
 }
 
 /// `GET /api/recordings`.
-pub(crate) async fn list(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query,
-    };
+pub(crate) async fn list(State(s): State<Arc<Shared>>, r: Req) -> Response {
     if let Err(resp) = gate(&s, &r, Need::Console) {
         return resp.into_response();
     }
@@ -110,16 +98,9 @@ pub(crate) async fn list(
 /// `GET /api/recordings/{file}`: the file, streamed (segments can be large).
 pub(crate) async fn download(
     State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(file): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    r: Req,
 ) -> Response {
-    let r = Req {
-        peer,
-        headers,
-        query,
-    };
     if let Err(resp) = gate(&s, &r, Need::Console) {
         return resp.into_response();
     }
