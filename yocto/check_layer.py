@@ -260,6 +260,8 @@ def covered(path, patterns):
 # "optional" (an alternative the agent probes for but the layer deliberately does not ship).
 ELEMENTS = {
     "queue": ("gstreamer1.0", "always"),
+    "identity": ("gstreamer1.0", "always"),
+    "uridecodebin": ("gstreamer1.0-plugins-base-playback", "always"),
     "tee": ("gstreamer1.0", "always"),
     "capsfilter": ("gstreamer1.0", "always"),
     "filesink": ("gstreamer1.0", "always"),

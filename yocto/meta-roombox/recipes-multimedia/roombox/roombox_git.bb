@@ -56,6 +56,10 @@ DEPENDS += "clang-native"
 export LIBCLANG_PATH = "${STAGING_LIBDIR_NATIVE}"
 export BINDGEN_EXTRA_CLANG_ARGS = "--sysroot=${STAGING_DIR_TARGET}"
 
+# whisper-rs-sys (on-device transcription) builds the vendored whisper.cpp with cmake; the
+# repository's .cargo/config.toml sets GGML_NATIVE=OFF, so it never tunes for the build host.
+DEPENDS += "cmake-native"
+
 # aws-lc-sys 0.47 (rustls through rumqttc and webrtc) builds with its cc builder here: it has
 # pregenerated "universal" bindings (no bindgen) and needs neither cmake nor nasm on Linux.
 # Only AWS_LC_SYS_CMAKE_BUILDER=1 or its `bindgen`/`fips` features would make it want
@@ -159,6 +163,7 @@ RDEPENDS:${PN} = " \
     gstreamer1.0-plugins-base-audiotestsrc \
     gstreamer1.0-plugins-base-compositor \
     gstreamer1.0-plugins-base-opus \
+    gstreamer1.0-plugins-base-playback \
     gstreamer1.0-plugins-base-videoconvertscale \
     gstreamer1.0-plugins-base-videorate \
     gstreamer1.0-plugins-base-videotestsrc \
