@@ -146,6 +146,8 @@ fleet() { "$ROOMBOX" fleet --broker "mqtt://127.0.0.1:$port" "$@"; }
   fleet send demo-box start-livestream || true
   echo "== watch the simulcast:  ffplay rtmp://127.0.0.1:$rtmp_port/live/demo-simulcast"
   echo "== watch the box's HLS:  ffplay http://127.0.0.1:$box_http_port/hls/index.m3u8"
+  echo "== the room console (a browser on this machine):  http://127.0.0.1:$box_http_port/"
+  echo "==   and the viewers' page with its chat:          http://127.0.0.1:$box_http_port/watch"
   echo "== stop Janus (kill its pid) and after 5 s the box streams to"
   echo "==      rtmp://127.0.0.1:$rtmp_port/live/demo-fallback on its own, until the room is back"
   echo "== join the room from a browser on this machine to see and hear the box:"
