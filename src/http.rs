@@ -257,15 +257,52 @@ impl IntoResponse for Denied {
     }
 }
 
-/// Checks the token of a request from `peer` (a [`client_key`]). A locked-out address is refused even with the
-/// right token, or a lockout would not slow guessing.
-fn authorize(
-    s: &Shared,
-    peer: IpAddr,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-) -> Result<(), Denied> {
-    authorize_role(s, peer, headers, query, false).map(|_| ())
+/// A request's metadata, as every guarded handler takes it.
+pub(crate) struct Req {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its query (`?token=` for GETs that cannot set headers: EventSource, links).
+    pub query: HashMap<String, String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Req {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        // The server is served with connect info (`Server::serve`); without it there is no
+        // address to rate-limit, so nothing is let through.
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+        let Query(query) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Req {
+            peer,
+            headers: parts.headers.clone(),
+            query,
+        })
+    }
+}
+
+impl Req {
+    /// Checks this request's token for a front-door route the console's token opens (see
+    /// [`authorize_role`]).
+    fn authorize(&self, s: &Shared, allow_viewer: bool) -> Result<Role, Denied> {
+        authorize_role(
+            s,
+            client_key(self.peer.ip()),
+            &self.headers,
+            &self.query,
+            allow_viewer,
+        )
+    }
 }
 
 /// Checks the token of a request from `peer` (a [`client_key`]) and says whose it is. The
@@ -311,14 +348,8 @@ pub(crate) fn peer_key(peer: SocketAddr) -> IpAddr {
 /// HLS is fetched by players on pages from other origins (a console, a web page embedding the
 /// room), so its responses carry CORS. `*` is safe: the token travels in the URL, not in
 /// cookies, and only GET is routed, so no preflight is ever needed.
-async fn hls_file(
-    s: State<Arc<Shared>>,
-    peer: ConnectInfo<SocketAddr>,
-    file: Path<String>,
-    query: Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let mut r = hls_response(s, peer, file, query, headers).await;
+async fn hls_file(s: State<Arc<Shared>>, file: Path<String>, req: Req) -> Response {
+    let mut r = hls_response(s, file, req).await;
     r.headers_mut().insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
@@ -326,15 +357,9 @@ async fn hls_file(
     r
 }
 
-async fn hls_response(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(file): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
+async fn hls_response(State(s): State<Arc<Shared>>, Path(file): Path<String>, r: Req) -> Response {
     // Viewers play HLS too.
-    if let Err(d) = authorize_role(&s, client_key(peer.ip()), &headers, &query, true) {
+    if let Err(d) = r.authorize(&s, true) {
         return d.into_response();
     }
     if !is_hls_file(&file) {
@@ -357,7 +382,7 @@ async fn hls_response(
             [t.console.current(), t.viewer.current()]
                 .into_iter()
                 .flatten()
-                .find(|t| query.get("token").is_some_and(|q| same(q, t)))
+                .find(|t| r.query.get("token").is_some_and(|q| same(q, t)))
         });
         if let Some(t) = carried.as_deref().map(url_encode) {
             text = text
@@ -392,13 +417,8 @@ async fn hls_response(
         .into_response()
 }
 
-async fn state(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(d) = authorize(&s, client_key(peer.ip()), &headers, &query) {
+async fn state(State(s): State<Arc<Shared>>, r: Req) -> Response {
+    if let Err(d) = r.authorize(&s, false) {
         return d.into_response();
     }
     let state = s.agent.state().borrow().clone();
@@ -407,13 +427,8 @@ async fn state(
 
 /// `/transcripts/`: the transcripts there are, newest first, as JSON (`name`, `bytes`,
 /// `modifiedMs`), under the same access rules as HLS.
-async fn transcript_list(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(d) = authorize(&s, client_key(peer.ip()), &headers, &query) {
+async fn transcript_list(State(s): State<Arc<Shared>>, r: Req) -> Response {
+    if let Err(d) = r.authorize(&s, false) {
         return d.into_response();
     }
     let mut files = Vec::new();
@@ -448,12 +463,10 @@ async fn transcript_list(
 /// `/transcripts/{file}`: one transcript (`.vtt`, `.srt`, `.jsonl`); any other name is a 404.
 async fn transcript_file(
     State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(file): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    r: Req,
 ) -> Response {
-    if let Err(d) = authorize(&s, client_key(peer.ip()), &headers, &query) {
+    if let Err(d) = r.authorize(&s, false) {
         return d.into_response();
     }
     if !crate::transcribe::transcript::is_transcript_name(&file) {

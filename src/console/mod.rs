@@ -22,10 +22,10 @@ pub mod token;
 
 use crate::command::{Command, CommandError, ErrorCode};
 use crate::event::Event;
-use crate::http::{authorize_role, peer_key, Denied, Shared};
+use crate::http::{authorize_role, peer_key, Denied, Req, Shared};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,7 +34,6 @@ use guard::RateLimit;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use token::Role;
 use tokio::sync::broadcast::error::RecvError;
@@ -75,50 +74,6 @@ pub(crate) enum Need {
     Console,
     /// The viewers' or the console's.
     Viewer,
-}
-
-/// A request's metadata, as every guarded handler takes it.
-pub(crate) struct Req {
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// Its headers.
-    pub headers: HeaderMap,
-    /// Its query (`?token=` for GETs that cannot set headers: EventSource, links).
-    pub query: HashMap<String, String>,
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Req {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        // The server is served with connect info (`Server::serve`); without it there is no
-        // address to rate-limit, so nothing is let through.
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
-        let Query(query) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
-            .map_err(IntoResponse::into_response)?;
-        Ok(Req {
-            peer,
-            headers: parts.headers.clone(),
-            query,
-        })
-    }
-}
-
-impl Req {
-    /// The request as a state-changing POST sees it: its token never comes from the URL.
-    pub(crate) fn for_post(self) -> Req {
-        Req {
-            query: HashMap::new(),
-            ..self
-        }
-    }
 }
 
 /// A JSON error body with a code a script can act on, as command replies have.
@@ -209,7 +164,6 @@ fn reply(result: Result<serde_json::Value, CommandError>) -> Response {
 
 /// `POST /api/command`: one JSON command, exactly as the control socket takes it.
 async fn command(State(s): State<Arc<Shared>>, r: Req, body: Bytes) -> Response {
-    let r = r.for_post();
     if let Err(resp) = gate_post(&s, &r, Need::Console) {
         return resp.into_response();
     }
@@ -396,13 +350,11 @@ async fn viewer_post(s: &Shared, r: Req, name: &str, body: &[u8]) -> Response {
 
 /// `POST /watch/api/chat` `{"name":"Ana","message":"…"}`.
 async fn watch_chat(State(s): State<Arc<Shared>>, r: Req, body: Bytes) -> Response {
-    let r = r.for_post();
     viewer_post(&s, r, "viewer-chat", &body).await
 }
 
 /// `POST /watch/api/question` `{"name":"Ana","text":"…"}`.
 async fn watch_question(State(s): State<Arc<Shared>>, r: Req, body: Bytes) -> Response {
-    let r = r.for_post();
     viewer_post(&s, r, "ask-question", &body).await
 }
 
