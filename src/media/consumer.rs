@@ -150,10 +150,13 @@ pub trait Consumer: Send {
     /// after a capture restart; returns one sink per feed of `ctx.feeds`, in that order.
     fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>, MediaError>;
     /// Ends its output cleanly (a recorder finalises its segment). Returns true when it will
-    /// report [`ConsumerEvent::Finished`] later, false when it is already done.
-    fn finish(&mut self) -> bool;
-    /// Stops at once, after a failure or a capture fault.
-    fn shutdown(&mut self);
+    /// report [`ConsumerEvent::Finished`] later, false when it is already done (the default:
+    /// a consumer that only hands samples on has nothing to finalise).
+    fn finish(&mut self) -> bool {
+        false
+    }
+    /// Stops at once, after a failure or a capture fault (the default: nothing of its own runs).
+    fn shutdown(&mut self) {}
     /// Housekeeping, once a second while it runs (flush, retention).
     fn tick(&mut self) {}
 }

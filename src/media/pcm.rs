@@ -91,12 +91,6 @@ impl Consumer for PcmTap {
         ctx.reporter.send(ConsumerEvent::Started);
         Ok(sinks)
     }
-
-    fn finish(&mut self) -> bool {
-        false
-    }
-
-    fn shutdown(&mut self) {}
 }
 
 struct PcmSink(PcmSender);

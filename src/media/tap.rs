@@ -72,12 +72,6 @@ impl Consumer for Tap {
         ctx.reporter.send(ConsumerEvent::Started);
         Ok(sinks)
     }
-
-    fn finish(&mut self) -> bool {
-        false
-    }
-
-    fn shutdown(&mut self) {}
 }
 
 struct TapSink {
