@@ -190,11 +190,17 @@ async fn reads_stamps() {
     // The box's frames are 33 ms apart: a run of 60 spans seconds, not milliseconds or hours.
     let span = stamps[stamps.len() - 1] - stamps[0];
     assert!((1000.0..20_000.0).contains(&span), "stamps span {span} ms");
-    // On screen after capture, and within a second: the clocks agree and the frames are live.
-    assert!(
-        display.iter().all(|l| (0.0..1000.0).contains(l)),
-        "latencies out of range: {display:?}"
-    );
+    // After capture, and within a second: the clocks agree and the frames are live. Chromium's
+    // frame times are its compositor's, on a 60 Hz vsync grid, and `expectedDisplayTime` is a
+    // prediction: in CI (2 busy cores) one frame read 4 ms before its capture. So one vsync
+    // period of slack; a clock error or a stale frame is off by far more.
+    let presented = browser.column("presented");
+    for (what, column) in [("on screen", &display), ("to the compositor", &presented)] {
+        assert!(
+            column.iter().all(|l| (-VSYNC_MS..1000.0).contains(l)),
+            "latencies {what} out of range: {column:?}"
+        );
+    }
     assert!(
         r["clockSkewMs"].as_f64().is_some_and(|s| s.abs() < 5.0),
         "the page's clocks disagree: {:#}",
@@ -202,6 +208,9 @@ async fn reads_stamps() {
     );
     let _ = b.handle.send(Command::Leave).await;
 }
+
+/// One frame of the headless compositor's 60 Hz clock, in ms.
+const VSYNC_MS: f64 = 1000.0 / 60.0;
 
 fn percentile(v: &[f64], p: f64) -> f64 {
     let mut v = v.to_vec();
