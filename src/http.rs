@@ -6,7 +6,7 @@
 use crate::agent::AgentHandle;
 use crate::config::{Config, HttpConfig};
 use crate::console::token::{Role, Tokens};
-use crate::media::hls::{is_hls_file, PLAYLIST};
+use crate::media::hls::{self, parse_name, HlsFile};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,9 @@ pub(crate) struct Shared {
     pub(crate) agent: AgentHandle,
     /// Where HLS is written.
     hls_dir: PathBuf,
+    /// How long a blocking playlist request or a request for the hinted part may wait: three
+    /// target durations, as the LL-HLS spec says.
+    hls_wait: Duration,
     /// The tokens requests must carry; None on loopback.
     pub(crate) tokens: Option<Tokens>,
     /// Where transcripts are: the live sessions', then the recordings' (beside their segments).
@@ -155,6 +158,7 @@ pub async fn bind(config: &Config, agent: AgentHandle) -> anyhow::Result<Option<
     let shared = Arc::new(Shared {
         agent,
         hls_dir: config.hls_dir(),
+        hls_wait: 3 * config.hls.segment,
         tokens,
         transcript_dirs: [
             crate::transcribe::transcript::live_dir(&config.state_dir()),
@@ -362,8 +366,44 @@ async fn hls_response(State(s): State<Arc<Shared>>, Path(file): Path<String>, r:
     if let Err(d) = r.authorize(&s, true) {
         return d.into_response();
     }
-    if !is_hls_file(&file) {
+    let Some(kind) = parse_name(&file) else {
         return (StatusCode::NOT_FOUND, "no such file\n").into_response();
+    };
+    let mut edge = hls::edge(&s.hls_dir);
+    // What the request waits for: a blocking playlist reload names a segment (and part) the
+    // playlist must hold; a part or segment not yet written is waited for when it is the next.
+    let wanted = match kind {
+        HlsFile::Playlist => match blocking_reload(&r.query) {
+            Ok(w) => w,
+            Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+        },
+        HlsFile::Part(m, p) => Some((m, Some(p))),
+        HlsFile::Segment(m) => Some((m, None)),
+        HlsFile::Init => None,
+    };
+    if let Some((msn, part)) = wanted {
+        let now = *edge.borrow();
+        if kind == HlsFile::Playlist && now.live && !now.ended && msn > now.msn + 2 {
+            return (
+                StatusCode::BAD_REQUEST,
+                "_HLS_msn is more than two segments past the live edge\n",
+            )
+                .into_response();
+        }
+        if now.can_bring(msn, part) {
+            let waited = tokio::time::timeout(
+                s.hls_wait,
+                edge.wait_for(|e| e.has(msn, part) || !e.can_bring(msn, part)),
+            )
+            .await;
+            if waited.is_err() && kind == HlsFile::Playlist {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the live edge did not reach that part in time\n",
+                )
+                    .into_response();
+            }
+        }
     }
     let path = s.hls_dir.join(&file);
     let Ok(body) = tokio::fs::read(&path).await else {
@@ -373,7 +413,7 @@ async fn hls_response(State(s): State<Arc<Shared>>, Path(file): Path<String>, r:
         )
             .into_response();
     };
-    if file == PLAYLIST {
+    if kind == HlsFile::Playlist {
         let mut text = String::from_utf8_lossy(&body).to_string();
         // Players fetch segments by the playlist's relative names: carry the token on. Only
         // the real token (a request authorized by header may carry any ?token=, which must not
@@ -385,18 +425,7 @@ async fn hls_response(State(s): State<Arc<Shared>>, Path(file): Path<String>, r:
                 .find(|t| r.query.get("token").is_some_and(|q| same(q, t)))
         });
         if let Some(t) = carried.as_deref().map(url_encode) {
-            text = text
-                .lines()
-                .map(|l| {
-                    if l.ends_with(".ts") && !l.starts_with('#') {
-                        format!("{l}?token={t}")
-                    } else {
-                        l.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-                + "\n";
+            text = carry_token(&text, &t);
         }
         return (
             [
@@ -409,12 +438,53 @@ async fn hls_response(State(s): State<Arc<Shared>>, Path(file): Path<String>, r:
     }
     (
         [
-            (header::CONTENT_TYPE, "video/mp2t"),
+            (header::CONTENT_TYPE, "video/mp4"),
             (header::CACHE_CONTROL, "max-age=60"),
         ],
         body,
     )
         .into_response()
+}
+
+/// The segment and part a blocking playlist request waits for (`_HLS_msn`, `_HLS_part`).
+fn blocking_reload(
+    query: &HashMap<String, String>,
+) -> std::result::Result<Option<(u64, Option<u32>)>, &'static str> {
+    let Some(msn) = query.get("_HLS_msn") else {
+        if query.contains_key("_HLS_part") {
+            return Err("_HLS_part needs _HLS_msn\n");
+        }
+        return Ok(None);
+    };
+    let msn = msn
+        .parse::<u64>()
+        .map_err(|_| "_HLS_msn is not a media sequence number\n")?;
+    let part = match query.get("_HLS_part") {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u32>()
+                .map_err(|_| "_HLS_part is not a part index\n")?,
+        ),
+    };
+    Ok(Some((msn, part)))
+}
+
+/// The playlist with `?token=` on every URI it names (segment lines and `URI="..."`).
+fn carry_token(text: &str, token: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with('#') {
+                l.replace(".m4s\"", &format!(".m4s?token={token}\""))
+                    .replace(".mp4\"", &format!(".mp4?token={token}\""))
+            } else if l.ends_with(".m4s") {
+                format!("{l}?token={token}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 async fn state(State(s): State<Arc<Shared>>, r: Req) -> Response {

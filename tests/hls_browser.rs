@@ -86,7 +86,7 @@ async fn hls_plays_in_headless_chromium_through_hls_js() {
     let text = playlist.text();
     let segment = text
         .lines()
-        .find(|l| l.ends_with(".ts"))
+        .find(|l| l.ends_with(".m4s"))
         .unwrap_or_else(|| panic!("no segment in {text}"));
     let seg = get(&host, &format!("/hls/{segment}")).await;
     assert_eq!(seg.code, 200);
@@ -116,6 +116,11 @@ async fn hls_plays_in_headless_chromium_through_hls_js() {
     assert!(
         r["currentTime"].as_f64().unwrap_or(0.0) > 1.5,
         "playback time advanced: {r:#}"
+    );
+    // hls.js played it as low-latency HLS: it loaded parts, not only whole segments.
+    assert!(
+        r["partsLoaded"].as_u64().unwrap_or(0) >= 10,
+        "hls.js loaded no parts: {r:#}"
     );
 
     // Chromium 156 (Debian) also plays HLS by itself; a build that says it can must play ours.
@@ -153,7 +158,8 @@ async fn beyond_loopback_every_request_needs_the_token_and_guessing_is_slowed() 
     let api = request("GET", &host, "/api/state", &[("Authorization", &bearer)]).await;
     assert_eq!(api.code, 200);
 
-    // ?token=: the playlist hands the token on to every segment line.
+    // ?token=: the playlist hands the token on to every URI it names: segments, parts, the
+    // init segment and the preload hint.
     let q = get(&host, &format!("/hls/index.m3u8?token={TOKEN}")).await;
     assert_eq!(q.code, 200);
     let text = q.text();
@@ -163,7 +169,16 @@ async fn beyond_loopback_every_request_needs_the_token_and_guessing_is_slowed() 
         .collect();
     assert!(segments.len() >= 2, "{text}");
     for s in &segments {
-        assert!(s.ends_with(&format!(".ts?token={TOKEN}")), "{text}");
+        assert!(s.ends_with(&format!(".m4s?token={TOKEN}")), "{text}");
+    }
+    let uris: Vec<&str> = text
+        .split("URI=\"")
+        .skip(1)
+        .filter_map(|r| r.split('"').next())
+        .collect();
+    assert!(uris.len() >= 3, "{text}");
+    for u in &uris {
+        assert!(u.ends_with(&format!("?token={TOKEN}")), "{u} in {text}");
     }
     // Authorized by header, a stray ?token= is not echoed into the playlist.
     let stray = request(
@@ -181,7 +196,7 @@ async fn beyond_loopback_every_request_needs_the_token_and_guessing_is_slowed() 
     );
     let seg = get(&host, &format!("/hls/{}", segments[segments.len() - 1])).await;
     assert_eq!(seg.code, 200);
-    assert_eq!(seg.body.first(), Some(&0x47), "an MPEG-TS segment");
+    assert_eq!(seg.body.get(4..8), Some(&b"moof"[..]), "a CMAF segment");
 
     // A real player gets through with the token in the URL alone.
     let played = play_in_chromium(

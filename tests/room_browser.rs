@@ -6,14 +6,14 @@
 
 mod support;
 
-use gstreamer::prelude::ClockExt;
 use roombox::command::Command;
 use roombox::config::Config;
 use roombox::room::janus::proto::id_value;
 use roombox::room::janus::server::{JanusProcess, ServerConfig};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
+use support::browser::{read_stamps, Stamps};
 use support::inproc::{join_cmd, InProcBox as Box_};
 use support::peer::Peer;
 use support::poll_until as eventually;
@@ -51,92 +51,20 @@ async fn stamped_box(url: &str, dir: &Path) -> (Box_, String) {
     (b, feed)
 }
 
-/// Wall clock (CLOCK_REALTIME) minus GStreamer's system clock (CLOCK_MONOTONIC, the stamp's
-/// clock), in ms: the page maps its timestamps (wall clock) onto the stamp's clock with it.
-/// Read between two monotonic readings; the closest of a few tries wins.
-fn clock_offset_ms() -> f64 {
-    let clock = gstreamer::SystemClock::obtain();
-    let mut best = (u64::MAX, 0.0);
-    for _ in 0..20 {
-        let m0 = clock.time().nseconds();
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_nanos() as f64;
-        let m1 = clock.time().nseconds();
-        if m1 - m0 < best.0 {
-            best = (m1 - m0, (wall - (m0 as f64 + m1 as f64) / 2.0) / 1e6);
-        }
-    }
-    best.1
-}
-
-/// What `g2g.mjs` reported.
-struct Browser {
-    /// Whether it kept as many stamped frames as asked.
-    ok: bool,
-    /// Its JSON report.
-    report: Value,
-}
-
-impl Browser {
-    /// One field of every kept frame, in order (`stamp`, `display`, `presented`, `received`).
-    fn column(&self, field: &str) -> Vec<f64> {
-        self.report["frames"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f[field].as_f64())
-            .collect()
-    }
-}
-
 /// Runs headless Chromium on the box's feed: frames of the first `settle` seconds after the
 /// first stamp are dropped, then frames are kept for at least `measure` seconds and until
 /// `min` are kept.
-async fn chromium_subscribes(
-    url: &str,
-    feed: &str,
-    settle: u32,
-    measure: u32,
-    min: u32,
-) -> Browser {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir()
-            && Path::new("/usr/bin/chromium").exists(),
-        "the browser test needs Chromium and its npm packages: run tests/browser/setup.sh"
-    );
-    let timeout = 25 + settle + measure;
-    let opts = json!({
+async fn chromium_subscribes(url: &str, feed: &str, settle: u32, measure: u32, min: u32) -> Stamps {
+    read_stamps(json!({
         "janus": url,
         "room": id_value(ROOM),
         "feed": id_value(feed),
-        "offsetMs": clock_offset_ms(),
         "settleS": settle,
         "measureS": measure,
         "minStamps": min,
-        "timeoutS": timeout,
-    });
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(dir.join("g2g.mjs"))
-        .arg(opts.to_string())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(u64::from(timeout) + 30), cmd.output())
-        .await
-        .expect("g2g.mjs finished")
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let report: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no report from g2g.mjs\nstdout:\n{stdout}\nstderr:\n{stderr}"));
-    Browser {
-        ok: out.status.success(),
-        report,
-    }
+        "timeoutS": 25 + settle + measure,
+    }))
+    .await
 }
 
 /// The report without its frames, for failure messages.

@@ -296,7 +296,6 @@ ELEMENTS = {
     "splitmuxsink": ("gstreamer1.0-plugins-good-multifile", "always"),
     "flvmux": ("gstreamer1.0-plugins-good-flv", "always"),
     "rtmp2sink": ("gstreamer1.0-plugins-bad-rtmp2", "always"),
-    "hlssink2": ("gstreamer1.0-plugins-bad-hls", "always"),
     "aacparse": ("gstreamer1.0-plugins-good-audioparsers", "always"),
     "h264parse": ("gstreamer1.0-plugins-bad-videoparsersbad", "always"),
     "opusparse": ("gstreamer1.0-plugins-bad-opusparse", "always"),

@@ -49,6 +49,10 @@ pub struct HlsConfig {
     /// runs, so segments are this long whatever `media.video.keyframe_interval` is.
     #[serde(with = "humantime_serde")]
     pub segment: Duration,
+    /// Part length for low-latency HLS: players that know LL-HLS (hls.js, Safari) load parts
+    /// as they are made and play about three parts behind the live edge.
+    #[serde(with = "humantime_serde")]
+    pub part: Duration,
     /// Segments listed in the playlist.
     pub playlist_length: u32,
     /// Start HLS with the agent.
@@ -59,6 +63,7 @@ impl Default for HlsConfig {
     fn default() -> Self {
         HlsConfig {
             segment: Duration::from_secs(1),
+            part: Duration::from_millis(200),
             playlist_length: 4,
             autostart: false,
         }
@@ -97,6 +102,16 @@ impl HlsConfig {
                 "hls.segment",
                 "must be whole seconds (HLS target durations are)",
             );
+        }
+        check_duration(
+            e,
+            "hls.part",
+            self.part,
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+        );
+        if self.part > self.segment / 2 {
+            fail(e, "hls.part", "must be at most half of hls.segment");
         }
         check(e, "hls.playlist_length", self.playlist_length, 3, 20);
     }

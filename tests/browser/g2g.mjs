@@ -1,11 +1,13 @@
 // Glass-to-glass latency at a browser: headless Chromium subscribes to one feed of a Janus
-// VideoRoom and reads the capture-time stamp out of every frame it presents.
+// VideoRoom (or plays the box's HLS through hls.js in low-latency mode) and reads the
+// capture-time stamp out of every frame it presents.
 //
 //   node tests/browser/g2g.mjs '<options as JSON>'
 //
 // Options:
 //   janus         the Janus WebSocket URL (subprotocol janus-protocol)
 //   room, feed    the VideoRoom room and feed ids, as Janus wants them (number or string)
+//   hls           instead of the three above: an HLS playlist URL, played with hls.js
 //   offsetMs      the stamp clock's offset: wall clock (CLOCK_REALTIME) minus the stamp's clock
 //                 (GStreamer's system clock, CLOCK_MONOTONIC), in ms, measured by the caller
 //   settleS       seconds after the first stamped frame whose frames are not kept (start-up)
@@ -39,7 +41,7 @@ try {
   console.error(`usage: g2g.mjs '<options as JSON>' (${e.message})`);
   process.exit(2);
 }
-for (const k of ['janus', 'room', 'feed', 'offsetMs']) {
+for (const k of opts.hls ? ['offsetMs'] : ['janus', 'room', 'feed', 'offsetMs']) {
   if (opts[k] === undefined) {
     console.error(`g2g.mjs: option ${k} is missing`);
     process.exit(2);
@@ -56,6 +58,7 @@ const page = `<!doctype html>
 <meta charset="utf-8">
 <title>roombox glass-to-glass</title>
 <video id="v" muted autoplay playsinline></video>
+<script src="/hls.min.js"></script>
 <script>
 const opts = ${JSON.stringify(opts)};
 // What the page learns, read back by the driver.
@@ -69,11 +72,21 @@ window.report = {
 };
 const log = (s) => { window.report.events.push(s); if (window.report.events.length > 50) window.report.events.shift(); };
 
+// --- HLS through hls.js (low-latency mode, its default) ---
+if (opts.hls) {
+  const hls = new Hls({ lowLatencyMode: true });
+  window.hls = hls;
+  hls.on(Hls.Events.ERROR, (_, d) => log(d.type + '/' + d.details + (d.fatal ? ' (fatal)' : '')));
+  hls.on(Hls.Events.MANIFEST_PARSED, () => document.getElementById('v').play().catch((e) => log('play: ' + e)));
+  hls.loadSource(opts.hls);
+  hls.attachMedia(document.getElementById('v'));
+}
+
 // --- Janus over WebSocket ---
-const ws = new WebSocket(opts.janus, 'janus-protocol');
+const ws = opts.hls ? null : new WebSocket(opts.janus, 'janus-protocol');
 const pending = new Map();
 let tx = 0;
-ws.onmessage = (m) => {
+if (ws) ws.onmessage = (m) => {
   const msg = JSON.parse(m.data);
   const p = msg.transaction && pending.get(msg.transaction);
   if (!p) {
@@ -88,8 +101,8 @@ ws.onmessage = (m) => {
     p.reject(new Error(msg.plugindata.data.error));
   else p.resolve(msg);
 };
-ws.onerror = () => log('websocket error');
-ws.onclose = (e) => log('websocket closed ' + e.code);
+if (ws) ws.onerror = () => log('websocket error');
+if (ws) ws.onclose = (e) => log('websocket closed ' + e.code);
 function call(msg, async = false) {
   const transaction = 't' + ++tx;
   ws.send(JSON.stringify({ ...msg, transaction }));
@@ -122,7 +135,7 @@ async function subscribe() {
   await call({ janus: 'message', session_id, handle_id, body: { request: 'start' },
     jsep: { type: answer.type, sdp: answer.sdp } }, true);
 }
-subscribe().catch((e) => log('subscribe: ' + e.message));
+if (!opts.hls) subscribe().catch((e) => log('subscribe: ' + e.message));
 
 // --- the stamp, read by luma from each presented frame ---
 const v = document.getElementById('v');
@@ -213,8 +226,11 @@ window.inboundVideo = async () => {
 </script>
 `;
 
+const hlsJs = fs.readFileSync(
+  path.join(path.dirname(new URL(import.meta.url).pathname), 'node_modules/hls.js/dist/hls.min.js'));
 const server = http.createServer((req, res) => {
   if (req.url === '/') res.writeHead(200, { 'content-type': 'text/html' }).end(page);
+  else if (req.url === '/hls.min.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(hlsJs);
   else res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
 });
 await new Promise((ok) => server.listen(0, '127.0.0.1', ok));

@@ -55,8 +55,12 @@ const page = `<!doctype html>
     v.src = url;
     v.play().catch(e => window.report.errors.push('play: ' + e));
   } else {
-    // hls.js (not native HLS) by default: what most browsers need.
-    const hls = new Hls({ lowLatencyMode: false });
+    // hls.js (not native HLS) by default: what most browsers need. Low-latency mode, as the
+    // console and the viewers' page use it (hls.js's default): it loads parts.
+    const hls = new Hls({ lowLatencyMode: true });
+    window.hls = hls;
+    window.report.partsLoaded = 0;
+    hls.on(Hls.Events.FRAG_LOADED, (_, d) => { if (d.part) window.report.partsLoaded++; });
     hls.on(Hls.Events.ERROR, (_, d) => {
       window.report.errors.push(d.type + '/' + d.details + (d.fatal ? ' (fatal)' : '') +
         (d.response ? ' ' + d.response.code : ''));
@@ -114,6 +118,10 @@ try {
         decoded: q.totalVideoFrames,
         dropped: q.droppedVideoFrames,
         currentTime: v.currentTime,
+        // hls.js's own estimate of the distance to the live edge, and capture to screen by
+        // the playlist's program date-time (the box's wall clock, this machine's).
+        latencyS: window.hls ? window.hls.latency : null,
+        dateLatencyMs: window.hls && window.hls.playingDate ? Date.now() - window.hls.playingDate.getTime() : null,
         width: v.videoWidth,
         height: v.videoHeight,
       };

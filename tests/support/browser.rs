@@ -120,3 +120,76 @@ impl Browser {
         self.stdin.write_all(b"{\"op\":\"close\"}\n").await
     }
 }
+
+/// Wall clock (CLOCK_REALTIME) minus GStreamer's system clock (CLOCK_MONOTONIC, the stamp's
+/// clock), in ms: `g2g.mjs` maps its page timestamps (wall clock) onto the stamp's clock with
+/// it. Read between two monotonic readings; the closest of a few tries wins.
+pub fn clock_offset_ms() -> f64 {
+    use gstreamer::prelude::ClockExt;
+    let clock = gstreamer::SystemClock::obtain();
+    let mut best = (u64::MAX, 0.0);
+    for _ in 0..20 {
+        let m0 = clock.time().nseconds();
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos() as f64;
+        let m1 = clock.time().nseconds();
+        if m1 - m0 < best.0 {
+            best = (m1 - m0, (wall - (m0 as f64 + m1 as f64) / 2.0) / 1e6);
+        }
+    }
+    best.1
+}
+
+/// What `g2g.mjs` reported.
+pub struct Stamps {
+    /// Whether it kept as many stamped frames as asked.
+    pub ok: bool,
+    /// Its JSON report.
+    pub report: Value,
+}
+
+impl Stamps {
+    /// One field of every kept frame.
+    pub fn column(&self, field: &str) -> Vec<f64> {
+        self.report["frames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f[field].as_f64())
+            .collect()
+    }
+}
+
+/// Runs `tests/browser/g2g.mjs` with `opts` (its options; `offsetMs` is added) and waits for
+/// its report.
+pub async fn read_stamps(mut opts: Value) -> Stamps {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs Chromium and its npm packages: run tests/browser/setup.sh"
+    );
+    opts["offsetMs"] = json!(clock_offset_ms());
+    let timeout = opts["timeoutS"].as_u64().unwrap_or(30);
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(dir.join("g2g.mjs"))
+        .arg(opts.to_string())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(timeout + 30), cmd.output())
+        .await
+        .expect("g2g.mjs finished")
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no report from g2g.mjs\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+    Stamps {
+        ok: out.status.success(),
+        report,
+    }
+}

@@ -122,6 +122,7 @@ impl AgentState {
         self.hls_spec = Some(HlsSpec {
             dir: config.hls_dir(),
             segment: config.hls.segment,
+            part: config.hls.part,
             playlist_length: config.hls.playlist_length,
         });
         self.hls_autostart = config.hls.autostart;

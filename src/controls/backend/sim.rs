@@ -7,8 +7,9 @@
 
 use super::{mono_ns, Gpio, Input, InputSender};
 use crate::controls::{Button, Led};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::sync::watch;
 
@@ -20,7 +21,13 @@ pub type Levels = [f64; 3];
 pub struct SimPanel {
     inputs: Arc<Mutex<Option<InputSender>>>,
     leds: watch::Sender<Levels>,
+    /// The latest LED changes, stamped on the wall clock when they were made (an observer
+    /// woken by `watch_leds` learns of a change later than that).
+    history: Arc<Mutex<VecDeque<(SystemTime, Levels)>>>,
 }
+
+/// LED changes [`SimPanel::led_history`] keeps.
+const HISTORY: usize = 64;
 
 impl Default for SimPanel {
     fn default() -> Self {
@@ -34,6 +41,7 @@ impl SimPanel {
         SimPanel {
             inputs: Arc::new(Mutex::new(None)),
             leds: watch::channel([0.0; 3]).0,
+            history: Arc::default(),
         }
     }
 
@@ -83,6 +91,12 @@ impl SimPanel {
     /// Follows the LEDs.
     pub fn watch_leds(&self) -> watch::Receiver<Levels> {
         self.leds.subscribe()
+    }
+
+    /// The latest LED changes (at most 64), oldest first, each with when it was made.
+    pub fn led_history(&self) -> Vec<(SystemTime, Levels)> {
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        h.iter().copied().collect()
     }
 
     /// Opens the panel as a backend sending edges into `inputs`.
@@ -152,10 +166,16 @@ impl Gpio for SimGpio {
 
     fn set_led(&mut self, led: Led, level: f64) -> anyhow::Result<()> {
         let i = led as usize;
+        let history = &self.panel.history;
         self.panel.leds.send_if_modified(|l| {
             if l[i] != level {
                 tracing::debug!(led = led.name(), level, "simulated LED");
                 l[i] = level;
+                let mut h = history.lock().unwrap_or_else(|e| e.into_inner());
+                h.push_back((SystemTime::now(), *l));
+                if h.len() > HISTORY {
+                    h.pop_front();
+                }
                 true
             } else {
                 false
