@@ -3,17 +3,47 @@
 //! conversion check, runs it.
 //!
 //!     cargo run --release --example transcribe_file -- MODEL.bin [--threads N] [--beam N]
-//!         [--whole] [--full-window] [--flash] [--no-fallback] FILE.wav...
+//!         [--whole] [--full-window] [--flash] [--no-fallback] [--silero VAD.bin] FILE.wav...
 //!
 //! `--whole` hands each file to the engine in one piece instead of cutting it into utterances
 //! with the VAD first, as faster-whisper does without its `vad_filter`. `--full-window` encodes
 //! Whisper's whole 30 s window every time, as faster-whisper does (the conversion check).
+//! `--silero` cuts utterances with whisper.cpp's Silero VAD (a ggml model) instead of roombox's
+//! energy VAD, with the same utterance rules (the VAD bench, `benches/vad.sh`). Each line also
+//! says how long the VAD took, how many utterances it cut and how much audio they held.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use roombox::transcribe::whisper::{Decoding, Whisper};
-use roombox::transcribe::{vad::VadConfig, wav, worker, Transcriber, SAMPLE_RATE};
+use roombox::transcribe::vad::{self, Speech, VadConfig};
+use roombox::transcribe::{wav, Piece, Transcriber, SAMPLE_RATE};
+use whisper_rs::{WhisperVadContext, WhisperVadContextParams, WhisperVadParams};
+
+/// Cuts `pcm` with Silero under the energy VAD's rules: utterances at least `min_utterance`
+/// long, ended by `hangover` of silence, padded by `pre_roll`, at most `max_utterance`.
+fn silero_split(ctx: &mut WhisperVadContext, c: &VadConfig, pcm: &[f32]) -> Vec<Speech> {
+    let mut p = WhisperVadParams::new();
+    p.set_min_speech_duration(c.min_utterance.as_millis() as i32);
+    p.set_min_silence_duration(c.hangover.as_millis() as i32);
+    p.set_speech_pad(c.pre_roll.as_millis() as i32);
+    p.set_max_speech_duration(c.max_utterance.as_secs_f32());
+    let Ok(segments) = ctx.segments_from_samples(p, pcm) else {
+        return Vec::new();
+    };
+    // whisper.cpp gives segment bounds in centiseconds.
+    let at = |cs: f32| ((cs as f64 / 100.0 * f64::from(SAMPLE_RATE)) as usize).min(pcm.len());
+    segments
+        .map(|s| {
+            let (a, b) = (at(s.start), at(s.end));
+            Speech {
+                start: a as u64,
+                pcm: pcm[a..b.max(a)].to_vec(),
+            }
+        })
+        .filter(|s| !s.pcm.is_empty())
+        .collect()
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -21,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut threads, mut decoding, mut whole, mut flash, mut fallback, mut files) =
         (1, Decoding::Greedy, false, false, true, vec![]);
     let mut full_window = false;
+    let mut silero: Option<WhisperVadContext> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--threads" => threads = args.next().ok_or("--threads N")?.parse()?,
@@ -29,6 +60,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--flash" => flash = true,
             "--no-fallback" => fallback = false,
             "--full-window" => full_window = true,
+            "--silero" => {
+                let path = args.next().ok_or("--silero VAD.bin")?;
+                let mut cp = WhisperVadContextParams::new();
+                cp.set_n_threads(1);
+                silero = Some(
+                    WhisperVadContext::new(&path, cp)
+                        .map_err(|e| format!("cannot load the Silero VAD {path}: {e:?}"))?,
+                );
+            }
             _ => files.push(PathBuf::from(a)),
         }
     }
@@ -45,10 +85,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in files {
         let pcm = wav::read_wav(&file)?;
         let t = Instant::now();
-        let pieces = if whole {
-            engine.transcribe(&pcm)?
+        let config = VadConfig::default();
+        let (pieces, vad_s, utterances, speech_s) = if whole {
+            (engine.transcribe(&pcm)?, 0.0, 1, pcm.len())
         } else {
-            worker::transcribe_pcm(&mut engine, &VadConfig::default(), &pcm, |_, _| {})?
+            let cut = Instant::now();
+            let speech = match silero.as_mut() {
+                Some(ctx) => silero_split(ctx, &config, &pcm),
+                None => vad::split(&config, &pcm),
+            };
+            let vad_s = cut.elapsed().as_secs_f64();
+            let held = speech.iter().map(|s| s.pcm.len()).sum();
+            let mut pieces = Vec::new();
+            for s in &speech {
+                for p in engine.transcribe(&s.pcm)? {
+                    pieces.push(Piece {
+                        start: s.offset() + p.start,
+                        end: s.offset() + p.end,
+                        text: p.text,
+                    });
+                }
+            }
+            (pieces, vad_s, speech.len(), held)
         };
         let compute = t.elapsed().as_secs_f64();
         let text: Vec<&str> = pieces.iter().map(|p| p.text.as_str()).collect();
@@ -58,6 +116,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "file": file.display().to_string(),
                 "audio": pcm.len() as f64 / f64::from(SAMPLE_RATE),
                 "compute": compute,
+                "vad": vad_s,
+                "utterances": utterances,
+                "speech": speech_s as f64 / f64::from(SAMPLE_RATE),
                 "text": text.join(" "),
             })
         );

