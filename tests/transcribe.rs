@@ -200,3 +200,77 @@ fn garbage_truncated_or_wrong_language_models_are_clear_errors() {
     let err = Whisper::load(&model, "klingon", 1).unwrap_err();
     assert!(matches!(err, TranscribeError::Language(_)), "{err}");
 }
+
+/// The speech gate (Silero, `[transcription] speech_gate`): every sentence the energy VAD cuts
+/// from the clips passes it, and loud noise bursts, which the energy VAD takes for speech, do
+/// not. With the gate the engine then decodes nothing for the bursts.
+#[test]
+fn the_speech_gate_passes_each_sentence_and_stops_noise_bursts() {
+    use roombox::transcribe::gate::{SpeechGate, SILERO_FILE};
+    use roombox::transcribe::Transcriber;
+    let Some(model) = model() else { return };
+    let silero = model.with_file_name(SILERO_FILE);
+    assert!(
+        silero.exists(),
+        "no Silero model at {}; scripts/setup.sh fetches it",
+        silero.display()
+    );
+    let mut gate = SpeechGate::load(&silero).expect("the Silero model loads");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = VadConfig::default();
+    let mut sentences = 0;
+    for (name, pcm, _) in clips(dir.path()) {
+        for speech in vad::split(&config, &pcm) {
+            sentences += 1;
+            assert!(
+                gate.has_speech(&speech.pcm),
+                "{name}: the gate stopped a sentence at {:?}",
+                speech.offset()
+            );
+        }
+    }
+    assert_eq!(sentences, 12, "three sentences a clip");
+
+    // Bursts of loud pink noise, 0.3 s each: what a door, a chair or a keyboard make.
+    let bursts = dir.path().join("bursts.wav");
+    let status = Command::new("sox")
+        .args(["-q", "-R", "-n", "-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&bursts)
+        .args([
+            "synth",
+            "0.3",
+            "pinknoise",
+            "vol",
+            "0.3",
+            "pad",
+            "0.5",
+            "0.5",
+            "repeat",
+            "5",
+        ])
+        .status()
+        .expect("sox");
+    assert!(status.success());
+    let noise = wav::read_wav(&bursts).expect("bursts");
+    let cut = vad::split(&config, &noise);
+    assert!(
+        !cut.is_empty(),
+        "the energy VAD alone takes the bursts for speech (else this test tests nothing)"
+    );
+    for speech in &cut {
+        assert!(
+            !gate.has_speech(&speech.pcm),
+            "the gate passed a noise burst at {:?}",
+            speech.offset()
+        );
+    }
+    let mut engine = Whisper::load(&model, "en", 1).expect("model");
+    engine.set_gate(gate);
+    assert!(engine.describe().ends_with("+ Silero speech gate"));
+    for speech in &cut {
+        assert!(engine
+            .transcribe(&speech.pcm)
+            .expect("transcribe")
+            .is_empty());
+    }
+}

@@ -392,10 +392,11 @@ impl Agent {
         let config = self.config_tx.borrow().clone();
         let t = &config.transcription;
         let model = t.model_path(&config.state_dir());
+        let gate = t.gate_path(&config.state_dir());
         let threads = t.threads as usize;
         let lang = language.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            crate::transcribe::service::load_engine(&model, &lang, threads)
+            crate::transcribe::service::load_engine(&model, &lang, threads, gate.as_deref())
         })
         .await;
         let engine = match loaded {
@@ -573,6 +574,7 @@ fn post_setup(config: &Config, state: &AgentState) -> crate::transcribe::post::P
         model: t.model_path(&config.state_dir()),
         language: crate::config::language_code(&t.language).unwrap_or_else(|| "en".into()),
         threads: t.threads as usize,
+        gate: t.gate_path(&config.state_dir()),
         speaker: (
             state.local_participant.participant_id.clone(),
             state.local_participant.display_name.clone(),

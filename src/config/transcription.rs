@@ -33,6 +33,10 @@ pub struct TranscriptionConfig {
     pub relay_to_chat: bool,
     /// Transcribe a local recording when it stops (`.vtt` and `.srt` beside its segments).
     pub post_on_stop: bool,
+    /// Check each utterance with whisper.cpp's Silero VAD before it is decoded, when its model
+    /// (`ggml-silero-v6.2.0.bin`) is installed beside the Whisper model: noise the energy VAD
+    /// takes for speech (a door, a chair, a keyboard) then costs no decode.
+    pub speech_gate: bool,
 }
 
 impl Default for TranscriptionConfig {
@@ -45,6 +49,7 @@ impl Default for TranscriptionConfig {
             autostart: false,
             relay_to_chat: false,
             post_on_stop: false,
+            speech_gate: true,
         }
     }
 }
@@ -104,6 +109,35 @@ impl TranscriptionConfig {
             );
         }
         c
+    }
+
+    /// The Silero speech gate's model: `ggml-silero-v6.2.0.bin` in the configured model's
+    /// directory or the default model directories, the first that exists; None when the gate is
+    /// off or the file is not installed.
+    pub fn gate_path(&self, state_dir: &Path) -> Option<PathBuf> {
+        if !self.speech_gate {
+            return None;
+        }
+        let mut dirs: Vec<PathBuf> = self
+            .model
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect();
+        let defaults = TranscriptionConfig {
+            model: PathBuf::new(),
+            ..self.clone()
+        };
+        dirs.extend(
+            defaults
+                .model_candidates(state_dir)
+                .iter()
+                .filter_map(|c| c.parent().map(Path::to_path_buf)),
+        );
+        dirs.into_iter()
+            .map(|d| d.join(crate::transcribe::gate::SILERO_FILE))
+            .find(|p| p.is_file())
     }
 
     /// The model file to load: the first candidate that exists, else the first candidate (so

@@ -87,6 +87,7 @@ pub trait Transcriber: Send {
     fn transcribe(&mut self, pcm: &[f32]) -> Result<Vec<Piece>, TranscribeError>;
 }
 
+pub mod gate;
 pub mod ggml;
 pub mod post;
 pub mod service;

@@ -30,6 +30,8 @@ pub struct PostSetup {
     pub language: String,
     /// Engine threads.
     pub threads: usize,
+    /// The Silero speech gate's model, when installed and on.
+    pub gate: Option<PathBuf>,
     /// Who the recording's voice is (the box's own mic): id and display name.
     pub speaker: (String, String),
 }
@@ -145,7 +147,12 @@ impl PostQueue {
             };
             if engine.as_ref().is_none_or(|(s, _)| *s != setup) {
                 engine = None;
-                match super::service::load_engine(&setup.model, &setup.language, setup.threads) {
+                match super::service::load_engine(
+                    &setup.model,
+                    &setup.language,
+                    setup.threads,
+                    setup.gate.as_deref(),
+                ) {
                     Ok(e) => engine = Some((setup.clone(), e)),
                     Err(e) => {
                         let _ = notices.send(progress(
@@ -409,6 +416,7 @@ mod tests {
                 model: PathBuf::new(),
                 language: "en".into(),
                 threads: 1,
+                gate: None,
                 speaker: ("b".into(), "B".into()),
             },
         };

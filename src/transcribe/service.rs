@@ -270,11 +270,14 @@ async fn forward(
 }
 
 /// Loads the engine for `language` from the model at `path` (whisper.cpp; a missing, corrupt
-/// or foreign file, or a language the model does not know, is an error in words).
+/// or foreign file, or a language the model does not know, is an error in words), with the
+/// Silero speech gate when `gate` names its model. A gate that does not load is logged and left
+/// out: captions go on, only noise costs more.
 pub fn load_engine(
     path: &Path,
     language: &str,
     threads: usize,
+    gate: Option<&Path>,
 ) -> Result<Box<dyn Transcriber>, super::TranscribeError> {
     if !path.exists() {
         return Err(super::TranscribeError::Model {
@@ -282,7 +285,12 @@ pub fn load_engine(
             reason: "there is no such file; scripts/setup.sh fetches and converts tiny.en, or set [transcription] model".into(),
         });
     }
-    Ok(Box::new(super::whisper::Whisper::load(
-        path, language, threads,
-    )?))
+    let mut engine = super::whisper::Whisper::load(path, language, threads)?;
+    if let Some(g) = gate {
+        match super::gate::SpeechGate::load(g) {
+            Ok(g) => engine.set_gate(g),
+            Err(e) => tracing::warn!("transcription: no speech gate: {e}"),
+        }
+    }
+    Ok(Box::new(engine))
 }

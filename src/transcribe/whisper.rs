@@ -54,6 +54,8 @@ pub struct Whisper {
     shrink_window: bool,
     /// For `describe()`: `whisper.cpp tiny.en (q8_0)`.
     name: String,
+    /// Silero's check of each utterance before it is decoded, when its model is installed.
+    gate: Option<super::gate::SpeechGate>,
 }
 
 impl std::fmt::Debug for Whisper {
@@ -125,12 +127,19 @@ impl Whisper {
             fallback: true,
             shrink_window: true,
             name: format!("whisper.cpp {}{en} ({})", info.size, info.weights),
+            gate: None,
         })
     }
 
     /// Chooses greedy or beam decoding (greedy by default: docs/transcription.md).
     pub fn set_decoding(&mut self, decoding: Decoding) {
         self.decoding = decoding;
+    }
+
+    /// Checks each utterance with Silero first: one without speech is not decoded.
+    pub fn set_gate(&mut self, gate: super::gate::SpeechGate) {
+        self.name.push_str(" + Silero speech gate");
+        self.gate = Some(gate);
     }
 
     /// Turns whisper.cpp's temperature fallback on (the default) or off. Off, every decode is
@@ -177,6 +186,11 @@ impl Transcriber for Whisper {
     fn transcribe(&mut self, pcm: &[f32]) -> Result<Vec<Piece>, TranscribeError> {
         if pcm.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(gate) = self.gate.as_mut() {
+            if !gate.has_speech(pcm) {
+                return Ok(Vec::new());
+            }
         }
         let strategy = match self.decoding {
             Decoding::Greedy => SamplingStrategy::Greedy { best_of: 1 },
