@@ -670,6 +670,16 @@ async fn http_get(url: &str) -> (u16, Vec<u8>) {
     (r.code, r.body)
 }
 
+/// The part a playlist's `EXT-X-PRELOAD-HINT` names.
+fn preload_hint(playlist: &str) -> String {
+    playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no preload hint in {playlist}"))
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hls_is_served_over_http_and_plays_in_ffprobe_and_hlsdemux() {
     let agent = AgentProcess::start(&format!(
@@ -729,12 +739,7 @@ async fn hls_is_served_over_http_and_plays_in_ffprobe_and_hlsdemux() {
 
     // Blocking reload: a request for the next part returns once the playlist holds it, about
     // a part later; the hinted part itself is held until it is written.
-    let hint = playlist
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
-        .and_then(|l| l.strip_suffix('"'))
-        .expect("hint")
-        .to_string();
+    let hint = preload_hint(&playlist);
     let (m, k) = hint["part".len()..hint.len() - ".m4s".len()]
         .split_once('.')
         .expect("part name");
@@ -751,12 +756,7 @@ async fn hls_is_served_over_http_and_plays_in_ffprobe_and_hlsdemux() {
         "held {:?}",
         started.elapsed()
     );
-    let next_hint = newer
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
-        .and_then(|l| l.strip_suffix('"'))
-        .expect("hint")
-        .to_string();
+    let next_hint = preload_hint(&newer);
     let (code, part) = http_get(&format!("{base}{next_hint}")).await;
     assert_eq!(code, 200, "the hinted part {next_hint}");
     assert_eq!(part.get(4..8), Some(&b"moof"[..]));

@@ -99,6 +99,51 @@ fn stbl(codec: mp4_atom::Codec) -> Stbl {
     }
 }
 
+/// A track's kind, for its handler and media header.
+enum Handler {
+    Video,
+    Audio,
+}
+
+/// One track of the init segment: `tkhd`, then the media box for `codec` at `timescale`.
+fn trak(tkhd: Tkhd, timescale: u32, handler: Handler, codec: mp4_atom::Codec) -> Trak {
+    let (fourcc, name, vmhd, smhd) = match handler {
+        Handler::Video => (b"vide", "roombox video", Some(Vmhd::default()), None),
+        Handler::Audio => (b"soun", "roombox audio", None, Some(Smhd::default())),
+    };
+    Trak {
+        tkhd,
+        mdia: Mdia {
+            mdhd: Mdhd {
+                timescale,
+                language: "und".into(),
+                ..Default::default()
+            },
+            hdlr: Hdlr {
+                handler: FourCC::new(fourcc),
+                name: name.into(),
+            },
+            minf: Minf {
+                vmhd,
+                smhd,
+                dinf: dinf(),
+                stbl: stbl(codec),
+                ..Default::default()
+            },
+        },
+        ..Default::default()
+    }
+}
+
+/// A track's fragment defaults: its first sample description.
+fn track_defaults(track_id: u32) -> Trex {
+    Trex {
+        track_id,
+        default_sample_description_index: 1,
+        ..Default::default()
+    }
+}
+
 /// The init segment for the tracks present: video is track 1 when there is video, audio the
 /// next.
 pub fn init(video: Option<&VideoTrack>, audio: Option<&AudioTrack>) -> Result<Vec<u8>, Fmp4Error> {
@@ -130,8 +175,8 @@ pub fn init(video: Option<&VideoTrack>, audio: Option<&AudioTrack>) -> Result<Ve
             },
             ..Default::default()
         };
-        traks.push(Trak {
-            tkhd: Tkhd {
+        traks.push(trak(
+            Tkhd {
                 track_id: id,
                 enabled: true,
                 in_movie: true,
@@ -139,30 +184,11 @@ pub fn init(video: Option<&VideoTrack>, audio: Option<&AudioTrack>) -> Result<Ve
                 height: v.height.into(),
                 ..Default::default()
             },
-            mdia: Mdia {
-                mdhd: Mdhd {
-                    timescale: VIDEO_TIMESCALE,
-                    language: "und".into(),
-                    ..Default::default()
-                },
-                hdlr: Hdlr {
-                    handler: FourCC::new(b"vide"),
-                    name: "roombox video".into(),
-                },
-                minf: Minf {
-                    vmhd: Some(Vmhd::default()),
-                    dinf: dinf(),
-                    stbl: stbl(avc1.into()),
-                    ..Default::default()
-                },
-            },
-            ..Default::default()
-        });
-        trex.push(Trex {
-            track_id: id,
-            default_sample_description_index: 1,
-            ..Default::default()
-        });
+            VIDEO_TIMESCALE,
+            Handler::Video,
+            avc1.into(),
+        ));
+        trex.push(track_defaults(id));
     }
     if let Some(a) = audio {
         id += 1;
@@ -199,8 +225,8 @@ pub fn init(video: Option<&VideoTrack>, audio: Option<&AudioTrack>) -> Result<Ve
             btrt: None,
             taic: None,
         };
-        traks.push(Trak {
-            tkhd: Tkhd {
+        traks.push(trak(
+            Tkhd {
                 track_id: id,
                 alternate_group: 1,
                 enabled: true,
@@ -208,30 +234,11 @@ pub fn init(video: Option<&VideoTrack>, audio: Option<&AudioTrack>) -> Result<Ve
                 volume: 1.into(),
                 ..Default::default()
             },
-            mdia: Mdia {
-                mdhd: Mdhd {
-                    timescale: a.rate,
-                    language: "und".into(),
-                    ..Default::default()
-                },
-                hdlr: Hdlr {
-                    handler: FourCC::new(b"soun"),
-                    name: "roombox audio".into(),
-                },
-                minf: Minf {
-                    smhd: Some(Smhd::default()),
-                    dinf: dinf(),
-                    stbl: stbl(mp4a.into()),
-                    ..Default::default()
-                },
-            },
-            ..Default::default()
-        });
-        trex.push(Trex {
-            track_id: id,
-            default_sample_description_index: 1,
-            ..Default::default()
-        });
+            a.rate,
+            Handler::Audio,
+            mp4a.into(),
+        ));
+        trex.push(track_defaults(id));
     }
     if traks.is_empty() {
         return Err(Fmp4Error("no track".into()));
