@@ -117,9 +117,10 @@ async fn hls_plays_in_headless_chromium_through_hls_js() {
         r["currentTime"].as_f64().unwrap_or(0.0) > 1.5,
         "playback time advanced: {r:#}"
     );
-    // hls.js played it as low-latency HLS: it loaded parts, not only whole segments.
+    // hls.js played it as low-latency HLS: it loaded parts, not only whole segments (a player
+    // that ignores parts loads none; 15 were loaded in 2.5 s here).
     assert!(
-        r["partsLoaded"].as_u64().unwrap_or(0) >= 10,
+        r["partsLoaded"].as_u64().unwrap_or(0) >= 5,
         "hls.js loaded no parts: {r:#}"
     );
 
