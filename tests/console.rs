@@ -21,6 +21,22 @@ use support::http::{request_from, Reply};
 /// Generous: the machine is shared and loaded.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Starts the agent in process with its HTTP front door on `c`: its handle and the console's URL.
+async fn start_box(c: &Config) -> (roombox::agent::AgentHandle, String) {
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    let (tx, notices) = tokio::sync::mpsc::unbounded_channel();
+    let engine = Engine::spawn(c.clone(), tx);
+    let (agent, task) = Agent::new(c, None, Box::new(engine), notices);
+    let server = roombox::http::bind(c, agent.clone())
+        .await
+        .unwrap()
+        .expect("http on");
+    let url = format!("http://{}/", server.addr);
+    tokio::spawn(server.serve());
+    tokio::spawn(task.run(None));
+    (agent, url)
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -48,17 +64,7 @@ async fn mute_on_the_page_turns_the_mic_off_and_the_page_shows_it_only_after_the
         color: Color::Off,
         pattern: Pattern::Off,
     };
-    assert!(c.validate().is_empty(), "{:?}", c.validate());
-    let (tx, notices) = tokio::sync::mpsc::unbounded_channel();
-    let engine = Engine::spawn(c.clone(), tx);
-    let (agent, task) = Agent::new(&c, None, Box::new(engine), notices);
-    let server = roombox::http::bind(&c, agent.clone())
-        .await
-        .unwrap()
-        .expect("http on");
-    let url = format!("http://{}/", server.addr);
-    tokio::spawn(server.serve());
-    tokio::spawn(task.run(None));
+    let (agent, url) = start_box(&c).await;
     let controls = roombox::controls::spawn(&c.controls, agent.clone())
         .await
         .unwrap();
@@ -159,17 +165,7 @@ async fn captions_appear_on_the_page_while_the_mic_speaks() {
     c.http.port = 0;
     c.transcription.model = model;
     c.transcription.autostart = true;
-    assert!(c.validate().is_empty(), "{:?}", c.validate());
-    let (tx, notices) = tokio::sync::mpsc::unbounded_channel();
-    let engine = Engine::spawn(c.clone(), tx);
-    let (agent, task) = Agent::new(&c, None, Box::new(engine), notices);
-    let server = roombox::http::bind(&c, agent.clone())
-        .await
-        .unwrap()
-        .expect("http on");
-    let url = format!("http://{}/", server.addr);
-    tokio::spawn(server.serve());
-    tokio::spawn(task.run(None));
+    let (_agent, url) = start_box(&c).await;
 
     let mut b = Browser::start().await;
     b.open("c", &url, (800, 480)).await;

@@ -28,11 +28,7 @@
 // subscriber, answer, start, trickle, keepalive.
 //
 // Prints one JSON line on stdout: the kept frames and what Chromium's WebRTC stats said.
-import http from 'node:http';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { chromiumPath, openTab, servePage } from './page.mjs';
 
 let opts;
 try {
@@ -48,11 +44,7 @@ for (const k of opts.hls ? ['offsetMs'] : ['janus', 'room', 'feed', 'offsetMs'])
   }
 }
 opts = { settleS: 0, measureS: 0, minStamps: 50, timeoutS: 30, ...opts };
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-if (!fs.existsSync(executablePath)) {
-  console.error(`${executablePath} is missing: run tests/browser/setup.sh (Debian's chromium)`);
-  process.exit(2);
-}
+chromiumPath();
 
 const page = `<!doctype html>
 <meta charset="utf-8">
@@ -226,39 +218,14 @@ window.inboundVideo = async () => {
 </script>
 `;
 
-const hlsJs = fs.readFileSync(
-  path.join(path.dirname(new URL(import.meta.url).pathname), 'node_modules/hls.js/dist/hls.min.js'));
-const server = http.createServer((req, res) => {
-  if (req.url === '/') res.writeHead(200, { 'content-type': 'text/html' }).end(page);
-  else if (req.url === '/hls.min.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(hlsJs);
-  else res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
-});
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-const pageUrl = `http://127.0.0.1:${server.address().port}/`;
-
-// A new, empty profile each run; removed at the end.
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'roombox-chromium-'));
-let context;
+const { server, url: pageUrl } = await servePage(page);
+let browser;
 let result;
 try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      // Without these Chromium keeps dialling Google's hosts, which the closed network refuses.
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-      // Real host candidates, not mDNS names Janus cannot resolve (the page asks for no camera,
-      // so Chromium would hide its addresses).
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-    ],
-  });
-  const tab = context.pages()[0] ?? (await context.newPage());
-  const consoleLines = [];
-  tab.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-  tab.on('pageerror', (e) => consoleLines.push(`pageerror: ${e}`));
-  await tab.goto(pageUrl);
+  // Real host candidates, not mDNS names Janus cannot resolve (the page asks for no camera, so
+  // Chromium would hide its addresses).
+  browser = await openTab(pageUrl, ['--disable-features=WebRtcHideLocalIpsWithMdns']);
+  const { context, tab, consoleLines } = browser;
   const start = Date.now();
   const doneAfter = (opts.settleS + opts.measureS) * 1000;
   let r;
@@ -282,9 +249,8 @@ try {
   result.chromium = context.browser()?.version() ?? null;
   result.console = consoleLines.slice(-20);
 } finally {
-  await context?.close().catch(() => {});
+  await browser?.close();
   server.close();
-  fs.rmSync(profile, { recursive: true, force: true });
 }
 console.log(JSON.stringify(result));
 process.exit(result.frames.length >= opts.minStamps ? 0 : 1);

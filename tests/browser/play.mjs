@@ -7,14 +7,8 @@
 // The page and hls.js come from a static server of this script's own on 127.0.0.1 (no CDN), so
 // the page's origin differs from the box's: the box must answer HLS GETs with CORS. Prints one
 // JSON line on stdout and exits 0 when at least min-frames frames were decoded within seconds.
-import http from 'node:http';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { chromiumPath, openTab, servePage } from './page.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const [hlsUrl, secondsArg = '15', minFramesArg = '60', player = 'hlsjs'] = process.argv.slice(2);
 if (!hlsUrl) {
   console.error('usage: play.mjs <hls-url> [seconds] [min-frames]');
@@ -22,13 +16,7 @@ if (!hlsUrl) {
 }
 const seconds = Number(secondsArg);
 const minFrames = Number(minFramesArg);
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-if (!fs.existsSync(executablePath)) {
-  console.error(`${executablePath} is missing: run tests/browser/setup.sh (Debian's chromium)`);
-  process.exit(2);
-}
-
-const hlsJs = fs.readFileSync(path.join(here, 'node_modules/hls.js/dist/hls.min.js'));
+chromiumPath();
 const page = `<!doctype html>
 <meta charset="utf-8">
 <title>roombox HLS</title>
@@ -72,41 +60,12 @@ const page = `<!doctype html>
 </script>
 `;
 
-const server = http.createServer((req, res) => {
-  if (req.url === '/') {
-    res.writeHead(200, { 'content-type': 'text/html' }).end(page);
-  } else if (req.url === '/favicon.ico') {
-    res.writeHead(204).end();
-  } else if (req.url === '/hls.min.js') {
-    res.writeHead(200, { 'content-type': 'text/javascript' }).end(hlsJs);
-  } else {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-const pageUrl = `http://127.0.0.1:${server.address().port}/`;
-
-// A new, empty profile each run; removed at the end.
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'roombox-chromium-'));
-let context;
+const { server, url: pageUrl } = await servePage(page);
+let browser;
 let result;
 try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    // The flags this machine needs: without the background-networking ones Chromium keeps
-    // dialling Google's hosts, which the closed network refuses.
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
-  const tab = context.pages()[0] ?? (await context.newPage());
-  const consoleLines = [];
-  tab.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-  tab.on('pageerror', (e) => consoleLines.push(`pageerror: ${e}`));
-  await tab.goto(pageUrl);
+  browser = await openTab(pageUrl);
+  const { context, tab, consoleLines } = browser;
   const start = Date.now();
   let r;
   for (;;) {
@@ -135,9 +94,8 @@ try {
   r.console = consoleLines.slice(-20);
   result = r;
 } finally {
-  await context?.close().catch(() => {});
+  await browser?.close();
   server.close();
-  fs.rmSync(profile, { recursive: true, force: true });
 }
 console.log(JSON.stringify(result));
 process.exit(Math.min(result.decoded, result.presented) >= minFrames ? 0 : 1);
