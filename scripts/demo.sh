@@ -17,6 +17,8 @@ ROOMBOX="$CARGO_TARGET_DIR/debug/roombox"
 
 out="$PWD/demo-out"
 mkdir -p "$out"
+touch "$out/.run-start"
+mkdir -p "$out"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -163,5 +165,6 @@ if [[ -n "${DEMO_SECONDS:-}" ]]; then
   kill -INT "$agent" 2>/dev/null || true
 fi
 wait "$agent" || true
-echo "== segments written:"
-ls -la "$out/recordings" 2>/dev/null || true
+# Only this run's: demo-out keeps the recordings of earlier runs.
+echo "== segments this run wrote (in $out/recordings):"
+find "$out/recordings" -maxdepth 1 -type f -newer "$out/.run-start" -printf '%10s bytes  %f\n' 2>/dev/null | sort -k3 || true
