@@ -7,6 +7,7 @@ use crate::agent::AgentHandle;
 use crate::config::{Config, HttpConfig};
 use crate::console::token::{Role, Tokens};
 use crate::media::hls::{self, parse_name, HlsFile};
+use crate::sync::lock;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -324,7 +325,7 @@ pub(crate) fn authorize_role(
     };
     let now = Instant::now();
     // A poisoned lock only means a panic elsewhere mid-update; the tallies are still usable.
-    let mut failures = s.failures.lock().unwrap_or_else(|p| p.into_inner());
+    let mut failures = lock(&s.failures);
     if failures.locked(peer, now) {
         return Err(Denied::LockedOut);
     }

@@ -22,5 +22,6 @@ pub mod model;
 pub mod probe;
 pub mod room;
 pub mod run;
+pub mod sync;
 pub mod sysd;
 pub mod transcribe;

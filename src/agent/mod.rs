@@ -12,6 +12,7 @@ use crate::event::{Event, MediaState};
 use crate::media::{MediaControl, MediaNotice};
 use crate::model::now_ms;
 use crate::room::{RoomAction, RoomLink, RoomNotice};
+use crate::sync::sleep_until;
 use crate::sysd;
 use crate::transcribe::live::{TranscriptionAction, TranscriptionNotice};
 use state::{AgentState, Effect, FleetLink, LivestreamSetup, Step};
@@ -643,13 +644,6 @@ async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
         Some(s) => {
             s.recv().await;
         }
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
 }

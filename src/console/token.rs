@@ -7,6 +7,7 @@
 //! rotation takes effect at once on a running box.
 
 use crate::config::Config;
+use crate::sync::lock;
 use rand::Rng;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -49,7 +50,7 @@ impl TokenSource {
             TokenSource::Fixed(t) => Some(t.clone()),
             TokenSource::File { path, cache } => {
                 let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
-                let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+                let mut c = lock(&cache);
                 if let Some((at, t)) = c.as_ref() {
                     if *at == mtime {
                         return Some(t.clone());

@@ -20,6 +20,7 @@ pub use config::ControlsConfig;
 use crate::agent::AgentHandle;
 use crate::check::CheckLine;
 use crate::command::Command;
+use crate::sync::sleep_until;
 use backend::sim::SimPanel;
 use backend::{Gpio, Input};
 use config::BackendKind;
@@ -496,13 +497,6 @@ impl Runner {
 fn to_instant(t_ns: u64) -> Instant {
     let now = backend::mono_ns();
     Instant::now() + Duration::from_nanos(t_ns.saturating_sub(now))
-}
-
-async fn sleep_until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Checks the section against this box's hardware, for `roombox check`. Opens nothing for

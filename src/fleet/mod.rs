@@ -25,6 +25,7 @@ use crate::backoff::Backoff;
 use crate::command::{Command, CommandError};
 use crate::config::FleetConfig;
 use crate::model::now_ms;
+use crate::sync::sleep_until;
 use anyhow::Context;
 use dedupe::Journal;
 use link::{Endpoint, Failure};
@@ -670,13 +671,6 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

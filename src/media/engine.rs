@@ -13,6 +13,7 @@ use super::{MediaAction, MediaControl, MediaNotice};
 use crate::backoff::Backoff;
 use crate::config::{Config, VideoSource};
 use crate::event::MediaState;
+use crate::sync::sleep_until;
 use futures::StreamExt;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -185,13 +186,6 @@ async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message>
     }
 }
 
-async fn at(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Task {
     async fn run(mut self) {
         let mut stats = tokio::time::interval(Duration::from_secs(1));
@@ -208,11 +202,11 @@ impl Task {
                 Some((id, generation, ev)) = self.consumer_rx.recv() => {
                     self.consumer_event(id, generation, ev)
                 }
-                _ = at(self.restart_at) => {
+                _ = sleep_until(self.restart_at) => {
                     self.restart_at = None;
                     self.start().await;
                 }
-                _ = at(stop_deadline) => {
+                _ = sleep_until(stop_deadline) => {
                     tracing::warn!("consumers did not finish within {FINISH_TIMEOUT:?}");
                     if self.finish_stop() { return; }
                 }

@@ -11,6 +11,7 @@
 //!
 //! [`Detector`] is pure, tested without a pipeline; [`Meter`] and [`Decimator`] are the probes.
 
+use crate::sync::lock;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use std::collections::VecDeque;
@@ -260,7 +261,7 @@ impl Meter {
     }
 
     fn entered(&self, pts: gst::ClockTime, at: Instant) {
-        let mut inside = self.inside.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inside = lock(&self.inside);
         if inside.len() >= INSIDE_MAX {
             inside.pop_front();
         }
@@ -269,7 +270,7 @@ impl Meter {
 
     fn left(&self, pts: gst::ClockTime, at: Instant) {
         let entered = {
-            let mut inside = self.inside.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inside = lock(&self.inside);
             // Encoders may shift timestamps (x264enc adds a constant to its output segment but
             // keeps PTS); match the oldest frame with this PTS, or else the oldest frame.
             let i = inside.iter().position(|(p, _)| *p == pts).unwrap_or(0);

@@ -15,6 +15,7 @@ use super::error::{MediaError, Result};
 use super::retention;
 use super::sink::{feed_input, AppSrcSink};
 use crate::config::{RecordingConfig, RecordingFormat};
+use crate::sync::lock;
 use futures::StreamExt;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -96,7 +97,7 @@ impl Consumer for RecorderConsumer {
             Ok(_) => {}
             Err(e) => tracing::warn!("retention: {e}"),
         }
-        *self.writing.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *lock(&self.writing) = None;
         let (rec, sinks) = Recorder::start(
             &ctx.feeds,
             &self.spec.config,
@@ -273,7 +274,7 @@ impl Recorder {
                         let loc = s.get::<String>("location").ok().map(PathBuf::from);
                         match (s.name().as_str(), loc) {
                             ("splitmuxsink-fragment-opened", Some(p)) => {
-                                *writing.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+                                *lock(&writing) = Some(p);
                                 if started {
                                     continue;
                                 }
@@ -282,7 +283,7 @@ impl Recorder {
                             }
                             ("splitmuxsink-fragment-closed", Some(p)) => {
                                 {
-                                    let mut w = writing.lock().unwrap_or_else(|e| e.into_inner());
+                                    let mut w = lock(&writing);
                                     if w.as_ref() == Some(&p) {
                                         *w = None;
                                     }

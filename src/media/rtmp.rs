@@ -19,6 +19,7 @@ use super::sink::{feed_input, AppSrcSink};
 use crate::backoff::Backoff;
 use crate::config::BackoffConfig;
 pub use crate::config::{check_url, StreamKey};
+use crate::sync::lock;
 use futures::StreamExt;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -162,10 +163,6 @@ impl Drop for Rtmp {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-fn lock(slot: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
-    slot.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Pushes one feed into whichever output pipeline is live, on that output's timeline; drops

@@ -9,6 +9,7 @@
 use super::consumer::{FeedSink, KeyframeRequester, Pushed};
 use super::element::{leaky_queue, set};
 use super::error::{MediaError, Result};
+use crate::sync::lock;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -38,7 +39,7 @@ impl Throttled {
     }
 
     fn request(&self) {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = lock(&self.last);
         if last.is_some_and(|t| t.elapsed() < KEYFRAME_GAP) {
             return;
         }

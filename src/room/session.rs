@@ -9,6 +9,7 @@ use super::{JoinRequest, RoomAction, RoomLink, RoomNotice, RoomStats};
 use crate::config::{Config, RoomConfig};
 use crate::media::{EncodedSample, TapSender};
 use crate::model::{ChatMessage, MeetingState, Mode, Participant, ServiceState, StreamKind};
+use crate::sync::sleep_until;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -143,13 +144,6 @@ enum Camera {
     Resuming,
     /// On: every video sample is sent.
     On,
-}
-
-async fn sleep_until(t: Option<tokio::time::Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }
 
 async fn next_signal(s: &mut dyn Signaller, live: bool) -> Option<SignalEvent> {

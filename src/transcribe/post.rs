@@ -10,6 +10,7 @@ use super::transcript::{srt, vtt, Caption};
 use super::vad::VadConfig;
 use super::Transcriber;
 use crate::model::ServiceState;
+use crate::sync::lock;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -48,10 +49,6 @@ struct Queue {
 pub struct PostQueue {
     shared: Arc<(Mutex<Queue>, Condvar)>,
     pending: PathBuf,
-}
-
-fn lock(m: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Reads the pending-work file: the segments still to do. A missing or unreadable file is no

@@ -8,7 +8,7 @@
 //! priority, so the engine only gets the CPU they leave.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -79,9 +79,6 @@ impl std::fmt::Debug for Worker {
 /// Locks the queue. A panic on the worker thread (inside the engine) must not take the
 /// submitters down with it, so a poisoned lock is used as it is: the queue's state is always
 /// consistent between statements.
-fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 impl Worker {
     /// Starts the worker thread with `engine`. The queue holds at most `max_backlog` of audio.
@@ -265,6 +262,7 @@ pub fn transcribe_pcm(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::lock;
     use crate::transcribe::SAMPLE_RATE;
     use std::sync::atomic::{AtomicBool, Ordering};
 

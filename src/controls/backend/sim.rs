@@ -7,6 +7,7 @@
 
 use super::{mono_ns, Gpio, Input, InputSender};
 use crate::controls::{Button, Led};
+use crate::sync::lock;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -95,7 +96,7 @@ impl SimPanel {
 
     /// The latest LED changes (at most 64), oldest first, each with when it was made.
     pub fn led_history(&self) -> Vec<(SystemTime, Levels)> {
-        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let h = lock(&self.history);
         h.iter().copied().collect()
     }
 
@@ -171,7 +172,7 @@ impl Gpio for SimGpio {
             if l[i] != level {
                 tracing::debug!(led = led.name(), level, "simulated LED");
                 l[i] = level;
-                let mut h = history.lock().unwrap_or_else(|e| e.into_inner());
+                let mut h = lock(&history);
                 h.push_back((SystemTime::now(), *l));
                 if h.len() > HISTORY {
                     h.pop_front();

@@ -20,6 +20,7 @@ use super::consumer::{
 };
 use super::error::{MediaError, Result};
 use super::recorder::rebase;
+use crate::sync::lock;
 use fmp4::{AudioTrack, VideoTrack};
 use gstreamer as gst;
 pub use playlist::{parse_name, HlsFile, INIT, PLAYLIST};
@@ -83,7 +84,7 @@ type EdgeMap = Mutex<HashMap<PathBuf, Arc<watch::Sender<Edge>>>>;
 static EDGES: LazyLock<EdgeMap> = LazyLock::new(Mutex::default);
 
 fn edge_sender(dir: &Path) -> Arc<watch::Sender<Edge>> {
-    let mut map = EDGES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = lock(&EDGES);
     map.entry(dir.to_path_buf())
         .or_insert_with(|| Arc::new(watch::channel(Edge::default()).0))
         .clone()
@@ -156,14 +157,14 @@ impl Consumer for Hls {
 
     fn finish(&mut self) -> bool {
         if let Some(w) = self.running.take() {
-            w.lock().unwrap_or_else(|e| e.into_inner()).finish();
+            lock(&w).finish();
         }
         false
     }
 
     fn shutdown(&mut self) {
         if let Some(w) = self.running.take() {
-            w.lock().unwrap_or_else(|e| e.into_inner()).stop();
+            lock(&w).stop();
         }
     }
 }
