@@ -11,8 +11,8 @@
 
 use roombox::agent::Agent;
 use roombox::command::Command;
+use roombox::config::controls::{BackendKind, Color, Look, Pattern};
 use roombox::config::{AudioSource, Config, VideoSource};
-use roombox::controls::config::{BackendKind, Color, Look, Pattern};
 use roombox::controls::{self, Button};
 use roombox::event::MediaState;
 use roombox::media::engine::Engine;

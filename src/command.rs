@@ -210,7 +210,7 @@ pub struct LivestreamOutput {
     pub url: String,
     /// The stream key appended to the URL. It never appears in a log, event or status.
     #[serde(default)]
-    pub stream_key: crate::config::StreamKey,
+    pub stream_key: crate::model::StreamKey,
 }
 
 /// Stable error codes of command replies; the MQTT API documents them.
@@ -464,11 +464,11 @@ impl Command {
                     return range("outputs", "at most 8 outputs".into());
                 }
                 for (i, o) in outputs.iter().enumerate() {
-                    if let Err(m) = crate::config::check_url(&o.url) {
+                    if let Err(m) = crate::model::check_url(&o.url) {
                         return range("outputs.url", m);
                     }
                     if let Some(name) = &o.name {
-                        if let Err(m) = crate::config::check_output_name(name) {
+                        if let Err(m) = crate::model::check_output_name(name) {
                             return range("outputs.name", m);
                         }
                         if outputs[..i].iter().any(|p| p.name.as_ref() == Some(name)) {

@@ -11,7 +11,6 @@ pub mod backoff;
 pub mod check;
 pub mod command;
 pub mod config;
-pub mod console;
 pub mod controls;
 pub mod event;
 pub mod fleet;

@@ -148,7 +148,7 @@ async fn dispatch(cmd: Sub) -> anyhow::Result<ExitCode> {
             rotate,
         } => {
             let loaded = run::load_or_explain(config.as_deref())?;
-            let token = roombox::console::token::cli(&loaded.config, viewer, rotate)?;
+            let token = roombox::http::console::token::cli(&loaded.config, viewer, rotate)?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }

@@ -213,3 +213,108 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+// An RTMP output as the concept model names it (`outputs: [{url, streamKey}]`): config's
+// `[[livestream.outputs]]` and the `start-livestream` command both read one, with these checks.
+
+/// Output names are event fields and consumer ids: short, printable, no spaces.
+pub fn check_output_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 32
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "`{name}` is not a valid output name; expected 1 to 32 letters, digits, `-` or `_`"
+        ));
+    }
+    Ok(())
+}
+
+/// A stream key. Its `Debug` and `Display` print `****`, so it cannot leak through a log line
+/// by accident; the state and events never hold one (they show redacted URLs). It serializes as
+/// itself, since commands that carry it travel as JSON.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct StreamKey(String);
+
+impl StreamKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> StreamKey {
+        StreamKey(key.into().trim().to_string())
+    }
+
+    /// The key itself, for the one place that needs it: the sink's location.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when there is no key.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `text` with every occurrence of the key replaced by `****`.
+    pub fn scrub(&self, text: &str) -> String {
+        if self.0.is_empty() {
+            text.to_string()
+        } else {
+            text.replace(&self.0, "****")
+        }
+    }
+}
+
+impl std::fmt::Debug for StreamKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("****")
+    }
+}
+
+impl std::fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// Checks an RTMP URL: `rtmp://` or `rtmps://`, a host, and an application path.
+pub fn check_url(url: &str) -> std::result::Result<(), String> {
+    let rest = url
+        .strip_prefix("rtmp://")
+        .or_else(|| url.strip_prefix("rtmps://"))
+        .ok_or_else(|| format!("`{}` is not an rtmp:// or rtmps:// URL", redact_tail(url)))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("`{}` has no host", redact_tail(url)));
+    }
+    if path.trim_matches('/').is_empty() {
+        return Err(format!(
+            "`{}` has no application path (rtmp://host/app)",
+            redact_tail(url)
+        ));
+    }
+    Ok(())
+}
+
+/// A URL for an error message: everything after the application path hidden, since people
+/// paste URLs with the key inside.
+fn redact_tail(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let mut parts = rest.splitn(3, '/');
+    let host = parts.next().unwrap_or("");
+    let app = parts.next();
+    let more = parts.next().is_some();
+    let mut out = if scheme.is_empty() {
+        host.to_string()
+    } else {
+        format!("{scheme}://{host}")
+    };
+    if let Some(app) = app {
+        out.push('/');
+        out.push_str(app);
+    }
+    if more {
+        out.push_str("/****");
+    }
+    out
+}

@@ -7,8 +7,8 @@
 mod support;
 
 use roombox::agent::Agent;
+use roombox::config::controls::{BackendKind, Color, Look, Pattern};
 use roombox::config::{AudioSource, Config, VideoSource};
-use roombox::controls::config::{BackendKind, Color, Look, Pattern};
 use roombox::event::Event;
 use roombox::media::engine::Engine;
 use serde_json::json;

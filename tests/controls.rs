@@ -6,9 +6,9 @@ mod support;
 
 use roombox::agent::{Agent, AgentHandle};
 use roombox::command::Command;
+use roombox::config::controls::{Action, BackendKind, Color, Look, Pattern};
 use roombox::config::{AudioSource, Config, VideoSource};
 use roombox::controls::backend::sim::SimPanel;
-use roombox::controls::config::{Action, BackendKind, Color, Look, Pattern};
 use roombox::controls::{self, Button, Controls};
 use roombox::event::{Event, MediaState};
 use roombox::media::engine::Engine;
@@ -233,7 +233,7 @@ async fn a_missing_gpio_chip_is_a_warning_and_the_agent_carries_on() {
     c.controls.retry.initial = Duration::from_millis(20);
     c.controls.retry.max = Duration::from_millis(100);
 
-    let lines = controls::check(&c.controls);
+    let lines = roombox::check::controls(&c.controls);
     assert_eq!(
         lines[0].status,
         roombox::check::Status::Warning,
@@ -288,7 +288,7 @@ async fn nothing_configured_runs_nothing() {
     let controls = controls::spawn(&c.controls, agent).await.unwrap();
     assert!(!controls.running());
     assert!(controls.panel().is_none());
-    let lines = controls::check(&c.controls);
+    let lines = roombox::check::controls(&c.controls);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].status, roombox::check::Status::Ok);
 }

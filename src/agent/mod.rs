@@ -3,6 +3,10 @@
 //!
 //! [`Agent::new`] returns an [`AgentHandle`] (cheap to clone: buttons, MQTT and the control socket
 //! each hold one) and the [`Agent`] task itself, which [`Agent::run`] drives until a clean stop.
+//!
+//! Layer 8 of docs/architecture.md: below its inputs and outputs. `api`, `fleet`, `controls`,
+//! `http` and `run` hold an [`AgentHandle`]; the agent imports none of them, and reaches media,
+//! rooms and the transcriber only through effects.
 
 pub mod state;
 

@@ -4,6 +4,8 @@
 //! only with a client certificate or a password file that its installer put there.
 
 use super::{check_duration, fail, BackoffConfig, FieldError};
+use base64::Engine;
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -301,7 +303,7 @@ impl FleetConfig {
             fail(e, "fleet.auth.username", "at most 256 printable characters");
         }
         if !self.signing.public_key.is_empty() {
-            if let Err(m) = crate::fleet::signing::parse_public_key(&self.signing.public_key) {
+            if let Err(m) = parse_public_key(&self.signing.public_key) {
                 fail(e, "fleet.signing.public_key", m);
             }
         }
@@ -320,6 +322,28 @@ impl FleetConfig {
             );
         }
     }
+}
+
+/// Decodes a base64 Ed25519 key of 32 bytes; `what` names it in errors.
+fn key_bytes(b64: &str, what: &str) -> Result<[u8; 32], String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("is {} bytes; an Ed25519 {what} key is 32", bytes.len()))
+}
+
+/// Parses a base64 Ed25519 public key (32 bytes).
+pub fn parse_public_key(b64: &str) -> Result<VerifyingKey, String> {
+    VerifyingKey::from_bytes(&key_bytes(b64, "public")?)
+        .map_err(|e| format!("not an Ed25519 public key: {e}"))
+}
+
+/// Parses a base64 Ed25519 private key (the 32-byte seed).
+pub fn parse_signing_key(b64: &str) -> Result<SigningKey, String> {
+    Ok(SigningKey::from_bytes(&key_bytes(b64, "private")?))
 }
 
 #[cfg(test)]

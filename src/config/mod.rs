@@ -3,7 +3,11 @@
 //! The main file is merged with the drop-ins of its `config.d/` directory in name order, later
 //! files winning key by key. Unknown keys are errors. Every error names the file, the line and the
 //! field, and what was expected ([`ConfigError`]).
+//!
+//! Layer 2 of docs/architecture.md, a leaf: it imports only `model` and `command` (a button's
+//! action is a command), and every layer above may import it. The checks it needs live here.
 
+pub mod controls;
 mod fleet;
 mod http;
 mod livestream;
@@ -11,17 +15,16 @@ mod load;
 mod room;
 mod transcription;
 
+pub use crate::model::{check_output_name, check_url, StreamKey};
 pub use fleet::{
-    is_topic_level, BrokerUrl, FleetAuthConfig, FleetConfig, FleetSigningConfig, FleetTlsConfig,
+    is_topic_level, parse_public_key, parse_signing_key, BrokerUrl, FleetAuthConfig, FleetConfig,
+    FleetSigningConfig, FleetTlsConfig,
 };
 pub use http::{HlsConfig, HttpConfig};
-pub use livestream::{
-    check_output_name, check_url, FallbackConfig, FallbackReturn, LivestreamConfig, OutputConfig,
-    StreamKey,
-};
+pub use livestream::{FallbackConfig, FallbackReturn, LivestreamConfig, OutputConfig};
 pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig};
-pub use transcription::{language_code, TranscriptionConfig, DEFAULT_MODEL_FILE};
+pub use transcription::{language_code, TranscriptionConfig, DEFAULT_MODEL_FILE, SILERO_FILE};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -40,7 +43,7 @@ pub struct Config {
     /// Local recording.
     pub recording: RecordingConfig,
     /// Buttons and LEDs on GPIO.
-    pub controls: crate::controls::ControlsConfig,
+    pub controls: controls::ControlsConfig,
     /// Joining rooms as the local participant.
     pub room: RoomConfig,
     /// Remote control and reporting over MQTT (off unless a broker is set).

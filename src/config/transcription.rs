@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// The file name of the model setup converts (Whisper tiny.en, whisper.cpp ggml, q8_0 weights).
 pub const DEFAULT_MODEL_FILE: &str = "ggml-tiny.en-q8_0.bin";
+/// The Silero speech gate's file name, as setup and the package install it beside the model.
+pub const SILERO_FILE: &str = "ggml-silero-v6.2.0.bin";
 
 /// Transcription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,7 +138,7 @@ impl TranscriptionConfig {
                 .filter_map(|c| c.parent().map(Path::to_path_buf)),
         );
         dirs.into_iter()
-            .map(|d| d.join(crate::transcribe::gate::SILERO_FILE))
+            .map(|d| d.join(SILERO_FILE))
             .find(|p| p.is_file())
     }
 

@@ -1,12 +1,12 @@
 //! From the agent's state to LED patterns, and from patterns to levels over time.
 //!
 //! [`pattern_for`] is pure: the state picks the highest-priority [`LedState`] that holds, and
-//! that state's [`Look`](super::config::Look) says which LEDs light and how. [`level_at`] and
+//! that state's [`Look`](crate::config::controls::Look) says which LEDs light and how. [`level_at`] and
 //! [`next_change`] turn a pattern into brightness over time for the driver.
 
-use super::config::{LedConfig, LedState, Pattern};
 use super::Led;
 use crate::agent::state::AgentState;
+use crate::config::controls::{LedConfig, LedState, Pattern};
 use crate::event::MediaState;
 use crate::model::{MeetingState, ServiceState};
 
@@ -136,8 +136,8 @@ pub fn next_change(pattern: Pattern, t_ms: u64, pwm: bool) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::controls::{Color, Look};
     use crate::config::{AudioSource, Config};
-    use crate::controls::config::{Color, Look};
     use crate::media::MediaNotice;
     use crate::model::RecordingTarget;
 

@@ -9,76 +9,28 @@
 //!
 //! A GPIO chip missing at start-up, or one that goes away, is a warning: the task reopens it
 //! with a jittered, doubling backoff and the agent carries on without buttons meanwhile.
+//!
+//! Layer 11 of docs/architecture.md: it drives the agent through an `AgentHandle` and reads
+//! the agent's state; only `check` (the GPIO checker), `http` and `run` import it. Its config
+//! types live in `config::controls`.
 
 pub mod backend;
-pub mod config;
 pub mod leds;
 pub mod press;
 
-pub use config::ControlsConfig;
+pub use crate::config::controls::{Button, ControlsConfig, Led};
 
 use crate::agent::AgentHandle;
-use crate::check::CheckLine;
 use crate::command::Command;
+use crate::config::controls::BackendKind;
 use crate::sync::sleep_until;
 use backend::sim::SimPanel;
 use backend::{Gpio, Input};
-use config::BackendKind;
 use leds::LedPatterns;
 use press::{Classifier, PressKind, Timing};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-
-/// A button.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Button {
-    /// Join or leave; long press ends.
-    Join,
-    /// Microphone.
-    Mute,
-    /// Camera.
-    Camera,
-}
-
-impl Button {
-    /// Every button.
-    pub const ALL: [Button; 3] = [Button::Join, Button::Mute, Button::Camera];
-
-    /// The config key.
-    pub fn name(self) -> &'static str {
-        match self {
-            Button::Join => "join",
-            Button::Mute => "mute",
-            Button::Camera => "camera",
-        }
-    }
-}
-
-/// An LED.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Led {
-    /// Red (mute, errors).
-    Red = 0,
-    /// Green.
-    Green = 1,
-    /// Blue (in a call).
-    Blue = 2,
-}
-
-impl Led {
-    /// Every LED.
-    pub const ALL: [Led; 3] = [Led::Red, Led::Green, Led::Blue];
-
-    /// The config key.
-    pub fn name(self) -> &'static str {
-        match self {
-            Led::Red => "red",
-            Led::Green => "green",
-            Led::Blue => "blue",
-        }
-    }
-}
 
 /// How the controls are doing, for status displays and tests.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -497,120 +449,4 @@ impl Runner {
 fn to_instant(t_ns: u64) -> Instant {
     let now = backend::mono_ns();
     Instant::now() + Duration::from_nanos(t_ns.saturating_sub(now))
-}
-
-/// Checks the section against this box's hardware, for `roombox check`. Opens nothing for
-/// longer than the check; a missing chip is a warning (the agent retries it), a missing line
-/// on a present chip a failure.
-pub fn check(config: &ControlsConfig) -> Vec<CheckLine> {
-    use crate::check::Status::*;
-    let mut out = Vec::new();
-    for e in config.validate() {
-        out.push(CheckLine::new(Failed, &e.field, e.message));
-    }
-    if !out.is_empty() {
-        return out;
-    }
-    if !config.enabled() {
-        out.push(CheckLine::new(
-            Ok,
-            "controls",
-            "no buttons or LEDs configured",
-        ));
-        return out;
-    }
-    match config.backend {
-        BackendKind::Simulated => out.push(CheckLine::new(
-            Ok,
-            "controls",
-            match config.panel_input.as_str() {
-                "" => "simulated panel, driven through the API".to_string(),
-                "-" => "simulated panel; keys j, m, c on standard input".to_string(),
-                p => format!("simulated panel; keys j, m, c written to the FIFO {p}"),
-            },
-        )),
-        BackendKind::Gpiocdev => check_cdev(config, &mut out),
-        BackendKind::Rppal =>
-        {
-            #[cfg(feature = "rpi")]
-            match rppal::gpio::Gpio::new() {
-                Result::Ok(_) => {
-                    out.push(CheckLine::new(Ok, "controls", "rppal: /dev/gpiomem open"))
-                }
-                Err(e) => out.push(CheckLine::new(
-                    Warning,
-                    "controls",
-                    format!("rppal: {e}; buttons and LEDs stay off until it works"),
-                )),
-            }
-        }
-        BackendKind::None => {}
-    }
-    out
-}
-
-fn check_cdev(config: &ControlsConfig, out: &mut Vec<CheckLine>) {
-    use crate::check::Status::*;
-    let path = match backend::cdev::resolve_chip(&config.chip) {
-        Result::Ok(p) => p,
-        Err(e) => {
-            out.push(CheckLine::new(
-                Warning,
-                "controls.chip",
-                format!(
-                    "{e:#}; buttons and LEDs stay off until it appears (retried in the background)"
-                ),
-            ));
-            return;
-        }
-    };
-    let chip = match gpiocdev::Chip::from_path(&path) {
-        Result::Ok(c) => c,
-        Err(e) => {
-            out.push(CheckLine::new(
-                Failed,
-                "controls.chip",
-                format!("{}: {e}", path.display()),
-            ));
-            return;
-        }
-    };
-    let label = chip.info().map(|i| i.label).unwrap_or_default();
-    out.push(CheckLine::new(
-        Ok,
-        "controls.chip",
-        format!("{} [{label}]", path.display()),
-    ));
-    let lines = config
-        .button_lines()
-        .into_iter()
-        .map(|(b, c)| (format!("controls.buttons.{}", b.name()), c.line.clone()))
-        .chain(
-            config
-                .led_lines()
-                .into_iter()
-                .map(|(l, c)| (format!("controls.leds.{}", l.name()), c.line.clone())),
-        );
-    for (item, line) in lines {
-        match backend::cdev::resolve_line(&chip, &line) {
-            Result::Ok(off) => {
-                let info = chip.line_info(off).ok();
-                match info {
-                    Some(i) if i.used && i.consumer != backend::cdev::CONSUMER => {
-                        out.push(CheckLine::new(
-                            Warning,
-                            &item,
-                            format!("`{line}` (offset {off}) is in use by `{}`", i.consumer),
-                        ))
-                    }
-                    _ => out.push(CheckLine::new(
-                        Ok,
-                        &item,
-                        format!("`{line}` is offset {off}"),
-                    )),
-                }
-            }
-            Err(e) => out.push(CheckLine::new(Failed, &item, format!("{e:#}"))),
-        }
-    }
 }

@@ -6,6 +6,9 @@
 //! [`session::Session`], the on-disk [`queue::Outbox`] and [`dedupe::Journal`], and the agent's
 //! event and state streams. The second reports the link (connected or not, and why) to the
 //! agent's state, and logs each change of it once.
+//!
+//! Layer 10 of docs/architecture.md: it holds an `AgentHandle` and uses the control API's
+//! command decoder; `check`, `http` and `run` import it.
 
 pub mod certs;
 pub mod cli;

@@ -7,6 +7,8 @@
 //! it has already seen within the window, with the error code `unauthorized`.
 
 use crate::command::{CommandError, ErrorCode};
+/// The key parsers live in config, which checks `[fleet.signing] public_key` on load.
+pub use crate::config::{parse_public_key, parse_signing_key};
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier as _, VerifyingKey};
 use std::collections::HashMap;
@@ -34,28 +36,6 @@ pub fn signed_bytes(topic: &str, ts_ms: u64, nonce: &str, id: &str, payload: &[u
     m.push(b'\n');
     m.extend_from_slice(payload);
     m
-}
-
-/// Decodes a base64 Ed25519 key of 32 bytes; `what` names it in errors.
-fn key_bytes(b64: &str, what: &str) -> Result<[u8; 32], String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|e| format!("not base64: {e}"))?;
-    bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("is {} bytes; an Ed25519 {what} key is 32", bytes.len()))
-}
-
-/// Parses a base64 Ed25519 public key (32 bytes).
-pub fn parse_public_key(b64: &str) -> Result<VerifyingKey, String> {
-    VerifyingKey::from_bytes(&key_bytes(b64, "public")?)
-        .map_err(|e| format!("not an Ed25519 public key: {e}"))
-}
-
-/// Parses a base64 Ed25519 private key (the 32-byte seed).
-pub fn parse_signing_key(b64: &str) -> Result<SigningKey, String> {
-    Ok(SigningKey::from_bytes(&key_bytes(b64, "private")?))
 }
 
 /// A new random key pair: (private base64, public base64).

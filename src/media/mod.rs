@@ -3,6 +3,10 @@
 //!
 //! The agent talks to the engine through [`MediaControl`] and hears back through
 //! [`MediaNotice`]s: an action's outcome is reported only once it has really happened.
+//!
+//! Layer 5 of docs/architecture.md: it imports only config, events, the backoff and the
+//! helpers below it; the transcriber, rooms, the agent, `check`, `probe`, `http` and `run`
+//! import it.
 
 pub mod consumer;
 pub mod element;

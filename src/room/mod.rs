@@ -9,6 +9,9 @@
 //!
 //! `run.rs` wires it with [`spawn`] and hands the returned [`RoomLink`] to the agent
 //! (`Agent::attach_room`).
+//!
+//! Layer 7 of docs/architecture.md: it takes the media engine's encode through a tap and
+//! knows nothing of the agent; the agent (its actions and notices) and `run` import it.
 
 pub mod janus;
 pub mod peer;

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use whisper_rs::{WhisperVadContext, WhisperVadContextParams};
 
-/// The Silero model's file name, as setup and the package install it.
-pub const SILERO_FILE: &str = "ggml-silero-v6.2.0.bin";
+/// The file name is config's: `[transcription]` resolves the gate's path from it.
+pub use crate::config::SILERO_FILE;
 /// Its sha256: only this file is loaded.
 pub const SILERO_SHA256: &str = "2aa269b785eeb53a82983a20501ddf7c1d9c48e33ab63a41391ac6c9f7fb6987";
 /// Silero's speech probability above which a frame is speech (its own default).

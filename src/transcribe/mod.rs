@@ -10,6 +10,9 @@
 //!   cannot keep up, the oldest audio is dropped and said so, and capture and the call never wait
 //!   on it;
 //! - the agent attributes each text to its participant and writes the running transcript.
+//!
+//! Layer 6 of docs/architecture.md: it takes PCM from `media` and knows nothing of rooms or
+//! the agent; the agent, `check` and `http` (transcripts) import it.
 
 pub mod live;
 pub mod model;

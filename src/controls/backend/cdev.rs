@@ -7,7 +7,7 @@
 //! second request of output lines.
 
 use super::{Gpio, Input, InputSender};
-use crate::controls::config::{Bias, ControlsConfig};
+use crate::config::controls::{Bias, ControlsConfig};
 use crate::controls::{Button, Led};
 use anyhow::{anyhow, bail, Context};
 use gpiocdev::line::{EdgeDetection, EdgeKind, Offset, Value};

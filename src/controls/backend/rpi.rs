@@ -2,7 +2,7 @@
 //! breathe. Lines are BCM GPIO numbers. Built only with `--features rpi`.
 
 use super::{Gpio, Input, InputSender};
-use crate::controls::config::{Bias, ControlsConfig};
+use crate::config::controls::{Bias, ControlsConfig};
 use crate::controls::Led;
 use anyhow::Context;
 use rppal::gpio::{InputPin, OutputPin, Trigger};

@@ -14,6 +14,9 @@
 //! name; beyond loopback the console's token opens everything and the viewers' token only
 //! `/watch` and HLS. Requests that change state must be JSON with the [`guard::CSRF_HEADER`]
 //! header from the box's own origin, the token in `Authorization`, never a cookie.
+//!
+//! Imported only by the front door (`http`, which mounts [`routes`]) and the binary's
+//! `console-token` command.
 
 pub mod guard;
 pub mod pages;

@@ -1,5 +1,13 @@
 //! `roombox check`: validates the configuration and this machine against it, one line per
 //! check (ok, warning or failed), like iot-identity-service's `check`.
+//!
+//! Layer 12 of docs/architecture.md: one checker per concern in this folder, each free to open
+//! its concern's real backend; only `http` (the console's installer page), `run` and the binary
+//! import it.
+
+mod controls;
+
+pub use controls::controls;
 
 use crate::config::{self, AudioSource, Config, RecordingFormat, VideoSource};
 use crate::media::{encoder, retention};
@@ -321,7 +329,7 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
     let sock = c.control_socket();
     let sock_dir = sock.parent().unwrap_or(Path::new("."));
     out.push(writable_dir("control", sock_dir));
-    out.extend(crate::controls::check(&c.controls));
+    out.extend(controls::controls(&c.controls));
 }
 
 /// The transcription model: present, and a whisper.cpp model. Missing is only a warning unless

@@ -1,10 +1,60 @@
 //! The `[controls]` section: which GPIO backend, which lines the buttons and LEDs are on, what
 //! each press does and how each state looks on the LEDs.
 
+use super::{BackoffConfig, FieldError};
 use crate::command::Command;
-use crate::config::{BackoffConfig, FieldError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::Duration;
+
+/// The room's three buttons; their config keys are `join`, `mute` and `camera`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Button {
+    /// Join or leave; long press ends.
+    Join,
+    /// Microphone.
+    Mute,
+    /// Camera.
+    Camera,
+}
+
+impl Button {
+    /// Every button.
+    pub const ALL: [Button; 3] = [Button::Join, Button::Mute, Button::Camera];
+
+    /// The config key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Button::Join => "join",
+            Button::Mute => "mute",
+            Button::Camera => "camera",
+        }
+    }
+}
+
+/// The status LEDs; their config keys are `red`, `green` and `blue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Led {
+    /// Red (mute, errors).
+    Red = 0,
+    /// Green.
+    Green = 1,
+    /// Blue (in a call).
+    Blue = 2,
+}
+
+impl Led {
+    /// Every LED.
+    pub const ALL: [Led; 3] = [Led::Red, Led::Green, Led::Blue];
+
+    /// The config key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Led::Red => "red",
+            Led::Green => "green",
+            Led::Blue => "blue",
+        }
+    }
+}
 
 /// Which GPIO backend drives the buttons and LEDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -455,8 +505,8 @@ impl Default for ControlsConfig {
 
 impl ControlsConfig {
     /// The configured button lines, by button.
-    pub fn button_lines(&self) -> Vec<(super::Button, &ButtonConfig)> {
-        super::Button::ALL
+    pub fn button_lines(&self) -> Vec<(Button, &ButtonConfig)> {
+        Button::ALL
             .iter()
             .map(|b| (*b, self.button(*b)))
             .filter(|(_, c)| !c.line.is_empty())
@@ -464,8 +514,8 @@ impl ControlsConfig {
     }
 
     /// The configured LED lines, by LED.
-    pub fn led_lines(&self) -> Vec<(super::Led, &LedLine)> {
-        super::Led::ALL
+    pub fn led_lines(&self) -> Vec<(Led, &LedLine)> {
+        Led::ALL
             .iter()
             .map(|l| (*l, self.led(*l)))
             .filter(|(_, c)| !c.line.is_empty())
@@ -473,20 +523,20 @@ impl ControlsConfig {
     }
 
     /// One button's config.
-    pub fn button(&self, b: super::Button) -> &ButtonConfig {
+    pub fn button(&self, b: Button) -> &ButtonConfig {
         match b {
-            super::Button::Join => &self.buttons.join,
-            super::Button::Mute => &self.buttons.mute,
-            super::Button::Camera => &self.buttons.camera,
+            Button::Join => &self.buttons.join,
+            Button::Mute => &self.buttons.mute,
+            Button::Camera => &self.buttons.camera,
         }
     }
 
     /// One LED's config.
-    pub fn led(&self, l: super::Led) -> &LedLine {
+    pub fn led(&self, l: Led) -> &LedLine {
         match l {
-            super::Led::Red => &self.leds.red,
-            super::Led::Green => &self.leds.green,
-            super::Led::Blue => &self.leds.blue,
+            Led::Red => &self.leds.red,
+            Led::Green => &self.leds.green,
+            Led::Blue => &self.leds.blue,
         }
     }
 
@@ -562,11 +612,11 @@ impl ControlsConfig {
             );
         }
         let mut seen: Vec<(String, String)> = Vec::new();
-        let lines = super::Button::ALL
+        let lines = Button::ALL
             .iter()
             .map(|b| (format!("buttons.{}.line", b.name()), &self.button(*b).line))
             .chain(
-                super::Led::ALL
+                Led::ALL
                     .iter()
                     .map(|l| (format!("leds.{}.line", l.name()), &self.led(*l).line)),
             );

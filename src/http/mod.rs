@@ -1,11 +1,15 @@
 //! The box's one HTTP front door: HLS, and the surface transcripts and the console build on.
 //! Loopback by default; bound beyond loopback, every request needs a token: the console's opens
 //! everything, the viewers' only the viewers' page and HLS (see `console::token`). The console's
-//! routes live in `src/console/`, mounted here.
+//! routes live in `console/` below this file, mounted here.
+//!
+//! Layer 13 of docs/architecture.md: imported only by `run` (which binds it) and the binary
+//! (the console's token CLI); it may import every layer below it.
+
+pub mod console;
 
 use crate::agent::AgentHandle;
 use crate::config::{Config, HttpConfig};
-use crate::console::token::{Role, Tokens};
 use crate::media::hls::{self, parse_name, HlsFile};
 use crate::sync::lock;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -13,6 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use console::token::{Role, Tokens};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -36,7 +41,7 @@ pub(crate) struct Shared {
     /// Mutex: it is held for a map lookup, never across an await.
     failures: Mutex<Failures>,
     /// What the console's routes keep between requests.
-    pub(crate) console: crate::console::ConsoleShared,
+    pub(crate) console: console::ConsoleShared,
 }
 
 /// Wrong tokens from one address within [`FAILURE_WINDOW`] before it is locked out.
@@ -150,7 +155,7 @@ pub async fn bind(config: &Config, agent: AgentHandle) -> anyhow::Result<Option<
     let tokens = if http.bind.is_loopback() {
         None
     } else {
-        Some(crate::console::token::for_config(config)?)
+        Some(console::token::for_config(config)?)
     };
     let listener = tokio::net::TcpListener::bind((http.bind, http.port))
         .await
@@ -166,12 +171,12 @@ pub async fn bind(config: &Config, agent: AgentHandle) -> anyhow::Result<Option<
             config.recording_dir(),
         ],
         failures: Mutex::new(Failures::default()),
-        console: crate::console::ConsoleShared::default(),
+        console: console::ConsoleShared::default(),
     });
     let router = Router::new()
         .route("/hls/{file}", get(hls_file))
         .route("/api/state", get(state))
-        .merge(crate::console::routes())
+        .merge(console::routes())
         .route("/transcripts/", get(transcript_list))
         .route("/transcripts/{file}", get(transcript_file))
         .with_state(shared);
