@@ -77,10 +77,6 @@ impl std::fmt::Debug for Worker {
     }
 }
 
-/// Locks the queue. A panic on the worker thread (inside the engine) must not take the
-/// submitters down with it, so a poisoned lock is used as it is: the queue's state is always
-/// consistent between statements.
-
 impl Worker {
     /// Starts the worker thread with `engine`. The queue holds at most `max_backlog` of audio.
     pub fn spawn(

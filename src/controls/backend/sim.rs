@@ -172,7 +172,7 @@ impl Gpio for SimGpio {
             if l[i] != level {
                 tracing::debug!(led = led.name(), level, "simulated LED");
                 l[i] = level;
-                let mut h = lock(&history);
+                let mut h = lock(history);
                 h.push_back((SystemTime::now(), *l));
                 if h.len() > HISTORY {
                     h.pop_front();

@@ -50,7 +50,7 @@ impl TokenSource {
             TokenSource::Fixed(t) => Some(t.clone()),
             TokenSource::File { path, cache } => {
                 let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
-                let mut c = lock(&cache);
+                let mut c = lock(cache);
                 if let Some((at, t)) = c.as_ref() {
                     if *at == mtime {
                         return Some(t.clone());
