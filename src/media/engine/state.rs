@@ -62,36 +62,29 @@ pub enum Effect<Id, T> {
     /// Start the consumer on the running capture; its reports carry `generation`. A start that
     /// fails is answered with [`State::open_failed`].
     Open {
-        /// The consumer.
         id: Id,
         /// What its reporter tags its reports with.
         generation: u64,
     },
     /// Detach its branches and ask it to finish. One that has nothing to finalise is answered at
     /// once with [`State::event`]`(id, generation, Finished)`, as if it had reported it.
-    Finish {
-        /// The consumer.
-        id: Id,
-        /// The generation it runs under.
-        generation: u64,
-    },
+    Finish { id: Id, generation: u64 },
     /// Stop it at once (its branches go with the pipeline); it stays wanted and starts again
     /// when capture plays.
     Shutdown(Id),
     /// Detach its branches and stop it at once: it is no longer wanted.
     Close(T),
-    /// Tell the agent.
+    /// Pass on to the agent as a [`MediaNotice::Consumer`](crate::media::MediaNotice).
     Notice(Id, ConsumerEvent),
 }
 
 /// A stop that has run its course.
 #[derive(Debug, PartialEq)]
 pub struct Stopped<Id, T> {
-    /// What comes next.
     pub after: After,
     /// True when consumers were still finishing at the deadline and were given up on.
     pub gave_up: bool,
-    /// Tearing down what is left.
+    /// Tearing down what is left of the consumers (the capture is the engine's to release).
     pub effects: Vec<Effect<Id, T>>,
 }
 
