@@ -191,10 +191,10 @@ impl<Id: Eq + Hash + Clone, T> State<Id, T> {
         generation: u64,
         error: MediaError,
     ) -> Vec<Effect<Id, T>> {
-        if !self
+        if self
             .consumers
             .get(id)
-            .is_some_and(|e| e.generation == generation)
+            .is_none_or(|e| e.generation != generation)
         {
             return Vec::new();
         }
