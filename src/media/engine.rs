@@ -2,7 +2,10 @@
 //! faults with backoff, and reports everything as [`MediaNotice`]s.
 //!
 //! [`Engine`] is the handle the agent holds ([`MediaControl`]); the task behind it is the only
-//! code that touches the pipelines.
+//! code that touches the pipelines. Its rules live beside it, free of GStreamer and unit-tested
+//! without it, and only this task imports them: `state` (which consumers run, the generation
+//! their reports belong to, how a stop waits for them) and `vitals` (the per-second meter, the
+//! overload step and the stall watchdog). The task carries out what they decide.
 
 use super::consumer::{Consumer, ConsumerEvent, ConsumerSpec, Reporter, StartContext};
 use super::encoder;
@@ -17,22 +20,23 @@ use crate::sync::sleep_until;
 use futures::StreamExt;
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+mod state;
+mod vitals;
+
+use state::{After, Effect, State, FINISH_TIMEOUT};
+use vitals::{Second, Totals, Vitals};
+
 /// How long probing one encoder may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long consumers may take to finish (a recorder finalising its segment) on a stop.
-const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
-/// A camera that delivers no frame for this long (or none this long after starting) is a fault:
-/// capture is rebuilt rather than left PLAYING at 0 fps.
-const STALL_LIMIT: Duration = Duration::from_secs(5);
-/// How long a new capture may take to deliver its first frame.
-const FIRST_FRAME_LIMIT: Duration = Duration::from_secs(15);
+
+/// Names a consumer, as the agent attaches it; the bookkeeping is generic over it.
+type Id = String;
 
 /// The agent's handle on the engine task.
 pub struct Engine {
@@ -64,22 +68,14 @@ impl Engine {
             capture: None,
             bus: None,
             generation: 0,
-            playing: false,
             mic_muted: false,
             camera_on: Arc::new(AtomicBool::new(true)),
-            consumers: HashMap::new(),
+            state: State::default(),
             consumer_tx,
             consumer_rx,
             backoff,
             restart_at: None,
-            stop: None,
-            last_frames: 0,
-            last_bytes: 0,
-            last_stats: Instant::now(),
-            last_progress: Instant::now(),
-            last_audio_frames: 0,
-            audio_progress: Instant::now(),
-            overload: None,
+            vitals: Vitals::new(std::time::Instant::now()),
         };
         tokio::spawn(task.run());
         Engine { tx }
@@ -101,43 +97,11 @@ enum Internal {
     FirstFrame(u64),
 }
 
-/// What to do once the current capture has stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum After {
-    /// Report STOPPED and end the task.
-    Exit,
-    /// Build and start again.
-    Restart,
-}
-
-struct Stop {
-    after: After,
-    deadline: Instant,
-}
-
-/// Where a consumer is in its life under the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Wanted, waiting for capture to play.
-    Idle,
-    /// Started in the current capture.
-    Running,
-    /// Asked to finish; waiting for its `Finished`. `remove`: gone afterwards (detached or the
-    /// engine is exiting), else idle until capture plays again (a restart).
-    Finishing {
-        /// Whether the consumer is dropped once finished.
-        remove: bool,
-    },
-}
-
-/// A consumer the engine runs.
+/// What the engine keeps of a consumer it runs; [`State`] keeps where it is in its life.
 struct Active {
     spec: ConsumerSpec,
     consumer: Box<dyn Consumer>,
     branches: Vec<Attached>,
-    phase: Phase,
-    /// Which start its reports belong to; older ones are ignored.
-    generation: u64,
 }
 
 struct Task {
@@ -150,33 +114,20 @@ struct Task {
     encoder: Option<Option<&'static str>>,
     capture: Option<Capture>,
     bus: Option<gst::bus::BusStream>,
+    /// Which capture a first-frame report belongs to; older ones are ignored.
     generation: u64,
-    playing: bool,
     mic_muted: bool,
     camera_on: Arc<AtomicBool>,
     bitrate: u32,
-    /// Every consumer by id; they outlive capture restarts.
-    consumers: HashMap<String, Active>,
+    /// The consumers, whether capture plays, and the stop under way.
+    state: State<Id, Active>,
     /// Consumers report here, tagged with their id and generation.
-    consumer_tx: mpsc::UnboundedSender<(String, u64, ConsumerEvent)>,
-    consumer_rx: mpsc::UnboundedReceiver<(String, u64, ConsumerEvent)>,
+    consumer_tx: mpsc::UnboundedSender<(Id, u64, ConsumerEvent)>,
+    consumer_rx: mpsc::UnboundedReceiver<(Id, u64, ConsumerEvent)>,
     backoff: Backoff,
     restart_at: Option<Instant>,
-    stop: Option<Stop>,
-    last_frames: u64,
-    /// Encoded video bytes at the last stats tick.
-    last_bytes: u64,
-    /// When the stats were last taken: rates divide by the real time since, as a tick that
-    /// comes late under load would otherwise read as a higher rate.
-    last_stats: Instant,
-    /// When frames last advanced (or the capture started).
-    last_progress: Instant,
-    /// Steps the frame rate down when the encoder is overloaded (None when not adapting).
-    overload: Option<super::overload::Detector>,
-    /// Opus frames at the last stats tick.
-    last_audio_frames: u64,
-    /// When Opus frames last advanced (or the capture started).
-    audio_progress: Instant,
+    /// The per-second meter, the stall watchdog and the overload step.
+    vitals: Vitals,
 }
 
 async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message> {
@@ -191,7 +142,7 @@ impl Task {
         let mut stats = tokio::time::interval(Duration::from_secs(1));
         let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
         loop {
-            let stop_deadline = self.stop.as_ref().map(|s| s.deadline);
+            let stop_deadline = self.state.stop_deadline().map(Instant::from_std);
             tokio::select! {
                 a = self.actions.recv() => match a {
                     Some(a) => self.action(a).await,
@@ -206,14 +157,12 @@ impl Task {
                     self.restart_at = None;
                     self.start().await;
                 }
-                _ = sleep_until(stop_deadline) => {
-                    tracing::warn!("consumers did not finish within {FINISH_TIMEOUT:?}");
-                    if self.finish_stop() { return; }
-                }
+                // Wakes the loop for the stop's deadline; `finish_stop` below decides.
+                _ = sleep_until(stop_deadline) => {}
                 _ = stats.tick() => self.stats(),
                 _ = housekeeping.tick() => self.housekeeping(),
             }
-            if self.stop.is_some() && !self.finishing() && self.finish_stop() {
+            if self.finish_stop() {
                 return;
             }
         }
@@ -239,7 +188,7 @@ impl Task {
                 if media_changed {
                     tracing::info!("media settings changed: restarting capture");
                     self.encoder = None;
-                    self.overload = None;
+                    self.vitals.forget_rate();
                     self.bitrate = self.config.media.video.bitrate_kbps;
                     self.backoff = Backoff::new(
                         self.config.media.restart.initial,
@@ -278,13 +227,78 @@ impl Task {
                 // one-second frame window short: a room's REMB once a second read as 20 fps,
                 // several a second as 0-1 fps, while every frame was encoded and decoded.
             }
-            MediaAction::Attach { id, spec } => self.attach(id, spec),
-            MediaAction::Detach { id } => self.detach(&id),
+            MediaAction::Attach { id, spec } => {
+                let effects = self.state.attach(
+                    id,
+                    |a| a.spec == spec,
+                    || Active {
+                        consumer: spec.clone().build(),
+                        spec: spec.clone(),
+                        branches: Vec::new(),
+                    },
+                );
+                self.apply(effects);
+            }
+            MediaAction::Detach { id } => {
+                let effects = self.state.detach(id);
+                self.apply(effects);
+            }
+        }
+    }
+
+    fn consumer_event(&mut self, id: Id, generation: u64, event: ConsumerEvent) {
+        let failed = match &event {
+            ConsumerEvent::Failed(e) => Some(e.to_string()),
+            _ => None,
+        };
+        let effects = self.state.event(id.clone(), generation, event);
+        // A stale report changes nothing and is not worth a line either.
+        if let (Some(e), false) = (failed, effects.is_empty()) {
+            tracing::error!(consumer = %id, "consumer failed: {e}");
+        }
+        self.apply(effects);
+    }
+
+    /// Carries out what the bookkeeping decided, in order, with the answers it asks for.
+    fn apply(&mut self, effects: Vec<Effect<Id, Active>>) {
+        for effect in effects {
+            match effect {
+                Effect::Open { id, generation } => {
+                    let reporter = Reporter::new(id.clone(), generation, self.consumer_tx.clone());
+                    let started = match (self.capture.as_mut(), self.state.item_mut(&id)) {
+                        (Some(capture), Some(active)) => start_consumer(capture, active, reporter),
+                        // Consumers start only while capture plays, so this does not happen;
+                        // if it did, the consumer is better reported than left hanging.
+                        _ => Err(MediaError::Start("capture".into())),
+                    };
+                    if let Err(e) = started {
+                        tracing::warn!(consumer = %id, "could not start: {e}");
+                        let effects = self.state.open_failed(&id, generation, e);
+                        self.apply(effects);
+                    }
+                }
+                Effect::Finish { id, generation } => {
+                    let will_report = self.state.item_mut(&id).is_some_and(begin_finish);
+                    if !will_report {
+                        let effects = self.state.event(id, generation, ConsumerEvent::Finished);
+                        self.apply(effects);
+                    }
+                }
+                Effect::Shutdown(id) => {
+                    if let Some(a) = self.state.item_mut(&id) {
+                        // The branches go with the pipeline.
+                        a.branches.clear();
+                        a.consumer.shutdown();
+                    }
+                }
+                Effect::Close(mut active) => close(&mut active),
+                Effect::Notice(id, event) => self.notify(MediaNotice::Consumer { id, event }),
+            }
         }
     }
 
     async fn start(&mut self) {
-        self.stop = None;
+        self.state.starting();
         self.notify(MediaNotice::State {
             state: MediaState::Starting,
             encoder: None,
@@ -323,16 +337,10 @@ impl Task {
             }
         };
         let v = &self.config.media.video;
-        if !v.adapt_to_cpu {
-            self.overload = None;
-        } else if self.overload.is_none() {
-            self.overload = Some(super::overload::Detector::new(super::overload::steps(
-                v.fps, v.min_fps,
-            )));
-        }
-        // A rebuilt capture keeps the rate overload chose: the load that made it is still there.
-        if let (Some(d), Some(o)) = (&capture.decimator, &self.overload) {
-            d.set(o.fps());
+        let adapt = v.adapt_to_cpu.then_some((v.fps, v.min_fps));
+        let fps = self.vitals.restart(Instant::now().into_std(), adapt);
+        if let (Some(d), Some(fps)) = (&capture.decimator, fps) {
+            d.set(fps);
         }
         self.generation += 1;
         let generation = self.generation;
@@ -343,31 +351,10 @@ impl Task {
                 gst::PadProbeReturn::Remove
             });
         }
-        self.last_frames = 0;
-        self.last_bytes = 0;
-        self.last_stats = Instant::now();
-        self.last_progress = Instant::now();
-        self.last_audio_frames = 0;
-        self.audio_progress = Instant::now();
         let no_media = capture.vtee.is_none() && capture.rawtee.is_none();
-        if let Err(e) = capture.pipeline.set_state(gst::State::Playing) {
-            // The element's own error on the bus says why (which device, what failed).
-            let why = capture
-                .pipeline
-                .bus()
-                .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
-                .and_then(|m| match m.view() {
-                    gst::MessageView::Error(err) => Some(format!(
-                        "{}: {}",
-                        m.src().map(|s| s.name().to_string()).unwrap_or_default(),
-                        err.error()
-                    )),
-                    _ => None,
-                })
-                .unwrap_or_else(|| e.to_string());
-            let _ = capture.pipeline.set_state(gst::State::Null);
+        if let Err(e) = capture.play() {
             self.bus = None;
-            return self.fault(MediaError::Start(format!("capture ({why})")));
+            return self.fault(e);
         }
         let audio_only = capture.vtee.is_none();
         // Watch the bus only now, so a failed start's error stays poppable above; anything
@@ -388,10 +375,9 @@ impl Task {
     }
 
     fn became_playing(&mut self) {
-        if self.playing {
+        let Some(effects) = self.state.play() else {
             return;
-        }
-        self.playing = true;
+        };
         self.backoff.reset();
         let encoder = self
             .capture
@@ -405,15 +391,7 @@ impl Task {
         self.notify(MediaNotice::CameraEnabled(
             self.camera_on.load(Ordering::SeqCst),
         ));
-        let idle: Vec<String> = self
-            .consumers
-            .iter()
-            .filter(|(_, a)| a.phase == Phase::Idle)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in idle {
-            self.open(&id);
-        }
+        self.apply(effects);
     }
 
     fn internal(&mut self, i: Internal) {
@@ -423,136 +401,10 @@ impl Task {
         }
     }
 
-    /// Runs a consumer under `id` from now on; an identical one already there is left alone.
-    fn attach(&mut self, id: String, spec: ConsumerSpec) {
-        if let Some(old) = self.consumers.get(&id) {
-            if old.spec == spec && !matches!(old.phase, Phase::Finishing { remove: true }) {
-                return;
-            }
-        }
-        if let Some(mut old) = self.consumers.remove(&id) {
-            close(&mut old);
-        }
-        let consumer = spec.clone().build();
-        self.consumers.insert(
-            id.clone(),
-            Active {
-                spec,
-                consumer,
-                branches: Vec::new(),
-                phase: Phase::Idle,
-                generation: 0,
-            },
-        );
-        if self.playing && self.stop.is_none() {
-            self.open(&id);
-        }
-    }
-
-    /// Starts consumer `id` on the running capture; a consumer that cannot start is reported
-    /// failed and dropped, and nothing else is disturbed.
-    fn open(&mut self, id: &str) {
-        self.generation += 1;
-        let generation = self.generation;
-        let (Some(capture), Some(active)) = (self.capture.as_mut(), self.consumers.get_mut(id))
-        else {
-            return;
-        };
-        active.generation = generation;
-        let reporter = Reporter::new(id.to_string(), generation, self.consumer_tx.clone());
-        let result = start_consumer(capture, active, reporter);
-        match result {
-            Ok(()) => active.phase = Phase::Running,
-            Err(e) => {
-                tracing::warn!(consumer = id, "could not start: {e}");
-                if let Some(mut a) = self.consumers.remove(id) {
-                    close(&mut a);
-                }
-                self.notify(MediaNotice::Consumer {
-                    id: id.to_string(),
-                    event: ConsumerEvent::Failed(e),
-                });
-            }
-        }
-    }
-
-    /// Asks consumer `id` to finish; it is dropped once it has.
-    fn detach(&mut self, id: &str) {
-        let Some(active) = self.consumers.get_mut(id) else {
-            // Nothing runs under that id: it is as finished as it will get.
-            return self.notify(MediaNotice::Consumer {
-                id: id.to_string(),
-                event: ConsumerEvent::Finished,
-            });
-        };
-        match active.phase {
-            Phase::Running => {
-                if begin_finish(active) {
-                    active.phase = Phase::Finishing { remove: true };
-                } else {
-                    self.drop_consumer(id);
-                }
-            }
-            Phase::Finishing { .. } => active.phase = Phase::Finishing { remove: true },
-            Phase::Idle => self.drop_consumer(id),
-        }
-    }
-
-    /// Drops consumer `id` and reports it finished.
-    fn drop_consumer(&mut self, id: &str) {
-        if let Some(mut a) = self.consumers.remove(id) {
-            close(&mut a);
-            self.notify(MediaNotice::Consumer {
-                id: id.to_string(),
-                event: ConsumerEvent::Finished,
-            });
-        }
-    }
-
-    fn consumer_event(&mut self, id: String, generation: u64, event: ConsumerEvent) {
-        let Some(active) = self.consumers.get_mut(&id) else {
-            return;
-        };
-        if active.generation != generation {
-            return;
-        }
-        match &event {
-            ConsumerEvent::Finished => match active.phase {
-                Phase::Finishing { remove: false } => {
-                    active.phase = Phase::Idle;
-                    active.consumer.shutdown();
-                    return;
-                }
-                _ => {
-                    if let Some(mut a) = self.consumers.remove(&id) {
-                        close(&mut a);
-                    }
-                }
-            },
-            ConsumerEvent::Failed(e) => {
-                tracing::error!(consumer = %id, "consumer failed: {e}");
-                if let Some(mut a) = self.consumers.remove(&id) {
-                    close(&mut a);
-                }
-            }
-            _ => {}
-        }
-        self.notify(MediaNotice::Consumer { id, event });
-    }
-
-    /// True while some consumer is finishing.
-    fn finishing(&self) -> bool {
-        self.consumers
-            .values()
-            .any(|a| matches!(a.phase, Phase::Finishing { .. }))
-    }
-
     /// Once a tick: consumers' housekeeping (a recorder's flush and retention).
     fn housekeeping(&mut self) {
-        for a in self.consumers.values_mut() {
-            if a.phase == Phase::Running {
-                a.consumer.tick();
-            }
+        for a in self.state.running_mut() {
+            a.consumer.tick();
         }
     }
 
@@ -575,10 +427,9 @@ impl Task {
         tracing::error!("media fault: {error}");
         self.notify(MediaNotice::Error(error));
         self.teardown();
-        if self.stop.as_ref().is_some_and(|s| s.after == After::Exit) {
+        if !self.state.fault() {
             return;
         }
-        self.stop = None;
         let delay = self.backoff.next_delay();
         tracing::info!("restarting capture in {delay:?}");
         self.notify(MediaNotice::State {
@@ -588,71 +439,38 @@ impl Task {
         self.restart_at = Some(Instant::now() + delay);
     }
 
-    /// Drops the capture and stops every consumer at once. Consumers stay wanted and start
-    /// again when capture plays, except those that were detached: they are reported finished.
+    /// Drops the capture and stops every consumer at once (see [`State::teardown`]).
     fn teardown(&mut self) {
-        self.playing = false;
-        let gone: Vec<String> = self
-            .consumers
-            .iter()
-            .filter(|(_, a)| a.phase == (Phase::Finishing { remove: true }))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in gone {
-            self.drop_consumer(&id);
-        }
-        for a in self.consumers.values_mut() {
-            // The branches go with the pipeline below.
-            a.branches.clear();
-            a.consumer.shutdown();
-            a.phase = Phase::Idle;
-        }
+        let effects = self.state.teardown();
+        self.apply(effects);
+        self.release_capture();
+    }
+
+    fn release_capture(&mut self) {
         if let Some(c) = self.capture.take() {
-            release(&c.pipeline);
+            c.release();
         }
         self.bus = None;
     }
 
     fn begin_stop(&mut self, after: After) {
         self.restart_at = None;
-        if let Some(s) = &mut self.stop {
-            if after == After::Exit {
-                s.after = After::Exit;
-            }
-            return;
-        }
-        self.stop = Some(Stop {
-            after,
-            deadline: Instant::now() + FINISH_TIMEOUT,
-        });
-        let remove = after == After::Exit;
-        let ids: Vec<String> = self.consumers.keys().cloned().collect();
-        for id in ids {
-            let Some(a) = self.consumers.get_mut(&id) else {
-                continue;
-            };
-            let finishing = match a.phase {
-                Phase::Running => begin_finish(a),
-                Phase::Finishing { .. } => true,
-                Phase::Idle => false,
-            };
-            if finishing {
-                a.phase = Phase::Finishing {
-                    remove: remove || a.phase == (Phase::Finishing { remove: true }),
-                };
-            } else if remove {
-                self.drop_consumer(&id);
-            }
-        }
+        let effects = self.state.begin_stop(after, Instant::now().into_std());
+        self.apply(effects);
     }
 
-    /// Completes a stop once the recorder has finalised. True when the task should end.
+    /// Completes a stop once its consumers have finished (a recorder finalising its segment),
+    /// or its deadline has passed. True when the task should end.
     fn finish_stop(&mut self) -> bool {
-        let Some(stop) = self.stop.take() else {
+        let Some(stopped) = self.state.poll_stop(Instant::now().into_std()) else {
             return false;
         };
-        self.teardown();
-        match stop.after {
+        if stopped.gave_up {
+            tracing::warn!("consumers did not finish within {FINISH_TIMEOUT:?}");
+        }
+        self.apply(stopped.effects);
+        self.release_capture();
+        match stopped.after {
             After::Exit => {
                 self.notify(MediaNotice::State {
                     state: MediaState::Stopped,
@@ -667,127 +485,50 @@ impl Task {
         }
     }
 
+    /// Once a second: the stats, the overload step, and the stall watchdog.
     fn stats(&mut self) {
         let Some(c) = &self.capture else { return };
-        let secs = self.last_stats.elapsed().as_secs_f64().max(0.5);
-        self.last_stats = Instant::now();
-        let frames = c.frames.load(Ordering::Relaxed);
-        let fps = (frames.saturating_sub(self.last_frames) as f64 / secs * 10.0).round() / 10.0;
-        self.last_frames = frames;
-        let bytes = c.video_bytes.load(Ordering::Relaxed);
-        let encoded_kbps =
-            (bytes.saturating_sub(self.last_bytes) as f64 * 8.0 / 1000.0 / secs) as u32;
-        self.last_bytes = bytes;
-        let has_video = c.vtee.is_some();
-        let has_audio = c.opustee.is_some();
-        let fps_now = self
-            .overload
-            .as_ref()
-            .map_or(self.config.media.video.fps, |o| o.fps());
+        let fps_now = self.vitals.fps(self.config.media.video.fps);
         let load = c.meter.as_ref().map(|m| m.take(fps_now));
-        let encode_usage = load.map_or(0.0, |l| (l.usage * 100.0).round() / 100.0);
-        let mut adapted = None;
-        if let (Some(o), Some(load), Some(d)) = (self.overload.as_mut(), load, &c.decimator) {
-            if self.playing && self.stop.is_none() {
-                if let Some(f) = o.sample(load, std::time::Instant::now()) {
-                    d.set(f);
-                    tracing::info!(
-                        fps = f,
-                        usage = load.usage,
-                        lag_ms = load.lag.as_millis() as u64,
-                        "encoder load: frame rate now {f} of {}",
-                        o.full()
-                    );
-                    adapted = Some(MediaNotice::Overload {
-                        fps: f,
-                        full_fps: o.full(),
-                        usage: encode_usage,
-                    });
-                }
-            }
-        }
-        let audio = c.audio_frames.load(Ordering::Relaxed);
-        let audio_moved = audio > self.last_audio_frames;
-        self.last_audio_frames = audio;
+        let second = Second {
+            totals: Totals {
+                frames: c.frames.load(Ordering::Relaxed),
+                video_bytes: c.video_bytes.load(Ordering::Relaxed),
+                audio_frames: c.audio_frames.load(Ordering::Relaxed),
+            },
+            load,
+            has_video: c.vtee.is_some(),
+            has_audio: c.opustee.is_some(),
+            playing: self.state.playing(),
+            stopping: self.state.stopping(),
+            can_adapt: c.decimator.is_some(),
+        };
+        let verdict = self.vitals.second(Instant::now().into_std(), second);
         self.notify(MediaNotice::Stats {
-            fps,
+            fps: verdict.fps,
             bitrate_kbps: self.bitrate,
-            encoded_kbps,
-            encode_usage,
+            encoded_kbps: verdict.encoded_kbps,
+            encode_usage: verdict.encode_usage,
         });
-        if let Some(n) = adapted {
-            self.notify(n);
-        }
-        if self.stop.is_some() {
-            return;
-        }
-        if audio_moved {
-            self.audio_progress = Instant::now();
-        }
-        let silent = self.audio_progress.elapsed();
-        if has_audio && self.playing && silent >= STALL_LIMIT {
-            // Muted audio still flows (as silence): no frames at all is a dead microphone or
-            // a stopped streaming thread, and a rebuilt capture is the cure for both.
-            self.fault(MediaError::Stalled(format!(
-                "the microphone delivered no sound for {}s",
-                silent.as_secs()
-            )));
-            return;
-        }
-        if !has_video {
-            return;
-        }
-        if fps > 0.0 {
-            self.last_progress = Instant::now();
-            return;
-        }
-        let idle = self.last_progress.elapsed();
-        if self.playing && idle >= STALL_LIMIT {
-            self.fault(MediaError::Stalled(format!(
-                "the camera delivered no frame for {}s",
-                idle.as_secs()
-            )));
-        } else if !self.playing && idle >= FIRST_FRAME_LIMIT {
-            self.fault(MediaError::Stalled(format!(
-                "the camera delivered no first frame within {}s",
-                idle.as_secs()
-            )));
-        }
-    }
-}
-
-/// Stops a capture pipeline and lets go of its devices. The sources go to NULL first (a camera
-/// that vanished fails its PAUSED→READY step, and a v4l2src left in READY keeps the device node
-/// open, so a replugged camera would come back under another name), then the rest, and every
-/// element leaves the pipeline so nothing keeps the device alive.
-fn release(pipeline: &gst::Pipeline) {
-    let mut sources = Vec::new();
-    let mut it = pipeline.iterate_sources();
-    while let Ok(Some(src)) = it.next() {
-        sources.push(src);
-    }
-    for src in &sources {
-        if let Err(e) = src.set_state(gst::State::Null) {
-            tracing::warn!("{}: could not stop cleanly: {e}", src.name());
-        }
-    }
-    if let Err(e) = pipeline.set_state(gst::State::Null) {
-        tracing::warn!("capture pipeline did not reach NULL: {e}");
-    }
-    let children = pipeline.children();
-    for child in &children {
-        if child.current_state() != gst::State::Null {
-            tracing::warn!(
-                "{} is still {:?}; forcing NULL",
-                child.name(),
-                child.current_state()
+        if let (Some(step), Some(d), Some(load)) = (verdict.adapted, &c.decimator, load) {
+            d.set(step.fps);
+            tracing::info!(
+                fps = step.fps,
+                usage = load.usage,
+                lag_ms = load.lag.as_millis() as u64,
+                "encoder load: frame rate now {} of {}",
+                step.fps,
+                step.full_fps
             );
-            let _ = child.set_state(gst::State::Null);
+            self.notify(MediaNotice::Overload {
+                fps: step.fps,
+                full_fps: step.full_fps,
+                usage: verdict.encode_usage,
+            });
         }
-    }
-    let _ = pipeline.remove_many(&children);
-    for src in &sources {
-        tracing::debug!(element = %src.name(), refs = src.ref_count(), "released source");
+        if let Some(stall) = verdict.stall {
+            self.fault(stall.into());
+        }
     }
 }
 

@@ -389,6 +389,65 @@ impl Capture {
             }
         }
     }
+
+    /// Sets the pipeline PLAYING. When it will not, the element's own error from the bus says
+    /// why (which device, what failed), and the pipeline goes back to NULL.
+    pub fn play(&self) -> Result<()> {
+        let Err(e) = self.pipeline.set_state(gst::State::Playing) else {
+            return Ok(());
+        };
+        let why = self
+            .pipeline
+            .bus()
+            .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
+            .and_then(|m| match m.view() {
+                gst::MessageView::Error(err) => Some(format!(
+                    "{}: {}",
+                    m.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                    err.error()
+                )),
+                _ => None,
+            })
+            .unwrap_or_else(|| e.to_string());
+        let _ = self.pipeline.set_state(gst::State::Null);
+        Err(MediaError::Start(format!("capture ({why})")))
+    }
+
+    /// Stops the pipeline and lets go of its devices. The sources go to NULL first (a camera
+    /// that vanished fails its PAUSED→READY step, and a v4l2src left in READY keeps the device
+    /// node open, so a replugged camera would come back under another name), then the rest, and
+    /// every element leaves the pipeline so nothing keeps the device alive.
+    pub fn release(self) {
+        let pipeline = &self.pipeline;
+        let mut sources = Vec::new();
+        let mut it = pipeline.iterate_sources();
+        while let Ok(Some(src)) = it.next() {
+            sources.push(src);
+        }
+        for src in &sources {
+            if let Err(e) = src.set_state(gst::State::Null) {
+                tracing::warn!("{}: could not stop cleanly: {e}", src.name());
+            }
+        }
+        if let Err(e) = pipeline.set_state(gst::State::Null) {
+            tracing::warn!("capture pipeline did not reach NULL: {e}");
+        }
+        let children = pipeline.children();
+        for child in &children {
+            if child.current_state() != gst::State::Null {
+                tracing::warn!(
+                    "{} is still {:?}; forcing NULL",
+                    child.name(),
+                    child.current_state()
+                );
+                let _ = child.set_state(gst::State::Null);
+            }
+        }
+        let _ = pipeline.remove_many(&children);
+        for src in &sources {
+            tracing::debug!(element = %src.name(), refs = src.ref_count(), "released source");
+        }
+    }
 }
 
 /// Replaces frames by black while the camera is off, keeping timestamps (and the encoder)
