@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::vad::{self, VadConfig};
+use crate::sync::lock;
 use super::{Piece, Speaker, TranscribeError, Transcriber, Utterance};
 
 /// What the worker reports.
@@ -262,7 +263,6 @@ pub fn transcribe_pcm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::lock;
     use crate::transcribe::SAMPLE_RATE;
     use std::sync::atomic::{AtomicBool, Ordering};
 
