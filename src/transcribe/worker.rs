@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::vad::{self, VadConfig};
-use crate::sync::lock;
 use super::{Piece, Speaker, TranscribeError, Transcriber, Utterance};
+use crate::sync::lock;
 
 /// What the worker reports.
 #[derive(Debug, Clone, PartialEq)]
