@@ -79,6 +79,16 @@ fn subscribe(id: &str) -> Action {
     }
 }
 
+/// A box that joined at `t0` to publish (the camera as `webcam`) and whose offer was answered,
+/// its media not connected yet.
+fn publishing(t0: Instant, webcam: bool) -> SessionState {
+    let mut s = state();
+    s.join(request(Mode::SendAndReceive, true, webcam));
+    assert_eq!(s.joined(joined(vec![]), t0), vec![Action::Publish]);
+    s.published(true, false);
+    s
+}
+
 /// A box joined to publish, its publisher connected, with `others` subscribed as `sub-<id>`.
 fn connected(t0: Instant, others: &[RemotePublisher]) -> SessionState {
     let mut s = state();
@@ -90,6 +100,24 @@ fn connected(t0: Instant, others: &[RemotePublisher]) -> SessionState {
     }
     s.publisher_connected();
     s
+}
+
+/// The signalling connection dropped at `now`.
+fn drop_signalling(s: &mut SessionState, now: Instant) -> Vec<Action> {
+    s.signal(
+        SignalEvent::Disconnected {
+            reason: "socket closed".into(),
+        },
+        now,
+    )
+}
+
+/// The agent hears the box left room 1234 for `reason`.
+fn left(reason: &str) -> RoomNotice {
+    RoomNotice::Left {
+        room_id: "1234".into(),
+        reason: reason.into(),
+    }
 }
 
 #[test]
@@ -161,12 +189,7 @@ fn a_fault_while_connected_says_disconnected_and_retries_at_a_backoff_time() {
     let t0 = Instant::now();
     let mut s = connected(t0, &[publisher("alice", true, true)]);
     let t1 = t0 + 30 * SECOND;
-    let out = s.signal(
-        SignalEvent::Disconnected {
-            reason: "socket closed".into(),
-        },
-        t1,
-    );
+    let out = drop_signalling(&mut s, t1);
     assert_eq!(
         out,
         vec![
@@ -207,12 +230,7 @@ fn rejoin_delays_double_up_to_the_cap_and_start_over_after_a_success() {
     s.joined(joined(vec![]), t0);
     s.published(false, false);
     s.publisher_connected();
-    s.signal(
-        SignalEvent::Disconnected {
-            reason: "gone".into(),
-        },
-        t0,
-    );
+    drop_signalling(&mut s, t0);
     assert_eq!(
         s.retry_at(),
         Some(t0 + SECOND),
@@ -224,12 +242,7 @@ fn rejoin_delays_double_up_to_the_cap_and_start_over_after_a_success() {
 fn a_leave_during_a_retry_cancels_it() {
     let t0 = Instant::now();
     let mut s = connected(t0, &[]);
-    s.signal(
-        SignalEvent::Disconnected {
-            reason: "gone".into(),
-        },
-        t0,
-    );
+    drop_signalling(&mut s, t0);
     assert!(s.retry_at().is_some());
     let out = s.leave("left");
     assert_eq!(s.retry_at(), None);
@@ -238,10 +251,7 @@ fn a_leave_during_a_retry_cancels_it() {
         vec![
             Action::SignalLeave,
             Action::Notify(RoomNotice::State(MeetingState::Closed)),
-            Action::Notify(RoomNotice::Left {
-                room_id: "1234".into(),
-                reason: "left".into(),
-            }),
+            Action::Notify(left("left")),
         ],
         "nothing to close: the fault closed it"
     );
@@ -257,13 +267,7 @@ fn a_leave_while_connected_closes_then_says_closed() {
         vec![MeetingState::Closing, MeetingState::Closed]
     );
     assert!(out.contains(&Action::Close));
-    assert_eq!(
-        notices(&out).last(),
-        Some(&RoomNotice::Left {
-            room_id: "1234".into(),
-            reason: "shutdown".into(),
-        })
-    );
+    assert_eq!(notices(&out).last(), Some(&left("shutdown")));
 }
 
 #[test]
@@ -300,13 +304,7 @@ fn a_refused_join_fails_for_good() {
     let out = s.join_failed(&RoomError::Refused("bad pin".into()), t0);
     assert_eq!(s.retry_at(), None);
     assert_eq!(states(&out), vec![MeetingState::Failed]);
-    assert_eq!(
-        notices(&out).last(),
-        Some(&RoomNotice::Left {
-            room_id: "1234".into(),
-            reason: "refused".into(),
-        })
-    );
+    assert_eq!(notices(&out).last(), Some(&left("refused")));
     assert!(s.retry().is_empty(), "the request is forgotten");
 }
 
@@ -329,10 +327,7 @@ fn a_failed_publish_closes_what_was_joined_and_retries() {
 #[test]
 fn media_that_does_not_connect_in_time_is_a_fault() {
     let t0 = Instant::now();
-    let mut s = state();
-    s.join(request(Mode::SendAndReceive, true, true));
-    s.joined(joined(vec![]), t0);
-    s.published(true, false);
+    let mut s = publishing(t0, true);
     assert!(s.tick(t0 + 15 * SECOND).is_empty());
     let out = s.tick(t0 + 16 * SECOND);
     assert!(notices(&out).contains(&RoomNotice::Error(
@@ -409,10 +404,7 @@ fn ending_for_everyone_needs_a_room_and_leaves_once_the_server_agrees() {
     );
     assert!(s.in_room());
     let out = s.ended(Ok(()));
-    assert!(notices(&out).contains(&RoomNotice::Left {
-        room_id: "1234".into(),
-        reason: "ended".into(),
-    }));
+    assert!(notices(&out).contains(&left("ended")));
 }
 
 #[test]
@@ -426,13 +418,7 @@ fn a_closed_room_is_left_with_the_servers_reason_and_not_rejoined() {
         t0,
     );
     assert_eq!(s.retry_at(), None);
-    assert_eq!(
-        notices(&out).last(),
-        Some(&RoomNotice::Left {
-            room_id: "1234".into(),
-            reason: "kicked".into(),
-        })
-    );
+    assert_eq!(notices(&out).last(), Some(&left("kicked")));
 }
 
 #[test]

@@ -34,12 +34,8 @@ fn camera_on_renegotiates_then_asks_a_keyframe_and_resumes_on_it() {
 
 #[test]
 fn a_camera_off_at_join_is_renegotiated_once_the_publisher_connects() {
-    let t0 = Instant::now();
-    let mut s = state();
-    s.join(request(Mode::SendAndReceive, true, false));
+    let mut s = publishing(Instant::now(), false);
     assert!(!s.admit_video(true));
-    s.joined(joined(vec![]), t0);
-    s.published(true, false);
     let up = s.publisher_connected();
     assert_eq!(up.last(), Some(&Action::Renegotiate(false)));
     s.renegotiated(false, Renegotiation::Done);
@@ -48,11 +44,7 @@ fn a_camera_off_at_join_is_renegotiated_once_the_publisher_connects() {
 
 #[test]
 fn a_camera_change_before_the_media_connects_waits_for_it() {
-    let t0 = Instant::now();
-    let mut s = state();
-    s.join(request(Mode::SendAndReceive, true, true));
-    s.joined(joined(vec![]), t0);
-    s.published(true, false);
+    let mut s = publishing(Instant::now(), true);
     assert_eq!(
         s.set_camera(false),
         vec![],
@@ -90,12 +82,7 @@ fn the_camera_setting_outlives_a_rejoin() {
     let t0 = Instant::now();
     let mut s = connected(t0, &[]);
     s.set_camera(false);
-    s.signal(
-        SignalEvent::Disconnected {
-            reason: "gone".into(),
-        },
-        t0,
-    );
+    drop_signalling(&mut s, t0);
     s.retry();
     s.joined(joined(vec![]), t0);
     s.published(true, false);

@@ -16,38 +16,14 @@ fn a_signalling_only_box_lists_publishers_but_subscribes_to_none() {
 }
 
 #[test]
-fn a_publisher_that_left_is_unsubscribed_and_unlisted() {
-    let t0 = Instant::now();
-    let mut s = connected(t0, &[publisher("alice", true, true)]);
-    let out = s.signal(
-        SignalEvent::ParticipantLeft {
-            participant_id: "alice".into(),
-        },
-        t0,
-    );
-    assert_eq!(
-        out,
-        vec![
-            Action::Unsubscribe("sub-alice".into()),
-            Action::StopPlayback("alice".into()),
-            Action::Notify(RoomNotice::ParticipantLeft("alice".into())),
-        ]
-    );
-    assert_eq!(s.subscriber_of("sub-alice"), None);
-}
-
-#[test]
-fn a_publisher_that_stops_publishing_stays_listed_with_its_streams_off() {
+fn a_publisher_that_stops_stays_listed_with_its_streams_off_until_it_leaves() {
     let t0 = Instant::now();
     let mut s = connected(t0, &[publisher("alice", true, false)]);
-    let out = s.signal(
-        SignalEvent::Unpublished {
-            participant_id: "alice".into(),
-        },
-        t0,
-    );
+    let stopped = SignalEvent::Unpublished {
+        participant_id: "alice".into(),
+    };
     assert_eq!(
-        out,
+        s.signal(stopped, t0),
         vec![
             Action::Unsubscribe("sub-alice".into()),
             Action::StopPlayback("alice".into()),
@@ -62,6 +38,25 @@ fn a_publisher_that_stops_publishing_stays_listed_with_its_streams_off() {
     assert!(
         back.contains(&subscribe("alice")),
         "publishing again subscribes again"
+    );
+    s.subscribed("alice", "sub-alice-2".into());
+    let gone = SignalEvent::ParticipantLeft {
+        participant_id: "alice".into(),
+    };
+    assert_eq!(
+        s.signal(gone, t0),
+        vec![
+            Action::Unsubscribe("sub-alice-2".into()),
+            Action::StopPlayback("alice".into()),
+            Action::Notify(RoomNotice::ParticipantLeft("alice".into())),
+        ]
+    );
+    assert_eq!(s.subscriber_of("sub-alice-2"), None);
+    assert!(
+        s.signal(SignalEvent::Published(publisher("bob", false, false)), t0)
+            .iter()
+            .all(|a| matches!(a, Action::Notify(_))),
+        "nothing to receive from someone who sends nothing"
     );
 }
 
