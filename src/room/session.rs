@@ -1,8 +1,10 @@
 //! The room session task: one backend, the WebRTC connections, playback, and the samples the box
 //! publishes. The rules that keep the box in its room (rejoin with jittered backoff after any
 //! fault, capture untouched), the camera's, whom to subscribe to, and the notices the agent hears
-//! live in [`state`], without I/O; this task feeds it what happens (actions from the agent,
-//! signalling events, connection states, the clock) and carries out the [`Action`]s it returns.
+//! live in `state`, without I/O; this task feeds it what happens (actions from the agent,
+//! signalling events, connection states, the clock) and carries out the actions it returns.
+//! Beside it, `conns` holds the connections of one stay and `tasks` the readers that feed
+//! the task. Only `room::spawn` starts it; nothing outside `room` imports this folder.
 
 mod conns;
 mod state;
