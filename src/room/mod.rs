@@ -1,10 +1,10 @@
 //! Joining meeting rooms as the local participant.
 //!
 //! The agent asks with [`RoomAction`]s and hears back through [`RoomNotice`]s; everything in
-//! between runs in one task of its own ([`session`]), like librespot's Spirc: a room backend
-//! ([`signaller::Signaller`], Janus VideoRoom first) for signalling, WebRTC connections from the
-//! webrtc crate ([`peer`]) for media, and a GStreamer pipeline ([`playback`]) that plays the
-//! remote participants. The box publishes the media engine's one encode through a tap: the
+//! between runs in one task of its own ([`session`], its rules pure code in `session/state.rs`),
+//! like librespot's Spirc: a room backend ([`signaller::Signaller`], Janus VideoRoom first) for
+//! signalling, WebRTC connections from the webrtc crate ([`peer`]) for media, and a GStreamer
+//! pipeline ([`playback`]) that plays the remote participants. The box publishes the media engine's one encode through a tap: the
 //! session never encodes.
 //!
 //! `run.rs` wires it with [`spawn`] and hands the returned [`RoomLink`] to the agent

@@ -262,8 +262,6 @@ pub struct Publisher {
     pub chat: Option<Arc<dyn DataChannel>>,
     /// The camera track's transceiver, whose direction turns the video on and off.
     video_transceiver: Option<Arc<dyn RtpTransceiver>>,
-    /// Whether the video is negotiated sending (as the room server was last told).
-    pub video_on: bool,
 }
 
 impl Publisher {
@@ -287,7 +285,6 @@ impl Publisher {
             audio: None,
             chat: None,
             video_transceiver: None,
-            video_on: video,
         };
         if video {
             let t = LocalTrack::new(StreamKind::Video)?;

@@ -14,7 +14,9 @@
 
 use super::{RemoteStats, RoomStats};
 use crate::config::PlaybackConfig;
+use crate::media::element::{add_chain, leaky_queue, make, set};
 use crate::media::pcm::{PcmHub, SPEECH_RATE};
+use crate::media::MediaError;
 use crate::model::StreamKind;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -65,13 +67,7 @@ fn h264_decoder(registered: impl Fn(&str) -> bool) -> &'static str {
         .unwrap_or("avdec_h264")
 }
 
-fn make(name: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(name)
-        .build()
-        .map_err(|_| format!("the GStreamer element `{name}` is missing"))
-}
-
-fn sink(desc: &str, video: bool, device: &str) -> Result<gst::Element, String> {
+fn sink(desc: &str, video: bool, device: &str) -> Result<gst::Element, MediaError> {
     let desc = match (desc, video) {
         ("none", _) => "fakesink",
         ("auto", true) => {
@@ -94,10 +90,7 @@ fn sink(desc: &str, video: bool, device: &str) -> Result<gst::Element, String> {
     let el = make(factory)?;
     for prop in parts {
         if let Some((k, v)) = prop.split_once('=') {
-            if el.find_property(k).is_none() {
-                return Err(format!("`{factory}` has no property `{k}`"));
-            }
-            el.set_property_from_str(k, v);
+            set(&el, k, v)?;
         }
     }
     if factory == "alsasink" && el.find_property("device").is_some() && !desc.contains("device=") {
@@ -118,7 +111,7 @@ impl Playback {
         config: &PlaybackConfig,
         stats: Arc<Mutex<RoomStats>>,
         speech: PcmHub,
-    ) -> Result<Playback, String> {
+    ) -> Result<Playback, MediaError> {
         match Playback::build(config, stats.clone(), false, speech.clone()) {
             Ok(p) => Ok(p),
             Err(e) => {
@@ -133,8 +126,8 @@ impl Playback {
         stats: Arc<Mutex<RoomStats>>,
         fake: bool,
         speech: PcmHub,
-    ) -> Result<Playback, String> {
-        gst::init().map_err(|e| e.to_string())?;
+    ) -> Result<Playback, MediaError> {
+        gst::init().map_err(|_| MediaError::Start("GStreamer".into()))?;
         let pipeline = gst::Pipeline::with_name("room-playback");
         let (w, h) = (config.width & !1, config.height & !1);
         let vmix = if shows_video(config, fake) {
@@ -153,19 +146,16 @@ impl Playback {
         } else {
             sink(&config.audio_sink, false, &config.audio_device)?
         };
-        pipeline
-            .add_many([&abg, &amix, &aconv, &ares, &asink])
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many([&abg, &amix, &aconv, &ares, &asink])
-            .map_err(|e| format!("linking audio output: {e}"))?;
-        if pipeline.set_state(gst::State::Playing).is_err() {
+        add_chain(
+            &pipeline,
+            &[abg, amix.clone(), aconv, ares, asink],
+            "the audio output",
+        )?;
+        let started = pipeline.set_state(gst::State::Playing).is_ok()
+            && pipeline.state(gst::ClockTime::from_seconds(5)).0.is_ok();
+        if !started {
             let _ = pipeline.set_state(gst::State::Null);
-            return Err("the playback pipeline did not start".into());
-        }
-        let (res, _, _) = pipeline.state(gst::ClockTime::from_seconds(5));
-        if res.is_err() {
-            let _ = pipeline.set_state(gst::State::Null);
-            return Err("the playback pipeline did not reach PLAYING".into());
+            return Err(MediaError::Start("the playback pipeline".into()));
         }
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let bus_thread = pipeline.bus().map(|bus| {
@@ -192,7 +182,7 @@ impl Playback {
         pipeline: &gst::Pipeline,
         config: &PlaybackConfig,
         (w, h): (u32, u32),
-    ) -> Result<gst::Element, String> {
+    ) -> Result<gst::Element, MediaError> {
         let vbg = make("videotestsrc")?;
         vbg.set_property("is-live", true);
         vbg.set_property_from_str("pattern", "black");
@@ -219,11 +209,11 @@ impl Playback {
         );
         let vconv = make("videoconvert")?;
         let vsink = sink(&config.video_sink, true, "")?;
-        pipeline
-            .add_many([&vbg, &vbg_caps, &vmix, &vmix_caps, &vconv, &vsink])
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many([&vbg, &vbg_caps, &vmix, &vmix_caps, &vconv, &vsink])
-            .map_err(|e| format!("linking video output: {e}"))?;
+        add_chain(
+            pipeline,
+            &[vbg, vbg_caps, vmix.clone(), vmix_caps, vconv, vsink],
+            "the video output",
+        )?;
         Ok(vmix)
     }
 
@@ -252,7 +242,8 @@ impl Playback {
         participant: &str,
         kind: StreamKind,
         pt: u8,
-    ) -> Result<Branch, String> {
+    ) -> Result<Branch, MediaError> {
+        let what = format!("{participant}'s {kind:?} branch");
         let video = kind != StreamKind::Audio;
         let caps = if video {
             gst::Caps::builder("application/x-rtp")
@@ -316,11 +307,7 @@ impl Playback {
             last.set_property("sync", false);
             last.set_property("async", false);
         }
-        self.pipeline
-            .add_many(chain.iter())
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many(chain.iter())
-            .map_err(|e| format!("linking a {kind:?} branch: {e}"))?;
+        add_chain(&self.pipeline, &chain, &what)?;
         let mixer = if video {
             self.vmix.as_ref()
         } else {
@@ -330,12 +317,14 @@ impl Playback {
             Some(mixer) => {
                 let pad = mixer
                     .request_pad_simple("sink_%u")
-                    .ok_or("the mixer gave no pad")?;
-                let last = chain.last().ok_or("empty branch")?;
+                    .ok_or_else(|| MediaError::link(&what, "the mixer gave no pad"))?;
+                let last = chain
+                    .last()
+                    .ok_or_else(|| MediaError::link(&what, "the branch is empty"))?;
                 last.static_pad("src")
-                    .ok_or("no src pad")?
+                    .ok_or_else(|| MediaError::link(&what, "the branch has no src pad"))?
                     .link(&pad)
-                    .map_err(|e| format!("linking to the mixer: {e:?}"))?;
+                    .map_err(|e| MediaError::link(&what, e))?;
                 Some(pad)
             }
             None => None,
@@ -353,11 +342,12 @@ impl Playback {
                 .iter()
                 .find(|e| e.factory().is_some_and(|f| f.name() == "tee"))
                 .cloned()
-                .ok_or("the audio branch has no tee")?;
+                .ok_or_else(|| MediaError::link(&what, "the audio branch has no tee"))?;
             elements.extend(self.speech_tap(&tee, participant)?);
         }
         for e in &elements {
-            e.sync_state_with_parent().map_err(|e| e.to_string())?;
+            e.sync_state_with_parent()
+                .map_err(|_| MediaError::Start(what.clone()))?;
         }
         Ok(Branch {
             src,
@@ -374,12 +364,9 @@ impl Playback {
         &self,
         tee: &gst::Element,
         participant: &str,
-    ) -> Result<Vec<gst::Element>, String> {
-        let q = make("queue")?;
-        q.set_property_from_str("leaky", "downstream");
-        q.set_property("max-size-buffers", 50u32);
-        q.set_property("max-size-bytes", 0u32);
-        q.set_property("max-size-time", 0u64);
+    ) -> Result<Vec<gst::Element>, MediaError> {
+        let what = "the speech tap";
+        let q = leaky_queue(50)?;
         let conv = make("audioconvert")?;
         let res = make("audioresample")?;
         let sink = gst_app::AppSink::builder()
@@ -409,14 +396,10 @@ impl Playback {
                 .build(),
         );
         let elements = vec![q, conv, res, sink.upcast()];
-        self.pipeline
-            .add_many(elements.iter())
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many(elements.iter())
-            .map_err(|e| format!("linking the speech tap: {e}"))?;
+        add_chain(&self.pipeline, &elements, what)?;
         let pad = tee
             .request_pad_simple("src_%u")
-            .ok_or("the tee gave no pad")?;
+            .ok_or_else(|| MediaError::link(what, "the tee gave no pad"))?;
         let hub = self.speech.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             if hub.is_open() {
@@ -428,9 +411,9 @@ impl Playback {
         pad.link(
             &elements[0]
                 .static_pad("sink")
-                .ok_or("the speech queue has no sink pad")?,
+                .ok_or_else(|| MediaError::link(what, "the queue has no sink pad"))?,
         )
-        .map_err(|e| format!("linking the speech tap: {e:?}"))?;
+        .map_err(|e| MediaError::link(what, e))?;
         Ok(elements)
     }
 
@@ -577,6 +560,22 @@ mod tests {
         assert_eq!(
             h264_decoder(only(&["avdec_h264", "openh264dec", "v4l2h264dec"])),
             "v4l2h264dec"
+        );
+    }
+
+    #[test]
+    fn a_sink_property_the_sink_lacks_or_cannot_take_is_an_error_not_a_panic() {
+        gst::init().unwrap();
+        assert!(sink("fakesink sync=true", true, "").is_ok());
+        for desc in ["fakesink no-such=1", "fakesink sync=maybe"] {
+            assert!(
+                matches!(sink(desc, true, ""), Err(MediaError::Property { .. })),
+                "{desc}"
+            );
+        }
+        assert_eq!(
+            sink("nosuchsink", false, "").err(),
+            Some(MediaError::MissingElement("nosuchsink".into()))
         );
     }
 

@@ -16,6 +16,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::vad::{self, VadConfig};
 use super::{Piece, Speaker, TranscribeError, Transcriber, Utterance};
+use crate::sync::lock;
 
 /// What the worker reports.
 #[derive(Debug, Clone, PartialEq)]

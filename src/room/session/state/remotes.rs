@@ -1,0 +1,230 @@
+//! Whom the box receives: the room's other participants as the server reports them, which of
+//! them the box subscribes to, and when a subscription is dropped or made afresh.
+
+use super::{notice, Action, SessionState, Sub};
+use crate::model::{Mode, Participant, StreamKind};
+use crate::room::signaller::RemotePublisher;
+use crate::room::RoomNotice;
+use std::collections::BTreeMap;
+
+impl SessionState {
+    /// The participant a subscription receives.
+    pub fn subscriber_of(&self, subscription_id: &str) -> Option<&str> {
+        let link = self.link.as_ref()?;
+        link.subs
+            .iter()
+            .find(|(_, s)| s.id == subscription_id)
+            .map(|(p, _)| p.as_str())
+    }
+
+    /// A participant entered the room, not publishing yet: list it, once.
+    pub(super) fn participant_entered(
+        &mut self,
+        participant_id: String,
+        display_name: String,
+    ) -> Vec<Action> {
+        let Some(link) = self.link.as_mut() else {
+            return Vec::new();
+        };
+        let std::collections::btree_map::Entry::Vacant(slot) =
+            link.remotes.entry(participant_id.clone())
+        else {
+            return Vec::new();
+        };
+        let p = slot.insert(RemotePublisher {
+            participant_id,
+            display_name,
+            audio: false,
+            video: false,
+            data: false,
+        });
+        vec![notice(RoomNotice::ParticipantJoined(participant(p)))]
+    }
+
+    /// The server offers a running subscription anew: answer it on its connection.
+    pub(super) fn reoffered(&mut self, subscription_id: String, offer: String) -> Vec<Action> {
+        match self.subscriber_of(&subscription_id) {
+            Some(who) => vec![Action::Reanswer {
+                participant: who.to_string(),
+                subscription_id,
+                offer,
+            }],
+            None => {
+                tracing::debug!(subscription = %subscription_id, "room: offer for a gone subscription");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A participant publishes (anew, or changed what): list it, report its streams' changes,
+    /// and subscribe when it sends anything and the box receives.
+    pub(super) fn remote_published(&mut self, p: RemotePublisher) -> Vec<Action> {
+        let mode = self.want.as_ref().map(|w| w.mode).unwrap_or_default();
+        let Some(link) = self.link.as_mut() else {
+            return Vec::new();
+        };
+        let id = p.participant_id.clone();
+        let mut out = Vec::new();
+        match link.remotes.insert(id.clone(), p.clone()) {
+            None => out.push(notice(RoomNotice::ParticipantJoined(participant(&p)))),
+            Some(old) => {
+                for (kind, was, is) in [
+                    (StreamKind::Audio, old.audio, p.audio),
+                    (StreamKind::Video, old.video, p.video),
+                ] {
+                    if was != is {
+                        out.push(notice(RoomNotice::Stream {
+                            participant_id: id.clone(),
+                            kind,
+                            enabled: is,
+                        }));
+                    }
+                }
+            }
+        }
+        if mode == Mode::SignallingOnly {
+            return out;
+        }
+        match link.subs.get(&id) {
+            Some(sub) if p.video && !sub.video => {
+                tracing::debug!(participant = %id, "room: camera on; subscribing again for its video");
+                if let Some(sub) = link.subs.remove(&id) {
+                    out.push(Action::Unsubscribe(sub.id));
+                }
+                out.push(Action::StopPlayback(id.clone()));
+                out.push(Action::Subscribe {
+                    participant: id,
+                    again: false,
+                });
+            }
+            Some(_) => {}
+            None if p.audio || p.video || p.data => out.push(Action::Subscribe {
+                participant: id,
+                again: false,
+            }),
+            None => {}
+        }
+        out
+    }
+
+    /// A subscription was made: remember it, with whether it carries the participant's video.
+    pub fn subscribed(&mut self, participant: &str, subscription_id: String) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        let video = link.remotes.get(participant).is_some_and(|p| p.video);
+        link.subs.insert(
+            participant.to_string(),
+            Sub {
+                id: subscription_id,
+                video,
+            },
+        );
+    }
+
+    /// A participant stopped publishing (`left` false: it stays listed, its streams off) or
+    /// left the room.
+    pub(super) fn drop_remote(&mut self, id: &str, left: bool) -> Vec<Action> {
+        let Some(link) = self.link.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some(sub) = link.subs.remove(id) {
+            out.push(Action::Unsubscribe(sub.id));
+        }
+        out.push(Action::StopPlayback(id.to_string()));
+        if left {
+            if link.remotes.remove(id).is_some() {
+                out.push(notice(RoomNotice::ParticipantLeft(id.to_string())));
+            }
+        } else if let Some(p) = link.remotes.get_mut(id) {
+            let (a, v) = (p.audio, p.video);
+            p.audio = false;
+            p.video = false;
+            for (kind, was) in [(StreamKind::Audio, a), (StreamKind::Video, v)] {
+                if was {
+                    out.push(notice(RoomNotice::Stream {
+                        participant_id: id.to_string(),
+                        kind,
+                        enabled: false,
+                    }));
+                }
+            }
+        }
+        out
+    }
+
+    /// A subscription's connection failed: replace it, if its participant is still listed.
+    pub fn subscription_failed(&mut self, subscription_id: &str) -> Vec<Action> {
+        let Some(who) = self.subscriber_of(subscription_id).map(str::to_string) else {
+            return Vec::new();
+        };
+        tracing::warn!(participant = %who, "room: subscription failed; resubscribing");
+        let Some(link) = self.link.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some(sub) = link.subs.remove(&who) {
+            out.push(Action::Unsubscribe(sub.id));
+        }
+        if link.remotes.contains_key(&who) {
+            out.push(Action::Subscribe {
+                participant: who,
+                again: true,
+            });
+        }
+        out
+    }
+
+    /// Answering a subscription's new offer failed: subscribe afresh.
+    pub fn reanswer_failed(&mut self, participant: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        if let Some(sub) = self.link.as_mut().and_then(|l| l.subs.remove(participant)) {
+            out.push(Action::Unsubscribe(sub.id));
+        }
+        out.push(Action::Subscribe {
+            participant: participant.to_string(),
+            again: true,
+        });
+        out
+    }
+}
+
+/// A remote publisher as the agent lists it.
+fn participant(p: &RemotePublisher) -> Participant {
+    let mut streams = BTreeMap::new();
+    for (kind, on) in [(StreamKind::Audio, p.audio), (StreamKind::Video, p.video)] {
+        if !on {
+            continue;
+        }
+        let (suffix, codec) = if kind == StreamKind::Audio {
+            ("audio", "opus")
+        } else {
+            ("video", "H264")
+        };
+        let id = format!("{}-{suffix}", p.participant_id);
+        streams.insert(
+            id.clone(),
+            crate::model::Stream {
+                id,
+                kind,
+                codec: codec.into(),
+                paused: false,
+            },
+        );
+    }
+    Participant {
+        participant_id: p.participant_id.clone(),
+        display_name: p.display_name.clone(),
+        local: false,
+        mode: if p.audio || p.video {
+            Mode::SendAndReceive
+        } else {
+            Mode::ReceiveOnly
+        },
+        metadata: Default::default(),
+        mic_on: p.audio,
+        webcam_on: p.video,
+        streams,
+    }
+}

@@ -1,0 +1,148 @@
+//! Whom the box receives: listing, subscribing, dropping and resubscribing.
+
+use super::*;
+use crate::model::StreamKind;
+
+#[test]
+fn a_signalling_only_box_lists_publishers_but_subscribes_to_none() {
+    let mut s = state();
+    s.join(request(Mode::SignallingOnly, false, false));
+    let out = s.joined(joined(vec![publisher("alice", true, true)]), Instant::now());
+    assert!(!out.iter().any(|a| matches!(a, Action::Subscribe { .. })));
+    assert!(matches!(
+        notices(&out).first(),
+        Some(RoomNotice::ParticipantJoined(p)) if p.participant_id == "alice" && p.webcam_on
+    ));
+}
+
+#[test]
+fn a_publisher_that_stops_stays_listed_with_its_streams_off_until_it_leaves() {
+    let t0 = Instant::now();
+    let mut s = connected(t0, &[publisher("alice", true, false)]);
+    let stopped = SignalEvent::Unpublished {
+        participant_id: "alice".into(),
+    };
+    assert_eq!(
+        s.signal(stopped, t0),
+        vec![
+            Action::Unsubscribe("sub-alice".into()),
+            Action::StopPlayback("alice".into()),
+            Action::Notify(RoomNotice::Stream {
+                participant_id: "alice".into(),
+                kind: StreamKind::Audio,
+                enabled: false,
+            }),
+        ]
+    );
+    let back = s.signal(SignalEvent::Published(publisher("alice", true, false)), t0);
+    assert!(
+        back.contains(&subscribe("alice")),
+        "publishing again subscribes again"
+    );
+    s.subscribed("alice", "sub-alice-2".into());
+    let gone = SignalEvent::ParticipantLeft {
+        participant_id: "alice".into(),
+    };
+    assert_eq!(
+        s.signal(gone, t0),
+        vec![
+            Action::Unsubscribe("sub-alice-2".into()),
+            Action::StopPlayback("alice".into()),
+            Action::Notify(RoomNotice::ParticipantLeft("alice".into())),
+        ]
+    );
+    assert_eq!(s.subscriber_of("sub-alice-2"), None);
+    assert!(
+        s.signal(SignalEvent::Published(publisher("bob", false, false)), t0)
+            .iter()
+            .all(|a| matches!(a, Action::Notify(_))),
+        "nothing to receive from someone who sends nothing"
+    );
+}
+
+#[test]
+fn a_camera_coming_on_after_the_subscription_resubscribes_for_its_video() {
+    let t0 = Instant::now();
+    let mut s = connected(t0, &[publisher("alice", true, false)]);
+    let out = s.signal(SignalEvent::Published(publisher("alice", true, true)), t0);
+    assert_eq!(
+        out,
+        vec![
+            Action::Notify(RoomNotice::Stream {
+                participant_id: "alice".into(),
+                kind: StreamKind::Video,
+                enabled: true,
+            }),
+            Action::Unsubscribe("sub-alice".into()),
+            Action::StopPlayback("alice".into()),
+            subscribe("alice"),
+        ]
+    );
+    s.subscribed("alice", "sub-alice-2".into());
+    let again = s.signal(SignalEvent::Published(publisher("alice", true, true)), t0);
+    assert!(again.is_empty(), "a subscription with the video is kept");
+}
+
+#[test]
+fn a_participant_entering_is_listed_once() {
+    let t0 = Instant::now();
+    let mut s = connected(t0, &[]);
+    let enter = || SignalEvent::ParticipantJoined {
+        participant_id: "bob".into(),
+        display_name: "Bob".into(),
+    };
+    assert!(matches!(
+        notices(&s.signal(enter(), t0)).as_slice(),
+        [RoomNotice::ParticipantJoined(p)] if p.display_name == "Bob" && !p.mic_on
+    ));
+    assert!(s.signal(enter(), t0).is_empty());
+}
+
+#[test]
+fn a_failed_subscription_is_replaced_while_its_participant_is_listed() {
+    let t0 = Instant::now();
+    let mut s = connected(t0, &[publisher("alice", true, true)]);
+    assert_eq!(
+        s.subscription_failed("sub-alice"),
+        vec![
+            Action::Unsubscribe("sub-alice".into()),
+            Action::Subscribe {
+                participant: "alice".into(),
+                again: true,
+            },
+        ]
+    );
+    assert!(
+        s.subscription_failed("sub-alice").is_empty(),
+        "a gone one is not"
+    );
+}
+
+#[test]
+fn a_new_offer_is_answered_on_its_subscription_or_subscribed_afresh() {
+    let t0 = Instant::now();
+    let mut s = connected(t0, &[publisher("alice", true, true)]);
+    let offer = |id: &str| SignalEvent::SubscriptionOffer {
+        subscription_id: id.into(),
+        offer: "v=0".into(),
+    };
+    assert!(s.signal(offer("sub-gone"), t0).is_empty());
+    assert_eq!(
+        s.signal(offer("sub-alice"), t0),
+        vec![Action::Reanswer {
+            participant: "alice".into(),
+            subscription_id: "sub-alice".into(),
+            offer: "v=0".into(),
+        }]
+    );
+    assert_eq!(
+        s.reanswer_failed("alice"),
+        vec![
+            Action::Unsubscribe("sub-alice".into()),
+            Action::Subscribe {
+                participant: "alice".into(),
+                again: true,
+            },
+        ]
+    );
+}
