@@ -503,12 +503,12 @@ fn fallback_rig(
     tmp: &Path,
     after: Duration,
 ) -> (
-    roombox::room::janus::server::JanusProcess,
+    support::janus::JanusProcess,
     NginxRtmp,
     roombox::config::Config,
 ) {
     use roombox::config::{FallbackConfig, FallbackReturn, OutputConfig, StreamKey};
-    use roombox::room::janus::server::{JanusProcess, ServerConfig};
+    use support::janus::{JanusProcess, ServerConfig};
     let nginx = NginxRtmp::start();
     let sc = ServerConfig::new("127.0.0.1", tmp.join("rec")).expect("port");
     let url = sc.url();
