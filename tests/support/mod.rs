@@ -31,7 +31,6 @@ where
     }
 }
 
-pub mod media;
 pub mod netns;
 pub mod peer;
 
