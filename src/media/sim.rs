@@ -343,7 +343,7 @@ mod tests {
                 encoder: None
             }
         );
-        m.apply(MediaAction::Reconfigure(Box::new(Config::default())));
+        m.apply(MediaAction::Reconfigure(Box::default()));
         assert!(drain(&mut rx).contains(&MediaNotice::State {
             state: MediaState::Playing,
             encoder: None
