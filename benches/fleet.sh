@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # One socket per box here and one per box in the broker, plus files: raise the open-file limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
-cargo build --quiet --example bench_fleet ${CARGO_PROFILE_FLAG:-}
+# The simulated boxes are a test fixture: the example needs the `test-util` feature.
+cargo build --quiet --features test-util --example bench_fleet ${CARGO_PROFILE_FLAG:-}
 target="${CARGO_TARGET_DIR:-target}"
 profile=debug
 [[ "${CARGO_PROFILE_FLAG:-}" == *release* ]] && profile=release

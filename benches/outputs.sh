@@ -9,9 +9,10 @@
 # box's logs out of the sections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release --quiet --test livestream --no-run 2>/dev/null
+# livestream needs the `test-util` feature (the capture's frame stamp, for bench_output_latency).
+cargo test --release --quiet --features test-util --test livestream --no-run 2>/dev/null
 for b in bench_fanout_cpu bench_fallback_switch bench_output_latency; do
-  RUST_LOG=off cargo test --release --quiet --test livestream -- --ignored "$b" --exact --nocapture 2>/dev/null \
+  RUST_LOG=off cargo test --release --quiet --features test-util --test livestream -- --ignored "$b" --exact --nocapture 2>/dev/null \
     | awk '/^## /{p=1} /^ok$|^\.$|^test result|^FAILED|^failures/{p=0} p' || echo "<!-- $b failed -->"
   echo
 done

@@ -13,11 +13,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -d tests/browser/node_modules/playwright-core ]] || bash tests/browser/setup.sh >&2
-cargo test --release --quiet --test room --test room_browser --test quality --no-run 2>/dev/null
+# room and room_browser need the `test-util` feature (the capture's frame stamp); quality gets it
+# too, so the three share one build of the box.
+cargo test --release --quiet --features test-util --test room --test room_browser --test quality --no-run 2>/dev/null
 for tb in room:bench_room_join room:bench_glass_to_glass room_browser:bench_glass_to_glass_browser \
   room:bench_publish_cpu \
   room:bench_button_join quality:bench_bitrate_ramp quality:bench_call_memory; do
   t=${tb%%:*} b=${tb#*:}
-  cargo test --release --quiet --test "$t" -- --ignored "$b" --exact --nocapture 2>/dev/null \
+  cargo test --release --quiet --features test-util --test "$t" -- --ignored "$b" --exact --nocapture 2>/dev/null \
     | awk '/^## /{p=1} /^ok$|^\.$|^test result|^FAILED|^failures/{p=0} p' || echo "<!-- $b failed -->"
 done

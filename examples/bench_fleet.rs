@@ -309,8 +309,13 @@ async fn main() -> anyhow::Result<()> {
     let base_rt = 2.0 * percentile(&base, 0.5);
     println!("## Fleet (MQTT)\n");
     println!(
-        "Loopback, mosquitto 2.0.11, 2-core machine shared with other builds; {} build; `cargo run --example bench_fleet`.\n",
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        "Loopback, mosquitto 2.0.11, 2-core machine shared with other builds; {} build; \
+         `cargo run --features test-util --example bench_fleet`.\n",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     println!("### Command round trip ({pings} sequential `ping`s to one box)\n");
     println!("| path | p50 ms | p99 ms |\n|---|---|---|");

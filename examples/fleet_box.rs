@@ -1,6 +1,7 @@
 //! A simulated room box on the fleet: the real agent and fleet client with a media stand-in that
-//! confirms every action (see `roombox::fleet::sim`). For fleet tests, the demo
-//! (scripts/mosquitto-demo.sh) and benchmarks, until `roombox run` wires the fleet in.
+//! confirms every action (see `roombox::fleet::sim`), in a process of its own, so that
+//! tests/fleet.rs can SIGKILL it and see the broker publish its last will. Needs the `test-util`
+//! feature: `cargo build --features test-util --example fleet_box`.
 //!
 //! Usage: `fleet_box <config.toml>`; runs until SIGTERM/SIGINT (clean: publishes offline) or
 //! SIGKILL (the broker publishes the last will).

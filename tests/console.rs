@@ -619,8 +619,8 @@ fn join_mute_and_leave_from_the_page_and_viewers_chat_with_a_room_peer() {
 /// Janus, the box (in-process, with its HTTP server), a webrtcbin participant with chat, and
 /// Chromium with the console and a viewer's page, all in the test's network namespace.
 async fn janus_scenario() {
-    use roombox::room::janus::server::{JanusProcess, ServerConfig};
     use support::inproc::InProcBox;
+    use support::janus::{JanusProcess, ServerConfig};
     use support::peer::{Peer, PeerOptions};
     use support::poll_until;
 

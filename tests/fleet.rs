@@ -326,7 +326,7 @@ async fn the_last_will_fires_when_the_box_is_killed() {
         .join("examples/fleet_box");
     assert!(
         bin.exists(),
-        "build the example: cargo build --example fleet_box"
+        "build the example: cargo build --features test-util --example fleet_box"
     );
     let mut child = std::process::Command::new(&bin)
         .arg(&config_path)

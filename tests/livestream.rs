@@ -503,12 +503,12 @@ fn fallback_rig(
     tmp: &Path,
     after: Duration,
 ) -> (
-    roombox::room::janus::server::JanusProcess,
+    support::janus::JanusProcess,
     NginxRtmp,
     roombox::config::Config,
 ) {
     use roombox::config::{FallbackConfig, FallbackReturn, OutputConfig, StreamKey};
-    use roombox::room::janus::server::{JanusProcess, ServerConfig};
+    use support::janus::{JanusProcess, ServerConfig};
     let nginx = NginxRtmp::start();
     let sc = ServerConfig::new("127.0.0.1", tmp.join("rec")).expect("port");
     let url = sc.url();
@@ -1093,8 +1093,8 @@ async fn bench_fanout_cpu() {
          itself). RTMP goes to \
          nginx-rtmp on loopback (two stream keys, nginx recording both). Alternating baseline and \
          agent, {rounds} rounds; CPU is user+system time from /proc over {secs} s after a {} s \
-         warm-up (100 % = one core). `cargo test --release --test livestream -- --ignored \
-         bench_fanout_cpu`.\n",
+         warm-up (100 % = one core). `cargo test --release --features test-util --test livestream \
+         -- --ignored bench_fanout_cpu`.\n",
         WARM.as_secs()
     );
     println!("| step | gst-launch | roombox | ratio | added by this step (roombox) | added (gst-launch) |");
@@ -1345,7 +1345,8 @@ async fn bench_output_latency() {
          read by GStreamer's player (`playbin3`, hence `hlsdemux2`) and by hls.js 1.7.4 in low-latency mode in headless Chromium \
          (`tests/browser/g2g.mjs`: capture to the compositor's expected display time, the page's \
          clock mapped onto the stamp's). {secs} s per reader after a 3 s settle, one reader at a \
-         time. `cargo test --release --test livestream -- --ignored bench_output_latency`.\n"
+         time. `cargo test --release --features test-util --test livestream -- --ignored \
+         bench_output_latency`.\n"
     );
     println!("| path | frames | median | p95 | min | max | target | |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -1441,8 +1442,8 @@ async fn fallback_bench() {
          SIGKILLed; the figure is the time from the kill, minus `after`, to the fallback output \
          STARTED (rtmp2sink has rendered its second buffer: nginx accepted the publish). Janus is \
          then restarted, the box rejoins and the fallback stops, and the next repetition \
-         begins. {reps} repetitions. `cargo test --release --test livestream -- --ignored \
-         bench_fallback_switch`.\n"
+         begins. {reps} repetitions. `cargo test --release --features test-util --test \
+         livestream -- --ignored bench_fallback_switch`.\n"
     );
     println!("| | median | min | max | target |\n|---|---|---|---|---|");
     println!(

@@ -32,8 +32,8 @@ struct Second {
 async fn call(
     tmp: &std::path::Path,
     size: (u32, u32),
-) -> (roombox::room::janus::server::JanusProcess, Box_, Peer) {
-    use roombox::room::janus::server::{JanusProcess, ServerConfig};
+) -> (support::janus::JanusProcess, Box_, Peer) {
+    use support::janus::{JanusProcess, ServerConfig};
     let rec = tmp.join("rec");
     let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
     let url = sc.url();
@@ -338,7 +338,7 @@ type MemoryRun<'a> = (
 #[ignore = "benchmark; run benches/room.sh"]
 fn bench_call_memory() {
     support::netns::isolated_async("bench_call_memory", || async {
-        use roombox::room::janus::server::{JanusProcess, ServerConfig};
+        use support::janus::{JanusProcess, ServerConfig};
         let tmp = tempfile::tempdir().expect("tempdir");
         let sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
         let url = sc.url();
@@ -400,7 +400,7 @@ fn bench_call_memory() {
 #[test]
 fn remote_video_is_decoded_only_where_it_is_shown() {
     support::netns::isolated_async("remote_video_is_decoded_only_where_it_is_shown", || async {
-        use roombox::room::janus::server::{JanusProcess, ServerConfig};
+        use support::janus::{JanusProcess, ServerConfig};
         let tmp = tempfile::tempdir().expect("tempdir");
         let rec = tmp.path().join("rec");
         let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");

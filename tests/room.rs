@@ -7,9 +7,9 @@ use roombox::command::Command;
 use roombox::config::Config;
 use roombox::event::Event;
 use roombox::model::{MeetingState, RecordingTarget, ServiceState};
-use roombox::room::janus::server::{JanusProcess, ServerConfig};
 use std::time::Duration;
 use support::inproc::{join_cmd, InProcBox as Box_};
+use support::janus::{JanusProcess, ServerConfig};
 use support::peer::Peer;
 use support::poll_until as eventually;
 

@@ -9,12 +9,12 @@ mod support;
 use roombox::command::Command;
 use roombox::config::Config;
 use roombox::room::janus::proto::id_value;
-use roombox::room::janus::server::{JanusProcess, ServerConfig};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 use support::browser::{read_stamps, Stamps};
 use support::inproc::{join_cmd, InProcBox as Box_};
+use support::janus::{JanusProcess, ServerConfig};
 use support::peer::Peer;
 use support::poll_until as eventually;
 

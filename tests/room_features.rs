@@ -11,7 +11,6 @@ use roombox::config::Config;
 use roombox::event::Event;
 use roombox::model::{MeetingState, StreamKind};
 use roombox::room::janus::client::Client;
-use roombox::room::janus::server::{JanusProcess, ServerConfig};
 use roombox::room::janus::Janus as JanusBackend;
 use roombox::room::signaller::{
     Joined, PublishKinds, RoomError, SignalEvent, Signaller, Subscription,
@@ -21,6 +20,7 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::inproc::InProcBox as Box_;
+use support::janus::{JanusProcess, ServerConfig};
 use support::peer::{Peer, PeerOptions, PeerStats};
 use support::poll_until as eventually;
 

@@ -216,7 +216,7 @@ fn write_outputs(dir: &Path, samples: &[Sample], secs: u64, segments: u64) {
 #[ignore = "soak; run benches/soak.sh"]
 fn soak_call() {
     support::netns::isolated_async("soak_call", || async {
-        use roombox::room::janus::server::{JanusProcess, ServerConfig};
+        use support::janus::{JanusProcess, ServerConfig};
         let secs: u64 = std::env::var("ROOMBOX_SOAK_SECS")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -532,8 +532,8 @@ fn a_remote_participants_speech_is_captioned_with_their_id() {
 /// The box in a Janus room (in the test's network namespace) with no mic of its own; a
 /// webrtcbin participant speaks the clips; their captions carry the participant's id and name.
 async fn remote_speech() {
-    use roombox::room::janus::server::{JanusProcess, ServerConfig};
     use support::inproc::InProcBox;
+    use support::janus::{JanusProcess, ServerConfig};
     use support::peer::{Peer, PeerOptions};
     let Some(model) = speech::model() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -18,6 +18,7 @@ pub mod queue;
 pub mod session;
 pub mod setconfig;
 pub mod signing;
+#[cfg(feature = "test-util")]
 pub mod sim;
 pub mod telemetry;
 pub mod topic;

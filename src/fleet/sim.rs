@@ -1,132 +1,15 @@
-//! A simulated box for fleet tests, demos and benchmarks: the real agent and the real fleet
-//! client, with a media engine stand-in that confirms every action at once (as the real engine
-//! does with sources `none`), and a log of the actions it was asked for.
+//! A simulated box for fleet tests, demos and benchmarks (feature `test-util`, never in the
+//! product): the real agent and the real fleet client, with the confirming
+//! [`SimMedia`](crate::media::sim::SimMedia) in place of the media engine.
 
 use super::FleetHandle;
 use crate::agent::{Agent, AgentHandle};
 use crate::config::Config;
-use crate::event::MediaState;
-use crate::media::{MediaAction, MediaControl, MediaNotice};
+use crate::media::sim::{MediaLog, SimMedia};
+use crate::sync::lock;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// The names of the media actions asked for, in order.
-pub type MediaLog = Arc<Mutex<Vec<String>>>;
-
-/// A media engine stand-in that reports every action as done.
-///
-/// Like the real engine, it fails (an error, then RESTARTING) while the configured V4L2 camera
-/// does not exist, so a configuration that breaks capture makes the agent unhealthy.
-pub struct ConfirmingMedia {
-    notices: mpsc::UnboundedSender<MediaNotice>,
-    log: MediaLog,
-    camera: Option<PathBuf>,
-}
-
-impl ConfirmingMedia {
-    /// A stand-in reporting to `notices` and logging to `log`.
-    pub fn new(
-        config: &Config,
-        notices: mpsc::UnboundedSender<MediaNotice>,
-        log: MediaLog,
-    ) -> ConfirmingMedia {
-        ConfirmingMedia {
-            notices,
-            log,
-            camera: camera_of(config),
-        }
-    }
-
-    fn started(&self) -> Vec<MediaNotice> {
-        match &self.camera {
-            Some(dev) if !dev.exists() => vec![
-                MediaNotice::Error(crate::media::MediaError::Io {
-                    path: dev.display().to_string(),
-                    message: "no such device".into(),
-                }),
-                MediaNotice::State {
-                    state: MediaState::Restarting,
-                    encoder: None,
-                },
-            ],
-            _ => vec![MediaNotice::State {
-                state: MediaState::Playing,
-                encoder: None,
-            }],
-        }
-    }
-}
-
-fn camera_of(config: &Config) -> Option<PathBuf> {
-    (config.media.video.source == crate::config::VideoSource::V4l2)
-        .then(|| PathBuf::from(&config.media.video.device))
-}
-
-fn action_name(a: &MediaAction) -> String {
-    let debug = format!("{a:?}");
-    match a {
-        MediaAction::SetMicMuted(_)
-        | MediaAction::SetCameraEnabled(_)
-        | MediaAction::SetBitrate(_) => debug,
-        _ => debug
-            .split(|c: char| !c.is_alphanumeric())
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-    }
-}
-
-impl MediaControl for ConfirmingMedia {
-    fn apply(&mut self, action: MediaAction) {
-        if let Ok(mut log) = self.log.lock() {
-            log.push(action_name(&action));
-        }
-        let notice = match action {
-            MediaAction::Start | MediaAction::Restart => {
-                for n in self.started() {
-                    let _ = self.notices.send(n);
-                }
-                None
-            }
-            MediaAction::Reconfigure(config) => {
-                let camera = camera_of(&config);
-                if camera != self.camera {
-                    self.camera = camera;
-                    for n in self.started() {
-                        let _ = self.notices.send(n);
-                    }
-                }
-                None
-            }
-            MediaAction::Stop => Some(MediaNotice::State {
-                state: MediaState::Stopped,
-                encoder: None,
-            }),
-            MediaAction::Attach { id, .. } => Some(MediaNotice::Consumer {
-                id,
-                event: crate::media::ConsumerEvent::Started,
-            }),
-            MediaAction::Detach { id } => Some(MediaNotice::Consumer {
-                id,
-                event: crate::media::ConsumerEvent::Finished,
-            }),
-            MediaAction::SetMicMuted(m) => Some(MediaNotice::MicMuted(m)),
-            MediaAction::SetCameraEnabled(on) => Some(MediaNotice::CameraEnabled(on)),
-            MediaAction::SetBitrate(kbps) => Some(MediaNotice::Stats {
-                fps: 0.0,
-                bitrate_kbps: kbps,
-                encoded_kbps: 0,
-                encode_usage: 0.0,
-            }),
-            MediaAction::RequestKeyframe => None,
-        };
-        if let Some(n) = notice {
-            let _ = self.notices.send(n);
-        }
-    }
-}
 
 /// A running simulated box.
 pub struct SimBox {
@@ -148,8 +31,8 @@ impl SimBox {
         state_dir: &Path,
     ) -> anyhow::Result<SimBox> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let media_log = MediaLog::default();
-        let media = ConfirmingMedia::new(config, tx, media_log.clone());
+        let media = SimMedia::confirming(config, tx);
+        let media_log = media.log();
         let (agent, task) = Agent::new(config, config_path.clone(), Box::new(media), rx);
         let agent_task = tokio::spawn(task.run(None));
         let fleet = if config.fleet.enabled() {
@@ -176,10 +59,7 @@ impl SimBox {
 
     /// How many times the media stand-in was asked for `name` (e.g. `RequestKeyframe`).
     pub fn media_count(&self, name: &str) -> usize {
-        self.media_log
-            .lock()
-            .map(|l| l.iter().filter(|a| *a == name).count())
-            .unwrap_or(0)
+        lock(&self.media_log).iter().filter(|a| *a == name).count()
     }
 
     /// Starts the fleet client again (after [`SimBox::kill_fleet`]).

@@ -21,6 +21,8 @@ pub mod pipeline;
 pub mod recorder;
 pub mod retention;
 pub mod rtmp;
+#[cfg(any(test, feature = "test-util"))]
+pub mod sim;
 pub mod sink;
 pub mod tap;
 pub mod v4l2;

@@ -134,6 +134,7 @@ pub fn build(
                 if v.test_scroll > 0 {
                     s.set_property("horizontal-speed", v.test_scroll as i32);
                 }
+                #[cfg(feature = "test-util")]
                 if std::env::var_os(STAMP_ENV).is_some() {
                     stamp_frames(&s);
                 }
@@ -484,12 +485,19 @@ fn install_blackout(caps: &gst::Element, camera_on: Arc<AtomicBool>) -> Result<(
     Ok(())
 }
 
-/// Test-only hook, off unless this variable is set: the synthetic source writes each frame's
-/// capture time (system clock, milliseconds, 32 bits) into its luma as two rows of 32 blocks of
-/// 32x32 pixels (the bits, then their complement), so a subscriber decoding the box's video can
-/// measure glass-to-glass latency (tests/room.rs `bench_glass_to_glass`).
+/// Set, the synthetic source writes each frame's capture time (system clock, milliseconds, 32
+/// bits) into its luma as two rows of 32 blocks of 32x32 pixels (the bits, then their
+/// complement), so a subscriber decoding the box's video can measure glass-to-glass latency
+/// (tests/room.rs `bench_glass_to_glass`, tests/room_browser.rs, tests/livestream.rs
+/// `bench_output_latency`).
+///
+/// Behind the `test-util` feature: only the synthetic source is stamped and only test code
+/// (tests/support/peer.rs, tests/browser/g2g.mjs) reads the stamp, so a box in a room has no use
+/// for it; a product build ignores the variable.
+#[cfg(feature = "test-util")]
 pub const STAMP_ENV: &str = "ROOMBOX_TEST_STAMP";
 
+#[cfg(feature = "test-util")]
 fn stamp_frames(src: &gst::Element) {
     let Some(pad) = src.static_pad("src") else {
         return;

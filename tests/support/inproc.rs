@@ -1,8 +1,7 @@
 //! The box in-process for room tests: the agent with a room session and the real media engine
-//! (or, with `ROOMBOX_TEST_MEDIA` set, the stand-in engine of `support::media`), its events
+//! (or, with `ROOMBOX_TEST_MEDIA` set, the synthetic `roombox::media::sim::SimMedia`), its events
 //! recorded, and the room session's receive counters at hand.
 
-use super::media::TestMedia;
 use super::poll_until;
 use roombox::agent::state::AgentState;
 use roombox::agent::{Agent, AgentHandle};
@@ -73,14 +72,7 @@ impl InProcBox {
         let (notices_tx, notices) = tokio::sync::mpsc::unbounded_channel();
         let media: Box<dyn roombox::media::MediaControl> =
             if std::env::var_os("ROOMBOX_TEST_MEDIA").is_some() {
-                let v = &config.media.video;
-                let (m, mut rx) = TestMedia::new(v.width, v.height, v.fps);
-                tokio::spawn(async move {
-                    while let Some(n) = rx.recv().await {
-                        let _ = notices_tx.send(n);
-                    }
-                });
-                Box::new(m)
+                stand_in(config, notices_tx)
             } else {
                 Box::new(roombox::media::engine::Engine::spawn(
                     config.clone(),
@@ -168,4 +160,22 @@ impl InProcBox {
             "the box never listed participant {id}"
         );
     }
+}
+
+/// The synthetic engine `ROOMBOX_TEST_MEDIA` asks for.
+#[cfg(feature = "test-util")]
+fn stand_in(
+    config: &Config,
+    notices: tokio::sync::mpsc::UnboundedSender<roombox::media::MediaNotice>,
+) -> Box<dyn roombox::media::MediaControl> {
+    Box::new(roombox::media::sim::SimMedia::encoding(config, notices))
+}
+
+/// Without the `test-util` feature the library has no synthetic engine to give.
+#[cfg(not(feature = "test-util"))]
+fn stand_in(
+    _: &Config,
+    _: tokio::sync::mpsc::UnboundedSender<roombox::media::MediaNotice>,
+) -> Box<dyn roombox::media::MediaControl> {
+    panic!("ROOMBOX_TEST_MEDIA needs the synthetic engine: run with `--features test-util`")
 }

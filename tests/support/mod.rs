@@ -6,6 +6,7 @@ pub mod agent;
 pub mod browser;
 pub mod http;
 pub mod inproc;
+pub mod janus;
 pub mod mosquitto;
 pub mod nginx;
 pub mod speech;
@@ -30,7 +31,6 @@ where
     }
 }
 
-pub mod media;
 pub mod netns;
 pub mod peer;
 

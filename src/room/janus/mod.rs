@@ -1,6 +1,6 @@
 //! The Janus VideoRoom backend: sessions, handles, transactions and keepalives over Janus's
-//! WebSocket API ([`client`]), the VideoRoom requests on top ([`Janus`]), and a launcher for a
-//! local Janus ([`server`]) used by the demo and the tests.
+//! WebSocket API ([`client`]) and the VideoRoom requests on top ([`Janus`]). The tests' launcher
+//! for a local Janus is `tests/support/janus.rs`; the demo's is `scripts/janus-demo.sh`.
 //!
 //! The box joins as a publisher on one handle and subscribes to each remote publisher on a
 //! handle of its own (one PeerConnection per remote participant). Chat travels on the
@@ -8,7 +8,6 @@
 
 pub mod client;
 pub mod proto;
-pub mod server;
 
 use super::signaller::{
     Joined, PublishKinds, RemotePublisher, RoomError, SignalEvent, Signaller, Subscription,

@@ -1,10 +1,10 @@
-//! Runs a local Janus for the demo and the tests: writes a minimal configuration (only the
+//! A local Janus for the room tests: writes a minimal configuration (only the
 //! VideoRoom plugin and the WebSocket transport, on a chosen address and port) and starts Janus
 //! from it, killing it by pid when dropped.
 //!
 //! Janus never gathers ICE candidates on the loopback interface, so a Janus meant for WebRTC must
 //! see at least one other interface (a veth in a test's network namespace, or the machine's LAN
-//! interface for the demo). Signalling may still listen on 127.0.0.1.
+//! interface). Signalling may still listen on 127.0.0.1.
 
 use std::fmt::Write as _;
 use std::io;
