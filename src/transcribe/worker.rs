@@ -7,6 +7,7 @@
 //! a current one) and a [`WorkerEvent::Dropped`] says so. Capture and the call run at normal
 //! priority, so the engine only gets the CPU they leave.
 
+use crate::sync::lock;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
@@ -262,7 +263,6 @@ pub fn transcribe_pcm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::lock;
     use crate::transcribe::SAMPLE_RATE;
     use std::sync::atomic::{AtomicBool, Ordering};
 
