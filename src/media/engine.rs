@@ -4,7 +4,7 @@
 //! [`Engine`] is the handle the agent holds ([`MediaControl`]); the task behind it is the only
 //! code that touches the pipelines.
 
-use super::consumer::{Consumer, ConsumerEvent, ConsumerSpec, Reporter, StartContext};
+use super::consumer::{Consumer, ConsumerEvent, ConsumerId, ConsumerSpec, Reporter, StartContext};
 use super::encoder;
 use super::error::MediaError;
 use super::pipeline::{self, Capture};
@@ -156,10 +156,10 @@ struct Task {
     camera_on: Arc<AtomicBool>,
     bitrate: u32,
     /// Every consumer by id; they outlive capture restarts.
-    consumers: HashMap<String, Active>,
+    consumers: HashMap<ConsumerId, Active>,
     /// Consumers report here, tagged with their id and generation.
-    consumer_tx: mpsc::UnboundedSender<(String, u64, ConsumerEvent)>,
-    consumer_rx: mpsc::UnboundedReceiver<(String, u64, ConsumerEvent)>,
+    consumer_tx: mpsc::UnboundedSender<(ConsumerId, u64, ConsumerEvent)>,
+    consumer_rx: mpsc::UnboundedReceiver<(ConsumerId, u64, ConsumerEvent)>,
     backoff: Backoff,
     restart_at: Option<Instant>,
     stop: Option<Stop>,
@@ -405,7 +405,7 @@ impl Task {
         self.notify(MediaNotice::CameraEnabled(
             self.camera_on.load(Ordering::SeqCst),
         ));
-        let idle: Vec<String> = self
+        let idle: Vec<ConsumerId> = self
             .consumers
             .iter()
             .filter(|(_, a)| a.phase == Phase::Idle)
@@ -424,7 +424,7 @@ impl Task {
     }
 
     /// Runs a consumer under `id` from now on; an identical one already there is left alone.
-    fn attach(&mut self, id: String, spec: ConsumerSpec) {
+    fn attach(&mut self, id: ConsumerId, spec: ConsumerSpec) {
         if let Some(old) = self.consumers.get(&id) {
             if old.spec == spec && !matches!(old.phase, Phase::Finishing { remove: true }) {
                 return;
@@ -451,7 +451,7 @@ impl Task {
 
     /// Starts consumer `id` on the running capture; a consumer that cannot start is reported
     /// failed and dropped, and nothing else is disturbed.
-    fn open(&mut self, id: &str) {
+    fn open(&mut self, id: &ConsumerId) {
         self.generation += 1;
         let generation = self.generation;
         let (Some(capture), Some(active)) = (self.capture.as_mut(), self.consumers.get_mut(id))
@@ -459,17 +459,17 @@ impl Task {
             return;
         };
         active.generation = generation;
-        let reporter = Reporter::new(id.to_string(), generation, self.consumer_tx.clone());
+        let reporter = Reporter::new(id.clone(), generation, self.consumer_tx.clone());
         let result = start_consumer(capture, active, reporter);
         match result {
             Ok(()) => active.phase = Phase::Running,
             Err(e) => {
-                tracing::warn!(consumer = id, "could not start: {e}");
+                tracing::warn!(consumer = %id, "could not start: {e}");
                 if let Some(mut a) = self.consumers.remove(id) {
                     close(&mut a);
                 }
                 self.notify(MediaNotice::Consumer {
-                    id: id.to_string(),
+                    id: id.clone(),
                     event: ConsumerEvent::Failed(e),
                 });
             }
@@ -477,11 +477,11 @@ impl Task {
     }
 
     /// Asks consumer `id` to finish; it is dropped once it has.
-    fn detach(&mut self, id: &str) {
+    fn detach(&mut self, id: &ConsumerId) {
         let Some(active) = self.consumers.get_mut(id) else {
             // Nothing runs under that id: it is as finished as it will get.
             return self.notify(MediaNotice::Consumer {
-                id: id.to_string(),
+                id: id.clone(),
                 event: ConsumerEvent::Finished,
             });
         };
@@ -499,17 +499,17 @@ impl Task {
     }
 
     /// Drops consumer `id` and reports it finished.
-    fn drop_consumer(&mut self, id: &str) {
+    fn drop_consumer(&mut self, id: &ConsumerId) {
         if let Some(mut a) = self.consumers.remove(id) {
             close(&mut a);
             self.notify(MediaNotice::Consumer {
-                id: id.to_string(),
+                id: id.clone(),
                 event: ConsumerEvent::Finished,
             });
         }
     }
 
-    fn consumer_event(&mut self, id: String, generation: u64, event: ConsumerEvent) {
+    fn consumer_event(&mut self, id: ConsumerId, generation: u64, event: ConsumerEvent) {
         let Some(active) = self.consumers.get_mut(&id) else {
             return;
         };
@@ -592,7 +592,7 @@ impl Task {
     /// again when capture plays, except those that were detached: they are reported finished.
     fn teardown(&mut self) {
         self.playing = false;
-        let gone: Vec<String> = self
+        let gone: Vec<ConsumerId> = self
             .consumers
             .iter()
             .filter(|(_, a)| a.phase == (Phase::Finishing { remove: true }))
@@ -626,7 +626,7 @@ impl Task {
             deadline: Instant::now() + FINISH_TIMEOUT,
         });
         let remove = after == After::Exit;
-        let ids: Vec<String> = self.consumers.keys().cloned().collect();
+        let ids: Vec<ConsumerId> = self.consumers.keys().cloned().collect();
         for id in ids {
             let Some(a) = self.consumers.get_mut(&id) else {
                 continue;

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-type Taps = Arc<Mutex<Vec<(String, mpsc::Sender<EncodedSample>)>>>;
+type Taps = Arc<Mutex<Vec<(roombox::media::ConsumerId, mpsc::Sender<EncodedSample>)>>>;
 
 /// The synthetic engine.
 pub struct TestMedia {

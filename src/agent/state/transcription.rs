@@ -1,29 +1,33 @@
 //! The transcription half of the state machine: `start-transcription`, `stop-transcription`,
-//! and what the live transcriber reports (captions, drops, failures), plus the progress of
-//! recordings being transcribed.
+//! `transcribe-recording`, and what the live transcriber reports (captions, drops, failures),
+//! plus the progress of recordings being transcribed.
 //!
-//! Loading the engine is I/O (a 75 MB model), so the agent loop does it between
-//! [`AgentState::transcription_precheck`] and [`AgentState::start_transcription`]: a model that
-//! is missing or corrupt, or a language the model does not know, is an error reply and the state
-//! never moved.
+//! Loading the engine is I/O (a 75 MB model), so a `start-transcription` that passes the checks
+//! here asks the agent loop for it ([`Effect::LoadSpeechEngine`]) and its reply waits: a model
+//! that is missing or corrupt, or a language the model does not know, is then an error reply and
+//! the state never moved. Finding a recording's segments on disk is asked for the same way
+//! ([`Effect::FindSegments`]). Once the transcriber runs, the mic's speech tap is attached like
+//! any consumer ([`ConsumerId::Transcriber`]).
 
-use super::{AgentState, Effect, Step};
-use crate::command::{CommandError, ErrorCode};
-use crate::config::language_code;
+use super::{Effect, StateMachine, Step, Token};
+use crate::command::ErrorCode;
+use crate::config::{language_code, Config};
 use crate::event::Event;
+use crate::media::pcm::PcmSender;
+use crate::media::{ConsumerId, ConsumerSpec, MediaAction};
 use crate::model::{MeetingState, ServiceState};
 use crate::room::RoomAction;
 use crate::transcribe::live::{TranscriptionAction, TranscriptionNotice};
 use crate::transcribe::transcript::Caption;
-use serde::Serialize;
+use crate::transcribe::TranscribeError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-/// Consumer id of the local mic's speech tap.
-pub const TRANSCRIBER_ID: &str = "transcriber";
-
 /// Realtime transcription, as `/api/state` and `roombox status` show it.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct TranscriptionStatus {
     /// Lifecycle.
     pub state: ServiceState,
@@ -45,40 +49,87 @@ pub struct TranscriptionStatus {
     pub recordings: Vec<String>,
 }
 
-/// `[transcription]` as the state uses it.
+/// `[transcription]` as the machine uses it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(super) struct TranscriptionSetup {
     pub(super) autostart: bool,
     pub(super) relay_to_chat: bool,
     pub(super) post_on_stop: bool,
+    /// The language tag a `start-transcription` without one uses.
     pub(super) language: String,
+}
+
+impl TranscriptionSetup {
+    pub(super) fn from_config(config: &Config) -> TranscriptionSetup {
+        let t = &config.transcription;
+        TranscriptionSetup {
+            autostart: t.autostart,
+            relay_to_chat: t.relay_to_chat,
+            post_on_stop: t.post_on_stop,
+            language: t.language.clone(),
+        }
+    }
+}
+
+/// What transcription waits on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct TranscriptionPending {
     /// A session was told to stop and has not said `Stopped` yet: that `Stopped` belongs to it,
     /// not to a session started since (after a failure, a new one may start at once).
     pub(super) draining: bool,
+    /// The engine being loaded for a start.
+    pub(super) loading: Option<Loading>,
+    /// `transcribe-recording`s whose segments are being listed.
+    pub(super) finding: BTreeSet<Token>,
 }
 
-impl AgentState {
+/// A start waiting for its engine.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Loading {
+    token: Token,
+    language: String,
+    /// Started by `[transcription] autostart`: nobody waits for the reply, so a failure is
+    /// said as an event.
+    autostart: bool,
+}
+
+/// Why the speech engine could not be loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineLoadFailed {
+    /// The engine said why (a missing or corrupt model, a language it does not know).
+    Engine(TranscribeError),
+    /// The loading task itself died.
+    Crashed(String),
+}
+
+impl StateMachine {
     /// Checks a `start-transcription` before the engine is loaded; returns the language to
     /// load (the primary subtag: `en-US` is `en`).
-    pub fn transcription_precheck(&self, language: Option<&str>) -> Result<String, CommandError> {
-        if self.transcription.state.is_active()
-            || self.transcription.state == ServiceState::Stopping
-        {
+    fn check_start(&self, language: Option<&str>) -> Result<String, crate::command::CommandError> {
+        use crate::command::CommandError;
+        let t = &self.state.transcription;
+        if t.state.is_active() || t.state == ServiceState::Stopping {
             return Err(CommandError::new(
                 ErrorCode::InvalidState,
                 format!(
                     "transcription is already {}",
-                    super::serde_plain(&self.transcription.state)
+                    super::render::plain(&t.state)
                 ),
             ));
         }
-        if !self.has_audio && !self.room_backend {
+        if self.pending.transcription.loading.is_some() {
+            return Err(CommandError::new(
+                ErrorCode::InvalidState,
+                "transcription is already STARTING (its engine is loading)",
+            ));
+        }
+        if !self.setup.media.has_audio && !self.setup.room_backend {
             return Err(CommandError::new(
                 ErrorCode::Unavailable,
                 "there is nothing to transcribe: no microphone and no room backend",
             ));
         }
-        let tag = language.unwrap_or(&self.transcription_setup.language);
+        let tag = language.unwrap_or(&self.setup.transcription.language);
         language_code(tag).ok_or_else(|| {
             CommandError::new(
                 ErrorCode::OutOfRange,
@@ -87,23 +138,81 @@ impl AgentState {
         })
     }
 
-    /// `[transcription] autostart`.
-    pub fn transcription_autostart(&self) -> bool {
-        self.transcription_setup.autostart
+    fn load_engine(&mut self, language: String, autostart: bool) -> (Token, Vec<Effect>) {
+        let token = self.token();
+        self.pending.transcription.loading = Some(Loading {
+            token,
+            language: language.clone(),
+            autostart,
+        });
+        (token, vec![Effect::LoadSpeechEngine { token, language }])
     }
 
-    /// `[transcription] post_on_stop`.
-    pub fn transcription_post_on_stop(&self) -> bool {
-        self.transcription_setup.post_on_stop
+    /// `start-transcription`: checked now, started once the engine has loaded.
+    pub(super) fn request_transcription(&mut self, language: Option<&str>) -> Step {
+        match self.check_start(language) {
+            Ok(language) => {
+                let (token, fx) = self.load_engine(language, false);
+                Step::later(token, fx)
+            }
+            Err(e) => Step::refuse(e),
+        }
+    }
+
+    /// `[transcription] autostart`: as `start-transcription`, with failures said as events.
+    pub(super) fn autostart_transcription(&mut self) -> Vec<Effect> {
+        match self.check_start(None) {
+            Ok(language) => self.load_engine(language, true).1,
+            Err(e) => vec![autostart_error(&e.message)],
+        }
+    }
+
+    /// The engine for a start loaded, or could not be.
+    pub(super) fn speech_engine_loaded(
+        &mut self,
+        token: Token,
+        result: Result<String, EngineLoadFailed>,
+    ) -> Step {
+        let Some(loading) = self
+            .pending
+            .transcription
+            .loading
+            .take_if(|l| l.token == token)
+        else {
+            return Step::err(
+                ErrorCode::Internal,
+                "no start-transcription waits for an engine",
+            );
+        };
+        let mut step = match result {
+            _ if self.state.stopping => Step::err(ErrorCode::InvalidState, "the agent is stopping"),
+            Ok(engine) => self.start_transcription(loading.language, engine),
+            Err(EngineLoadFailed::Engine(e)) => {
+                let code = match e {
+                    TranscribeError::Language(_) => ErrorCode::OutOfRange,
+                    _ => ErrorCode::Unavailable,
+                };
+                Step::err(code, e.to_string())
+            }
+            Err(EngineLoadFailed::Crashed(e)) => {
+                Step::err(ErrorCode::Internal, format!("loading the engine: {e}"))
+            }
+        };
+        if loading.autostart {
+            if let super::Reply::Now(Err(e)) = &step.reply {
+                step.effects.push(autostart_error(&e.message));
+            }
+        }
+        step
     }
 
     /// Starts transcription once the engine (`engine`) loaded for `language`.
-    pub fn start_transcription(&mut self, language: String, engine: String) -> Step {
-        self.transcription = TranscriptionStatus {
+    pub(super) fn start_transcription(&mut self, language: String, engine: String) -> Step {
+        self.state.transcription = TranscriptionStatus {
             state: ServiceState::Starting,
             language: Some(language.clone()),
             engine: Some(engine),
-            recordings: std::mem::take(&mut self.transcription.recordings),
+            recordings: std::mem::take(&mut self.state.transcription.recordings),
             ..Default::default()
         };
         Step::ok(vec![
@@ -114,39 +223,61 @@ impl AgentState {
             }),
             Effect::Transcription(TranscriptionAction::Start {
                 language,
-                local_id: self.local_participant.participant_id.clone(),
-                mic: self.has_audio,
+                local_id: self.state.local_participant.participant_id.clone(),
+                mic: self.setup.media.has_audio,
             }),
         ])
     }
 
-    pub(super) fn stop_transcription(&mut self) -> Step {
-        if !self.transcription.state.is_active() {
-            return Step::err(ErrorCode::InvalidState, "transcription is not running");
+    /// The transcriber runs: the mic's speech goes to it. A box without a mic transcribes the
+    /// room only (a tap with no feed would fail).
+    pub(super) fn transcriber_started(&mut self, pcm: PcmSender) -> Vec<Effect> {
+        if !self.setup.media.has_audio || !self.state.transcription.state.is_active() {
+            return Vec::new();
         }
-        self.transcription.state = ServiceState::Stopping;
-        self.transcription_setup.draining = true;
-        Step::ok(vec![
-            Effect::Emit(Event::TranscriptionStateChanged {
-                state: ServiceState::Stopping,
-                language: None,
-                reason: None,
+        vec![Effect::Media(MediaAction::Attach {
+            id: ConsumerId::Transcriber,
+            spec: ConsumerSpec::Pcm(pcm),
+        })]
+    }
+
+    /// Untap the mic, then stop the transcriber.
+    pub(super) fn transcription_stop_effects(&mut self) -> Vec<Effect> {
+        self.pending.transcription.draining = true;
+        vec![
+            Effect::Media(MediaAction::Detach {
+                id: ConsumerId::Transcriber,
             }),
             Effect::Transcription(TranscriptionAction::Stop),
-        ])
+        ]
+    }
+
+    pub(super) fn stop_transcription(&mut self) -> Step {
+        if !self.state.transcription.state.is_active() {
+            return Step::err(ErrorCode::InvalidState, "transcription is not running");
+        }
+        self.state.transcription.state = ServiceState::Stopping;
+        let mut fx = vec![Effect::Emit(Event::TranscriptionStateChanged {
+            state: ServiceState::Stopping,
+            language: None,
+            reason: None,
+        })];
+        fx.extend(self.transcription_stop_effects());
+        Step::ok(fx)
     }
 
     /// Whether the local mic's audio may be transcribed now: on, and not being muted. The gate
     /// shuts as soon as a mute is asked, before the engine confirms it.
     pub fn mic_may_be_transcribed(&self) -> bool {
-        self.local_participant.mic_on && self.mic_wanted != Some(false)
+        self.state.local_participant.mic_on && self.pending.media.mic != Some(false)
     }
 
     fn display_name(&self, participant_id: &str) -> String {
-        if participant_id == self.local_participant.participant_id {
-            return self.local_participant.display_name.clone();
+        if participant_id == self.state.local_participant.participant_id {
+            return self.state.local_participant.display_name.clone();
         }
-        self.participants
+        self.state
+            .participants
             .get(participant_id)
             .map(|p| p.display_name.clone())
             .filter(|n| !n.is_empty())
@@ -158,18 +289,19 @@ impl AgentState {
         let mut fx = Vec::new();
         match notice {
             TranscriptionNotice::Started { transcript } => {
-                if self.transcription.state != ServiceState::Starting {
+                if self.state.transcription.state != ServiceState::Starting {
                     return fx;
                 }
-                self.transcription.state = ServiceState::Started;
-                self.transcription.transcript_url = match (&self.http_base, &transcript) {
+                self.state.transcription.state = ServiceState::Started;
+                self.state.transcription.transcript_url = match (&self.setup.http_base, &transcript)
+                {
                     (Some(base), Some(name)) => Some(format!("{base}/transcripts/{name}")),
                     _ => None,
                 };
-                self.transcription.transcript = transcript;
+                self.state.transcription.transcript = transcript;
                 fx.push(Effect::Emit(Event::TranscriptionStateChanged {
                     state: ServiceState::Started,
-                    language: self.transcription.language.clone(),
+                    language: self.state.transcription.language.clone(),
                     reason: None,
                 }));
             }
@@ -180,7 +312,7 @@ impl AgentState {
                 duration,
                 text,
             } => {
-                if !self.transcription.state.is_active() || text.trim().is_empty() {
+                if !self.state.transcription.state.is_active() || text.trim().is_empty() {
                     return fx;
                 }
                 let start_ms = ms_since_epoch(started_at);
@@ -193,7 +325,7 @@ impl AgentState {
                     meeting_start_ms: offset.as_millis() as u64,
                     meeting_end_ms: (offset + duration).as_millis() as u64,
                 };
-                self.transcription.captions += 1;
+                self.state.transcription.captions += 1;
                 fx.push(Effect::Emit(Event::TranscriptionText {
                     participant_id: Some(caption.participant_id.clone()),
                     participant_name: caption.participant_name.clone(),
@@ -205,8 +337,8 @@ impl AgentState {
                     meeting_end_ms: caption.meeting_end_ms,
                     is_final: true,
                 }));
-                if self.transcription_setup.relay_to_chat
-                    && self.meeting_state == MeetingState::Connected
+                if self.setup.transcription.relay_to_chat
+                    && self.state.meeting_state == MeetingState::Connected
                 {
                     fx.push(Effect::Room(RoomAction::SendChat {
                         text: format!("[{}] {}", caption.participant_name, caption.text),
@@ -220,25 +352,24 @@ impl AgentState {
                 audio,
             } => {
                 let audio_ms = audio.as_millis() as u64;
-                self.transcription.dropped_ms += audio_ms;
+                self.state.transcription.dropped_ms += audio_ms;
                 fx.push(Effect::Emit(Event::TranscriptionDropped {
                     participant_id,
                     audio_ms,
                 }));
             }
             TranscriptionNotice::Failed(reason) => {
-                if self.transcription.state == ServiceState::Stopped {
+                if self.state.transcription.state == ServiceState::Stopped {
                     return fx;
                 }
-                self.transcription.state = ServiceState::Failed;
-                self.transcription.last_error = Some(reason.clone());
-                self.transcription_setup.draining = true;
+                self.state.transcription.state = ServiceState::Failed;
+                self.state.transcription.last_error = Some(reason.clone());
                 fx.push(Effect::Emit(Event::TranscriptionStateChanged {
                     state: ServiceState::Failed,
                     language: None,
                     reason: Some(reason),
                 }));
-                fx.push(Effect::Transcription(TranscriptionAction::Stop));
+                fx.extend(self.transcription_stop_effects());
             }
             TranscriptionNotice::Error(message) => {
                 fx.push(Effect::Emit(Event::Error {
@@ -247,17 +378,17 @@ impl AgentState {
                 }));
             }
             TranscriptionNotice::Stopped => {
-                let ours = std::mem::take(&mut self.transcription_setup.draining);
-                if self.transcription.state == ServiceState::Failed
-                    || (ours && self.transcription.state.is_active())
+                let ours = std::mem::take(&mut self.pending.transcription.draining);
+                if self.state.transcription.state == ServiceState::Failed
+                    || (ours && self.state.transcription.state.is_active())
                 {
                     // FAILED keeps its reason; a session started since is not the one that
                     // stopped.
                     return fx;
                 }
-                self.transcription.state = ServiceState::Stopped;
-                self.transcription.language = None;
-                self.transcription.engine = None;
+                self.state.transcription.state = ServiceState::Stopped;
+                self.state.transcription.language = None;
+                self.state.transcription.engine = None;
                 fx.push(Effect::Emit(Event::TranscriptionStateChanged {
                     state: ServiceState::Stopped,
                     language: None,
@@ -273,7 +404,7 @@ impl AgentState {
                 srt,
                 reason,
             } => {
-                let list = &mut self.transcription.recordings;
+                let list = &mut self.state.transcription.recordings;
                 if state.is_active() {
                     if !list.contains(&recording) {
                         list.push(recording.clone());
@@ -295,43 +426,76 @@ impl AgentState {
         fx
     }
 
-    /// `transcribe-recording` for the segments the agent found: queued, and listed in the reply.
-    pub fn transcribe_recording(&mut self, segments: Vec<std::path::PathBuf>) -> Step {
+    /// `transcribe-recording`: its segments are listed on disk by the agent loop.
+    pub(super) fn request_recording_transcription(
+        &mut self,
+        file: Option<String>,
+        from: Option<u64>,
+        to: Option<u64>,
+    ) -> Step {
+        let token = self.token();
+        self.pending.transcription.finding.insert(token);
+        Step::later(
+            token,
+            vec![Effect::FindSegments {
+                token,
+                dir: self.setup.recording.dir.clone(),
+                file,
+                from,
+                to,
+                // The segment being written is the newest while a recording runs; it is not done.
+                skip_newest: self.state.recording.state.is_active(),
+            }],
+        )
+    }
+
+    /// The segments of a `transcribe-recording` were found (queued, and listed in the reply),
+    /// or there are none.
+    pub(super) fn segments_found(
+        &mut self,
+        token: Token,
+        result: Result<Vec<PathBuf>, String>,
+    ) -> Step {
+        if !self.pending.transcription.finding.remove(&token) {
+            return Step::err(
+                ErrorCode::Internal,
+                "no transcribe-recording waits for segments",
+            );
+        }
+        let segments = match result {
+            Ok(s) => s,
+            Err(message) => return Step::err(ErrorCode::InvalidArgument, message),
+        };
         let names: Vec<String> = segments
             .iter()
             .filter_map(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .collect();
-        Step {
-            reply: Ok(serde_json::json!({ "ok": true, "segments": names })),
-            effects: vec![Effect::Transcription(TranscriptionAction::TranscribeFiles(
+        Step::reply(
+            Ok(serde_json::json!({ "ok": true, "segments": names })),
+            vec![Effect::Transcription(TranscriptionAction::TranscribeFiles(
                 segments,
             ))],
-        }
+        )
     }
 
     /// With `post_on_stop`, the segments a recording closed are transcribed once it stops.
     pub(super) fn post_on_stop(&mut self) -> Vec<Effect> {
-        let files = std::mem::take(&mut self.recording_files);
-        if !self.transcription_setup.post_on_stop || files.is_empty() {
+        let files = std::mem::take(&mut self.pending.recording.files);
+        if !self.setup.transcription.post_on_stop || files.is_empty() {
             return Vec::new();
         }
         vec![Effect::Transcription(TranscriptionAction::TranscribeFiles(
             files.into_iter().map(std::path::PathBuf::from).collect(),
         ))]
     }
+}
 
-    /// Takes `[transcription]`.
-    pub(super) fn configure_transcription(&mut self, config: &crate::config::Config) {
-        let t = &config.transcription;
-        self.transcription_setup = TranscriptionSetup {
-            autostart: t.autostart,
-            relay_to_chat: t.relay_to_chat,
-            post_on_stop: t.post_on_stop,
-            language: t.language.clone(),
-            draining: self.transcription_setup.draining,
-        };
-    }
+fn autostart_error(message: &str) -> Effect {
+    Effect::Emit(Event::Error {
+        code: "transcription".into(),
+        message: format!("[transcription] autostart: {message}"),
+    })
 }
 
 fn ms_since_epoch(t: SystemTime) -> u64 {
@@ -343,9 +507,219 @@ fn ms_since_epoch(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::super::tests_support::*;
+    use super::super::{IoNotice, Reply};
     use super::*;
     use crate::command::Command;
     use crate::media::MediaNotice;
+
+    /// `start-transcription` as the agent loop drives it: the engine loads with `result`.
+    fn start(
+        s: &mut StateMachine,
+        language: Option<&str>,
+        result: Result<String, EngineLoadFailed>,
+    ) -> Step {
+        let step = s.command(
+            &Command::StartTranscription {
+                language: language.map(str::to_string),
+            },
+            0,
+        );
+        let Reply::Later(token) = step.reply else {
+            return step;
+        };
+        assert!(
+            matches!(step.effects.as_slice(), [Effect::LoadSpeechEngine { token: t, .. }] if *t == token)
+        );
+        s.io_notice(IoNotice::SpeechEngineLoaded { token, result })
+    }
+
+    fn pcm() -> PcmSender {
+        PcmSender {
+            tx: tokio::sync::mpsc::channel(1).0,
+            source: "box1".into(),
+            gate: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_start_waits_for_its_engine_and_then_starts() {
+        let mut s = state();
+        let before = s.state().clone();
+        let step = s.command(
+            &Command::StartTranscription {
+                language: Some("en-US".into()),
+            },
+            0,
+        );
+        let Reply::Later(token) = step.reply else {
+            panic!("{step:?}")
+        };
+        assert_eq!(
+            step.effects,
+            vec![Effect::LoadSpeechEngine {
+                token,
+                language: "en".into()
+            }]
+        );
+        assert_eq!(s.state(), &before, "nothing shows before the engine loaded");
+        let again = s.command(&Command::StartTranscription { language: None }, 0);
+        assert_eq!(again.reply.unwrap_err().code, ErrorCode::InvalidState);
+        let step = s.io_notice(IoNotice::SpeechEngineLoaded {
+            token,
+            result: Ok("whisper.cpp tiny.en".into()),
+        });
+        assert!(step.reply.is_ok());
+        assert_eq!(emitted(&step.effects), vec!["transcription-state-changed"]);
+        assert_eq!(s.state().transcription.state, ServiceState::Starting);
+        assert_eq!(
+            s.state().transcription.engine.as_deref(),
+            Some("whisper.cpp tiny.en")
+        );
+    }
+
+    #[test]
+    fn a_load_that_fails_is_an_error_reply_and_changes_nothing() {
+        let mut s = state();
+        let before = s.clone();
+        let missing = EngineLoadFailed::Engine(TranscribeError::Model {
+            path: "/m.bin".into(),
+            reason: "no such file".into(),
+        });
+        let step = start(&mut s, None, Err(missing));
+        assert_eq!(step.reply.unwrap_err().code, ErrorCode::Unavailable);
+        assert!(step.effects.is_empty());
+        assert_eq!(s.state(), before.state());
+        assert_eq!(s.pending, before.pending);
+        let step = start(
+            &mut s,
+            Some("xx"),
+            Err(EngineLoadFailed::Engine(TranscribeError::Language(
+                "xx".into(),
+            ))),
+        );
+        assert_eq!(step.reply.unwrap_err().code, ErrorCode::OutOfRange);
+        let step = start(
+            &mut s,
+            None,
+            Err(EngineLoadFailed::Crashed("panicked".into())),
+        );
+        assert_eq!(step.reply.unwrap_err().code, ErrorCode::Internal);
+        assert_eq!(s.state(), before.state());
+        assert!(start(&mut s, None, Ok("e".into())).reply.is_ok());
+    }
+
+    #[test]
+    fn an_autostart_that_fails_says_so_as_an_event() {
+        let mut c = Config::default();
+        c.transcription.autostart = true;
+        let mut s = StateMachine::new(&c, "b".into());
+        let token = s
+            .start()
+            .into_iter()
+            .find_map(|e| match e {
+                Effect::LoadSpeechEngine { token, .. } => Some(token),
+                _ => None,
+            })
+            .unwrap();
+        let step = s.io_notice(IoNotice::SpeechEngineLoaded {
+            token,
+            result: Err(EngineLoadFailed::Engine(TranscribeError::Engine(
+                "corrupt".into(),
+            ))),
+        });
+        assert_eq!(emitted(&step.effects), vec!["error"]);
+        c.media.audio.source = crate::config::AudioSource::None;
+        let mut s = StateMachine::new(&c, "b".into());
+        assert_eq!(
+            emitted(&s.start()).last().map(String::as_str),
+            Some("error")
+        );
+    }
+
+    #[test]
+    fn the_mic_tap_is_attached_once_the_transcriber_runs_and_detached_on_stop() {
+        let mut s = state();
+        assert!(
+            s.io_notice(IoNotice::TranscriberStarted(pcm()))
+                .effects
+                .is_empty(),
+            "not running"
+        );
+        s.start_transcription("en".into(), "e".into());
+        let fx = s.io_notice(IoNotice::TranscriberStarted(pcm())).effects;
+        assert_eq!(
+            fx,
+            vec![Effect::Media(MediaAction::Attach {
+                id: ConsumerId::Transcriber,
+                spec: ConsumerSpec::Pcm(match &fx[0] {
+                    Effect::Media(MediaAction::Attach {
+                        spec: ConsumerSpec::Pcm(p),
+                        ..
+                    }) => p.clone(),
+                    _ => panic!("{fx:?}"),
+                }),
+            })]
+        );
+        let stop = s.command(&Command::StopTranscription, 0);
+        let detach = stop.effects.iter().position(|e| {
+            *e == Effect::Media(MediaAction::Detach {
+                id: ConsumerId::Transcriber,
+            })
+        });
+        let stop_at = stop
+            .effects
+            .iter()
+            .position(|e| *e == Effect::Transcription(TranscriptionAction::Stop));
+        assert!(detach.is_some() && detach < stop_at, "{:?}", stop.effects);
+    }
+
+    #[test]
+    fn a_recording_is_found_on_disk_then_queued() {
+        let mut s = state();
+        let step = s.command(
+            &Command::TranscribeRecording {
+                file: Some("rec-1.mkv".into()),
+                from: None,
+                to: None,
+            },
+            0,
+        );
+        let Reply::Later(token) = step.reply else {
+            panic!("{step:?}")
+        };
+        assert!(
+            matches!(&step.effects[..], [Effect::FindSegments { file: Some(f), skip_newest: false, .. }] if f == "rec-1.mkv")
+        );
+        let step = s.io_notice(IoNotice::SegmentsFound {
+            token,
+            result: Ok(vec!["/r/rec-1.mkv".into(), "/r/rec-2.mkv".into()]),
+        });
+        assert_eq!(
+            step.reply.result().unwrap()["segments"],
+            serde_json::json!(["rec-1.mkv", "rec-2.mkv"])
+        );
+        assert!(
+            matches!(&step.effects[..], [Effect::Transcription(TranscriptionAction::TranscribeFiles(f))] if f.len() == 2)
+        );
+        let Reply::Later(token) = s
+            .command(
+                &Command::TranscribeRecording {
+                    file: None,
+                    from: None,
+                    to: None,
+                },
+                0,
+            )
+            .reply
+        else {
+            panic!()
+        };
+        let step = s.io_notice(IoNotice::SegmentsFound {
+            token,
+            result: Err("no recording".into()),
+        });
+        assert_eq!(step.reply.unwrap_err().code, ErrorCode::InvalidArgument);
+    }
 
     fn text(who: &str, words: &str) -> TranscriptionNotice {
         TranscriptionNotice::Text {
@@ -360,14 +734,14 @@ mod tests {
     #[test]
     fn bad_language_and_double_start_are_refused_without_a_change() {
         let mut s = state();
-        assert_eq!(s.transcription_precheck(None).unwrap(), "en");
-        assert_eq!(s.transcription_precheck(Some("en-US")).unwrap(), "en");
-        let e = s.transcription_precheck(Some("klingon!")).unwrap_err();
+        assert_eq!(s.check_start(None).unwrap(), "en");
+        assert_eq!(s.check_start(Some("en-US")).unwrap(), "en");
+        let e = s.check_start(Some("klingon!")).unwrap_err();
         assert_eq!(e.code, ErrorCode::OutOfRange);
-        assert_eq!(s.transcription.state, ServiceState::Stopped);
+        assert_eq!(s.state().transcription.state, ServiceState::Stopped);
         s.start_transcription("en".into(), "whisper.cpp tiny.en".into());
         assert_eq!(
-            s.transcription_precheck(None).unwrap_err().code,
+            s.check_start(None).unwrap_err().code,
             ErrorCode::InvalidState
         );
     }
@@ -377,19 +751,19 @@ mod tests {
         let mut s = state();
         let step = s.start_transcription("en".into(), "e".into());
         assert_eq!(emitted(&step.effects), vec!["transcription-state-changed"]);
-        assert_eq!(s.transcription.state, ServiceState::Starting);
+        assert_eq!(s.state().transcription.state, ServiceState::Starting);
         s.transcription_notice(TranscriptionNotice::Started {
             transcript: Some("t.vtt".into()),
         });
-        assert_eq!(s.transcription.state, ServiceState::Started);
+        assert_eq!(s.state().transcription.state, ServiceState::Started);
         let step = s.command(&Command::StopTranscription, 0);
         assert!(step.reply.is_ok());
         assert!(step
             .effects
             .contains(&Effect::Transcription(TranscriptionAction::Stop)));
-        assert_eq!(s.transcription.state, ServiceState::Stopping);
+        assert_eq!(s.state().transcription.state, ServiceState::Stopping);
         s.transcription_notice(TranscriptionNotice::Stopped);
-        assert_eq!(s.transcription.state, ServiceState::Stopped);
+        assert_eq!(s.state().transcription.state, ServiceState::Stopped);
         assert_eq!(
             s.command(&Command::StopTranscription, 0)
                 .reply
@@ -402,7 +776,7 @@ mod tests {
     #[test]
     fn captions_are_attributed_written_and_relayed_when_asked() {
         let mut s = state();
-        s.transcription_setup.relay_to_chat = true;
+        s.setup.transcription.relay_to_chat = true;
         s.start_transcription("en".into(), "e".into());
         let fx = s.transcription_notice(text("box1", " hello world "));
         let Effect::Emit(Event::TranscriptionText {
@@ -431,13 +805,13 @@ mod tests {
             fx.last(),
             Some(Effect::Transcription(TranscriptionAction::Append(_)))
         ));
-        s.meeting_state = MeetingState::Connected;
+        s.state_mut().meeting_state = MeetingState::Connected;
         let fx = s.transcription_notice(text("someone", "hi"));
         assert!(fx.contains(&Effect::Room(RoomAction::SendChat {
             text: "[someone] hi".into(),
             to: None
         })));
-        assert_eq!(s.transcription.captions, 2);
+        assert_eq!(s.state().transcription.captions, 2);
         // Empty text is no caption.
         assert!(s.transcription_notice(text("box1", "  ")).is_empty());
     }
@@ -445,35 +819,35 @@ mod tests {
     #[test]
     fn drops_and_failures_are_reported() {
         let mut s = state();
-        s.start_transcription("en".into(), "e".into());
+        start(&mut s, None, Ok("e".into()));
         let fx = s.transcription_notice(TranscriptionNotice::Dropped {
             participant_id: "box1".into(),
             audio: Duration::from_millis(2_500),
         });
         assert_eq!(emitted(&fx), vec!["transcription-dropped"]);
-        assert_eq!(s.transcription.dropped_ms, 2_500);
+        assert_eq!(s.state().transcription.dropped_ms, 2_500);
         let fx = s.transcription_notice(TranscriptionNotice::Failed("boom".into()));
-        assert_eq!(s.transcription.state, ServiceState::Failed);
+        assert_eq!(s.state().transcription.state, ServiceState::Failed);
         assert!(fx.contains(&Effect::Transcription(TranscriptionAction::Stop)));
         // The stop that follows a failure leaves it FAILED, with its reason.
         s.transcription_notice(TranscriptionNotice::Stopped);
-        assert_eq!(s.transcription.state, ServiceState::Failed);
-        assert_eq!(s.transcription.last_error.as_deref(), Some("boom"));
+        assert_eq!(s.state().transcription.state, ServiceState::Failed);
+        assert_eq!(s.state().transcription.last_error.as_deref(), Some("boom"));
         // And it can start again at once; the failed session's late `Stopped` is not the new
         // session's.
-        assert!(s.transcription_precheck(None).is_ok());
+        assert!(s.check_start(None).is_ok());
         s.start_transcription("en".into(), "e".into());
         s.transcription_notice(TranscriptionNotice::Failed("again".into()));
         s.start_transcription("en".into(), "e".into());
         s.transcription_notice(TranscriptionNotice::Stopped);
-        assert_eq!(s.transcription.state, ServiceState::Starting);
+        assert_eq!(s.state().transcription.state, ServiceState::Starting);
     }
 
     #[test]
     fn post_on_stop_transcribes_the_segments_the_recording_closed() {
         let mut c = crate::config::Config::default();
         c.transcription.post_on_stop = true;
-        let mut s = AgentState::new(&c, "b".into());
+        let mut s = StateMachine::new(&c, "b".into());
         assert!(s
             .command(
                 &Command::StartRecording {
@@ -484,27 +858,27 @@ mod tests {
             .reply
             .is_ok());
         let rec = |e| MediaNotice::Consumer {
-            id: super::super::RECORDER_ID.into(),
+            id: ConsumerId::Recorder,
             event: e,
         };
-        s.media(rec(crate::media::ConsumerEvent::Started));
+        s.media_notice(rec(crate::media::ConsumerEvent::Started));
         for p in ["/r/a.mkv", "/r/b.mkv"] {
-            s.media(rec(crate::media::ConsumerEvent::FileClosed {
+            s.media_notice(rec(crate::media::ConsumerEvent::FileClosed {
                 path: p.into(),
                 bytes: 1,
             }));
         }
-        let fx = s.media(rec(crate::media::ConsumerEvent::Finished));
+        let fx = s.media_notice(rec(crate::media::ConsumerEvent::Finished));
         assert!(fx.contains(&Effect::Transcription(
             TranscriptionAction::TranscribeFiles(vec!["/r/a.mkv".into(), "/r/b.mkv".into()])
         )));
         // Without post_on_stop, nothing is queued.
         let mut s = state();
-        s.media(rec(crate::media::ConsumerEvent::FileClosed {
+        s.media_notice(rec(crate::media::ConsumerEvent::FileClosed {
             path: "/r/a.mkv".into(),
             bytes: 1,
         }));
-        let fx = s.media(rec(crate::media::ConsumerEvent::Finished));
+        let fx = s.media_notice(rec(crate::media::ConsumerEvent::Finished));
         assert!(!fx.iter().any(|e| matches!(e, Effect::Transcription(_))));
     }
 
@@ -512,9 +886,9 @@ mod tests {
     fn a_box_without_a_mic_transcribes_the_room_only() {
         let mut c = crate::config::Config::default();
         c.media.audio.source = crate::config::AudioSource::None;
-        let mut s = AgentState::new(&c, "b".into());
+        let mut s = StateMachine::new(&c, "b".into());
         assert_eq!(
-            s.transcription_precheck(None).unwrap_err().code,
+            s.check_start(None).unwrap_err().code,
             ErrorCode::Unavailable,
             "no mic and no room: nothing to transcribe"
         );
@@ -532,11 +906,11 @@ mod tests {
     #[test]
     fn the_mic_gate_shuts_as_soon_as_a_mute_is_asked() {
         let mut s = state();
-        s.media(MediaNotice::MicMuted(false));
+        s.media_notice(MediaNotice::MicMuted(false));
         assert!(s.mic_may_be_transcribed());
         s.command(&Command::DisableMic, 0);
         assert!(!s.mic_may_be_transcribed(), "before the engine confirms");
-        s.media(MediaNotice::MicMuted(true));
+        s.media_notice(MediaNotice::MicMuted(true));
         assert!(!s.mic_may_be_transcribed());
     }
 }
