@@ -3,7 +3,13 @@
 //!
 //! [`Agent::new`] returns an [`AgentHandle`] (cheap to clone: buttons, MQTT and the control socket
 //! each hold one) and the [`Agent`] task itself, which [`Agent::run`] drives until a clean stop.
+//!
+//! Here: this loop (one `select!` over its inputs, carrying out the machine's effects), `state/`
+//! (the pure state machine, a file per concern) and `io.rs` (the I/O the machine asks for). The
+//! agent sits above media, transcribe and room, which it drives; api, fleet, controls, check,
+//! http and run import it (the handle, and [`state::AgentState`] to read).
 
+mod io;
 pub mod state;
 
 use crate::command::{Command, CommandError, ErrorCode};
@@ -15,10 +21,8 @@ use crate::room::{RoomAction, RoomLink, RoomNotice};
 use crate::sync::sleep_until;
 use crate::sysd;
 use crate::transcribe::live::{TranscriptionAction, TranscriptionNotice};
-use state::{
-    AgentState, Effect, EngineLoadFailed, FleetLink, HostUnresolved, IoNotice, LivestreamSetup,
-    Reply, StateMachine, Token,
-};
+use io::{livestream_setup, post_setup, Done};
+use state::{AgentState, Effect, FleetLink, IoNotice, Reply, StateMachine, Token};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -143,17 +147,6 @@ pub struct Agent {
     in_flight: HashSet<Token>,
     /// Replies deferred by the machine, by the token of the I/O they wait for.
     waiting: HashMap<Token, ReplyTx>,
-}
-
-/// What an I/O task reports back to the loop.
-enum Done {
-    /// A result for the machine as it is.
-    Notice(IoNotice),
-    /// The speech engine loaded (kept here for the start that follows), or not.
-    Engine {
-        token: Token,
-        result: Result<Box<dyn crate::transcribe::Transcriber>, EngineLoadFailed>,
-    },
 }
 
 /// The agent's transcription plumbing (I/O the pure state asks for).
@@ -396,21 +389,12 @@ impl Agent {
                 Effect::ReloadConfig => self.reload(),
                 Effect::ResolveHosts { token, urls } => {
                     self.in_flight.insert(token);
-                    let tx = self.io_tx.clone();
-                    tokio::spawn(async move {
-                        let mut result = Ok(());
-                        for (index, url) in urls.iter().enumerate() {
-                            if let Err(error) = resolve_host(url).await {
-                                result = Err(HostUnresolved { index, error });
-                                break;
-                            }
-                        }
-                        let _ = tx.send(Done::Notice(IoNotice::HostsResolved { token, result }));
-                    });
+                    tokio::spawn(io::resolve_hosts(token, urls, self.io_tx.clone()));
                 }
                 Effect::LoadSpeechEngine { token, language } => {
                     self.in_flight.insert(token);
-                    self.load_speech_engine(token, language);
+                    let config = self.config_tx.borrow().clone();
+                    io::load_speech_engine(&config, token, language, self.io_tx.clone());
                 }
                 Effect::FindSegments {
                     token,
@@ -421,18 +405,7 @@ impl Agent {
                     skip_newest,
                 } => {
                     self.in_flight.insert(token);
-                    let writing = if skip_newest {
-                        newest_segment(&dir)
-                    } else {
-                        None
-                    };
-                    let result = crate::transcribe::post::select_segments(
-                        &dir,
-                        file.as_deref(),
-                        from,
-                        to,
-                        writing.as_deref(),
-                    );
+                    let result = io::find_segments(&dir, file.as_deref(), from, to, skip_newest);
                     let _ = self
                         .io_tx
                         .send(Done::Notice(IoNotice::SegmentsFound { token, result }));
@@ -472,27 +445,6 @@ impl Agent {
                 }),
             },
         }
-    }
-
-    /// Loads the speech engine off the loop's thread (a 75 MB model).
-    fn load_speech_engine(&self, token: Token, language: String) {
-        let config = self.config_tx.borrow().clone();
-        let t = &config.transcription;
-        let model = t.model_path(&config.state_dir());
-        let gate = t.gate_path(&config.state_dir());
-        let threads = t.threads as usize;
-        let tx = self.io_tx.clone();
-        tokio::spawn(async move {
-            let loaded = tokio::task::spawn_blocking(move || {
-                crate::transcribe::service::load_engine(&model, &language, threads, gate.as_deref())
-            })
-            .await;
-            let result = match loaded {
-                Ok(r) => r.map_err(EngineLoadFailed::Engine),
-                Err(e) => Err(EngineLoadFailed::Crashed(e.to_string())),
-            };
-            let _ = tx.send(Done::Engine { token, result });
-        });
     }
 
     /// The recordings' transcription queue, started on first use.
@@ -589,70 +541,6 @@ impl Agent {
                 });
             }
         }
-    }
-}
-
-/// What the recordings' transcription needs from the configuration.
-fn post_setup(config: &Config, state: &AgentState) -> crate::transcribe::post::PostSetup {
-    let t = &config.transcription;
-    crate::transcribe::post::PostSetup {
-        model: t.model_path(&config.state_dir()),
-        language: crate::config::language_code(&t.language).unwrap_or_else(|| "en".into()),
-        threads: t.threads as usize,
-        gate: t.gate_path(&config.state_dir()),
-        speaker: (
-            state.local_participant.participant_id.clone(),
-            state.local_participant.display_name.clone(),
-        ),
-    }
-}
-
-/// The most recently written segment in `dir`.
-fn newest_segment(dir: &std::path::Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(crate::media::recorder::SEGMENT_PREFIX)
-        })
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .max()
-        .map(|(_, p)| p)
-}
-
-/// `[livestream]` with its stream key files read.
-fn livestream_setup(config: &Config) -> LivestreamSetup {
-    LivestreamSetup::resolve(&config.livestream, |p| std::fs::read_to_string(p))
-}
-
-/// Resolves the host of an RTMP URL within a few seconds, so a typo is an error reply and not
-/// an output that retries for ever.
-async fn resolve_host(url: &str) -> Result<(), String> {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let host = rest.split('/').next().unwrap_or_default();
-    let default_port = if url.starts_with("rtmps://") {
-        443
-    } else {
-        1935
-    };
-    let target = if host.starts_with('[')
-        || host
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        host.to_string()
-    } else {
-        format!("{host}:{default_port}")
-    };
-    match tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host(target)).await {
-        Ok(Ok(addrs)) => match addrs.count() {
-            0 => Err(format!("host `{host}` has no address")),
-            _ => Ok(()),
-        },
-        Ok(Err(e)) => Err(format!("cannot resolve host `{host}`: {e}")),
-        Err(_) => Err(format!("resolving host `{host}` timed out")),
     }
 }
 

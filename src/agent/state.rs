@@ -21,6 +21,7 @@
 //! Imported by the agent loop (`agent/mod.rs`) and, for [`AgentState`] and [`FleetLink`], by the
 //! layers above it (api, fleet, controls, http, run).
 
+mod effect;
 mod fleet;
 mod health;
 mod hls;
@@ -32,6 +33,7 @@ mod room;
 mod transcription;
 mod viewers;
 
+pub use effect::{Effect, IoNotice, Reply, Step, Token};
 pub use fleet::{FleetLink, FleetLinkState, FleetStatus};
 pub use health::Health;
 pub use hls::HlsStatus;
@@ -43,7 +45,7 @@ pub use recording::RecordingStatus;
 pub use transcription::{EngineLoadFailed, TranscriptionStatus};
 pub use viewers::Viewers;
 
-use crate::command::{Command, CommandError, ErrorCode};
+use crate::command::{Command, ErrorCode};
 use crate::config::Config;
 use crate::event::{Event, MediaState};
 use crate::media::MediaAction;
@@ -51,7 +53,6 @@ use crate::model::{MeetingState, Mode, Participant, RecordingTarget, Room, Servi
 use crate::room::RoomAction;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// The agent's state as it is shown. Every field is what was last confirmed, never what was
 /// merely asked; setup and pending requests live in [`StateMachine`].
@@ -144,168 +145,6 @@ struct Pending {
     recording: recording::RecordingPending,
     livestream: livestream::LivestreamPending,
     transcription: transcription::TranscriptionPending,
-}
-
-/// Names a deferred reply: the I/O effect carries it, the [`IoNotice`] brings it back, and the
-/// agent loop keeps the requester's reply under it meanwhile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Token(u64);
-
-/// Something the agent loop must do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// Ask the media engine.
-    Media(MediaAction),
-    /// Ask the room session.
-    Room(RoomAction),
-    /// Ask the live transcriber or the recordings' transcription queue.
-    Transcription(crate::transcribe::live::TranscriptionAction),
-    /// Broadcast an event.
-    Emit(Event),
-    /// Re-read the configuration from disk and apply it.
-    ReloadConfig,
-    /// Drain and exit.
-    Shutdown,
-    /// Resolve the hosts of these RTMP URLs, in order, stopping at the first that does not
-    /// resolve; answered by [`IoNotice::HostsResolved`].
-    ResolveHosts {
-        /// The reply waiting for it.
-        token: Token,
-        /// The outputs' URLs (no stream key).
-        urls: Vec<String>,
-    },
-    /// Load the speech engine for `language` (a large model: off the loop's thread);
-    /// answered by [`IoNotice::SpeechEngineLoaded`]. The loop keeps the engine for the
-    /// [`crate::transcribe::live::TranscriptionAction::Start`] that follows.
-    LoadSpeechEngine {
-        /// The reply waiting for it.
-        token: Token,
-        /// The primary language subtag (`en`).
-        language: String,
-    },
-    /// List a recording's segments on disk; answered by [`IoNotice::SegmentsFound`].
-    FindSegments {
-        /// The reply waiting for it.
-        token: Token,
-        /// The recording directory.
-        dir: PathBuf,
-        /// A segment of the recording (its name), or the newest recording.
-        file: Option<String>,
-        /// Only segments from this time, ms since the epoch.
-        from: Option<u64>,
-        /// Only segments up to this time, ms since the epoch.
-        to: Option<u64>,
-        /// A recording runs: its newest segment is still being written and is left out.
-        skip_newest: bool,
-    },
-}
-
-/// The results of I/O the machine asked for with an [`Effect`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum IoNotice {
-    /// For [`Effect::ResolveHosts`].
-    HostsResolved {
-        /// As asked.
-        token: Token,
-        /// The first URL whose host did not resolve, if any.
-        result: Result<(), HostUnresolved>,
-    },
-    /// For [`Effect::LoadSpeechEngine`]: the engine's description (`whisper.cpp tiny.en`).
-    SpeechEngineLoaded {
-        /// As asked.
-        token: Token,
-        /// The engine's description, or why it could not be loaded.
-        result: Result<String, EngineLoadFailed>,
-    },
-    /// For [`Effect::FindSegments`].
-    SegmentsFound {
-        /// As asked.
-        token: Token,
-        /// The segments, oldest first, or why there are none to transcribe.
-        result: Result<Vec<PathBuf>, String>,
-    },
-    /// The live transcriber runs and takes the local mic's speech here; no reply waits for it.
-    TranscriberStarted(crate::media::pcm::PcmSender),
-}
-
-impl IoNotice {
-    /// The deferred reply this result completes, if any.
-    pub fn token(&self) -> Option<Token> {
-        match self {
-            IoNotice::HostsResolved { token, .. }
-            | IoNotice::SpeechEngineLoaded { token, .. }
-            | IoNotice::SegmentsFound { token, .. } => Some(*token),
-            IoNotice::TranscriberStarted(_) => None,
-        }
-    }
-}
-
-/// The answer to a command.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    /// Answered now.
-    Now(Result<serde_json::Value, CommandError>),
-    /// Answered once the I/O asked for under this token is done: the answer is the reply of
-    /// [`StateMachine::io_notice`] for it.
-    Later(Token),
-}
-
-impl Reply {
-    /// True for an answer given now that is not an error.
-    pub fn is_ok(&self) -> bool {
-        matches!(self, Reply::Now(Ok(_)))
-    }
-
-    /// The answer given now; panics on a deferred one.
-    #[cfg(test)]
-    pub fn result(self) -> Result<serde_json::Value, CommandError> {
-        match self {
-            Reply::Now(r) => r,
-            Reply::Later(t) => panic!("the reply is deferred under {t:?}"),
-        }
-    }
-
-    /// The error given now; panics otherwise.
-    #[cfg(test)]
-    pub fn unwrap_err(self) -> CommandError {
-        match self.result() {
-            Err(e) => e,
-            Ok(v) => panic!("not an error: {v}"),
-        }
-    }
-}
-
-/// The outcome of one command.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    /// The reply to whoever sent the command.
-    pub reply: Reply,
-    /// What to do.
-    pub effects: Vec<Effect>,
-}
-
-impl Step {
-    fn ok(effects: Vec<Effect>) -> Step {
-        Step::reply(Ok(serde_json::json!({"ok": true})), effects)
-    }
-    fn reply(reply: Result<serde_json::Value, CommandError>, effects: Vec<Effect>) -> Step {
-        Step {
-            reply: Reply::Now(reply),
-            effects,
-        }
-    }
-    fn err(code: ErrorCode, message: impl Into<String>) -> Step {
-        Step::refuse(CommandError::new(code, message))
-    }
-    fn refuse(e: CommandError) -> Step {
-        Step::reply(Err(e), Vec::new())
-    }
-    fn later(token: Token, effects: Vec<Effect>) -> Step {
-        Step {
-            reply: Reply::Later(token),
-            effects,
-        }
-    }
 }
 
 impl StateMachine {

@@ -217,3 +217,22 @@ impl ConsumerSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ConsumerId;
+
+    #[test]
+    fn ids_read_in_logs_as_they_always_have() {
+        let ids = [
+            ConsumerId::Recorder,
+            ConsumerId::RoomTap,
+            ConsumerId::Hls,
+            ConsumerId::Transcriber,
+            ConsumerId::Rtmp("yt".into()),
+        ];
+        let names: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["recorder", "room", "hls", "transcriber", "rtmp:yt"]);
+        assert_ne!(ConsumerId::Rtmp("a".into()), ConsumerId::Rtmp("b".into()));
+    }
+}

@@ -11,7 +11,7 @@
 
 use super::{Effect, StateMachine, Step, Token};
 use crate::command::ErrorCode;
-use crate::config::{language_code, Config};
+use crate::config::Config;
 use crate::event::Event;
 use crate::media::pcm::PcmSender;
 use crate::media::{ConsumerId, ConsumerSpec, MediaAction};
@@ -19,11 +19,14 @@ use crate::model::{MeetingState, ServiceState};
 use crate::room::RoomAction;
 use crate::transcribe::live::{TranscriptionAction, TranscriptionNotice};
 use crate::transcribe::transcript::Caption;
-use crate::transcribe::TranscribeError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
+
+mod post;
+mod start;
+
+pub use start::EngineLoadFailed;
 
 /// Realtime transcription, as `/api/state` and `roombox status` show it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -78,134 +81,12 @@ pub(super) struct TranscriptionPending {
     /// not to a session started since (after a failure, a new one may start at once).
     pub(super) draining: bool,
     /// The engine being loaded for a start.
-    pub(super) loading: Option<Loading>,
+    pub(super) loading: Option<start::Loading>,
     /// `transcribe-recording`s whose segments are being listed.
     pub(super) finding: BTreeSet<Token>,
 }
 
-/// A start waiting for its engine.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Loading {
-    token: Token,
-    language: String,
-    /// Started by `[transcription] autostart`: nobody waits for the reply, so a failure is
-    /// said as an event.
-    autostart: bool,
-}
-
-/// Why the speech engine could not be loaded.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EngineLoadFailed {
-    /// The engine said why (a missing or corrupt model, a language it does not know).
-    Engine(TranscribeError),
-    /// The loading task itself died.
-    Crashed(String),
-}
-
 impl StateMachine {
-    /// Checks a `start-transcription` before the engine is loaded; returns the language to
-    /// load (the primary subtag: `en-US` is `en`).
-    fn check_start(&self, language: Option<&str>) -> Result<String, crate::command::CommandError> {
-        use crate::command::CommandError;
-        let t = &self.state.transcription;
-        if t.state.is_active() || t.state == ServiceState::Stopping {
-            return Err(CommandError::new(
-                ErrorCode::InvalidState,
-                format!(
-                    "transcription is already {}",
-                    super::render::plain(&t.state)
-                ),
-            ));
-        }
-        if self.pending.transcription.loading.is_some() {
-            return Err(CommandError::new(
-                ErrorCode::InvalidState,
-                "transcription is already STARTING (its engine is loading)",
-            ));
-        }
-        if !self.setup.media.has_audio && !self.setup.room_backend {
-            return Err(CommandError::new(
-                ErrorCode::Unavailable,
-                "there is nothing to transcribe: no microphone and no room backend",
-            ));
-        }
-        let tag = language.unwrap_or(&self.setup.transcription.language);
-        language_code(tag).ok_or_else(|| {
-            CommandError::new(
-                ErrorCode::OutOfRange,
-                format!("language: `{tag}` is not a language tag like en or en-US"),
-            )
-        })
-    }
-
-    fn load_engine(&mut self, language: String, autostart: bool) -> (Token, Vec<Effect>) {
-        let token = self.token();
-        self.pending.transcription.loading = Some(Loading {
-            token,
-            language: language.clone(),
-            autostart,
-        });
-        (token, vec![Effect::LoadSpeechEngine { token, language }])
-    }
-
-    /// `start-transcription`: checked now, started once the engine has loaded.
-    pub(super) fn request_transcription(&mut self, language: Option<&str>) -> Step {
-        match self.check_start(language) {
-            Ok(language) => {
-                let (token, fx) = self.load_engine(language, false);
-                Step::later(token, fx)
-            }
-            Err(e) => Step::refuse(e),
-        }
-    }
-
-    /// `[transcription] autostart`: as `start-transcription`, with failures said as events.
-    pub(super) fn autostart_transcription(&mut self) -> Vec<Effect> {
-        match self.check_start(None) {
-            Ok(language) => self.load_engine(language, true).1,
-            Err(e) => vec![autostart_error(&e.message)],
-        }
-    }
-
-    /// The engine for a start loaded, or could not be.
-    pub(super) fn speech_engine_loaded(
-        &mut self,
-        token: Token,
-        result: Result<String, EngineLoadFailed>,
-    ) -> Step {
-        let Some(loading) = self
-            .pending
-            .transcription
-            .loading
-            .take_if(|l| l.token == token)
-        else {
-            return Step::err(
-                ErrorCode::Internal,
-                "no start-transcription waits for an engine",
-            );
-        };
-        let mut step = match result {
-            _ if self.state.stopping => Step::err(ErrorCode::InvalidState, "the agent is stopping"),
-            Ok(engine) => self.start_transcription(loading.language, engine),
-            Err(EngineLoadFailed::Engine(e)) => {
-                let code = match e {
-                    TranscribeError::Language(_) => ErrorCode::OutOfRange,
-                    _ => ErrorCode::Unavailable,
-                };
-                Step::err(code, e.to_string())
-            }
-            Err(EngineLoadFailed::Crashed(e)) => {
-                Step::err(ErrorCode::Internal, format!("loading the engine: {e}"))
-            }
-        };
-        if loading.autostart {
-            if let super::Reply::Now(Err(e)) = &step.reply {
-                step.effects.push(autostart_error(&e.message));
-            }
-        }
-        step
-    }
-
     /// Starts transcription once the engine (`engine`) loaded for `language`.
     pub(super) fn start_transcription(&mut self, language: String, engine: String) -> Step {
         self.state.transcription = TranscriptionStatus {
@@ -425,77 +306,6 @@ impl StateMachine {
         }
         fx
     }
-
-    /// `transcribe-recording`: its segments are listed on disk by the agent loop.
-    pub(super) fn request_recording_transcription(
-        &mut self,
-        file: Option<String>,
-        from: Option<u64>,
-        to: Option<u64>,
-    ) -> Step {
-        let token = self.token();
-        self.pending.transcription.finding.insert(token);
-        Step::later(
-            token,
-            vec![Effect::FindSegments {
-                token,
-                dir: self.setup.recording.dir.clone(),
-                file,
-                from,
-                to,
-                // The segment being written is the newest while a recording runs; it is not done.
-                skip_newest: self.state.recording.state.is_active(),
-            }],
-        )
-    }
-
-    /// The segments of a `transcribe-recording` were found (queued, and listed in the reply),
-    /// or there are none.
-    pub(super) fn segments_found(
-        &mut self,
-        token: Token,
-        result: Result<Vec<PathBuf>, String>,
-    ) -> Step {
-        if !self.pending.transcription.finding.remove(&token) {
-            return Step::err(
-                ErrorCode::Internal,
-                "no transcribe-recording waits for segments",
-            );
-        }
-        let segments = match result {
-            Ok(s) => s,
-            Err(message) => return Step::err(ErrorCode::InvalidArgument, message),
-        };
-        let names: Vec<String> = segments
-            .iter()
-            .filter_map(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .collect();
-        Step::reply(
-            Ok(serde_json::json!({ "ok": true, "segments": names })),
-            vec![Effect::Transcription(TranscriptionAction::TranscribeFiles(
-                segments,
-            ))],
-        )
-    }
-
-    /// With `post_on_stop`, the segments a recording closed are transcribed once it stops.
-    pub(super) fn post_on_stop(&mut self) -> Vec<Effect> {
-        let files = std::mem::take(&mut self.pending.recording.files);
-        if !self.setup.transcription.post_on_stop || files.is_empty() {
-            return Vec::new();
-        }
-        vec![Effect::Transcription(TranscriptionAction::TranscribeFiles(
-            files.into_iter().map(std::path::PathBuf::from).collect(),
-        ))]
-    }
-}
-
-fn autostart_error(message: &str) -> Effect {
-    Effect::Emit(Event::Error {
-        code: "transcription".into(),
-        message: format!("[transcription] autostart: {message}"),
-    })
 }
 
 fn ms_since_epoch(t: SystemTime) -> u64 {
@@ -507,30 +317,19 @@ fn ms_since_epoch(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::super::tests_support::*;
-    use super::super::{IoNotice, Reply};
+    use super::super::IoNotice;
     use super::*;
     use crate::command::Command;
     use crate::media::MediaNotice;
 
-    /// `start-transcription` as the agent loop drives it: the engine loads with `result`.
-    fn start(
-        s: &mut StateMachine,
-        language: Option<&str>,
-        result: Result<String, EngineLoadFailed>,
-    ) -> Step {
-        let step = s.command(
-            &Command::StartTranscription {
-                language: language.map(str::to_string),
-            },
-            0,
-        );
-        let Reply::Later(token) = step.reply else {
-            return step;
-        };
-        assert!(
-            matches!(step.effects.as_slice(), [Effect::LoadSpeechEngine { token: t, .. }] if *t == token)
-        );
-        s.io_notice(IoNotice::SpeechEngineLoaded { token, result })
+    fn text(who: &str, words: &str) -> TranscriptionNotice {
+        TranscriptionNotice::Text {
+            participant_id: who.into(),
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_000_000),
+            offset: Duration::from_millis(2_000),
+            duration: Duration::from_millis(1_500),
+            text: words.into(),
+        }
     }
 
     fn pcm() -> PcmSender {
@@ -539,101 +338,6 @@ mod tests {
             source: "box1".into(),
             gate: Default::default(),
         }
-    }
-
-    #[test]
-    fn a_start_waits_for_its_engine_and_then_starts() {
-        let mut s = state();
-        let before = s.state().clone();
-        let step = s.command(
-            &Command::StartTranscription {
-                language: Some("en-US".into()),
-            },
-            0,
-        );
-        let Reply::Later(token) = step.reply else {
-            panic!("{step:?}")
-        };
-        assert_eq!(
-            step.effects,
-            vec![Effect::LoadSpeechEngine {
-                token,
-                language: "en".into()
-            }]
-        );
-        assert_eq!(s.state(), &before, "nothing shows before the engine loaded");
-        let again = s.command(&Command::StartTranscription { language: None }, 0);
-        assert_eq!(again.reply.unwrap_err().code, ErrorCode::InvalidState);
-        let step = s.io_notice(IoNotice::SpeechEngineLoaded {
-            token,
-            result: Ok("whisper.cpp tiny.en".into()),
-        });
-        assert!(step.reply.is_ok());
-        assert_eq!(emitted(&step.effects), vec!["transcription-state-changed"]);
-        assert_eq!(s.state().transcription.state, ServiceState::Starting);
-        assert_eq!(
-            s.state().transcription.engine.as_deref(),
-            Some("whisper.cpp tiny.en")
-        );
-    }
-
-    #[test]
-    fn a_load_that_fails_is_an_error_reply_and_changes_nothing() {
-        let mut s = state();
-        let before = s.clone();
-        let missing = EngineLoadFailed::Engine(TranscribeError::Model {
-            path: "/m.bin".into(),
-            reason: "no such file".into(),
-        });
-        let step = start(&mut s, None, Err(missing));
-        assert_eq!(step.reply.unwrap_err().code, ErrorCode::Unavailable);
-        assert!(step.effects.is_empty());
-        assert_eq!(s.state(), before.state());
-        assert_eq!(s.pending, before.pending);
-        let step = start(
-            &mut s,
-            Some("xx"),
-            Err(EngineLoadFailed::Engine(TranscribeError::Language(
-                "xx".into(),
-            ))),
-        );
-        assert_eq!(step.reply.unwrap_err().code, ErrorCode::OutOfRange);
-        let step = start(
-            &mut s,
-            None,
-            Err(EngineLoadFailed::Crashed("panicked".into())),
-        );
-        assert_eq!(step.reply.unwrap_err().code, ErrorCode::Internal);
-        assert_eq!(s.state(), before.state());
-        assert!(start(&mut s, None, Ok("e".into())).reply.is_ok());
-    }
-
-    #[test]
-    fn an_autostart_that_fails_says_so_as_an_event() {
-        let mut c = Config::default();
-        c.transcription.autostart = true;
-        let mut s = StateMachine::new(&c, "b".into());
-        let token = s
-            .start()
-            .into_iter()
-            .find_map(|e| match e {
-                Effect::LoadSpeechEngine { token, .. } => Some(token),
-                _ => None,
-            })
-            .unwrap();
-        let step = s.io_notice(IoNotice::SpeechEngineLoaded {
-            token,
-            result: Err(EngineLoadFailed::Engine(TranscribeError::Engine(
-                "corrupt".into(),
-            ))),
-        });
-        assert_eq!(emitted(&step.effects), vec!["error"]);
-        c.media.audio.source = crate::config::AudioSource::None;
-        let mut s = StateMachine::new(&c, "b".into());
-        assert_eq!(
-            emitted(&s.start()).last().map(String::as_str),
-            Some("error")
-        );
     }
 
     #[test]
@@ -671,79 +375,6 @@ mod tests {
             .iter()
             .position(|e| *e == Effect::Transcription(TranscriptionAction::Stop));
         assert!(detach.is_some() && detach < stop_at, "{:?}", stop.effects);
-    }
-
-    #[test]
-    fn a_recording_is_found_on_disk_then_queued() {
-        let mut s = state();
-        let step = s.command(
-            &Command::TranscribeRecording {
-                file: Some("rec-1.mkv".into()),
-                from: None,
-                to: None,
-            },
-            0,
-        );
-        let Reply::Later(token) = step.reply else {
-            panic!("{step:?}")
-        };
-        assert!(
-            matches!(&step.effects[..], [Effect::FindSegments { file: Some(f), skip_newest: false, .. }] if f == "rec-1.mkv")
-        );
-        let step = s.io_notice(IoNotice::SegmentsFound {
-            token,
-            result: Ok(vec!["/r/rec-1.mkv".into(), "/r/rec-2.mkv".into()]),
-        });
-        assert_eq!(
-            step.reply.result().unwrap()["segments"],
-            serde_json::json!(["rec-1.mkv", "rec-2.mkv"])
-        );
-        assert!(
-            matches!(&step.effects[..], [Effect::Transcription(TranscriptionAction::TranscribeFiles(f))] if f.len() == 2)
-        );
-        let Reply::Later(token) = s
-            .command(
-                &Command::TranscribeRecording {
-                    file: None,
-                    from: None,
-                    to: None,
-                },
-                0,
-            )
-            .reply
-        else {
-            panic!()
-        };
-        let step = s.io_notice(IoNotice::SegmentsFound {
-            token,
-            result: Err("no recording".into()),
-        });
-        assert_eq!(step.reply.unwrap_err().code, ErrorCode::InvalidArgument);
-    }
-
-    fn text(who: &str, words: &str) -> TranscriptionNotice {
-        TranscriptionNotice::Text {
-            participant_id: who.into(),
-            started_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_000_000),
-            offset: Duration::from_millis(2_000),
-            duration: Duration::from_millis(1_500),
-            text: words.into(),
-        }
-    }
-
-    #[test]
-    fn bad_language_and_double_start_are_refused_without_a_change() {
-        let mut s = state();
-        assert_eq!(s.check_start(None).unwrap(), "en");
-        assert_eq!(s.check_start(Some("en-US")).unwrap(), "en");
-        let e = s.check_start(Some("klingon!")).unwrap_err();
-        assert_eq!(e.code, ErrorCode::OutOfRange);
-        assert_eq!(s.state().transcription.state, ServiceState::Stopped);
-        s.start_transcription("en".into(), "whisper.cpp tiny.en".into());
-        assert_eq!(
-            s.check_start(None).unwrap_err().code,
-            ErrorCode::InvalidState
-        );
     }
 
     #[test]
@@ -819,7 +450,7 @@ mod tests {
     #[test]
     fn drops_and_failures_are_reported() {
         let mut s = state();
-        start(&mut s, None, Ok("e".into()));
+        s.start_transcription("en".into(), "e".into());
         let fx = s.transcription_notice(TranscriptionNotice::Dropped {
             participant_id: "box1".into(),
             audio: Duration::from_millis(2_500),
@@ -841,45 +472,6 @@ mod tests {
         s.start_transcription("en".into(), "e".into());
         s.transcription_notice(TranscriptionNotice::Stopped);
         assert_eq!(s.state().transcription.state, ServiceState::Starting);
-    }
-
-    #[test]
-    fn post_on_stop_transcribes_the_segments_the_recording_closed() {
-        let mut c = crate::config::Config::default();
-        c.transcription.post_on_stop = true;
-        let mut s = StateMachine::new(&c, "b".into());
-        assert!(s
-            .command(
-                &Command::StartRecording {
-                    target: crate::model::RecordingTarget::Local
-                },
-                0
-            )
-            .reply
-            .is_ok());
-        let rec = |e| MediaNotice::Consumer {
-            id: ConsumerId::Recorder,
-            event: e,
-        };
-        s.media_notice(rec(crate::media::ConsumerEvent::Started));
-        for p in ["/r/a.mkv", "/r/b.mkv"] {
-            s.media_notice(rec(crate::media::ConsumerEvent::FileClosed {
-                path: p.into(),
-                bytes: 1,
-            }));
-        }
-        let fx = s.media_notice(rec(crate::media::ConsumerEvent::Finished));
-        assert!(fx.contains(&Effect::Transcription(
-            TranscriptionAction::TranscribeFiles(vec!["/r/a.mkv".into(), "/r/b.mkv".into()])
-        )));
-        // Without post_on_stop, nothing is queued.
-        let mut s = state();
-        s.media_notice(rec(crate::media::ConsumerEvent::FileClosed {
-            path: "/r/a.mkv".into(),
-            bytes: 1,
-        }));
-        let fx = s.media_notice(rec(crate::media::ConsumerEvent::Finished));
-        assert!(!fx.iter().any(|e| matches!(e, Effect::Transcription(_))));
     }
 
     #[test]
