@@ -266,7 +266,7 @@ impl Agent {
             tokio::select! {
                 Some(req) = self.requests.recv(), if deadline.is_none() && self.in_flight.is_empty() => {
                     let step = self.machine.command(&req.command, now_ms());
-                    tracing::debug!(command = %req.command, reply = ?step.reply, "command");
+                    tracing::debug!(command = %req.command, ok = step.reply.is_ok(), "command");
                     self.execute(step.effects, &mut drain_deadline);
                     self.answer(req.reply, step.reply);
                 }
