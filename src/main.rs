@@ -183,7 +183,16 @@ async fn dispatch(cmd: Sub) -> anyhow::Result<ExitCode> {
             let state = reply.result.unwrap_or_default();
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&state)?),
-                Output::Text => print!("{}", render_status(&state)),
+                Output::Text => {
+                    let state: roombox::agent::state::AgentState = serde_json::from_value(state)
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "the agent's state is not one this roombox can read ({e}); \
+                                 `--output json` shows it as it is"
+                            )
+                        })?;
+                    print!("{}", state.render());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -229,197 +238,4 @@ fn serde_plain<T: serde::Serialize>(v: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
-}
-
-fn on_off(flag: &str) -> &'static str {
-    if flag == "true" {
-        "on"
-    } else {
-        "off"
-    }
-}
-
-/// The fleet link's lines of `roombox status`: connected or not, since when, the last error
-/// and its fix.
-fn render_fleet(state: &serde_json::Value) -> String {
-    let Some(f) = state.get("fleet").filter(|f| f.is_object()) else {
-        return "fleet        off\n".into();
-    };
-    let text = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("?");
-    let since = f
-        .get("sinceMs")
-        .and_then(|v| v.as_u64())
-        .map(|ms| {
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
-            )
-            .to_string()
-        })
-        .unwrap_or_else(|| "?".into());
-    let state_word = text("state");
-    let mut s = format!(
-        "fleet        {state_word} {} {} since {since}\n",
-        if state_word == "DISCONNECTED" {
-            "from"
-        } else {
-            "to"
-        },
-        text("broker"),
-    );
-    if let Some(e) = f.get("lastError").and_then(|v| v.as_str()) {
-        let label = if state_word == "CONNECTED" {
-            "last error"
-        } else {
-            "error"
-        };
-        s.push_str(&format!("             {label}: {e}\n"));
-        if let Some(fix) = f.get("fix").and_then(|v| v.as_str()) {
-            s.push_str(&format!("             fix: {fix}\n"));
-        }
-    }
-    s
-}
-
-fn render_status(state: &serde_json::Value) -> String {
-    let get = |p: &str| -> String {
-        let v = state.pointer(p).cloned().unwrap_or_default();
-        match v {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Null => "-".into(),
-            other => other.to_string(),
-        }
-    };
-    let mut s = String::new();
-    s.push_str(&format!(
-        "device       {} ({})  v{}\n",
-        get("/deviceName"),
-        get("/deviceId"),
-        get("/version")
-    ));
-    s.push_str(&format!(
-        "health       {}{}\n",
-        if get("/health/ok") == "true" {
-            "ok"
-        } else {
-            "PROBLEMS: "
-        },
-        state
-            .pointer("/health/problems")
-            .and_then(|p| p.as_array())
-            .map(|a| a
-                .iter()
-                .filter_map(|x| x.as_str())
-                .collect::<Vec<_>>()
-                .join("; "))
-            .unwrap_or_default()
-    ));
-    s.push_str(&render_fleet(state));
-    s.push_str(&format!(
-        "media        {} {} {} {} fps {} kbps of {} target (restarts {})\n",
-        get("/media/state"),
-        get("/media/encoder"),
-        get("/media/resolution"),
-        get("/media/fps"),
-        get("/media/encodedKbps"),
-        get("/media/bitrateKbps"),
-        get("/media/restarts")
-    ));
-    if get("/media/qualityLimitation") == "cpu" {
-        s.push_str(&format!(
-            "             cpu-limited: {} fps of {} (encoder at {} of its time)\n",
-            get("/media/targetFps"),
-            state
-                .pointer("/media/resolution")
-                .and_then(|r| r.as_str())
-                .and_then(|r| r.rsplit('@').next())
-                .unwrap_or("-"),
-            get("/media/encodeUsage")
-        ));
-    }
-    s.push_str(&format!(
-        "meeting      {} room {}\n",
-        get("/meetingState"),
-        get("/room/roomId")
-    ));
-    s.push_str(&format!(
-        "local        mic {} webcam {}\n",
-        on_off(&get("/localParticipant/micOn")),
-        on_off(&get("/localParticipant/webcamOn")),
-    ));
-    if let Some(ps) = state.pointer("/participants").and_then(|p| p.as_object()) {
-        for p in ps.values() {
-            s.push_str(&format!(
-                "participant  {} ({}) mic {} webcam {}\n",
-                p.get("displayName").and_then(|v| v.as_str()).unwrap_or("?"),
-                p.get("participantId")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("?"),
-                p.get("micOn").and_then(|v| v.as_bool()).unwrap_or(false),
-                p.get("webcamOn").and_then(|v| v.as_bool()).unwrap_or(false),
-            ));
-        }
-    }
-    s.push_str(&format!(
-        "recording    {} {} segments in {}\n",
-        get("/recording/state"),
-        get("/recording/segmentsClosed"),
-        get("/recording/dir")
-    ));
-    s.push_str(&format!(
-        "cloud rec    {}   transcription {}\n",
-        get("/cloudRecording"),
-        get("/transcription/state")
-    ));
-    s.push_str(&format!(
-        "hls          {}{}\n",
-        get("/hls/state"),
-        state
-            .pointer("/hls/playbackUrl")
-            .and_then(|v| v.as_str())
-            .map(|u| format!(" {u}"))
-            .unwrap_or_default()
-    ));
-    s.push_str(&format!("livestream   {}\n", get("/livestream/state")));
-    if let Some(outs) = state
-        .pointer("/livestream/outputs")
-        .and_then(|p| p.as_object())
-    {
-        for (name, o) in outs {
-            let field = |k: &str| o.get(k).and_then(|v| v.as_str()).unwrap_or("-");
-            s.push_str(&format!(
-                "  output     {name}{} {} {} (retries {}){}\n",
-                if o.get("fallback").and_then(|v| v.as_bool()) == Some(true) {
-                    " (fallback)"
-                } else {
-                    ""
-                },
-                field("state"),
-                field("url"),
-                o.get("retries").and_then(|v| v.as_u64()).unwrap_or(0),
-                o.get("lastError")
-                    .and_then(|v| v.as_str())
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ));
-        }
-    }
-    if let Some(f) = state
-        .pointer("/livestream/fallback/output")
-        .and_then(|v| v.as_str())
-    {
-        s.push_str(&format!(
-            "  fallback   to {f}: {}{}\n",
-            if get("/livestream/fallback/active") == "true" {
-                "ACTIVE"
-            } else {
-                "standing by"
-            },
-            state
-                .pointer("/livestream/fallback/reason")
-                .and_then(|v| v.as_str())
-                .map(|r| format!(" (last: {r})"))
-                .unwrap_or_default()
-        ));
-    }
-    s
 }

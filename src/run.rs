@@ -234,6 +234,7 @@ fn under_systemd() -> bool {
 
 /// The demo's live view: every event as it happens, and the state once a second.
 async fn live_view(agent: AgentHandle, socket: PathBuf) {
+    use std::io::Write;
     println!(
         "roombox is running. In another terminal: roombox status --socket {0} | roombox cmd --socket {0} start-recording",
         socket.display()
@@ -241,16 +242,75 @@ async fn live_view(agent: AgentHandle, socket: PathBuf) {
     let mut events = agent.subscribe();
     let state = agent.state();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut lines = LiveLines::new(std::io::stdout().is_terminal());
     loop {
-        tokio::select! {
+        let text = tokio::select! {
             ev = events.recv() => match ev {
-                Ok(ev) => println!("event  {}", serde_json::to_string(&ev).unwrap_or_default()),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(ev) => lines.event(&format!("event  {}", serde_json::to_string(&ev).unwrap_or_default())),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             },
-            _ = tick.tick() => println!("state  {}", state.borrow().summary()),
+            _ = tick.tick() => {
+                let line = format!("state  {}", state.borrow().summary());
+                lines.state(&line, terminal_width())
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+}
+
+/// Erases the terminal's current line and returns to its start.
+const CLEAR_LINE: &str = "\r\x1b[2K";
+
+/// What the live view writes. On a terminal the state line stays the last line and is rewritten
+/// in place, events scrolling above it; elsewhere (a pipe, a log file) each is a line of its own.
+struct LiveLines {
+    tty: bool,
+    /// The state line shown at the bottom, on a terminal.
+    state: Option<String>,
+}
+
+impl LiveLines {
+    fn new(tty: bool) -> LiveLines {
+        LiveLines { tty, state: None }
+    }
+
+    fn event(&mut self, line: &str) -> String {
+        match &self.state {
+            Some(state) if self.tty => format!("{CLEAR_LINE}{line}\n{state}"),
+            _ => format!("{line}\n"),
         }
     }
+
+    /// The new state line; on a terminal cut to `width` columns, since a line that wraps could
+    /// no longer be rewritten in place.
+    fn state(&mut self, line: &str, width: Option<usize>) -> String {
+        if !self.tty {
+            return format!("{line}\n");
+        }
+        let line: String = match width {
+            Some(w) => line.chars().take(w.saturating_sub(1)).collect(),
+            None => line.to_string(),
+        };
+        let text = format!("{CLEAR_LINE}{line}");
+        self.state = Some(line);
+        text
+    }
+}
+
+/// The terminal's width in columns, when stdout is one.
+fn terminal_width() -> Option<usize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into `ws`, which outlives the call.
+    let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_col > 0).then_some(usize::from(ws.ws_col))
 }
 
 /// Dependencies whose warnings are harmless and frequent enough to hide real ones. rtc_dtls
@@ -322,6 +382,23 @@ mod tests {
             out.2 = n.swap(0, Ordering::SeqCst);
             out
         })
+    }
+
+    #[test]
+    fn on_a_terminal_the_state_line_is_rewritten_and_events_scroll_above_it() {
+        let mut t = LiveLines::new(true);
+        assert_eq!(t.event("event  a"), "event  a\n", "no state line yet");
+        assert_eq!(t.state("state  one", Some(80)), "\r\x1b[2Kstate  one");
+        assert_eq!(t.state("state  two", Some(80)), "\r\x1b[2Kstate  two");
+        assert_eq!(t.event("event  b"), "\r\x1b[2Kevent  b\nstate  two");
+        assert_eq!(
+            t.state("state  three", Some(8)),
+            "\r\x1b[2Kstate  ",
+            "cut, never wrapped"
+        );
+        let mut p = LiveLines::new(false);
+        assert_eq!(p.state("state  one", Some(8)), "state  one\n");
+        assert_eq!(p.event("event  a"), "event  a\n");
     }
 
     #[test]

@@ -4,10 +4,14 @@
 //! [`Agent::new`] returns an [`AgentHandle`] (cheap to clone: buttons, MQTT and the control socket
 //! each hold one) and the [`Agent`] task itself, which [`Agent::run`] drives until a clean stop.
 //!
-//! Layer 8 of docs/architecture.md: below its inputs and outputs. `api`, `fleet`, `controls`,
-//! `http` and `run` hold an [`AgentHandle`]; the agent imports none of them, and reaches media,
-//! rooms and the transcriber only through effects.
+//! Here: this loop (one `select!` over its inputs, carrying out the machine's effects), `state/`
+//! (the pure state machine, a file per concern) and `io.rs` (the I/O the machine asks for).
+//!
+//! Layer 8 of docs/architecture.md: below its inputs and outputs. It drives media, rooms and
+//! the transcriber through effects; `api`, `fleet`, `controls`, `check`, `http` and `run` hold an
+//! [`AgentHandle`] or read [`state::AgentState`], and the agent imports none of them.
 
+mod io;
 pub mod state;
 
 use crate::command::{Command, CommandError, ErrorCode};
@@ -19,7 +23,9 @@ use crate::room::{RoomAction, RoomLink, RoomNotice};
 use crate::sync::sleep_until;
 use crate::sysd;
 use crate::transcribe::live::{TranscriptionAction, TranscriptionNotice};
-use state::{AgentState, Effect, FleetLink, LivestreamSetup, Step};
+use io::{livestream_setup, post_setup, Done};
+use state::{AgentState, Effect, FleetLink, IoNotice, Reply, StateMachine, Token};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,10 +110,13 @@ impl AgentHandle {
     }
 }
 
+/// Where a command's reply goes.
+type ReplyTx = oneshot::Sender<Result<serde_json::Value, CommandError>>;
+
 /// The agent task.
 pub struct Agent {
-    /// The state, owned here only.
-    state: AgentState,
+    /// The state machine, owned here only.
+    machine: StateMachine,
     /// The config file to re-read on reload (none: the embedded default).
     config_path: Option<PathBuf>,
     /// The media engine.
@@ -132,13 +141,21 @@ pub struct Agent {
     config_tx: watch::Sender<Arc<Config>>,
     /// Live transcription and the recordings' transcriptions.
     speech: Speech,
+    /// Results of the I/O the machine asked for, from the tasks that did it.
+    io_tx: mpsc::UnboundedSender<Done>,
+    io_rx: mpsc::UnboundedReceiver<Done>,
+    /// I/O asked for and not yet done. Commands wait meanwhile, so they are still answered
+    /// one after the other, in order, as if each had been carried out at once.
+    in_flight: HashSet<Token>,
+    /// Replies deferred by the machine, by the token of the I/O they wait for.
+    waiting: HashMap<Token, ReplyTx>,
 }
 
 /// The agent's transcription plumbing (I/O the pure state asks for).
 struct Speech {
     /// The live transcriber, while it runs.
     live: Option<crate::transcribe::service::LiveService>,
-    /// The engine just loaded for the `start-transcription` being carried out.
+    /// The engine just loaded, for the `Start` the machine answers with.
     engine: Option<Box<dyn crate::transcribe::Transcriber>>,
     /// Open while the local mic's audio may be transcribed (on, and no mute asked).
     mic_gate: Arc<std::sync::atomic::AtomicBool>,
@@ -160,14 +177,15 @@ impl Agent {
         media: Box<dyn MediaControl>,
         notices: mpsc::UnboundedReceiver<MediaNotice>,
     ) -> (AgentHandle, Agent) {
-        let mut state = AgentState::new(config, config.device_id());
-        state.set_livestream(livestream_setup(config));
+        let mut machine = StateMachine::new(config, config.device_id());
+        machine.set_livestream(livestream_setup(config));
         let (req_tx, requests) = mpsc::channel(COMMAND_QUEUE);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let (state_tx, state_rx) = watch::channel(state.clone());
+        let (state_tx, state_rx) = watch::channel(machine.state().clone());
         let (fleet_tx, fleet_links) = mpsc::unbounded_channel();
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let (speech_tx, speech_rx) = mpsc::unbounded_channel();
+        let (io_tx, io_rx) = mpsc::unbounded_channel();
         let handle = AgentHandle {
             requests: req_tx,
             events: events.clone(),
@@ -176,7 +194,7 @@ impl Agent {
             config: config_rx,
         };
         let agent = Agent {
-            state,
+            machine,
             config_path,
             media,
             notices,
@@ -197,18 +215,22 @@ impl Agent {
                 tx: speech_tx,
                 rx: speech_rx,
             },
+            io_tx,
+            io_rx,
+            in_flight: HashSet::new(),
+            waiting: HashMap::new(),
         };
         (handle, agent)
     }
 
     /// Tells the agent where its HTTP server answers; call before [`Agent::run`].
     pub fn set_http_base(&mut self, base: Option<String>) {
-        self.state.set_http_base(base);
+        self.machine.set_http_base(base);
     }
 
     /// Connects a room session (from [`crate::room::spawn`]); call before [`Agent::run`].
     pub fn attach_room(&mut self, link: RoomLink) {
-        self.state.set_room_backend(true);
+        self.machine.set_room_backend(true);
         self.room_actions = Some(link.actions);
         self.room_notices = Some(link.notices);
         self.speech.hub = Some(link.speech);
@@ -227,7 +249,7 @@ impl Agent {
         let mut ready_sent = false;
         let mut drain_deadline: Option<tokio::time::Instant> = None;
 
-        let fx = self.state.start();
+        let fx = self.machine.start();
         self.execute(fx, &mut drain_deadline);
         // Recordings' transcription queued before a restart goes on.
         let pending = crate::transcribe::post::read_pending(
@@ -240,36 +262,30 @@ impl Agent {
         if !pending.is_empty() {
             self.post_queue();
         }
-        if self.state.transcription_autostart() {
-            let step = self.start_transcription(None).await;
-            if let Err(e) = &step.reply {
-                let _ = self.events.send(Event::Error {
-                    code: "transcription".into(),
-                    message: format!("[transcription] autostart: {}", e.message),
-                });
-            }
-            self.execute(step.effects, &mut drain_deadline);
-        }
 
         loop {
             let deadline = drain_deadline;
             tokio::select! {
-                Some(req) = self.requests.recv(), if deadline.is_none() => {
-                    let step = match &req.command {
-                        Command::StartLivestream { outputs } => {
-                            self.start_livestream(outputs).await
-                        }
-                        Command::StartTranscription { language } => {
-                            self.start_transcription(language.as_deref()).await
-                        }
-                        Command::TranscribeRecording { file, from, to } => {
-                            self.transcribe_recording(file.as_deref(), *from, *to)
-                        }
-                        cmd => self.state.command(cmd, now_ms()),
-                    };
+                Some(req) = self.requests.recv(), if deadline.is_none() && self.in_flight.is_empty() => {
+                    let step = self.machine.command(&req.command, now_ms());
                     tracing::debug!(command = %req.command, ok = step.reply.is_ok(), "command");
                     self.execute(step.effects, &mut drain_deadline);
-                    let _ = req.reply.send(step.reply);
+                    self.answer(req.reply, step.reply);
+                }
+                Some(done) = self.io_rx.recv() => {
+                    let notice = self.io_done(done);
+                    let token = notice.token();
+                    if let Some(t) = token {
+                        self.in_flight.remove(&t);
+                    }
+                    self.machine.at(now_ms());
+                    let step = self.machine.io_notice(notice);
+                    self.execute(step.effects, &mut drain_deadline);
+                    // An engine the machine did not start with is not kept (75 MB).
+                    self.speech.engine = None;
+                    if let Some(reply) = token.and_then(|t| self.waiting.remove(&t)) {
+                        self.answer(reply, step.reply);
+                    }
                 }
                 Some(notice) = self.notices.recv() => {
                     let stopped = matches!(notice, MediaNotice::State { state: MediaState::Stopped, .. });
@@ -280,7 +296,7 @@ impl Agent {
                         notice,
                         MediaNotice::State { state: MediaState::Playing | MediaState::Restarting, .. }
                     );
-                    let fx = self.state.media(notice);
+                    let fx = self.machine.media_notice(notice);
                     self.execute(fx, &mut drain_deadline);
                     if up && !ready_sent {
                         sysd::ready();
@@ -291,30 +307,30 @@ impl Agent {
                     }
                 }
                 Some(notice) = recv_room(&mut self.room_notices) => {
-                    self.state.at(now_ms());
-                    let fx = self.state.room(notice);
+                    self.machine.at(now_ms());
+                    let fx = self.machine.room_notice(notice);
                     self.execute(fx, &mut drain_deadline);
                 }
                 Some(notice) = self.speech.rx.recv() => {
-                    self.state.at(now_ms());
-                    let fx = self.state.transcription_notice(notice);
+                    self.machine.at(now_ms());
+                    let fx = self.machine.transcription_notice(notice);
                     self.execute(fx, &mut drain_deadline);
                 }
                 Some(link) = self.fleet_links.recv() => {
-                    let fx = self.state.fleet(link);
+                    let fx = self.machine.fleet_notice(link);
                     self.execute(fx, &mut drain_deadline);
                 }
                 _ = tick.tick() => {
-                    let fx = self.state.tick(now_ms());
+                    let fx = self.machine.tick(now_ms());
                     self.execute(fx, &mut drain_deadline);
                     // The watchdog is fed from the loop itself, so a hung loop gets killed.
                     sysd::watchdog();
-                    sysd::status(&self.state.summary());
+                    sysd::status(&self.machine.state().summary());
                 }
                 _ = recv(&mut sigterm) => self.begin_drain("SIGTERM", &mut drain_deadline),
                 _ = recv(&mut sigint) => self.begin_drain("SIGINT", &mut drain_deadline),
                 _ = recv(&mut sighup) => {
-                    let fx = self.state.command(&Command::ReloadConfig, now_ms()).effects;
+                    let fx = self.machine.command(&Command::ReloadConfig, now_ms()).effects;
                     self.execute(fx, &mut drain_deadline);
                 }
                 _ = sleep_until(deadline) => {
@@ -323,19 +339,20 @@ impl Agent {
                 }
             }
             self.speech.mic_gate.store(
-                self.state.mic_may_be_transcribed(),
+                self.machine.mic_may_be_transcribed(),
                 std::sync::atomic::Ordering::Relaxed,
             );
+            let shown = self.machine.state();
             self.state_tx.send_if_modified(|s| {
-                if *s != self.state {
-                    *s = self.state.clone();
+                if s != shown {
+                    *s = shown.clone();
                     true
                 } else {
                     false
                 }
             });
         }
-        let _ = self.state_tx.send(self.state.clone());
+        let _ = self.state_tx.send(self.machine.state().clone());
         tracing::info!("agent stopped");
         Ok(())
     }
@@ -346,7 +363,7 @@ impl Agent {
         }
         tracing::info!("{why}: finalising recordings and stopping");
         sysd::stopping();
-        let fx = self.state.drain();
+        let fx = self.machine.drain();
         self.execute(fx, deadline);
     }
 
@@ -372,6 +389,29 @@ impl Agent {
                     let _ = self.events.send(event);
                 }
                 Effect::ReloadConfig => self.reload(),
+                Effect::ResolveHosts { token, urls } => {
+                    self.in_flight.insert(token);
+                    tokio::spawn(io::resolve_hosts(token, urls, self.io_tx.clone()));
+                }
+                Effect::LoadSpeechEngine { token, language } => {
+                    self.in_flight.insert(token);
+                    let config = self.config_tx.borrow().clone();
+                    io::load_speech_engine(&config, token, language, self.io_tx.clone());
+                }
+                Effect::FindSegments {
+                    token,
+                    dir,
+                    file,
+                    from,
+                    to,
+                    skip_newest,
+                } => {
+                    self.in_flight.insert(token);
+                    let result = io::find_segments(&dir, file.as_deref(), from, to, skip_newest);
+                    let _ = self
+                        .io_tx
+                        .send(Done::Notice(IoNotice::SegmentsFound { token, result }));
+                }
                 Effect::Shutdown => {
                     if deadline.is_none() {
                         sysd::stopping();
@@ -382,76 +422,41 @@ impl Agent {
         }
     }
 
-    /// `start-transcription`: the state checks the request, then the engine is loaded here, off
-    /// the loop's thread (a 75 MB model). A missing or corrupt model, or a language the model
-    /// does not know, is an error reply, and nothing changed.
-    async fn start_transcription(&mut self, language: Option<&str>) -> Step {
-        let refuse = |code, message: String| Step {
-            reply: Err(CommandError::new(code, message)),
-            effects: Vec::new(),
-        };
-        let language = match self.state.transcription_precheck(language) {
-            Ok(l) => l,
-            Err(e) => return refuse(e.code, e.message),
-        };
-        let config = self.config_tx.borrow().clone();
-        let t = &config.transcription;
-        let model = t.model_path(&config.state_dir());
-        let gate = t.gate_path(&config.state_dir());
-        let threads = t.threads as usize;
-        let lang = language.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            crate::transcribe::service::load_engine(&model, &lang, threads, gate.as_deref())
-        })
-        .await;
-        let engine = match loaded {
-            Ok(Ok(e)) => e,
-            Ok(Err(e)) => {
-                let code = match e {
-                    crate::transcribe::TranscribeError::Language(_) => ErrorCode::OutOfRange,
-                    _ => ErrorCode::Unavailable,
-                };
-                return refuse(code, e.to_string());
+    /// Sends a reply now, or keeps it until the I/O it waits for is done.
+    fn answer(&mut self, tx: ReplyTx, reply: Reply) {
+        match reply {
+            Reply::Now(r) => {
+                let _ = tx.send(r);
             }
-            Err(e) => return refuse(ErrorCode::Internal, format!("loading the engine: {e}")),
-        };
-        let describe = engine.describe();
-        self.speech.engine = Some(engine);
-        self.state.start_transcription(language, describe)
+            Reply::Later(token) => {
+                self.waiting.insert(token, tx);
+            }
+        }
+    }
+
+    /// Turns what an I/O task reported into the machine's notice, keeping a loaded engine.
+    fn io_done(&mut self, done: Done) -> IoNotice {
+        match done {
+            Done::Notice(n) => n,
+            Done::Engine { token, result } => IoNotice::SpeechEngineLoaded {
+                token,
+                result: result.map(|engine| {
+                    let describe = engine.describe();
+                    self.speech.engine = Some(engine);
+                    describe
+                }),
+            },
+        }
     }
 
     /// The recordings' transcription queue, started on first use.
     fn post_queue(&mut self) -> &crate::transcribe::post::PostQueue {
         let config = self.config_tx.borrow().clone();
-        let setup = post_setup(&config, &self.state);
+        let setup = post_setup(&config, self.machine.state());
         let tx = self.speech.tx.clone();
         self.speech.post.get_or_insert_with(|| {
             crate::transcribe::post::PostQueue::spawn(&config.state_dir(), setup, tx)
         })
-    }
-
-    /// `transcribe-recording`: the segments are found on disk here (I/O), and a recording
-    /// that does not exist is an error reply.
-    fn transcribe_recording(
-        &mut self,
-        file: Option<&str>,
-        from: Option<u64>,
-        to: Option<u64>,
-    ) -> Step {
-        let dir = self.config_tx.borrow().recording_dir();
-        // The segment being written is the newest while a recording runs; it is not done.
-        let writing = if self.state.recording.state.is_active() {
-            newest_segment(&dir)
-        } else {
-            None
-        };
-        match crate::transcribe::post::select_segments(&dir, file, from, to, writing.as_deref()) {
-            Ok(segments) => self.state.transcribe_recording(segments),
-            Err(message) => Step {
-                reply: Err(CommandError::new(ErrorCode::InvalidArgument, message)),
-                effects: Vec::new(),
-            },
-        }
     }
 
     fn transcription_action(&mut self, action: TranscriptionAction) {
@@ -459,7 +464,7 @@ impl Agent {
             TranscriptionAction::TranscribeFiles(segments) => {
                 self.post_queue().push(segments);
             }
-            TranscriptionAction::Start { local_id, mic, .. } => {
+            TranscriptionAction::Start { local_id, .. } => {
                 let Some(engine) = self.speech.engine.take() else {
                     let _ = self
                         .speech
@@ -483,19 +488,13 @@ impl Agent {
                     &dir,
                     self.speech.tx.clone(),
                 );
-                // A box without a mic transcribes the room only: a tap with no feed would fail.
-                if mic {
-                    self.media.apply(crate::media::MediaAction::Attach {
-                        id: state::TRANSCRIBER_ID.into(),
-                        spec: crate::media::ConsumerSpec::Pcm(live.local_sender()),
-                    });
-                }
+                // The machine attaches the mic's tap to it (or not, without a mic).
+                let _ = self.io_tx.send(Done::Notice(IoNotice::TranscriberStarted(
+                    live.local_sender(),
+                )));
                 self.speech.live = Some(live);
             }
             TranscriptionAction::Stop => {
-                self.media.apply(crate::media::MediaAction::Detach {
-                    id: state::TRANSCRIBER_ID.into(),
-                });
                 match self.speech.live.take() {
                     Some(mut live) => live.stop(),
                     // Nothing runs (a failure already stopped it): the state still hears so.
@@ -512,40 +511,15 @@ impl Agent {
         }
     }
 
-    /// `start-livestream`: the state picks the outputs; hosts that do not resolve are refused
-    /// here, before anything starts, since that is I/O the pure state cannot do.
-    async fn start_livestream(&mut self, outputs: &[crate::command::LivestreamOutput]) -> Step {
-        let specs = match self.state.livestream_specs(outputs) {
-            Ok(s) => s,
-            Err(e) => {
-                return Step {
-                    reply: Err(e),
-                    effects: Vec::new(),
-                }
-            }
-        };
-        for spec in &specs {
-            if let Err(e) = resolve_host(&spec.url).await {
-                return Step {
-                    reply: Err(CommandError::new(
-                        ErrorCode::InvalidArgument,
-                        format!("outputs: {}: {e}", spec.redacted()),
-                    )),
-                    effects: Vec::new(),
-                };
-            }
-        }
-        self.state.start_livestream(specs)
-    }
-
     fn reload(&mut self) {
         match config::load(self.config_path.as_deref()) {
             Ok(loaded) => {
-                let fx = self.state.configure(&loaded.config);
+                let fx = self.machine.configure(&loaded.config);
                 if let Some(q) = &self.speech.post {
-                    q.set_setup(post_setup(&loaded.config, &self.state));
+                    q.set_setup(post_setup(&loaded.config, self.machine.state()));
                 }
-                self.state.set_livestream(livestream_setup(&loaded.config));
+                self.machine
+                    .set_livestream(livestream_setup(&loaded.config));
                 self.config_tx.send_replace(Arc::new(loaded.config.clone()));
                 self.media
                     .apply(crate::media::MediaAction::Reconfigure(Box::new(
@@ -569,70 +543,6 @@ impl Agent {
                 });
             }
         }
-    }
-}
-
-/// What the recordings' transcription needs from the configuration.
-fn post_setup(config: &Config, state: &AgentState) -> crate::transcribe::post::PostSetup {
-    let t = &config.transcription;
-    crate::transcribe::post::PostSetup {
-        model: t.model_path(&config.state_dir()),
-        language: crate::config::language_code(&t.language).unwrap_or_else(|| "en".into()),
-        threads: t.threads as usize,
-        gate: t.gate_path(&config.state_dir()),
-        speaker: (
-            state.local_participant.participant_id.clone(),
-            state.local_participant.display_name.clone(),
-        ),
-    }
-}
-
-/// The most recently written segment in `dir`.
-fn newest_segment(dir: &std::path::Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(crate::media::recorder::SEGMENT_PREFIX)
-        })
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .max()
-        .map(|(_, p)| p)
-}
-
-/// `[livestream]` with its stream key files read.
-fn livestream_setup(config: &Config) -> LivestreamSetup {
-    LivestreamSetup::resolve(&config.livestream, |p| std::fs::read_to_string(p))
-}
-
-/// Resolves the host of an RTMP URL within a few seconds, so a typo is an error reply and not
-/// an output that retries for ever.
-async fn resolve_host(url: &str) -> Result<(), String> {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let host = rest.split('/').next().unwrap_or_default();
-    let default_port = if url.starts_with("rtmps://") {
-        443
-    } else {
-        1935
-    };
-    let target = if host.starts_with('[')
-        || host
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        host.to_string()
-    } else {
-        format!("{host}:{default_port}")
-    };
-    match tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host(target)).await {
-        Ok(Ok(addrs)) => match addrs.count() {
-            0 => Err(format!("host `{host}` has no address")),
-            _ => Ok(()),
-        },
-        Ok(Err(e)) => Err(format!("cannot resolve host `{host}`: {e}")),
-        Err(_) => Err(format!("resolving host `{host}` timed out")),
     }
 }
 

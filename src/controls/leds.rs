@@ -136,18 +136,19 @@ pub fn next_change(pattern: Pattern, t_ms: u64, pwm: bool) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::state::StateMachine;
     use crate::config::controls::{Color, Look};
     use crate::config::{AudioSource, Config};
     use crate::media::MediaNotice;
     use crate::model::RecordingTarget;
 
-    fn playing() -> AgentState {
-        let mut s = AgentState::new(&Config::default(), "b".into());
-        s.media(MediaNotice::State {
+    fn playing() -> StateMachine {
+        let mut s = StateMachine::new(&Config::default(), "b".into());
+        s.media_notice(MediaNotice::State {
             state: MediaState::Playing,
             encoder: Some("x264enc".into()),
         });
-        s.media(MediaNotice::MicMuted(false));
+        s.media_notice(MediaNotice::MicMuted(false));
         s
     }
 
@@ -162,16 +163,16 @@ mod tests {
     #[test]
     fn ready_is_dim_white() {
         let s = playing();
-        assert_eq!(shown_state(&s, &cfg()), Some(LedState::Idle));
-        assert_eq!(rgb(pattern_for(&s, &cfg())), [Pattern::Dim; 3]);
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::Idle));
+        assert_eq!(rgb(pattern_for(s.state(), &cfg())), [Pattern::Dim; 3]);
     }
 
     #[test]
     fn muted_is_solid_red_and_nothing_else() {
         let mut s = playing();
-        s.media(MediaNotice::MicMuted(true));
+        s.media_notice(MediaNotice::MicMuted(true));
         assert_eq!(
-            rgb(pattern_for(&s, &cfg())),
+            rgb(pattern_for(s.state(), &cfg())),
             [Pattern::Solid, Pattern::Off, Pattern::Off]
         );
     }
@@ -179,75 +180,75 @@ mod tests {
     #[test]
     fn muted_beats_everything_else() {
         let mut s = playing();
-        s.media(MediaNotice::MicMuted(true));
-        s.meeting_state = MeetingState::Failed;
-        s.identify_until_ms = Some(u64::MAX);
-        s.media(MediaNotice::Error(crate::media::MediaError::Runtime(
+        s.media_notice(MediaNotice::MicMuted(true));
+        s.state_mut().meeting_state = MeetingState::Failed;
+        s.state_mut().identify_until_ms = Some(u64::MAX);
+        s.media_notice(MediaNotice::Error(crate::media::MediaError::Runtime(
             "x".into(),
         )));
-        s.media(MediaNotice::State {
+        s.media_notice(MediaNotice::State {
             state: MediaState::Restarting,
             encoder: None,
         });
-        assert_eq!(shown_state(&s, &cfg()), Some(LedState::Muted));
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::Muted));
     }
 
     #[test]
     fn without_an_audio_source_the_mic_is_never_shown_muted() {
         let mut c = Config::default();
         c.media.audio.source = AudioSource::None;
-        let mut s = AgentState::new(&c, "b".into());
-        s.media(MediaNotice::State {
+        let mut s = StateMachine::new(&c, "b".into());
+        s.media_notice(MediaNotice::State {
             state: MediaState::Playing,
             encoder: None,
         });
-        assert_eq!(shown_state(&s, &cfg()), Some(LedState::Idle));
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::Idle));
     }
 
     #[test]
     fn a_call_is_solid_blue_and_connecting_pulses() {
         let mut s = playing();
-        s.meeting_state = MeetingState::Connecting;
+        s.state_mut().meeting_state = MeetingState::Connecting;
         assert_eq!(
-            rgb(pattern_for(&s, &cfg())),
+            rgb(pattern_for(s.state(), &cfg())),
             [Pattern::Off, Pattern::Off, Pattern::Pulse]
         );
-        s.meeting_state = MeetingState::Disconnected;
-        assert_eq!(shown_state(&s, &cfg()), Some(LedState::Connecting));
-        s.meeting_state = MeetingState::Connected;
+        s.state_mut().meeting_state = MeetingState::Disconnected;
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::Connecting));
+        s.state_mut().meeting_state = MeetingState::Connected;
         assert_eq!(
-            rgb(pattern_for(&s, &cfg())),
+            rgb(pattern_for(s.state(), &cfg())),
             [Pattern::Off, Pattern::Off, Pattern::Solid]
         );
     }
 
     #[test]
     fn errors_flash_red_but_booting_does_not() {
-        let s = AgentState::new(&Config::default(), "b".into());
-        assert!(!s.health.ok, "media is not playing yet");
-        assert_eq!(shown_state(&s, &cfg()), Some(LedState::Muted));
-        let mut s = AgentState::new(&Config::default(), "b".into());
-        s.media(MediaNotice::MicMuted(false));
-        assert_eq!(shown_state(&s, &cfg()), Some(LedState::Starting));
-        s.media(MediaNotice::Error(crate::media::MediaError::Runtime(
+        let s = StateMachine::new(&Config::default(), "b".into());
+        assert!(!s.state().health.ok, "media is not playing yet");
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::Muted));
+        let mut s = StateMachine::new(&Config::default(), "b".into());
+        s.media_notice(MediaNotice::MicMuted(false));
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::Starting));
+        s.media_notice(MediaNotice::Error(crate::media::MediaError::Runtime(
             "camera gone".into(),
         )));
-        assert_eq!(shown_state(&s, &cfg()), Some(LedState::Error));
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::Error));
         assert_eq!(
-            rgb(pattern_for(&s, &cfg())),
+            rgb(pattern_for(s.state(), &cfg())),
             [Pattern::Flash, Pattern::Off, Pattern::Off]
         );
         let mut s = playing();
-        s.meeting_state = MeetingState::Failed;
-        assert_eq!(shown_state(&s, &cfg()), Some(LedState::Error));
+        s.state_mut().meeting_state = MeetingState::Failed;
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::Error));
     }
 
     #[test]
     fn identify_blinks_white_over_a_call() {
         let mut s = playing();
-        s.meeting_state = MeetingState::Connected;
-        s.identify_until_ms = Some(u64::MAX);
-        assert_eq!(rgb(pattern_for(&s, &cfg())), [Pattern::Blink; 3]);
+        s.state_mut().meeting_state = MeetingState::Connected;
+        s.state_mut().identify_until_ms = Some(u64::MAX);
+        assert_eq!(rgb(pattern_for(s.state(), &cfg())), [Pattern::Blink; 3]);
     }
 
     #[test]
@@ -259,12 +260,12 @@ mod tests {
             },
             0,
         );
-        s.media(MediaNotice::Consumer {
-            id: crate::agent::state::RECORDER_ID.into(),
+        s.media_notice(MediaNotice::Consumer {
+            id: crate::media::ConsumerId::Recorder,
             event: crate::media::ConsumerEvent::Started,
         });
-        assert_eq!(shown_state(&s, &cfg()), Some(LedState::Recording));
-        assert_eq!(pattern_for(&s, &cfg()).blue, Pattern::Solid);
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::Recording));
+        assert_eq!(pattern_for(s.state(), &cfg()).blue, Pattern::Solid);
     }
 
     #[test]
@@ -276,17 +277,17 @@ mod tests {
             pattern: Pattern::Solid,
         };
         let mut s = playing();
-        s.media(MediaNotice::MicMuted(true));
-        s.meeting_state = MeetingState::Connected;
+        s.media_notice(MediaNotice::MicMuted(true));
+        s.state_mut().meeting_state = MeetingState::Connected;
         assert_eq!(
-            rgb(pattern_for(&s, &c)),
+            rgb(pattern_for(s.state(), &c)),
             [Pattern::Off, Pattern::Solid, Pattern::Off]
         );
-        s.meeting_state = MeetingState::Closed;
-        assert_eq!(shown_state(&s, &c), Some(LedState::Muted));
-        s.media(MediaNotice::MicMuted(false));
+        s.state_mut().meeting_state = MeetingState::Closed;
+        assert_eq!(shown_state(s.state(), &c), Some(LedState::Muted));
+        s.media_notice(MediaNotice::MicMuted(false));
         assert_eq!(
-            pattern_for(&s, &c),
+            pattern_for(s.state(), &c),
             LedPatterns::OFF,
             "no listed state holds"
         );

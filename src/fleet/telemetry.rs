@@ -159,10 +159,11 @@ mod tests {
 
     #[test]
     fn a_sample_has_system_figures_and_nulls_for_what_is_unknown() {
-        let state = AgentState::new(&Config::default(), "b".into());
+        let machine = crate::agent::state::StateMachine::new(&Config::default(), "b".into());
+        let state = machine.state();
         let mut s = Sampler::new();
         let dir = tempfile::tempdir().unwrap();
-        let first = s.sample(&state, dir.path(), 1);
+        let first = s.sample(state, dir.path(), 1);
         assert!(first.memory_total_mb.unwrap() > 0);
         assert!(first.disk_total_mb.unwrap() > 0);
         assert_eq!(first.packet_loss_percent, None);

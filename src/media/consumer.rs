@@ -87,21 +87,49 @@ pub enum ConsumerEvent {
     Failed(MediaError),
 }
 
+/// Which consumer an action or a notice is about. The agent picks the id and knows what each
+/// one is; the engine only uses it as a key (one consumer per id) and names it in logs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConsumerId {
+    /// The local recorder.
+    Recorder,
+    /// The room session's tap on the encoded feeds.
+    RoomTap,
+    /// HLS for the box's HTTP server.
+    Hls,
+    /// The local mic's speech tap for the live transcriber.
+    Transcriber,
+    /// An RTMP output, by its configured or given name.
+    Rtmp(String),
+}
+
+impl std::fmt::Display for ConsumerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConsumerId::Recorder => f.write_str("recorder"),
+            ConsumerId::RoomTap => f.write_str("room"),
+            ConsumerId::Hls => f.write_str("hls"),
+            ConsumerId::Transcriber => f.write_str("transcriber"),
+            ConsumerId::Rtmp(name) => write!(f, "rtmp:{name}"),
+        }
+    }
+}
+
 /// How a consumer reports; cheap to clone into its own tasks and threads.
 #[derive(Debug, Clone)]
 pub struct Reporter {
-    id: String,
+    id: ConsumerId,
     generation: u64,
-    tx: mpsc::UnboundedSender<(String, u64, ConsumerEvent)>,
+    tx: mpsc::UnboundedSender<(ConsumerId, u64, ConsumerEvent)>,
 }
 
 impl Reporter {
     /// A reporter for consumer `id` in its `generation`-th start; reports of an older generation
     /// are ignored by the engine.
     pub fn new(
-        id: String,
+        id: ConsumerId,
         generation: u64,
-        tx: mpsc::UnboundedSender<(String, u64, ConsumerEvent)>,
+        tx: mpsc::UnboundedSender<(ConsumerId, u64, ConsumerEvent)>,
     ) -> Reporter {
         Reporter { id, generation, tx }
     }
@@ -187,5 +215,24 @@ impl ConsumerSpec {
             ConsumerSpec::Hls(s) => Box::new(super::hls::Hls::new(s)),
             ConsumerSpec::Pcm(s) => Box::new(super::pcm::PcmTap::new(s)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConsumerId;
+
+    #[test]
+    fn ids_read_in_logs_as_they_always_have() {
+        let ids = [
+            ConsumerId::Recorder,
+            ConsumerId::RoomTap,
+            ConsumerId::Hls,
+            ConsumerId::Transcriber,
+            ConsumerId::Rtmp("yt".into()),
+        ];
+        let names: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["recorder", "room", "hls", "transcriber", "rtmp:yt"]);
+        assert_ne!(ConsumerId::Rtmp("a".into()), ConsumerId::Rtmp("b".into()));
     }
 }

@@ -36,7 +36,7 @@ use vitals::{Second, Totals, Vitals};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Names a consumer, as the agent attaches it; the bookkeeping is generic over it.
-type Id = String;
+type Id = super::consumer::ConsumerId;
 
 /// The agent's handle on the engine task.
 pub struct Engine {

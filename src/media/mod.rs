@@ -27,7 +27,7 @@ pub mod sink;
 pub mod tap;
 pub mod v4l2;
 
-pub use consumer::{ConsumerEvent, ConsumerSpec, Feed};
+pub use consumer::{ConsumerEvent, ConsumerId, ConsumerSpec, Feed};
 pub use error::MediaError;
 pub use tap::{EncodedSample, TapSender};
 
@@ -59,14 +59,14 @@ pub enum MediaAction {
     /// every capture restart, until detached.
     Attach {
         /// Names the consumer in its notices and for [`MediaAction::Detach`].
-        id: String,
+        id: ConsumerId,
         /// Which consumer.
         spec: ConsumerSpec,
     },
     /// Stop a consumer cleanly (a recorder finalises its segment); it reports `Finished`.
     Detach {
         /// The consumer's id.
-        id: String,
+        id: ConsumerId,
     },
 }
 
@@ -110,7 +110,7 @@ pub enum MediaNotice {
     /// `Failed` for one that could not start; after either the consumer is gone.
     Consumer {
         /// The consumer's id, as attached.
-        id: String,
+        id: ConsumerId,
         /// What happened.
         event: ConsumerEvent,
     },

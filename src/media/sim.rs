@@ -14,7 +14,8 @@
 //! does not exist, so a configuration that breaks capture makes the agent unhealthy.
 
 use super::{
-    ConsumerEvent, ConsumerSpec, EncodedSample, MediaAction, MediaControl, MediaError, MediaNotice,
+    ConsumerEvent, ConsumerId, ConsumerSpec, EncodedSample, MediaAction, MediaControl, MediaError,
+    MediaNotice,
 };
 use crate::config::{Config, VideoSource};
 use crate::event::MediaState;
@@ -32,7 +33,7 @@ use tokio::sync::mpsc;
 /// the three that carry a setting (`SetMicMuted(true)`).
 pub type MediaLog = Arc<Mutex<Vec<String>>>;
 
-type Taps = Arc<Mutex<Vec<(String, mpsc::Sender<EncodedSample>)>>>;
+type Taps = Arc<Mutex<Vec<(ConsumerId, mpsc::Sender<EncodedSample>)>>>;
 
 /// A media engine stand-in; see the module's header.
 pub struct SimMedia {
@@ -356,20 +357,22 @@ mod tests {
         let log = m.log();
         let (tx, _samples) = mpsc::channel(1);
         m.apply(MediaAction::Attach {
-            id: "room".into(),
+            id: ConsumerId::RoomTap,
             spec: ConsumerSpec::Tap(super::super::TapSender(tx)),
         });
-        m.apply(MediaAction::Detach { id: "room".into() });
+        m.apply(MediaAction::Detach {
+            id: ConsumerId::RoomTap,
+        });
         m.apply(MediaAction::SetBitrate(800));
         assert_eq!(
             drain(&mut rx)[..2],
             [
                 MediaNotice::Consumer {
-                    id: "room".into(),
+                    id: ConsumerId::RoomTap,
                     event: ConsumerEvent::Started
                 },
                 MediaNotice::Consumer {
-                    id: "room".into(),
+                    id: ConsumerId::RoomTap,
                     event: ConsumerEvent::Finished
                 },
             ]

@@ -26,9 +26,6 @@ use crate::model::{ChatMessage, Metadata, Mode, Participant, ServiceState, Strea
 use std::collections::BTreeMap;
 use tokio::sync::{mpsc, watch};
 
-/// The id of the media tap a room session uses.
-pub const TAP_ID: &str = "room";
-
 /// What the agent asks of the room session.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RoomAction {

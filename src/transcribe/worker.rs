@@ -16,7 +16,6 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::vad::{self, VadConfig};
 use super::{Piece, Speaker, TranscribeError, Transcriber, Utterance};
-use crate::sync::lock;
 
 /// What the worker reports.
 #[derive(Debug, Clone, PartialEq)]

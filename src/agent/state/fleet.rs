@@ -2,7 +2,8 @@
 //! error in words. The fleet client reports each change ([`FleetLink`]); a box that cannot
 //! reach its broker is unhealthy and says why, instead of `health ok`.
 
-use super::{AgentState, Effect};
+use super::{Effect, StateMachine};
+use crate::config::Config;
 use serde::{Deserialize, Serialize};
 
 /// The lifecycle of the connection to the fleet's broker.
@@ -18,7 +19,7 @@ pub enum FleetLinkState {
 }
 
 /// The fleet link, as `get-state` and `roombox status` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FleetStatus {
     /// The broker URL.
@@ -63,21 +64,44 @@ pub enum FleetLink {
     Off,
 }
 
-impl AgentState {
+/// `[fleet]` as the machine uses it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct FleetSetup {
+    /// A broker is configured: link reports are taken in.
+    pub(super) enabled: bool,
+}
+
+impl FleetSetup {
+    pub(super) fn from_config(config: &Config) -> FleetSetup {
+        FleetSetup {
+            enabled: config.fleet.enabled(),
+        }
+    }
+}
+
+impl StateMachine {
+    /// Takes `[fleet]`; turning it off clears the link.
+    pub(super) fn configure_fleet(&mut self, config: &Config) {
+        self.setup.fleet = FleetSetup::from_config(config);
+        if !self.setup.fleet.enabled {
+            self.state.fleet = None;
+        }
+    }
+
     /// Takes in a report from the fleet client. Ignored while `[fleet]` is off, so a report
     /// from a client being stopped cannot bring back a link that is no longer configured.
-    pub fn fleet(&mut self, link: FleetLink) -> Vec<Effect> {
-        if !self.fleet_configured {
-            self.fleet = None;
+    pub fn fleet_notice(&mut self, link: FleetLink) -> Vec<Effect> {
+        if !self.setup.fleet.enabled {
+            self.state.fleet = None;
             return Vec::new();
         }
         match link {
             FleetLink::Connecting { broker, at_ms } => {
-                let (last_error, fix) = match self.fleet.take() {
+                let (last_error, fix) = match self.state.fleet.take() {
                     Some(f) if f.broker == broker => (f.last_error, f.fix),
                     _ => (None, None),
                 };
-                self.fleet = Some(FleetStatus {
+                self.state.fleet = Some(FleetStatus {
                     broker,
                     state: FleetLinkState::Connecting,
                     since_ms: at_ms,
@@ -86,13 +110,13 @@ impl AgentState {
                 });
             }
             FleetLink::Connected { at_ms } => {
-                if let Some(f) = &mut self.fleet {
+                if let Some(f) = &mut self.state.fleet {
                     f.state = FleetLinkState::Connected;
                     f.since_ms = at_ms;
                 }
             }
             FleetLink::Down { error, fix, at_ms } => {
-                if let Some(f) = &mut self.fleet {
+                if let Some(f) = &mut self.state.fleet {
                     if f.state != FleetLinkState::Disconnected {
                         f.since_ms = at_ms;
                     }
@@ -101,7 +125,7 @@ impl AgentState {
                     f.fix = fix;
                 }
             }
-            FleetLink::Off => self.fleet = None,
+            FleetLink::Off => self.state.fleet = None,
         }
         self.refresh_health();
         Vec::new()
@@ -109,7 +133,7 @@ impl AgentState {
 
     /// The health problem the fleet link adds, if any.
     pub(super) fn fleet_problem(&self) -> Option<String> {
-        let f = self.fleet.as_ref()?;
+        let f = self.state.fleet.as_ref()?;
         (f.state == FleetLinkState::Disconnected).then(|| {
             format!(
                 "fleet: cannot reach {}: {}",
@@ -125,14 +149,14 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    fn state(fleet: bool) -> AgentState {
+    fn state(fleet: bool) -> StateMachine {
         let mut c = Config::default();
         if fleet {
             c.fleet.broker = "mqtts://b:8883".into();
         }
-        let mut s = AgentState::new(&c, "box".into());
+        let mut s = StateMachine::new(&c, "box".into());
         // Health here is about the fleet alone.
-        s.media.state = crate::event::MediaState::Playing;
+        s.state_mut().media.state = crate::event::MediaState::Playing;
         s.refresh_health();
         s
     }
@@ -140,37 +164,37 @@ mod tests {
     #[test]
     fn a_refused_link_is_unhealthy_with_its_reason_until_it_connects() {
         let mut s = state(true);
-        s.fleet(FleetLink::Connecting {
+        s.fleet_notice(FleetLink::Connecting {
             broker: "mqtts://b:8883".into(),
             at_ms: 1,
         });
-        assert!(s.health.ok, "connecting is not a problem yet");
-        s.fleet(FleetLink::Down {
+        assert!(s.state().health.ok, "connecting is not a problem yet");
+        s.fleet_notice(FleetLink::Down {
             error: "certificate is version 1".into(),
             fix: Some("re-issue".into()),
             at_ms: 2,
         });
-        s.fleet(FleetLink::Down {
+        s.fleet_notice(FleetLink::Down {
             error: "still version 1".into(),
             fix: None,
             at_ms: 5,
         });
-        let f = s.fleet.clone().unwrap();
+        let f = s.state().fleet.clone().unwrap();
         assert_eq!(f.state, FleetLinkState::Disconnected);
         assert_eq!(
             f.since_ms, 2,
             "since the link went down, not the latest retry"
         );
-        assert!(!s.health.ok);
-        assert!(s.health.problems[0].contains("still version 1"));
+        assert!(!s.state().health.ok);
+        assert!(s.state().health.problems[0].contains("still version 1"));
         assert!(
-            s.summary().ends_with(" | fleet DISCONNECTED"),
+            s.state().summary().ends_with(" | fleet DISCONNECTED"),
             "{}",
-            s.summary()
+            s.state().summary()
         );
-        s.fleet(FleetLink::Connected { at_ms: 9 });
-        assert!(s.health.ok);
-        let f = s.fleet.clone().unwrap();
+        s.fleet_notice(FleetLink::Connected { at_ms: 9 });
+        assert!(s.state().health.ok);
+        let f = s.state().fleet.clone().unwrap();
         assert_eq!((f.state, f.since_ms), (FleetLinkState::Connected, 9));
         assert_eq!(f.last_error.as_deref(), Some("still version 1"));
     }
@@ -178,20 +202,20 @@ mod tests {
     #[test]
     fn without_a_fleet_there_is_no_link_and_late_reports_are_ignored() {
         let mut s = state(false);
-        s.fleet(FleetLink::Down {
+        s.fleet_notice(FleetLink::Down {
             error: "x".into(),
             fix: None,
             at_ms: 1,
         });
-        assert!(s.fleet.is_none() && s.health.ok);
+        assert!(s.state().fleet.is_none() && s.state().health.ok);
         let mut s = state(true);
-        s.fleet(FleetLink::Connecting {
+        s.fleet_notice(FleetLink::Connecting {
             broker: "b".into(),
             at_ms: 1,
         });
         s.configure(&Config::default());
         assert!(
-            s.fleet.is_none(),
+            s.state().fleet.is_none(),
             "a reload that turns the fleet off clears it"
         );
     }

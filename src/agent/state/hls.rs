@@ -1,20 +1,18 @@
 //! The HLS half of the state machine: `start-hls` and `stop-hls`, and what the HLS consumer
 //! reports. The state shows STARTED, with the playback URL, once the first playlist exists.
 
-use super::{AgentState, Effect, Step};
+use super::{Effect, StateMachine, Step};
 use crate::command::ErrorCode;
+use crate::config::Config;
 use crate::event::Event;
 use crate::media::hls::{HlsSpec, PLAYLIST};
-use crate::media::{ConsumerEvent, ConsumerSpec, MediaAction};
+use crate::media::{ConsumerEvent, ConsumerId, ConsumerSpec, MediaAction};
 use crate::model::ServiceState;
-use serde::Serialize;
-
-/// Consumer id of HLS.
-pub const HLS_ID: &str = "hls";
+use serde::{Deserialize, Serialize};
 
 /// HLS served by the box.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct HlsStatus {
     /// Lifecycle.
     pub state: ServiceState,
@@ -24,29 +22,47 @@ pub struct HlsStatus {
     pub last_error: Option<String>,
 }
 
-impl AgentState {
-    /// Tells the state where the HTTP server answers (`http://host:port`), once it listens.
-    pub fn set_http_base(&mut self, base: Option<String>) {
-        self.http_base = base;
-    }
+/// `[hls]` as the machine uses it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct HlsSetup {
+    /// What the HLS consumer is started with.
+    pub(super) spec: Option<HlsSpec>,
+    pub(super) autostart: bool,
+}
 
+impl HlsSetup {
+    pub(super) fn from_config(config: &Config) -> HlsSetup {
+        HlsSetup {
+            spec: Some(HlsSpec {
+                dir: config.hls_dir(),
+                segment: config.hls.segment,
+                part: config.hls.part,
+                playlist_length: config.hls.playlist_length,
+            }),
+            autostart: config.hls.autostart,
+        }
+    }
+}
+
+impl StateMachine {
     fn hls_url(&self) -> Option<String> {
-        self.http_base
+        self.setup
+            .http_base
             .as_ref()
             .map(|b| format!("{b}/hls/{PLAYLIST}"))
     }
 
     pub(super) fn start_hls(&mut self) -> Step {
-        if !self.has_video {
+        if !self.setup.media.has_video {
             return Step::err(ErrorCode::Unavailable, "there is no video source to serve");
         }
-        if self.http_base.is_none() {
+        if self.setup.http_base.is_none() {
             return Step::err(
                 ErrorCode::Unavailable,
                 "HLS needs the HTTP server, and [http] is off",
             );
         }
-        if self.hls.state.is_active() {
+        if self.state.hls.state.is_active() {
             return Step::err(ErrorCode::InvalidState, "HLS is already on");
         }
         Step::ok(self.hls_effects())
@@ -54,10 +70,10 @@ impl AgentState {
 
     /// Effects that start HLS (also at start-up with `[hls] autostart`).
     pub(super) fn hls_effects(&mut self) -> Vec<Effect> {
-        let Some(spec) = self.hls_spec.clone() else {
+        let Some(spec) = self.setup.hls.spec.clone() else {
             return Vec::new();
         };
-        self.hls = HlsStatus {
+        self.state.hls = HlsStatus {
             state: ServiceState::Starting,
             playback_url: None,
             last_error: None,
@@ -69,27 +85,30 @@ impl AgentState {
                 reason: None,
             }),
             Effect::Media(MediaAction::Attach {
-                id: HLS_ID.into(),
+                id: ConsumerId::Hls,
                 spec: ConsumerSpec::Hls(spec),
             }),
         ]
     }
 
     pub(super) fn stop_hls(&mut self) -> Step {
-        if !self.hls.state.is_active() {
+        if !self.state.hls.state.is_active() {
             return Step::err(ErrorCode::InvalidState, "HLS is not on");
         }
-        self.hls.state = ServiceState::Stopping;
+        self.state.hls.state = ServiceState::Stopping;
         Step::ok(vec![
             Effect::Emit(Event::HlsStateChanged {
                 state: ServiceState::Stopping,
                 playback_url: None,
                 reason: None,
             }),
-            Effect::Media(MediaAction::Detach { id: HLS_ID.into() }),
+            Effect::Media(MediaAction::Detach {
+                id: ConsumerId::Hls,
+            }),
         ])
     }
 
+    /// What the HLS consumer reported.
     pub(super) fn hls_notice(&mut self, event: ConsumerEvent) -> Vec<Effect> {
         let (state, reason) = match event {
             ConsumerEvent::Started => (ServiceState::Started, None),
@@ -99,13 +118,13 @@ impl AgentState {
             }
             ConsumerEvent::FileClosed { .. } => return Vec::new(),
         };
-        if self.hls.state == state {
+        if self.state.hls.state == state {
             return Vec::new();
         }
         let playback_url = (state == ServiceState::Started)
             .then(|| self.hls_url())
             .flatten();
-        self.hls = HlsStatus {
+        self.state.hls = HlsStatus {
             state,
             playback_url: playback_url.clone(),
             last_error: reason.clone(),
@@ -115,17 +134,6 @@ impl AgentState {
             playback_url,
             reason,
         })]
-    }
-
-    /// The HLS consumer for a configuration.
-    pub(super) fn configure_hls(&mut self, config: &crate::config::Config) {
-        self.hls_spec = Some(HlsSpec {
-            dir: config.hls_dir(),
-            segment: config.hls.segment,
-            part: config.hls.part,
-            playlist_length: config.hls.playlist_length,
-        });
-        self.hls_autostart = config.hls.autostart;
     }
 }
 
@@ -144,7 +152,7 @@ mod tests {
         s.set_http_base(Some("http://127.0.0.1:8480".into()));
         let step = s.start_hls();
         assert!(step.reply.is_ok());
-        assert_eq!(s.hls.state, ServiceState::Starting);
+        assert_eq!(s.state().hls.state, ServiceState::Starting);
         assert_eq!(
             s.start_hls().reply.unwrap_err().code,
             ErrorCode::InvalidState
@@ -160,7 +168,7 @@ mod tests {
         );
         assert!(s.stop_hls().reply.is_ok());
         s.hls_notice(ConsumerEvent::Finished);
-        assert_eq!(s.hls.state, ServiceState::Stopped);
-        assert_eq!(s.hls.playback_url, None);
+        assert_eq!(s.state().hls.state, ServiceState::Stopped);
+        assert_eq!(s.state().hls.playback_url, None);
     }
 }

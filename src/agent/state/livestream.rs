@@ -1,28 +1,32 @@
 //! The livestream half of the state machine: RTMP outputs started and stopped by command, and the
 //! fallback that streams on its own while the room is unreachable.
 //!
-//! Each output is a media consumer under the id `rtmp:<name>`. Its state is what the engine last
-//! reported: STARTED once the ingest accepted the stream, FAILED (with the reason, retrying)
-//! when it lost it. Stream keys never enter this state: outputs show their URL as
-//! `rtmp://host/app/****`.
+//! Each output is a media consumer under [`ConsumerId::Rtmp`] and its name. Its state is what
+//! the engine last reported: STARTED once the ingest accepted the stream, FAILED (with the
+//! reason, retrying) when it lost it. Stream keys never enter this state: outputs show their URL
+//! as `rtmp://host/app/****`.
+//!
+//! `start-livestream` is checked here, then its hosts are resolved by the agent loop
+//! ([`Effect::ResolveHosts`]): a host that does not resolve is an error reply before anything
+//! starts, not an output that retries for ever.
 
-use super::{AgentState, Effect, Step};
-use crate::command::{ErrorCode, LivestreamOutput};
+use super::{Effect, StateMachine, Step, Token};
+use crate::command::{CommandError, ErrorCode, LivestreamOutput};
 use crate::config::{FallbackReturn, LivestreamConfig};
 use crate::event::Event;
 use crate::media::rtmp::RtmpSpec;
-use crate::media::{ConsumerEvent, ConsumerSpec, MediaAction};
-use crate::model::{MeetingState, ServiceState};
-use serde::Serialize;
+use crate::media::{ConsumerEvent, ConsumerId, ConsumerSpec, MediaAction};
+use crate::model::ServiceState;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Consumer ids of RTMP outputs start with this.
-pub const RTMP_PREFIX: &str = "rtmp:";
+mod fallback;
+pub use fallback::FallbackStatus;
 
 /// The RTMP simulcast, for `get-state` and `roombox status`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct LivestreamStatus {
     /// Overall: STARTED while any output streams, STARTING while one connects, FAILED when
     /// every output has failed, STOPPED with none.
@@ -34,7 +38,7 @@ pub struct LivestreamStatus {
 }
 
 /// One RTMP output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputStatus {
     /// The URL with the key shown as `****`.
@@ -47,18 +51,6 @@ pub struct OutputStatus {
     pub retries: u32,
     /// True for the fallback's output.
     pub fallback: bool,
-}
-
-/// The fallback: streaming on its own while the room is unreachable.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FallbackStatus {
-    /// The configured output, when the fallback is on.
-    pub output: Option<String>,
-    /// True while the fallback streams.
-    pub active: bool,
-    /// Why it last switched.
-    pub reason: Option<String>,
 }
 
 /// The `[livestream]` settings the state keeps: outputs resolved (stream key files read) by the
@@ -115,21 +107,83 @@ impl LivestreamSetup {
     }
 }
 
-impl AgentState {
+/// What the fallback and `start-livestream` wait on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct LivestreamPending {
+    /// Since when the room the box is meant to be in has been unreachable (ms).
+    pub(super) room_lost_since_ms: Option<u64>,
+    /// The outage for which a fallback that cannot start was already reported.
+    pub(super) fallback_error_sent_for: Option<u64>,
+    /// `start-livestream`s whose hosts are being resolved, with the outputs they start.
+    pub(super) resolving: BTreeMap<Token, Vec<RtmpSpec>>,
+}
+
+/// An RTMP output whose host did not resolve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostUnresolved {
+    /// Its place in [`Effect::ResolveHosts`]'s URLs.
+    pub index: usize,
+    /// Why, in words.
+    pub error: String,
+}
+
+impl StateMachine {
+    /// `start-livestream`: checked now, started once the agent loop has resolved the hosts.
+    pub(super) fn request_livestream(&mut self, outputs: &[LivestreamOutput]) -> Step {
+        let specs = match self.livestream_specs(outputs) {
+            Ok(s) => s,
+            Err(e) => return Step::refuse(e),
+        };
+        let token = self.token();
+        let urls = specs.iter().map(|s| s.url.clone()).collect();
+        self.pending.livestream.resolving.insert(token, specs);
+        Step::later(token, vec![Effect::ResolveHosts { token, urls }])
+    }
+
+    /// The hosts of a `start-livestream` were resolved, or one was not.
+    pub(super) fn hosts_resolved(
+        &mut self,
+        token: Token,
+        result: Result<(), HostUnresolved>,
+    ) -> Step {
+        let Some(specs) = self.pending.livestream.resolving.remove(&token) else {
+            return Step::err(
+                ErrorCode::Internal,
+                "no start-livestream waits for these hosts",
+            );
+        };
+        if let Err(e) = result {
+            let output = specs.get(e.index).map(|s| s.redacted()).unwrap_or_default();
+            return Step::err(
+                ErrorCode::InvalidArgument,
+                format!("outputs: {output}: {}", e.error),
+            );
+        }
+        if self.state.stopping {
+            return Step::err(ErrorCode::InvalidState, "the agent is stopping");
+        }
+        // Another start may have taken a name while the hosts were resolved.
+        if let Err(e) = self.names_free(&specs) {
+            return Step::refuse(e);
+        }
+        self.start_livestream(specs)
+    }
+
     /// The specs a `start-livestream` would use: the outputs given, or the configured ones.
     /// Refused (changing nothing) when one is unusable or a name is already streaming.
-    pub fn livestream_specs(
+    fn livestream_specs(
         &self,
         outputs: &[LivestreamOutput],
-    ) -> Result<Vec<RtmpSpec>, crate::command::CommandError> {
-        use crate::command::CommandError;
+    ) -> Result<Vec<RtmpSpec>, CommandError> {
         let specs: Vec<RtmpSpec> = if outputs.is_empty() {
             let configured: Vec<_> = self
-                .livestream_setup
+                .setup
+                .livestream
                 .outputs
                 .iter()
                 .filter(|(name, _)| {
-                    self.livestream_setup
+                    self.setup
+                        .livestream
                         .fallback
                         .as_ref()
                         .is_none_or(|(f, _, _)| f != name)
@@ -159,12 +213,18 @@ impl AgentState {
                         .unwrap_or_else(|| format!("output-{}", i + 1)),
                     url: o.url.trim_end_matches('/').to_string(),
                     key: o.stream_key.clone(),
-                    reconnect: self.livestream_setup.reconnect.clone(),
+                    reconnect: self.setup.livestream.reconnect.clone(),
                 })
                 .collect()
         };
-        for s in &specs {
+        self.names_free(&specs)?;
+        Ok(specs)
+    }
+
+    fn names_free(&self, specs: &[RtmpSpec]) -> Result<(), CommandError> {
+        for s in specs {
             if self
+                .state
                 .livestream
                 .outputs
                 .get(&s.name)
@@ -176,12 +236,12 @@ impl AgentState {
                 ));
             }
         }
-        Ok(specs)
+        Ok(())
     }
 
-    /// Starts RTMP outputs (already checked by [`AgentState::livestream_specs`]).
-    pub fn start_livestream(&mut self, specs: Vec<RtmpSpec>) -> Step {
-        if !self.has_video {
+    /// Starts RTMP outputs (already checked by [`StateMachine::livestream_specs`]).
+    fn start_livestream(&mut self, specs: Vec<RtmpSpec>) -> Step {
+        if !self.setup.media.has_video {
             return Step::err(ErrorCode::Unavailable, "there is no video source to stream");
         }
         let mut fx = Vec::new();
@@ -199,7 +259,7 @@ impl AgentState {
     ) -> Vec<Effect> {
         let name = spec.name.clone();
         let url = spec.redacted();
-        self.livestream.outputs.insert(
+        self.state.livestream.outputs.insert(
             name.clone(),
             OutputStatus {
                 url: url.clone(),
@@ -218,7 +278,7 @@ impl AgentState {
                 reason,
             }),
             Effect::Media(MediaAction::Attach {
-                id: format!("{RTMP_PREFIX}{name}"),
+                id: ConsumerId::Rtmp(name.clone()),
                 spec: ConsumerSpec::Rtmp(spec),
             }),
         ]
@@ -227,11 +287,11 @@ impl AgentState {
     /// `stop-livestream`: every output, or the one named.
     pub(super) fn stop_livestream(&mut self, name: Option<&str>) -> Step {
         let names: Vec<String> = match name {
-            Some(n) if self.livestream.outputs.contains_key(n) => vec![n.to_string()],
+            Some(n) if self.state.livestream.outputs.contains_key(n) => vec![n.to_string()],
             Some(n) => {
                 return Step::err(ErrorCode::InvalidArgument, format!("no output named `{n}`"))
             }
-            None => self.livestream.outputs.keys().cloned().collect(),
+            None => self.state.livestream.outputs.keys().cloned().collect(),
         };
         if names.is_empty() {
             return Step::err(ErrorCode::InvalidState, "no livestream output is running");
@@ -244,13 +304,13 @@ impl AgentState {
     }
 
     fn stop_output(&mut self, name: &str, reason: Option<String>) -> Vec<Effect> {
-        let Some(o) = self.livestream.outputs.get_mut(name) else {
+        let Some(o) = self.state.livestream.outputs.get_mut(name) else {
             return Vec::new();
         };
         if o.fallback {
-            self.livestream.fallback.active = false;
+            self.state.livestream.fallback.active = false;
             if reason.is_some() {
-                self.livestream.fallback.reason = reason.clone();
+                self.state.livestream.fallback.reason = reason.clone();
             }
         }
         if o.state == ServiceState::Stopping {
@@ -267,14 +327,14 @@ impl AgentState {
                 reason,
             }),
             Effect::Media(MediaAction::Detach {
-                id: format!("{RTMP_PREFIX}{name}"),
+                id: ConsumerId::Rtmp(name.to_string()),
             }),
         ]
     }
 
     /// What an RTMP output's consumer reported.
     pub(super) fn livestream_notice(&mut self, name: &str, event: ConsumerEvent) -> Vec<Effect> {
-        let Some(o) = self.livestream.outputs.get_mut(name) else {
+        let Some(o) = self.state.livestream.outputs.get_mut(name) else {
             return Vec::new();
         };
         let (state, reason) = match event {
@@ -296,9 +356,9 @@ impl AgentState {
                 (ServiceState::Failed, Some(error.to_string()))
             }
             ConsumerEvent::Finished => {
-                let o = self.livestream.outputs.remove(name);
+                let o = self.state.livestream.outputs.remove(name);
                 if o.as_ref().is_some_and(|o| o.fallback) {
-                    self.livestream.fallback.active = false;
+                    self.state.livestream.fallback.active = false;
                 }
                 self.refresh_livestream();
                 return vec![Effect::Emit(Event::LivestreamStateChanged {
@@ -325,81 +385,15 @@ impl AgentState {
         })]
     }
 
-    /// The fallback's rule, applied at every tick and room change: stream once the room has been
-    /// unreachable for `after` while the box is meant to be in it; stop (or stay) once it is back.
-    pub(super) fn fallback_rule(&mut self, now_ms: u64) -> Vec<Effect> {
-        let Some((output, after, on_return)) = self.livestream_setup.fallback.clone() else {
-            return Vec::new();
-        };
-        let connected = self.meeting_state == MeetingState::Connected;
-        let wanted = self.room.is_some() && !self.stopping;
-        if !wanted || connected {
-            self.room_lost_since_ms = None;
-        } else if self.room_lost_since_ms.is_none() {
-            self.room_lost_since_ms = Some(now_ms);
-        }
-        let active = self.livestream.fallback.active;
-        if !active {
-            let Some(since) = self.room_lost_since_ms else {
-                return Vec::new();
-            };
-            if now_ms.saturating_sub(since) < after.as_millis() as u64 {
-                return Vec::new();
-            }
-            if self.livestream.outputs.contains_key(&output) {
-                // Already streaming there by command.
-                return Vec::new();
-            }
-            let spec = self
-                .livestream_setup
-                .outputs
-                .iter()
-                .find(|(n, _)| *n == output)
-                .map(|(_, s)| s.clone());
-            let reason = format!(
-                "room {} unreachable for {}",
-                self.room
-                    .as_ref()
-                    .map(|r| r.room_id.as_str())
-                    .unwrap_or("?"),
-                humantime::format_duration(Duration::from_secs(
-                    now_ms.saturating_sub(since) / 1000
-                ))
-            );
-            self.livestream.fallback.reason = Some(reason.clone());
-            return match spec {
-                Some(Ok(spec)) => {
-                    self.livestream.fallback.active = true;
-                    self.start_output(spec, true, Some(reason))
-                }
-                other if self.fallback_error_sent_for != Some(since) => {
-                    self.fallback_error_sent_for = Some(since);
-                    let e = other
-                        .and_then(|s| s.err())
-                        .unwrap_or_else(|| format!("fallback output `{output}` is not configured"));
-                    vec![Effect::Emit(Event::Error {
-                        code: "livestream".into(),
-                        message: format!("fallback not started ({reason}): {e}"),
-                    })]
-                }
-                _ => Vec::new(),
-            };
-        }
-        let back = connected || !wanted;
-        if back && on_return == FallbackReturn::Stop {
-            let reason = if connected {
-                "the room is back"
-            } else {
-                "the box left the room"
-            };
-            return self.stop_output(&output, Some(reason.to_string()));
-        }
-        Vec::new()
-    }
-
     fn refresh_livestream(&mut self) {
-        let states: Vec<ServiceState> = self.livestream.outputs.values().map(|o| o.state).collect();
-        self.livestream.state = if states.is_empty() {
+        let states: Vec<ServiceState> = self
+            .state
+            .livestream
+            .outputs
+            .values()
+            .map(|o| o.state)
+            .collect();
+        self.state.livestream.state = if states.is_empty() {
             ServiceState::Stopped
         } else if states.contains(&ServiceState::Started) {
             ServiceState::Started
@@ -410,8 +404,9 @@ impl AgentState {
         } else {
             ServiceState::Failed
         };
-        self.livestream.fallback.output = self
-            .livestream_setup
+        self.state.livestream.fallback.output = self
+            .setup
+            .livestream
             .fallback
             .as_ref()
             .map(|(n, _, _)| n.clone());
@@ -421,18 +416,11 @@ impl AgentState {
 #[cfg(test)]
 mod tests {
     use super::super::tests_support::*;
+    use super::super::{IoNotice, Reply};
     use super::*;
+    use crate::command::Command;
     use crate::media::rtmp::StreamKey;
     use crate::media::MediaError;
-
-    fn spec(name: &str) -> RtmpSpec {
-        RtmpSpec {
-            name: name.into(),
-            url: "rtmp://127.0.0.1:1935/live".into(),
-            key: StreamKey::new("sekrit"),
-            reconnect: Default::default(),
-        }
-    }
 
     fn out(name: &str) -> LivestreamOutput {
         LivestreamOutput {
@@ -442,15 +430,29 @@ mod tests {
         }
     }
 
+    /// `start-livestream` for `outputs`, whose hosts resolve (or not, with `result`).
+    fn start(
+        s: &mut StateMachine,
+        outputs: Vec<LivestreamOutput>,
+        result: Result<(), HostUnresolved>,
+    ) -> Step {
+        let step = s.command(&Command::StartLivestream { outputs }, 0);
+        let Reply::Later(token) = step.reply else {
+            return step;
+        };
+        assert!(matches!(step.effects.as_slice(),
+            [Effect::ResolveHosts { token: t, urls }] if *t == token && !urls.is_empty()));
+        s.io_notice(IoNotice::HostsResolved { token, result })
+    }
+
     #[test]
     fn outputs_follow_what_the_engine_reports_and_never_show_the_key() {
         let mut s = state();
-        let specs = s.livestream_specs(&[out("a"), out("b")]).unwrap();
-        let step = s.start_livestream(specs);
+        let step = start(&mut s, vec![out("a"), out("b")], Ok(()));
         assert!(step.reply.is_ok());
-        assert_eq!(s.livestream.state, ServiceState::Starting);
+        assert_eq!(s.state().livestream.state, ServiceState::Starting);
         assert!(step.effects.iter().any(|e| matches!(e,
-            Effect::Media(MediaAction::Attach { id, .. }) if id == "rtmp:a")));
+            Effect::Media(MediaAction::Attach { id: ConsumerId::Rtmp(n), .. }) if n == "a")));
         s.livestream_notice("a", ConsumerEvent::Started);
         let fx = s.livestream_notice(
             "b",
@@ -460,70 +462,95 @@ mod tests {
             },
         );
         assert_eq!(emitted(&fx), ["livestream-state-changed"]);
-        assert_eq!(s.livestream.state, ServiceState::Started);
-        assert_eq!(s.livestream.outputs["b"].state, ServiceState::Failed);
-        assert_eq!(s.livestream.outputs["b"].retries, 1);
-        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(s.state().livestream.state, ServiceState::Started);
+        assert_eq!(
+            s.state().livestream.outputs["b"].state,
+            ServiceState::Failed
+        );
+        assert_eq!(s.state().livestream.outputs["b"].retries, 1);
+        let json = serde_json::to_string(s.state()).unwrap();
         assert!(!json.contains("sekrit"), "{json}");
         assert!(json.contains("rtmp://127.0.0.1:1935/live/****"), "{json}");
-        // A name in use is refused and changes nothing.
+        // A name in use is refused at once and changes nothing.
         let before = s.clone();
-        assert_eq!(
-            s.livestream_specs(&[out("a")]).unwrap_err().code,
-            ErrorCode::InvalidState
+        let again = s.command(
+            &Command::StartLivestream {
+                outputs: vec![out("a")],
+            },
+            0,
         );
+        assert_eq!(again.reply.unwrap_err().code, ErrorCode::InvalidState);
         assert_eq!(s, before);
         let step = s.stop_livestream(None);
         assert_eq!(step.effects.len(), 4);
         s.livestream_notice("a", ConsumerEvent::Finished);
         s.livestream_notice("b", ConsumerEvent::Finished);
-        assert_eq!(s.livestream.state, ServiceState::Stopped);
-        assert!(s.livestream.outputs.is_empty());
+        assert_eq!(s.state().livestream.state, ServiceState::Stopped);
+        assert!(s.state().livestream.outputs.is_empty());
+    }
+
+    #[test]
+    fn a_host_that_does_not_resolve_is_refused_before_anything_starts() {
+        let mut s = state();
+        let before = s.state().clone();
+        let step = start(
+            &mut s,
+            vec![out("a"), out("b")],
+            Err(HostUnresolved {
+                index: 1,
+                error: "cannot resolve host `nowhere`".into(),
+            }),
+        );
+        let e = step.reply.unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            e.message,
+            "outputs: rtmp://127.0.0.1:1935/live/****: cannot resolve host `nowhere`"
+        );
+        assert!(step.effects.is_empty());
+        assert_eq!(s.state(), &before);
+        assert!(s.pending.livestream.resolving.is_empty());
+    }
+
+    #[test]
+    fn a_name_taken_while_its_hosts_resolved_is_refused() {
+        let mut s = state();
+        let first = s.command(
+            &Command::StartLivestream {
+                outputs: vec![out("a")],
+            },
+            0,
+        );
+        let second = s.command(
+            &Command::StartLivestream {
+                outputs: vec![out("a")],
+            },
+            0,
+        );
+        let (Reply::Later(t1), Reply::Later(t2)) = (first.reply, second.reply) else {
+            panic!("both wait for their hosts")
+        };
+        assert_ne!(t1, t2);
+        let ok = s.io_notice(IoNotice::HostsResolved {
+            token: t1,
+            result: Ok(()),
+        });
+        assert!(ok.reply.is_ok());
+        let late = s.io_notice(IoNotice::HostsResolved {
+            token: t2,
+            result: Ok(()),
+        });
+        assert_eq!(late.reply.unwrap_err().code, ErrorCode::InvalidState);
     }
 
     #[test]
     fn no_outputs_and_none_configured_is_a_clear_error() {
-        let s = state();
-        let e = s.livestream_specs(&[]).unwrap_err();
+        let mut s = state();
+        let e = s
+            .command(&Command::StartLivestream { outputs: vec![] }, 0)
+            .reply
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidArgument);
         assert!(e.message.contains("none configured"), "{}", e.message);
-    }
-
-    #[test]
-    fn fallback_starts_after_the_room_is_lost_for_after_and_stops_when_it_is_back() {
-        let mut s = state();
-        s.set_room_backend(true);
-        s.livestream_setup = LivestreamSetup {
-            outputs: vec![("backup".into(), Ok(spec("backup")))],
-            fallback: Some((
-                "backup".into(),
-                Duration::from_secs(5),
-                FallbackReturn::Stop,
-            )),
-            reconnect: Default::default(),
-        };
-        s.command(&crate::command::Command::ToggleJoin, 0);
-        s.room(crate::room::RoomNotice::State(MeetingState::Connected));
-        assert!(s.tick(1_000).is_empty());
-        // Lost between ticks: counted from when the notice came.
-        s.at(1_500);
-        s.room(crate::room::RoomNotice::State(MeetingState::Disconnected));
-        assert!(s.tick(2_000).is_empty());
-        assert!(s.tick(6_400).is_empty(), "not before `after`");
-        let fx = s.tick(6_600);
-        assert!(fx.iter().any(|e| matches!(e,
-            Effect::Media(MediaAction::Attach { id, .. }) if id == "rtmp:backup")));
-        assert!(s.livestream.fallback.active);
-        let reason = s.livestream.fallback.reason.clone().unwrap();
-        assert!(reason.contains("unreachable for 5s"), "{reason}");
-        assert!(s.tick(8_000).is_empty(), "started once");
-        let fx = s.room(crate::room::RoomNotice::State(MeetingState::Connected));
-        assert!(fx.iter().any(|e| matches!(e,
-            Effect::Media(MediaAction::Detach { id }) if id == "rtmp:backup")));
-        assert!(!s.livestream.fallback.active);
-        assert_eq!(
-            s.livestream.fallback.reason.as_deref(),
-            Some("the room is back")
-        );
     }
 }

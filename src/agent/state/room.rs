@@ -4,13 +4,41 @@
 //! CONNECTED once the session says so, and a participant is listed once the server announced
 //! them.
 
-use super::{cloud_event, AgentState, Effect};
+use super::recording::cloud_event;
+use super::{Effect, StateMachine, Step};
+use crate::command::ErrorCode;
+use crate::config::Config;
 use crate::event::Event;
-use crate::media::{ConsumerSpec, MediaAction};
+use crate::media::{ConsumerId, ConsumerSpec, MediaAction};
 use crate::model::{MeetingState, Metadata, Mode, Room, ServiceState, StreamKind};
-use crate::room::{JoinRequest, RoomAction, RoomNotice, TAP_ID};
+use crate::room::{JoinRequest, RoomAction, RoomNotice};
 
-impl AgentState {
+/// `[room]`: what a join falls back on, and whether the box joins at start-up.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct RoomSetup {
+    pub(super) room_id: String,
+    pub(super) display_name: String,
+    pub(super) mic: bool,
+    pub(super) webcam: bool,
+    pub(super) mode: Mode,
+    pub(super) auto_join: bool,
+}
+
+impl RoomSetup {
+    pub(super) fn from_config(config: &Config) -> RoomSetup {
+        let r = &config.room;
+        RoomSetup {
+            room_id: r.room_id.clone(),
+            display_name: r.display_name_or(&config.device.name).to_string(),
+            mic: r.mic,
+            webcam: r.webcam,
+            mode: r.mode,
+            auto_join: r.auto_join,
+        }
+    }
+}
+
+impl StateMachine {
     /// A join with the given overrides; the `[room]` defaults fill the rest. The microphone
     /// and camera are set as asked through the engine, which confirms before the state shows it.
     pub(super) fn join(
@@ -22,7 +50,7 @@ impl AgentState {
         webcam: Option<bool>,
         mode: Option<Mode>,
     ) -> Vec<Effect> {
-        let d = &self.room_defaults;
+        let d = &self.setup.room;
         let req = JoinRequest {
             room_id: room_id.unwrap_or_else(|| d.room_id.clone()),
             display_name: display_name.unwrap_or_else(|| d.display_name.clone()),
@@ -32,30 +60,62 @@ impl AgentState {
             mode: mode.unwrap_or(d.mode),
         };
         let mut fx = Vec::new();
-        if self.has_audio && self.local_participant.mic_on != req.mic {
+        if self.setup.media.has_audio && self.state.local_participant.mic_on != req.mic {
             fx.push(Effect::Media(MediaAction::SetMicMuted(!req.mic)));
         }
-        if self.has_video && self.local_participant.webcam_on != req.webcam {
+        if self.setup.media.has_video && self.state.local_participant.webcam_on != req.webcam {
             fx.push(Effect::Media(MediaAction::SetCameraEnabled(req.webcam)));
         }
-        self.room = Some(Room {
+        self.state.room = Some(Room {
             room_id: req.room_id.clone(),
             session_id: None,
         });
-        self.local_participant.display_name = req.display_name.clone();
-        self.local_participant.mode = req.mode;
-        self.local_participant.metadata = req.metadata.clone();
+        self.state.local_participant.display_name = req.display_name.clone();
+        self.state.local_participant.mode = req.mode;
+        self.state.local_participant.metadata = req.metadata.clone();
         fx.push(Effect::Room(RoomAction::Join(req)));
         fx
     }
 
+    /// `leave` (and `toggle-join` in a room).
+    pub(super) fn leave(&mut self) -> Step {
+        if self.state.room.is_none() {
+            return Step::err(ErrorCode::InvalidState, "not in a room");
+        }
+        Step::ok(vec![Effect::Room(RoomAction::Leave)])
+    }
+
+    /// `end`: the session ends for everyone.
+    pub(super) fn end(&mut self) -> Step {
+        if self.state.meeting_state != MeetingState::Connected {
+            return Step::err(ErrorCode::InvalidState, "not connected to a room");
+        }
+        Step::ok(vec![Effect::Room(RoomAction::End)])
+    }
+
+    /// `send-chat`: to the room, and public chat to the viewers' feed too.
+    pub(super) fn send_chat(&mut self, message: &str, to: Option<&str>, now_ms: u64) -> Step {
+        if self.state.meeting_state != MeetingState::Connected {
+            return Step::err(ErrorCode::InvalidState, "not connected to a room");
+        }
+        let mut fx = vec![Effect::Room(RoomAction::SendChat {
+            text: message.to_string(),
+            to: to.map(str::to_string),
+        })];
+        // Public room chat reaches the viewers too; private messages do not.
+        if to.is_none() {
+            fx.push(self.local_chat_to_feed(message, now_ms));
+        }
+        Step::ok(fx)
+    }
+
     /// Takes in what the room session reports.
-    pub fn room(&mut self, notice: RoomNotice) -> Vec<Effect> {
+    pub fn room_notice(&mut self, notice: RoomNotice) -> Vec<Effect> {
         let mut fx = Vec::new();
         match notice {
             RoomNotice::State(state) => {
-                if self.meeting_state != state {
-                    self.meeting_state = state;
+                if self.state.meeting_state != state {
+                    self.state.meeting_state = state;
                     fx.push(Effect::Emit(Event::MeetingStateChanged { state }));
                 }
             }
@@ -64,7 +124,7 @@ impl AgentState {
                 session_id,
                 participant_id,
             } => {
-                self.room = Some(Room {
+                self.state.room = Some(Room {
                     room_id: room_id.clone(),
                     session_id: session_id.clone(),
                 });
@@ -75,23 +135,23 @@ impl AgentState {
                 }));
             }
             RoomNotice::Left { room_id, reason } => {
-                self.room = None;
-                for id in std::mem::take(&mut self.participants).into_keys() {
+                self.state.room = None;
+                for id in std::mem::take(&mut self.state.participants).into_keys() {
                     fx.push(Effect::Emit(Event::ParticipantLeft { participant_id: id }));
                 }
-                if self.active_speaker.take().is_some() {
+                if self.state.active_speaker.take().is_some() {
                     fx.push(Effect::Emit(Event::SpeakerChanged {
                         participant_id: None,
                     }));
                 }
-                if self.meeting_state != MeetingState::Closed {
-                    self.meeting_state = MeetingState::Closed;
+                if self.state.meeting_state != MeetingState::Closed {
+                    self.state.meeting_state = MeetingState::Closed;
                     fx.push(Effect::Emit(Event::MeetingStateChanged {
                         state: MeetingState::Closed,
                     }));
                 }
-                if self.cloud_recording.is_active() {
-                    self.cloud_recording = ServiceState::Stopped;
+                if self.state.cloud_recording.is_active() {
+                    self.state.cloud_recording = ServiceState::Stopped;
                     fx.push(cloud_event(
                         ServiceState::Stopped,
                         Some("left the room".into()),
@@ -100,21 +160,22 @@ impl AgentState {
                 fx.push(Effect::Emit(Event::MeetingLeft { room_id, reason }));
             }
             RoomNotice::ParticipantJoined(p) => {
-                let first = !self.participants.contains_key(&p.participant_id);
-                self.participants
+                let first = !self.state.participants.contains_key(&p.participant_id);
+                self.state
+                    .participants
                     .insert(p.participant_id.clone(), p.clone());
                 if first {
                     fx.push(Effect::Emit(Event::ParticipantJoined { participant: p }));
                 }
             }
             RoomNotice::ParticipantLeft(id) => {
-                if self.participants.remove(&id).is_some() {
+                if self.state.participants.remove(&id).is_some() {
                     fx.push(Effect::Emit(Event::ParticipantLeft {
                         participant_id: id.clone(),
                     }));
                 }
-                if self.active_speaker.as_deref() == Some(id.as_str()) {
-                    self.active_speaker = None;
+                if self.state.active_speaker.as_deref() == Some(id.as_str()) {
+                    self.state.active_speaker = None;
                     fx.push(Effect::Emit(Event::SpeakerChanged {
                         participant_id: None,
                     }));
@@ -125,7 +186,7 @@ impl AgentState {
                 kind,
                 enabled,
             } => {
-                if let Some(p) = self.participants.get_mut(&participant_id) {
+                if let Some(p) = self.state.participants.get_mut(&participant_id) {
                     match kind {
                         StreamKind::Audio => p.mic_on = enabled,
                         _ => p.webcam_on = enabled,
@@ -153,14 +214,14 @@ impl AgentState {
                 participant_id,
                 talking,
             } => {
-                let now = self.active_speaker.as_deref() == Some(participant_id.as_str());
+                let now = self.state.active_speaker.as_deref() == Some(participant_id.as_str());
                 if talking && !now {
-                    self.active_speaker = Some(participant_id.clone());
+                    self.state.active_speaker = Some(participant_id.clone());
                     fx.push(Effect::Emit(Event::SpeakerChanged {
                         participant_id: Some(participant_id),
                     }));
                 } else if !talking && now {
-                    self.active_speaker = None;
+                    self.state.active_speaker = None;
                     fx.push(Effect::Emit(Event::SpeakerChanged {
                         participant_id: None,
                     }));
@@ -171,30 +232,30 @@ impl AgentState {
                 fx.push(Effect::Emit(Event::ChatMessage { message }));
             }
             RoomNotice::CloudRecording { state, reason } => {
-                if self.cloud_recording != state {
-                    self.cloud_recording = state;
+                if self.state.cloud_recording != state {
+                    self.state.cloud_recording = state;
                     fx.push(cloud_event(state, reason));
                 }
             }
             RoomNotice::AttachTap(sender) => {
                 fx.push(Effect::Media(MediaAction::Attach {
-                    id: TAP_ID.into(),
+                    id: ConsumerId::RoomTap,
                     spec: ConsumerSpec::Tap(sender),
                 }));
             }
-            RoomNotice::DetachTap => {
-                fx.push(Effect::Media(MediaAction::Detach { id: TAP_ID.into() }))
-            }
+            RoomNotice::DetachTap => fx.push(Effect::Media(MediaAction::Detach {
+                id: ConsumerId::RoomTap,
+            })),
             RoomNotice::KeyframeRequested => {
-                if self.has_video {
+                if self.setup.media.has_video {
                     fx.push(Effect::Media(MediaAction::RequestKeyframe));
                 }
             }
             RoomNotice::BitrateWanted(kbps) => {
-                let (lo, hi) = self.bitrate_bounds;
+                let (lo, hi) = self.setup.media.bitrate_bounds;
                 let k = kbps.clamp(lo, hi.max(lo));
-                if self.has_video && k != self.media.bitrate_kbps {
-                    self.media.bitrate_kbps = k;
+                if self.setup.media.has_video && k != self.state.media.bitrate_kbps {
+                    self.state.media.bitrate_kbps = k;
                     fx.push(Effect::Media(MediaAction::SetBitrate(k)));
                 }
             }
@@ -231,19 +292,19 @@ mod tests {
         }
     }
 
-    fn joined() -> AgentState {
+    fn joined() -> StateMachine {
         let mut s = state();
         s.set_room_backend(true);
-        s.media(MediaNotice::MicMuted(false));
-        s.media(MediaNotice::CameraEnabled(true));
+        s.media_notice(MediaNotice::MicMuted(false));
+        s.media_notice(MediaNotice::CameraEnabled(true));
         let step = s.command(&Command::ToggleJoin, 0);
         assert!(step.reply.is_ok());
         assert!(matches!(
             step.effects.last(),
             Some(Effect::Room(RoomAction::Join(_)))
         ));
-        s.room(RoomNotice::State(MeetingState::Connecting));
-        s.room(RoomNotice::State(MeetingState::Connected));
+        s.room_notice(RoomNotice::State(MeetingState::Connecting));
+        s.room_notice(RoomNotice::State(MeetingState::Connected));
         s
     }
 
@@ -264,7 +325,7 @@ mod tests {
         );
         assert!(step.reply.is_ok());
         assert_eq!(
-            s.meeting_state,
+            s.state().meeting_state,
             MeetingState::Closed,
             "not connected until told"
         );
@@ -273,50 +334,53 @@ mod tests {
         };
         assert_eq!(req.room_id, "42");
         assert!(!req.mic);
-        let fx = s.room(RoomNotice::State(MeetingState::Connected));
+        let fx = s.room_notice(RoomNotice::State(MeetingState::Connected));
         assert_eq!(emitted(&fx), vec!["meeting-state-changed"]);
-        let fx = s.room(RoomNotice::Joined {
+        let fx = s.room_notice(RoomNotice::Joined {
             room_id: "42".into(),
             session_id: Some("s".into()),
             participant_id: "9".into(),
         });
         assert_eq!(emitted(&fx), vec!["meeting-joined"]);
-        assert_eq!(s.room.as_ref().unwrap().session_id.as_deref(), Some("s"));
+        assert_eq!(
+            s.state().room.as_ref().unwrap().session_id.as_deref(),
+            Some("s")
+        );
     }
 
     #[test]
     fn participants_speakers_and_leaving() {
         let mut s = joined();
-        let fx = s.room(RoomNotice::ParticipantJoined(remote("7")));
+        let fx = s.room_notice(RoomNotice::ParticipantJoined(remote("7")));
         assert_eq!(emitted(&fx), vec!["participant-joined"]);
         assert!(s
-            .room(RoomNotice::ParticipantJoined(remote("7")))
+            .room_notice(RoomNotice::ParticipantJoined(remote("7")))
             .is_empty());
-        let fx = s.room(RoomNotice::Talking {
+        let fx = s.room_notice(RoomNotice::Talking {
             participant_id: "7".into(),
             talking: true,
         });
         assert_eq!(emitted(&fx), vec!["speaker-changed"]);
-        assert_eq!(s.active_speaker.as_deref(), Some("7"));
-        let fx = s.room(RoomNotice::Stream {
+        assert_eq!(s.state().active_speaker.as_deref(), Some("7"));
+        let fx = s.room_notice(RoomNotice::Stream {
             participant_id: "7".into(),
             kind: StreamKind::Video,
             enabled: false,
         });
         assert_eq!(emitted(&fx), vec!["stream-disabled"]);
-        assert!(!s.participants["7"].webcam_on);
-        let fx = s.room(RoomNotice::ParticipantLeft("7".into()));
+        assert!(!s.state().participants["7"].webcam_on);
+        let fx = s.room_notice(RoomNotice::ParticipantLeft("7".into()));
         assert_eq!(emitted(&fx), vec!["participant-left", "speaker-changed"]);
-        assert!(s.participants.is_empty());
+        assert!(s.state().participants.is_empty());
         let step = s.command(&Command::Leave, 0);
         assert_eq!(step.effects, vec![Effect::Room(RoomAction::Leave)]);
-        let fx = s.room(RoomNotice::Left {
+        let fx = s.room_notice(RoomNotice::Left {
             room_id: "1234".into(),
             reason: "left".into(),
         });
         assert!(emitted(&fx).contains(&"meeting-left".to_string()));
-        assert_eq!(s.meeting_state, MeetingState::Closed);
-        assert!(s.room.is_none());
+        assert_eq!(s.state().meeting_state, MeetingState::Closed);
+        assert!(s.state().room.is_none());
         assert_eq!(
             s.command(&Command::Leave, 0).reply.unwrap_err().code,
             ErrorCode::InvalidState
@@ -339,12 +403,12 @@ mod tests {
         assert!(step
             .effects
             .contains(&Effect::Room(RoomAction::SetCloudRecording(true))));
-        assert_eq!(s.cloud_recording, ServiceState::Starting);
-        s.room(RoomNotice::CloudRecording {
+        assert_eq!(s.state().cloud_recording, ServiceState::Starting);
+        s.room_notice(RoomNotice::CloudRecording {
             state: ServiceState::Started,
             reason: None,
         });
-        assert_eq!(s.cloud_recording, ServiceState::Started);
+        assert_eq!(s.state().cloud_recording, ServiceState::Started);
         let stop = s.command(
             &Command::StopRecording {
                 target: RecordingTarget::Cloud,
@@ -359,16 +423,16 @@ mod tests {
     #[test]
     fn the_camera_switch_reaches_the_room_session() {
         let mut s = joined();
-        let fx = s.media(MediaNotice::CameraEnabled(false));
+        let fx = s.media_notice(MediaNotice::CameraEnabled(false));
         assert!(fx.contains(&Effect::Room(RoomAction::SetCamera(false))));
         assert_eq!(emitted(&fx), vec!["stream-disabled"]);
-        let fx = s.media(MediaNotice::CameraEnabled(true));
+        let fx = s.media_notice(MediaNotice::CameraEnabled(true));
         assert!(fx.contains(&Effect::Room(RoomAction::SetCamera(true))));
         // Without a room backend there is no session to tell.
         let mut s = state();
-        s.media(MediaNotice::CameraEnabled(true));
+        s.media_notice(MediaNotice::CameraEnabled(true));
         assert!(!s
-            .media(MediaNotice::CameraEnabled(false))
+            .media_notice(MediaNotice::CameraEnabled(false))
             .iter()
             .any(|e| matches!(e, Effect::Room(_))));
     }
@@ -377,29 +441,29 @@ mod tests {
     fn feedback_drives_the_one_encoder_within_bounds() {
         let mut s = joined();
         assert_eq!(
-            s.room(RoomNotice::KeyframeRequested),
+            s.room_notice(RoomNotice::KeyframeRequested),
             vec![Effect::Media(MediaAction::RequestKeyframe)]
         );
         assert_eq!(
-            s.room(RoomNotice::BitrateWanted(10)),
+            s.room_notice(RoomNotice::BitrateWanted(10)),
             vec![Effect::Media(MediaAction::SetBitrate(300))],
             "clamped to media.video.min_bitrate_kbps"
         );
-        assert!(s.room(RoomNotice::BitrateWanted(300)).is_empty());
+        assert!(s.room_notice(RoomNotice::BitrateWanted(300)).is_empty());
     }
 
     #[test]
     fn a_dropped_connection_is_unhealthy_until_reconnected() {
         let mut s = joined();
-        s.media(MediaNotice::State {
+        s.media_notice(MediaNotice::State {
             state: crate::event::MediaState::Playing,
             encoder: None,
         });
-        assert!(s.health.ok);
-        s.room(RoomNotice::State(MeetingState::Disconnected));
-        assert!(!s.health.ok);
-        s.room(RoomNotice::State(MeetingState::Connecting));
-        s.room(RoomNotice::State(MeetingState::Connected));
-        assert!(s.health.ok);
+        assert!(s.state().health.ok);
+        s.room_notice(RoomNotice::State(MeetingState::Disconnected));
+        assert!(!s.state().health.ok);
+        s.room_notice(RoomNotice::State(MeetingState::Connecting));
+        s.room_notice(RoomNotice::State(MeetingState::Connected));
+        assert!(s.state().health.ok);
     }
 }

@@ -1,29 +1,36 @@
 //! The transcription half of the state machine: `start-transcription`, `stop-transcription`,
-//! and what the live transcriber reports (captions, drops, failures), plus the progress of
-//! recordings being transcribed.
+//! `transcribe-recording`, and what the live transcriber reports (captions, drops, failures),
+//! plus the progress of recordings being transcribed.
 //!
-//! Loading the engine is I/O (a 75 MB model), so the agent loop does it between
-//! [`AgentState::transcription_precheck`] and [`AgentState::start_transcription`]: a model that
-//! is missing or corrupt, or a language the model does not know, is an error reply and the state
-//! never moved.
+//! Loading the engine is I/O (a 75 MB model), so a `start-transcription` that passes the checks
+//! here asks the agent loop for it ([`Effect::LoadSpeechEngine`]) and its reply waits: a model
+//! that is missing or corrupt, or a language the model does not know, is then an error reply and
+//! the state never moved. Finding a recording's segments on disk is asked for the same way
+//! ([`Effect::FindSegments`]). Once the transcriber runs, the mic's speech tap is attached like
+//! any consumer ([`ConsumerId::Transcriber`]).
 
-use super::{AgentState, Effect, Step};
-use crate::command::{CommandError, ErrorCode};
-use crate::config::language_code;
+use super::{Effect, StateMachine, Step, Token};
+use crate::command::ErrorCode;
+use crate::config::Config;
 use crate::event::Event;
+use crate::media::pcm::PcmSender;
+use crate::media::{ConsumerId, ConsumerSpec, MediaAction};
 use crate::model::{MeetingState, ServiceState};
 use crate::room::RoomAction;
 use crate::transcribe::live::{TranscriptionAction, TranscriptionNotice};
 use crate::transcribe::transcript::Caption;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-/// Consumer id of the local mic's speech tap.
-pub const TRANSCRIBER_ID: &str = "transcriber";
+mod post;
+mod start;
+
+pub use start::EngineLoadFailed;
 
 /// Realtime transcription, as `/api/state` and `roombox status` show it.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct TranscriptionStatus {
     /// Lifecycle.
     pub state: ServiceState,
@@ -45,65 +52,48 @@ pub struct TranscriptionStatus {
     pub recordings: Vec<String>,
 }
 
-/// `[transcription]` as the state uses it.
+/// `[transcription]` as the machine uses it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(super) struct TranscriptionSetup {
     pub(super) autostart: bool,
     pub(super) relay_to_chat: bool,
     pub(super) post_on_stop: bool,
+    /// The language tag a `start-transcription` without one uses.
     pub(super) language: String,
+}
+
+impl TranscriptionSetup {
+    pub(super) fn from_config(config: &Config) -> TranscriptionSetup {
+        let t = &config.transcription;
+        TranscriptionSetup {
+            autostart: t.autostart,
+            relay_to_chat: t.relay_to_chat,
+            post_on_stop: t.post_on_stop,
+            language: t.language.clone(),
+        }
+    }
+}
+
+/// What transcription waits on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct TranscriptionPending {
     /// A session was told to stop and has not said `Stopped` yet: that `Stopped` belongs to it,
     /// not to a session started since (after a failure, a new one may start at once).
     pub(super) draining: bool,
+    /// The engine being loaded for a start.
+    pub(super) loading: Option<start::Loading>,
+    /// `transcribe-recording`s whose segments are being listed.
+    pub(super) finding: BTreeSet<Token>,
 }
 
-impl AgentState {
-    /// Checks a `start-transcription` before the engine is loaded; returns the language to
-    /// load (the primary subtag: `en-US` is `en`).
-    pub fn transcription_precheck(&self, language: Option<&str>) -> Result<String, CommandError> {
-        if self.transcription.state.is_active()
-            || self.transcription.state == ServiceState::Stopping
-        {
-            return Err(CommandError::new(
-                ErrorCode::InvalidState,
-                format!(
-                    "transcription is already {}",
-                    super::serde_plain(&self.transcription.state)
-                ),
-            ));
-        }
-        if !self.has_audio && !self.room_backend {
-            return Err(CommandError::new(
-                ErrorCode::Unavailable,
-                "there is nothing to transcribe: no microphone and no room backend",
-            ));
-        }
-        let tag = language.unwrap_or(&self.transcription_setup.language);
-        language_code(tag).ok_or_else(|| {
-            CommandError::new(
-                ErrorCode::OutOfRange,
-                format!("language: `{tag}` is not a language tag like en or en-US"),
-            )
-        })
-    }
-
-    /// `[transcription] autostart`.
-    pub fn transcription_autostart(&self) -> bool {
-        self.transcription_setup.autostart
-    }
-
-    /// `[transcription] post_on_stop`.
-    pub fn transcription_post_on_stop(&self) -> bool {
-        self.transcription_setup.post_on_stop
-    }
-
+impl StateMachine {
     /// Starts transcription once the engine (`engine`) loaded for `language`.
-    pub fn start_transcription(&mut self, language: String, engine: String) -> Step {
-        self.transcription = TranscriptionStatus {
+    pub(super) fn start_transcription(&mut self, language: String, engine: String) -> Step {
+        self.state.transcription = TranscriptionStatus {
             state: ServiceState::Starting,
             language: Some(language.clone()),
             engine: Some(engine),
-            recordings: std::mem::take(&mut self.transcription.recordings),
+            recordings: std::mem::take(&mut self.state.transcription.recordings),
             ..Default::default()
         };
         Step::ok(vec![
@@ -114,39 +104,61 @@ impl AgentState {
             }),
             Effect::Transcription(TranscriptionAction::Start {
                 language,
-                local_id: self.local_participant.participant_id.clone(),
-                mic: self.has_audio,
+                local_id: self.state.local_participant.participant_id.clone(),
+                mic: self.setup.media.has_audio,
             }),
         ])
     }
 
-    pub(super) fn stop_transcription(&mut self) -> Step {
-        if !self.transcription.state.is_active() {
-            return Step::err(ErrorCode::InvalidState, "transcription is not running");
+    /// The transcriber runs: the mic's speech goes to it. A box without a mic transcribes the
+    /// room only (a tap with no feed would fail).
+    pub(super) fn transcriber_started(&mut self, pcm: PcmSender) -> Vec<Effect> {
+        if !self.setup.media.has_audio || !self.state.transcription.state.is_active() {
+            return Vec::new();
         }
-        self.transcription.state = ServiceState::Stopping;
-        self.transcription_setup.draining = true;
-        Step::ok(vec![
-            Effect::Emit(Event::TranscriptionStateChanged {
-                state: ServiceState::Stopping,
-                language: None,
-                reason: None,
+        vec![Effect::Media(MediaAction::Attach {
+            id: ConsumerId::Transcriber,
+            spec: ConsumerSpec::Pcm(pcm),
+        })]
+    }
+
+    /// Untap the mic, then stop the transcriber.
+    pub(super) fn transcription_stop_effects(&mut self) -> Vec<Effect> {
+        self.pending.transcription.draining = true;
+        vec![
+            Effect::Media(MediaAction::Detach {
+                id: ConsumerId::Transcriber,
             }),
             Effect::Transcription(TranscriptionAction::Stop),
-        ])
+        ]
+    }
+
+    pub(super) fn stop_transcription(&mut self) -> Step {
+        if !self.state.transcription.state.is_active() {
+            return Step::err(ErrorCode::InvalidState, "transcription is not running");
+        }
+        self.state.transcription.state = ServiceState::Stopping;
+        let mut fx = vec![Effect::Emit(Event::TranscriptionStateChanged {
+            state: ServiceState::Stopping,
+            language: None,
+            reason: None,
+        })];
+        fx.extend(self.transcription_stop_effects());
+        Step::ok(fx)
     }
 
     /// Whether the local mic's audio may be transcribed now: on, and not being muted. The gate
     /// shuts as soon as a mute is asked, before the engine confirms it.
     pub fn mic_may_be_transcribed(&self) -> bool {
-        self.local_participant.mic_on && self.mic_wanted != Some(false)
+        self.state.local_participant.mic_on && self.pending.media.mic != Some(false)
     }
 
     fn display_name(&self, participant_id: &str) -> String {
-        if participant_id == self.local_participant.participant_id {
-            return self.local_participant.display_name.clone();
+        if participant_id == self.state.local_participant.participant_id {
+            return self.state.local_participant.display_name.clone();
         }
-        self.participants
+        self.state
+            .participants
             .get(participant_id)
             .map(|p| p.display_name.clone())
             .filter(|n| !n.is_empty())
@@ -158,18 +170,19 @@ impl AgentState {
         let mut fx = Vec::new();
         match notice {
             TranscriptionNotice::Started { transcript } => {
-                if self.transcription.state != ServiceState::Starting {
+                if self.state.transcription.state != ServiceState::Starting {
                     return fx;
                 }
-                self.transcription.state = ServiceState::Started;
-                self.transcription.transcript_url = match (&self.http_base, &transcript) {
+                self.state.transcription.state = ServiceState::Started;
+                self.state.transcription.transcript_url = match (&self.setup.http_base, &transcript)
+                {
                     (Some(base), Some(name)) => Some(format!("{base}/transcripts/{name}")),
                     _ => None,
                 };
-                self.transcription.transcript = transcript;
+                self.state.transcription.transcript = transcript;
                 fx.push(Effect::Emit(Event::TranscriptionStateChanged {
                     state: ServiceState::Started,
-                    language: self.transcription.language.clone(),
+                    language: self.state.transcription.language.clone(),
                     reason: None,
                 }));
             }
@@ -180,7 +193,7 @@ impl AgentState {
                 duration,
                 text,
             } => {
-                if !self.transcription.state.is_active() || text.trim().is_empty() {
+                if !self.state.transcription.state.is_active() || text.trim().is_empty() {
                     return fx;
                 }
                 let start_ms = ms_since_epoch(started_at);
@@ -193,7 +206,7 @@ impl AgentState {
                     meeting_start_ms: offset.as_millis() as u64,
                     meeting_end_ms: (offset + duration).as_millis() as u64,
                 };
-                self.transcription.captions += 1;
+                self.state.transcription.captions += 1;
                 fx.push(Effect::Emit(Event::TranscriptionText {
                     participant_id: Some(caption.participant_id.clone()),
                     participant_name: caption.participant_name.clone(),
@@ -205,8 +218,8 @@ impl AgentState {
                     meeting_end_ms: caption.meeting_end_ms,
                     is_final: true,
                 }));
-                if self.transcription_setup.relay_to_chat
-                    && self.meeting_state == MeetingState::Connected
+                if self.setup.transcription.relay_to_chat
+                    && self.state.meeting_state == MeetingState::Connected
                 {
                     fx.push(Effect::Room(RoomAction::SendChat {
                         text: format!("[{}] {}", caption.participant_name, caption.text),
@@ -220,25 +233,24 @@ impl AgentState {
                 audio,
             } => {
                 let audio_ms = audio.as_millis() as u64;
-                self.transcription.dropped_ms += audio_ms;
+                self.state.transcription.dropped_ms += audio_ms;
                 fx.push(Effect::Emit(Event::TranscriptionDropped {
                     participant_id,
                     audio_ms,
                 }));
             }
             TranscriptionNotice::Failed(reason) => {
-                if self.transcription.state == ServiceState::Stopped {
+                if self.state.transcription.state == ServiceState::Stopped {
                     return fx;
                 }
-                self.transcription.state = ServiceState::Failed;
-                self.transcription.last_error = Some(reason.clone());
-                self.transcription_setup.draining = true;
+                self.state.transcription.state = ServiceState::Failed;
+                self.state.transcription.last_error = Some(reason.clone());
                 fx.push(Effect::Emit(Event::TranscriptionStateChanged {
                     state: ServiceState::Failed,
                     language: None,
                     reason: Some(reason),
                 }));
-                fx.push(Effect::Transcription(TranscriptionAction::Stop));
+                fx.extend(self.transcription_stop_effects());
             }
             TranscriptionNotice::Error(message) => {
                 fx.push(Effect::Emit(Event::Error {
@@ -247,17 +259,17 @@ impl AgentState {
                 }));
             }
             TranscriptionNotice::Stopped => {
-                let ours = std::mem::take(&mut self.transcription_setup.draining);
-                if self.transcription.state == ServiceState::Failed
-                    || (ours && self.transcription.state.is_active())
+                let ours = std::mem::take(&mut self.pending.transcription.draining);
+                if self.state.transcription.state == ServiceState::Failed
+                    || (ours && self.state.transcription.state.is_active())
                 {
                     // FAILED keeps its reason; a session started since is not the one that
                     // stopped.
                     return fx;
                 }
-                self.transcription.state = ServiceState::Stopped;
-                self.transcription.language = None;
-                self.transcription.engine = None;
+                self.state.transcription.state = ServiceState::Stopped;
+                self.state.transcription.language = None;
+                self.state.transcription.engine = None;
                 fx.push(Effect::Emit(Event::TranscriptionStateChanged {
                     state: ServiceState::Stopped,
                     language: None,
@@ -273,7 +285,7 @@ impl AgentState {
                 srt,
                 reason,
             } => {
-                let list = &mut self.transcription.recordings;
+                let list = &mut self.state.transcription.recordings;
                 if state.is_active() {
                     if !list.contains(&recording) {
                         list.push(recording.clone());
@@ -294,44 +306,6 @@ impl AgentState {
         }
         fx
     }
-
-    /// `transcribe-recording` for the segments the agent found: queued, and listed in the reply.
-    pub fn transcribe_recording(&mut self, segments: Vec<std::path::PathBuf>) -> Step {
-        let names: Vec<String> = segments
-            .iter()
-            .filter_map(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .collect();
-        Step {
-            reply: Ok(serde_json::json!({ "ok": true, "segments": names })),
-            effects: vec![Effect::Transcription(TranscriptionAction::TranscribeFiles(
-                segments,
-            ))],
-        }
-    }
-
-    /// With `post_on_stop`, the segments a recording closed are transcribed once it stops.
-    pub(super) fn post_on_stop(&mut self) -> Vec<Effect> {
-        let files = std::mem::take(&mut self.recording_files);
-        if !self.transcription_setup.post_on_stop || files.is_empty() {
-            return Vec::new();
-        }
-        vec![Effect::Transcription(TranscriptionAction::TranscribeFiles(
-            files.into_iter().map(std::path::PathBuf::from).collect(),
-        ))]
-    }
-
-    /// Takes `[transcription]`.
-    pub(super) fn configure_transcription(&mut self, config: &crate::config::Config) {
-        let t = &config.transcription;
-        self.transcription_setup = TranscriptionSetup {
-            autostart: t.autostart,
-            relay_to_chat: t.relay_to_chat,
-            post_on_stop: t.post_on_stop,
-            language: t.language.clone(),
-            draining: self.transcription_setup.draining,
-        };
-    }
 }
 
 fn ms_since_epoch(t: SystemTime) -> u64 {
@@ -343,6 +317,7 @@ fn ms_since_epoch(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::super::tests_support::*;
+    use super::super::IoNotice;
     use super::*;
     use crate::command::Command;
     use crate::media::MediaNotice;
@@ -357,19 +332,49 @@ mod tests {
         }
     }
 
+    fn pcm() -> PcmSender {
+        PcmSender {
+            tx: tokio::sync::mpsc::channel(1).0,
+            source: "box1".into(),
+            gate: Default::default(),
+        }
+    }
+
     #[test]
-    fn bad_language_and_double_start_are_refused_without_a_change() {
+    fn the_mic_tap_is_attached_once_the_transcriber_runs_and_detached_on_stop() {
         let mut s = state();
-        assert_eq!(s.transcription_precheck(None).unwrap(), "en");
-        assert_eq!(s.transcription_precheck(Some("en-US")).unwrap(), "en");
-        let e = s.transcription_precheck(Some("klingon!")).unwrap_err();
-        assert_eq!(e.code, ErrorCode::OutOfRange);
-        assert_eq!(s.transcription.state, ServiceState::Stopped);
-        s.start_transcription("en".into(), "whisper.cpp tiny.en".into());
-        assert_eq!(
-            s.transcription_precheck(None).unwrap_err().code,
-            ErrorCode::InvalidState
+        assert!(
+            s.io_notice(IoNotice::TranscriberStarted(pcm()))
+                .effects
+                .is_empty(),
+            "not running"
         );
+        s.start_transcription("en".into(), "e".into());
+        let fx = s.io_notice(IoNotice::TranscriberStarted(pcm())).effects;
+        assert_eq!(
+            fx,
+            vec![Effect::Media(MediaAction::Attach {
+                id: ConsumerId::Transcriber,
+                spec: ConsumerSpec::Pcm(match &fx[0] {
+                    Effect::Media(MediaAction::Attach {
+                        spec: ConsumerSpec::Pcm(p),
+                        ..
+                    }) => p.clone(),
+                    _ => panic!("{fx:?}"),
+                }),
+            })]
+        );
+        let stop = s.command(&Command::StopTranscription, 0);
+        let detach = stop.effects.iter().position(|e| {
+            *e == Effect::Media(MediaAction::Detach {
+                id: ConsumerId::Transcriber,
+            })
+        });
+        let stop_at = stop
+            .effects
+            .iter()
+            .position(|e| *e == Effect::Transcription(TranscriptionAction::Stop));
+        assert!(detach.is_some() && detach < stop_at, "{:?}", stop.effects);
     }
 
     #[test]
@@ -377,19 +382,19 @@ mod tests {
         let mut s = state();
         let step = s.start_transcription("en".into(), "e".into());
         assert_eq!(emitted(&step.effects), vec!["transcription-state-changed"]);
-        assert_eq!(s.transcription.state, ServiceState::Starting);
+        assert_eq!(s.state().transcription.state, ServiceState::Starting);
         s.transcription_notice(TranscriptionNotice::Started {
             transcript: Some("t.vtt".into()),
         });
-        assert_eq!(s.transcription.state, ServiceState::Started);
+        assert_eq!(s.state().transcription.state, ServiceState::Started);
         let step = s.command(&Command::StopTranscription, 0);
         assert!(step.reply.is_ok());
         assert!(step
             .effects
             .contains(&Effect::Transcription(TranscriptionAction::Stop)));
-        assert_eq!(s.transcription.state, ServiceState::Stopping);
+        assert_eq!(s.state().transcription.state, ServiceState::Stopping);
         s.transcription_notice(TranscriptionNotice::Stopped);
-        assert_eq!(s.transcription.state, ServiceState::Stopped);
+        assert_eq!(s.state().transcription.state, ServiceState::Stopped);
         assert_eq!(
             s.command(&Command::StopTranscription, 0)
                 .reply
@@ -402,7 +407,7 @@ mod tests {
     #[test]
     fn captions_are_attributed_written_and_relayed_when_asked() {
         let mut s = state();
-        s.transcription_setup.relay_to_chat = true;
+        s.setup.transcription.relay_to_chat = true;
         s.start_transcription("en".into(), "e".into());
         let fx = s.transcription_notice(text("box1", " hello world "));
         let Effect::Emit(Event::TranscriptionText {
@@ -431,13 +436,13 @@ mod tests {
             fx.last(),
             Some(Effect::Transcription(TranscriptionAction::Append(_)))
         ));
-        s.meeting_state = MeetingState::Connected;
+        s.state_mut().meeting_state = MeetingState::Connected;
         let fx = s.transcription_notice(text("someone", "hi"));
         assert!(fx.contains(&Effect::Room(RoomAction::SendChat {
             text: "[someone] hi".into(),
             to: None
         })));
-        assert_eq!(s.transcription.captions, 2);
+        assert_eq!(s.state().transcription.captions, 2);
         // Empty text is no caption.
         assert!(s.transcription_notice(text("box1", "  ")).is_empty());
     }
@@ -451,70 +456,31 @@ mod tests {
             audio: Duration::from_millis(2_500),
         });
         assert_eq!(emitted(&fx), vec!["transcription-dropped"]);
-        assert_eq!(s.transcription.dropped_ms, 2_500);
+        assert_eq!(s.state().transcription.dropped_ms, 2_500);
         let fx = s.transcription_notice(TranscriptionNotice::Failed("boom".into()));
-        assert_eq!(s.transcription.state, ServiceState::Failed);
+        assert_eq!(s.state().transcription.state, ServiceState::Failed);
         assert!(fx.contains(&Effect::Transcription(TranscriptionAction::Stop)));
         // The stop that follows a failure leaves it FAILED, with its reason.
         s.transcription_notice(TranscriptionNotice::Stopped);
-        assert_eq!(s.transcription.state, ServiceState::Failed);
-        assert_eq!(s.transcription.last_error.as_deref(), Some("boom"));
+        assert_eq!(s.state().transcription.state, ServiceState::Failed);
+        assert_eq!(s.state().transcription.last_error.as_deref(), Some("boom"));
         // And it can start again at once; the failed session's late `Stopped` is not the new
         // session's.
-        assert!(s.transcription_precheck(None).is_ok());
+        assert!(s.check_start(None).is_ok());
         s.start_transcription("en".into(), "e".into());
         s.transcription_notice(TranscriptionNotice::Failed("again".into()));
         s.start_transcription("en".into(), "e".into());
         s.transcription_notice(TranscriptionNotice::Stopped);
-        assert_eq!(s.transcription.state, ServiceState::Starting);
-    }
-
-    #[test]
-    fn post_on_stop_transcribes_the_segments_the_recording_closed() {
-        let mut c = crate::config::Config::default();
-        c.transcription.post_on_stop = true;
-        let mut s = AgentState::new(&c, "b".into());
-        assert!(s
-            .command(
-                &Command::StartRecording {
-                    target: crate::model::RecordingTarget::Local
-                },
-                0
-            )
-            .reply
-            .is_ok());
-        let rec = |e| MediaNotice::Consumer {
-            id: super::super::RECORDER_ID.into(),
-            event: e,
-        };
-        s.media(rec(crate::media::ConsumerEvent::Started));
-        for p in ["/r/a.mkv", "/r/b.mkv"] {
-            s.media(rec(crate::media::ConsumerEvent::FileClosed {
-                path: p.into(),
-                bytes: 1,
-            }));
-        }
-        let fx = s.media(rec(crate::media::ConsumerEvent::Finished));
-        assert!(fx.contains(&Effect::Transcription(
-            TranscriptionAction::TranscribeFiles(vec!["/r/a.mkv".into(), "/r/b.mkv".into()])
-        )));
-        // Without post_on_stop, nothing is queued.
-        let mut s = state();
-        s.media(rec(crate::media::ConsumerEvent::FileClosed {
-            path: "/r/a.mkv".into(),
-            bytes: 1,
-        }));
-        let fx = s.media(rec(crate::media::ConsumerEvent::Finished));
-        assert!(!fx.iter().any(|e| matches!(e, Effect::Transcription(_))));
+        assert_eq!(s.state().transcription.state, ServiceState::Starting);
     }
 
     #[test]
     fn a_box_without_a_mic_transcribes_the_room_only() {
         let mut c = crate::config::Config::default();
         c.media.audio.source = crate::config::AudioSource::None;
-        let mut s = AgentState::new(&c, "b".into());
+        let mut s = StateMachine::new(&c, "b".into());
         assert_eq!(
-            s.transcription_precheck(None).unwrap_err().code,
+            s.check_start(None).unwrap_err().code,
             ErrorCode::Unavailable,
             "no mic and no room: nothing to transcribe"
         );
@@ -532,11 +498,11 @@ mod tests {
     #[test]
     fn the_mic_gate_shuts_as_soon_as_a_mute_is_asked() {
         let mut s = state();
-        s.media(MediaNotice::MicMuted(false));
+        s.media_notice(MediaNotice::MicMuted(false));
         assert!(s.mic_may_be_transcribed());
         s.command(&Command::DisableMic, 0);
         assert!(!s.mic_may_be_transcribed(), "before the engine confirms");
-        s.media(MediaNotice::MicMuted(true));
+        s.media_notice(MediaNotice::MicMuted(true));
         assert!(!s.mic_may_be_transcribed());
     }
 }

@@ -6,7 +6,7 @@
 //! arrives. Each message has an id so the room can hide it (`hide-message`), and each question
 //! one so the room can answer or dismiss it.
 
-use super::{AgentState, Effect, Step};
+use super::{Effect, StateMachine, Step};
 use crate::command::ErrorCode;
 use crate::event::Event;
 use crate::model::{ChatMessage, FeedMessage, FeedSource, MeetingState, Question, QuestionOutcome};
@@ -59,12 +59,15 @@ impl Viewers {
     }
 }
 
-impl AgentState {
+impl StateMachine {
     /// `viewer-chat`: into the feed, and into the room while the box is connected to one.
     pub(super) fn viewer_chat(&mut self, name: &str, message: &str, now_ms: u64) -> Step {
         let name = name.trim();
-        let mut fx = vec![self.viewers.push(FeedSource::Viewer, name, message, now_ms)];
-        if self.room_backend && self.meeting_state == MeetingState::Connected {
+        let mut fx = vec![self
+            .state
+            .viewers
+            .push(FeedSource::Viewer, name, message, now_ms)];
+        if self.setup.room_backend && self.state.meeting_state == MeetingState::Connected {
             fx.push(Effect::Room(RoomAction::SendChat {
                 text: format!("viewer: {name}: {message}"),
                 to: None,
@@ -75,39 +78,41 @@ impl AgentState {
 
     /// `ask-question`: into the queue, up to [`MAX_OPEN_QUESTIONS`].
     pub(super) fn ask_question(&mut self, name: &str, text: &str, now_ms: u64) -> Step {
-        if self.viewers.questions.len() >= MAX_OPEN_QUESTIONS {
+        if self.state.viewers.questions.len() >= MAX_OPEN_QUESTIONS {
             return Step::err(
                 ErrorCode::InvalidState,
                 "the question queue is full; try again later",
             );
         }
         let question = Question {
-            id: self.viewers.next_id(),
+            id: self.state.viewers.next_id(),
             name: name.trim().to_string(),
             text: text.to_string(),
             timestamp_ms: now_ms,
         };
-        self.viewers.questions.push(question.clone());
-        let mut step = Step::ok(vec![Effect::Emit(Event::QuestionAsked { question })]);
-        step.reply = Ok(serde_json::json!({"ok": true, "id": self.viewers.last_id}));
-        step
+        self.state.viewers.questions.push(question.clone());
+        let id = self.state.viewers.last_id;
+        Step::reply(
+            Ok(serde_json::json!({"ok": true, "id": id})),
+            vec![Effect::Emit(Event::QuestionAsked { question })],
+        )
     }
 
     /// `answer-question` and `dismiss-question`.
     pub(super) fn close_question(&mut self, id: u64, outcome: QuestionOutcome) -> Step {
-        let Some(i) = self.viewers.questions.iter().position(|q| q.id == id) else {
+        let Some(i) = self.state.viewers.questions.iter().position(|q| q.id == id) else {
             return Step::err(
                 ErrorCode::InvalidArgument,
                 format!("id: no open question {id}"),
             );
         };
-        self.viewers.questions.remove(i);
+        self.state.viewers.questions.remove(i);
         Step::ok(vec![Effect::Emit(Event::QuestionClosed { id, outcome })])
     }
 
     /// `hide-message`.
     pub(super) fn hide_message(&mut self, id: u64) -> Step {
-        let Some(m) = self.viewers.feed.iter_mut().find(|m| m.id == id) else {
+        let Some(m) = self.state.viewers.feed.iter_mut().find(|m| m.id == id) else {
             return Step::err(ErrorCode::InvalidArgument, format!("id: no message {id}"));
         };
         if m.hidden {
@@ -123,19 +128,23 @@ impl AgentState {
             .display_name
             .clone()
             .or_else(|| {
-                self.participants
+                self.state
+                    .participants
                     .get(&message.from)
                     .map(|p| p.display_name.clone())
             })
             .unwrap_or_else(|| message.from.clone());
-        self.viewers
+        self.state
+            .viewers
             .push(FeedSource::Room, &name, &message.text, message.timestamp_ms)
     }
 
     /// The box's own public chat joins the feed once the room session was asked to send it.
     pub(super) fn local_chat_to_feed(&mut self, text: &str, now_ms: u64) -> Effect {
-        let name = self.local_participant.display_name.clone();
-        self.viewers.push(FeedSource::Local, &name, text, now_ms)
+        let name = self.state.local_participant.display_name.clone();
+        self.state
+            .viewers
+            .push(FeedSource::Local, &name, text, now_ms)
     }
 }
 
@@ -145,8 +154,8 @@ mod tests {
     use crate::command::Command;
     use crate::config::Config;
 
-    fn state() -> AgentState {
-        AgentState::new(&Config::default(), "box".into())
+    fn state() -> StateMachine {
+        StateMachine::new(&Config::default(), "box".into())
     }
 
     fn emitted(fx: &[Effect]) -> Vec<Event> {
@@ -169,7 +178,7 @@ mod tests {
         let step = s.command(&chat, 1);
         assert!(step.reply.is_ok());
         assert!(!step.effects.iter().any(|e| matches!(e, Effect::Room(_))));
-        s.meeting_state = MeetingState::Connected;
+        s.state_mut().meeting_state = MeetingState::Connected;
         let step = s.command(&chat, 2);
         assert!(step.effects.contains(&Effect::Room(RoomAction::SendChat {
             text: "viewer: Ana: hello".into(),
@@ -183,7 +192,7 @@ mod tests {
             (message.source, message.name.as_str(), message.id),
             (FeedSource::Viewer, "Ana", 2)
         );
-        assert_eq!(s.viewers.feed.len(), 2);
+        assert_eq!(s.state().viewers.feed.len(), 2);
     }
 
     #[test]
@@ -198,11 +207,11 @@ mod tests {
                 i as u64,
             );
             assert_eq!(
-                step.reply.as_ref().ok().and_then(|v| v["id"].as_u64()),
+                step.reply.result().ok().and_then(|v| v["id"].as_u64()),
                 Some(i as u64 + 1)
             );
         }
-        assert_eq!(s.viewers.questions.len(), 2);
+        assert_eq!(s.state().viewers.questions.len(), 2);
         let step = s.command(&Command::AnswerQuestion { id: 1 }, 5);
         assert_eq!(
             emitted(&step.effects),
@@ -213,14 +222,14 @@ mod tests {
         );
         let again = s.command(&Command::DismissQuestion { id: 1 }, 6);
         assert_eq!(
-            again.reply.map_err(|e| e.code),
+            again.reply.result().map_err(|e| e.code),
             Err(ErrorCode::InvalidArgument)
         );
         assert!(s
             .command(&Command::DismissQuestion { id: 2 }, 7)
             .reply
             .is_ok());
-        assert!(s.viewers.questions.is_empty());
+        assert!(s.state().viewers.questions.is_empty());
     }
 
     #[test]
@@ -234,7 +243,7 @@ mod tests {
             assert!(s.command(&q, 0).reply.is_ok());
         }
         assert_eq!(
-            s.command(&q, 0).reply.map_err(|e| e.code),
+            s.command(&q, 0).reply.result().map_err(|e| e.code),
             Err(ErrorCode::InvalidState)
         );
     }
@@ -251,19 +260,29 @@ mod tests {
                 i,
             );
         }
-        assert_eq!(s.viewers.feed.len(), FEED_KEEP);
-        let last = s.viewers.feed.back().map(|m| m.id).unwrap_or_default();
+        assert_eq!(s.state().viewers.feed.len(), FEED_KEEP);
+        let last = s
+            .state()
+            .viewers
+            .feed
+            .back()
+            .map(|m| m.id)
+            .unwrap_or_default();
         let step = s.command(&Command::HideMessage { id: last }, 0);
         assert_eq!(
             emitted(&step.effects),
             vec![Event::FeedMessageHidden { id: last }]
         );
-        assert!(s.viewers.visible().iter().all(|m| m.id != last));
-        assert_eq!(s.viewers.visible().len(), FEED_KEEP - 1);
+        assert!(s.state().viewers.visible().iter().all(|m| m.id != last));
+        assert_eq!(s.state().viewers.visible().len(), FEED_KEEP - 1);
         assert!(s
             .command(&Command::HideMessage { id: last }, 0)
             .effects
             .is_empty());
-        assert!(s.command(&Command::HideMessage { id: 1 }, 0).reply.is_err());
+        assert!(s
+            .command(&Command::HideMessage { id: 1 }, 0)
+            .reply
+            .result()
+            .is_err());
     }
 }
