@@ -31,7 +31,6 @@ impl Backoff {
         Backoff::new(c.initial, c.max)
     }
 
-    /// The next delay.
     pub fn next_delay(&mut self) -> Duration {
         self.next_with(rand::rng().random_range(0.0..=1.0))
     }

@@ -16,7 +16,6 @@ pub enum Event {
     /// The local participant is in the room.
     #[serde(rename_all = "camelCase")]
     MeetingJoined {
-        /// The room.
         room_id: String,
         /// The session (one run of the room).
         session_id: Option<String>,
@@ -26,33 +25,21 @@ pub enum Event {
     /// The local participant left the room.
     #[serde(rename_all = "camelCase")]
     MeetingLeft {
-        /// The room.
         room_id: String,
         /// Why: `left`, `ended`, `kicked`, `shutdown`, ...
         reason: String,
     },
     /// The connection to the meeting changed state.
-    MeetingStateChanged {
-        /// The new state.
-        state: MeetingState,
-    },
+    MeetingStateChanged { state: MeetingState },
     /// A remote participant joined.
-    ParticipantJoined {
-        /// Who.
-        participant: Participant,
-    },
+    ParticipantJoined { participant: Participant },
     /// A remote participant left.
     #[serde(rename_all = "camelCase")]
-    ParticipantLeft {
-        /// Who.
-        participant_id: String,
-    },
+    ParticipantLeft { participant_id: String },
     /// A participant's stream started (for the local participant: mic or camera turned on).
     #[serde(rename_all = "camelCase")]
     StreamEnabled {
-        /// Whose.
         participant_id: String,
-        /// Which kind.
         kind: StreamKind,
         /// The stream's id.
         stream_id: String,
@@ -60,9 +47,7 @@ pub enum Event {
     /// A participant's stream stopped (for the local participant: mic muted or camera off).
     #[serde(rename_all = "camelCase")]
     StreamDisabled {
-        /// Whose.
         participant_id: String,
-        /// Which kind.
         kind: StreamKind,
         /// The stream's id.
         stream_id: String,
@@ -74,15 +59,10 @@ pub enum Event {
         participant_id: Option<String>,
     },
     /// A chat message arrived in the room.
-    ChatMessage {
-        /// The message.
-        message: ChatMessage,
-    },
-    /// A recording changed state.
+    ChatMessage { message: ChatMessage },
     RecordingStateChanged {
         /// Local or cloud.
         target: RecordingTarget,
-        /// The new state.
         state: ServiceState,
         /// Why, when it failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,16 +71,13 @@ pub enum Event {
     /// A local recording segment was closed and is complete on disk.
     #[serde(rename_all = "camelCase")]
     RecordingSegmentClosed {
-        /// The file.
         path: String,
         /// Its size in bytes.
         bytes: u64,
     },
     /// An RTMP output changed state (simulcast or fallback).
     LivestreamStateChanged {
-        /// The new state.
         state: ServiceState,
-        /// Which output.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         output: Option<String>,
         /// Its URL, with the stream key shown as `****`.
@@ -113,7 +90,6 @@ pub enum Event {
     /// HLS serving changed state.
     #[serde(rename_all = "camelCase")]
     HlsStateChanged {
-        /// The new state.
         state: ServiceState,
         /// Where to play it, once started.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,10 +98,8 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    /// Transcription changed state.
     #[serde(rename_all = "camelCase")]
     TranscriptionStateChanged {
-        /// The new state.
         state: ServiceState,
         /// The language transcribed, while it runs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,10 +113,8 @@ pub enum Event {
     TranscriptionText {
         /// Who spoke, where known.
         participant_id: Option<String>,
-        /// Their display name.
         #[serde(default)]
         participant_name: String,
-        /// The text.
         text: String,
         /// Milliseconds since the epoch when the caption was made.
         timestamp_ms: u64,
@@ -166,7 +138,6 @@ pub enum Event {
     /// oldest utterances waiting were dropped so captions stay current.
     #[serde(rename_all = "camelCase")]
     TranscriptionDropped {
-        /// Whose audio.
         participant_id: String,
         /// How much audio, ms.
         audio_ms: u64,
@@ -206,34 +177,24 @@ pub enum Event {
     },
     /// The media pipeline changed state.
     MediaStateChanged {
-        /// The new state.
         state: MediaState,
         /// The H.264 encoder in use.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         encoder: Option<String>,
     },
     /// The box was asked to show itself; LEDs blink for this long.
-    Identify {
-        /// Seconds.
-        seconds: u32,
-    },
+    Identify { seconds: u32 },
     /// The configuration was reloaded.
     ConfigReloaded,
     /// A message in the viewers' chat: the room's chat, the box's own, or a viewer's.
-    FeedMessage {
-        /// The message.
-        message: FeedMessage,
-    },
+    FeedMessage { message: FeedMessage },
     /// The room hid a message of the viewers' chat.
     FeedMessageHidden {
         /// The message's id.
         id: u64,
     },
     /// A viewer asked a question; it waits in the console's queue.
-    QuestionAsked {
-        /// The question.
-        question: Question,
-    },
+    QuestionAsked { question: Question },
     /// A question left the queue.
     QuestionClosed {
         /// The question's id.
@@ -245,7 +206,6 @@ pub enum Event {
     Error {
         /// Stable code: `media`, `recording`, `room`, `fleet`, `controls`, `config`.
         code: String,
-        /// What happened.
         message: String,
     },
 }

@@ -145,7 +145,6 @@ pub struct ChatMessage {
     pub from: String,
     /// Sender's display name, where known.
     pub display_name: Option<String>,
-    /// The text.
     pub text: String,
     /// Milliseconds since the Unix epoch at which the box saw it.
     pub timestamp_ms: u64,
@@ -174,7 +173,6 @@ pub struct FeedMessage {
     pub source: FeedSource,
     /// The sender's name (a participant's display name, or the name a viewer gave).
     pub name: String,
-    /// The text.
     pub text: String,
     /// Milliseconds since the Unix epoch at which the box saw it.
     pub timestamp_ms: u64,
@@ -190,7 +188,6 @@ pub struct Question {
     pub id: u64,
     /// The name the viewer gave.
     pub name: String,
-    /// The question.
     pub text: String,
     /// Milliseconds since the Unix epoch at which it was asked.
     pub timestamp_ms: u64,

@@ -25,7 +25,6 @@ pub struct Camera {
 pub struct CameraFormat {
     /// FourCC (`YUYV`, `MJPG`).
     pub fourcc: String,
-    /// Description.
     pub description: String,
     /// Discrete sizes, or a stepwise range.
     pub sizes: Vec<String>,
@@ -36,7 +35,6 @@ pub struct CameraFormat {
 pub struct AudioDevice {
     /// Name to put in config (`hw:CARD=Loopback,DEV=0`).
     pub name: String,
-    /// Description.
     pub description: String,
     /// `capture`, `playback` or `both`.
     pub direction: String,
@@ -49,7 +47,6 @@ pub struct GpioChip {
     pub path: String,
     /// Kernel name.
     pub name: String,
-    /// Label.
     pub label: String,
     /// Lines: offset, name, and consumer when in use.
     pub lines: Vec<GpioLine>,

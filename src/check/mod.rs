@@ -30,11 +30,9 @@ pub enum Status {
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckLine {
-    /// Outcome.
     pub status: Status,
     /// What was checked (`config`, `camera`, `encoder`, ...).
     pub check: String,
-    /// What was found.
     pub detail: String,
 }
 

@@ -11,7 +11,6 @@ pub const DEFAULT_MODEL_FILE: &str = "ggml-tiny.en-q8_0.bin";
 /// The Silero speech gate's file name, as setup and the package install it beside the model.
 pub const SILERO_FILE: &str = "ggml-silero-v6.2.0.bin";
 
-/// Transcription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TranscriptionConfig {

@@ -13,11 +13,8 @@ use crate::model::{MeetingState, ServiceState};
 /// The pattern of each LED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LedPatterns {
-    /// Red.
     pub red: Pattern,
-    /// Green.
     pub green: Pattern,
-    /// Blue.
     pub blue: Pattern,
 }
 

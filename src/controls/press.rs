@@ -26,7 +26,6 @@ pub enum PressKind {
 /// One recognised gesture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gesture {
-    /// Which button.
     pub button: Button,
     /// What kind of press.
     pub kind: PressKind,

@@ -14,6 +14,7 @@ pub mod certs;
 pub mod cli;
 pub mod dedupe;
 pub mod link;
+mod net;
 pub mod queue;
 pub mod session;
 pub mod setconfig;
@@ -33,6 +34,7 @@ use crate::sync::sleep_until;
 use anyhow::Context;
 use dedupe::Journal;
 use link::{Endpoint, Failure};
+use net::{box_options, net_task, publish, to_request, Net};
 use queue::Outbox;
 use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, PublishProperties, RetainForwardRule};
 use rumqttc::v5::mqttbytes::QoS;
@@ -83,13 +85,6 @@ impl Drop for FleetHandle {
     fn drop(&mut self) {
         self.main.abort();
     }
-}
-
-/// What the network task reports.
-enum Net {
-    Up { session_present: bool },
-    Publish(Box<rumqttc::v5::mqttbytes::v5::Publish>),
-    Down(Failure),
 }
 
 /// Connects to the broker and serves the fleet API until the handle is dropped or shut down.
@@ -167,26 +162,6 @@ fn verifier(config: &FleetConfig) -> anyhow::Result<Option<signing::Verifier>> {
     )))
 }
 
-/// The MQTT options for a box: the endpoint's address, credentials and TLS, plus a persistent
-/// session and the last will.
-fn box_options(config: &FleetConfig, device_id: &str) -> anyhow::Result<MqttOptions> {
-    let mut o = Endpoint::of_fleet(config)?.options(format!("roombox-{device_id}"), 128)?;
-    o.set_keep_alive(config.keep_alive);
-    let expiry = config.session_expiry.as_secs().min(u64::from(u32::MAX - 1)) as u32;
-    o.set_clean_start(expiry == 0);
-    o.set_session_expiry_interval((expiry > 0).then_some(expiry));
-    o.set_max_packet_size(Some(MAX_PACKET_BYTES));
-    let topics = topic::Topics::new(&config.prefix, device_id, &[]);
-    o.set_last_will(LastWill::new(
-        topics.status(),
-        session::will_payload(device_id),
-        QoS::AtLeastOnce,
-        true,
-        None,
-    ));
-    Ok(o)
-}
-
 /// The settings the connection itself depends on; a change in them means connecting again.
 fn connection_changed(a: &FleetConfig, b: &FleetConfig) -> bool {
     a.broker != b.broker
@@ -197,97 +172,6 @@ fn connection_changed(a: &FleetConfig, b: &FleetConfig) -> bool {
         || a.tls != b.tls
         || a.auth != b.auth
         || a.reconnect != b.reconnect
-}
-
-/// Drives rumqttc's event loop: reports what arrives, and after a failure waits out the backoff
-/// and reads the certificate and password files again (a fixed file heals the box without a
-/// restart).
-fn net_task(
-    mut eventloop: rumqttc::v5::EventLoop,
-    config: FleetConfig,
-    device_id: String,
-    net_tx: mpsc::Sender<Net>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut backoff = Backoff::from_config(&config.reconnect);
-        let endpoint = Endpoint::of_fleet(&config);
-        loop {
-            let report = match eventloop.poll().await {
-                Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
-                    backoff.reset();
-                    Some(Net::Up {
-                        session_present: ack.session_present,
-                    })
-                }
-                Ok(MqttEvent::Incoming(Packet::Publish(p))) => Some(Net::Publish(Box::new(p))),
-                Ok(MqttEvent::Incoming(Packet::Disconnect(d))) => Some(Net::Down(Failure {
-                    what: format!("the broker disconnected the box: {:?}", d.reason_code),
-                    fix: None,
-                })),
-                Ok(_) => None,
-                Err(e) => {
-                    let failure = match &endpoint {
-                        Ok(ep) => link::describe(&e, ep),
-                        Err(err) => Failure {
-                            what: format!("{err:#}"),
-                            fix: None,
-                        },
-                    };
-                    if net_tx.send(Net::Down(failure)).await.is_err() {
-                        return;
-                    }
-                    let delay = backoff.next_delay();
-                    tokio::time::sleep(delay).await;
-                    if let Ok(o) = box_options(&config, &device_id) {
-                        // Same client id and session; only files re-read.
-                        eventloop.options = o;
-                    }
-                    None
-                }
-            };
-            if let Some(r) = report {
-                if net_tx.send(r).await.is_err() {
-                    return;
-                }
-            }
-        }
-    })
-}
-/// Publishes one message through rumqttc without waiting; false when its queue is full or
-/// closed (the caller keeps the message).
-fn publish(client: &AsyncClient, m: &Message) -> bool {
-    let props = PublishProperties {
-        correlation_data: m.correlation.clone().map(Into::into),
-        user_properties: m.user.clone(),
-        content_type: Some("application/json".into()),
-        ..Default::default()
-    };
-    let qos = if m.qos1 {
-        QoS::AtLeastOnce
-    } else {
-        QoS::AtMostOnce
-    };
-    client
-        .try_publish_with_properties(
-            m.topic.clone(),
-            qos,
-            m.retain,
-            m.payload.clone().into_bytes(),
-            props,
-        )
-        .is_ok()
-}
-
-fn to_request(p: rumqttc::v5::mqttbytes::v5::Publish) -> Request {
-    let props = p.properties.unwrap_or_default();
-    Request {
-        topic: String::from_utf8_lossy(&p.topic).into_owned(),
-        payload: p.payload.to_vec(),
-        response_topic: props.response_topic,
-        correlation: props.correlation_data.map(|b| b.to_vec()),
-        user: props.user_properties,
-        dup: p.dup,
-    }
 }
 
 /// The task that owns the fleet session and everything around it.

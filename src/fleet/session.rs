@@ -24,11 +24,9 @@ const MAX_IDS: usize = 20_000;
 /// A message to publish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
-    /// Topic.
     pub topic: String,
     /// JSON payload.
     pub payload: String,
-    /// Retained.
     pub retain: bool,
     /// QoS 1 (else QoS 0).
     pub qos1: bool,
@@ -67,7 +65,6 @@ mod b64_opt {
 pub struct Request {
     /// Topic it arrived on.
     pub topic: String,
-    /// Payload.
     pub payload: Vec<u8>,
     /// MQTT v5 response topic.
     pub response_topic: Option<String>,
@@ -215,7 +212,6 @@ impl Session {
         self.seen.len()
     }
 
-    /// The topics.
     pub fn topics(&self) -> &Topics {
         &self.topics
     }

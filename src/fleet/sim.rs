@@ -13,7 +13,6 @@ use tokio::task::JoinHandle;
 
 /// A running simulated box.
 pub struct SimBox {
-    /// The agent.
     pub agent: AgentHandle,
     /// The fleet client, when the config enables it.
     pub fleet: Option<FleetHandle>,

@@ -42,7 +42,6 @@ impl Topics {
         &self.device
     }
 
-    /// The prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -66,7 +65,6 @@ impl Topics {
         self.own("status")
     }
 
-    /// Telemetry.
     pub fn telemetry(&self) -> String {
         self.own("telemetry")
     }

@@ -69,14 +69,12 @@ pub enum ConsumerEvent {
     Started,
     /// It wrote a complete file (a recording segment).
     FileClosed {
-        /// The file.
         path: String,
         /// Its size in bytes.
         bytes: u64,
     },
     /// It lost its output and is rebuilding it after `retry_in`; capture goes on.
     Retrying {
-        /// Why.
         error: MediaError,
         /// When it tries again.
         retry_in: std::time::Duration,

@@ -38,7 +38,6 @@ pub enum MediaError {
     /// A file or directory could not be used.
     #[error("{path}: {message}")]
     Io {
-        /// The path.
         path: String,
         /// The OS's reason.
         message: String,

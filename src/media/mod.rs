@@ -60,14 +60,10 @@ pub enum MediaAction {
     Attach {
         /// Names the consumer in its notices and for [`MediaAction::Detach`].
         id: ConsumerId,
-        /// Which consumer.
         spec: ConsumerSpec,
     },
     /// Stop a consumer cleanly (a recorder finalises its segment); it reports `Finished`.
-    Detach {
-        /// The consumer's id.
-        id: ConsumerId,
-    },
+    Detach { id: ConsumerId },
 }
 
 /// What the media engine reports to the agent.
@@ -75,7 +71,6 @@ pub enum MediaAction {
 pub enum MediaNotice {
     /// The pipeline changed state; `encoder` names the H.264 encoder once chosen.
     State {
-        /// New state.
         state: MediaState,
         /// Encoder element name.
         encoder: Option<String>,
@@ -111,7 +106,6 @@ pub enum MediaNotice {
     Consumer {
         /// The consumer's id, as attached.
         id: ConsumerId,
-        /// What happened.
         event: ConsumerEvent,
     },
     /// A fault in capture or encode; the engine restarts the pipeline with backoff.

@@ -24,7 +24,6 @@ use std::sync::Arc;
 
 /// A built capture pipeline.
 pub struct Capture {
-    /// The pipeline.
     pub pipeline: gst::Pipeline,
     /// The video encoder, when there is video.
     pub encoder: Option<gst::Element>,

@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 /// One segment file on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
-    /// The file.
     pub path: PathBuf,
     /// Last modification time.
     pub modified: SystemTime,

@@ -37,7 +37,6 @@ pub enum RoomAction {
     End,
     /// Send a chat message to everyone, or to one participant (backends that can).
     SendChat {
-        /// The text.
         text: String,
         /// A participant id for a private message.
         to: Option<String>,
@@ -56,7 +55,6 @@ pub enum RoomAction {
 /// Who joins where, and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinRequest {
-    /// The room.
     pub room_id: String,
     /// The name shown to the others.
     pub display_name: String,
@@ -77,7 +75,6 @@ pub enum RoomNotice {
     State(crate::model::MeetingState),
     /// In the room, media flowing.
     Joined {
-        /// The room.
         room_id: String,
         /// The server's id for this run of the room.
         session_id: Option<String>,
@@ -86,7 +83,6 @@ pub enum RoomNotice {
     },
     /// Out of the room.
     Left {
-        /// The room.
         room_id: String,
         /// `left`, `ended`, `kicked`, `shutdown`, `refused`.
         reason: String,
@@ -97,16 +93,13 @@ pub enum RoomNotice {
     ParticipantLeft(String),
     /// A remote participant's stream started or stopped.
     Stream {
-        /// Whose.
         participant_id: String,
-        /// Which kind.
         kind: StreamKind,
         /// True when it started.
         enabled: bool,
     },
     /// Someone started or stopped talking.
     Talking {
-        /// Who.
         participant_id: String,
         /// True when they started.
         talking: bool,
@@ -115,7 +108,6 @@ pub enum RoomNotice {
     Chat(ChatMessage),
     /// Cloud recording changed state.
     CloudRecording {
-        /// The new state.
         state: ServiceState,
         /// Why, when it failed.
         reason: Option<String>,

@@ -29,9 +29,7 @@ pub enum RoomError {
 /// A participant already publishing, or starting to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemotePublisher {
-    /// The participant id.
     pub participant_id: String,
-    /// The display name.
     pub display_name: String,
     /// Publishes audio.
     pub audio: bool,
@@ -59,7 +57,6 @@ pub struct Joined {
 pub enum SignalEvent {
     /// A participant entered (not necessarily publishing yet).
     ParticipantJoined {
-        /// Who.
         participant_id: String,
         /// Their name.
         display_name: String,
@@ -69,24 +66,19 @@ pub enum SignalEvent {
     /// The server offers a subscription anew (the participant turned a stream off or on):
     /// answer it on the subscription's connection and [`Signaller::accept`] the answer.
     SubscriptionOffer {
-        /// The subscription.
         subscription_id: String,
         /// The server's new SDP offer.
         offer: String,
     },
     /// A participant stopped publishing.
     Unpublished {
-        /// Who.
         participant_id: String,
     },
-    /// A participant left.
     ParticipantLeft {
-        /// Who.
         participant_id: String,
     },
     /// A participant started or stopped talking (server-side audio levels).
     Talking {
-        /// Who.
         participant_id: String,
         /// True when they started.
         talking: bool,
@@ -95,7 +87,6 @@ pub enum SignalEvent {
     MediaDown {
         /// What: `publisher` or a subscription id.
         what: String,
-        /// Why.
         reason: String,
     },
     /// The room ended for everyone (destroyed) or the box was removed from it.
@@ -105,7 +96,6 @@ pub enum SignalEvent {
     },
     /// The signalling connection dropped; the session reconnects.
     Disconnected {
-        /// Why.
         reason: String,
     },
 }

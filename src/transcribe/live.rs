@@ -50,7 +50,6 @@ pub enum TranscriptionNotice {
     },
     /// Audio dropped untranscribed: the engine was more than `max_backlog` behind.
     Dropped {
-        /// Whose.
         participant_id: String,
         /// How much.
         audio: Duration,

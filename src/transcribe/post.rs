@@ -27,7 +27,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 pub struct PostSetup {
     /// The model file.
     pub model: PathBuf,
-    /// The language.
     pub language: String,
     /// Engine threads.
     pub threads: usize,

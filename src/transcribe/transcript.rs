@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 pub struct Caption {
     /// Who spoke.
     pub participant_id: String,
-    /// Their display name.
     pub participant_name: String,
     /// The words.
     pub text: String,

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct HlsStatus {
-    /// Lifecycle.
     pub state: ServiceState,
     /// Where players fetch it, while it runs.
     pub playback_url: Option<String>,

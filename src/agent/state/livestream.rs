@@ -33,7 +33,6 @@ pub struct LivestreamStatus {
     pub state: ServiceState,
     /// Every output by name.
     pub outputs: BTreeMap<String, OutputStatus>,
-    /// The fallback.
     pub fallback: FallbackStatus,
 }
 

@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RecordingStatus {
-    /// Lifecycle.
     pub state: ServiceState,
     /// Directory of the segments.
     pub dir: String,

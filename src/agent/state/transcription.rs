@@ -32,7 +32,6 @@ pub use start::EngineLoadFailed;
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TranscriptionStatus {
-    /// Lifecycle.
     pub state: ServiceState,
     /// The language transcribed (`en`), while it runs.
     pub language: Option<String>,

@@ -14,7 +14,6 @@ use tokio::sync::mpsc;
 pub enum Input {
     /// A button line changed level.
     Edge {
-        /// Which button.
         button: Button,
         /// The logical level: true when pressed (active-low already applied).
         pressed: bool,
@@ -22,10 +21,7 @@ pub enum Input {
         t_ns: u64,
     },
     /// The lines are gone (chip removed, read error); the backend must be reopened.
-    Lost {
-        /// What happened.
-        reason: String,
-    },
+    Lost { reason: String },
 }
 
 /// Where a backend sends its inputs.

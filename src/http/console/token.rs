@@ -27,7 +27,6 @@ pub enum TokenSource {
     Fixed(String),
     /// A file, re-read when its modification time changes.
     File {
-        /// The file.
         path: PathBuf,
         /// Its last read: modification time and token. A std Mutex: held for a compare, never
         /// across an await.

@@ -36,7 +36,6 @@ pub struct VideoTrack {
 pub struct AudioTrack {
     /// Samples per second, also the track's timescale.
     pub rate: u32,
-    /// Channels.
     pub channels: u16,
     /// The AAC AudioSpecificConfig (the caps' `codec_data`).
     pub config: Vec<u8>,
@@ -58,7 +57,6 @@ pub struct Sample {
 /// One track's samples in a fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run<'a> {
-    /// The track.
     pub track_id: u32,
     /// The decode time of its first sample, in track ticks.
     pub decode_time: u64,

@@ -54,7 +54,6 @@ pub fn part_name(msn: u64, index: u32) -> String {
 /// What a file name of the HLS directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HlsFile {
-    /// The playlist.
     Playlist,
     /// The init segment.
     Init,

@@ -57,7 +57,6 @@ pub struct Part {
     pub bytes: Vec<u8>,
 }
 
-/// The segmenter.
 #[derive(Debug)]
 pub struct Segmenter {
     /// Part target, ns.

@@ -29,12 +29,7 @@ const MAX_FRAME: usize = 1 << 20;
 pub enum ClientError {
     /// Could not reach the server.
     #[error("cannot connect to {url}: {reason}")]
-    Connect {
-        /// Where.
-        url: String,
-        /// Why.
-        reason: String,
-    },
+    Connect { url: String, reason: String },
     /// The connection is gone.
     #[error("the signalling connection closed")]
     Closed,
@@ -48,7 +43,6 @@ pub enum ClientError {
         request: String,
         /// Janus's or the plugin's error code.
         code: i64,
-        /// Why.
         reason: String,
     },
     /// The reply was not what the request expects.

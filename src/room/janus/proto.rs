@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 pub struct Jsep {
     /// `offer` or `answer`.
     pub kind: String,
-    /// The SDP.
     pub sdp: String,
 }
 
@@ -54,7 +53,6 @@ pub enum Incoming {
         transaction: Option<String>,
         /// Janus's error code.
         code: i64,
-        /// Why.
         reason: String,
     },
     /// An asynchronous request was accepted; its outcome follows as an event.
@@ -82,7 +80,6 @@ pub enum Incoming {
     Hangup {
         /// The handle.
         sender: u64,
-        /// Why.
         reason: String,
     },
     /// Janus started or stopped receiving a kind of media on a handle.

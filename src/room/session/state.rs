@@ -42,7 +42,6 @@ pub enum Action {
     /// only reported to the agent: `again` says the subscription is a replacement for one that
     /// failed, which the error's wording tells.
     Subscribe {
-        /// The participant.
         participant: String,
         /// Replaces a subscription whose connection failed.
         again: bool,
@@ -56,7 +55,6 @@ pub enum Action {
     Reanswer {
         /// Whose subscription.
         participant: String,
-        /// The subscription.
         subscription_id: String,
         /// The server's SDP offer.
         offer: String,

@@ -4,6 +4,9 @@
 //! arguments beside it: `{"command":"join","roomId":"abc","mic":false}`. The MQTT API puts the
 //! name in the topic (`cmd/join`) and the arguments in the payload; [`Command::from_parts`] joins
 //! the two.
+//!
+//! Layer 1 of docs/architecture.md: it imports only `model`, so that `config` can read a
+//! button's action as a command; every layer above may import it.
 
 use crate::model::{Metadata, Mode, RecordingTarget};
 use serde::{Deserialize, Serialize};
@@ -59,7 +62,6 @@ pub enum Command {
     /// Send a chat message to the room.
     #[serde(rename_all = "camelCase")]
     SendChat {
-        /// The text.
         message: String,
         /// A participant id for a private message; everyone when absent.
         #[serde(default)]
@@ -71,7 +73,6 @@ pub enum Command {
         #[serde(default)]
         target: RecordingTarget,
     },
-    /// Stop recording.
     StopRecording {
         /// Local (default) or cloud.
         #[serde(default)]
@@ -144,14 +145,12 @@ pub enum Command {
     ViewerChat {
         /// The name the viewer gave.
         name: String,
-        /// The text.
         message: String,
     },
     /// A viewer asks the room a question; it waits in the console's queue.
     AskQuestion {
         /// The name the viewer gave.
         name: String,
-        /// The question.
         text: String,
     },
     /// The room answered a viewer's question: it leaves the queue.
@@ -536,95 +535,4 @@ impl fmt::Display for Command {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_name_decodes_with_defaults_or_refuses_for_missing_arguments() {
-        for name in Command::NAMES {
-            match Command::from_parts(name, b"") {
-                Ok(cmd) => assert_eq!(&cmd.name(), name),
-                Err(e) => assert_eq!(e.code, ErrorCode::InvalidArgument, "{name}: {e}"),
-            }
-        }
-    }
-
-    #[test]
-    fn decode_round_trips() {
-        let cmd = Command::Join {
-            room_id: Some("r1".into()),
-            display_name: Some("Room 4".into()),
-            metadata: None,
-            mic: Some(false),
-            webcam: None,
-            mode: Some(Mode::ReceiveOnly),
-        };
-        let bytes = serde_json::to_vec(&cmd).unwrap();
-        assert!(String::from_utf8_lossy(&bytes).contains("\"roomId\":\"r1\""));
-        assert_eq!(Command::decode(&bytes).unwrap(), cmd);
-    }
-
-    #[test]
-    fn bad_inputs_get_their_own_codes() {
-        let code = |r: Result<Command, CommandError>| r.unwrap_err().code;
-        assert_eq!(code(Command::decode(b"{nope")), ErrorCode::BadJson);
-        assert_eq!(code(Command::decode(b"[1,2]")), ErrorCode::BadJson);
-        assert_eq!(
-            code(Command::decode(br#"{"command":"fly"}"#)),
-            ErrorCode::UnknownCommand
-        );
-        assert_eq!(
-            code(Command::decode(
-                br#"{"command":"set-bitrate","kbps":"fast"}"#
-            )),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(Command::decode(br#"{"command":"ping","extra":1}"#)),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(Command::decode(br#"{"command":"set-bitrate","kbps":5}"#)),
-            ErrorCode::OutOfRange
-        );
-        let big = vec![b' '; MAX_COMMAND_BYTES + 1];
-        assert_eq!(code(Command::decode(&big)), ErrorCode::PayloadTooLarge);
-        assert_eq!(
-            code(Command::from_parts("ping", br#"{"command":"leave"}"#)),
-            ErrorCode::InvalidArgument
-        );
-    }
-
-    #[test]
-    fn viewer_input_is_bounded_and_single_line() {
-        let ok = Command::from_parts("viewer-chat", br#"{"name":"Ana","message":"hi"}"#);
-        assert!(ok.is_ok(), "{ok:?}");
-        let code = |r: Result<Command, CommandError>| r.unwrap_err().code;
-        assert_eq!(
-            code(Command::from_parts(
-                "viewer-chat",
-                br#"{"name":"Ana","message":"a\nviewer: Bob: forged"}"#
-            )),
-            ErrorCode::OutOfRange
-        );
-        assert_eq!(
-            code(Command::from_parts(
-                "ask-question",
-                br#"{"name":"  ","text":"why?"}"#
-            )),
-            ErrorCode::OutOfRange
-        );
-        let long = format!(r#"{{"name":"Ana","text":"{}"}}"#, "x".repeat(501));
-        assert_eq!(
-            code(Command::from_parts("ask-question", long.as_bytes())),
-            ErrorCode::OutOfRange
-        );
-        assert_eq!(
-            code(Command::from_parts(
-                "viewer-chat",
-                br#"{"name":"Ana","message":"hi","to":"p1"}"#
-            )),
-            ErrorCode::InvalidArgument
-        );
-    }
-}
+mod tests;
