@@ -4,6 +4,8 @@
 //! [`super::spawn`] feeds it what arrives (with the time) and carries out what it returns. It
 //! decodes commands, checks signatures, answers re-delivered commands from a cache, and builds
 //! every message the box publishes.
+//!
+//! Imported by the fleet client (`fleet/mod.rs`) and its tests (`session/tests.rs`) only.
 
 use super::dedupe::Answered;
 use super::signing::{Checked, Verifier};

@@ -1,5 +1,8 @@
 //! The `[controls]` section: which GPIO backend, which lines the buttons and LEDs are on, what
 //! each press does and how each state looks on the LEDs.
+//!
+//! Imported by the controls task, `check`'s GPIO checker and the tests; the rest of config
+//! holds it as `Config::controls`.
 
 mod leds;
 

@@ -1,5 +1,8 @@
 //! GPIO backends behind one small trait: [`Gpio`] drives the LEDs; button edges arrive on the
 //! channel the backend was opened with.
+//!
+//! Imported by the controls task (`controls/mod.rs`) and by `check`'s GPIO checker, which opens
+//! the chip the same way the task does.
 
 pub mod cdev;
 #[cfg(feature = "rpi")]

@@ -10,6 +10,9 @@
 //!
 //! The HTTP server learns where the live edge is from [`edge`], to hold a blocking playlist
 //! request or a request for the hinted part until it exists.
+//!
+//! Imported by the agent's state (the consumer's spec) and by `http`, which serves the files and
+//! waits on [`edge`]; the engine runs it as one more consumer and knows nothing else of it.
 
 pub mod fmp4;
 pub mod playlist;

@@ -5,6 +5,9 @@
 //! The box joins as a publisher on one handle and subscribes to each remote publisher on a
 //! handle of its own (one PeerConnection per remote participant). Chat travels on the
 //! VideoRoom's data channels.
+//!
+//! Imported by `room::spawn`, which picks the backend; the tests' own Janus peers reuse
+//! [`proto`]'s id helpers.
 
 pub mod client;
 pub mod proto;
