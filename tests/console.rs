@@ -610,10 +610,7 @@ const ROOM: &str = "4747";
 
 #[test]
 fn join_mute_and_leave_from_the_page_and_viewers_chat_with_a_room_peer() {
-    support::netns::isolated_async(
-        "join_mute_and_leave_from_the_page_and_viewers_chat_with_a_room_peer",
-        janus_scenario,
-    );
+    support::netns::isolated_async(crate::test_name!(), janus_scenario);
 }
 
 /// Janus, the box (in-process, with its HTTP server), a webrtcbin participant with chat, and

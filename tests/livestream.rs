@@ -490,10 +490,7 @@ async fn bad_livestream_input_gets_a_clear_error_and_changes_nothing() {
 /// recording runs across both switches without a gap.
 #[test]
 fn fallback_streams_while_the_room_is_gone_and_the_recording_never_stops() {
-    support::netns::isolated_async(
-        "fallback_streams_while_the_room_is_gone_and_the_recording_never_stops",
-        fallback_scenario,
-    );
+    support::netns::isolated_async(crate::test_name!(), fallback_scenario);
 }
 
 /// A Janus, an nginx-rtmp and the config of a box in room 4242 with `[livestream.fallback]`
@@ -1382,7 +1379,7 @@ async fn bench_output_latency() {
 #[test]
 #[ignore = "benchmark: benches/outputs.sh"]
 fn bench_fallback_switch() {
-    support::netns::isolated_async("bench_fallback_switch", fallback_bench);
+    support::netns::isolated_async(crate::test_name!(), fallback_bench);
 }
 
 async fn fallback_bench() {

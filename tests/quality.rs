@@ -129,7 +129,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// the frame rate in every second of it, and the box reports at least that much.
 #[test]
 fn a_bitrate_ramp_costs_no_frames() {
-    support::netns::isolated_async("a_bitrate_ramp_costs_no_frames", || async {
+    support::netns::isolated_async(crate::test_name!(), || async {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (_janus, b, peer) = call(tmp.path(), (640, 360)).await;
         // Settle past the first keyframe's burst.
@@ -171,7 +171,7 @@ fn a_bitrate_ramp_costs_no_frames() {
 #[test]
 #[ignore = "benchmark; run benches/room.sh"]
 fn bench_bitrate_ramp() {
-    support::netns::isolated_async("bench_bitrate_ramp", || async {
+    support::netns::isolated_async(crate::test_name!(), || async {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (_janus, b, peer) = call(tmp.path(), (1280, 720)).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -337,7 +337,7 @@ type MemoryRun<'a> = (
 #[test]
 #[ignore = "benchmark; run benches/room.sh"]
 fn bench_call_memory() {
-    support::netns::isolated_async("bench_call_memory", || async {
+    support::netns::isolated_async(crate::test_name!(), || async {
         use support::janus::{JanusProcess, ServerConfig};
         let tmp = tempfile::tempdir().expect("tempdir");
         let sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
@@ -399,7 +399,7 @@ fn bench_call_memory() {
 /// (`video_sink = "none"`) receives and counts the same frames but never decodes them.
 #[test]
 fn remote_video_is_decoded_only_where_it_is_shown() {
-    support::netns::isolated_async("remote_video_is_decoded_only_where_it_is_shown", || async {
+    support::netns::isolated_async(crate::test_name!(), || async {
         use support::janus::{JanusProcess, ServerConfig};
         let tmp = tempfile::tempdir().expect("tempdir");
         let rec = tmp.path().join("rec");

@@ -94,7 +94,7 @@ fn mjr_files(dir: &std::path::Path, feed: &str) -> Vec<(String, u64)> {
 
 #[test]
 fn box_and_webrtcbin_peer_meet_in_janus() {
-    support::netns::isolated_async("box_and_webrtcbin_peer_meet_in_janus", scenario);
+    support::netns::isolated_async(crate::test_name!(), scenario);
 }
 
 async fn scenario() {
@@ -220,7 +220,7 @@ async fn scenario() {
 #[test]
 #[ignore = "benchmark; run benches/room.sh"]
 fn bench_room_join() {
-    support::netns::isolated("bench_room_join", || {
+    support::netns::isolated(crate::test_name!(), || {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(bench_join());
     });
@@ -336,7 +336,7 @@ fn percentile<T: Copy + Ord>(v: &mut [T], p: f64) -> T {
 #[test]
 #[ignore = "benchmark; run benches/room.sh"]
 fn bench_glass_to_glass() {
-    support::netns::isolated("bench_glass_to_glass", || {
+    support::netns::isolated(crate::test_name!(), || {
         // Before any engine starts: the synthetic source stamps capture times into its frames.
         std::env::set_var(roombox::media::pipeline::STAMP_ENV, "1");
         let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -442,7 +442,7 @@ video_sink = "none"
 #[test]
 #[ignore = "benchmark; run benches/room.sh"]
 fn bench_publish_cpu() {
-    support::netns::isolated("bench_publish_cpu", || {
+    support::netns::isolated(crate::test_name!(), || {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(bench_cpu());
     });
@@ -596,7 +596,7 @@ async fn bench_cpu() {
 #[test]
 #[ignore = "benchmark; run benches/room.sh"]
 fn bench_button_join() {
-    support::netns::isolated("bench_button_join", || {
+    support::netns::isolated(crate::test_name!(), || {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(bench_button());
     });

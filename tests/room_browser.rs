@@ -84,7 +84,7 @@ fn summary(r: &Value) -> Value {
 /// by luma are real (the bits check against their complement), in order, and recent.
 #[test]
 fn chromium_reads_the_stamp_of_the_boxs_frames() {
-    support::netns::isolated("chromium_reads_the_stamp_of_the_boxs_frames", || {
+    support::netns::isolated(crate::test_name!(), || {
         // Before any engine starts: the synthetic source stamps capture times into its frames.
         std::env::set_var(roombox::media::pipeline::STAMP_ENV, "1");
         support::init_logs();
@@ -164,7 +164,7 @@ fn load() -> String {
 #[test]
 #[ignore = "benchmark; run benches/room.sh"]
 fn bench_glass_to_glass_browser() {
-    support::netns::isolated("bench_glass_to_glass_browser", || {
+    support::netns::isolated(crate::test_name!(), || {
         std::env::set_var(roombox::media::pipeline::STAMP_ENV, "1");
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(bench());

@@ -95,7 +95,7 @@ async fn peer_sees_box(b: &Box_, url: &str) -> (Peer, String) {
 
 #[test]
 fn chat_speaker_and_camera_in_a_janus_room() {
-    support::netns::isolated_async("chat_speaker_and_camera_in_a_janus_room", features);
+    support::netns::isolated_async(crate::test_name!(), features);
 }
 
 async fn features() {
@@ -260,10 +260,7 @@ fn listed(stats: &PeerStats, feed: &str, from: usize) -> Vec<support::peer::Feed
 
 #[test]
 fn camera_off_and_on_are_renegotiated_so_the_room_sees_them() {
-    support::netns::isolated_async(
-        "camera_off_and_on_are_renegotiated_so_the_room_sees_them",
-        camera,
-    );
+    support::netns::isolated_async(crate::test_name!(), camera);
 }
 
 async fn camera() {
@@ -472,10 +469,7 @@ async fn camera() {
 
 #[test]
 fn a_camera_turned_off_and_on_by_another_participant_is_followed() {
-    support::netns::isolated_async(
-        "a_camera_turned_off_and_on_by_another_participant_is_followed",
-        two_boxes,
-    );
+    support::netns::isolated_async(crate::test_name!(), two_boxes);
 }
 
 /// Another box is the remote participant here (webrtcbin sends no video again once its
@@ -630,10 +624,7 @@ impl Signaller for Refusing {
 
 #[test]
 fn a_refused_renegotiation_still_stops_the_video_and_keeps_the_meeting() {
-    support::netns::isolated_async(
-        "a_refused_renegotiation_still_stops_the_video_and_keeps_the_meeting",
-        refused,
-    );
+    support::netns::isolated_async(crate::test_name!(), refused);
 }
 
 async fn refused() {
@@ -734,10 +725,7 @@ async fn refused() {
 
 #[test]
 fn ending_the_room_closes_it_for_everyone_and_the_box_stays_out() {
-    support::netns::isolated_async(
-        "ending_the_room_closes_it_for_everyone_and_the_box_stays_out",
-        ending,
-    );
+    support::netns::isolated_async(crate::test_name!(), ending);
 }
 
 /// After the room ended: left with reason `ended`, CLOSED, and no rejoin for a while (the

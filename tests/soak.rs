@@ -215,7 +215,7 @@ fn write_outputs(dir: &Path, samples: &[Sample], secs: u64, segments: u64) {
 #[test]
 #[ignore = "soak; run benches/soak.sh"]
 fn soak_call() {
-    support::netns::isolated_async("soak_call", || async {
+    support::netns::isolated_async(crate::test_name!(), || async {
         use support::janus::{JanusProcess, ServerConfig};
         let secs: u64 = std::env::var("ROOMBOX_SOAK_SECS")
             .ok()

@@ -523,10 +523,7 @@ async fn a_recording_is_transcribed_beside_its_segments_and_pending_work_survive
 
 #[test]
 fn a_remote_participants_speech_is_captioned_with_their_id() {
-    support::netns::isolated_async(
-        "a_remote_participants_speech_is_captioned_with_their_id",
-        remote_speech,
-    );
+    support::netns::isolated_async(crate::test_name!(), remote_speech);
 }
 
 /// The box in a Janus room (in the test's network namespace) with no mic of its own; a
