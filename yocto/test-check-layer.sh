@@ -84,10 +84,12 @@ expect "Cargo.lock changed, crates.inc not regenerated" "roombox-crates.inc does
     "sed -i '0,/^version = \"1\\./s//version = \"9./' Cargo.lock"
 expect "license line moved" "md5 of Cargo.toml lines 7-7" \
     "sed -i '7i # moved' Cargo.toml"
-expect "agent uses an element the layer does not ship" "uses element flvmux" \
-    "printf 'fn x() { let _ = make(\"flvmux\"); }\n' >> src/media/recorder.rs"
+# Planted where no unit tests follow (the checker reads a file up to its #[cfg(test)]), and an
+# element the layer has never shipped (flvmux, the first choice here, ships now for RTMP).
+expect "agent uses an element the layer does not ship" "uses element avimux" \
+    "printf 'fn x() { let _ = make(\"avimux\"); }\n' >> src/media/recorder.rs"
 expect "agent names an element in a list, not in make()" "uses element rtph265depay" \
-    "printf 'const NAMES: &[&str] = &[\"rtph265depay\"];\\n' >> src/room/playback.rs"
+    "printf 'const NAMES: &[&str] = &[\"rtph265depay\"];\\n' >> src/media/recorder.rs"
 expect "element's package dropped from RDEPENDS" "h264parse" \
     "sed -i '/gstreamer1.0-plugins-bad-videoparsersbad/d' $recipe"
 expect "stale minimum Rust" "ROOMBOX_MIN_RUST is 1.75" \
