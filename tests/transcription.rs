@@ -129,6 +129,29 @@ async fn captions(agent: &AgentProcess, n: usize, timeout: Duration) -> Vec<Capt
     out
 }
 
+/// The scorer itself: in order, a repeated caption is an insertion, not a free second match.
+#[test]
+fn captions_are_scored_in_order_and_a_repeat_costs_its_words() {
+    let sentences: Vec<String> = ["one two three", "four five", "six seven eight"]
+        .map(String::from)
+        .to_vec();
+    let s = |c: &[&str]| {
+        speech::score(
+            &c.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            &sentences,
+        )
+    };
+    // From the second sentence, wrapping around the loop: perfect.
+    assert_eq!(
+        s(&["four five", "six seven eight", "one two three"]),
+        (0, 8)
+    );
+    // The same caption twice: two inserted words.
+    assert_eq!(s(&["four five", "four five", "six seven eight"]), (2, 5));
+    // Out of order: not a perfect score either.
+    assert!(s(&["six seven eight", "four five"]).0 > 0);
+}
+
 #[tokio::test]
 async fn the_mics_speech_becomes_captions_of_the_local_participant() {
     let Some(model) = speech::model() else { return };

@@ -158,25 +158,29 @@ pub fn errors(reference: &[String], hypothesis: &[String]) -> usize {
     prev[hypothesis.len()]
 }
 
-/// Scores captions of a looping source against the sentences it says: each caption against the
-/// sentence (or two sentences in a row, if the VAD joined them) it is closest to. Returns
-/// (errors, reference words).
+/// Scores captions of a looping source against the sentences it says, in order: the captions'
+/// words, joined, against the run of sentences (from any one, wrapping around the loop) that
+/// fits them best. A caption said twice is an insertion and a sentence never captioned a
+/// deletion, so a replayed or repeated utterance costs its words. Returns (errors, reference
+/// words).
 pub fn score(captions: &[String], sentences: &[String]) -> (usize, usize) {
-    let mut refs: Vec<Vec<String>> = sentences.iter().map(|s| words(s)).collect();
-    for i in 0..sentences.len() {
-        let next = &sentences[(i + 1) % sentences.len()];
-        refs.push(words(&format!("{} {next}", sentences[i])));
+    let said: Vec<String> = captions.iter().flat_map(|c| words(c)).collect();
+    let each: Vec<Vec<String>> = sentences.iter().map(|s| words(s)).collect();
+    let longest = each.iter().map(Vec::len).max().expect("sentences");
+    let mut best: Option<(usize, usize)> = None;
+    for start in 0..each.len() {
+        let mut reference: Vec<String> = Vec::new();
+        // Runs of whole sentences, up to one sentence longer than twice what was said.
+        for k in 0.. {
+            reference.extend(each[(start + k) % each.len()].iter().cloned());
+            let e = errors(&reference, &said);
+            if best.is_none_or(|(be, bn)| e < be || (e == be && reference.len() > bn)) {
+                best = Some((e, reference.len()));
+            }
+            if reference.len() > 2 * said.len() + longest {
+                break;
+            }
+        }
     }
-    let (mut e, mut n) = (0, 0);
-    for c in captions {
-        let h = words(c);
-        let best = refs
-            .iter()
-            .map(|r| (errors(r, &h), r.len()))
-            .min_by(|a, b| (a.0 as f64 / a.1 as f64).total_cmp(&(b.0 as f64 / b.1 as f64)))
-            .expect("sentences");
-        e += best.0;
-        n += best.1;
-    }
-    (e, n)
+    best.expect("sentences")
 }
