@@ -844,22 +844,54 @@ async fn set_config_validates_applies_and_rolls_back() {
         good,
         "nothing written"
     );
+}
 
-    // Valid, but the camera does not exist: the agent turns unhealthy and the change is undone.
+/// The rollback on the real agent: `roombox run` with its real media engine takes a config whose
+/// camera does not exist, turns unhealthy because capture really cannot open it, and the fleet
+/// puts the previous config back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_config_whose_camera_is_missing_rolls_back_on_the_real_agent() {
+    let broker = Mosquitto::start();
+    let agent = AgentProcess::start(&format!(
+        "{}\n[fleet]\nbroker = \"{}\"\nprefix = \"rb\"\nset_config_timeout = \"5s\"\n[fleet.reconnect]\ninitial = \"100ms\"\nmax = \"500ms\"\n",
+        support::agent::SMALL_MEDIA,
+        broker.url()
+    ));
+    let mut op = operator(&broker.url()).await;
+    wait_online(&mut op, "test-box").await;
+    agent
+        .wait_state("media playing and healthy", LONG, |s| {
+            s["media"]["state"] == "PLAYING" && s["health"]["ok"] == true
+        })
+        .await;
+    let dropin = agent.dir.path().join("config.d/90-fleet.toml");
+    let set = |toml: &str| serde_json::json!({ "toml": toml }).to_string();
+
+    let good = "[device]\nname = \"Lobby\"\n";
+    let line = call(&mut op, "test-box", "set-config", &set(good)).await;
+    assert!(line.ok, "{line:?}\nlog:\n{}", agent.log());
+
     let broken = "[device]\nname = \"Broken\"\n[media.video]\nsource = \"v4l2\"\ndevice = \"/dev/video-roombox-missing\"\n";
-    let line = call(&mut op, "box1", "set-config", &set(broken)).await;
-    let e = line.error.unwrap();
+    let line = call(&mut op, "test-box", "set-config", &set(broken)).await;
+    let e = line
+        .error
+        .expect("a config whose camera is missing is refused");
     assert_eq!(e.code, ErrorCode::Internal);
     assert!(e.message.contains("rolled back"), "{}", e.message);
+    assert!(
+        e.message.contains("/dev/video-roombox-missing"),
+        "the reply names what was wrong: {}",
+        e.message
+    );
     assert_eq!(std::fs::read_to_string(&dropin).unwrap(), good);
-    let mut state = sim.agent.state();
-    tokio::time::timeout(
-        LONG,
-        state.wait_for(|s| s.health.ok && s.device_name == "Lobby"),
-    )
-    .await
-    .expect("healthy again on the previous config")
-    .unwrap();
+    agent
+        .wait_state("healthy again on the previous config", LONG, |s| {
+            s["health"]["ok"] == true
+                && s["deviceName"] == "Lobby"
+                && s["media"]["state"] == "PLAYING"
+                && s["media"]["videoSource"] == "test"
+        })
+        .await;
 }
 
 /// Sends `command` with `id` to box1 and returns its reply message (with its user properties).
