@@ -40,6 +40,12 @@ out="$(mktemp)"
   bash benches/outputs.sh
   echo
   bash benches/console.sh
+  # Two builds against each other (benches/compare.sh A_DIR B_DIR) runs by its own command, with
+  # a build of an earlier revision; its last result is kept.
+  if [[ -f docs/compare.md ]]; then
+    echo
+    cat docs/compare.md
+  fi
   # The soak runs by its own command (benches/soak.sh, 30 minutes); its last result is kept.
   if [[ -f docs/soak.md ]]; then
     echo
