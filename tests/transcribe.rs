@@ -27,6 +27,9 @@ use support::speech::{errors, model, words};
 
 /// Word error rate ceiling for the clips (see the header for the measurement).
 const MAX_WER: f64 = 0.22;
+/// One voice's ceiling through the worker: measured 8.6 and 19.4 % for the two voices it runs
+/// (2026-12-07), where 32 % was allowed before.
+const MAX_VOICE_WER: f64 = 0.25;
 
 /// The synthesized clips, as (name, samples, reference text).
 fn clips(dir: &Path) -> Vec<(String, Vec<f32>, String)> {
@@ -163,8 +166,9 @@ async fn the_worker_attributes_each_utterance_to_its_speaker() {
             .collect();
         let r = words(reference);
         let e = errors(&r, &words(&said.join(" ")));
+        eprintln!("{name} through the worker: {e}/{} errors", r.len());
         assert!(
-            (e as f64) / (r.len() as f64) <= MAX_WER + 0.1,
+            (e as f64) / (r.len() as f64) <= MAX_VOICE_WER,
             "{name}: {e}/{} errors: {said:?}",
             r.len()
         );

@@ -2,11 +2,12 @@
 //! espeak-ng's sentences (scripts/speech-clips.sh), the tiny.en model setup converts, and its
 //! events, state, transcript files and HTTP server.
 //!
-//! WER threshold for live captions: 25 %. The engine alone measures 16.3 % on these clips
-//! (tests/transcribe.rs); live, each caption is scored against the sentence it is nearest to
-//! (the source loops, and the first caption may start mid-sentence), and the utterances are cut
-//! from a stream rather than a clip, which measured 12 to 19 % here. A broken tap, resampling or
-//! VAD path gives 60 % and more.
+//! WER threshold for live captions: 22 %. The engine alone measures 16.3 to 19.3 % on these
+//! clips (tests/transcribe.rs). Live, the captions' words are scored in order against the best
+//! run of the looping sentences (the first caption may start mid-sentence, so it is dropped), so
+//! a caption said twice costs its words; measured 13.6 % live, 14.3 % for a recording and 15.2 %
+//! for a remote participant through Opus (2026-12-07; 12 to 19 % with the earlier, lenient
+//! scoring). A broken tap, resampling or VAD path gives 60 % and more.
 //!
 //! The engine runs at the lowest CPU priority (SCHED_IDLE), so on a machine busy with other
 //! work captions come late: the timeouts here are generous, and the latency is measured by the
@@ -24,7 +25,7 @@ use support::agent::{wait_event, AgentProcess, SMALL_MEDIA};
 use support::speech::{self, Clip};
 
 /// Live captions' word error rate ceiling (see the header).
-const MAX_WER: f64 = 0.25;
+const MAX_WER: f64 = 0.22;
 
 /// A caption as the event gives it.
 #[derive(Debug, Clone)]
@@ -605,6 +606,6 @@ async fn remote_speech() {
         100.0 * e as f64 / n as f64
     );
     // Opus at the peer's default bitrate and back costs a little accuracy.
-    assert!(e as f64 / n as f64 <= MAX_WER + 0.05, "{texts:#?}");
+    assert!(e as f64 / n as f64 <= MAX_WER + 0.03, "{texts:#?}");
     peer.leave().await;
 }
