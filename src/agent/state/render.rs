@@ -159,13 +159,15 @@ impl AgentState {
             on_off(self.local_participant.webcam_on),
         ));
         s.push_str(&format!(
-            " | rec {:?} {} segments",
-            self.recording.state, self.recording.segments_closed
+            " | rec {} {} segments",
+            plain(&self.recording.state),
+            self.recording.segments_closed
         ));
         if let Some(room) = &self.room {
             s.push_str(&format!(
-                " | room {} {:?}",
-                room.room_id, self.meeting_state
+                " | room {} {}",
+                room.room_id,
+                plain(&self.meeting_state)
             ));
         }
         if !self.livestream.outputs.is_empty() {
@@ -173,7 +175,7 @@ impl AgentState {
                 .livestream
                 .outputs
                 .iter()
-                .map(|(n, o)| format!("{n} {:?}", o.state))
+                .map(|(n, o)| format!("{n} {}", plain(&o.state)))
                 .collect();
             s.push_str(&format!(" | rtmp {}", outs.join(", ")));
         }
@@ -356,7 +358,7 @@ livestream   STARTED
         assert_eq!(
             line,
             "media PLAYING x264enc 1280x720@30 15.0 fps 2500 kbps (cpu-limited to 15 fps) | mic on cam off \
-             | rec Started 3 segments | room 1234 Connected | rtmp backup Started, yt Failed | fleet DISCONNECTED"
+             | rec STARTED 3 segments | room 1234 CONNECTED | rtmp backup STARTED, yt FAILED | fleet DISCONNECTED"
         );
     }
 }
