@@ -129,9 +129,13 @@ async fn mute_on_the_page_turns_the_mic_off_and_the_page_shows_it_only_after_the
             led_at - clicked,
             shown_at - clicked
         );
-        // Date.now() and the test's clock are the same wall clock, both in whole ms.
+        // Date.now() and the test's clock are the same wall clock, both in whole ms. The page and
+        // the LEDs follow the same confirmed state; which of the two wakes first on a loaded
+        // 2-core machine is the scheduler's choice (CI saw the page 2 ms ahead). A page that
+        // showed its own click before the engine confirmed it would lead by the whole
+        // confirmation (about 200 ms here), so 20 ms of slack still catches that lie.
         assert!(
-            shown_at + 1 >= led_at,
+            shown_at + 20 >= led_at,
             "the page showed muted={muted} at {shown_at}, before the LED at {led_at}"
         );
         assert_eq!(agent.state().borrow().local_participant.mic_on, !muted);
