@@ -171,10 +171,14 @@ impl Client {
     /// Connects to the agent's socket.
     pub async fn connect(path: &Path) -> anyhow::Result<Client> {
         let stream = UnixStream::connect(path).await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot reach the agent at {}: {e} (is `roombox run` running?)",
-                path.display()
-            )
+            let hint = match e.kind() {
+                // The unit's runtime directory is roombox:roombox 0750.
+                std::io::ErrorKind::PermissionDenied => {
+                    "run it as root or as a member of the roombox group"
+                }
+                _ => "is the roombox service running? `systemctl status roombox`, or `roombox run`",
+            };
+            anyhow::anyhow!("cannot reach the agent at {}: {e} ({hint})", path.display())
         })?;
         let (r, w) = stream.into_split();
         Ok(Client {

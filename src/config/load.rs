@@ -175,7 +175,7 @@ fn load_sources(sources: Vec<Source>) -> Result<Loaded, Vec<ConfigError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let config: Config = match serde_path_to_error::deserialize(toml::Value::Table(merged)) {
+    let mut config: Config = match serde_path_to_error::deserialize(toml::Value::Table(merged)) {
         Ok(c) => c,
         Err(e) => {
             let path: Vec<String> = e
@@ -191,6 +191,12 @@ fn load_sources(sources: Vec<Source>) -> Result<Loaded, Vec<ConfigError>> {
             return Err(vec![locate(&sources, &path, message.trim().to_string())]);
         }
     };
+    if sources
+        .first()
+        .is_some_and(|s| s.path == Path::new(DEFAULT_PATH))
+    {
+        config.layout = super::Layout::Installed;
+    }
     let problems = config.validate();
     if !problems.is_empty() {
         return Err(problems
@@ -303,6 +309,39 @@ mod tests {
     fn the_embedded_default_is_valid() {
         let l = load_sources(Vec::new()).unwrap();
         assert_eq!(l.config, Config::default());
+    }
+
+    #[test]
+    fn the_installed_config_resolves_to_the_units_directories() {
+        // The CLI on a board runs outside the unit (no $STATE_DIRECTORY): reading the package's
+        // config must still find the agent the unit runs, not ./roombox-data.
+        let main = Path::new(DEFAULT_PATH);
+        let l = read_all(vec![main.to_path_buf()], Some((main, ""))).unwrap();
+        assert_eq!(l.config.layout, super::super::Layout::Installed);
+        if std::env::var_os("STATE_DIRECTORY").is_none()
+            && std::env::var_os("RUNTIME_DIRECTORY").is_none()
+        {
+            assert_eq!(l.config.state_dir(), Path::new("/var/lib/roombox"));
+            assert_eq!(
+                l.config.control_socket(),
+                Path::new("/run/roombox/control.sock")
+            );
+            assert_eq!(l.config.hls_dir(), Path::new("/run/roombox/hls"));
+        }
+        // Any other file (a clone's own, a test's) keeps the development layout.
+        let own = load_str("/home/me/roombox.toml", "").unwrap().config;
+        assert_eq!(own.layout, super::super::Layout::Development);
+        // And the unit names the same directories.
+        let unit = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/systemd/roombox.service"
+        ))
+        .unwrap();
+        let state = super::super::INSTALLED_STATE_DIR.trim_start_matches("/var/lib/");
+        let runtime = super::super::INSTALLED_RUNTIME_DIR.trim_start_matches("/run/");
+        assert!(unit.contains(&format!("\nStateDirectory={state}\n")));
+        assert!(unit.contains(&format!("\nRuntimeDirectory={runtime}\n")));
+        assert!(unit.contains(&format!("--config {DEFAULT_PATH} ")));
     }
 
     #[test]

@@ -58,7 +58,28 @@ pub struct Config {
     pub hls: HlsConfig,
     /// On-device speech to text.
     pub transcription: TranscriptionConfig,
+    /// Where the unset directories default to: set by [`load`] from which file was read, never
+    /// from the file's text.
+    #[serde(skip)]
+    pub layout: Layout,
 }
+
+/// Which default directories a config resolves to when it names none and systemd's
+/// `$STATE_DIRECTORY`/`$RUNTIME_DIRECTORY` are not set (the CLI on a board, `roombox check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// A clone or a config of one's own: `./roombox-data`, the socket under it.
+    #[default]
+    Development,
+    /// The package's config ([`DEFAULT_PATH`]): the unit's directories, so `roombox status`
+    /// typed on a board reaches the agent its unit runs.
+    Installed,
+}
+
+/// The unit's `StateDirectory=roombox`.
+pub const INSTALLED_STATE_DIR: &str = "/var/lib/roombox";
+/// The unit's `RuntimeDirectory=roombox`.
+pub const INSTALLED_RUNTIME_DIR: &str = "/run/roombox";
 
 /// Who this box is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,7 +89,8 @@ pub struct DeviceConfig {
     pub id: String,
     /// A name for people (`Room 4.12`).
     pub name: String,
-    /// Where the agent keeps its state; systemd's `$STATE_DIRECTORY` when empty, else
+    /// Where the agent keeps its state; when empty, systemd's `$STATE_DIRECTORY`, else
+    /// `/var/lib/roombox` for the installed config (`/etc/roombox/roombox.toml`), else
     /// `./roombox-data`.
     pub state_dir: PathBuf,
 }
@@ -87,8 +109,8 @@ impl Default for DeviceConfig {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ControlConfig {
-    /// Unix socket path; `$RUNTIME_DIRECTORY/control.sock` under systemd, else
-    /// `<state_dir>/control.sock`, when empty.
+    /// Unix socket path; when empty, `$RUNTIME_DIRECTORY/control.sock` under systemd, else
+    /// `/run/roombox/control.sock` for the installed config, else `<state_dir>/control.sock`.
     pub socket: PathBuf,
 }
 
@@ -447,7 +469,19 @@ impl Config {
         if !self.device.state_dir.as_os_str().is_empty() {
             return self.device.state_dir.clone();
         }
-        systemd_dir("STATE_DIRECTORY").unwrap_or_else(|| PathBuf::from("roombox-data"))
+        systemd_dir("STATE_DIRECTORY").unwrap_or_else(|| match self.layout {
+            Layout::Installed => PathBuf::from(INSTALLED_STATE_DIR),
+            Layout::Development => PathBuf::from("roombox-data"),
+        })
+    }
+
+    /// The runtime directory (tmpfs under systemd): `$RUNTIME_DIRECTORY`, the unit's for the
+    /// installed config, else the state directory.
+    fn runtime_dir(&self) -> PathBuf {
+        systemd_dir("RUNTIME_DIRECTORY").unwrap_or_else(|| match self.layout {
+            Layout::Installed => PathBuf::from(INSTALLED_RUNTIME_DIR),
+            Layout::Development => self.state_dir(),
+        })
     }
 
     /// The recordings directory this config resolves to.
@@ -462,9 +496,7 @@ impl Config {
     /// Where HLS segments are written: the runtime directory (tmpfs under systemd), else
     /// `<state_dir>/hls`. They are served from there and never outlive the stream for long.
     pub fn hls_dir(&self) -> PathBuf {
-        systemd_dir("RUNTIME_DIRECTORY")
-            .unwrap_or_else(|| self.state_dir())
-            .join("hls")
+        self.runtime_dir().join("hls")
     }
 
     /// The control socket path this config resolves to.
@@ -472,9 +504,7 @@ impl Config {
         if !self.control.socket.as_os_str().is_empty() {
             return self.control.socket.clone();
         }
-        systemd_dir("RUNTIME_DIRECTORY")
-            .unwrap_or_else(|| self.state_dir())
-            .join("control.sock")
+        self.runtime_dir().join("control.sock")
     }
 
     /// The device id: configured, else `/etc/machine-id`, else the hostname.

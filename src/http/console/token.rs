@@ -107,7 +107,23 @@ pub fn write(path: &Path, token: &str) -> std::io::Result<()> {
         .open(&tmp)?;
     f.write_all(format!("{token}\n").as_bytes())?;
     f.sync_all()?;
+    give_to_dirs_owner(&tmp)?;
     std::fs::rename(&tmp, path)
+}
+
+/// `roombox console-token` typed as root on a board writes into the service's state directory:
+/// the file goes to that directory's owner (the `roombox` user), or the agent could not read the
+/// token it is meant to accept. Anyone else writes as themselves, as before.
+fn give_to_dirs_owner(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = file.parent() else {
+        return Ok(());
+    };
+    let (writer, dir_meta) = (std::fs::metadata(file)?.uid(), std::fs::metadata(dir)?);
+    if writer == 0 && dir_meta.uid() != 0 {
+        std::os::unix::fs::chown(file, Some(dir_meta.uid()), Some(dir_meta.gid()))?;
+    }
+    Ok(())
 }
 
 /// The token in `path`, created with a random one when the file is missing or empty.
