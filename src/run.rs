@@ -42,6 +42,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         tracing::info!(files = ?loaded.files, "configuration loaded");
     }
+    // The first start scans every GStreamer plugin into the unit's $GST_REGISTRY file: seconds
+    // on a Pi, but 39 s in the booted box under emulation, past the unit's 30 s start timeout,
+    // so the install's first start failed and systemd restarted it. Later starts read the file.
+    if std::env::var_os("GST_REGISTRY").is_some_and(|p| !std::path::Path::new(&p).exists()) {
+        sysd::extend_start(
+            Duration::from_secs(300),
+            "first start: building the GStreamer plugin registry",
+        );
+    }
     gstreamer::init()?;
     std::fs::create_dir_all(config.state_dir())?;
 

@@ -16,6 +16,16 @@ pub fn ready() {
     notify(&[NotifyState::Ready]);
 }
 
+/// Asks systemd for `extra` more start-up time than the unit's `TimeoutStartSec`, saying why in
+/// the status line.
+pub fn extend_start(extra: std::time::Duration, why: &str) {
+    let usec = u32::try_from(extra.as_micros()).unwrap_or(u32::MAX);
+    notify(&[
+        NotifyState::ExtendTimeoutUsec(usec),
+        NotifyState::Status(why),
+    ]);
+}
+
 /// Feeds the watchdog. Called from the agent loop itself, so a hung loop is killed.
 pub fn watchdog() {
     notify(&[NotifyState::Watchdog]);
