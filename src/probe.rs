@@ -255,7 +255,13 @@ pub fn render(r: &Report) -> String {
     s.push_str("H.264 encoders (best first):\n");
     for e in &r.encoders {
         let what = if e.works {
-            format!("works ({} ms)", e.millis)
+            match e.decoded {
+                Some(d) => format!("works: {} frames, {d} decoded ({} ms)", e.frames, e.millis),
+                None => format!(
+                    "works: {} frames (no software decoder to check them; {} ms)",
+                    e.frames, e.millis
+                ),
+            }
         } else if e.registered {
             format!(
                 "registered but fails: {}",

@@ -115,8 +115,12 @@ pub struct ProbeResult {
     pub name: String,
     /// Whether it is registered in GStreamer.
     pub registered: bool,
-    /// Whether it reached PLAYING and encoded the test frames.
+    /// Whether it reached PLAYING and put out test frames that decode.
     pub works: bool,
+    /// Encoded frames it put out.
+    pub frames: u32,
+    /// Of those, frames a software decoder decoded; None when no decoder is installed.
+    pub decoded: Option<u32>,
     /// How long the probe took, ms.
     pub millis: u64,
     /// Why it failed.
@@ -146,14 +150,21 @@ pub fn registered(name: &str) -> bool {
     gst::ElementFactory::find(name).is_some()
 }
 
-/// Encodes a few test frames with `name` and reports whether it reached PLAYING and produced
-/// output before `timeout`.
+/// Frames the probe encodes.
+const PROBE_FRAMES: u32 = 8;
+
+/// Encodes [`PROBE_FRAMES`] test frames with `name` and reports whether it reached PLAYING and
+/// produced frames that decode before `timeout`. Reaching EOS is not enough: an encoder that
+/// takes frames and puts out nothing (a registered element with no hardware behind it) also
+/// reaches EOS.
 pub fn probe(name: &str, timeout: Duration) -> ProbeResult {
     let started = Instant::now();
     let mut result = ProbeResult {
         name: name.to_string(),
         registered: registered(name),
         works: false,
+        frames: 0,
+        decoded: None,
         millis: 0,
         error: None,
     };
@@ -161,66 +172,132 @@ pub fn probe(name: &str, timeout: Duration) -> ProbeResult {
         result.error = Some("not registered".into());
         return result;
     }
-    let outcome = (|| -> Result<()> {
+    let outcome = (|| -> Result<Counted> {
         let Some(spec) = spec(name) else {
             return Err(MediaError::MissingElement(format!(
                 "{name} (unknown to roombox)"
             )));
         };
-        let pipeline = gst::Pipeline::new();
-        let src = make("videotestsrc")?;
-        set(&src, "num-buffers", "8")?;
-        let caps = make("capsfilter")?;
-        caps.set_property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .field("width", 320i32)
-                .field("height", 240i32)
-                .field("framerate", gst::Fraction::new(30, 1))
-                .build(),
-        );
-        let conv = make("videoconvert")?;
         let enc = make(name)?;
         configure(&enc, spec, 500, 30)?;
-        let out = make("capsfilter")?;
-        out.set_property("caps", parse_caps(spec.caps)?);
-        let sink = make("fakesink")?;
-        super::element::add_chain(
-            &pipeline,
-            &[src, caps, conv, enc, out, sink],
-            "the probe pipeline",
-        )?;
-        let run = || -> Result<()> {
-            pipeline
-                .set_state(gst::State::Playing)
-                .map_err(|_| MediaError::Start(format!("{name} (PLAYING)")))?;
-            let bus = pipeline
-                .bus()
-                .ok_or_else(|| MediaError::Start("the probe's bus".into()))?;
-            let deadline = timeout.saturating_sub(started.elapsed());
-            match bus.timed_pop_filtered(
-                gst::ClockTime::from_nseconds(deadline.as_nanos() as u64),
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            ) {
-                Some(msg) => match msg.view() {
-                    gst::MessageView::Eos(_) => Ok(()),
-                    gst::MessageView::Error(e) => Err(MediaError::from_bus(&msg, e)),
-                    _ => Err(MediaError::Runtime("unexpected message".into())),
-                },
-                None => Err(MediaError::Stalled(format!("no output within {timeout:?}"))),
-            }
-        };
-        let r = run();
-        let _ = pipeline.set_state(gst::State::Null);
-        r
+        probe_chain(
+            name,
+            enc,
+            parse_caps(spec.caps)?,
+            timeout.saturating_sub(started.elapsed()),
+        )
     })();
     result.millis = started.elapsed().as_millis() as u64;
     match outcome {
-        Ok(()) => result.works = true,
+        Ok(c) => {
+            result.frames = c.encoded;
+            result.decoded = c.decoded;
+            result.error = c.verdict();
+            result.works = result.error.is_none();
+        }
         Err(e) => result.error = Some(e.to_string()),
     }
     result
+}
+
+/// What came out of a probe's encoder, and of the decoder after it when one is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counted {
+    encoded: u32,
+    decoded: Option<u32>,
+}
+
+impl Counted {
+    /// Why these counts do not make a working encoder, if they do not.
+    fn verdict(&self) -> Option<String> {
+        match (self.encoded, self.decoded) {
+            (0, _) => Some(format!(
+                "took {PROBE_FRAMES} frames and put out none (reached EOS with no output)"
+            )),
+            (n, Some(0)) => Some(format!("put out {n} frames, none of which decodes")),
+            _ => None,
+        }
+    }
+}
+
+/// The H.264 decoders the probe checks output with, in order; none installed means frames are
+/// counted only.
+const PROBE_DECODERS: &[&str] = &["avdec_h264", "openh264dec"];
+
+/// Runs test frames through `enc` (already configured) to EOS, counting encoded buffers and, when
+/// a software decoder is installed, decoded frames.
+fn probe_chain(
+    name: &str,
+    enc: gst::Element,
+    out_caps: gst::Caps,
+    timeout: Duration,
+) -> Result<Counted> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let pipeline = gst::Pipeline::new();
+    let src = make("videotestsrc")?;
+    set(&src, "num-buffers", &PROBE_FRAMES.to_string())?;
+    let caps = make("capsfilter")?;
+    caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", 320i32)
+            .field("height", 240i32)
+            .field("framerate", gst::Fraction::new(30, 1))
+            .build(),
+    );
+    let conv = make("videoconvert")?;
+    let out = make("capsfilter")?;
+    out.set_property("caps", out_caps);
+    let parse = make("h264parse")?;
+    let decoder = PROBE_DECODERS.iter().find(|d| registered(d));
+    let mut chain = vec![src, caps, conv, enc, out.clone(), parse];
+    if let Some(d) = decoder {
+        chain.push(make(d)?);
+    }
+    let sink = make("fakesink")?;
+    chain.push(sink.clone());
+    super::element::add_chain(&pipeline, &chain, "the probe pipeline")?;
+    let count = |element: &gst::Element, pad: &str| -> Result<Arc<AtomicU32>> {
+        let n = Arc::new(AtomicU32::new(0));
+        let seen = n.clone();
+        element
+            .static_pad(pad)
+            .ok_or_else(|| MediaError::Start(format!("the probe's {pad} pad")))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                seen.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        Ok(n)
+    };
+    let encoded = count(&out, "src")?;
+    let decoded = count(&sink, "sink")?;
+    let run = || -> Result<()> {
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| MediaError::Start(format!("{name} (PLAYING)")))?;
+        let bus = pipeline
+            .bus()
+            .ok_or_else(|| MediaError::Start("the probe's bus".into()))?;
+        match bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        ) {
+            Some(msg) => match msg.view() {
+                gst::MessageView::Eos(_) => Ok(()),
+                gst::MessageView::Error(e) => Err(MediaError::from_bus(&msg, e)),
+                _ => Err(MediaError::Runtime("unexpected message".into())),
+            },
+            None => Err(MediaError::Stalled(format!("no output within {timeout:?}"))),
+        }
+    };
+    let r = run();
+    let _ = pipeline.set_state(gst::State::Null);
+    r.map(|()| Counted {
+        encoded: encoded.load(Ordering::Relaxed),
+        decoded: decoder.map(|_| decoded.load(Ordering::Relaxed)),
+    })
 }
 
 /// Applies an encoder's fixed properties, bitrate and keyframe interval.
@@ -265,6 +342,8 @@ mod tests {
             name: n.into(),
             registered: true,
             works: works.contains(&n),
+            frames: 0,
+            decoded: None,
             millis: 0,
             error: None,
         }
@@ -327,8 +406,43 @@ mod tests {
         gst::init().unwrap();
         let r = probe("x264enc", Duration::from_secs(10));
         assert!(r.works, "{r:?}");
+        assert_eq!(r.frames, PROBE_FRAMES, "{r:?}");
+        assert_eq!(
+            r.decoded,
+            Some(PROBE_FRAMES),
+            "avdec_h264 is installed here: {r:?}"
+        );
         let r = probe("v4l2h264enc", Duration::from_secs(10));
         assert!(!r.works);
+    }
+
+    /// An element that takes frames and puts out nothing, as a registered encoder with no
+    /// hardware behind it can: it still reaches EOS, and the probe must not call it working.
+    #[test]
+    fn an_encoder_that_puts_out_nothing_is_broken_though_it_reaches_eos() {
+        gst::init().unwrap();
+        let silent = gst::parse::bin_from_description(
+            "x264enc tune=zerolatency ! identity drop-probability=1.0",
+            true,
+        )
+        .unwrap();
+        let caps = parse_caps("video/x-h264").unwrap();
+        let c = probe_chain("silent", silent.upcast(), caps, Duration::from_secs(10)).unwrap();
+        assert_eq!(c.encoded, 0);
+        let why = c.verdict().expect("not working");
+        assert!(why.contains("put out none"), "{why}");
+        // The same chain without the drop works, so the count is what failed it.
+        let real = make("x264enc").unwrap();
+        configure(&real, spec("x264enc").unwrap(), 500, 30).unwrap();
+        let caps = parse_caps(spec("x264enc").unwrap().caps).unwrap();
+        let c = probe_chain("x264enc", real, caps, Duration::from_secs(10)).unwrap();
+        assert_eq!(c.verdict(), None, "{c:?}");
+        // Output that does not decode is not working either.
+        let garbled = Counted {
+            encoded: 8,
+            decoded: Some(0),
+        };
+        assert!(garbled.verdict().unwrap().contains("none of which decodes"));
     }
 
     #[test]
