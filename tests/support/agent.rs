@@ -213,6 +213,58 @@ pub struct Discovered {
     pub streams: Vec<String>,
 }
 
+/// The capture stamps (system clock, ms; `ROOMBOX_TEST_STAMP`, video at least 1024 wide) of
+/// every frame of an MP4 recording, in order: what a recording holds in media time, to compare
+/// with the moment a test stopped or killed the agent.
+pub fn mp4_frame_stamps(path: &Path) -> Result<Vec<u32>, String> {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    gst::init().map_err(|e| e.to_string())?;
+    let desc = format!(
+        "filesrc location=\"{}\" ! qtdemux name=d d.video_0 ! queue ! h264parse ! avdec_h264 \
+         ! videoconvert ! video/x-raw,format=I420 ! appsink name=s sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    let sink = pipeline
+        .by_name("s")
+        .and_then(|e| e.downcast::<gstreamer_app::AppSink>().ok())
+        .ok_or("no appsink")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let pad = sink.static_pad("sink").ok_or("no sink pad")?;
+    let mut stamps = Vec::new();
+    let mut unread = 0;
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(20)) {
+        let Some(buffer) = sample.buffer() else {
+            continue;
+        };
+        match super::peer::read_stamp(&pad, buffer) {
+            Some(t) => stamps.push(t),
+            None => unread += 1,
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    if stamps.is_empty() {
+        return Err(format!(
+            "{}: no stamped frame ({unread} frames without a stamp)",
+            path.display()
+        ));
+    }
+    Ok(stamps)
+}
+
+/// Now on the clock the stamps use (`gst::SystemClock`, monotonic, ms, 32 bits).
+pub fn stamp_now() -> u32 {
+    use gstreamer::prelude::*;
+    let _ = gstreamer::init();
+    gstreamer::SystemClock::obtain().time().mseconds() as u32
+}
+
 /// Demuxes a file with GStreamer's discoverer.
 pub fn discover(path: &Path) -> Result<Discovered, String> {
     use gstreamer_pbutils::prelude::*;
