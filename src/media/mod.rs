@@ -9,6 +9,7 @@
 //! import it.
 
 pub mod consumer;
+pub mod echo;
 pub mod element;
 pub mod encoder;
 pub mod engine;
@@ -18,12 +19,14 @@ pub mod hls;
 pub mod overload;
 pub mod pcm;
 pub mod pipeline;
+pub mod pipemic;
 pub mod recorder;
 pub mod retention;
 pub mod rtmp;
 #[cfg(any(test, feature = "test-util"))]
 pub mod sim;
 pub mod sink;
+pub mod speaker;
 pub mod tap;
 pub mod v4l2;
 
