@@ -50,6 +50,8 @@ pub struct MediaStatus {
     pub restarts: u32,
     /// The last fault, if any.
     pub last_error: Option<String>,
+    /// The mic's processing (echo cancellation and the rest) and the canceller's figures.
+    pub audio_processing: Option<crate::media::echo::ProcessingReport>,
 }
 
 /// `[media]` as the machine uses it.
@@ -181,8 +183,10 @@ impl StateMachine {
                 bitrate_kbps,
                 encoded_kbps,
                 encode_usage,
+                processing,
             } => {
                 let m = &mut self.state.media;
+                m.audio_processing = processing;
                 m.fps = fps;
                 m.bitrate_kbps = bitrate_kbps;
                 m.encoded_kbps = encoded_kbps;

@@ -204,6 +204,32 @@ pub struct EchoPath {
     inner: Arc<Mutex<Option<Active>>>,
 }
 
+/// What the state and the telemetry show of the mic's processing (`media.audioProcessing`),
+/// with WebRTC's stats names for the canceller's figures.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProcessingReport {
+    /// The canceller running the stages (`aec3`).
+    pub canceller: String,
+    /// The rate it runs at, Hz.
+    pub rate: u32,
+    pub echo_cancel: bool,
+    pub noise_suppression: bool,
+    pub gain_control: bool,
+    pub high_pass: bool,
+    /// `echoReturnLoss`, dB.
+    pub echo_return_loss: Option<f64>,
+    /// `echoReturnLossEnhancement`, dB.
+    pub echo_return_loss_enhancement: Option<f64>,
+    /// The speaker-to-mic delay the canceller found, ms.
+    pub delay_ms: Option<i32>,
+    /// The speaker's 10 ms frames the canceller has heard: none while the box plays, and the
+    /// reference is not reaching it.
+    pub render_frames: u64,
+    /// The mic's 10 ms frames processed.
+    pub capture_frames: u64,
+}
+
 /// What [`EchoPath::status`] reports.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EchoStatus {
@@ -311,6 +337,25 @@ impl EchoPath {
                 Err(_) => a.late_frames += 1,
             }
         }
+    }
+
+    /// What runs, for the state; None while nothing does.
+    pub fn report(&self) -> Option<ProcessingReport> {
+        let s = self.status();
+        let p = s.processing?;
+        Some(ProcessingReport {
+            canceller: p.backend.name().to_string(),
+            rate: p.rate,
+            echo_cancel: p.echo_cancel,
+            noise_suppression: p.noise_suppression,
+            gain_control: p.gain_control,
+            high_pass: p.high_pass,
+            echo_return_loss: s.figures.echo_return_loss,
+            echo_return_loss_enhancement: s.figures.echo_return_loss_enhancement,
+            delay_ms: s.figures.delay_ms,
+            render_frames: s.render_frames,
+            capture_frames: s.capture_frames,
+        })
     }
 
     /// What runs and how it is doing.
