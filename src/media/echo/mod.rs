@@ -139,8 +139,11 @@ impl Processing {
     }
 }
 
-/// How long the mic waits for its processed frame before it lets the frame pass as it is.
-const CAPTURE_WAIT: Duration = Duration::from_millis(50);
+/// How long the mic waits for its processed frame before it lets the frame pass as it is (and
+/// counts it late). A frame takes well under a millisecond; on a loaded two-core machine the
+/// canceller's thread may wait its turn for tens of them, and every frame that passes
+/// unprocessed lets echo through, so this is generous: the mic's source buffers meanwhile.
+const CAPTURE_WAIT: Duration = Duration::from_millis(200);
 
 enum Msg {
     Render(Vec<f32>),
