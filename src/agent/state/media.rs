@@ -345,6 +345,37 @@ mod tests {
     }
 
     #[test]
+    fn set_volume_goes_to_the_speaker_and_the_cancellers_figures_reach_the_state() {
+        let mut s = state();
+        let step = s.command(&Command::SetVolume { percent: 60 }, 0);
+        assert!(step.reply.is_ok());
+        assert_eq!(
+            step.effects,
+            vec![Effect::Media(MediaAction::SetSpeakerVolume(60))]
+        );
+        let report = crate::media::echo::ProcessingReport {
+            canceller: "aec3".into(),
+            rate: 48_000,
+            echo_cancel: true,
+            echo_return_loss_enhancement: Some(31.5),
+            ..Default::default()
+        };
+        s.media_notice(MediaNotice::Stats {
+            fps: 30.0,
+            bitrate_kbps: 2500,
+            encoded_kbps: 2400,
+            encode_usage: 0.3,
+            processing: Some(report.clone()),
+        });
+        assert_eq!(s.state.media.audio_processing, Some(report));
+        let json = serde_json::to_value(&s.state.media).unwrap();
+        assert_eq!(
+            json["audioProcessing"]["echoReturnLossEnhancement"],
+            serde_json::json!(31.5)
+        );
+    }
+
+    #[test]
     fn without_a_camera_video_commands_are_unavailable() {
         let mut c = Config::default();
         c.media.video.source = VideoSource::None;
