@@ -40,6 +40,9 @@ out="$(mktemp)"
   bash benches/outputs.sh
   echo
   bash benches/console.sh
+  echo
+  # Echo cancellation in a simulated room: the candidates against no canceller.
+  bash benches/aec.sh
   # Two builds against each other (benches/compare.sh A_DIR B_DIR) runs by its own command, with
   # a build of an earlier revision; its last result is kept.
   if [[ -f docs/compare.md ]]; then

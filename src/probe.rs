@@ -76,6 +76,46 @@ pub struct Report {
     pub gpio: Vec<GpioChip>,
     /// H.264 encoders in order of preference.
     pub encoders: Vec<ProbeResult>,
+    /// The mic's processing (echo cancellation, noise suppression, gain control, high-pass)
+    /// and what it costs here.
+    pub processing: Vec<ProcessingCost>,
+}
+
+/// One canceller's cost on this machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessingCost {
+    /// The canceller.
+    pub canceller: String,
+    /// The rate it was measured at, Hz.
+    pub rate: u32,
+    /// What ran: every stage on.
+    pub stages: String,
+    /// Share of one core, in percent, over 2 s of audio.
+    pub cpu_percent: f64,
+}
+
+/// The mic's processing at 16 and 48 kHz, every stage on.
+pub fn processing() -> Vec<ProcessingCost> {
+    [16_000, 48_000]
+        .into_iter()
+        .map(|rate| {
+            let p = crate::media::echo::Processing {
+                backend: crate::media::echo::Backend::Aec3,
+                rate,
+                channels: 1,
+                echo_cancel: true,
+                noise_suppression: true,
+                gain_control: true,
+                high_pass: true,
+            };
+            ProcessingCost {
+                canceller: p.backend.name().to_string(),
+                rate,
+                stages: "echo cancellation, noise suppression, gain control, high-pass".into(),
+                cpu_percent: 100.0 * crate::media::echo::cost(p, 2),
+            }
+        })
+        .collect()
 }
 
 /// Looks at everything. GStreamer must be initialised.
@@ -88,6 +128,7 @@ pub fn run() -> Report {
             .iter()
             .map(|e| encoder::probe(e.name, Duration::from_secs(5)))
             .collect(),
+        processing: processing(),
     }
 }
 
@@ -227,6 +268,13 @@ pub fn render(r: &Report) -> String {
         s.push_str(&format!(
             "  {:<8} {}  {}\n",
             a.direction, a.name, a.description
+        ));
+    }
+    s.push_str("Audio processing (10 ms frames, 1 channel):\n");
+    for p in &r.processing {
+        s.push_str(&format!(
+            "  {} at {} Hz: {} — {:.1} % of a core\n",
+            p.canceller, p.rate, p.stages, p.cpu_percent
         ));
     }
     s.push_str("GPIO:\n");

@@ -354,6 +354,34 @@ fn check_passes_a_good_config_and_names_the_encoder() {
         "{text}"
     );
     assert!(text.lines().all(|l| !l.starts_with("failed")), "{text}");
+    // A synthetic tone and no room: nothing for the mic's processing to do, and check says so.
+    assert!(
+        text.contains("audio processing") && text.contains("off: no speaker"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_says_what_the_mics_processing_runs_and_fails_a_mic_that_cannot_hear_the_speaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let room = "[room]\nbackend = \"janus\"\nurl = \"ws://127.0.0.1:1\"\nroom_id = \"1234\"\n[room.playback]\naudio_sink = \"filesink location=/dev/null\"\n";
+    let (_, text) = check(
+        dir.path(),
+        &format!(
+            "[device]\nstate_dir = \"{{state}}\"\n{SMALL_MEDIA}[media.audio.processing]\necho_cancel = true\nnoise_suppression = false\n{room}"
+        ),
+        &[],
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("failed   echo cancellation")
+                && l.contains("cannot hear the speaker")),
+        "{text}"
+    );
+    assert!(
+        text.contains("echo cancellation (aec3) on the mic at 48000 Hz, 1 channel, 10 ms frames; reference: the speaker (file /dev/null) at 48000 Hz mono"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -393,6 +421,11 @@ fn probe_lists_encoders_with_what_really_works() {
     let v4l2 = enc.iter().find(|e| e["name"] == "v4l2h264enc").unwrap();
     assert_eq!(v4l2["works"], false);
     assert!(r["cameras"].is_array() && r["audio"].is_array() && r["gpio"].is_array());
+    let processing = r["processing"].as_array().unwrap();
+    assert_eq!(processing.len(), 2, "16 and 48 kHz: {processing:?}");
+    assert!(processing
+        .iter()
+        .all(|p| p["canceller"] == "aec3" && p["cpu_percent"].as_f64().unwrap() > 0.0));
 }
 
 /// True when something holds `fifo` open for reading (a non-blocking open for writing then

@@ -291,6 +291,9 @@ impl StateMachine {
             Command::ToggleWebcam => self.set_webcam(!self.webcam_target()),
             Command::RequestKeyframe => self.request_keyframe(),
             Command::SetBitrate { kbps } => self.set_bitrate(*kbps),
+            Command::SetVolume { percent } => {
+                Step::ok(vec![Effect::Media(MediaAction::SetSpeakerVolume(*percent))])
+            }
             Command::RestartMedia => Step::ok(vec![Effect::Media(MediaAction::Restart)]),
             Command::StartRecording {
                 target: RecordingTarget::Local,

@@ -5,6 +5,7 @@
 //! its concern's real backend; only `http` (the console's installer page), `run` and the binary
 //! import it.
 
+mod audio;
 mod controls;
 mod fleet;
 
@@ -182,6 +183,17 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
                 Err(e) => CheckLine::new(Status::Failed, "microphone", e.to_string()),
             },
         ),
+        AudioSource::Pipe => out.push(CheckLine::new(
+            Status::Warning,
+            "microphone",
+            format!(
+                "raw S16LE at {} Hz, {} channel(s), read from {}{} (media.audio.source = \"pipe\": a room simulator's end)",
+                a.rate,
+                a.channels,
+                a.file.display(),
+                if a.file.exists() { "" } else { ", which does not exist yet" }
+            ),
+        )),
         AudioSource::None => out.push(CheckLine::new(
             Status::Ok,
             "microphone",
@@ -190,10 +202,16 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
     }
     if a.source != AudioSource::None {
         element(out, "audio", "opusenc", "gstreamer1.0-plugins-base");
-        if a.echo_cancel || a.noise_suppression {
-            element(out, "audio", "webrtcdsp", "gstreamer1.0-plugins-bad");
+        if c.audio_processing().any() {
+            element(
+                out,
+                "audio processing",
+                "audiobuffersplit",
+                "gstreamer1.0-plugins-bad",
+            );
         }
     }
+    out.extend(audio::processing(c));
 
     element(
         out,

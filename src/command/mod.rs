@@ -124,6 +124,12 @@ pub enum Command {
         /// Kilobits per second.
         kbps: u32,
     },
+    /// Set the speaker's volume (the room's far end as the box plays it). The echo canceller's
+    /// reference is taken after the volume, so a change does not disturb it.
+    SetVolume {
+        /// 0 (silent) to 100 (as received).
+        percent: u32,
+    },
     /// Reply with the full agent state.
     GetState,
     /// Reply at once; for liveness and round-trip checks.
@@ -403,6 +409,7 @@ impl Command {
         "transcribe-recording",
         "request-keyframe",
         "set-bitrate",
+        "set-volume",
         "get-state",
         "ping",
         "identify",
@@ -480,6 +487,12 @@ impl Command {
             Command::SetBitrate { kbps } => {
                 if !(100..=50_000).contains(kbps) {
                     return range("kbps", format!("{kbps} is outside 100..=50000"));
+                }
+                Ok(())
+            }
+            Command::SetVolume { percent } => {
+                if *percent > 100 {
+                    return range("percent", format!("{percent} is outside 0..=100"));
                 }
                 Ok(())
             }

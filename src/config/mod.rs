@@ -24,7 +24,10 @@ pub use fleet::{
 pub use http::{HlsConfig, HttpConfig};
 pub use livestream::{FallbackConfig, FallbackReturn, LivestreamConfig, OutputConfig};
 pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
-pub use media::{AudioConfig, AudioSource, MediaConfig, VideoConfig, VideoSource};
+pub use media::{
+    AudioConfig, AudioProcessing, AudioSource, MediaConfig, ProcessingConfig, VideoConfig,
+    VideoSource,
+};
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig};
 pub use transcription::{language_code, TranscriptionConfig, DEFAULT_MODEL_FILE, SILERO_FILE};
 
@@ -367,6 +370,13 @@ impl Config {
             );
         }
 
+        if a.source == AudioSource::Pipe && a.file.as_os_str().is_empty() {
+            fail(
+                &mut e,
+                "media.audio.file",
+                "empty; source = \"pipe\" needs the path of a pipe (or file) of raw S16LE samples",
+            );
+        }
         if a.source == AudioSource::File {
             if a.file.as_os_str().is_empty() {
                 fail(

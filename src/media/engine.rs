@@ -214,6 +214,7 @@ impl Task {
                     c.request_keyframe();
                 }
             }
+            MediaAction::SetSpeakerVolume(percent) => super::speaker::set_volume(percent),
             MediaAction::SetBitrate(kbps) => {
                 self.bitrate = kbps;
                 if let Some(c) = &self.capture {
@@ -509,6 +510,7 @@ impl Task {
             bitrate_kbps: self.bitrate,
             encoded_kbps: verdict.encoded_kbps,
             encode_usage: verdict.encode_usage,
+            processing: super::echo::EchoPath::shared().report(),
         });
         if let (Some(step), Some(d), Some(load)) = (verdict.adapted, &c.decimator, load) {
             d.set(step.fps);

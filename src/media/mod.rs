@@ -9,6 +9,7 @@
 //! import it.
 
 pub mod consumer;
+pub mod echo;
 pub mod element;
 pub mod encoder;
 pub mod engine;
@@ -18,12 +19,14 @@ pub mod hls;
 pub mod overload;
 pub mod pcm;
 pub mod pipeline;
+pub mod pipemic;
 pub mod recorder;
 pub mod retention;
 pub mod rtmp;
 #[cfg(any(test, feature = "test-util"))]
 pub mod sim;
 pub mod sink;
+pub mod speaker;
 pub mod tap;
 pub mod v4l2;
 
@@ -54,6 +57,8 @@ pub enum MediaAction {
     RequestKeyframe,
     /// Change the video encoder's bitrate, kbit/s.
     SetBitrate(u32),
+    /// Set the speaker's volume, percent (0..=100); it holds for every speaker built after.
+    SetSpeakerVolume(u32),
     /// Run a consumer of the capture (the recorder, a room's tap, an RTMP output, HLS) under
     /// `id`, replacing any consumer of that id. It starts once capture plays, and again after
     /// every capture restart, until detached.
@@ -86,6 +91,8 @@ pub enum MediaNotice {
         /// Time the video encoder spent per frame, as a share of the frame interval (1.0: no
         /// time to spare).
         encode_usage: f64,
+        /// The mic's processing and the canceller's figures; None while nothing runs.
+        processing: Option<echo::ProcessingReport>,
     },
     /// The encoder could not keep up and the frame rate stepped down, or there was room again
     /// and it stepped back up.

@@ -3,9 +3,12 @@
 //!
 //! ```text
 //! camera → convert/scale/rate → I420 caps → [camera-off blackout] → convert → H.264 enc → h264parse → vtee
-//! mic → convert/resample → caps → [webrtcdsp] → volume(mute) → rawtee → opusenc → opustee
+//! mic → convert/resample → caps → [10 ms split → echo canceller] → volume(mute) → rawtee → opusenc → opustee
 //!                                                              rawtee → AAC enc → aacparse → aactee  (on demand)
 //! ```
+//!
+//! The echo canceller (`echo`) sits before the mute and the raw tee, so every consumer gets the
+//! processed mic, and the mute stays the last word on what leaves.
 //!
 //! Consumers never sit inside this pipeline: each attaches an appsink to a tee and feeds its own
 //! pipeline (or a channel), so a consumer's failure (a full disk) cannot stop capture.
@@ -236,6 +239,7 @@ pub fn build(
                 s
             }
             AudioSource::File => super::filemic::source(&a.file, a.rate, a.channels)?,
+            AudioSource::Pipe => super::pipemic::source(&a.file, a.rate, a.channels)?,
             AudioSource::None => unreachable!(),
         };
         src.set_property("name", "mic");
@@ -251,20 +255,31 @@ pub fn build(
                 .build(),
         );
         let mut chain = vec![src, conv, res, caps];
-        if a.echo_cancel || a.noise_suppression {
-            let dsp = make("webrtcdsp")?;
-            set(
-                &dsp,
-                "echo-cancel",
-                if a.echo_cancel { "true" } else { "false" },
-            )?;
-            set(
-                &dsp,
-                "noise-suppression",
-                if a.noise_suppression { "true" } else { "false" },
-            )?;
-            chain.push(dsp);
-            chain.push(make("audioconvert")?);
+        let processing = super::echo::Processing::from_config(config);
+        let echo = super::echo::EchoPath::shared();
+        echo.configure(Some(processing));
+        if processing.any() {
+            // Exactly 10 ms per buffer, so the canceller works in place and adds no delay.
+            let split = make("audiobuffersplit")?;
+            split.set_property(
+                "output-buffer-duration",
+                gst::Fraction::new(1, (1000 / super::echo::FRAME_MS) as i32),
+            );
+            let processed = make("identity")?;
+            processed.set_property("name", "mic-processing");
+            processed
+                .static_pad("src")
+                .ok_or_else(|| MediaError::link("audio", "identity has no src pad"))?
+                .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                    if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
+                        if let Ok(mut map) = buffer.make_mut().map_writable() {
+                            echo.capture_s16(map.as_mut_slice());
+                        }
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+            chain.push(split);
+            chain.push(processed);
         }
         let volume = make("volume")?;
         volume.set_property("name", "mic-mute");

@@ -201,6 +201,7 @@ impl MediaControl for SimMedia {
                 self.note(MediaNotice::CameraEnabled(on));
             }
             MediaAction::RequestKeyframe => self.keyframe(),
+            MediaAction::SetSpeakerVolume(_) => {}
             MediaAction::SetBitrate(kbps) => {
                 if let Some(e) = self.element("venc") {
                     e.set_property("bitrate", kbps);
@@ -210,6 +211,7 @@ impl MediaControl for SimMedia {
                     bitrate_kbps: kbps,
                     encoded_kbps: 0,
                     encode_usage: 0.0,
+                    processing: None,
                 });
             }
             MediaAction::Attach { id, spec } => {

@@ -2,7 +2,8 @@
 //! their video decoded and laid out in a grid on one display sink (kmssink on a bare console).
 //!
 //! One GStreamer pipeline, separate from the capture pipeline: a `compositor` and an
-//! `audiomixer`, each fed by a silent live background so the outputs run with nobody in the
+//! `audiomixer` (whose output is the speaker's chain, `media::speaker`, where the echo
+//! canceller takes its reference), each fed by a silent live background so the outputs run with nobody in the
 //! room, and one branch per remote track, created on its first RTP packet and removed when the
 //! participant leaves. Frames are counted and audio levels measured (the `level` element), for
 //! active-speaker detection, tests and benchmarks.
@@ -14,6 +15,7 @@
 
 use super::{RemoteStats, RoomStats};
 use crate::config::PlaybackConfig;
+use crate::media::echo::EchoPath;
 use crate::media::element::{add_chain, leaky_queue, make, set};
 use crate::media::pcm::{PcmHub, SPEECH_RATE};
 use crate::media::MediaError;
@@ -139,18 +141,16 @@ impl Playback {
         abg.set_property("is-live", true);
         abg.set_property_from_str("wave", "silence");
         let amix = make("audiomixer")?;
-        let aconv = make("audioconvert")?;
-        let ares = make("audioresample")?;
         let asink = if fake {
             sink("none", false, "")?
         } else {
             sink(&config.audio_sink, false, &config.audio_device)?
         };
-        add_chain(
-            &pipeline,
-            &[abg, amix.clone(), aconv, ares, asink],
-            "the audio output",
-        )?;
+        // The speaker's chain takes the echo canceller's reference right before the sink.
+        let speaker = crate::media::speaker::chain(asink, &EchoPath::shared())?;
+        let mut output = vec![abg, amix.clone()];
+        output.extend(speaker);
+        add_chain(&pipeline, &output, "the audio output")?;
         let started = pipeline.set_state(gst::State::Playing).is_ok()
             && pipeline.state(gst::ClockTime::from_seconds(5)).0.is_ok();
         if !started {

@@ -50,6 +50,8 @@ pub struct MediaStatus {
     pub restarts: u32,
     /// The last fault, if any.
     pub last_error: Option<String>,
+    /// The mic's processing (echo cancellation and the rest) and the canceller's figures.
+    pub audio_processing: Option<crate::media::echo::ProcessingReport>,
 }
 
 /// `[media]` as the machine uses it.
@@ -181,8 +183,10 @@ impl StateMachine {
                 bitrate_kbps,
                 encoded_kbps,
                 encode_usage,
+                processing,
             } => {
                 let m = &mut self.state.media;
+                m.audio_processing = processing;
                 m.fps = fps;
                 m.bitrate_kbps = bitrate_kbps;
                 m.encoded_kbps = encoded_kbps;
@@ -338,6 +342,37 @@ mod tests {
         let step = s.command(&Command::SetBitrate { kbps: 20_000 }, 0);
         assert_eq!(step.reply.unwrap_err().code, ErrorCode::OutOfRange);
         assert_eq!(s, before);
+    }
+
+    #[test]
+    fn set_volume_goes_to_the_speaker_and_the_cancellers_figures_reach_the_state() {
+        let mut s = state();
+        let step = s.command(&Command::SetVolume { percent: 60 }, 0);
+        assert!(step.reply.is_ok());
+        assert_eq!(
+            step.effects,
+            vec![Effect::Media(MediaAction::SetSpeakerVolume(60))]
+        );
+        let report = crate::media::echo::ProcessingReport {
+            canceller: "aec3".into(),
+            rate: 48_000,
+            echo_cancel: true,
+            echo_return_loss_enhancement: Some(31.5),
+            ..Default::default()
+        };
+        s.media_notice(MediaNotice::Stats {
+            fps: 30.0,
+            bitrate_kbps: 2500,
+            encoded_kbps: 2400,
+            encode_usage: 0.3,
+            processing: Some(report.clone()),
+        });
+        assert_eq!(s.state.media.audio_processing, Some(report));
+        let json = serde_json::to_value(&s.state.media).unwrap();
+        assert_eq!(
+            json["audioProcessing"]["echoReturnLossEnhancement"],
+            serde_json::json!(31.5)
+        );
     }
 
     #[test]
