@@ -17,6 +17,12 @@
 #                    kernel uevents (netlink "kernel" source) exist. Also ROOMBOX_HW_UDEV=1.
 #   --quiet          do not stream the guest console; print it only when CMD fails
 #   --keep           keep the temp results dir after a success
+#   --boot ROOT      boot ROOT (a Debian root directory, hw-tests/box/) with its own systemd as
+#                    PID 1 instead of chrooting into the host's /: the guest is a board, and CMD
+#                    runs as root from a unit once the system is up (`systemctl is-system-running
+#                    --wait` tells it when). Only the results dir and --share dirs are seen from
+#                    the host; RESULTS must not be under /tmp (the box's tmpfiles empty it at
+#                    boot). No hw.env or rig variables: CMD finds the devices as a board does.
 #
 # Prerequisite: hw-tests/setup.sh (run-in-guest.sh tells you when it is needed).
 #
@@ -58,6 +64,7 @@ results=""
 quiet=0
 keep=0
 udev=${ROOMBOX_HW_UDEV:-0}
+boot_root=""
 shares=()
 envs=()
 while (($#)); do
@@ -69,6 +76,7 @@ while (($#)); do
     --quiet) quiet=1; shift ;;
     --udev) udev=1; shift ;;
     --keep) keep=1; shift ;;
+    --boot) boot_root=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     --) shift; break ;;
     *) die "unknown option $1 (put the command after --)" ;;
@@ -106,6 +114,13 @@ fi
 mkdir -p "$results"
 results=$(realpath "$results")
 check_path "$results"
+if [ -n "$boot_root" ]; then
+  [ -x "$boot_root/lib/systemd/systemd" ] || die "--boot $boot_root: no /lib/systemd/systemd in it"
+  boot_root=$(realpath "$boot_root")
+  case $results/ in
+    /tmp/* | /var/tmp/*) die "--boot: the results dir must not be under /tmp (the box empties it)" ;;
+  esac
+fi
 C=$results/.rbx
 mkdir -p "$C"
 rm -f "$C"/{rc,stage2-rc,started,init-error,setup.log,dmesg.log,console.log,hw.env,qemu.*}
@@ -125,11 +140,24 @@ done
   echo "RBX_STAGE2='$HW_DIR/guest/stage2.sh'"
   echo "RBX_DEBUG=${ROOMBOX_HW_DEBUG:-0}"
   echo "RBX_UDEV=$udev"
+  echo "RBX_BOOT=$([ -n "$boot_root" ] && echo 1 || echo 0)"
   echo "RBX_NSHARES=${#real_shares[@]}"
   for i in "${!real_shares[@]}"; do echo "RBX_SHARE_$((i + 1))='${real_shares[$i]}'"; done
 } >"$C/boot.conf"
 
 cwd=$(pwd -P)
+if [ -n "$boot_root" ]; then
+  {
+    echo "# written by hw-tests/run-in-guest.sh, run by the booted box's rbx-command.service"
+    echo "export ROOMBOX_HW_GUEST=1 ROOMBOX_HW_MODE=boot"
+    printf 'export ROOMBOX_HW_RESULTS=%q\n' "$results"
+    for e in "${envs[@]}"; do printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"; done
+    printf 'cd -- %q || exit 126\n' "$results"
+    printf 'exec'
+    printf ' %q' "$@"
+    printf '\n'
+  } >"$C/cmd.sh"
+else
 {
   echo "# written by hw-tests/run-in-guest.sh, run by guest/stage2.sh"
   while IFS= read -r name; do
@@ -145,6 +173,7 @@ cwd=$(pwd -P)
   printf ' %q' "$@"
   printf '\n'
 } >"$C/cmd.sh"
+fi
 
 # Hardware KVM where there is some; TCG under PVM (stock kernels hang there) or without KVM.
 # shellcheck disable=SC2054 # commas are QEMU's
@@ -166,7 +195,7 @@ qemu=(
   -smp 2 -m 1G -display none -monitor none -serial stdio -nic none -no-reboot
   -kernel "$KERNEL" -initrd "$INITRD"
   -append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init mitigations=off i8042.noaux i8042.nokbd"
-  -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
+  -fsdev "local,id=hostroot,path=${boot_root:-/},security_model=none,readonly=on,multidevs=remap"
   -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot
   -fsdev "local,id=rbxshare,path=$results,security_model=none,multidevs=remap"
   -device virtio-9p-pci,fsdev=rbxshare,mount_tag=rbxshare

@@ -304,6 +304,11 @@ fi
 GST_REG=$CACHE/gst-registry.x86_64.bin
 GST_REGISTRY=$GST_REG GST_REGISTRY_FORK=no gst-inspect-1.0 >/dev/null 2>&1 || true
 
+# ---------------------------------------------------------------- 7. the booted box's root
+# A minimal Debian 12 with systemd, for hw-tests/box/run.sh (the package installed and run under
+# its unit). Rebuilt only when its package list changes.
+ROOMBOX_HW_CACHE=$CACHE bash "$HW_DIR/box/setup.sh"
+
 # ---------------------------------------------------------------- record
 cat >"$CACHE/rig.env.tmp" <<EOF
 # written by hw-tests/setup.sh; read by hw-tests/run-in-guest.sh

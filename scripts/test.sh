@@ -3,7 +3,8 @@
 # lints, unit and integration tests against real servers, the Yocto layer check, and the
 # hw-tests rig (a real kernel under QEMU with virtual camera, sound card and GPIO), the Debian
 # package (built, installed, upgraded and purged on this machine, which is left as it was), the
-# arm64 cross build under qemu-user, and setup.sh's respect for servers it did not install.
+# arm64 cross build under qemu-user, setup.sh's respect for servers it did not install, and the
+# package booted in a minimal Debian 12 with systemd (hw-tests/box/).
 #
 # Environment: CARGO_TARGET_DIR (default: a shared dir outside the clone, so CI reuses builds),
 # ROOMBOX_SKIP_HW=1 skips the QEMU rig (for a quick local run; CI never sets it).
@@ -67,6 +68,10 @@ if [[ "${ROOMBOX_SKIP_HW:-0}" != 1 ]]; then
   cargo build --bin roombox
   # udev in the guest gives the /dev/v4l/by-path links the camera hot-plug test names.
   ROOMBOX_HW_UDEV=1 bash hw-tests/run.sh 2>&1 | tee -a "$log"
+  # The package as a board runs it: a minimal Debian 12 booted with systemd as PID 1 under the
+  # same kernel and devices, the .deb installed by the README's line, its board commands typed.
+  step "booted box: the .deb under its unit, the README's board commands (QEMU)"
+  bash hw-tests/box/run.sh --profile dev 2>&1 | tee -a "$log"
 fi
 step "all tests passed"
 tally

@@ -1,0 +1,213 @@
+#!/bin/bash
+# Runs inside the booted box (hw-tests/box/run.sh): a minimal Debian 12 with systemd as PID 1,
+# the rig's virtual camera (vivid), sound card (snd-aloop) and nothing of the host's but the
+# files run.sh put in this directory. As root, it does what an installer does on a board, with
+# the README's own commands:
+#   - installs the package with the README's install line; the unit starts with its sandbox;
+#   - types every line of the README's "On a board" command block as written (`roombox status`
+#     finds the unit's socket, `console-token` makes a token the running service accepts);
+#   - points the box at the real devices with a drop-in and `systemctl reload roombox`;
+#   - records from the camera and the microphone while speech plays into the mic, transcribes
+#     the recording, and reads the transcription worker's priority from /proc;
+#   - restarts the unit and finds it back;
+#   - fails on any sandbox denial in the journal (seccomp's EPERM, a device not allowed).
+# Each step prints "box: ok ..." or fails with the journal's tail.
+set -euo pipefail
+cd "$ROOMBOX_HW_RESULTS"
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+STATE=/var/lib/roombox
+
+say() { echo "box: $*"; }
+fail() {
+  echo "box: FAIL: $*"
+  journalctl -b --no-pager -o short-monotonic >journal.txt 2>&1 || true
+  echo "----- journal of roombox.service (last 60 lines; the boot's whole journal: journal.txt)"
+  journalctl -u roombox --no-pager -o short-monotonic | tail -n 60 || true
+  exit 1
+}
+# Polls CMD (a shell snippet) every 0.2 s until it succeeds, for up to S seconds of wall time
+# (under emulation one `roombox` call can take seconds).
+until_true() {
+  local end=$((SECONDS + $1))
+  shift
+  while ((SECONDS < end)); do
+    if eval "$*"; then return 0; fi
+    sleep 0.2
+  done
+  return 1
+}
+
+state=$(systemctl is-system-running --wait || true)
+say "system is $state"
+if [ "$state" != running ]; then
+  # rbx-command itself runs; anything else failed is worth seeing, but only ours must work
+  systemctl --failed --no-legend --plain | grep -v rbx-command || true
+fi
+
+# --- the README's install line, as written (the box has no network: every dependency must be
+# there already, as on a board that ran apt upgrade; run.sh's image has the package's Depends)
+install_line=$(grep -E '^sudo apt install \./roombox_\*\.deb' README.md | sed 's/ *#.*//') ||
+  fail "README.md has no 'sudo apt install ./roombox_*.deb' line"
+say "\$ $install_line"
+eval "$install_line" </dev/null || fail "the README's install line failed"
+until_true 40 '[ "$(systemctl is-active roombox)" = active ]' ||
+  fail "roombox.service is not active 40 s after install: $(systemctl is-active roombox)"
+restarts=$(systemctl show -p NRestarts --value roombox)
+[ "$restarts" = 0 ] || fail "roombox.service reached active after $restarts restarts, not at once"
+say "ok installed; roombox.service active at its first start (READY reached: Type=notify)"
+# The console on the room's network, as the README's console-token line has it
+# (http://box:8480/?token=...): bound beyond loopback, every request needs the token.
+cat >/etc/roombox/config.d/20-lan.toml <<'EOF'
+[http]
+bind = "0.0.0.0"
+EOF
+say "\$ systemctl restart roombox   # after an edit, as the README says"
+systemctl restart roombox
+until_true 40 '[ "$(systemctl is-active roombox)" = active ]' || fail "not active after restart"
+main_pid=$(systemctl show -p MainPID --value roombox)
+
+# --- every line of the README's "On a board" command block, typed as written
+mapfile -t lines < <(awk '/^## On a board/ { on = 1 } on && /^## / && !/On a board/ { on = 0 }
+  on && /^```sh/ { block++; inb = 1; next } on && /^```/ { inb = 0 }
+  on && inb && block == 2 { print }' README.md)
+((${#lines[@]} >= 5)) || fail "README.md's board command block has ${#lines[@]} lines"
+for line in "${lines[@]}"; do
+  cmd=$(sed 's/ *#.*//' <<<"$line")
+  [ -n "$cmd" ] || continue
+  say "\$ $cmd"
+  case $cmd in
+  "roombox events")
+    # It follows forever: follow while a command changes something, then stop it.
+    # It prints nothing until an event, and under emulation it takes seconds to subscribe:
+    # toggle the mic until the follower shows the change.
+    $cmd >events.out 2>&1 &
+    ev=$!
+    until_true 90 'roombox cmd disable-mic >/dev/null && roombox cmd enable-mic >/dev/null &&
+      grep -q stream-enabled events.out' ||
+      { kill $ev; cat events.out; fail "roombox events showed no stream-enabled"; }
+    kill $ev
+    ;;
+  "roombox console-token")
+    token=$($cmd) || fail "$cmd"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" \
+      http://127.0.0.1:8480/api/telemetry)
+    [ "$code" = 200 ] || fail "the running box answered $code to the token console-token printed"
+    bad=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer x${token}" \
+      http://127.0.0.1:8480/api/telemetry)
+    [ "$bad" = 401 ] || fail "the running box answered $bad to a wrong token"
+    owner=$(stat -c %U "$STATE/console-token")
+    [ "$owner" = roombox ] || fail "$STATE/console-token belongs to $owner, not roombox"
+    ;;
+  "systemctl enable --now roombox")
+    eval "$cmd" || fail "$cmd"
+    ;;
+  *)
+    out=$(eval "$cmd" 2>&1) || { echo "$out"; fail "$cmd exited non-zero"; }
+    printf '%s\n' "$out" | sed -n '1,25s/^/    /p' # sed reads it all: no SIGPIPE
+    ;;
+  esac
+  say "ok $cmd"
+done
+[ ! -e roombox-data ] || fail "a board command made ./roombox-data in the admin's directory"
+
+# --- the real devices, as an installer would: a drop-in, then reload.
+# The "room" plays into the loopback's other end from now on: silence, and the sentence when
+# asked (touch play-now). snd-aloop makes both ends share one format, so the feeder opens first
+# and fixes it at S16LE, 48 kHz, stereo; the agent's capture converts from that.
+feeder() {
+  while :; do
+    if [ -e play-now ]; then
+      rm -f play-now
+      cat speech.raw
+      : >played
+    else
+      cat silence.raw
+    fi
+  done | aplay -q -D hw:Loopback,0,0 -t raw -f S16_LE -r 48000 -c 2 --buffer-time=2000000 \
+    2>>aplay.log
+}
+feeder &
+feeder_pid=$!
+trap 'kill $feeder_pid 2>/dev/null || true' EXIT
+cat >/etc/roombox/config.d/10-board.toml <<'EOF'
+[media.video]
+source = "v4l2"
+device = "/dev/video0"
+width = 320
+height = 180
+fps = 15
+[media.audio]
+source = "alsa"
+device = "hw:Loopback,1,0"
+EOF
+say "\$ systemctl reload roombox"
+systemctl reload roombox
+until_true 90 'roombox status 2>/dev/null | grep -q "media *PLAYING .*320x180"' ||
+  { roombox status || true; fail "after reload the box is not PLAYING from /dev/video0"; }
+[ "$(systemctl show -p MainPID --value roombox)" = "$main_pid" ] ||
+  fail "reload restarted the process"
+say "ok reloaded onto /dev/video0 and hw:Loopback,1,0 in the same process"
+
+# --- record while the sentence plays into the microphone
+install -o roombox -g roombox -m 0750 -d "$STATE/models"
+install -o roombox -g roombox -m 0640 ggml-tiny.en-q8_0.bin "$STATE/models/"
+: >rec-start
+roombox cmd start-recording >/dev/null || fail "start-recording"
+sleep 1
+rm -f played
+: >play-now
+until_true 30 '[ -e played ]' || fail "the sentence did not play"
+sleep 1
+roombox cmd stop-recording >/dev/null || fail "stop-recording"
+rec=""
+until_true 30 'rec=$(find "$STATE/recordings" -type f -name "roombox-*" -newer rec-start | sort | tail -n 1)
+  [ -n "$rec" ] && gst-discoverer-1.0 "$rec" >discover.out 2>&1' ||
+  { cat discover.out 2>/dev/null; ls -l "$STATE/recordings" || true; fail "no recording that decodes"; }
+grep -q 'video' discover.out || fail "$rec has no video"
+grep -q 'audio' discover.out || fail "$rec has no audio"
+say "ok recorded $(basename "$rec") ($(stat -c %s "$rec") bytes, video and audio)"
+
+# --- transcribe it, and read the worker's priority while it works
+roombox cmd transcribe-recording "{\"file\":\"$(basename "$rec")\"}" >/dev/null ||
+  fail "transcribe-recording"
+prio=""
+for ((i = 0; i < 300; i++)); do
+  for t in /proc/"$main_pid"/task/*; do
+    # stat fields after the ")" of the name: state is 3, nice 19, policy 41
+    read -r rest <"$t/stat" 2>/dev/null || continue
+    rest=${rest##*) }
+    read -ra f <<<"$rest"
+    if [ "${f[38]:-}" = 5 ]; then # SCHED_IDLE
+      prio="policy SCHED_IDLE nice ${f[16]} ($(cat "$t/comm"))"
+      break 2
+    fi
+  done
+  sleep 0.1
+done
+[ -n "$prio" ] || fail "no thread of the agent ran at SCHED_IDLE while transcribing"
+case $prio in *"nice 19 "*) ;; *) fail "the worker runs at $prio, not nice 19" ;; esac
+say "ok transcription worker: $prio"
+vtt=""
+until_true 240 'vtt=$(find "$STATE" -name "*.vtt" -newer "$rec" | head -n 1); [ -n "$vtt" ]' ||
+  fail "no transcript 240 s after transcribe-recording"
+words=$(tr 'A-Z' 'a-z' <"$vtt" | grep -o -w 'fox\|lazy\|dog\|quick\|brown' | sort -u | wc -l)
+((words >= 3)) || { cat "$vtt"; fail "the transcript has $words of fox/lazy/dog/quick/brown"; }
+say "ok transcript $(basename "$vtt") has $words of the sentence's words"
+
+# --- restart: the unit brings it back, the board commands reach it
+say "\$ systemctl restart roombox"
+systemctl restart roombox
+until_true 40 '[ "$(systemctl is-active roombox)" = active ]' || fail "not active after restart"
+roombox status >/dev/null || fail "roombox status after restart"
+say "ok restarted"
+
+# --- no sandbox denials
+journal=$(journalctl -b --no-pager -o cat _SYSTEMD_UNIT=roombox.service)
+if grep -n -i 'operation not permitted\|permission denied\|EPERM\|refused (' <<<"$journal"; then
+  fail "the agent met its sandbox (lines above)"
+fi
+if journalctl -b -k --no-pager | grep -i 'audit.*roombox\|seccomp'; then
+  fail "the kernel logged a denial for the agent"
+fi
+say "ok no sandbox denials in the journal"
+say "all passed"
