@@ -297,16 +297,36 @@ fn transcription_model(c: &Config) -> CheckLine {
     }
 }
 
+/// Whether the agent can write in `dir`. It never creates `dir`: typed as root on a board, a
+/// directory made here would belong to root, and the agent, which runs as its own user, could no
+/// longer write its recordings there (the booted box caught exactly that). A missing directory
+/// is judged by its nearest existing parent, where the agent will create it.
 fn writable_dir(check: &str, dir: &Path) -> CheckLine {
-    let probe = dir.join(format!(".roombox-check-{}", std::process::id()));
-    let r = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"ok"));
+    let (target, missing) = match dir.ancestors().find(|a| a.is_dir()) {
+        Some(a) if a == dir => (a, false),
+        Some(a) => (a, true),
+        None => (Path::new("."), true),
+    };
+    let probe = target.join(format!(".roombox-check-{}", std::process::id()));
+    let r = std::fs::write(&probe, b"ok");
     let _ = std::fs::remove_file(&probe);
-    match r {
-        Ok(()) => CheckLine::new(Status::Ok, check, format!("{} is writable", dir.display())),
-        Err(e) => CheckLine::new(
+    match (r, missing) {
+        (Ok(()), false) => {
+            CheckLine::new(Status::Ok, check, format!("{} is writable", dir.display()))
+        }
+        (Ok(()), true) => CheckLine::new(
+            Status::Ok,
+            check,
+            format!(
+                "{} does not exist yet; the agent creates it in {} (writable)",
+                dir.display(),
+                target.display()
+            ),
+        ),
+        (Err(e), _) => CheckLine::new(
             Status::Failed,
             check,
-            format!("{} is not writable: {e}", dir.display()),
+            format!("{} is not writable: {e}", target.display()),
         ),
     }
 }
@@ -373,4 +393,34 @@ pub fn render(lines: &[CheckLine]) -> String {
 /// True when any check failed.
 pub fn failed(lines: &[CheckLine]) -> bool {
     lines.iter().any(|l| l.status == Status::Failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_never_creates_the_agents_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = tmp.path().join("state/recordings");
+        let line = writable_dir("recording", &rec);
+        assert_eq!(line.status, Status::Ok, "{}", line.detail);
+        assert!(
+            line.message.contains("does not exist yet"),
+            "{}",
+            line.detail
+        );
+        assert!(
+            !rec.exists() && !tmp.path().join("state").exists(),
+            "check made a directory"
+        );
+        std::fs::create_dir_all(&rec).unwrap();
+        let line = writable_dir("recording", &rec);
+        assert_eq!(line.detail, format!("{} is writable", rec.display()));
+        assert_eq!(
+            std::fs::read_dir(&rec).unwrap().count(),
+            0,
+            "the probe file stays behind"
+        );
+    }
 }
