@@ -7,6 +7,7 @@
 //! Layer 2 of docs/architecture.md, a leaf: it imports only `model` and `command` (a button's
 //! action is a command), and every layer above may import it. The checks it needs live here.
 
+mod calendar;
 pub mod controls;
 mod fleet;
 mod http;
@@ -17,6 +18,7 @@ mod room;
 mod transcription;
 
 pub use crate::model::{check_output_name, check_url, StreamKey};
+pub use calendar::{CalendarConfig, CalendarSource};
 pub use fleet::{
     is_topic_level, parse_public_key, parse_signing_key, BrokerUrl, FleetAuthConfig, FleetConfig,
     FleetSigningConfig, FleetTlsConfig,
@@ -58,6 +60,8 @@ pub struct Config {
     pub hls: HlsConfig,
     /// On-device speech to text.
     pub transcription: TranscriptionConfig,
+    /// The room's calendar (off unless a source is set).
+    pub calendar: CalendarConfig,
 }
 
 /// Who this box is.
@@ -408,6 +412,7 @@ impl Config {
         self.http.validate(&mut e);
         self.hls.validate(&mut e);
         self.transcription.validate(&mut e);
+        self.calendar.validate(&mut e);
         for (field, p) in [
             ("device.state_dir", &self.device.state_dir),
             ("recording.dir", &rec.dir),
