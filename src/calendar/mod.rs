@@ -6,7 +6,8 @@
 //! - `expand.rs` turns events into the meetings of a window (the `rrule` crate expands series
 //!   in the event's own zone), with titles made private and the room to join (`link.rs`);
 //! - `rules.rs` is the pure state machine of current, next, Join, starting soon, no-show
-//!   release and book-now, on a clock it is given.
+//!   release and book-now, on a clock it is given;
+//! - `source/` fetches the calendar (CalDAV, an `.ics` URL, a local file) behind one trait.
 //!
 //! Layer 7 of docs/architecture.md: it imports only `config` and `event` below it; the agent
 //! drives it and the layers above read its [`Meeting`]s from the agent's state.
@@ -15,6 +16,7 @@ mod expand;
 mod ics;
 mod link;
 mod rules;
+pub mod source;
 mod windows_zones;
 mod zones;
 
