@@ -358,3 +358,215 @@ async fn a_release_declines_for_the_room_on_the_server() {
         .await
         .is_none());
 }
+
+// The agent with its calendar task, on a clock the test moves: the state, the events, release
+// and book-now as a room sees them.
+
+/// A media engine that does nothing: these tests are about the calendar.
+struct NoMedia;
+
+impl roombox::media::MediaControl for NoMedia {
+    fn apply(&mut self, _: roombox::media::MediaAction) {}
+}
+
+struct CalendarBox {
+    handle: roombox::agent::AgentHandle,
+    events: std::sync::Arc<std::sync::Mutex<Vec<roombox::event::Event>>>,
+    offset: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    _dir: tempfile::TempDir,
+}
+
+impl CalendarBox {
+    fn start(r: &Radicale, device: &str) -> CalendarBox {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("calendar.pw");
+        std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+        let mut c = roombox::config::Config::default();
+        c.device.id = device.into();
+        c.device.name = device.into();
+        c.device.state_dir = dir.path().join("state");
+        c.http.enabled = false;
+        c.calendar.source = roombox::config::CalendarSource::Caldav;
+        c.calendar.url = r.calendar_url("room");
+        c.calendar.username = USER.into();
+        c.calendar.password_file = pw;
+        c.calendar.timezone = "Europe/Berlin".into();
+        c.calendar.room_address = "room-4@example.com".into();
+        c.calendar.poll_interval = Duration::from_secs(5);
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        let (_tx, notices) = tokio::sync::mpsc::unbounded_channel();
+        let (handle, agent) = roombox::agent::Agent::new(&c, None, Box::new(NoMedia), notices);
+        let offset = agent.clock_offset();
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut rx = handle.subscribe();
+        let sink = events.clone();
+        tokio::spawn(async move {
+            while let Ok(e) = rx.recv().await {
+                sink.lock().unwrap().push(e);
+            }
+        });
+        tokio::spawn(agent.run(None));
+        CalendarBox {
+            handle,
+            events,
+            offset,
+            _dir: dir,
+        }
+    }
+
+    /// Sets the agent's clock to `at` (RFC 3339).
+    fn at(&self, at: &str) {
+        let real = Utc::now().timestamp_millis();
+        self.offset.store(
+            utc(at).timestamp_millis() - real,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn calendar(&self) -> roombox::agent::state::CalendarStatus {
+        self.handle
+            .state()
+            .borrow()
+            .calendar
+            .clone()
+            .expect("[calendar] is on")
+    }
+
+    fn saw(&self, name: &str) -> Option<roombox::event::Event> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e.name() == name)
+            .cloned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_shows_the_day_says_soon_releases_a_no_show_and_keeps_the_day_when_the_server_goes(
+) {
+    let mut r = server_with_fixtures().await;
+    // 09:56 Berlin on Thursday 10 December: the moved standup starts at 11:00 Berlin (10:00Z).
+    let b = CalendarBox::start(&r, "box1");
+    b.at("2026-12-10T09:56:00Z");
+    b.handle
+        .send(roombox::command::Command::CalendarRefresh)
+        .await
+        .unwrap();
+    let wait = Duration::from_secs(15);
+    support::eventually("the day in the state", wait, || async {
+        (b.calendar().meetings.len() == 4).then_some(())
+    })
+    .await;
+    let c = b.calendar();
+    assert_eq!(c.next.as_ref().unwrap().title, "Standup (late)");
+    assert!(
+        c.current.is_none(),
+        "an all-day event is not a meeting under way"
+    );
+    let status = b.handle.state().borrow().render();
+    assert!(status.contains("next: Standup (late)"), "{status}");
+    support::eventually("meeting-starting-soon", wait, || async {
+        b.saw("meeting-starting-soon")
+    })
+    .await;
+
+    // Nobody comes: 10 minutes after the start the booking is declined on the server.
+    b.at("2026-12-10T10:10:30Z");
+    let released = support::eventually("booking-released", wait, || async {
+        b.saw("booking-released")
+    })
+    .await;
+    assert!(serde_json::to_string(&released)
+        .unwrap()
+        .contains("Standup (late)"));
+    let stored = r
+        .get("room", "weekly-berlin.ics")
+        .await
+        .unwrap()
+        .replace("\r\n ", "");
+    let late = &stored[stored.find("RECURRENCE-ID").unwrap()..];
+    assert!(
+        late.contains("PARTSTAT=DECLINED:mailto:room-4@example.com"),
+        "{stored}"
+    );
+    support::eventually("the room free again", wait, || async {
+        b.calendar().current.is_none().then_some(())
+    })
+    .await;
+
+    // The server goes away: the error is shown, the last good day stays.
+    r.stop();
+    b.handle
+        .send(roombox::command::Command::CalendarRefresh)
+        .await
+        .unwrap();
+    let c = support::eventually("the error in the state", wait, || async {
+        let c = b.calendar();
+        c.error.is_some().then_some(c)
+    })
+    .await;
+    assert!(c.error.unwrap().contains("cannot reach"));
+    assert!(c.unreachable_since_ms.is_some());
+    assert_eq!(
+        c.meetings.len(),
+        3,
+        "the last good day, less the released meeting"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_boxes_pressing_book_now_at_once_book_the_room_once() {
+    let r = server_with_fixtures().await;
+    let (a, b) = (
+        CalendarBox::start(&r, "box-a"),
+        CalendarBox::start(&r, "box-b"),
+    );
+    for x in [&a, &b] {
+        x.at("2026-12-10T12:00:00Z");
+        x.handle
+            .send(roombox::command::Command::CalendarRefresh)
+            .await
+            .unwrap();
+    }
+    let wait = Duration::from_secs(15);
+    for x in [&a, &b] {
+        support::eventually("the day", wait, || async {
+            (x.calendar().book_minutes == [15, 30, 60]).then_some(())
+        })
+        .await;
+    }
+    let book = roombox::command::Command::BookNow { minutes: 30 };
+    let (ra, rb) = tokio::join!(a.handle.send(book.clone()), b.handle.send(book));
+    assert_eq!(
+        [&ra, &rb].iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{ra:?} {rb:?}"
+    );
+    let refused = [ra, rb].into_iter().find_map(|r| r.err()).unwrap();
+    assert!(
+        refused.message.contains("someone booked the room first"),
+        "{refused:?}"
+    );
+    let all = r.get("room", "").await.unwrap();
+    assert_eq!(all.matches("X-ROOMBOX-BOOKED-BY").count(), 1, "{all}");
+    // Both boxes then see the room booked, by one of them.
+    for x in [&a, &b] {
+        x.handle
+            .send(roombox::command::Command::CalendarRefresh)
+            .await
+            .unwrap();
+        support::eventually("the booking on both", wait, || async {
+            x.calendar()
+                .current
+                .filter(|m| m.title.starts_with("Booked now"))
+                .map(|_| ())
+        })
+        .await;
+    }
+    let late = a
+        .handle
+        .send(roombox::command::Command::BookNow { minutes: 15 })
+        .await;
+    assert!(late.unwrap_err().message.contains("booked now"));
+}

@@ -7,7 +7,8 @@
 //!   in the event's own zone), with titles made private and the room to join (`link.rs`);
 //! - `rules.rs` is the pure state machine of current, next, Join, starting soon, no-show
 //!   release and book-now, on a clock it is given;
-//! - `source/` fetches the calendar (CalDAV, an `.ics` URL, a local file) behind one trait.
+//! - `source/` fetches the calendar (CalDAV, an `.ics` URL, a local file) behind one trait;
+//! - `service.rs` is the task that polls the source and carries out bookings and releases.
 //!
 //! Layer 7 of docs/architecture.md: it imports only `config` and `event` below it; the agent
 //! drives it and the layers above read its [`Meeting`]s from the agent's state.
@@ -16,6 +17,7 @@ mod expand;
 mod ics;
 mod link;
 mod rules;
+mod service;
 pub mod source;
 mod windows_zones;
 mod zones;
@@ -26,4 +28,5 @@ pub use expand::{
 pub use ics::{parse, ParseError, Parsed, VEvent, MAX_EVENTS, MAX_ICS_BYTES};
 pub use link::JoinMatcher;
 pub use rules::{BookRefused, Now, RuleEvent, Rules, RulesSetup, BOOK_STEPS};
+pub use service::{spawn, BookFailed, CalendarAction, CalendarLink, CalendarNotice, Clock};
 pub use zones::{lookup as zone, system_zone};
