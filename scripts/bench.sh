@@ -40,6 +40,9 @@ out="$(mktemp)"
   bash benches/outputs.sh
   echo
   bash benches/console.sh
+  echo
+  # The room's calendar: a busy year parsed and expanded (issue 19).
+  bash benches/calendar.sh
   # Two builds against each other (benches/compare.sh A_DIR B_DIR) runs by its own command, with
   # a build of an earlier revision; its last result is kept.
   if [[ -f docs/compare.md ]]; then
