@@ -48,6 +48,8 @@ pub struct CalendarStatus {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(super) struct CalendarSetup {
     enabled: bool,
+    /// The source can be written to (CalDAV): book-now and release need it.
+    writable: bool,
     auto_join: bool,
     room_address: Option<String>,
     device_name: String,
@@ -66,13 +68,18 @@ impl StateMachine {
         let c = &config.calendar;
         self.setup.calendar = CalendarSetup {
             enabled: c.enabled(),
+            writable: c.source == crate::config::CalendarSource::Caldav,
             auto_join: c.auto_join,
             room_address: (!c.room_address.is_empty()).then(|| c.room_address.to_ascii_lowercase()),
             device_name: config.device.name.clone(),
         };
         self.pending.calendar.rules.setup = RulesSetup {
             join_before_ms: c.join_before.as_millis() as u64,
-            release_after_ms: c.release_after.as_millis() as u64,
+            // An .ics URL or a file cannot be declined on: nothing is released.
+            release_after_ms: match c.source == crate::config::CalendarSource::Caldav {
+                true => c.release_after.as_millis() as u64,
+                false => 0,
+            },
         };
         match (c.enabled(), &self.state.calendar) {
             (true, None) => self.state.calendar = Some(CalendarStatus::default()),
@@ -96,7 +103,10 @@ impl StateMachine {
             c.current = now.current;
             c.next = now.next;
             c.joinable = now.joinable;
-            c.book_minutes = now.book_minutes;
+            c.book_minutes = match self.setup.calendar.writable {
+                true => now.book_minutes,
+                false => Vec::new(),
+            };
         }
     }
 
@@ -182,6 +192,12 @@ impl StateMachine {
     }
 
     fn book_now(&mut self, minutes: u32, now_ms: u64) -> Step {
+        if !self.setup.calendar.writable {
+            return Step::err(
+                ErrorCode::Unavailable,
+                "book-now needs a CalDAV calendar (calendar.source = \"caldav\")",
+            );
+        }
         let meetings = self.meetings().to_vec();
         let rules = &self.pending.calendar.rules;
         let (start, end) = match rules.book(&meetings, now_ms, minutes) {
@@ -378,8 +394,8 @@ mod tests {
 
     fn machine() -> StateMachine {
         let mut c = Config::default();
-        c.calendar.source = CalendarSource::File;
-        c.calendar.file = "/tmp/room.ics".into();
+        c.calendar.source = CalendarSource::Caldav;
+        c.calendar.url = "https://cal.example.com/room/".into();
         let mut s = StateMachine::new(&c, "box1".into());
         s.set_room_backend(true);
         let fx = s.calendar_notice(
@@ -529,6 +545,30 @@ mod tests {
         assert_eq!(c.unreachable_since_ms, Some(T0 + MIN));
         let v = serde_json::to_value(s.state()).unwrap();
         assert_eq!(v["calendar"]["meetings"][0]["title"], "A");
+    }
+
+    #[test]
+    fn a_read_only_calendar_offers_no_booking_and_releases_nothing() {
+        let mut c = Config::default();
+        c.calendar.source = CalendarSource::File;
+        c.calendar.file = "/tmp/room.ics".into();
+        let mut s = StateMachine::new(&c, "box1".into());
+        s.calendar_notice(
+            CalendarNotice::Updated {
+                meetings: vec![meeting("a", 30, 90, None)],
+                problems: Vec::new(),
+                changed: true,
+                at_ms: T0,
+            },
+            T0,
+        );
+        assert!(s.state().calendar.as_ref().unwrap().book_minutes.is_empty());
+        let step = s.command(&Command::BookNow { minutes: 15 }, T0);
+        assert_eq!(step.reply.unwrap_err().code, ErrorCode::Unavailable);
+        assert!(s
+            .tick(T0 + 45 * MIN)
+            .iter()
+            .all(|e| !matches!(e, Effect::Calendar(_))));
     }
 
     use super::super::Reply;
