@@ -2,8 +2,9 @@
 //! and users, holding the fixtures a room sees (a weekly series across DST with an EXDATE and an
 //! override, an all-day event, a cancelled one, a private one crossing midnight, Outlook's
 //! Windows zone). The box reads them through its sources, and books and releases on the server.
-//! Windows are fixed days: the sources take the window they are asked for, so no test waits for
-//! a real meeting time.
+//! Windows are fixed days: the sources take the window they are asked for, and the agents run on
+//! a clock the test sets, so no test waits for a real meeting time. The console's day view is
+//! checked in headless Chromium (`tests/browser/setup.sh`).
 
 mod support;
 
@@ -377,7 +378,16 @@ struct CalendarBox {
 }
 
 impl CalendarBox {
-    fn start(r: &Radicale, device: &str) -> CalendarBox {
+    async fn start(r: &Radicale, device: &str) -> CalendarBox {
+        Self::start_with(r, device, |_| {}).await.0
+    }
+
+    /// The box with `edit` applied to its configuration; the console's URL when `[http]` is on.
+    async fn start_with(
+        r: &Radicale,
+        device: &str,
+        edit: impl FnOnce(&mut roombox::config::Config),
+    ) -> (CalendarBox, Option<String>) {
         let dir = tempfile::tempdir().unwrap();
         let pw = dir.path().join("calendar.pw");
         std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
@@ -393,6 +403,7 @@ impl CalendarBox {
         c.calendar.timezone = "Europe/Berlin".into();
         c.calendar.room_address = "room-4@example.com".into();
         c.calendar.poll_interval = Duration::from_secs(5);
+        edit(&mut c);
         assert!(c.validate().is_empty(), "{:?}", c.validate());
         let (_tx, notices) = tokio::sync::mpsc::unbounded_channel();
         let (handle, agent) = roombox::agent::Agent::new(&c, None, Box::new(NoMedia), notices);
@@ -406,12 +417,23 @@ impl CalendarBox {
             }
         });
         tokio::spawn(agent.run(None));
-        CalendarBox {
-            handle,
-            events,
-            offset,
-            _dir: dir,
-        }
+        let console = roombox::http::bind(&c, handle.clone())
+            .await
+            .unwrap()
+            .map(|s| {
+                let url = format!("http://{}/", s.addr);
+                tokio::spawn(s.serve());
+                url
+            });
+        (
+            CalendarBox {
+                handle,
+                events,
+                offset,
+                _dir: dir,
+            },
+            console,
+        )
     }
 
     /// Sets the agent's clock to `at` (RFC 3339).
@@ -447,7 +469,7 @@ async fn the_agent_shows_the_day_says_soon_releases_a_no_show_and_keeps_the_day_
 ) {
     let mut r = server_with_fixtures().await;
     // 09:56 Berlin on Thursday 10 December: the moved standup starts at 11:00 Berlin (10:00Z).
-    let b = CalendarBox::start(&r, "box1");
+    let b = CalendarBox::start(&r, "box1").await;
     b.at("2026-12-10T09:56:00Z");
     b.handle
         .send(roombox::command::Command::CalendarRefresh)
@@ -519,8 +541,8 @@ async fn the_agent_shows_the_day_says_soon_releases_a_no_show_and_keeps_the_day_
 async fn two_boxes_pressing_book_now_at_once_book_the_room_once() {
     let r = server_with_fixtures().await;
     let (a, b) = (
-        CalendarBox::start(&r, "box-a"),
-        CalendarBox::start(&r, "box-b"),
+        CalendarBox::start(&r, "box-a").await,
+        CalendarBox::start(&r, "box-b").await,
     );
     for x in [&a, &b] {
         x.at("2026-12-10T12:00:00Z");
@@ -569,4 +591,53 @@ async fn two_boxes_pressing_book_now_at_once_book_the_room_once() {
         .send(roombox::command::Command::BookNow { minutes: 15 })
         .await;
     assert!(late.unwrap_err().message.contains("booked now"));
+}
+
+/// The console at a 7" panel's 800x480: the day with its now line, Book now writing to the
+/// server, Join on the meeting whose window opened, and the last known day when the server
+/// goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_the_day_books_now_offers_join_and_keeps_the_day_offline() {
+    let mut r = server_with_fixtures().await;
+    let (b, url) = CalendarBox::start_with(&r, "box1", |c| {
+        c.http.enabled = true;
+        c.http.port = 0;
+        // The room server's host makes the Budget meeting's link joinable (no session runs).
+        c.room.backend = roombox::config::RoomBackendKind::Janus;
+        c.room.url = "ws://janus.example.com:8188".into();
+    })
+    .await;
+    let url = url.expect("http on");
+    b.at("2026-12-10T12:00:00Z");
+    b.handle
+        .send(roombox::command::Command::CalendarRefresh)
+        .await
+        .unwrap();
+    let mut w = support::browser::Browser::start().await;
+    w.open("c", &url, (800, 480)).await;
+    w.wait_text("c", "#meetings li", "Standup (late)").await;
+    w.wait_text("c", "#meetings li", "Budget").await;
+    w.wait_text("c", "#meetings li.now-line", "now").await;
+
+    w.click("c", "#book button:has-text('Book 30 min')").await;
+    w.wait_text("c", "#meetings li.current", "Booked now").await;
+    let all = r.get("room", "").await.unwrap();
+    assert_eq!(all.matches("X-ROOMBOX-BOOKED-BY:box1").count(), 1, "{all}");
+
+    // 13:56: Budget (14:00) opens its join window; its Join sends join-meeting for it (refused
+    // here, as no room session runs, and the page says so).
+    b.at("2026-12-10T13:56:00Z");
+    w.wait_text("c", "#meetings li:has-text('Budget') button", "Join")
+        .await;
+    w.click("c", "#meetings li:has-text('Budget') button").await;
+    w.wait_text("c", "#toast", "join-meeting").await;
+
+    r.stop();
+    b.handle
+        .send(roombox::command::Command::CalendarRefresh)
+        .await
+        .unwrap();
+    w.wait_text("c", "#day-error", "Calendar unreachable since")
+        .await;
+    w.wait_text("c", "#meetings li", "Budget").await;
 }
