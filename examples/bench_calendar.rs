@@ -3,6 +3,8 @@
 //! instances, and 10 single meetings a week), parsed and expanded for the whole year, beside
 //! the box's own poll (today and tomorrow) as the baseline. Time is the median of 20 runs;
 //! memory is the heap's peak above what was live before, counted by this binary's allocator.
+//! Then a change on a CalDAV server (Debian's Radicale on loopback) to the agent's state: the
+//! poll alone, against `calendar-refresh` right after the change as the baseline.
 //! Prints a markdown section for BENCHMARKS.md.
 
 use roombox::calendar::{expand, parse, ExpandSetup, JoinMatcher};
@@ -143,6 +145,122 @@ fn measure(text: &str, from: &str, to: &str, runs: usize) -> (f64, usize, usize)
     (times[times.len() / 2], peak, count)
 }
 
+/// A meeting object for the change bench: `title` at 14:00-15:00Z on 10 December 2026.
+fn object(title: &str) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//roombox bench//EN\r\nBEGIN:VEVENT\r\n\
+         UID:change\r\nDTSTAMP:20261201T000000Z\r\nDTSTART:20261210T140000Z\r\n\
+         DTEND:20261210T150000Z\r\nSUMMARY:{title}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+}
+
+struct NoMedia;
+
+impl roombox::media::MediaControl for NoMedia {
+    fn apply(&mut self, _: roombox::media::MediaAction) {}
+}
+
+/// Seconds from each PUT's answer to the agent's state showing the new title, `rounds` times;
+/// with `refresh`, a `calendar-refresh` follows each PUT.
+async fn change_to_state(poll: std::time::Duration, rounds: usize, refresh: bool) -> Vec<f64> {
+    let dir = std::env::temp_dir().join(format!(
+        "roombox-bench-cal-{}-{refresh}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    std::fs::write(dir.join("users"), "room:pw\n").expect("users");
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "[server]\nhosts = 127.0.0.1:{port}\n[auth]\ntype = htpasswd\nhtpasswd_filename = {}\n\
+             htpasswd_encryption = plain\ndelay = 0\n[rights]\ntype = owner_only\n\
+             [storage]\nfilesystem_folder = {}\n[web]\ntype = none\n[logging]\nlevel = warning\n",
+            dir.join("users").display(),
+            dir.join("collections").display()
+        ),
+    )
+    .expect("config");
+    let mut radicale = std::process::Command::new("radicale")
+        .arg("--config")
+        .arg(dir.join("config"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("radicale is installed (scripts/setup.sh)");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let http = reqwest::Client::new();
+    let cal = format!("http://127.0.0.1:{port}/room/cal/");
+    let send = |method: &str, url: String, body: String| {
+        http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).expect("a method"),
+            url,
+        )
+        .basic_auth("room", Some("pw"))
+        .body(body)
+        .send()
+    };
+    send("MKCALENDAR", cal.clone(), String::new())
+        .await
+        .expect("MKCALENDAR");
+    send("PUT", format!("{cal}change.ics"), object("v0"))
+        .await
+        .expect("PUT");
+
+    std::fs::write(dir.join("pw"), "pw\n").expect("pw");
+    let mut c = roombox::config::Config::default();
+    c.device.state_dir = dir.join("state");
+    c.http.enabled = false;
+    c.calendar.source = roombox::config::CalendarSource::Caldav;
+    c.calendar.url = cal.clone();
+    c.calendar.username = "room".into();
+    c.calendar.password_file = dir.join("pw");
+    c.calendar.timezone = "UTC".into();
+    c.calendar.poll_interval = poll;
+    let (_tx, notices) = tokio::sync::mpsc::unbounded_channel();
+    let (handle, agent) = roombox::agent::Agent::new(&c, None, Box::new(NoMedia), notices);
+    let real = chrono::Utc::now().timestamp_millis();
+    agent.clock_offset().store(
+        utc("2026-12-10T12:00:00Z").timestamp_millis() - real,
+        Ordering::Relaxed,
+    );
+    tokio::spawn(agent.run(None));
+    let mut state = handle.state();
+    let shows = |s: &roombox::agent::state::AgentState, t: &str| {
+        s.calendar
+            .as_ref()
+            .is_some_and(|c| c.meetings.iter().any(|m| m.title == t))
+    };
+    let _ = state.wait_for(|s| shows(s, "v0")).await;
+    let mut out = Vec::new();
+    for round in 1..=rounds {
+        // A change at a random point of the poll period.
+        let phase = (round as u64 * 7919 % 1000) * poll.as_millis() as u64 / 1000;
+        tokio::time::sleep(std::time::Duration::from_millis(phase)).await;
+        let title = format!("v{round}");
+        send("PUT", format!("{cal}change.ics"), object(&title))
+            .await
+            .expect("PUT");
+        let t = Instant::now();
+        if refresh {
+            let _ = handle
+                .send(roombox::command::Command::CalendarRefresh)
+                .await;
+        }
+        let _ = state.wait_for(|s| shows(s, &title)).await;
+        out.push(t.elapsed().as_secs_f64());
+    }
+    let _ = radicale.kill();
+    let _ = radicale.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
 fn main() {
     let text = busy_year();
     let (year_ms, year_peak, year_n) =
@@ -173,5 +291,38 @@ fn main() {
         "| a year | {year_n} | **{year_ms:.1} ms** | **{:.2} MiB** | ≤ 50 ms and ≤ 5 MiB ({}) |",
         mib(year_peak),
         verdict(year_ms <= 50.0 && mib(year_peak) <= 5.0)
+    );
+
+    let poll = std::time::Duration::from_secs(5);
+    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let polled = rt.block_on(change_to_state(poll, 6, false));
+    let refreshed = rt.block_on(change_to_state(poll, 6, true));
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let show = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let limit = poll.as_secs_f64() + 1.0;
+    println!();
+    println!(
+        "A change on the CalDAV server (Radicale on loopback, one PUT at a spread of points of the \
+         poll period) to the agent's state, with `poll_interval = \"5s\"`: 6 changes each way, \
+         seconds from the PUT's answer to the state showing it."
+    );
+    println!();
+    println!("| path | worst | each | target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| `calendar-refresh` right after the change (baseline) | {:.2} s | {} | – |",
+        max(&refreshed),
+        show(&refreshed)
+    );
+    println!(
+        "| the poll alone | **{:.2} s** | {} | ≤ poll interval + 1 s = {limit:.0} s ({}) |",
+        max(&polled),
+        show(&polled),
+        verdict(max(&polled) <= limit)
     );
 }
