@@ -272,6 +272,36 @@ async fn an_ics_url_is_read_with_its_etag_and_a_file_with_its_time() {
 }
 
 #[tokio::test]
+async fn a_five_megabyte_calendar_is_read_and_the_day_found_in_it() {
+    // 20,000 single meetings over three years, about 5 MB: a big room's export.
+    let mut ics = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:big\r\n");
+    let first = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+    for i in 0..20_000 {
+        let d = first + chrono::Duration::days(i / 18);
+        let h = 6 + i % 18;
+        ics.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:big-{i}\r\nDTSTAMP:20250101T000000Z\r\n\
+             DTSTART:{}T{h:02}0000Z\r\nDTEND:{}T{h:02}4500Z\r\nSUMMARY:Meeting {i}\r\n\
+             DESCRIPTION:{}\r\nEND:VEVENT\r\n",
+            d.format("%Y%m%d"),
+            d.format("%Y%m%d"),
+            "An agenda line that makes the export as large as real ones are. ".repeat(2)
+        ));
+    }
+    ics.push_str("END:VCALENDAR\r\n");
+    assert!(ics.len() > 5_000_000, "{}", ics.len());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.ics");
+    std::fs::write(&path, &ics).unwrap();
+    let day = days(&mut IcsFile::new(path), "2026-12-10T08:00:00Z")
+        .await
+        .unwrap();
+    // 18 meetings a day (06:00Z to 23:00Z); Berlin's two days run from 23:00Z on the 9th to
+    // 23:00Z on the 11th: the 9th's last, all of the 10th, the 11th's first 17.
+    assert_eq!(day.len(), 18 + 18, "{:?}", show(&day));
+}
+
+#[tokio::test]
 async fn two_boxes_booking_the_same_free_time_make_exactly_one_booking() {
     let r = server_with_fixtures().await;
     let booking = |device: &str| Booking {

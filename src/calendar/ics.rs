@@ -426,4 +426,10 @@ mod tests {
         let broken = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:a\n\u{0}\u{1}garbage\n";
         assert!(parse(broken).is_err());
     }
+
+    #[test]
+    fn a_calendar_over_the_limit_is_refused_unread() {
+        let big = format!("BEGIN:VCALENDAR\n{}", "X".repeat(MAX_ICS_BYTES));
+        assert_eq!(parse(&big).unwrap_err(), ParseError::TooLarge(big.len()));
+    }
 }
