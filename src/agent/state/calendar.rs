@@ -19,6 +19,8 @@ use std::collections::BTreeSet;
 
 /// Most problems kept to show (events that could not be read).
 const MAX_PROBLEMS: usize = 10;
+/// How long after a meeting's end the box stays in its room when nobody remote is left.
+pub const END_GRACE_MS: u64 = 2 * 60_000;
 
 /// The room's calendar as shown: none when `[calendar]` is off.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -61,6 +63,9 @@ pub(super) struct CalendarPending {
     rules: Rules,
     /// Meetings auto-joined already (once each).
     auto_joined: BTreeSet<String>,
+    /// The meeting whose room the box joined for it (Join, the short press, auto-join), and
+    /// that room: left at the end when nobody remote is left.
+    joined_for: Option<(Meeting, String)>,
 }
 
 impl StateMachine {
@@ -126,10 +131,13 @@ impl StateMachine {
 
     /// The room the join button's short press joins: the meeting whose Join shows, else none
     /// (the configured room).
-    pub(super) fn calendar_join_room(&self) -> Option<String> {
+    pub(super) fn calendar_join_room(&mut self) -> Option<String> {
         let c = self.state.calendar.as_ref()?;
         let id = c.joinable.as_ref()?;
-        c.meetings.iter().find(|m| &m.id == id)?.room_id.clone()
+        let m = c.meetings.iter().find(|m| &m.id == id)?.clone();
+        let room = m.room_id.clone()?;
+        self.pending.calendar.joined_for = Some((m, room.clone()));
+        Some(room)
     }
 
     pub(super) fn calendar_command(&mut self, cmd: &Command, now_ms: u64) -> Step {
@@ -187,6 +195,7 @@ impl StateMachine {
         if self.state.room.is_some() {
             fx.push(Effect::Room(crate::room::RoomAction::Leave));
         }
+        self.pending.calendar.joined_for = Some((m, room.clone()));
         fx.extend(self.join(Some(room), None, None, None, None, None));
         Step::ok(fx)
     }
@@ -347,11 +356,35 @@ impl StateMachine {
             let current = self.state.calendar.as_ref().and_then(|c| c.current.clone());
             if let Some(m) = current.filter(|m| m.room_id.is_some()) {
                 if self.pending.calendar.auto_joined.insert(m.id.clone()) {
-                    fx.extend(self.join(m.room_id, None, None, None, None, None));
+                    let room = m.room_id.clone().unwrap_or_default();
+                    self.pending.calendar.joined_for = Some((m, room.clone()));
+                    fx.extend(self.join(Some(room), None, None, None, None, None));
                 }
             }
         }
+        fx.extend(self.leave_ended_meeting(now_ms));
         fx
+    }
+
+    /// At a meeting's end plus [`END_GRACE_MS`], the box leaves the room it joined for it if
+    /// nobody remote is left; with people still there it stays (they may run over).
+    fn leave_ended_meeting(&mut self, now_ms: u64) -> Vec<Effect> {
+        let Some((m, room)) = self.pending.calendar.joined_for.clone() else {
+            return Vec::new();
+        };
+        let here = self.state.room.as_ref().map(|r| r.room_id.as_str());
+        if here != Some(room.as_str()) {
+            // Left already, or moved to another room by hand: not this rule's any more.
+            if here.is_none() || now_ms >= m.end_ms {
+                self.pending.calendar.joined_for = None;
+            }
+            return Vec::new();
+        }
+        if now_ms < m.end_ms + END_GRACE_MS || !self.state.participants.is_empty() {
+            return Vec::new();
+        }
+        self.pending.calendar.joined_for = None;
+        vec![Effect::Room(crate::room::RoomAction::Leave)]
     }
 
     pub(super) fn calendar_io(&mut self, notice: IoNotice) -> Option<Step> {
@@ -545,6 +578,38 @@ mod tests {
         assert_eq!(c.unreachable_since_ms, Some(T0 + MIN));
         let v = serde_json::to_value(s.state()).unwrap();
         assert_eq!(v["calendar"]["meetings"][0]["title"], "A");
+    }
+
+    #[test]
+    fn the_box_leaves_a_meeting_it_joined_after_the_end_when_nobody_remote_is_left() {
+        let mut s = machine();
+        s.command(
+            &Command::JoinMeeting {
+                event_id: "a".into(),
+            },
+            T0 + 26 * MIN,
+        );
+        assert_eq!(s.state().room.as_ref().unwrap().room_id, "1234");
+        let leaves = |fx: &[Effect]| fx.contains(&Effect::Room(crate::room::RoomAction::Leave));
+        assert!(!leaves(&s.tick(T0 + 91 * MIN)), "within the grace");
+        let remote = crate::model::Participant {
+            participant_id: "p1".into(),
+            display_name: "Ana".into(),
+            local: false,
+            mode: crate::model::Mode::SendAndReceive,
+            metadata: Default::default(),
+            mic_on: true,
+            webcam_on: true,
+            streams: Default::default(),
+        };
+        s.state_mut().participants.insert("p1".into(), remote);
+        assert!(
+            !leaves(&s.tick(T0 + 93 * MIN)),
+            "someone remote is still there"
+        );
+        s.state_mut().participants.clear();
+        assert!(leaves(&s.tick(T0 + 94 * MIN)));
+        assert!(!leaves(&s.tick(T0 + 95 * MIN)), "once");
     }
 
     #[test]
