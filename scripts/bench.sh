@@ -43,6 +43,8 @@ out="$(mktemp)"
   echo
   # Echo cancellation in a simulated room: the candidates against no canceller.
   bash benches/aec.sh
+  # The room's calendar: a busy year parsed and expanded (issue 19).
+  bash benches/calendar.sh
   # Two builds against each other (benches/compare.sh A_DIR B_DIR) runs by its own command, with
   # a build of an earlier revision; its last result is kept.
   if [[ -f docs/compare.md ]]; then

@@ -52,6 +52,8 @@ PKGS=(
   janus janus-demos libjs-janus-gateway libjs-webrtc-adapter
   mosquitto mosquitto-clients
   nginx-light libnginx-mod-rtmp
+  # the calendar tests' CalDAV server (tests/support/radicale.rs)
+  radicale
   # test tooling
   iproute2 systemd procps util-linux e2fsprogs openssl jq python3 ca-certificates
   # the browser tests (tests/browser: playwright-core and hls.js from npm with the machine's
@@ -113,7 +115,7 @@ for p in "${PKGS[@]}" "${ARM64_PKGS[@]}"; do
 done
 
 # Servers that Debian starts on install. Which package brings each one's unit and init script.
-declare -A SERVICE_PKG=([mosquitto]=mosquitto [nginx]=nginx-common [janus]=janus)
+declare -A SERVICE_PKG=([mosquitto]=mosquitto [nginx]=nginx-common [janus]=janus [radicale]=radicale)
 fresh=()
 for svc in "${!SERVICE_PKG[@]}"; do
   [[ -n "$(installed "${SERVICE_PKG[$svc]}")" ]] || fresh+=("$svc")

@@ -202,12 +202,51 @@ pub enum Event {
         /// Answered or dismissed.
         outcome: QuestionOutcome,
     },
+    /// The room's calendar was read and today's meetings changed (or it could not be read:
+    /// `error`, and the last good day stands).
+    #[serde(rename_all = "camelCase")]
+    CalendarUpdated {
+        /// How many meetings today and tomorrow.
+        meetings: usize,
+        /// The next meeting to start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<MeetingSummary>,
+        /// Why the calendar could not be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A meeting's join window opened (`calendar.join_before` ahead of its start).
+    MeetingStartingSoon { meeting: MeetingSummary },
+    /// A booking nobody came to was given back: declined for the room on the server, or
+    /// deleted if this box made it.
+    BookingReleased {
+        meeting: MeetingSummary,
+        /// Why: `no-show`.
+        reason: String,
+    },
     /// Something went wrong; the agent carries on.
     Error {
-        /// Stable code: `media`, `recording`, `room`, `fleet`, `controls`, `config`.
+        /// Stable code: `media`, `recording`, `room`, `fleet`, `controls`, `config`, `calendar`.
         code: String,
         message: String,
     },
+}
+
+/// A meeting of the room's calendar, as events name it: never its description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeetingSummary {
+    /// The meeting's id in the state's calendar (for `join-meeting`).
+    pub id: String,
+    /// Its title, or "Private meeting".
+    pub title: String,
+    /// ms since the epoch.
+    pub start_ms: u64,
+    /// ms since the epoch.
+    pub end_ms: u64,
+    /// The room the box would join for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
 }
 
 /// The media pipeline's lifecycle.

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod api;
 pub mod backoff;
+pub mod calendar;
 pub mod check;
 pub mod command;
 pub mod config;

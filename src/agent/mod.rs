@@ -5,12 +5,15 @@
 //! each hold one) and the [`Agent`] task itself, which [`Agent::run`] drives until a clean stop.
 //!
 //! Here: this loop (one `select!` over its inputs, carrying out the machine's effects), `state/`
-//! (the pure state machine, a file per concern) and `io.rs` (the I/O the machine asks for).
+//! (the pure state machine, a file per concern), `io.rs` (the I/O the machine asks for) and
+//! `calendar.rs` (the calendar task and the agent's clock).
 //!
-//! Layer 8 of docs/architecture.md: below its inputs and outputs. It drives media, rooms and
-//! the transcriber through effects; `api`, `fleet`, `controls`, `check`, `http` and `run` hold an
-//! [`AgentHandle`] or read [`state::AgentState`], and the agent imports none of them.
+//! Layer 8 of docs/architecture.md: below its inputs and outputs. It drives media, rooms, the
+//! calendar and the transcriber through effects; `api`, `fleet`, `controls`, `check`, `http`
+//! and `run` hold an [`AgentHandle`] or read [`state::AgentState`], and the agent imports none
+//! of them.
 
+mod calendar;
 mod io;
 pub mod state;
 
@@ -18,11 +21,11 @@ use crate::command::{Command, CommandError, ErrorCode};
 use crate::config::{self, Config};
 use crate::event::{Event, MediaState};
 use crate::media::{MediaControl, MediaNotice};
-use crate::model::now_ms;
 use crate::room::{RoomAction, RoomLink, RoomNotice};
 use crate::sync::sleep_until;
 use crate::sysd;
 use crate::transcribe::live::{TranscriptionAction, TranscriptionNotice};
+use calendar::CalendarPart;
 use io::{livestream_setup, post_setup, Done};
 use state::{AgentState, Effect, FleetLink, IoNotice, Reply, StateMachine, Token};
 use std::collections::{HashMap, HashSet};
@@ -149,6 +152,8 @@ pub struct Agent {
     in_flight: HashSet<Token>,
     /// Replies deferred by the machine, by the token of the I/O they wait for.
     waiting: HashMap<Token, ReplyTx>,
+    /// The room's calendar task and the agent's clock.
+    calendar: CalendarPart,
 }
 
 /// The agent's transcription plumbing (I/O the pure state asks for).
@@ -219,8 +224,25 @@ impl Agent {
             io_rx,
             in_flight: HashSet::new(),
             waiting: HashMap::new(),
+            calendar: CalendarPart::default(),
         };
         (handle, agent)
+    }
+
+    /// Moves the agent's clock by `offset_ms` (tests drive the room's day this way, never by
+    /// sleeping to a meeting's time); call before [`Agent::run`].
+    pub fn set_clock_offset(&mut self, offset_ms: i64) {
+        self.calendar.set_offset(offset_ms);
+    }
+
+    /// The offset itself, to move the agent's clock while it runs (tests).
+    pub fn clock_offset(&self) -> Arc<std::sync::atomic::AtomicI64> {
+        self.calendar.offset()
+    }
+
+    /// The agent's time: the real clock plus any offset, ms since the epoch.
+    fn now(&self) -> u64 {
+        self.calendar.now()
     }
 
     /// Tells the agent where its HTTP server answers; call before [`Agent::run`].
@@ -251,6 +273,8 @@ impl Agent {
 
         let fx = self.machine.start();
         self.execute(fx, &mut drain_deadline);
+        let config = self.config_tx.borrow().clone();
+        self.start_calendar(&config);
         // Recordings' transcription queued before a restart goes on.
         let pending = crate::transcribe::post::read_pending(
             &self
@@ -267,7 +291,7 @@ impl Agent {
             let deadline = drain_deadline;
             tokio::select! {
                 Some(req) = self.requests.recv(), if deadline.is_none() && self.in_flight.is_empty() => {
-                    let step = self.machine.command(&req.command, now_ms());
+                    let step = self.machine.command(&req.command, self.now());
                     tracing::debug!(command = %req.command, ok = step.reply.is_ok(), "command");
                     self.execute(step.effects, &mut drain_deadline);
                     self.answer(req.reply, step.reply);
@@ -278,7 +302,7 @@ impl Agent {
                     if let Some(t) = token {
                         self.in_flight.remove(&t);
                     }
-                    self.machine.at(now_ms());
+                    self.machine.at(self.now());
                     let step = self.machine.io_notice(notice);
                     self.execute(step.effects, &mut drain_deadline);
                     // An engine the machine did not start with is not kept (75 MB).
@@ -307,21 +331,36 @@ impl Agent {
                     }
                 }
                 Some(notice) = recv_room(&mut self.room_notices) => {
-                    self.machine.at(now_ms());
+                    self.machine.at(self.now());
                     let fx = self.machine.room_notice(notice);
                     self.execute(fx, &mut drain_deadline);
                 }
                 Some(notice) = self.speech.rx.recv() => {
-                    self.machine.at(now_ms());
+                    self.machine.at(self.now());
                     let fx = self.machine.transcription_notice(notice);
                     self.execute(fx, &mut drain_deadline);
+                }
+                Some(notice) = self.calendar.recv() => {
+                    let now = self.now();
+                    match notice {
+                        crate::calendar::CalendarNotice::Booked { token, result } => {
+                            if let Some(n) = self.calendar.booked(token, result) {
+                                let _ = self.io_tx.send(Done::Notice(n));
+                            }
+                        }
+                        notice => {
+                            self.machine.at(now);
+                            let fx = self.machine.calendar_notice(notice, now);
+                            self.execute(fx, &mut drain_deadline);
+                        }
+                    }
                 }
                 Some(link) = self.fleet_links.recv() => {
                     let fx = self.machine.fleet_notice(link);
                     self.execute(fx, &mut drain_deadline);
                 }
                 _ = tick.tick() => {
-                    let fx = self.machine.tick(now_ms());
+                    let fx = self.machine.tick(self.now());
                     self.execute(fx, &mut drain_deadline);
                     // The watchdog is fed from the loop itself, so a hung loop gets killed.
                     sysd::watchdog();
@@ -330,7 +369,7 @@ impl Agent {
                 _ = recv(&mut sigterm) => self.begin_drain("SIGTERM", &mut drain_deadline),
                 _ = recv(&mut sigint) => self.begin_drain("SIGINT", &mut drain_deadline),
                 _ = recv(&mut sighup) => {
-                    let fx = self.machine.command(&Command::ReloadConfig, now_ms()).effects;
+                    let fx = self.machine.command(&Command::ReloadConfig, self.now()).effects;
                     self.execute(fx, &mut drain_deadline);
                 }
                 _ = sleep_until(deadline) => {
@@ -411,6 +450,13 @@ impl Agent {
                     let _ = self
                         .io_tx
                         .send(Done::Notice(IoNotice::SegmentsFound { token, result }));
+                }
+                Effect::Calendar(action) => self.calendar.send(action),
+                Effect::BookMeeting { token, booking } => {
+                    self.in_flight.insert(token);
+                    if let Some(n) = self.calendar.book(token, booking) {
+                        let _ = self.io_tx.send(Done::Notice(n));
+                    }
                 }
                 Effect::Shutdown => {
                     if deadline.is_none() {
@@ -514,7 +560,12 @@ impl Agent {
     fn reload(&mut self) {
         match config::load(self.config_path.as_deref()) {
             Ok(loaded) => {
+                let calendar_changed = loaded.config.calendar != self.config_tx.borrow().calendar
+                    || loaded.config.room != self.config_tx.borrow().room;
                 let fx = self.machine.configure(&loaded.config);
+                if calendar_changed {
+                    self.start_calendar(&loaded.config);
+                }
                 if let Some(q) = &self.speech.post {
                     q.set_setup(post_setup(&loaded.config, self.machine.state()));
                 }

@@ -21,6 +21,7 @@
 //! Imported by the agent loop (`agent/mod.rs`) and, for [`AgentState`] and [`FleetLink`], by the
 //! layers above it (api, fleet, controls, http, run).
 
+mod calendar;
 mod effect;
 mod fleet;
 mod health;
@@ -33,6 +34,7 @@ mod room;
 mod transcription;
 mod viewers;
 
+pub use calendar::CalendarStatus;
 pub use effect::{Effect, IoNotice, Reply, Step, Token};
 pub use fleet::{FleetLink, FleetLinkState, FleetStatus};
 pub use health::Health;
@@ -95,6 +97,9 @@ pub struct AgentState {
     pub stopping: bool,
     /// The link to the fleet's broker; none when `[fleet]` is off.
     pub fleet: Option<FleetStatus>,
+    /// The room's calendar; none when `[calendar]` is off.
+    #[serde(default)]
+    pub calendar: Option<CalendarStatus>,
     /// The viewers' chat and questions, for the console. Watched but never serialized: chat
     /// text does not belong in `get-state` or the fleet's retained state topic.
     #[serde(skip)]
@@ -132,6 +137,7 @@ struct Setup {
     transcription: transcription::TranscriptionSetup,
     room: room::RoomSetup,
     fleet: fleet::FleetSetup,
+    calendar: calendar::CalendarSetup,
     /// A room session runs (room commands are refused without one).
     room_backend: bool,
     /// Where the HTTP server answers (`http://host:port`), once it listens.
@@ -145,6 +151,7 @@ struct Pending {
     recording: recording::RecordingPending,
     livestream: livestream::LivestreamPending,
     transcription: transcription::TranscriptionPending,
+    calendar: calendar::CalendarPending,
 }
 
 impl StateMachine {
@@ -179,6 +186,7 @@ impl StateMachine {
                 health: Health::default(),
                 stopping: false,
                 fleet: None,
+                calendar: None,
                 viewers: Viewers::default(),
             },
             setup: Setup::default(),
@@ -213,6 +221,7 @@ impl StateMachine {
         self.setup.transcription = transcription::TranscriptionSetup::from_config(config);
         self.setup.room = room::RoomSetup::from_config(config);
         self.configure_fleet(config);
+        self.configure_calendar(config);
         fx
     }
 
@@ -274,6 +283,7 @@ impl StateMachine {
         if self.state.stopping && !matches!(cmd, Command::GetState | Command::Ping) {
             return Step::err(ErrorCode::InvalidState, "the agent is stopping");
         }
+        self.calendar_activity(cmd, now_ms);
         match cmd {
             Command::Ping => Step::reply(
                 Ok(serde_json::json!({"pong": true, "timeMs": now_ms})),
@@ -312,6 +322,7 @@ impl StateMachine {
             | Command::End
             | Command::ToggleJoin
             | Command::SendChat { .. }
+            | Command::JoinMeeting { .. }
                 if !self.setup.room_backend =>
             {
                 Step::err(
@@ -341,7 +352,8 @@ impl StateMachine {
                 *mode,
             )),
             Command::ToggleJoin if self.state.room.is_none() => {
-                Step::ok(self.join(None, None, None, None, None, None))
+                let room = self.calendar_join_room();
+                Step::ok(self.join(room, None, None, None, None, None))
             }
             Command::Leave | Command::ToggleJoin => self.leave(),
             Command::End => self.end(),
@@ -375,6 +387,9 @@ impl StateMachine {
                 self.state.stopping = true;
                 Step::ok(self.drain())
             }
+            Command::CalendarRefresh | Command::JoinMeeting { .. } | Command::BookNow { .. } => {
+                self.calendar_command(cmd, now_ms)
+            }
         }
     }
 
@@ -388,6 +403,9 @@ impl StateMachine {
             }
             IoNotice::SegmentsFound { token, result } => self.segments_found(token, result),
             IoNotice::TranscriberStarted(pcm) => Step::ok(self.transcriber_started(pcm)),
+            n @ IoNotice::CalendarBooked { .. } => self
+                .calendar_io(n)
+                .unwrap_or_else(|| Step::err(ErrorCode::Internal, "unexpected notice")),
         };
         self.refresh_health();
         step
@@ -415,7 +433,8 @@ impl StateMachine {
             self.state.identify_until_ms = None;
         }
         self.last_tick_ms = now_ms;
-        let fx = self.fallback_rule(now_ms);
+        let mut fx = self.fallback_rule(now_ms);
+        fx.extend(self.calendar_tick(now_ms));
         self.refresh_health();
         fx
     }

@@ -174,6 +174,19 @@ pub enum Command {
         /// The message's id.
         id: u64,
     },
+    /// Read the room's calendar now, not at the next poll.
+    CalendarRefresh,
+    /// Join the room of one of today's meetings (from its join window to its end).
+    #[serde(rename_all = "camelCase")]
+    JoinMeeting {
+        /// The meeting's `id` in the state's calendar.
+        event_id: String,
+    },
+    /// Book the room from now, while it is free: 15, 30 or 60 minutes, up to the next meeting.
+    BookNow {
+        /// 15, 30 or 60.
+        minutes: u32,
+    },
 }
 
 /// Longest viewer name, in characters.
@@ -421,6 +434,9 @@ impl Command {
         "answer-question",
         "dismiss-question",
         "hide-message",
+        "calendar-refresh",
+        "join-meeting",
+        "book-now",
     ];
 
     /// Checks value ranges that the types alone do not.
@@ -495,6 +511,16 @@ impl Command {
                     return range("percent", format!("{percent} is outside 0..=100"));
                 }
                 Ok(())
+            }
+            Command::JoinMeeting { event_id }
+                if event_id.is_empty()
+                    || event_id.len() > 512
+                    || event_id.chars().any(|c| c.is_control()) =>
+            {
+                range("eventId", "must be 1 to 512 printable characters".into())
+            }
+            Command::BookNow { minutes } if ![15, 30, 60].contains(minutes) => {
+                range("minutes", format!("{minutes} is not 15, 30 or 60"))
             }
             Command::Identify { seconds } => {
                 if !(1..=600).contains(seconds) {

@@ -90,3 +90,27 @@ fn viewer_input_is_bounded_and_single_line() {
         ErrorCode::InvalidArgument
     );
 }
+
+#[test]
+fn calendar_commands_decode_and_check_their_arguments() {
+    assert_eq!(
+        Command::from_parts("join-meeting", br#"{"eventId":"uid/20261207T090000Z"}"#).unwrap(),
+        Command::JoinMeeting {
+            event_id: "uid/20261207T090000Z".into()
+        }
+    );
+    assert_eq!(
+        Command::from_parts("book-now", br#"{"minutes":30}"#).unwrap(),
+        Command::BookNow { minutes: 30 }
+    );
+    let code = |r: Result<Command, CommandError>| r.unwrap_err().code;
+    assert_eq!(
+        code(Command::from_parts("book-now", br#"{"minutes":45}"#)),
+        ErrorCode::OutOfRange
+    );
+    assert_eq!(
+        code(Command::from_parts("join-meeting", br#"{"eventId":""}"#)),
+        ErrorCode::OutOfRange
+    );
+    assert_eq!(Command::CalendarRefresh.name(), "calendar-refresh");
+}

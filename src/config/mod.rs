@@ -7,6 +7,7 @@
 //! Layer 2 of docs/architecture.md, a leaf: it imports only `model` and `command` (a button's
 //! action is a command), and every layer above may import it. The checks it needs live here.
 
+mod calendar;
 pub mod controls;
 mod fleet;
 mod http;
@@ -17,6 +18,7 @@ mod room;
 mod transcription;
 
 pub use crate::model::{check_output_name, check_url, StreamKey};
+pub use calendar::{CalendarConfig, CalendarSource};
 pub use fleet::{
     is_topic_level, parse_public_key, parse_signing_key, BrokerUrl, FleetAuthConfig, FleetConfig,
     FleetSigningConfig, FleetTlsConfig,
@@ -65,6 +67,8 @@ pub struct Config {
     /// from the file's text.
     #[serde(skip)]
     pub layout: Layout,
+    /// The room's calendar (off unless a source is set).
+    pub calendar: CalendarConfig,
 }
 
 /// Which default directories a config resolves to when it names none and systemd's
@@ -440,6 +444,7 @@ impl Config {
         self.http.validate(&mut e);
         self.hls.validate(&mut e);
         self.transcription.validate(&mut e);
+        self.calendar.validate(&mut e);
         for (field, p) in [
             ("device.state_dir", &self.device.state_dir),
             ("recording.dir", &rec.dir),

@@ -9,6 +9,7 @@ pub mod inproc;
 pub mod janus;
 pub mod mosquitto;
 pub mod nginx;
+pub mod radicale;
 pub mod speech;
 
 use std::time::Duration;

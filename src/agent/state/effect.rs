@@ -14,6 +14,13 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Token(pub(super) u64);
 
+impl Token {
+    /// The number under it, for a task outside the machine to name the request by.
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+}
+
 /// Something the agent loop must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -29,6 +36,13 @@ pub enum Effect {
     ReloadConfig,
     /// Drain and exit.
     Shutdown,
+    /// Ask the calendar task.
+    Calendar(crate::calendar::CalendarAction),
+    /// Write a book-now booking; answered by [`IoNotice::CalendarBooked`].
+    BookMeeting {
+        token: Token,
+        booking: crate::calendar::source::Booking,
+    },
     /// Resolve the hosts of these RTMP URLs, in order, stopping at the first that does not
     /// resolve; answered by [`IoNotice::HostsResolved`].
     ResolveHosts {
@@ -89,6 +103,13 @@ pub enum IoNotice {
     },
     /// The live transcriber runs and takes the local mic's speech here; no reply waits for it.
     TranscriberStarted(crate::media::pcm::PcmSender),
+    /// For [`Effect::BookMeeting`].
+    CalendarBooked {
+        token: Token,
+        result: Result<(), crate::calendar::BookFailed>,
+        /// How long the booking is.
+        minutes: u64,
+    },
 }
 
 impl IoNotice {
@@ -97,7 +118,8 @@ impl IoNotice {
         match self {
             IoNotice::HostsResolved { token, .. }
             | IoNotice::SpeechEngineLoaded { token, .. }
-            | IoNotice::SegmentsFound { token, .. } => Some(*token),
+            | IoNotice::SegmentsFound { token, .. }
+            | IoNotice::CalendarBooked { token, .. } => Some(*token),
             IoNotice::TranscriberStarted(_) => None,
         }
     }

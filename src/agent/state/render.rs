@@ -29,6 +29,53 @@ fn on_off(on: bool) -> &'static str {
     }
 }
 
+/// A meeting's start as the box's wall clock reads it (`Mon 14:00`).
+fn wall(ms: u64) -> String {
+    crate::calendar::instant(ms)
+        .with_timezone(&chrono::Local)
+        .format("%a %H:%M")
+        .to_string()
+}
+
+/// `calendar` lines: what is on now, the next meeting, and whether the server answers.
+fn render_calendar(c: &super::CalendarStatus) -> String {
+    let mut s = String::new();
+    let meeting = |m: &crate::calendar::Meeting| {
+        format!(
+            "{} {}-{}{}",
+            m.title,
+            wall(m.start_ms),
+            crate::calendar::instant(m.end_ms)
+                .with_timezone(&chrono::Local)
+                .format("%H:%M"),
+            m.room_id
+                .as_ref()
+                .map(|r| format!(" (room {r})"))
+                .unwrap_or_default()
+        )
+    };
+    s.push_str(&format!(
+        "calendar     {} meetings today and tomorrow; next: {}\n",
+        c.meetings.len(),
+        c.next
+            .as_ref()
+            .map(meeting)
+            .unwrap_or_else(|| "none".into())
+    ));
+    if let Some(m) = &c.current {
+        s.push_str(&format!("  now        {}\n", meeting(m)));
+    }
+    if let Some(e) = &c.error {
+        s.push_str(&format!(
+            "  unreachable since {}: {e}\n",
+            c.unreachable_since_ms
+                .map(wall)
+                .unwrap_or_else(|| "-".into())
+        ));
+    }
+    s
+}
+
 fn or_dash(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("-")
 }
@@ -106,6 +153,9 @@ impl AgentState {
                 .map(|u| format!(" {u}"))
                 .unwrap_or_default()
         ));
+        if let Some(c) = &self.calendar {
+            s.push_str(&render_calendar(c));
+        }
         let l = &self.livestream;
         s.push_str(&format!("livestream   {}\n", plain(&l.state)));
         for (name, o) in &l.outputs {
