@@ -406,7 +406,7 @@ mod tests {
         let line = writable_dir("recording", &rec);
         assert_eq!(line.status, Status::Ok, "{}", line.detail);
         assert!(
-            line.message.contains("does not exist yet"),
+            line.detail.contains("does not exist yet"),
             "{}",
             line.detail
         );
