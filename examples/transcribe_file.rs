@@ -4,7 +4,7 @@
 //!
 //!     cargo run --release --example transcribe_file -- MODEL.bin [--threads N] [--beam N]
 //!         [--whole] [--full-window] [--flash] [--no-fallback] [--silero VAD.bin]
-//!         [--gate VAD.bin] [--live | --post] FILE.wav...
+//!         [--gate VAD.bin] [--best-of N] [--live | --post] FILE.wav...
 //!
 //! `--live` decodes as the live captions do (`worker::transcribe_pcm`: VAD cuts, each utterance
 //! after the speaker's last words, repeats dropped); `--post` as a recording's transcript
@@ -60,6 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (1, Decoding::Greedy, false, false, true, vec![]);
     let mut full_window = false;
     let (mut live, mut post) = (false, false);
+    let mut best_of = None;
     let mut silero: Option<WhisperVadContext> = None;
     let mut gate = None;
     while let Some(a) = args.next() {
@@ -71,6 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--no-fallback" => fallback = false,
             "--full-window" => full_window = true,
             "--live" => live = true,
+            "--best-of" => best_of = Some(args.next().ok_or("--best-of N")?.parse()?),
             "--post" => post = true,
             "--gate" => gate = Some(PathBuf::from(args.next().ok_or("--gate VAD.bin")?)),
             "--silero" => {
@@ -92,6 +94,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     engine.set_window_to_utterance(!full_window);
     if post {
         engine.set_offline();
+    }
+    if let Some(n) = best_of {
+        engine.set_best_of(n);
     }
     if let Some(g) = gate {
         engine.set_gate(roombox::transcribe::gate::SpeechGate::load(&g)?);

@@ -63,6 +63,54 @@ pub fn clauses(text: &str) -> Vec<&str> {
     out
 }
 
+/// A run of words said this many times in a row, with no punctuation between ("press zero press
+/// zero press zero"), is a loop: Whisper's, not the speaker's.
+pub const LOOP_TIMES: usize = 3;
+/// The longest run of words checked for such a loop.
+const LOOP_WORDS: usize = 8;
+
+/// Removes word loops from one clause: a run of 2 to [`LOOP_WORDS`] words repeated
+/// [`LOOP_TIMES`] times or more in a row is kept once. Returns the clause unchanged when it has
+/// none.
+fn unloop(clause: &str) -> String {
+    let words: Vec<&str> = clause.split_whitespace().collect();
+    let key: Vec<String> = words.iter().map(|w| norm(w).concat()).collect();
+    let mut keep = vec![true; words.len()];
+    let mut i = 0;
+    while i < words.len() {
+        let mut skipped = false;
+        for n in 2..=LOOP_WORDS {
+            let mut times = 1;
+            while i + (times + 1) * n <= words.len()
+                && key[i..i + n] == key[i + times * n..i + (times + 1) * n]
+            {
+                times += 1;
+            }
+            if times >= LOOP_TIMES {
+                for k in keep.iter_mut().skip(i + n).take((times - 1) * n) {
+                    *k = false;
+                }
+                i += times * n;
+                skipped = true;
+                break;
+            }
+        }
+        if !skipped {
+            i += 1;
+        }
+    }
+    if keep.iter().all(|k| *k) {
+        return clause.to_string();
+    }
+    words
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(w, _)| *w)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// One clause being kept or dropped.
 struct Clause {
     /// Which piece it came from; `None` for the previous utterance's clauses, which are only
@@ -103,13 +151,14 @@ pub fn dedupe(before: &str, pieces: Vec<Piece>) -> Vec<Piece> {
     let mut new_count = 0;
     for (i, p) in pieces.iter().enumerate() {
         for c in clauses(&p.text) {
-            let words = norm(c);
+            let c = unloop(c);
+            let words = norm(&c);
             if words.is_empty() {
                 continue;
             }
             kept.push(Clause {
                 piece: Some(i),
-                text: c.to_string(),
+                text: c,
                 words,
             });
             new_count += 1;
@@ -261,6 +310,24 @@ mod tests {
         assert_eq!(texts(&out), ["It was the age of wisdom."]);
         // The whole utterance was the prompt said again: nothing is left.
         assert!(dedupe(before, vec![piece("It was the worst of times.", 0)]).is_empty());
+    }
+
+    #[test]
+    fn a_loop_of_words_without_punctuation_is_said_once() {
+        let out = dedupe(
+            "",
+            vec![piece(
+                "For an operator press zero press zero press zero press zero for a company directory press four",
+                0,
+            )],
+        );
+        assert_eq!(
+            texts(&out),
+            ["For an operator press zero for a company directory press four"]
+        );
+        assert!(has_repeat("to be or not to be or not to be or not"));
+        // Twice is speech ("very very", "bye bye, bye bye").
+        assert!(!has_repeat("it is very very good, bye bye bye bye"));
     }
 
     #[test]

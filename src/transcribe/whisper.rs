@@ -33,8 +33,9 @@ const FULL_CTX: usize = 1500;
 /// at the end of an utterance whose window ended with it, and very short windows hallucinate.
 const CTX_MARGIN: usize = 64;
 const MIN_CTX: usize = 256;
-/// Candidates sampled at each fallback temperature (whisper.cpp's CLI and faster-whisper: 5).
-const BEST_OF: i32 = 5;
+/// Candidates sampled at each fallback temperature offline (whisper.cpp's CLI and
+/// faster-whisper: 5).
+const OFFLINE_BEST_OF: u8 = 5;
 /// The temperature a looped decode is tried again from (whisper.cpp then steps it by 0.2).
 const RETRY_TEMPERATURE: f32 = 0.2;
 /// The beam width offline (faster-whisper's and whisper.cpp's CLI default).
@@ -59,6 +60,8 @@ pub struct Whisper {
     threads: usize,
     /// Greedy or beam, from [`Whisper::set_decoding`].
     decoding: Decoding,
+    /// Candidates sampled at each fallback temperature ([`Whisper::set_best_of`]).
+    best_of: u8,
     /// Whether a decode that fails whisper.cpp's entropy or log-probability checks is retried
     /// at a higher temperature (random sampling).
     fallback: bool,
@@ -137,6 +140,7 @@ impl Whisper {
             language: language.to_string(),
             threads: threads.max(1),
             decoding: Decoding::Greedy,
+            best_of: 1,
             fallback: true,
             shrink_window: true,
             name: format!("whisper.cpp {}{en} ({})", info.size, info.weights),
@@ -167,9 +171,17 @@ impl Whisper {
         self.shrink_window = on;
     }
 
-    /// Decodes as offline Whisper does, for recordings: beam search of 5 and full 30 s windows.
+    /// How many candidates are sampled at each fallback temperature: one live (the default), so
+    /// that a loop's fallback costs one decode per step and not five (docs/transcription.md).
+    pub fn set_best_of(&mut self, n: u8) {
+        self.best_of = n.max(1);
+    }
+
+    /// Decodes as offline Whisper does, for recordings: beam search of 5, five candidates at each
+    /// fallback temperature, and full 30 s windows.
     pub fn set_offline(&mut self) {
         self.decoding = Decoding::Beam(OFFLINE_BEAM);
+        self.best_of = OFFLINE_BEST_OF;
         self.shrink_window = false;
     }
 
@@ -182,7 +194,9 @@ impl Whisper {
         temperature: f32,
     ) -> Result<Vec<Piece>, TranscribeError> {
         let strategy = match self.decoding {
-            Decoding::Greedy => SamplingStrategy::Greedy { best_of: BEST_OF },
+            Decoding::Greedy => SamplingStrategy::Greedy {
+                best_of: i32::from(self.best_of),
+            },
             Decoding::Beam(width) => SamplingStrategy::BeamSearch {
                 beam_size: i32::from(width.max(1)),
                 patience: -1.0,

@@ -7,8 +7,9 @@
 //! a current one) and a [`WorkerEvent::Dropped`] says so. Capture and the call run at normal
 //! priority, so the engine only gets the CPU they leave.
 //!
-//! Each speaker's last words ([`Contexts`]) are the prompt of their next utterance, and what the
-//! engine says is checked against them, so a sentence Whisper says twice is captioned once.
+//! Each speaker's last words ([`Contexts`]) are the prompt of their next short utterance, and
+//! what the engine says is checked against them, so a sentence Whisper says twice is captioned
+//! once.
 
 use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +27,10 @@ use super::{Piece, Speaker, TranscribeError, Transcriber, Utterance};
 pub const CONTEXT_CHARS: usize = 200;
 /// A speaker silent for longer than this starts afresh: the old words are another topic.
 pub const CONTEXT_GAP: Duration = Duration::from_secs(60);
+/// Live, only an utterance shorter than this is prompted. A short one decoded blind is where
+/// Whisper guesses ("We will go in direct to heaven"); on longer ones, on recorded human speech,
+/// the prompt cost more words than it saved (BENCHMARKS.md, docs/transcription.md).
+pub const PROMPT_UNDER: Duration = Duration::from_secs(3);
 
 /// Each speaker's recent words: the prompt for their next utterance, and what a repeat is
 /// checked against.
@@ -36,9 +41,19 @@ pub struct Contexts {
 }
 
 impl Contexts {
-    /// The prompt for `who`'s utterance starting at `offset`: their last words, unless they
-    /// have been silent for more than [`CONTEXT_GAP`].
-    pub fn prompt(&self, who: &str, offset: Duration) -> &str {
+    /// The prompt for `who`'s live utterance at `offset` lasting `duration`: their last words
+    /// ([`Contexts::last_words`]) when it is shorter than [`PROMPT_UNDER`], else none.
+    pub fn prompt(&self, who: &str, offset: Duration, duration: Duration) -> &str {
+        if duration < PROMPT_UNDER {
+            self.last_words(who, offset)
+        } else {
+            ""
+        }
+    }
+
+    /// `who`'s last words before `offset`, unless they have been silent for more than
+    /// [`CONTEXT_GAP`].
+    pub fn last_words(&self, who: &str, offset: Duration) -> &str {
         match self.by.get(who) {
             Some((end, text)) if offset.saturating_sub(*end) <= CONTEXT_GAP => text,
             _ => "",
@@ -55,7 +70,7 @@ impl Contexts {
         duration: Duration,
         pieces: Vec<Piece>,
     ) -> Vec<Piece> {
-        let before = self.prompt(who, offset).to_string();
+        let before = self.last_words(who, offset).to_string();
         let kept = repeat::dedupe(&before, pieces);
         if !kept.is_empty() {
             let mut text = before;
@@ -265,7 +280,9 @@ fn run(
             }
         };
         let who = &utterance.speaker.participant_id;
-        let prompt = contexts.prompt(who, utterance.offset).to_string();
+        let prompt = contexts
+            .prompt(who, utterance.offset, utterance.duration())
+            .to_string();
         let said = engine
             .transcribe_after(&utterance.pcm, &prompt)
             .map(|pieces| contexts.accept(who, utterance.offset, utterance.duration(), pieces));
@@ -298,7 +315,7 @@ pub fn transcribe_pcm(
     pcm: &[f32],
     progress: impl FnMut(Duration, Duration),
 ) -> Result<Vec<Piece>, TranscribeError> {
-    transcribe_cuts(engine, vad::split(vad, pcm), pcm.len(), progress)
+    transcribe_cuts(engine, vad::split(vad, pcm), pcm.len(), true, progress)
 }
 
 /// How a recording is cut for its transcript: only at a silence of 2 s or more (Whisper decodes
@@ -325,14 +342,18 @@ pub fn transcribe_recording(
         engine,
         vad::split(&recording_vad(), pcm),
         pcm.len(),
+        false,
         progress,
     )
 }
 
+/// Decodes `cuts` in order, each after the text before it: prompted as live captions are
+/// (`live`: short utterances only), or always, as offline Whisper conditions each window.
 fn transcribe_cuts(
     engine: &mut dyn Transcriber,
     cuts: Vec<vad::Speech>,
     samples: usize,
+    live: bool,
     mut progress: impl FnMut(Duration, Duration),
 ) -> Result<Vec<Piece>, TranscribeError> {
     let total = vad::samples_to_duration(samples as u64);
@@ -341,7 +362,12 @@ fn transcribe_cuts(
     for speech in cuts {
         let offset = speech.offset();
         let duration = vad::samples_to_duration(speech.pcm.len() as u64);
-        let prompt = contexts.prompt("", offset).to_string();
+        let prompt = if live {
+            contexts.prompt("", offset, duration)
+        } else {
+            contexts.last_words("", offset)
+        }
+        .to_string();
         let pieces = engine.transcribe_after(&speech.pcm, &prompt)?;
         for p in contexts.accept("", offset, duration, pieces) {
             out.push(Piece {
@@ -569,14 +595,24 @@ mod tests {
             prompts: Arc::clone(&prompts),
         };
         let (worker, mut rx) = Worker::spawn(Box::new(engine), Duration::from_secs(60));
-        worker.submit(utterance("a", 1, 0.1));
-        worker.submit(utterance("b", 2, 0.9));
-        worker.submit(utterance("a", 3, 0.5));
+        // Short utterances (1 s), which are prompted, at these offsets.
+        let short = |who: &str, at: u64, first: f32| Utterance {
+            offset: Duration::from_secs(at),
+            ..utterance(who, 1, first)
+        };
+        worker.submit(short("a", 1, 0.1));
+        worker.submit(short("b", 2, 0.9));
+        worker.submit(short("a", 3, 0.5));
         // a's last words said again: nothing new, so no caption.
-        worker.submit(utterance("a", 5, 0.5));
-        worker.submit(utterance("b", 9, 0.1));
+        worker.submit(short("a", 5, 0.5));
+        worker.submit(short("b", 9, 0.1));
+        // A long one is decoded without the prompt.
+        worker.submit(Utterance {
+            offset: Duration::from_secs(12),
+            ..utterance("b", 4, 0.5)
+        });
         let mut said = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..5 {
             match next(&mut rx).await {
                 WorkerEvent::Text {
                     speaker, pieces, ..
@@ -592,6 +628,7 @@ mod tests {
                 s("b", "It was the age of foolishness."),
                 s("a", "It was the age of foolishness."),
                 s("b", "It was the age of wisdom."),
+                s("b", "It was the age of foolishness."),
             ]
         );
         assert_eq!(
@@ -602,6 +639,7 @@ mod tests {
                 "It was the age of wisdom.",
                 "It was the age of wisdom. It was the age of foolishness.",
                 "It was the age of foolishness.",
+                "",
             ]
         );
     }
@@ -616,10 +654,17 @@ mod tests {
             text: long.trim().to_string(),
         };
         c.accept("a", Duration::ZERO, Duration::from_secs(30), vec![piece]);
-        assert!(c.prompt("a", Duration::from_secs(31)).len() <= CONTEXT_CHARS);
-        assert!(!c.prompt("a", Duration::from_secs(31)).is_empty());
-        assert_eq!(c.prompt("a", Duration::from_secs(30) + CONTEXT_GAP * 2), "");
-        assert_eq!(c.prompt("b", Duration::from_secs(31)), "");
+        let short = Duration::from_secs(1);
+        assert!(c.prompt("a", Duration::from_secs(31), short).len() <= CONTEXT_CHARS);
+        assert!(!c.prompt("a", Duration::from_secs(31), short).is_empty());
+        // A long utterance is decoded without it (but still checked against it).
+        assert_eq!(c.prompt("a", Duration::from_secs(31), PROMPT_UNDER), "");
+        assert!(!c.last_words("a", Duration::from_secs(31)).is_empty());
+        assert_eq!(
+            c.prompt("a", Duration::from_secs(30) + CONTEXT_GAP * 2, short),
+            ""
+        );
+        assert_eq!(c.prompt("b", Duration::from_secs(31), short), "");
     }
 
     #[test]
