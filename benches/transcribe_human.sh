@@ -11,8 +11,8 @@
 #   live    (--live) what the agent's captions do: the energy VAD cuts utterances, each is decoded
 #           greedily after the speaker's last words (the prompt), loops decoded again, repeats
 #           dropped (worker::transcribe_pcm);
-#   before  each VAD cut decoded alone, no prompt (the live path before the prompt and the
-#           repetition guard);
+#   before  each VAD cut decoded alone: no prompt, no repeat removal (the engine's own loop
+#           retry is still on);
 #   post    (--post) a recording's transcript: cut only at silences of 2 s, beam 5, full 30 s
 #           windows conditioned on the text before (worker::transcribe_recording).
 # Repeats: clauses of three words or more said twice in a row (benches/wer.py).
@@ -60,8 +60,8 @@ print("`benches/transcribe_human.sh`: two recorded human voices from packages on
       f"one thread, the `transcribe_file` example, {profile} build) and faster-whisper 1.2.1 int8 on the "
       "CTranslate2 weights it was converted from, on the whole file with faster-whisper's defaults "
       "(beam 5, conditioned on the previous text, temperature fallback). *live* = the captions' decoding "
-      "(VAD cuts, greedy, the speaker's last words as the prompt, loops decoded again, repeats "
-      "dropped); *before* = each cut alone, no prompt (the live path before this change); *post* = a "
+      "(VAD cuts, greedy, the speaker's last words as the prompt of an utterance under 3 s, loops "
+      "decoded again, repeats dropped); *before* = each cut alone, no prompt, no repeat removal; *post* = a "
       "recording's transcript (cut only at 2 s silences, beam 5, 30 s windows conditioned on the "
       "previous text). Repeats: clauses of three words or more said twice in a row. "
       f"One run, load average {load} at its start.\n")
