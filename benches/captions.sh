@@ -104,7 +104,7 @@ print("## Live captions (the real agent, one speaker)\n")
 print(f"The box (640x360 test camera, the file mic playing recorded human speech: Asterisk's Allison, "
       f"then a LibriVox reader, `tests/speech/human.sh`) for {window:.0f} s, "
       "with and without live transcription (whisper.cpp tiny.en q8_0, one thread at SCHED_IDLE, "
-      "greedy, each utterance prompted with the speaker's last words), in the same run. Latency is "
+      "greedy, an utterance under 3 s prompted with the speaker's last words), in the same run. Latency is "
       "from the end of an utterance (its last sample's wall clock) to "
       "its `transcription-text` event; it includes the VAD's 600 ms hangover. WER: the captions after "
       "the first (which may start mid-sentence) in order against the best run of the looping "

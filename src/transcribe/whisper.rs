@@ -38,6 +38,10 @@ const MIN_CTX: usize = 256;
 const OFFLINE_BEST_OF: u8 = 5;
 /// The temperature a looped decode is tried again from (whisper.cpp then steps it by 0.2).
 const RETRY_TEMPERATURE: f32 = 0.2;
+/// Room for a prompt's tokens: a token is at least one byte, so this holds any prompt of up to
+/// 256 bytes ([`super::worker::CONTEXT_CHARS`] is 200); whisper-rs must never be asked for more
+/// tokens than it has room for.
+const MAX_PROMPT_TOKENS: usize = 256;
 /// The beam width offline (faster-whisper's and whisper.cpp's CLI default).
 const OFFLINE_BEAM: u8 = 5;
 
@@ -54,6 +58,9 @@ pub enum Decoding {
 pub struct Whisper {
     /// whisper.cpp's decoding state (its buffers and KV caches); it keeps the model alive.
     state: WhisperState,
+    /// The model, for its tokenizer: prompts are passed as tokens, since whisper-rs leaks the
+    /// C string of a text prompt on every call.
+    ctx: WhisperContext,
     /// The language every utterance is decoded as (Whisper's two-letter code).
     language: String,
     /// Threads whisper.cpp computes with.
@@ -137,6 +144,7 @@ impl Whisper {
         let en = if info.multilingual { "" } else { ".en" };
         Ok(Whisper {
             state,
+            ctx,
             language: language.to_string(),
             threads: threads.max(1),
             decoding: Decoding::Greedy,
@@ -202,12 +210,20 @@ impl Whisper {
                 patience: -1.0,
             },
         };
+        // A prompt that does not tokenize (a NUL byte, or too long) is left out.
+        let tokens = if prompt.is_empty() || prompt.len() > MAX_PROMPT_TOKENS {
+            Vec::new()
+        } else {
+            self.ctx
+                .tokenize(prompt, MAX_PROMPT_TOKENS)
+                .unwrap_or_default()
+        };
         let mut params = FullParams::new(strategy);
         params.set_language(Some(&self.language));
         params.set_n_threads(i32::try_from(self.threads).unwrap_or(1));
         params.set_no_context(true);
-        if !prompt.is_empty() {
-            params.set_initial_prompt(prompt);
+        if !tokens.is_empty() {
+            params.set_tokens(&tokens);
         }
         params.set_temperature(temperature);
         if self.fallback {
