@@ -370,9 +370,13 @@ fn transcribe_cuts(
         .to_string();
         let pieces = engine.transcribe_after(&speech.pcm, &prompt)?;
         for p in contexts.accept("", offset, duration, pieces) {
+            // Whisper times a window's last segment by its 30 s window, not by the audio in it:
+            // keep every piece inside its stretch, and at least 10 ms long.
+            let end = p.end.min(duration).max(Duration::from_millis(10));
+            let start = p.start.min(end - Duration::from_millis(10));
             out.push(Piece {
-                start: offset + p.start,
-                end: offset + p.end,
+                start: offset + start,
+                end: offset + end,
                 text: p.text,
             });
         }
