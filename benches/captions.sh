@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Live captions in the real agent: caption latency (end of an utterance to its
-# `transcription-text` event) and what transcription adds to the box's CPU and memory, with one
-# speaker (the file mic speaking scripts/speech-clips.sh's four voices). Prints a markdown
-# section (scripts/bench.sh collects it).
+# `transcription-text` event), the captions' word error rate, and what transcription adds to the
+# box's CPU and memory, with one speaker: the file mic playing recorded human speech
+# (tests/speech/human.sh: Asterisk's Allison, then a LibriVox reader, in a loop). Prints a
+# markdown section (scripts/bench.sh collects it).
 #
 #   benches/captions.sh [ROOMBOX_BINARY]     # default: the release build
 #
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$HOME/.cache/roombox-target}"
 bin="${1:-$target/release/roombox}"
 [[ -x "$bin" ]] || { echo "captions bench: $bin not built" >&2; exit 1; }
-WINDOW="${WINDOW:-60}"
+WINDOW="${WINDOW:-150}"
 bash scripts/fetch-model.sh >/dev/null
 model="${ROOMBOX_MODEL_DIR:-$HOME/.cache/roombox-models}/ggml-tiny.en-q8_0.bin"
 tmp="$(mktemp -d)"
@@ -25,8 +26,10 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-bash scripts/speech-clips.sh "$tmp/clips" >/dev/null
-sox -q "$tmp"/clips/*.wav "$tmp/all.wav"
+voices="${ROOMBOX_MODEL_DIR:-$HOME/.cache/roombox-models}/human-speech"
+bash tests/speech/human.sh "$voices" >/dev/null
+sox -q "$voices"/*.wav "$tmp/all.wav"
+cat "$voices"/*.txt >"$tmp/all.txt"
 
 # One run: the box for WINDOW seconds, transcribing or not. Writes cpu seconds and peak RSS (KiB)
 # to $tmp/<name>.stats, and the events to $tmp/<name>.events.
@@ -78,13 +81,15 @@ run captions 1
 
 python3 - "$tmp" "$WINDOW" "$(getconf CLK_TCK)" <<'PY'
 import json, sys, statistics
+sys.path.insert(0, "benches")
+from wer import score_loop, repeats
 tmp, window, tck = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 def stats(name):
     ticks, hwm = open(f"{tmp}/{name}.stats").read().split()
     return 100.0 * int(ticks) / tck / window, int(hwm) / 1024
 base_cpu, base_rss = stats("base")
 cap_cpu, cap_rss = stats("captions")
-lags, dropped = [], 0
+lags, dropped, texts = [], 0, []
 for line in open(f"{tmp}/captions.events"):
     try:
         e = json.loads(line)
@@ -92,13 +97,19 @@ for line in open(f"{tmp}/captions.events"):
         continue
     if e.get("event") == "transcription-text":
         lags.append(e["timestampMs"] - e["endMs"])
+        texts.append(e["text"])
     elif e.get("event") == "transcription-dropped":
         dropped += e["audioMs"]
 print("## Live captions (the real agent, one speaker)\n")
-print(f"The box (640x360 test camera, the file mic speaking four espeak-ng voices) for {window:.0f} s, "
-      "with and without live transcription (whisper.cpp tiny.en q8_0, one thread at SCHED_IDLE), "
-      "in the same run. Latency is from the end of an utterance (its last sample's wall clock) to "
-      "its `transcription-text` event; it includes the VAD's 600 ms hangover.\n")
+print(f"The box (640x360 test camera, the file mic playing recorded human speech: Asterisk's Allison, "
+      f"then a LibriVox reader, `tests/speech/human.sh`) for {window:.0f} s, "
+      "with and without live transcription (whisper.cpp tiny.en q8_0, one thread at SCHED_IDLE, "
+      "greedy, an utterance under 3 s prompted with the speaker's last words), in the same run. Latency is "
+      "from the end of an utterance (its last sample's wall clock) to "
+      "its `transcription-text` event; it includes the VAD's 600 ms hangover. WER: the captions after "
+      "the first (which may start mid-sentence) in order against the best run of the looping "
+      "sentences; a caption said twice costs its words. Per-voice figures beside faster-whisper: the "
+      "human speech section.\n")
 print("| what | figure | target |")
 print("|---|---|---|")
 if lags:
@@ -108,6 +119,12 @@ if lags:
     print(f"| caption latency, max | {lags[-1]/1000:.2f} s | |")
 else:
     print("| caption latency | no captions | ≤ 1.5 s — not met |")
+if len(texts) > 1:
+    sentences = [l for l in open(f"{tmp}/all.txt").read().splitlines() if l.strip()]
+    e, n = score_loop(texts[1:], sentences)
+    print(f"| live captions' WER, in order ({n} words) | {100 * e / max(n, 1):.1f} % | |")
+    reps = repeats(" ".join(texts))
+    print(f"| clauses said twice in a row | {reps} | 0{'' if reps == 0 else ' — not met'} |")
 print(f"| audio dropped (engine behind by more than max_backlog) | {dropped/1000:.1f} s | 0 |")
 print(f"| CPU, box without / with transcription | {base_cpu:.1f} % / {cap_cpu:.1f} % of a core | |")
 print(f"| peak RSS, without / with | {base_rss:.1f} / {cap_rss:.1f} MiB | |")

@@ -4,7 +4,12 @@
 //!
 //!     cargo run --release --example transcribe_file -- MODEL.bin [--threads N] [--beam N]
 //!         [--whole] [--full-window] [--flash] [--no-fallback] [--silero VAD.bin]
-//!         [--gate VAD.bin] FILE.wav...
+//!         [--gate VAD.bin] [--best-of N] [--live | --post] FILE.wav...
+//!
+//! `--live` decodes as the live captions do (`worker::transcribe_pcm`: VAD cuts, each utterance
+//! after the speaker's last words, repeats dropped); `--post` as a recording's transcript
+//! (`worker::transcribe_recording` with the engine set offline: beam 5, full windows, cut only
+//! at long silences). Without either, each VAD cut is decoded alone, with no context.
 //!
 //! `--whole` hands each file to the engine in one piece instead of cutting it into utterances
 //! with the VAD first, as faster-whisper does without its `vad_filter`. `--full-window` encodes
@@ -54,6 +59,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut threads, mut decoding, mut whole, mut flash, mut fallback, mut files) =
         (1, Decoding::Greedy, false, false, true, vec![]);
     let mut full_window = false;
+    let (mut live, mut post) = (false, false);
+    let mut best_of = None;
     let mut silero: Option<WhisperVadContext> = None;
     let mut gate = None;
     while let Some(a) = args.next() {
@@ -64,6 +71,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--flash" => flash = true,
             "--no-fallback" => fallback = false,
             "--full-window" => full_window = true,
+            "--live" => live = true,
+            "--best-of" => best_of = Some(args.next().ok_or("--best-of N")?.parse()?),
+            "--post" => post = true,
             "--gate" => gate = Some(PathBuf::from(args.next().ok_or("--gate VAD.bin")?)),
             "--silero" => {
                 let path = args.next().ok_or("--silero VAD.bin")?;
@@ -82,6 +92,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     engine.set_decoding(decoding);
     engine.set_fallback(fallback);
     engine.set_window_to_utterance(!full_window);
+    if post {
+        engine.set_offline();
+    }
+    if let Some(n) = best_of {
+        engine.set_best_of(n);
+    }
     if let Some(g) = gate {
         engine.set_gate(roombox::transcribe::gate::SpeechGate::load(&g)?);
     }
@@ -96,6 +112,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let config = VadConfig::default();
         let (pieces, vad_s, utterances, speech_s) = if whole {
             (engine.transcribe(&pcm)?, 0.0, 1, pcm.len())
+        } else if live {
+            let p =
+                roombox::transcribe::worker::transcribe_pcm(&mut engine, &config, &pcm, |_, _| {})?;
+            (p, 0.0, 0, pcm.len())
+        } else if post {
+            let p =
+                roombox::transcribe::worker::transcribe_recording(&mut engine, &pcm, |_, _| {})?;
+            (p, 0.0, 0, pcm.len())
         } else {
             let cut = Instant::now();
             let speech = match silero.as_mut() {

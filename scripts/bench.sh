@@ -59,6 +59,9 @@ out="$(mktemp)"
   # Speech to text: roombox's engine against faster-whisper (a venv the bench makes itself).
   bash benches/transcribe.sh
   echo
+  # Recorded human speech: live captions and recordings' transcripts beside faster-whisper.
+  bash benches/transcribe_human.sh
+  echo
   # Cutting utterances: the energy VAD, Silero, and the two together (the agent's speech gate).
   bash benches/vad.sh
   bash benches/captions.sh "$rel/roombox"

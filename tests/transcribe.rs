@@ -278,3 +278,68 @@ fn the_speech_gate_passes_each_sentence_and_stops_noise_bursts() {
             .is_empty());
     }
 }
+
+/// Word error rate ceilings on recorded human speech (tests/speech/human.sh), per voice: (voice,
+/// live captions' path, recordings' path). Measured (2026-12-07, benches/transcribe_human.sh):
+/// Allison 2.5 % live and 3.0 % for a recording (201 words; faster-whisper 3.0 %), the LibriVox
+/// reader 11.1 % and 12.0 % (108 words; faster-whisper 7.4 %). The ceilings leave a few words for
+/// another CPU's rounding; one repeated sentence of the sonnet would cost 6 to 8 points.
+const HUMAN_LIMITS: [(&str, f64, f64); 2] = [
+    ("asterisk-allison", 0.06, 0.06),
+    ("librivox-sonnet", 0.16, 0.16),
+];
+
+/// Recorded human speech, a LibriVox reader and Asterisk's Allison, through the live captions'
+/// decoding (VAD cuts, each after the speaker's last words, repeats dropped) and a recording's
+/// (cut only at long silences, beam 5, 30 s windows conditioned on the text before). Neither may
+/// say a clause twice (Whisper's loop; the in-order scorer also counts it as insertions), and each
+/// stays within its measured word error rate.
+#[test]
+fn recorded_human_speech_is_transcribed_without_repeats() {
+    let Some(model) = model() else { return };
+    let Some(voices) = support::speech::human_voices() else {
+        return;
+    };
+    assert_eq!(
+        voices.len(),
+        HUMAN_LIMITS.len(),
+        "the voices human.sh makes"
+    );
+    let mut live = Whisper::load(&model, "en", 1).expect("the model loads");
+    let mut post = Whisper::load(&model, "en", 1).expect("the model loads");
+    post.set_offline();
+    for (clip, (voice, live_max, post_max)) in voices.iter().zip(HUMAN_LIMITS) {
+        assert!(clip.wav.ends_with(format!("{voice}.wav")), "{:?}", clip.wav);
+        let pcm = wav::read_wav(&clip.wav).expect("voice");
+        let reference = words(&clip.sentences.join(" "));
+        for (path, max) in [("live", live_max), ("post", post_max)] {
+            let pieces = if path == "live" {
+                worker::transcribe_pcm(&mut live, &VadConfig::default(), &pcm, |_, _| {})
+            } else {
+                worker::transcribe_recording(&mut post, &pcm, |_, _| {})
+            }
+            .expect("transcribed");
+            let text = pieces
+                .iter()
+                .map(|p| p.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let e = errors(&reference, &words(&text));
+            let wer = e as f64 / reference.len() as f64;
+            eprintln!(
+                "{voice} {path}: WER {:.1} % ({e}/{}): {text}",
+                wer * 100.0,
+                reference.len()
+            );
+            assert_eq!(
+                support::speech::repeats(&text),
+                0,
+                "{voice} {path}: a repeated clause: {text}"
+            );
+            assert!(
+                wer <= max,
+                "{voice} {path}: WER {wer:.3} above {max}: {text}"
+            );
+        }
+    }
+}

@@ -5,7 +5,8 @@
 //! WER threshold for live captions: 22 %. The engine alone measures 16.3 to 19.3 % on these
 //! clips (tests/transcribe.rs). Live, the captions' words are scored in order against the best
 //! run of the looping sentences (the first caption may start mid-sentence, so it is dropped), so
-//! a caption said twice costs its words; measured 13.6 % live, 14.3 % for a recording and 15.2 %
+//! a caption said twice costs its words; measured 13.6 % live, 14.3 % for a recording (9.5 % with
+//! recordings decoded whole, scored between the first and the last cue, 2026-12-07) and 15.2 %
 //! for a remote participant through Opus (2026-12-07; 12 to 19 % with the earlier, lenient
 //! scoring). A broken tap, resampling or VAD path gives 60 % and more.
 //!
@@ -447,8 +448,9 @@ async fn a_recording_is_transcribed_beside_its_segments_and_pending_work_survive
         target: roombox::model::RecordingTarget::Local,
     };
     assert!(agent.call(start).await.ok);
-    // The clip is about 13 s: record it once through.
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // The clip is about 13 s: record it twice through, so that whole sentences are scored
+    // between the first and the last, which the recording's start and stop may cut.
+    tokio::time::sleep(Duration::from_secs(28)).await;
     let stop = Command::StopRecording {
         target: roombox::model::RecordingTarget::Local,
     };
@@ -478,7 +480,7 @@ async fn a_recording_is_transcribed_beside_its_segments_and_pending_work_survive
         panic!("{done:?}")
     };
     assert_eq!(done_ms, total_ms);
-    assert!(total_ms > 10_000, "{total_ms} ms recorded");
+    assert!(total_ms > 20_000, "{total_ms} ms recorded");
     let segment = recordings.join(&recording);
     let vtt_path = recordings.join(&vtt);
     let text = std::fs::read_to_string(&vtt_path).expect("the .vtt beside the segment");
@@ -495,8 +497,11 @@ async fn a_recording_is_transcribed_beside_its_segments_and_pending_work_survive
         .iter()
         .map(|c| c.2.trim_start_matches("<v Rec Box>").to_string())
         .collect();
-    // The first cue may start mid-sentence: the recording started after the file did.
-    let (e, n) = speech::score(&said[1..], &clips[0].sentences);
+    // The first cue may start mid-sentence (the recording started after the file did), and the
+    // last may end mid-sentence, which Whisper, decoding the recording whole, finishes with words
+    // of its own ("restarted whilst you're in the house" for a cut "restarted twi-").
+    assert!(said.len() >= 4, "{said:?}");
+    let (e, n) = speech::score(&said[1..said.len() - 1], &clips[0].sentences);
     eprintln!(
         "recording WER {:.1} % over {n} words: {said:?}",
         100.0 * e as f64 / n as f64

@@ -88,11 +88,23 @@ pub trait Transcriber: Send {
     fn describe(&self) -> String;
     /// Transcribes one utterance of mono samples at [`SAMPLE_RATE`].
     fn transcribe(&mut self, pcm: &[f32]) -> Result<Vec<Piece>, TranscribeError>;
+    /// Transcribes an utterance that follows `context`, the same speaker's last words, which an
+    /// engine that can takes as its prompt (Whisper decodes a short utterance far better
+    /// knowing what came before). The default ignores it.
+    fn transcribe_after(
+        &mut self,
+        pcm: &[f32],
+        context: &str,
+    ) -> Result<Vec<Piece>, TranscribeError> {
+        let _ = context;
+        self.transcribe(pcm)
+    }
 }
 
 pub mod gate;
 pub mod ggml;
 pub mod post;
+pub mod repeat;
 pub mod service;
 pub mod vad;
 pub mod wav;

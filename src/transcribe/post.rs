@@ -1,13 +1,15 @@
 //! Transcripts of recordings (`transcribe-recording`, and `post_on_stop`): each segment decoded
-//! with GStreamer to 16 kHz mono, cut by the VAD, transcribed on one thread at the lowest CPU
-//! priority, and written as `.vtt` and `.srt` beside it.
+//! with GStreamer to 16 kHz mono and transcribed as offline Whisper does (no latency to keep, so
+//! no cutting mid-phrase: the VAD only skips long silences, and Whisper decodes the speech in
+//! 30 s windows conditioned on the text before, beam search, temperature fallback;
+//! `worker::transcribe_recording`), on one thread at the lowest CPU priority, and written as
+//! `.vtt` and `.srt` beside it.
 //!
 //! The segments waiting are kept in a pending-work file in the state directory, rewritten on
 //! every change, so work queued before an agent restart (or a power cut) is picked up again.
 
 use super::live::TranscriptionNotice;
 use super::transcript::{srt, vtt, Caption};
-use super::vad::VadConfig;
 use super::Transcriber;
 use crate::model::ServiceState;
 use crate::sync::lock;
@@ -143,13 +145,16 @@ impl PostQueue {
             };
             if engine.as_ref().is_none_or(|(s, _)| *s != setup) {
                 engine = None;
-                match super::service::load_engine(
+                match super::service::load_whisper(
                     &setup.model,
                     &setup.language,
                     setup.threads,
                     setup.gate.as_deref(),
                 ) {
-                    Ok(e) => engine = Some((setup.clone(), e)),
+                    Ok(mut e) => {
+                        e.set_offline();
+                        engine = Some((setup.clone(), Box::new(e)));
+                    }
                     Err(e) => {
                         let _ = notices.send(progress(
                             &segment,
@@ -236,7 +241,7 @@ fn transcribe_segment(
         None,
     ));
     let mut last = std::time::Instant::now();
-    let pieces = super::worker::transcribe_pcm(engine, &VadConfig::default(), &pcm, |done, _| {
+    let pieces = super::worker::transcribe_recording(engine, &pcm, |done, _| {
         if last.elapsed() >= PROGRESS_EVERY {
             last = std::time::Instant::now();
             let _ = notices.send(progress(

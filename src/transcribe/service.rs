@@ -279,6 +279,17 @@ pub fn load_engine(
     threads: usize,
     gate: Option<&Path>,
 ) -> Result<Box<dyn Transcriber>, super::TranscribeError> {
+    Ok(Box::new(load_whisper(path, language, threads, gate)?))
+}
+
+/// [`load_engine`], as the Whisper engine itself, for a caller that sets it up further
+/// (recordings' transcripts decode offline).
+pub fn load_whisper(
+    path: &Path,
+    language: &str,
+    threads: usize,
+    gate: Option<&Path>,
+) -> Result<super::whisper::Whisper, super::TranscribeError> {
     if !path.exists() {
         return Err(super::TranscribeError::Model {
             path: path.display().to_string(),
@@ -292,5 +303,5 @@ pub fn load_engine(
             Err(e) => tracing::warn!("transcription: no speech gate: {e}"),
         }
     }
-    Ok(Box::new(engine))
+    Ok(engine)
 }

