@@ -161,6 +161,11 @@ async fn every_command_round_trips_with_its_correlation() {
             Some(ErrorCode::InvalidArgument),
         ),
         ("hide-message", r#"{"id":1}"#, None),
+        ("set-volume", r#"{"percent":40}"#, None),
+        // No [calendar] on this box: the calendar's commands say so.
+        ("calendar-refresh", "", unavailable),
+        ("join-meeting", r#"{"eventId":"e1"}"#, unavailable),
+        ("book-now", r#"{"minutes":30}"#, unavailable),
         ("restart", "", None),
     ];
     let covered: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.0).collect();
