@@ -15,7 +15,9 @@
 
 mod support;
 
+use roombox::command::Command;
 use roombox::config::{AudioSource, ProcessingConfig, VideoSource};
+use roombox::event::Event;
 use roombox::media::echo::sim::{self, Room, RoomParams};
 use roombox::media::echo::{EchoPath, Processing};
 use std::io::{Read, Write};
@@ -195,8 +197,19 @@ async fn scenario() {
         "{processing:?}"
     );
 
+    // Live captions of the room's mic, where a Whisper model is installed.
+    let model = support::speech::model();
+    if let Some(m) = &model {
+        config.transcription.model = m.clone();
+    }
     let b = Box_::start(&config);
     b.join().await;
+    if model.is_some() {
+        b.handle
+            .send(Command::StartTranscription { language: None })
+            .await
+            .expect("start transcription");
+    }
     let feed = b.feed_id().expect("the box's id");
     let wav: &'static str = Box::leak(wav.display().to_string().into_boxed_str());
     let mut peer = Peer::join_with(
@@ -224,7 +237,9 @@ async fn scenario() {
 
     // With no canceller: the participant's own speech comes back, through the room.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let off_from = now_ms();
     let off = listen(&peer, 6).await;
+    let off_to = now_ms();
 
     // The canceller on, as `echo_cancel = true` gives: converging afresh, then measured.
     let on_config = {
@@ -237,7 +252,9 @@ async fn scenario() {
     for _ in 0..4 {
         converging.push(listen(&peer, 2).await);
     }
+    let on_from = now_ms();
     let on = listen(&peer, 6).await;
+    let on_to = now_ms();
     let status = EchoPath::shared().status();
 
     // The participant falls silent: what the box sends with no echo to send.
@@ -245,6 +262,12 @@ async fn scenario() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let silent = listen(&peer, 3).await;
     stop.store(true, Ordering::SeqCst);
+    let (echoed_off, echoed_on) = (
+        // Any utterance heard while the canceller was off.
+        room_captions(&b, |start, end| start < off_to && end > off_from),
+        // Any begun once it had converged.
+        room_captions(&b, |start, _| (on_from..on_to).contains(&start)),
+    );
 
     eprintln!(
         "the far end's own speech as it comes back from the box: {off:.1} dBFS with echo_cancel = false; \
@@ -271,5 +294,61 @@ async fn scenario() {
         on <= silent + 4.0,
         "with the canceller the far end still hears itself: {on:.1} dBFS, where silence is {silent:.1}"
     );
+    if model.is_some() {
+        eprintln!(
+            "the far end's clauses in the room's captions: {} in {} captions with echo_cancel = false, {} in {} with it on: {echoed_off:?} / {echoed_on:?}",
+            echoed_off.iter().map(|c| c.1).sum::<usize>(),
+            echoed_off.len(),
+            echoed_on.iter().map(|c| c.1).sum::<usize>(),
+            echoed_on.len(),
+        );
+        assert!(
+            echoed_off.iter().any(|c| c.1 > 0),
+            "with no canceller the room's captions should carry the far end's words: {echoed_off:?}"
+        );
+        assert!(
+            echoed_on.iter().all(|c| c.1 == 0),
+            "with the canceller the room's captions carry the far end's words: {echoed_on:?}"
+        );
+    }
     drop(room);
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The captions of the room's own mic whose utterances' (start, end), ms since the epoch, pass
+/// `when`, each with how many of the far end's sentences (and clauses) it carries: three words
+/// in a row from one.
+fn room_captions(b: &Box_, when: impl Fn(u64, u64) -> bool) -> Vec<(String, usize)> {
+    let local = b.state().local_participant.participant_id;
+    let far: Vec<Vec<String>> = FAR_TEXT
+        .split(['.', '?', ','])
+        .map(support::speech::words)
+        .filter(|w| w.len() >= 3)
+        .collect();
+    b.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::TranscriptionText {
+                participant_id,
+                text,
+                start_ms,
+                end_ms,
+                ..
+            } if participant_id.as_deref() == Some(local.as_str()) && when(start_ms, end_ms) => {
+                let said = support::speech::words(&text);
+                let echoed = far
+                    .iter()
+                    .filter(|sentence| sentence.windows(3).any(|f| said.windows(3).any(|w| w == f)))
+                    .count();
+                Some((text, echoed))
+            }
+            _ => None,
+        })
+        .collect()
 }
