@@ -53,10 +53,11 @@ fn fifo(path: &Path) {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
 }
 
-/// The room between the box's speaker pipe and its mic pipe, until `stop`. The mic is written
-/// at real time, 10 ms at a time, whether or not the speaker plays (the box watches its mic for
-/// stalls, and its speaker opens only when it joins a room): each block is the room's echo of
-/// the speaker's next block, or of silence when none has come, plus the room's noise.
+/// The room between the box's speaker pipe and its mic pipe, until `stop`. Until the speaker
+/// plays (it opens when the box joins a room) the mic gets the room's noise at real time, 10 ms
+/// at a time, since the box watches its mic for stalls; from the speaker's first block on, each
+/// mic block is the room's echo of the speaker's block and the noise, in lockstep, as
+/// `sim::run_pipes` does.
 fn room_between(speaker: &Path, mic: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     let (speaker, mic) = (speaker.to_path_buf(), mic.to_path_buf());
     std::thread::spawn(move || {
@@ -76,32 +77,51 @@ fn room_between(speaker: &Path, mic: &Path, stop: Arc<AtomicBool>) -> std::threa
             .open(&speaker)
             .expect("open the speaker's pipe");
         let mut out: Option<std::fs::File> = None;
-        let mut pending: Vec<u8> = Vec::new();
-        let mut chunk = vec![0u8; 64 * 1024];
+        let mut block = vec![0u8; 2 * N];
         let mut bytes = vec![0u8; 2 * N];
-        let start = Instant::now();
+        let mut lockstep = false;
+        let mut start = Instant::now();
         let mut index = 0u32;
         while !stop.load(Ordering::Relaxed) {
             if out.is_none() {
                 // Blocks until the box's mic reads (the capture starts, or restarts).
                 out = std::fs::OpenOptions::new().write(true).open(&mic).ok();
-            }
-            while let Ok(n) = spk.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                pending.extend_from_slice(&chunk[..n]);
-            }
-            // Keep the speaker's backlog short: a block late is a block later in the room.
-            let max = 2 * N * 10;
-            if pending.len() > max {
-                let drop = (pending.len() - 2 * N * 2) / (2 * N) * (2 * N);
-                pending.drain(..drop);
+                start = Instant::now();
+                index = 0;
             }
             let mut played = vec![0f32; N];
-            if pending.len() >= 2 * N {
-                roombox::media::echo::frames::s16_to_f32(&pending[..2 * N], &mut played);
-                pending.drain(..2 * N);
+            if lockstep {
+                // The speaker plays at real time (its sink syncs to the clock): it paces the mic.
+                if spk.read_exact(&mut block).is_err() {
+                    break;
+                }
+                roombox::media::echo::frames::s16_to_f32(&block, &mut played);
+            } else {
+                match spk.read(&mut block[..2]) {
+                    Ok(2) => {
+                        // The box has joined and its speaker plays: from here on, block by block.
+                        set_blocking(&spk);
+                        spk.read_exact(&mut block[2..])
+                            .expect("the speaker's block");
+                        roombox::media::echo::frames::s16_to_f32(&block, &mut played);
+                        lockstep = true;
+                    }
+                    Ok(1) => {
+                        set_blocking(&spk);
+                        spk.read_exact(&mut block[1..])
+                            .expect("the speaker's block");
+                        roombox::media::echo::frames::s16_to_f32(&block, &mut played);
+                        lockstep = true;
+                    }
+                    _ => {
+                        // No speaker yet: the room's noise, 10 ms at a time.
+                        index += 1;
+                        let due = start + Duration::from_millis(10 * u64::from(index));
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
+                }
             }
             let echo = room.echo(&played);
             let noise = room.noise(N);
@@ -112,13 +132,17 @@ fn room_between(speaker: &Path, mic: &Path, stop: Arc<AtomicBool>) -> std::threa
                     out = None;
                 }
             }
-            index += 1;
-            let due = start + Duration::from_millis(10 * u64::from(index));
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
         }
     })
+}
+
+fn set_blocking(f: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a descriptor this File owns, changing only its O_NONBLOCK flag.
+    unsafe {
+        let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
 }
 
 /// The mean power over the participant's level readings between `from` and `to`, dBFS.
@@ -182,10 +206,7 @@ async fn scenario() {
     config.media.audio.file = mic.clone();
     config.media.audio.rate = RATE;
     config.media.audio.channels = 1;
-    config.room.playback.audio_sink = format!(
-        "filesink location={} sync=true buffer-mode=unbuffered",
-        speaker.display()
-    );
+    config.room.playback.audio_sink = format!("filesink location={} sync=true", speaker.display());
     config.media.audio.processing = ProcessingConfig {
         echo_cancel: Some(false),
         ..ProcessingConfig::default()
