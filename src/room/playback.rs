@@ -556,6 +556,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_speaker_on_a_file_is_written_unbuffered_unless_told_otherwise() {
+        gst::init().unwrap();
+        let mode = |desc: &str| {
+            let el = sink(desc, false, "").unwrap();
+            let v = el.property_value("buffer-mode");
+            gst::glib::EnumValue::from_value(&v)
+                .map(|(_, e)| e.nick().to_string())
+                .unwrap()
+        };
+        assert_eq!(mode("filesink location=/dev/null sync=true"), "unbuffered");
+        assert_eq!(mode("filesink location=/dev/null buffer-mode=full"), "full");
+    }
+
+    #[test]
     fn hardware_decoders_come_first_and_openh264_last() {
         let only = |names: &'static [&'static str]| move |f: &str| names.contains(&f);
         assert_eq!(
