@@ -11,7 +11,10 @@
 //! switched on (the box's one `EchoPath` configured as the config's defaults would, a canceller
 //! converging afresh), then with the participant silent, which shows what the box sends with no
 //! echo at all. The box's mic hears nothing but the room, so everything the participant
-//! receives while it speaks is its own echo.
+//! receives while it speaks is its own echo. Where a Whisper model is installed (required under
+//! `ROOMBOX_REQUIRE_MODEL`), the box also captions its mic live, and the room's captions are
+//! counted for the far end's clauses: some with the canceller off, none once it has converged.
+//! BENCHMARKS.md ("In a real call") has the figures this prints.
 
 mod support;
 
