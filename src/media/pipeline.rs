@@ -258,6 +258,7 @@ pub fn build(
         let processing = super::echo::Processing::from_config(config);
         let echo = super::echo::EchoPath::shared();
         echo.configure(Some(processing));
+        super::speaker::pin_format(echo.rate());
         if processing.any() {
             // Exactly 10 ms per buffer, so the canceller works in place and adds no delay.
             let split = make("audiobuffersplit")?;

@@ -18,6 +18,42 @@ use std::sync::Mutex;
 /// box has one; the room's playback makes a new one per join).
 static VOLUME: Mutex<(u32, Vec<gst::glib::WeakRef<gst::Element>>)> = Mutex::new((100, Vec::new()));
 
+/// The format filters of the speakers that play now: a room joined before the capture has
+/// configured processing (the capture starts when something first needs the mic) built its
+/// speaker unpinned, and [`pin_format`] pins it once the rate is known.
+static FORMATS: Mutex<Vec<gst::glib::WeakRef<gst::Element>>> = Mutex::new(Vec::new());
+
+fn format_caps(rate: Option<u32>) -> gst::Caps {
+    match rate {
+        Some(rate) => gst::Caps::builder("audio/x-raw")
+            .field("format", "S16LE")
+            .field("rate", rate as i32)
+            .field("channels", 1i32)
+            .field("layout", "interleaved")
+            .build(),
+        None => gst::Caps::new_any(),
+    }
+}
+
+/// Makes every speaker playing now play S16LE mono at `rate` (the mic's, while processing
+/// runs), or whatever its sink prefers with None. The capture calls it each time it configures
+/// the box's [`EchoPath`], so a speaker built earlier is not left at a format the canceller
+/// ignores.
+pub fn pin_format(rate: Option<u32>) {
+    if let Ok(mut f) = FORMATS.lock() {
+        f.retain(|w| w.upgrade().is_some());
+        for el in f.iter().filter_map(|w| w.upgrade()) {
+            let caps = format_caps(rate);
+            let same = el
+                .property::<Option<gst::Caps>>("caps")
+                .is_some_and(|c| c == caps);
+            if !same {
+                el.set_property("caps", caps);
+            }
+        }
+    }
+}
+
 /// Sets the volume of the speaker, now and for every speaker built after. The reference is
 /// taken after the volume, so the canceller hears the change as the room does: the echo path
 /// it has learned stays the same.
@@ -49,16 +85,10 @@ pub fn chain(sink: gst::Element, echo: &EchoPath) -> Result<Vec<gst::Element>> {
     }
     let caps = make("capsfilter")?;
     // Without processing nothing pins the speaker's format: it plays what the sink prefers.
-    if let Some(rate) = echo.rate() {
-        caps.set_property(
-            "caps",
-            gst::Caps::builder("audio/x-raw")
-                .field("format", "S16LE")
-                .field("rate", rate as i32)
-                .field("channels", 1i32)
-                .field("layout", "interleaved")
-                .build(),
-        );
+    caps.set_property("caps", format_caps(echo.rate()));
+    if let Ok(mut f) = FORMATS.lock() {
+        f.retain(|w| w.upgrade().is_some());
+        f.push(caps.downgrade());
     }
     let pad = sink
         .static_pad("sink")
@@ -102,5 +132,20 @@ mod tests {
         set_volume(250);
         assert_eq!(volume(), 100, "clamped");
         assert_eq!(level(&first[0]), 100.0);
+    }
+
+    #[test]
+    fn a_speaker_built_before_processing_runs_is_pinned_once_it_does() {
+        gst::init().unwrap();
+        let echo = EchoPath::default();
+        let speaker = chain(make("fakesink").unwrap(), &echo).unwrap();
+        let caps = |e: &gst::Element| e.property::<Option<gst::Caps>>("caps");
+        assert!(caps(&speaker[3]).is_some_and(|c| c.is_any()), "unpinned");
+        pin_format(Some(16_000));
+        let pinned = caps(&speaker[3]).unwrap();
+        let s = pinned.structure(0).unwrap();
+        assert_eq!(s.get::<i32>("rate").unwrap(), 16_000);
+        assert_eq!(s.get::<i32>("channels").unwrap(), 1);
+        assert_eq!(s.get::<&str>("format").unwrap(), "S16LE");
     }
 }

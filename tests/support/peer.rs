@@ -41,6 +41,8 @@ pub struct PeerStats {
     pub video_frames: u64,
     /// Last audio RMS level, dBFS.
     pub audio_dbfs: Option<f64>,
+    /// Every audio RMS level measured (100 ms each), dBFS, with when it arrived.
+    pub audio_levels: Vec<(std::time::Instant, f64)>,
     /// Decoded audio buffers.
     pub audio_buffers: u64,
     /// Glass-to-glass latencies, ms: for each decoded frame carrying a capture-time stamp (see
@@ -440,6 +442,8 @@ impl Peer {
                         .fold(-200.0f64, f64::max);
                     if let Ok(mut st) = stats.lock() {
                         st.audio_dbfs = Some(db.max(-200.0));
+                        st.audio_levels
+                            .push((std::time::Instant::now(), db.max(-200.0)));
                     }
                 }
                 if let gst::MessageView::Eos(_) = msg.view() {
