@@ -4,7 +4,7 @@
 # package depends on (Cargo.toml's [package.metadata.deb] depends, and the libraries cargo-deb's
 # "$auto" resolves to), as on a board whose Debian is up to date. The roombox package itself is
 # not in it: hw-tests/box/run.sh installs it in the booted box with the README's own command.
-# A few tools the test uses to look at the box from inside (aplay, curl, gst-discoverer, sudo for
+# A few tools the test uses to look at the box from inside (aplay, curl, gst-discoverer-1.0, sudo for
 # the README's install line) are added; none of them brings a GStreamer plugin.
 #
 # Idempotent: the root is rebuilt only when its package list or this script changes. It lives in
@@ -32,7 +32,7 @@ mapfile -t depends < <(awk '
 auto=(libc6 libgcc-s1 libstdc++6 libglib2.0-0 libgstreamer1.0-0 libgstreamer-plugins-base1.0-0
   libasound2)
 boot=(systemd systemd-sysv dbus udev)
-tools=(alsa-utils curl gstreamer1.0-tools sudo)
+tools=(alsa-utils curl gstreamer1.0-plugins-base-apps sudo)
 pkgs=$(printf '%s\n' "${boot[@]}" "${depends[@]}" "${auto[@]}" "${tools[@]}" | sort -u | paste -sd, -)
 stamp=$(printf '%s\n%s\n' "$pkgs" "$(sha256sum "$0")" | sha256sum | cut -d' ' -f1)
 
