@@ -12,7 +12,7 @@
 #   - restarts the unit and finds it back;
 #   - fails on any sandbox denial in the journal (seccomp's EPERM, a device not allowed).
 # Each step prints "box: ok ..." or fails with the journal's tail.
-set -Eeuo pipefail
+set -euo pipefail
 cd "$ROOMBOX_HW_RESULTS"
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 STATE=/var/lib/roombox
@@ -25,7 +25,8 @@ fail() {
   journalctl -u roombox --no-pager -o short-monotonic | tail -n 60 || true
   exit 1
 }
-# A command that fails outside an explicit check still says where, with the journal.
+# A command that fails outside an explicit check still says where, with the journal (not -E:
+# inherited into command substitutions, the trap would fire inside until_true's conditions).
 trap 'fail "line $LINENO: \"$BASH_COMMAND\" failed"' ERR
 
 # Polls CMD (a shell snippet) every 0.2 s until it succeeds, for up to S seconds of wall time
