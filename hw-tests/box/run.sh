@@ -34,7 +34,9 @@ fi
 # Not under /tmp: the box's systemd-tmpfiles empties /tmp at boot, and the results dir is shared.
 mkdir -p "$CACHE/box-runs"
 results=$(mktemp -d "$CACHE/box-runs/run.XXXXXX")
-cp "$deb" README.md hw-tests/box/in-box.sh "$MODEL" "$results/"
+# Under Debian's own file name, which the README's install line globs.
+cp "$deb" "$results/$(dpkg-deb -f "$deb" Package)_$(dpkg-deb -f "$deb" Version)_$(dpkg-deb -f "$deb" Architecture).deb"
+cp README.md hw-tests/box/in-box.sh "$MODEL" "$results/"
 # The "room" the microphone hears: one sentence, raw S16LE 48 kHz stereo, and 4 s of silence
 # (long chunks: under emulation each `cat` the feeder runs costs a noticeable moment).
 espeak-ng -w "$results/speech.wav" "The quick brown fox jumps over the lazy dog." 2>/dev/null
