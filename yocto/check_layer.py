@@ -298,6 +298,8 @@ ELEMENTS = {
     "rtmp2sink": ("gstreamer1.0-plugins-bad-rtmp2", "always"),
     "aacparse": ("gstreamer1.0-plugins-good-audioparsers", "always"),
     "h264parse": ("gstreamer1.0-plugins-bad-videoparsersbad", "always"),
+    # 10 ms mic buffers for the echo canceller (media::echo); built by default, no PACKAGECONFIG.
+    "audiobuffersplit": ("gstreamer1.0-plugins-bad-audiobuffersplit", "always"),
     "opusparse": ("gstreamer1.0-plugins-bad-opusparse", "always"),
     "webrtcdsp": ("gstreamer1.0-plugins-bad-webrtcdsp", "always"),
     "x264enc": ("gstreamer1.0-plugins-ugly-x264", "always"),

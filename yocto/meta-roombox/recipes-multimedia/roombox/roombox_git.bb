@@ -178,6 +178,7 @@ RDEPENDS:${PN} = " \
     gstreamer1.0-plugins-good-rtp \
     gstreamer1.0-plugins-good-rtpmanager \
     gstreamer1.0-plugins-good-video4linux2 \
+    gstreamer1.0-plugins-bad-audiobuffersplit \
     gstreamer1.0-plugins-bad-kms \
     gstreamer1.0-plugins-bad-opusparse \
     gstreamer1.0-plugins-bad-rtmp2 \
