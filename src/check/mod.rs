@@ -264,7 +264,20 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
     }
     let sock = c.control_socket();
     let sock_dir = sock.parent().unwrap_or(Path::new("."));
-    out.push(writable_dir("control", sock_dir));
+    if sock_dir == Path::new(crate::config::INSTALLED_RUNTIME_DIR) && !sock_dir.exists() {
+        // The unit's RuntimeDirectory: systemd makes it, owned by roombox, as the service
+        // starts, and removes it when it stops.
+        out.push(CheckLine::new(
+            Status::Ok,
+            "control",
+            format!(
+                "{} is made by systemd (RuntimeDirectory=) when the service starts",
+                sock_dir.display()
+            ),
+        ));
+    } else {
+        out.push(writable_dir("control", sock_dir));
+    }
     out.extend(controls::controls(&c.controls));
 }
 
