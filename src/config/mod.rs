@@ -30,7 +30,7 @@ pub use media::{
     AudioConfig, AudioProcessing, AudioSource, MediaConfig, ProcessingConfig, VideoConfig,
     VideoSource,
 };
-pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig};
+pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig, WhepSource};
 pub use transcription::{language_code, TranscriptionConfig, DEFAULT_MODEL_FILE, SILERO_FILE};
 
 use serde::{Deserialize, Serialize};

@@ -16,6 +16,21 @@ pub enum RoomBackendKind {
     None,
     /// A Janus VideoRoom over Janus's WebSocket API.
     Janus,
+    /// WHIP (RFC 9725) to publish to `url`, WHEP to watch the `[[room.whep]]` sources.
+    Whip,
+}
+
+/// A stream the box watches over WHEP and shows as a remote participant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhepSource {
+    /// The participant's name on the screen; its participant id is `whep-` and this name.
+    pub name: String,
+    /// The WHEP endpoint (`http://` or `https://`).
+    pub url: String,
+    /// A file holding the endpoint's bearer token; `room.token_file` when empty.
+    #[serde(default)]
+    pub token_file: PathBuf,
 }
 
 /// Joining rooms as the local participant.
@@ -24,8 +39,13 @@ pub enum RoomBackendKind {
 pub struct RoomConfig {
     /// The room server protocol.
     pub backend: RoomBackendKind,
-    /// The server's signalling URL (`ws://host:8188` for Janus).
+    /// The server's signalling URL: `ws://host:8188` for Janus, the WHIP endpoint for WHIP
+    /// (empty to only watch WHEP sources).
     pub url: String,
+    /// A file holding the WHIP endpoint's bearer token (its first line); none when empty.
+    pub token_file: PathBuf,
+    /// WHEP sources to watch (backend `whip`), at most 8.
+    pub whep: Vec<WhepSource>,
     /// The room joined when a join command names none.
     pub room_id: String,
     /// Other rooms the web console offers to join, beside `room_id` (at most 32).
@@ -67,6 +87,8 @@ impl Default for RoomConfig {
         RoomConfig {
             backend: RoomBackendKind::None,
             url: "ws://127.0.0.1:8188".into(),
+            token_file: PathBuf::new(),
+            whep: Vec::new(),
             room_id: "1234".into(),
             rooms: Vec::new(),
             display_name: String::new(),
@@ -118,10 +140,21 @@ impl Default for PlaybackConfig {
     }
 }
 
+/// An `http://` or `https://` URL with a host.
+fn is_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or_default();
+        !host.is_empty() && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+    })
+}
+
 impl RoomConfig {
     /// Checks ranges and relations; pushes every problem.
     pub(super) fn validate(&self, e: &mut Vec<FieldError>) {
-        if self.backend != RoomBackendKind::None {
+        if self.backend == RoomBackendKind::Janus {
             let ok_scheme = self.url.starts_with("ws://") || self.url.starts_with("wss://");
             if !ok_scheme || self.url.len() < 8 {
                 fail(
@@ -130,6 +163,26 @@ impl RoomConfig {
                     format!("`{}` is not a ws:// or wss:// URL", self.url),
                 );
             }
+        }
+        if self.backend == RoomBackendKind::Whip {
+            if self.url.is_empty() && self.whep.is_empty() {
+                fail(
+                    e,
+                    "room.url",
+                    "empty, and no [[room.whep]] source: the WHIP backend has nothing to do",
+                );
+            } else if !self.url.is_empty() && !is_http_url(&self.url) {
+                fail(
+                    e,
+                    "room.url",
+                    format!("`{}` is not an http:// or https:// WHIP endpoint", self.url),
+                );
+            }
+        } else if !self.whep.is_empty() {
+            fail(e, "room.whep", "WHEP sources need room.backend = \"whip\"");
+        }
+        self.validate_whep(e);
+        if self.backend != RoomBackendKind::None {
             if self.room_id.is_empty() {
                 fail(e, "room.room_id", "empty; expected the room to join");
             }
@@ -188,6 +241,40 @@ impl RoomConfig {
                     e,
                     f,
                     format!("`{v}` is not `auto`, a keyword or one sink element"),
+                );
+            }
+        }
+    }
+
+    fn validate_whep(&self, e: &mut Vec<FieldError>) {
+        if self.whep.len() > 8 {
+            fail(e, "room.whep", "at most 8 WHEP sources");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, w) in self.whep.iter().enumerate() {
+            let name_ok = !w.name.is_empty()
+                && w.name.len() <= 64
+                && w.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !name_ok {
+                fail(
+                    e,
+                    &format!("room.whep[{i}].name"),
+                    format!("`{}`: expected 1 to 64 letters, digits, `-` or `_`", w.name),
+                );
+            } else if !seen.insert(w.name.as_str()) {
+                fail(
+                    e,
+                    &format!("room.whep[{i}].name"),
+                    format!("`{}` names two sources", w.name),
+                );
+            }
+            if !is_http_url(&w.url) {
+                fail(
+                    e,
+                    &format!("room.whep[{i}].url"),
+                    format!("`{}` is not an http:// or https:// WHEP endpoint", w.url),
                 );
             }
         }

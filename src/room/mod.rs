@@ -2,7 +2,8 @@
 //!
 //! The agent asks with [`RoomAction`]s and hears back through [`RoomNotice`]s; everything in
 //! between runs in one task of its own ([`session`], its rules pure code in `session/state.rs`),
-//! like librespot's Spirc: a room backend ([`signaller::Signaller`], Janus VideoRoom first) for
+//! like librespot's Spirc: a room backend ([`signaller::Signaller`]: Janus VideoRoom, or WHIP and
+//! WHEP) for
 //! signalling, WebRTC connections from the webrtc crate ([`peer`]) for media, and a GStreamer
 //! pipeline ([`playback`]) that plays the remote participants. The box publishes the media engine's one encode through a tap: the
 //! session never encodes.
@@ -19,6 +20,7 @@ pub mod playback;
 pub mod rtcp;
 pub mod session;
 pub mod signaller;
+pub mod whip;
 
 use crate::config::{Config, RoomBackendKind};
 use crate::media::TapSender;
@@ -168,6 +170,7 @@ pub fn spawn(config: &Config) -> Option<RoomLink> {
     let backend: Box<dyn signaller::Signaller> = match config.room.backend {
         RoomBackendKind::None => return None,
         RoomBackendKind::Janus => Box::new(janus::Janus::new(config.room.clone())),
+        RoomBackendKind::Whip => Box::new(whip::Whip::new(config.room.clone())),
     };
     Some(session::spawn(config, backend))
 }

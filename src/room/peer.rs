@@ -6,6 +6,7 @@
 //! carries every candidate (Janus includes its own in its SDP too).
 
 use super::rtcp::FeedbackForwarder;
+use super::signaller::IceServer;
 use crate::media::EncodedSample;
 use crate::model::StreamKind;
 use rtc::interceptor::Slot;
@@ -25,7 +26,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer,
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RtpTransceiver};
@@ -119,6 +120,7 @@ pub fn opus_codec() -> RTCRtpCodec {
 async fn build(
     key: &str,
     events: mpsc::UnboundedSender<PcEvent>,
+    ice_servers: &[IceServer],
 ) -> webrtc::error::Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<()>)> {
     let mut me = MediaEngine::default();
     me.register_codec(
@@ -165,7 +167,20 @@ async fn build(
         .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server)
         .build();
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_ice_servers(
+                    ice_servers
+                        .iter()
+                        .map(|s| RTCIceServer {
+                            urls: vec![s.url.clone()],
+                            username: s.username.clone().unwrap_or_default(),
+                            credential: s.credential.clone().unwrap_or_default(),
+                        })
+                        .collect(),
+                )
+                .build(),
+        )
         .with_setting_engine(settings)
         .with_media_engine(me)
         .with_interceptor_registry(registry)
@@ -277,8 +292,9 @@ impl Publisher {
         audio: bool,
         video: bool,
         chat: bool,
+        ice_servers: &[IceServer],
     ) -> webrtc::error::Result<(Publisher, String)> {
-        let (pc, mut gathered) = build("publisher", events).await?;
+        let (pc, mut gathered) = build("publisher", events, ice_servers).await?;
         let mut p = Publisher {
             pc,
             video: None,
@@ -402,9 +418,10 @@ pub async fn subscribe(
     key: &str,
     offer: String,
     events: mpsc::UnboundedSender<PcEvent>,
+    ice_servers: &[IceServer],
 ) -> webrtc::error::Result<Subscribed> {
     let has_data = offer.lines().any(|l| l.starts_with("m=application"));
-    let (pc, mut gathered) = build(key, events).await?;
+    let (pc, mut gathered) = build(key, events, ice_servers).await?;
     pc.set_remote_description(RTCSessionDescription::offer(offer)?)
         .await?;
     let chat = if has_data {
@@ -438,4 +455,43 @@ pub async fn reanswer(
         .await
         .map(|d| d.sdp)
         .unwrap_or_default())
+}
+
+/// A receive-only offer for one participant's audio and video (WHEP), after ICE gathering,
+/// with the connection it belongs to; [`apply_answer`] completes it.
+pub async fn receive_offer(
+    key: &str,
+    events: mpsc::UnboundedSender<PcEvent>,
+    ice_servers: &[IceServer],
+) -> webrtc::error::Result<(Arc<dyn PeerConnection>, String)> {
+    let (pc, mut gathered) = build(key, events, ice_servers).await?;
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        let init = webrtc::rtp_transceiver::RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            streams: Vec::new(),
+            send_encodings: Vec::new(),
+        };
+        if let Err(e) = pc.add_transceiver_from_kind(kind, Some(init)).await {
+            let _ = pc.close().await;
+            return Err(e);
+        }
+    }
+    let offer = pc.create_offer(None).await?;
+    pc.set_local_description(offer).await?;
+    wait_gathered(&mut gathered).await;
+    let sdp = pc
+        .local_description()
+        .await
+        .map(|d| d.sdp)
+        .unwrap_or_default();
+    Ok((pc, sdp))
+}
+
+/// Applies the server's answer to an offer the box made with [`receive_offer`].
+pub async fn apply_answer(
+    pc: &Arc<dyn PeerConnection>,
+    answer: String,
+) -> webrtc::error::Result<()> {
+    pc.set_remote_description(RTCSessionDescription::answer(answer)?)
+        .await
 }

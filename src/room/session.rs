@@ -13,7 +13,7 @@ mod tasks;
 use super::peer::{self, LocalTrack, PcEvent, Publisher};
 use super::playback::Playback;
 use super::rtcp::{EncoderRequest, Feedback};
-use super::signaller::{Joined, PublishKinds, RoomError, SignalEvent, Signaller};
+use super::signaller::{Joined, Offerer, PublishKinds, RoomError, SignalEvent, Signaller};
 use super::{JoinRequest, RoomAction, RoomLink, RoomNotice, RoomStats};
 use crate::config::{Config, RoomConfig};
 use crate::media::{EncodedSample, TapSender};
@@ -67,6 +67,7 @@ pub fn spawn(config: &Config, backend: Box<dyn Signaller>) -> RoomLink {
         conns: Conns::default(),
         pc_tx,
         inner_tx,
+        next_sub: 0,
     };
     tokio::spawn(s.run(actions, pc_rx, inner_rx));
     RoomLink {
@@ -110,6 +111,8 @@ struct Session {
     inner_tx: mpsc::UnboundedSender<Inner>,
     /// Remote speech for the transcriber; playback taps each participant's audio into it.
     speech: crate::media::pcm::PcmHub,
+    /// Numbers the subscriptions the box offers.
+    next_sub: u64,
 }
 
 async fn next_signal(s: &mut dyn Signaller, live: bool) -> Option<SignalEvent> {
@@ -210,18 +213,15 @@ impl Session {
                     Err(e) => self.state.join_failed(&e, now()),
                 }
             }
-            Action::Subscribe { participant, again } => match self.subscribe(&participant).await {
-                Ok(id) => self.state.subscribed(&participant, id),
-                Err(e) if again => {
-                    self.notify(RoomNotice::Error(format!("resubscribe {participant}: {e}")))
+            Action::Subscribe { participant, again } => {
+                return match self.subscribe(&participant).await {
+                    Ok(id) => self.state.subscribed(&participant, id),
+                    Err(e) => {
+                        tracing::warn!(%participant, error = %e, "room: subscription failed");
+                        self.state.subscribe_failed(&participant, again, &e, now())
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(%participant, error = %e, "room: subscription failed");
-                    self.notify(RoomNotice::Error(format!(
-                        "subscribe to {participant}: {e}"
-                    )));
-                }
-            },
+            }
             Action::Unsubscribe(id) => {
                 if let Some(sub) = self.conns.subs.remove(&id) {
                     sub.close().await;
@@ -284,10 +284,15 @@ impl Session {
             video: true,
             data: self.room.chat,
         };
-        let (mut publisher, offer) =
-            Publisher::offer(self.pc_tx.clone(), kinds.audio, kinds.video, kinds.data)
-                .await
-                .map_err(|e| RoomError::Protocol(format!("webrtc offer: {e}")))?;
+        let (mut publisher, offer) = Publisher::offer(
+            self.pc_tx.clone(),
+            kinds.audio,
+            kinds.video,
+            kinds.data,
+            &self.signaller.ice_servers(),
+        )
+        .await
+        .map_err(|e| RoomError::Protocol(format!("webrtc offer: {e}")))?;
         let answer = match self.signaller.publish(&offer, kinds).await {
             Ok(a) => a,
             Err(e) => {
@@ -311,11 +316,18 @@ impl Session {
 
     /// Subscribes to a participant; returns the subscription's id.
     async fn subscribe(&mut self, participant_id: &str) -> Result<String, RoomError> {
+        if self.signaller.subscription_offerer() == Offerer::Local {
+            return self.subscribe_offering(participant_id).await;
+        }
         let sub = self.signaller.subscribe(participant_id).await?;
-        let peer::Subscribed { pc, answer, chat } =
-            peer::subscribe(&sub.id, sub.offer, self.pc_tx.clone())
-                .await
-                .map_err(|e| RoomError::Protocol(format!("webrtc answer: {e}")))?;
+        let peer::Subscribed { pc, answer, chat } = peer::subscribe(
+            &sub.id,
+            sub.offer,
+            self.pc_tx.clone(),
+            &self.signaller.ice_servers(),
+        )
+        .await
+        .map_err(|e| RoomError::Protocol(format!("webrtc answer: {e}")))?;
         if let Err(e) = self.signaller.accept(&sub.id, &answer).await {
             let _ = pc.close().await;
             let _ = self.signaller.unsubscribe(&sub.id).await;
@@ -336,6 +348,41 @@ impl Session {
             .subs
             .insert(sub.id.clone(), SubConn { pc, tasks });
         Ok(sub.id)
+    }
+
+    /// Subscribes where the box writes the offer (WHEP): a receive-only offer for audio and
+    /// video, named by the session, answered by the server.
+    async fn subscribe_offering(&mut self, participant_id: &str) -> Result<String, RoomError> {
+        self.next_sub += 1;
+        let id = format!("{participant_id}#{}", self.next_sub);
+        let (pc, offer) =
+            peer::receive_offer(&id, self.pc_tx.clone(), &self.signaller.ice_servers())
+                .await
+                .map_err(|e| RoomError::Protocol(format!("webrtc offer: {e}")))?;
+        let answer = match self
+            .signaller
+            .subscribe_with_offer(&id, participant_id, &offer)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = pc.close().await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = peer::apply_answer(&pc, answer).await {
+            let _ = pc.close().await;
+            let _ = self.signaller.unsubscribe(&id).await;
+            return Err(RoomError::Protocol(format!("webrtc answer: {e}")));
+        }
+        self.conns.subs.insert(
+            id.clone(),
+            SubConn {
+                pc,
+                tasks: Vec::new(),
+            },
+        );
+        Ok(id)
     }
 
     /// Answers the server's new offer for a subscription; if that fails, the state subscribes
@@ -442,7 +489,9 @@ impl Session {
                         self.state.publisher_failed(now())
                     }
                     ("publisher", _) => Vec::new(),
-                    (_, RTCPeerConnectionState::Failed) => self.state.subscription_failed(&key),
+                    (_, RTCPeerConnectionState::Failed) => {
+                        self.state.subscription_failed(&key, now())
+                    }
                     _ => Vec::new(),
                 };
                 self.apply(out).await;

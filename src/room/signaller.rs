@@ -1,7 +1,7 @@
 //! The room backend trait: the signalling half of a room, like gst-plugins-rs's `Signallable`.
 //!
-//! A backend speaks one room server's protocol (Janus VideoRoom here; WHIP/WHEP or LiveKit could
-//! follow) and nothing else: it joins and leaves, trades session descriptions for the WebRTC
+//! A backend speaks one room server's protocol (Janus VideoRoom, or WHIP and WHEP; LiveKit
+//! could follow) and nothing else: it joins and leaves, trades session descriptions for the WebRTC
 //! session, and reports what happens in the room as [`SignalEvent`]s. The WebRTC media, the
 //! reconnect policy and the agent's vocabulary live in [`super::session`], so a new backend
 //! touches neither the agent nor the media code.
@@ -50,6 +50,27 @@ pub struct Joined {
     pub participant_id: String,
     /// Everyone already publishing.
     pub publishers: Vec<RemotePublisher>,
+    /// The server lists who is in the room (Janus). Without a roster (WHEP), a participant is
+    /// listed only while its subscription stands, and one that fails is tried again later.
+    pub roster: bool,
+}
+
+/// Who writes a subscription's offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offerer {
+    /// The server offers what it sends ([`Signaller::subscribe`], then [`Signaller::accept`]).
+    Server,
+    /// The box offers to receive ([`Signaller::subscribe_with_offer`]), as WHEP does.
+    Local,
+}
+
+/// A STUN or TURN server for the box's connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:`, `stuns:`, `turn:` or `turns:` URL.
+    pub url: String,
+    pub username: Option<String>,
+    pub credential: Option<String>,
 }
 
 /// Something the room server reported.
@@ -152,6 +173,29 @@ pub trait Signaller: Send {
 
     /// Sends the local answer to a subscription's offer; media starts flowing.
     async fn accept(&mut self, subscription_id: &str, answer: &str) -> Result<(), RoomError>;
+
+    /// Who offers a subscription on this backend.
+    fn subscription_offerer(&self) -> Offerer {
+        Offerer::Server
+    }
+
+    /// Sends the box's receive-only `offer` for one participant's media, as the subscription
+    /// the session calls `subscription_id`, and returns the server's answer
+    /// ([`Offerer::Local`] backends).
+    async fn subscribe_with_offer(
+        &mut self,
+        subscription_id: &str,
+        participant_id: &str,
+        offer: &str,
+    ) -> Result<String, RoomError> {
+        let _ = (subscription_id, participant_id, offer);
+        Err(RoomError::Unsupported("offering a subscription".into()))
+    }
+
+    /// STUN and TURN servers the server named for the box's next connections.
+    fn ice_servers(&self) -> Vec<IceServer> {
+        Vec::new()
+    }
 
     /// Drops a subscription.
     async fn unsubscribe(&mut self, subscription_id: &str) -> Result<(), RoomError>;

@@ -290,6 +290,7 @@ impl Signaller for Janus {
             session_id: Some(client.session_id.to_string()),
             participant_id,
             publishers: proto::publishers(&data).into_iter().map(remote).collect(),
+            roster: true,
         };
         self.conn = Some(Conn {
             private_id: data.get("private_id").and_then(Value::as_u64),

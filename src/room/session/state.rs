@@ -105,6 +105,12 @@ struct Link {
     subs: BTreeMap<String, Sub>,
     /// Everyone else in the room, publishing or not.
     remotes: BTreeMap<String, RemotePublisher>,
+    /// The server lists the room (see [`Joined::roster`]).
+    roster: bool,
+    /// Remotes not announced to the agent: without a roster, those with no subscription.
+    unlisted: std::collections::BTreeSet<String>,
+    /// Participants whose subscription failed, with its backoff and when to try again.
+    resubscribe: BTreeMap<String, (Backoff, Instant)>,
     connected: bool,
     /// ICE and DTLS must connect by then, or the join counts as failed.
     deadline: Instant,
@@ -204,12 +210,16 @@ impl SessionState {
         };
         let publish = req.mode == Mode::SendAndReceive && (req.mic || req.webcam);
         let pending = std::mem::take(&mut joined.publishers);
+        let roster = joined.roster;
         self.link = Some(Link {
             joined,
             pending: Vec::new(),
             publisher: None,
             subs: BTreeMap::new(),
             remotes: BTreeMap::new(),
+            roster,
+            unlisted: Default::default(),
+            resubscribe: BTreeMap::new(),
             connected: false,
             deadline: now + self.connect_timeout,
         });
@@ -318,7 +328,7 @@ impl SessionState {
         if overdue {
             self.fault("ICE/DTLS did not connect in time", now)
         } else {
-            Vec::new()
+            self.resubscribe_due(now)
         }
     }
 
@@ -354,9 +364,11 @@ impl SessionState {
             out.push(notice(RoomNotice::DetachTap));
         }
         out.push(Action::Close);
+        let unlisted = link.unlisted;
         out.extend(
             link.remotes
                 .into_keys()
+                .filter(|id| !unlisted.contains(id))
                 .map(|id| notice(RoomNotice::ParticipantLeft(id))),
         );
         if self.recording {

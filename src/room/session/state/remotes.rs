@@ -3,9 +3,10 @@
 
 use super::{notice, Action, SessionState, Sub};
 use crate::model::{Mode, Participant, StreamKind};
-use crate::room::signaller::RemotePublisher;
+use crate::room::signaller::{RemotePublisher, RoomError};
 use crate::room::RoomNotice;
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 impl SessionState {
     /// The participant a subscription receives.
@@ -66,6 +67,10 @@ impl SessionState {
         let id = p.participant_id.clone();
         let mut out = Vec::new();
         match link.remotes.insert(id.clone(), p.clone()) {
+            // Without a roster, a participant is listed once its subscription stands.
+            None if !link.roster => {
+                link.unlisted.insert(id.clone());
+            }
             None => out.push(notice(RoomNotice::ParticipantJoined(participant(&p)))),
             Some(old) => {
                 for (kind, was, is) in [
@@ -107,10 +112,11 @@ impl SessionState {
         out
     }
 
-    /// A subscription was made: remember it, with whether it carries the participant's video.
-    pub fn subscribed(&mut self, participant: &str, subscription_id: String) {
+    /// A subscription was made: remember it, with whether it carries the participant's video,
+    /// and list the participant if the server keeps no roster.
+    pub fn subscribed(&mut self, participant: &str, subscription_id: String) -> Vec<Action> {
         let Some(link) = self.link.as_mut() else {
-            return;
+            return Vec::new();
         };
         let video = link.remotes.get(participant).is_some_and(|p| p.video);
         link.subs.insert(
@@ -120,6 +126,75 @@ impl SessionState {
                 video,
             },
         );
+        link.resubscribe.remove(participant);
+        match link.remotes.get(participant) {
+            Some(p) if link.unlisted.remove(participant) => {
+                vec![notice(RoomNotice::ParticipantJoined(self::participant(p)))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Subscribing to `participant` failed (`again`: it replaced a failed one). The agent hears
+    /// why; a fault that may pass (a server error, a source not live yet) is tried again after
+    /// the participant's own backoff, while the participant is in the room.
+    pub fn subscribe_failed(
+        &mut self,
+        participant: &str,
+        again: bool,
+        e: &RoomError,
+        now: Instant,
+    ) -> Vec<Action> {
+        let what = if again { "resubscribe" } else { "subscribe to" };
+        let mut out = vec![notice(RoomNotice::Error(format!(
+            "{what} {participant}: {e}"
+        )))];
+        let transient = matches!(e, RoomError::Transport(_) | RoomError::Protocol(_));
+        let jitter = (self.jitter)();
+        let base = self.backoff.clone();
+        let Some(link) = self.link.as_mut() else {
+            return out;
+        };
+        if transient
+            && link.remotes.contains_key(participant)
+            && !link.subs.contains_key(participant)
+        {
+            let (backoff, due) = link
+                .resubscribe
+                .entry(participant.to_string())
+                .or_insert_with(|| {
+                    let mut b = base;
+                    b.reset();
+                    (b, now)
+                });
+            *due = now + backoff.next_with(jitter);
+            tracing::info!(%participant, retry_in = ?(*due - now), "room: subscribing again later");
+        } else if !link.roster && link.remotes.remove(participant).is_some() {
+            // Not retried: forget it, as a roster would when it leaves.
+            link.unlisted.remove(participant);
+            link.resubscribe.remove(participant);
+        }
+        out.push(Action::StopPlayback(participant.to_string()));
+        out
+    }
+
+    /// The subscriptions whose retry time came.
+    pub(super) fn resubscribe_due(&mut self, now: Instant) -> Vec<Action> {
+        let Some(link) = self.link.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (who, (_, due)) in link.resubscribe.iter_mut() {
+            if *due <= now {
+                // Not again until this attempt reports (a failure sets a new time).
+                *due = now + std::time::Duration::from_secs(24 * 3600);
+                out.push(Action::Subscribe {
+                    participant: who.clone(),
+                    again: true,
+                });
+            }
+        }
+        out
     }
 
     /// A participant stopped publishing (`left` false: it stays listed, its streams off) or
@@ -132,9 +207,10 @@ impl SessionState {
         if let Some(sub) = link.subs.remove(id) {
             out.push(Action::Unsubscribe(sub.id));
         }
+        link.resubscribe.remove(id);
         out.push(Action::StopPlayback(id.to_string()));
         if left {
-            if link.remotes.remove(id).is_some() {
+            if link.remotes.remove(id).is_some() && !link.unlisted.remove(id) {
                 out.push(notice(RoomNotice::ParticipantLeft(id.to_string())));
             }
         } else if let Some(p) = link.remotes.get_mut(id) {
@@ -155,7 +231,7 @@ impl SessionState {
     }
 
     /// A subscription's connection failed: replace it, if its participant is still listed.
-    pub fn subscription_failed(&mut self, subscription_id: &str) -> Vec<Action> {
+    pub fn subscription_failed(&mut self, subscription_id: &str, now: Instant) -> Vec<Action> {
         let Some(who) = self.subscriber_of(subscription_id).map(str::to_string) else {
             return Vec::new();
         };
@@ -166,6 +242,21 @@ impl SessionState {
         let mut out = Vec::new();
         if let Some(sub) = link.subs.remove(&who) {
             out.push(Action::Unsubscribe(sub.id));
+        }
+        if !link.roster {
+            // Its stream stopped flowing: unlisted until a new subscription stands, which is
+            // tried after the participant's backoff (the source may be gone for a while).
+            out.push(Action::StopPlayback(who.clone()));
+            if link.remotes.contains_key(&who) && link.unlisted.insert(who.clone()) {
+                out.push(notice(RoomNotice::ParticipantLeft(who.clone())));
+            }
+            out.extend(self.subscribe_failed(
+                &who,
+                true,
+                &RoomError::Transport("its connection failed".into()),
+                now,
+            ));
+            return out;
         }
         if link.remotes.contains_key(&who) {
             out.push(Action::Subscribe {

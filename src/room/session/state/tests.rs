@@ -49,6 +49,7 @@ fn joined(publishers: Vec<RemotePublisher>) -> Joined {
         session_id: Some("s1".into()),
         participant_id: "me".into(),
         publishers,
+        roster: true,
     }
 }
 

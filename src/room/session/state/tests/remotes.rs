@@ -103,7 +103,7 @@ fn a_failed_subscription_is_replaced_while_its_participant_is_listed() {
     let t0 = Instant::now();
     let mut s = connected(t0, &[publisher("alice", true, true)]);
     assert_eq!(
-        s.subscription_failed("sub-alice"),
+        s.subscription_failed("sub-alice", Instant::now()),
         vec![
             Action::Unsubscribe("sub-alice".into()),
             Action::Subscribe {
@@ -113,7 +113,8 @@ fn a_failed_subscription_is_replaced_while_its_participant_is_listed() {
         ]
     );
     assert!(
-        s.subscription_failed("sub-alice").is_empty(),
+        s.subscription_failed("sub-alice", Instant::now())
+            .is_empty(),
         "a gone one is not"
     );
 }
