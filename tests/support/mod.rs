@@ -11,6 +11,7 @@ pub mod mosquitto;
 pub mod nginx;
 pub mod radicale;
 pub mod speech;
+pub mod whip;
 
 use std::time::Duration;
 

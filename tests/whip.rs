@@ -1,0 +1,348 @@
+//! The WHIP and WHEP backend against a server that is not Janus and a WebRTC stack that is not
+//! the box's: `support/whip_server.py` on aiortc. The box publishes to it over WHIP (the server
+//! decodes the box's video and hears its tone) and watches another publisher over WHEP (the box
+//! decodes it). Each test runs in a network namespace of its own (`support::netns`): ICE skips
+//! loopback.
+
+mod support;
+
+use roombox::command::Command;
+use roombox::config::{Config, RoomBackendKind, WhepSource};
+use roombox::event::Event;
+use roombox::event::MediaState;
+use roombox::model::MeetingState;
+use std::path::Path;
+use std::time::Duration;
+use support::inproc::{join_cmd, InProcBox as Box_};
+use support::poll_until as eventually;
+use support::whip::WhipServer;
+
+const WAIT: Duration = Duration::from_secs(40);
+const TOKEN: &str = "tkn-7f3a9c0e51";
+
+/// A box that publishes to `url` over WHIP with the token in a file, and watches `whep`.
+fn whip_config(dir: &Path, url: &str, whep: &[(&str, String)]) -> Config {
+    let mut c = support::inproc::room_config("ws://unused", dir, "whip", (320, 180));
+    c.room.backend = RoomBackendKind::Whip;
+    c.room.url = url.into();
+    let token = dir.join("whip.token");
+    std::fs::write(&token, format!("{TOKEN}\n")).expect("token file");
+    c.room.token_file = token;
+    c.room.chat = false;
+    c.room.whep = whep
+        .iter()
+        .map(|(name, url)| WhepSource {
+            name: (*name).into(),
+            url: url.clone(),
+            token_file: Default::default(),
+        })
+        .collect();
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    c
+}
+
+fn f64_of(v: &serde_json::Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(f64::NAN)
+}
+
+/// Waits until the server has decoded more than 30 frames and an audible tone from `name`.
+async fn server_receives(srv: &WhipServer, name: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = srv.stats(name).await;
+        if f64_of(&s, "video_frames") > 30.0 && f64_of(&s, "audio_dbfs") > -30.0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the WHIP server did not decode the box's video and tone: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn the_box_publishes_over_whip_and_watches_over_whep() {
+    support::netns::isolated_async(test_name!(), || async {
+        let tmp = tempfile::tempdir().unwrap();
+        let srv = WhipServer::start(tmp.path(), Some(TOKEN), Some("cam"));
+        let c = whip_config(
+            tmp.path(),
+            &srv.url("/whip/box"),
+            &[("cam", srv.url("/whep/cam"))],
+        );
+        let b = Box_::start(&c);
+        b.join().await;
+        server_receives(&srv, "box").await;
+        let s = srv.stats("box").await;
+        assert_eq!(
+            (s["width"].as_u64(), s["height"].as_u64()),
+            (Some(320), Some(180)),
+            "{s}"
+        );
+
+        // The WHEP source is a participant of its own, and the box decodes and hears it.
+        b.lists("whep-cam").await;
+        assert_eq!(b.state().participants["whep-cam"].display_name, "cam");
+        assert!(
+            eventually(WAIT, || b.frames_from("whep-cam") > 30).await,
+            "the box decoded no video over WHEP: {:?}",
+            b.remote("whep-cam")
+        );
+        assert!(
+            eventually(WAIT, || b
+                .remote("whep-cam")
+                .audio_dbfs
+                .is_some_and(|d| d > -30.0))
+            .await,
+            "the box heard no tone over WHEP: {:?}",
+            b.remote("whep-cam")
+        );
+
+        // Every request carried the token; the token is in no state or event.
+        assert!(srv
+            .log()
+            .await
+            .iter()
+            .filter(|r| r["path"] != "/log"
+                && !r["path"].as_str().unwrap_or("").starts_with("/stats")
+                && !r["path"].as_str().unwrap_or("").starts_with("/demo"))
+            .all(|r| r["auth"] == true));
+        let seen = format!(
+            "{}{}",
+            serde_json::to_string(&b.state()).unwrap(),
+            serde_json::to_string(&b.events()).unwrap()
+        );
+        assert!(
+            !seen.contains(TOKEN),
+            "the token leaked into the state or events"
+        );
+
+        // Leaving DELETEs both sessions: the server no longer has the box's stream.
+        b.handle.send(Command::Leave).await.expect("leave");
+        assert!(
+            eventually(WAIT, || b.state().meeting_state == MeetingState::Closed
+                || b.state().room.is_none())
+            .await
+        );
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let deletes = srv
+                .log()
+                .await
+                .into_iter()
+                .filter(|r| {
+                    r["method"] == "DELETE"
+                        && r["path"]
+                            .as_str()
+                            .is_some_and(|p| p.starts_with("/resource/"))
+                })
+                .count();
+            if deletes >= 2 && srv.stats("box").await["publishing"] == false {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "leaving did not DELETE the WHIP and WHEP sessions: {deletes} DELETEs"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(b.saw(|e| matches!(e, Event::ParticipantLeft { participant_id } if participant_id == "whep-cam")));
+    });
+}
+
+#[test]
+fn a_whep_source_is_listed_only_once_it_flows() {
+    support::netns::isolated_async(test_name!(), || async {
+        let tmp = tempfile::tempdir().unwrap();
+        let srv = WhipServer::start(tmp.path(), Some(TOKEN), None);
+        let mut c = whip_config(tmp.path(), "", &[("late", srv.url("/whep/late"))]);
+        c.room.mode = roombox::model::Mode::ReceiveOnly;
+        let b = Box_::start(&c);
+        b.join().await;
+        // Nothing publishes `late`: the server says 404, and the box keeps asking, with backoff,
+        // without listing it.
+        assert!(
+            eventually(WAIT, || post_count(&srv, "/whep/late") >= 3).await,
+            "the box did not ask again for a WHEP source that was not live"
+        );
+        assert!(!b.state().participants.contains_key("whep-late"));
+        assert!(b.saw(|e| matches!(e, Event::Error { message, .. } if message.contains("404") && message.contains("not live"))));
+        // It goes live: the box lists it and decodes it.
+        srv.demo("late", true).await;
+        b.lists("whep-late").await;
+        assert!(
+            eventually(WAIT, || b.frames_from("whep-late") > 30).await,
+            "the box decoded nothing once the source was live: {:?}",
+            b.remote("whep-late")
+        );
+        assert_eq!(b.state().meeting_state, MeetingState::Connected);
+    });
+}
+
+/// POSTs to `path` so far, asked on a thread of its own (the poll's condition is synchronous).
+fn post_count(srv: &WhipServer, path: &str) -> usize {
+    let port = srv.port;
+    let path = path.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let host = format!("127.0.0.1:{port}");
+            let r = support::http::request("GET", &host, "/log", &[]).await;
+            let log: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap_or_default();
+            log.iter()
+                .filter(|r| r["method"] == "POST" && r["path"] == path.as_str())
+                .count()
+        })
+    })
+    .join()
+    .unwrap_or(0)
+}
+
+/// What the box should make of one bad endpoint.
+struct Case {
+    path: &'static str,
+    /// Words the error must carry.
+    says: &'static [&'static str],
+    /// A refusal: FAILED and no retry. Otherwise DISCONNECTED and retried with backoff.
+    refused: bool,
+}
+
+#[test]
+fn each_bad_endpoint_gets_a_clear_error_and_disturbs_nothing_else() {
+    support::netns::isolated_async(test_name!(), || async {
+        let tmp = tempfile::tempdir().unwrap();
+        let srv = WhipServer::start(tmp.path(), Some(TOKEN), None);
+        let cases = [
+            Case {
+                path: "/status/400",
+                says: &["400"],
+                refused: true,
+            },
+            Case {
+                path: "/status/401",
+                says: &["401", "token_file"],
+                refused: true,
+            },
+            Case {
+                path: "/status/403",
+                says: &["403", "token_file"],
+                refused: true,
+            },
+            Case {
+                path: "/status/404",
+                says: &["404", "no such endpoint"],
+                refused: true,
+            },
+            Case {
+                path: "/status/503",
+                says: &["503"],
+                refused: false,
+            },
+            Case {
+                path: "/notsdp",
+                says: &["not SDP", "text/html"],
+                refused: false,
+            },
+            Case {
+                path: "/badlocation",
+                says: &["Location", "not a URL"],
+                refused: false,
+            },
+            Case {
+                path: "/hang",
+                says: &["no answer in time"],
+                refused: false,
+            },
+        ];
+        for case in cases {
+            let mut c = whip_config(tmp.path(), &srv.url(case.path), &[]);
+            c.room.connect_timeout = Duration::from_secs(2);
+            let b = Box_::start(&c);
+            assert!(
+                eventually(WAIT, || b.state().media.state == MediaState::Playing).await,
+                "capture did not start"
+            );
+            b.handle.send(join_cmd()).await.expect("join accepted");
+            let want = if case.refused {
+                MeetingState::Failed
+            } else {
+                MeetingState::Disconnected
+            };
+            assert!(
+                eventually(WAIT, || b.saw(
+                    |e| matches!(e, Event::MeetingStateChanged { state } if *state == want)
+                ))
+                .await,
+                "{}: never {want:?}; events {:?}",
+                case.path,
+                b.events()
+            );
+            let error = b
+                .events()
+                .into_iter()
+                .find_map(|e| match e {
+                    Event::Error { code, message } if code == "room" => Some(message),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for w in case.says {
+                assert!(
+                    error.contains(w),
+                    "{}: the error `{error}` does not say `{w}`",
+                    case.path
+                );
+            }
+            assert!(!error.contains(TOKEN), "the token leaked into an error");
+            if !case.refused {
+                // Retried, with backoff (200 ms, then longer), not in a tight loop.
+                assert!(
+                    eventually(WAIT, || post_count(&srv, case.path) >= 3).await,
+                    "{}: not retried",
+                    case.path
+                );
+                let log = srv.requests("POST", case.path).await;
+                let t: Vec<f64> = log.iter().map(|r| f64_of(r, "t")).collect();
+                assert!(
+                    t.len() < 12,
+                    "{}: {} attempts: no backoff",
+                    case.path,
+                    t.len()
+                );
+            } else {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                assert_eq!(
+                    srv.requests("POST", case.path).await.len(),
+                    1,
+                    "{}: a refusal was retried",
+                    case.path
+                );
+                assert!(
+                    b.state().room.is_none(),
+                    "{}: still in a room after a refusal",
+                    case.path
+                );
+            }
+            // Capture never stopped.
+            assert_eq!(b.state().media.state, MediaState::Playing, "{}", case.path);
+            b.handle.send(Command::Leave).await.ok();
+        }
+    });
+}
+
+#[test]
+fn a_redirect_keeps_the_token() {
+    support::netns::isolated_async(test_name!(), || async {
+        let tmp = tempfile::tempdir().unwrap();
+        let srv = WhipServer::start(tmp.path(), Some(TOKEN), None);
+        let c = whip_config(tmp.path(), &srv.url("/redirect/box"), &[]);
+        let b = Box_::start(&c);
+        b.join().await;
+        server_receives(&srv, "box").await;
+        let posts = srv.requests("POST", "/whip/box").await;
+        assert!(!posts.is_empty() && posts.iter().all(|r| r["auth"] == true));
+    });
+}
