@@ -147,3 +147,144 @@ fn a_new_offer_is_answered_on_its_subscription_or_subscribed_afresh() {
         ]
     );
 }
+
+/// A box publishing into a room with no roster (WHIP), `sources` (WHEP) to receive, connected.
+fn without_roster(t0: Instant, sources: &[RemotePublisher]) -> (SessionState, Vec<Action>) {
+    let mut s = state();
+    s.join(request(Mode::SendAndReceive, true, true));
+    let mut j = joined(sources.to_vec());
+    j.roster = false;
+    assert_eq!(s.joined(j, t0), vec![Action::Publish]);
+    let out = s.published(true, false);
+    s.publisher_connected();
+    (s, out)
+}
+
+#[test]
+fn without_a_roster_a_source_is_listed_only_once_its_subscription_stands() {
+    let t0 = Instant::now();
+    let (mut s, out) = without_roster(t0, &[publisher("whep-hall", true, true)]);
+    assert!(out.contains(&subscribe("whep-hall")));
+    assert!(notices(&out).is_empty(), "not listed before it flows");
+    assert!(matches!(
+        notices(&s.subscribed("whep-hall", "whep-hall#1".into())).as_slice(),
+        [RoomNotice::ParticipantJoined(p)] if p.participant_id == "whep-hall" && p.webcam_on
+    ));
+    assert!(
+        s.subscribed("whep-hall", "whep-hall#2".into()).is_empty(),
+        "listed once"
+    );
+}
+
+#[test]
+fn without_a_roster_a_source_not_live_is_tried_again_after_its_backoff() {
+    let t0 = Instant::now();
+    let (mut s, _) = without_roster(t0, &[publisher("whep-hall", true, true)]);
+    let out = s.subscribe_failed(
+        "whep-hall",
+        false,
+        &RoomError::Transport("404 (not live)".into()),
+        t0,
+    );
+    assert!(matches!(notices(&out).as_slice(), [RoomNotice::Error(m)] if m.contains("not live")));
+    assert!(
+        !notices(&out)
+            .iter()
+            .any(|n| matches!(n, RoomNotice::ParticipantLeft(_))),
+        "never listed, so never left"
+    );
+    assert!(
+        !s.tick(t0 + SECOND / 2)
+            .iter()
+            .any(|a| matches!(a, Action::Subscribe { .. })),
+        "not before the backoff"
+    );
+    let again = Action::Subscribe {
+        participant: "whep-hall".into(),
+        again: true,
+    };
+    assert!(s.tick(t0 + SECOND).contains(&again), "after one step");
+    assert!(
+        !s.tick(t0 + 2 * SECOND).contains(&again),
+        "one attempt at a time"
+    );
+    // The second failure waits twice as long.
+    let t1 = t0 + 3 * SECOND;
+    s.subscribe_failed("whep-hall", true, &RoomError::Transport("down".into()), t1);
+    assert!(!s.tick(t1 + SECOND).contains(&again));
+    assert!(s.tick(t1 + 2 * SECOND).contains(&again));
+    assert!(!notices(&s.subscribed("whep-hall", "whep-hall#2".into())).is_empty());
+}
+
+#[test]
+fn without_a_roster_a_stream_that_stops_unlists_its_source_until_it_flows_again() {
+    let t0 = Instant::now();
+    let (mut s, _) = without_roster(t0, &[publisher("whep-hall", true, true)]);
+    s.subscribed("whep-hall", "whep-hall#1".into());
+    let out = s.subscription_failed("whep-hall#1", t0);
+    assert_eq!(out[0], Action::Unsubscribe("whep-hall#1".into()));
+    assert!(out.contains(&Action::StopPlayback("whep-hall".into())));
+    assert!(notices(&out).contains(&RoomNotice::ParticipantLeft("whep-hall".into())));
+    assert!(s.tick(t0 + SECOND).contains(&Action::Subscribe {
+        participant: "whep-hall".into(),
+        again: true,
+    }));
+    assert!(matches!(
+        notices(&s.subscribed("whep-hall", "whep-hall#2".into())).as_slice(),
+        [RoomNotice::ParticipantJoined(_)]
+    ));
+    // Leaving the room: an unlisted source is not said to leave.
+    s.subscription_failed("whep-hall#2", t0);
+    let bye = s.leave("asked");
+    assert!(
+        !notices(&bye)
+            .iter()
+            .any(|n| matches!(n, RoomNotice::ParticipantLeft(_))),
+        "it left when its stream stopped: {bye:?}"
+    );
+}
+
+#[test]
+fn without_a_roster_a_refused_source_is_forgotten() {
+    let t0 = Instant::now();
+    let (mut s, _) = without_roster(t0, &[publisher("whep-hall", true, true)]);
+    s.subscribe_failed(
+        "whep-hall",
+        false,
+        &RoomError::Refused("401: check the token".into()),
+        t0,
+    );
+    assert!(
+        !s.tick(t0 + 60 * SECOND)
+            .iter()
+            .any(|a| matches!(a, Action::Subscribe { .. })),
+        "a refusal does not pass by itself"
+    );
+    assert!(s.subscribed("whep-hall", "late".into()).is_empty());
+}
+
+#[test]
+fn with_a_roster_a_subscription_that_cannot_be_made_is_tried_again_while_listed() {
+    let t0 = Instant::now();
+    let mut s = connected(t0, &[]);
+    s.signal(SignalEvent::Published(publisher("bob", true, true)), t0);
+    let out = s.subscribe_failed("bob", false, &RoomError::Transport("timeout".into()), t0);
+    assert!(
+        !notices(&out)
+            .iter()
+            .any(|n| matches!(n, RoomNotice::ParticipantLeft(_))),
+        "the roster says who is here"
+    );
+    s.signal(
+        SignalEvent::ParticipantLeft {
+            participant_id: "bob".into(),
+        },
+        t0,
+    );
+    assert!(
+        !s.tick(t0 + 10 * SECOND)
+            .iter()
+            .any(|a| matches!(a, Action::Subscribe { .. })),
+        "not for someone who left"
+    );
+}
