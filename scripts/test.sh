@@ -15,6 +15,8 @@ bash hw-tests/setup.sh
 # Chromium and the npm packages (playwright-core, hls.js) for tests/hls_browser.rs and
 # tests/console.rs and tests/room_browser.rs.
 bash tests/browser/setup.sh
+# aiortc's WHIP/WHEP server for tests/whip.rs, in a venv of the tests' own.
+bash tests/support/whip-setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/roombox-target}"
 export CARGO_TERM_COLOR=never
 # Setup fetched the Whisper model: the speech tests fail, never skip, without it.

@@ -8,6 +8,7 @@
 mod audio;
 mod controls;
 mod fleet;
+mod room;
 
 pub use controls::controls;
 pub use fleet::fleet;
@@ -81,6 +82,7 @@ pub fn run(path: Option<&Path>) -> Vec<CheckLine> {
         return out;
     }
     environment(&loaded.config, &mut out);
+    out.extend(room::room(&loaded.config.room));
     out.extend(fleet(&loaded.config));
     out
 }

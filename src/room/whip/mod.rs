@@ -89,7 +89,7 @@ impl Whip {
 }
 
 /// The first line of a token file, trimmed; `None` for no file.
-fn read_token(path: &Path, field: &str) -> Result<Option<String>, RoomError> {
+pub fn read_token(path: &Path, field: &str) -> Result<Option<String>, RoomError> {
     if path.as_os_str().is_empty() {
         return Ok(None);
     }
