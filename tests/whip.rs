@@ -118,6 +118,48 @@ fn the_box_publishes_over_whip_and_watches_over_whep() {
             "the token leaked into the state or events"
         );
 
+        // Camera off stops the video at once, with no renegotiation to fail (WHIP has none):
+        // no error event, and the tone goes on.
+        let errors_before = b
+            .events()
+            .iter()
+            .filter(|e| matches!(e, Event::Error { .. }))
+            .count();
+        b.handle
+            .send(Command::DisableWebcam)
+            .await
+            .expect("camera off");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let frozen = f64_of(&srv.stats("box").await, "video_frames");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let s = srv.stats("box").await;
+        assert!(
+            f64_of(&s, "video_frames") - frozen < 3.0,
+            "video kept coming with the camera off: {frozen} then {s}"
+        );
+        assert!(f64_of(&s, "audio_dbfs") > -30.0, "the tone stopped: {s}");
+        b.handle
+            .send(Command::EnableWebcam)
+            .await
+            .expect("camera on");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while f64_of(&srv.stats("box").await, "video_frames") < frozen + 30.0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the video did not come back"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(
+            b.events()
+                .iter()
+                .filter(|e| matches!(e, Event::Error { .. }))
+                .count(),
+            errors_before,
+            "{:?}",
+            b.events()
+        );
+
         // Leaving DELETEs both sessions: the server no longer has the box's stream.
         b.handle.send(Command::Leave).await.expect("leave");
         assert!(

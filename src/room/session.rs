@@ -414,6 +414,10 @@ impl Session {
         let Some(publisher) = self.conns.publisher.as_mut() else {
             return Renegotiation::Skipped;
         };
+        if !self.signaller.renegotiates() {
+            // WHIP: a new offer would need a new resource; the video stops and resumes at once.
+            return Renegotiation::Skipped;
+        }
         let offer = match publisher.video_offer(on).await {
             Ok(Some(offer)) => offer,
             Ok(None) => return Renegotiation::Skipped,

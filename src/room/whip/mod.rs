@@ -181,6 +181,10 @@ impl Signaller for Whip {
         ))
     }
 
+    fn renegotiates(&self) -> bool {
+        false
+    }
+
     fn subscription_offerer(&self) -> Offerer {
         Offerer::Local
     }
