@@ -17,6 +17,8 @@ bash hw-tests/setup.sh
 bash tests/browser/setup.sh
 # aiortc's WHIP/WHEP server for tests/whip.rs, in a venv of the tests' own.
 bash tests/support/whip-setup.sh
+# Debian's simple-whip-server, unpacked, and its npm requirements, for tests/whip.rs.
+bash tests/support/simple-whip-server/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/roombox-target}"
 export CARGO_TERM_COLOR=never
 # Setup fetched the Whisper model: the speech tests fail, never skip, without it.

@@ -14,8 +14,9 @@ use roombox::model::MeetingState;
 use std::path::Path;
 use std::time::Duration;
 use support::inproc::{join_cmd, InProcBox as Box_};
+use support::janus::{JanusProcess, ServerConfig, StaticRoom};
 use support::poll_until as eventually;
-use support::whip::WhipServer;
+use support::whip::{SimpleWhipServer, WhipServer};
 
 const WAIT: Duration = Duration::from_secs(40);
 const TOKEN: &str = "tkn-7f3a9c0e51";
@@ -386,5 +387,91 @@ fn a_redirect_keeps_the_token() {
         server_receives(&srv, "box").await;
         let posts = srv.requests("POST", "/whip/box").await;
         assert!(!posts.is_empty() && posts.iter().all(|r| r["auth"] == true));
+    });
+}
+
+/// Runs `tests/browser/janus_watch.mjs` (Chromium with janus.js) on the publisher shown as
+/// `display` in Janus room `room`, returning its lines as they come.
+fn janus_watch(
+    janus: &str,
+    room: u64,
+    display: &str,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "the browser test needs playwright-core: run tests/browser/setup.sh"
+    );
+    let opts = serde_json::json!({"janus": janus, "room": room, "display": display, "frames": 60, "timeoutS": 60});
+    let mut child = tokio::process::Command::new("node")
+        .arg(dir.join("janus_watch.mjs"))
+        .arg(opts.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node");
+    let lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, lines)
+}
+
+async fn next_phase(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> serde_json::Value {
+    let line = tokio::time::timeout(Duration::from_secs(90), lines.next_line())
+        .await
+        .expect("janus_watch.mjs said nothing in 90 s")
+        .expect("read janus_watch.mjs")
+        .expect("janus_watch.mjs ended without a word");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+/// WHIP into Janus through Debian's simple-whip-server: a person in the room with janus.js in
+/// Chromium sees the box's video and hears its tone, and the box's leaving (DELETE) takes it
+/// out of the room.
+#[test]
+fn the_box_publishes_into_a_janus_room_through_simple_whip_server() {
+    support::netns::isolated_async(test_name!(), || async {
+        let tmp = tempfile::tempdir().unwrap();
+        let room = 4343;
+        let mut sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
+        sc.rooms.push(StaticRoom {
+            id: room,
+            description: "whip".into(),
+            secret: String::new(),
+            pin: String::new(),
+            publishers: 6,
+        });
+        let janus_url = sc.url();
+        let _janus = JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20))
+            .expect("janus");
+        let swhip = SimpleWhipServer::start(tmp.path(), &janus_url);
+        swhip.create("box", room, "Meeting room 3", TOKEN).await;
+
+        let c = whip_config(tmp.path(), &swhip.endpoint("box"), &[]);
+        let b = Box_::start(&c);
+        b.join().await;
+        let (mut viewer, mut lines) = janus_watch(&janus_url, room, "Meeting room 3");
+        let seen = next_phase(&mut lines).await;
+        assert_eq!(seen["phase"], "receiving", "{seen:#}");
+        assert_eq!(
+            (
+                seen["stats"]["width"].as_u64(),
+                seen["stats"]["height"].as_u64()
+            ),
+            (Some(320), Some(180)),
+            "{seen:#}"
+        );
+
+        b.handle.send(Command::Leave).await.expect("leave");
+        let gone = next_phase(&mut lines).await;
+        assert_eq!(
+            gone["phase"], "left",
+            "the box's leaving did not take it out of the Janus room: {gone:#}"
+        );
+        let _ = viewer.wait().await;
     });
 }

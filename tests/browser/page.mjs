@@ -19,12 +19,14 @@ export function chromiumPath() {
   return p;
 }
 
-// Serves `page` at / and hls.js at /hls.min.js; resolves to { server, url }.
-export async function servePage(page) {
-  const hlsJs = fs.readFileSync(path.join(here, 'node_modules/hls.js/dist/hls.min.js'));
+// Serves `page` at / and hls.js at /hls.min.js, and each of `scripts` ({ '/name.js': file })
+// as JavaScript; resolves to { server, url }.
+export async function servePage(page, scripts = {}) {
+  const js = { '/hls.min.js': path.join(here, 'node_modules/hls.js/dist/hls.min.js'), ...scripts };
+  const bodies = Object.fromEntries(Object.entries(js).map(([u, f]) => [u, fs.readFileSync(f)]));
   const server = http.createServer((req, res) => {
     if (req.url === '/') res.writeHead(200, { 'content-type': 'text/html' }).end(page);
-    else if (req.url === '/hls.min.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(hlsJs);
+    else if (bodies[req.url]) res.writeHead(200, { 'content-type': 'text/javascript' }).end(bodies[req.url]);
     else res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
   });
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A room written into the VideoRoom plugin's configuration, so it exists from start-up.
+/// A room written into the VideoRoom plugin's configuration, so it exists from start-up. Its
+/// video is H.264, the box's only codec (Janus's default, VP8, would refuse the box's video).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StaticRoom {
     /// Numeric room id.
@@ -146,7 +147,7 @@ admin: {{
         for r in &self.rooms {
             let _ = write!(
                 vr,
-                "room-{id}: {{\n\tdescription = \"{desc}\"\n\tpublishers = {pubs}\n\tbitrate = 0\n\tfir_freq = 10\n\taudiolevel_event = true\n\taudio_active_packets = 50\n\taudio_level_average = 40\n\trec_dir = \"{rec}\"\n",
+                "room-{id}: {{\n\tdescription = \"{desc}\"\n\tpublishers = {pubs}\n\tbitrate = 0\n\tfir_freq = 10\n\taudiolevel_event = true\n\taudio_active_packets = 50\n\taudio_level_average = 40\n\tvideocodec = \"h264\"\n\trec_dir = \"{rec}\"\n",
                 id = r.id,
                 desc = r.description.replace('"', "'"),
                 pubs = r.publishers,

@@ -1,5 +1,5 @@
 //! The tests' WHIP and WHEP server (`whip_server.py`, on PyPI's aiortc and aiohttp in the venv
-//! `scripts/setup.sh` makes): a WebRTC stack other than the box's, on 127.0.0.1 with an
+//! `tests/support/whip-setup.sh` makes): a WebRTC stack other than the box's, on 127.0.0.1 with an
 //! ephemeral port, stopped by pid on drop. It decodes what is published to it and says what
 //! arrived (`/stats/NAME`), logs every request (`/log`), and answers the faults the bad-input
 //! tests need.
@@ -31,7 +31,7 @@ impl WhipServer {
         let python = venv().join("bin/python3");
         assert!(
             python.exists(),
-            "{} is missing: run scripts/setup.sh (it makes the tests' aiortc venv)",
+            "{} is missing: run tests/support/whip-setup.sh (it makes the tests' aiortc venv)",
             python.display()
         );
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/whip_server.py");
@@ -119,6 +119,94 @@ impl WhipServer {
 }
 
 impl Drop for WhipServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's simple-whip-server (Meetecho's WHIP front end to a Janus VideoRoom), unpacked with
+/// its npm requirements by `tests/support/simple-whip-server/setup.sh`, run from a copy of its
+/// sources with a configuration of the test's own: an ephemeral port on 127.0.0.1 and the
+/// test's Janus. Stopped by pid on drop.
+pub struct SimpleWhipServer {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl SimpleWhipServer {
+    /// Starts it in `dir`, on the Janus at `janus_ws`.
+    pub fn start(dir: &Path, janus_ws: &str) -> SimpleWhipServer {
+        let home = std::env::var_os("ROOMBOX_SWHIP_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                    .join(".cache/roombox-simple-whip-server")
+            });
+        let src = home.join("root/usr/share/simple-whip-server/src");
+        assert!(
+            src.join("server.js").exists() && home.join("node_modules/express").is_dir(),
+            "simple-whip-server is missing from {}: run tests/support/simple-whip-server/setup.sh",
+            home.display()
+        );
+        let port = super::janus::free_port("127.0.0.1").expect("a free port");
+        let own = dir.join("simple-whip-server/src");
+        std::fs::create_dir_all(&own).expect("its directory");
+        for f in ["server.js", "whip-janus.js"] {
+            std::fs::copy(src.join(f), own.join(f)).expect("copy its sources");
+        }
+        std::fs::write(
+            own.join("config.js"),
+            format!(
+                "module.exports = {{ janus: {{ address: '{janus_ws}' }}, port: {port}, \
+                 rest: '/whip', allowTrickle: true, strictETags: false, iceServers: [] }};\n"
+            ),
+        )
+        .expect("its config");
+        let log = std::fs::File::create(dir.join("simple-whip-server.log")).expect("log");
+        let child = Command::new("node")
+            .arg("src/server.js")
+            .current_dir(own.parent().expect("parent"))
+            .env("NODE_PATH", home.join("node_modules"))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start simple-whip-server");
+        let s = SimpleWhipServer { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "simple-whip-server did not listen on {port}: see {}",
+                dir.join("simple-whip-server.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    /// Makes the WHIP endpoint `id` into Janus room `room`: its publisher shows as `label`,
+    /// and it takes `token`.
+    pub async fn create(&self, id: &str, room: u64, label: &str, token: &str) {
+        let body = serde_json::json!({"id": id, "room": room, "label": label, "token": token});
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/whip/create", self.port))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST /whip/create");
+        assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    }
+
+    /// The endpoint `id`'s URL, which the box publishes to.
+    pub fn endpoint(&self, id: &str) -> String {
+        format!("http://127.0.0.1:{}/whip/endpoint/{id}", self.port)
+    }
+}
+
+impl Drop for SimpleWhipServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
