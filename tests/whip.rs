@@ -475,3 +475,89 @@ fn the_box_publishes_into_a_janus_room_through_simple_whip_server() {
         let _ = viewer.wait().await;
     });
 }
+
+/// Benchmark (run by `benches/room.sh`): the join command to meeting-state CONNECTED, the same
+/// box and the same Janus room in one run, alternately over Janus's own WebSocket API and over
+/// WHIP through simple-whip-server. Prints a markdown section.
+#[test]
+#[ignore = "benchmark; run benches/room.sh"]
+fn bench_whip_join() {
+    support::netns::isolated_async(test_name!(), || async {
+        let tmp = tempfile::tempdir().unwrap();
+        let room = 4343;
+        let mut sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
+        sc.rooms.push(StaticRoom {
+            id: room,
+            description: "bench".into(),
+            secret: String::new(),
+            pin: String::new(),
+            publishers: 6,
+        });
+        let janus_url = sc.url();
+        let _janus = JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20))
+            .expect("janus");
+        let swhip = SimpleWhipServer::start(tmp.path(), &janus_url);
+        swhip.create("box", room, "bench box", TOKEN).await;
+        let whip = whip_config(tmp.path(), &swhip.endpoint("box"), &[]);
+        let mut janus = support::inproc::room_config(&janus_url, tmp.path(), "4343", (320, 180));
+        janus.room.create_room = false;
+        janus.room.chat = false;
+        let boxes = [("Janus", Box_::start(&janus)), ("WHIP", Box_::start(&whip))];
+        let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        for round in 0..8 {
+            for (i, (_, b)) in boxes.iter().enumerate() {
+                let t0 = std::time::Instant::now();
+                b.handle.send(join_cmd()).await.expect("join");
+                // Polled every 2 ms: the tests' own poll (50 ms) is too coarse to time it.
+                let end = t0 + WAIT;
+                while b.state().meeting_state != MeetingState::Connected {
+                    assert!(
+                        std::time::Instant::now() < end,
+                        "{} did not connect",
+                        boxes[i].0
+                    );
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                // The first round of each warms up (the encoder's first keyframe, Janus's
+                // first room handle).
+                if round > 0 {
+                    times[i].push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+                b.handle.send(Command::Leave).await.expect("leave");
+                assert!(
+                    eventually(WAIT, || b.state().room.is_none()
+                        || b.state().meeting_state == MeetingState::Closed)
+                    .await
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            (v[v.len() / 2], v[0], v[v.len() - 1])
+        };
+        let j = med(&mut times[0]);
+        let w = med(&mut times[1]);
+        println!("\n## Room join over WHIP beside Janus (issue 20)\n");
+        println!(
+            "The same 320x180 box joins the same existing Janus room, in a private network \
+             namespace, alternately over Janus's WebSocket API and over WHIP through Debian's \
+             simple-whip-server (the box gathers ICE, POSTs the whole offer, and the server \
+             joins Janus for it). From the join command to meeting-state CONNECTED (ICE and DTLS \
+             up), {} joins each after one warm-up:\n",
+            times[0].len()
+        );
+        println!("| | median | min | max | ratio to Janus (median) |\n|---|---|---|---|---|");
+        println!(
+            "| Janus WebSocket API | {:.0} ms | {:.0} ms | {:.0} ms | 1.00 |",
+            j.0, j.1, j.2
+        );
+        println!(
+            "| WHIP (simple-whip-server) | {:.0} ms | {:.0} ms | {:.0} ms | {:.2} |",
+            w.0,
+            w.1,
+            w.2,
+            w.0 / j.0
+        );
+    });
+}
