@@ -5,6 +5,7 @@
 #   bench_glass_to_glass  1280x720@30 capture to decoded frame at a subscriber, through Janus
 #   bench_glass_to_glass_browser  the same to headless Chromium's screen, beside webrtcbin over
 #                         the same frames (needs tests/browser/setup.sh; run here if missing)
+#   bench_glass_to_glass_browser_whip  the same, published over WHIP through simple-whip-server
 #   bench_publish_cpu     CPU of the box vs an aiortc publisher of the same 720p30 + audio
 #   bench_button_join     simulated join button press to the meeting-joined event
 #   bench_bitrate_ramp    frames a subscriber decodes each second while the bitrate moves (quality)
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 # room and room_browser need the `test-util` feature (the capture's frame stamp); quality gets it
 # too, so the three share one build of the box.
 cargo test --release --quiet --features test-util --test room --test room_browser --test quality --test whip --no-run 2>/dev/null
-for tb in room:bench_room_join room:bench_glass_to_glass room_browser:bench_glass_to_glass_browser \
+for tb in room:bench_room_join room:bench_glass_to_glass room_browser:bench_glass_to_glass_browser room_browser:bench_glass_to_glass_browser_whip \
   room:bench_publish_cpu \
   room:bench_button_join whip:bench_whip_join quality:bench_bitrate_ramp quality:bench_call_memory; do
   t=${tb%%:*} b=${tb#*:}

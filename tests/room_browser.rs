@@ -310,3 +310,108 @@ async fn bench() {
         if met { "met" } else { "not met" }
     );
 }
+
+/// Benchmark (run by `benches/room.sh`): glass-to-glass at headless Chromium's screen, the same
+/// 1280x720@30 box in the same Janus room, published over Janus's own API and then over WHIP
+/// through Debian's simple-whip-server (issue 20). Prints a markdown section.
+#[test]
+#[ignore = "benchmark; run benches/room.sh"]
+fn bench_glass_to_glass_browser_whip() {
+    support::netns::isolated(crate::test_name!(), || {
+        std::env::set_var(roombox::media::pipeline::STAMP_ENV, "1");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(bench_whip());
+    });
+}
+
+async fn bench_whip() {
+    use support::janus::StaticRoom;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
+    sc.rooms.push(StaticRoom {
+        id: ROOM.parse().expect("a number"),
+        description: "g2g".into(),
+        secret: String::new(),
+        pin: String::new(),
+        publishers: 6,
+    });
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let swhip = support::whip::SimpleWhipServer::start(tmp.path(), &url);
+    swhip
+        .create("box", ROOM.parse().expect("a number"), "g2g box", "tkn")
+        .await;
+    // Alternating, twice each, so a busy moment of the shared machine falls on both.
+    let mut pooled: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut loads: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+    for whip in [false, true, false, true] {
+        let mut c = box_config(&url, tmp.path());
+        if whip {
+            c.room.backend = roombox::config::RoomBackendKind::Whip;
+            c.room.url = swhip.endpoint("box");
+            let token = tmp.path().join("token");
+            std::fs::write(&token, "tkn\n").expect("token");
+            c.room.token_file = token;
+            c.room.chat = false;
+        }
+        let b = Box_::start(&c);
+        b.handle.send(join_cmd()).await.expect("join");
+        assert!(
+            eventually(WAIT, || b.state().meeting_state
+                == roombox::model::MeetingState::Connected)
+            .await
+        );
+        let mut opts = json!({
+            "janus": url,
+            "room": id_value(ROOM),
+            "settleS": SETTLE_S,
+            "measureS": MEASURE_S,
+            "minStamps": MIN_FRAMES,
+            "timeoutS": 25 + SETTLE_S + MEASURE_S,
+        });
+        if whip {
+            opts["display"] = json!("g2g box");
+        } else {
+            opts["feed"] = id_value(&b.feed_id().expect("feed"));
+        }
+        let browser = read_stamps(opts).await;
+        assert!(
+            browser.ok,
+            "Chromium kept too few stamped frames: {:#}",
+            summary(&browser.report)
+        );
+        pooled[usize::from(whip)].extend(browser.column("display"));
+        loads[usize::from(whip)].push(load());
+        let _ = b.handle.send(Command::Leave).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let delta = median(&pooled[1]) - median(&pooled[0]);
+    println!("\n## Glass-to-glass at a browser over WHIP beside Janus (issue 20)\n");
+    println!(
+        "As the section above (stamped frames read on Chromium's screen by `g2g.mjs`): the same \
+         1280x720@30 box in the same Janus room, first published over Janus's WebSocket API, \
+         then over WHIP through Debian's simple-whip-server (Chromium finds its feed by display \
+         name). Alternating, two runs each, frames pooled per way; each run {SETTLE_S} s settle, \
+         then at least {MEASURE_S} s and {MIN_FRAMES} frames:\n"
+    );
+    println!(
+        "| published over | frames | median | p95 | load at each run's end |\n|---|---|---|---|---|"
+    );
+    for (i, what) in ["Janus API", "WHIP (simple-whip-server)"]
+        .iter()
+        .enumerate()
+    {
+        println!(
+            "| {what} | {} | {:.0} ms | {:.0} ms | {} |",
+            pooled[i].len(),
+            median(&pooled[i]),
+            percentile(&pooled[i], 0.95),
+            loads[i].join(", ")
+        );
+    }
+    println!(
+        "\nWHIP minus Janus, median: {delta:+.1} ms (target: within 5 ms, {}).",
+        if delta.abs() <= 5.0 { "met" } else { "not met" }
+    );
+}

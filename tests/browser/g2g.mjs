@@ -7,6 +7,8 @@
 // Options:
 //   janus         the Janus WebSocket URL (subprotocol janus-protocol)
 //   room, feed    the VideoRoom room and feed ids, as Janus wants them (number or string)
+//   display       instead of feed: the publisher with this display name (a WHIP publisher, whose
+//                 feed id only Janus knows), looked up with `listparticipants`
 //   hls           instead of the three above: an HLS playlist URL, played with hls.js
 //   offsetMs      the stamp clock's offset: wall clock (CLOCK_REALTIME) minus the stamp's clock
 //                 (GStreamer's system clock, CLOCK_MONOTONIC), in ms, measured by the caller
@@ -37,6 +39,7 @@ try {
   console.error(`usage: g2g.mjs '<options as JSON>' (${e.message})`);
   process.exit(2);
 }
+if (!opts.hls && opts.feed === undefined && opts.display !== undefined) opts.feed = null;
 for (const k of opts.hls ? ['offsetMs'] : ['janus', 'room', 'feed', 'offsetMs']) {
   if (opts[k] === undefined) {
     console.error(`g2g.mjs: option ${k} is missing`);
@@ -107,6 +110,14 @@ async function subscribe() {
   // Sessions expire without a keepalive at least every 60 s.
   setInterval(() => ws.send(JSON.stringify({ janus: 'keepalive', session_id, transaction: 'k' + ++tx })), 20000);
   const handle_id = (await call({ janus: 'attach', plugin: 'janus.plugin.videoroom', session_id })).data.id;
+  for (let tries = 0; opts.feed === null; tries++) {
+    const lp = await call({ janus: 'message', session_id, handle_id,
+      body: { request: 'listparticipants', room: opts.room } });
+    const who = (lp.plugindata.data.participants || []).find((p) => p.publisher && p.display === opts.display);
+    if (who) opts.feed = who.id;
+    else if (tries > 100) throw new Error('no publisher named ' + opts.display);
+    else await new Promise((ok) => setTimeout(ok, 100));
+  }
   const joined = await call({ janus: 'message', session_id, handle_id,
     body: { request: 'join', ptype: 'subscriber', room: opts.room, streams: [{ feed: opts.feed }] } }, true);
   if (!joined.jsep) throw new Error('Janus sent no offer: ' + JSON.stringify(joined.plugindata));
