@@ -54,6 +54,15 @@ pub fn holds(s: LedState, state: &AgentState) -> bool {
             MeetingState::Connecting | MeetingState::Disconnected
         ),
         LedState::InCall => state.meeting_state == MeetingState::Connected,
+        LedState::MeetingSoon => {
+            !matches!(
+                state.meeting_state,
+                MeetingState::Connected | MeetingState::Connecting | MeetingState::Disconnected
+            ) && state
+                .calendar
+                .as_ref()
+                .is_some_and(|c| c.joinable.is_some())
+        }
         LedState::Recording => state.recording.state == ServiceState::Started,
         LedState::Starting => booting,
         LedState::Idle => true,
@@ -217,6 +226,31 @@ mod tests {
             rgb(pattern_for(s.state(), &cfg())),
             [Pattern::Off, Pattern::Off, Pattern::Solid]
         );
+    }
+
+    #[test]
+    fn a_meeting_to_join_breathes_white_until_the_box_is_in_it() {
+        let mut s = playing();
+        s.state_mut().calendar = Some(crate::agent::state::CalendarStatus {
+            joinable: Some("standup".into()),
+            ..Default::default()
+        });
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::MeetingSoon));
+        assert_eq!(rgb(pattern_for(s.state(), &cfg())), [Pattern::Pulse; 3]);
+        s.state_mut().meeting_state = MeetingState::Connecting;
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::Connecting));
+        s.state_mut().meeting_state = MeetingState::Connected;
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::InCall));
+        s.state_mut().meeting_state = MeetingState::Closed;
+        s.media_notice(MediaNotice::MicMuted(true));
+        assert_eq!(
+            shown_state(s.state(), &cfg()),
+            Some(LedState::Muted),
+            "a muted mic still comes first"
+        );
+        s.media_notice(MediaNotice::MicMuted(false));
+        s.state_mut().calendar.as_mut().unwrap().joinable = None;
+        assert_eq!(shown_state(s.state(), &cfg()), Some(LedState::Idle));
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub enum LedState {
     Connecting,
     /// In a room (CONNECTED).
     InCall,
+    /// Not in a room, and the calendar's next meeting can be joined now (from its
+    /// `join_before`): the join button's short press joins it.
+    MeetingSoon,
     /// The local recording is running.
     Recording,
     /// The media pipeline has not reached PLAYING yet since start.
@@ -118,6 +121,8 @@ pub struct Looks {
     pub connecting: Look,
     /// In a room.
     pub in_call: Look,
+    /// A meeting to join is about to start.
+    pub meeting_soon: Look,
     /// Recording locally.
     pub recording: Look,
     /// Booting.
@@ -134,6 +139,7 @@ impl Default for Looks {
             error: Look::new(Color::Red, Pattern::Flash),
             connecting: Look::new(Color::Blue, Pattern::Pulse),
             in_call: Look::new(Color::Blue, Pattern::Solid),
+            meeting_soon: Look::new(Color::White, Pattern::Pulse),
             recording: Look::new(Color::Blue, Pattern::Solid),
             starting: Look::new(Color::White, Pattern::Flash),
             idle: Look::new(Color::White, Pattern::Dim),
@@ -150,6 +156,7 @@ impl Looks {
             LedState::Error => self.error,
             LedState::Connecting => self.connecting,
             LedState::InCall => self.in_call,
+            LedState::MeetingSoon => self.meeting_soon,
             LedState::Recording => self.recording,
             LedState::Starting => self.starting,
             LedState::Idle => self.idle,
@@ -188,6 +195,7 @@ impl Default for LedConfig {
                 LedState::Error,
                 LedState::Connecting,
                 LedState::InCall,
+                LedState::MeetingSoon,
                 LedState::Recording,
                 LedState::Starting,
                 LedState::Idle,
