@@ -656,9 +656,23 @@ async fn the_console_shows_the_day_books_now_offers_join_and_keeps_the_day_offli
 
     // 13:56: Budget (14:00) opens its join window; its Join sends join-meeting for it (refused
     // here, as no room session runs, and the page says so).
+    assert!(
+        !roombox::controls::leds::holds(
+            roombox::config::controls::LedState::MeetingSoon,
+            &b.handle.state().borrow(),
+        ),
+        "nothing to join at noon"
+    );
     b.at("2026-12-10T13:56:00Z");
     w.wait_text("c", "#meetings li:has-text('Budget') button", "Join")
         .await;
+    let soon = || {
+        roombox::controls::leds::holds(
+            roombox::config::controls::LedState::MeetingSoon,
+            &b.handle.state().borrow(),
+        )
+    };
+    assert!(soon(), "the LEDs show a meeting to join beside its Join");
     w.click("c", "#meetings li:has-text('Budget') button").await;
     w.wait_text("c", "#toast", "join-meeting").await;
 
