@@ -685,3 +685,43 @@ async fn the_console_shows_the_day_books_now_offers_join_and_keeps_the_day_offli
         .await;
     w.wait_text("c", "#meetings li", "Budget").await;
 }
+
+/// `roombox check`'s calendar line reads the real server: the day's meetings with the right
+/// password, the file named and the server's refusal with a wrong one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reads_the_calendar_and_names_a_refusal() {
+    let r = server_with_fixtures().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("calendar.pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let mut c = roombox::config::Config::default();
+    c.calendar.source = roombox::config::CalendarSource::Caldav;
+    c.calendar.url = r.calendar_url("room");
+    c.calendar.username = USER.into();
+    c.calendar.password_file = pw.clone();
+    c.calendar.timezone = "Europe/Berlin".into();
+    let line = tokio::task::spawn_blocking({
+        let c = c.clone();
+        move || roombox::check::calendar(&c)
+    })
+    .await
+    .unwrap();
+    assert_eq!(line.status, roombox::check::Status::Ok, "{}", line.detail);
+    assert!(
+        line.detail.contains("today and tomorrow"),
+        "{}",
+        line.detail
+    );
+    std::fs::write(&pw, "wrong\n").unwrap();
+    let line = tokio::task::spawn_blocking(move || roombox::check::calendar(&c))
+        .await
+        .unwrap();
+    assert_eq!(
+        line.status,
+        roombox::check::Status::Failed,
+        "{}",
+        line.detail
+    );
+    assert!(line.detail.contains("password_file"), "{}", line.detail);
+    assert!(!line.detail.contains(PASSWORD), "{}", line.detail);
+}

@@ -5,11 +5,9 @@
 
 use super::state::{IoNotice, Token};
 use super::Agent;
-use crate::calendar::source::{self, Booking, Secret};
-use crate::calendar::{
-    BookFailed, CalendarAction, CalendarLink, CalendarNotice, ExpandSetup, JoinMatcher,
-};
-use crate::config::{Config, RoomBackendKind};
+use crate::calendar::source::{self, Booking};
+use crate::calendar::{BookFailed, CalendarAction, CalendarLink, CalendarNotice, ExpandSetup};
+use crate::config::Config;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -86,37 +84,6 @@ fn shifted(offset: &AtomicI64) -> u64 {
     now.max(0) as u64
 }
 
-/// What expansion needs from the configuration: the zone, privacy, the room's address and the
-/// links the box can join.
-fn expand_setup(config: &Config) -> ExpandSetup {
-    let c = &config.calendar;
-    let zone = match c.timezone.as_str() {
-        "" => crate::calendar::system_zone(),
-        tz => crate::calendar::zone(tz).unwrap_or(chrono_tz::Tz::UTC),
-    };
-    let janus = (config.room.backend == RoomBackendKind::Janus).then_some(config.room.url.as_str());
-    let mut rooms = vec![config.room.room_id.clone()];
-    rooms.extend(config.room.rooms.iter().cloned());
-    ExpandSetup {
-        zone,
-        private_all: c.private_titles,
-        room_address: (!c.room_address.is_empty()).then(|| c.room_address.to_ascii_lowercase()),
-        device_id: config.device_id(),
-        matcher: JoinMatcher::new(janus, &rooms, &c.join_urls),
-    }
-}
-
-/// The password's first line; the file's name (never its content) in the error.
-fn read_password(config: &Config) -> Result<Option<Secret>, String> {
-    let path = &config.calendar.password_file;
-    if path.as_os_str().is_empty() {
-        return Ok(None);
-    }
-    std::fs::read_to_string(path)
-        .map(|s| Some(Secret::new(s.lines().next().unwrap_or("").to_string())))
-        .map_err(|e| format!("cannot read calendar.password_file {}: {e}", path.display()))
-}
-
 impl Agent {
     /// Starts (or restarts, after a reload) the calendar task; stops it when `[calendar]` is off.
     pub(super) fn start_calendar(&mut self, config: &Config) {
@@ -124,7 +91,7 @@ impl Agent {
         if !config.calendar.enabled() {
             return;
         }
-        let started = read_password(config)
+        let started = source::read_password(&config.calendar)
             .and_then(|pw| source::from_config(&config.calendar, pw).map_err(|e| e.to_string()));
         match started {
             Ok(Some(src)) => {
@@ -133,7 +100,7 @@ impl Agent {
                     .then(|| config.calendar.room_address.to_ascii_lowercase());
                 self.calendar.link = Some(crate::calendar::spawn(
                     src,
-                    expand_setup(config),
+                    ExpandSetup::from_config(config),
                     room_address,
                     config.calendar.poll_interval,
                     Arc::new(move || shifted(&offset)),

@@ -76,6 +76,29 @@ pub struct ExpandSetup {
     pub matcher: JoinMatcher,
 }
 
+impl ExpandSetup {
+    /// What expansion needs from the configuration: the zone, privacy, the room's address and
+    /// the links the box can join.
+    pub fn from_config(config: &crate::config::Config) -> ExpandSetup {
+        let c = &config.calendar;
+        let zone = match c.timezone.as_str() {
+            "" => super::system_zone(),
+            tz => super::zone(tz).unwrap_or(chrono_tz::Tz::UTC),
+        };
+        let janus = (config.room.backend == crate::config::RoomBackendKind::Janus)
+            .then_some(config.room.url.as_str());
+        let mut rooms = vec![config.room.room_id.clone()];
+        rooms.extend(config.room.rooms.iter().cloned());
+        ExpandSetup {
+            zone,
+            private_all: c.private_titles,
+            room_address: (!c.room_address.is_empty()).then(|| c.room_address.to_ascii_lowercase()),
+            device_id: config.device_id(),
+            matcher: JoinMatcher::new(janus, &rooms, &c.join_urls),
+        }
+    }
+}
+
 /// A window's meetings, by start, and the events that could not be expanded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expanded {

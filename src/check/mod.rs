@@ -6,10 +6,12 @@
 //! import it.
 
 mod audio;
+mod calendar;
 mod controls;
 mod fleet;
 mod room;
 
+pub use calendar::calendar;
 pub use controls::controls;
 pub use fleet::fleet;
 
@@ -83,6 +85,7 @@ pub fn run(path: Option<&Path>) -> Vec<CheckLine> {
     }
     environment(&loaded.config, &mut out);
     out.extend(room::room(&loaded.config.room));
+    out.push(calendar(&loaded.config));
     out.extend(fleet(&loaded.config));
     out
 }

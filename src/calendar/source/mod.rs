@@ -130,6 +130,17 @@ pub trait Source: Send {
     }
 }
 
+/// The password file's first line; the file's name (never its content) in the error.
+pub fn read_password(c: &CalendarConfig) -> Result<Option<Secret>, String> {
+    let path = &c.password_file;
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    std::fs::read_to_string(path)
+        .map(|s| Some(Secret::new(s.lines().next().unwrap_or("").to_string())))
+        .map_err(|e| format!("cannot read calendar.password_file {}: {e}", path.display()))
+}
+
 /// The source `[calendar]` names, with its password already read; none when it is off.
 pub fn from_config(
     c: &CalendarConfig,
