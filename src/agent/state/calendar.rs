@@ -44,6 +44,10 @@ pub struct CalendarStatus {
     pub unreachable_since_ms: Option<u64>,
     /// Events that could not be read (and are not shown).
     pub problems: Vec<String>,
+    /// The meeting the box joined for ended (plus the grace) with people still in the room:
+    /// its title, and the console asks whether to leave. The box leaves by itself once the
+    /// last of them goes.
+    pub ended: Option<String>,
 }
 
 /// `[calendar]` as the machine uses it.
@@ -377,14 +381,29 @@ impl StateMachine {
             // Left already, or moved to another room by hand: not this rule's any more.
             if here.is_none() || now_ms >= m.end_ms {
                 self.pending.calendar.joined_for = None;
+                self.ask_ended(None);
             }
             return Vec::new();
         }
-        if now_ms < m.end_ms + END_GRACE_MS || !self.state.participants.is_empty() {
+        if now_ms < m.end_ms + END_GRACE_MS {
+            return Vec::new();
+        }
+        if !self.state.participants.is_empty() {
+            // People run over: ask on the console, and leave when the last of them goes.
+            self.ask_ended(Some(m.title));
             return Vec::new();
         }
         self.pending.calendar.joined_for = None;
+        self.ask_ended(None);
         vec![Effect::Room(crate::room::RoomAction::Leave)]
+    }
+
+    fn ask_ended(&mut self, title: Option<String>) {
+        if let Some(c) = self.state.calendar.as_mut() {
+            if c.ended != title {
+                c.ended = title;
+            }
+        }
     }
 
     pub(super) fn calendar_io(&mut self, notice: IoNotice) -> Option<Step> {
@@ -603,12 +622,16 @@ mod tests {
             streams: Default::default(),
         };
         s.state_mut().participants.insert("p1".into(), remote);
+        let ended = |s: &StateMachine| s.state().calendar.as_ref().unwrap().ended.clone();
+        assert_eq!(ended(&s), None, "nothing to ask before the end");
         assert!(
             !leaves(&s.tick(T0 + 93 * MIN)),
             "someone remote is still there"
         );
+        assert_eq!(ended(&s), Some("A".into()), "the console asks");
         s.state_mut().participants.clear();
         assert!(leaves(&s.tick(T0 + 94 * MIN)));
+        assert_eq!(ended(&s), None, "asked no more once it leaves");
         assert!(!leaves(&s.tick(T0 + 95 * MIN)), "once");
     }
 
