@@ -54,6 +54,8 @@ PKGS=(
   nginx-light libnginx-mod-rtmp
   # the calendar tests' CalDAV server (tests/support/radicale.rs)
   radicale
+  # a clustered MQTT 5 broker for the fleet's failover test (tests/support/ejabberd.rs)
+  ejabberd
   # test tooling
   iproute2 systemd procps util-linux e2fsprogs openssl jq python3 ca-certificates
   # the browser tests (tests/browser: playwright-core and hls.js from npm with the machine's
@@ -115,7 +117,7 @@ for p in "${PKGS[@]}" "${ARM64_PKGS[@]}"; do
 done
 
 # Servers that Debian starts on install. Which package brings each one's unit and init script.
-declare -A SERVICE_PKG=([mosquitto]=mosquitto [nginx]=nginx-common [janus]=janus [radicale]=radicale)
+declare -A SERVICE_PKG=([mosquitto]=mosquitto [nginx]=nginx-common [janus]=janus [radicale]=radicale [ejabberd]=ejabberd)
 fresh=()
 for svc in "${!SERVICE_PKG[@]}"; do
   [[ -n "$(installed "${SERVICE_PKG[$svc]}")" ]] || fresh+=("$svc")

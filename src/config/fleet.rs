@@ -16,6 +16,9 @@ use std::time::Duration;
 pub struct FleetConfig {
     /// `mqtt://host[:port]` or `mqtts://host[:port]`; empty disables the fleet client.
     pub broker: String,
+    /// More brokers of the same fleet (the nodes of a cluster), tried in turn after `broker`
+    /// when the one in use cannot be reached; the same scheme, TLS and credentials as `broker`.
+    pub failover: Vec<String>,
     /// First topic level of every fleet topic.
     pub prefix: String,
     /// Groups this box belongs to: it takes commands sent to `<prefix>/group/<name>/cmd/...`.
@@ -57,6 +60,7 @@ impl Default for FleetConfig {
     fn default() -> Self {
         FleetConfig {
             broker: String::new(),
+            failover: Vec::new(),
             prefix: "roombox".into(),
             groups: Vec::new(),
             keep_alive: Duration::from_secs(30),
@@ -186,6 +190,13 @@ impl FleetConfig {
         !self.broker.is_empty()
     }
 
+    /// Every broker, `broker` first, then `failover` in order.
+    pub fn brokers(&self) -> Vec<&str> {
+        std::iter::once(self.broker.as_str())
+            .chain(self.failover.iter().map(String::as_str))
+            .collect()
+    }
+
     /// Range and consistency checks of the `[fleet]` section.
     pub fn validate(&self, e: &mut Vec<FieldError>) {
         let url = if self.broker.is_empty() {
@@ -199,6 +210,23 @@ impl FleetConfig {
                 }
             }
         };
+        if self.failover.len() > 8 {
+            fail(e, "fleet.failover", "at most 8 brokers");
+        }
+        if !self.failover.is_empty() && self.broker.is_empty() {
+            fail(e, "fleet.failover", "set fleet.broker first");
+        }
+        for (i, b) in self.failover.iter().enumerate() {
+            match BrokerUrl::parse(b) {
+                Err(m) => fail(e, &format!("fleet.failover[{i}]"), m),
+                Ok(f) if url.as_ref().is_some_and(|u| u.tls != f.tls) => fail(
+                    e,
+                    &format!("fleet.failover[{i}]"),
+                    "every broker takes the same scheme as fleet.broker (one TLS setting for all)",
+                ),
+                Ok(_) => {}
+            }
+        }
         if self.prefix.is_empty()
             || self.prefix.len() > 64
             || !self.prefix.split('/').all(is_topic_level)
@@ -378,6 +406,19 @@ mod tests {
         assert!(BrokerUrl::parse("mqtt://:1883").is_err());
         assert!(BrokerUrl::parse("mqtt://h:0").is_err());
         assert!(BrokerUrl::parse("mqtt://h:99999").is_err());
+    }
+
+    #[test]
+    fn failover_brokers_share_the_scheme_and_come_after_a_broker() {
+        let f = fields("[fleet]\nbroker = \"mqtt://a\"\nfailover = [\"mqtt://b:1884\", \"mqtts://c\", \"http://d\"]\n");
+        assert_eq!(f, ["fleet.failover[1]", "fleet.failover[2]"]);
+        assert_eq!(
+            fields("[fleet]\nfailover = [\"mqtt://b\"]\n"),
+            ["fleet.failover"]
+        );
+        let c: crate::config::Config =
+            toml::from_str("[fleet]\nbroker = \"mqtt://a\"\nfailover = [\"mqtt://b\"]\n").unwrap();
+        assert_eq!(c.fleet.brokers(), ["mqtt://a", "mqtt://b"]);
     }
 
     #[test]

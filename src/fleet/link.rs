@@ -40,13 +40,21 @@ fn non_empty(p: &Path) -> Option<PathBuf> {
 impl Endpoint {
     /// The box's endpoint, from `[fleet]`.
     pub fn of_fleet(c: &FleetConfig) -> anyhow::Result<Endpoint> {
-        let url = BrokerUrl::parse(&c.broker).map_err(|e| anyhow::anyhow!("fleet.broker: {e}"))?;
+        Endpoint::of_fleet_at(c, 0)
+    }
+
+    /// The box's `i`th broker (`fleet.broker`, then `fleet.failover`, round), with `[fleet]`'s
+    /// TLS and credentials.
+    pub fn of_fleet_at(c: &FleetConfig, i: usize) -> anyhow::Result<Endpoint> {
+        let brokers = c.brokers();
+        let broker = brokers[i % brokers.len()];
+        let url = BrokerUrl::parse(broker).map_err(|e| anyhow::anyhow!("fleet.broker: {e}"))?;
         let client_auth = match (non_empty(&c.tls.cert), non_empty(&c.tls.key)) {
             (Some(cert), Some(key)) => Some((cert, key)),
             _ => None,
         };
         Ok(Endpoint {
-            broker: c.broker.clone(),
+            broker: broker.to_string(),
             url,
             ca: non_empty(&c.tls.ca),
             client_auth,

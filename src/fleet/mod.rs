@@ -165,6 +165,7 @@ fn verifier(config: &FleetConfig) -> anyhow::Result<Option<signing::Verifier>> {
 /// The settings the connection itself depends on; a change in them means connecting again.
 fn connection_changed(a: &FleetConfig, b: &FleetConfig) -> bool {
     a.broker != b.broker
+        || a.failover != b.failover
         || a.prefix != b.prefix
         || a.groups != b.groups
         || a.keep_alive != b.keep_alive
@@ -232,7 +233,7 @@ impl Worker {
                 at_ms: now_ms(),
             });
         }
-        let options = match box_options(&self.config, &self.device_id) {
+        let options = match box_options(&self.config, &self.device_id, 0) {
             Ok(o) => o,
             Err(e) => {
                 // A file that cannot be read (not provisioned yet?): try again later, as a
@@ -387,7 +388,7 @@ impl Worker {
                         continue;
                     }
                     match n {
-                        Net::Up { session_present } => self.connected(session_present),
+                        Net::Up { session_present, broker } => self.connected(session_present, broker),
                         Net::Publish(p) => {
                             let decision = self.session.request(to_request(*p), now_ms());
                             self.journal_answered();
@@ -474,12 +475,14 @@ impl Worker {
     }
 
     /// Every ConnAck: re-subscribe, birth, the current state, then what waited in the outbox.
-    fn connected(&mut self, session_present: bool) {
-        tracing::info!(broker = %self.config.broker, session_present, "fleet: connected to the broker");
+    fn connected(&mut self, session_present: bool, broker: String) {
+        tracing::info!(%broker, session_present, "fleet: connected to the broker");
         self.online = true;
         self.last_failure = None;
-        self.agent
-            .report_fleet(FleetLink::Connected { at_ms: now_ms() });
+        self.agent.report_fleet(FleetLink::Connected {
+            broker,
+            at_ms: now_ms(),
+        });
         let filters: Vec<Filter> = self
             .session
             .topics()

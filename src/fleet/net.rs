@@ -5,15 +5,23 @@ use super::*;
 
 /// What the network task reports.
 pub(super) enum Net {
-    Up { session_present: bool },
+    Up {
+        session_present: bool,
+        /// The broker that accepted the box (one of `fleet.broker` and `fleet.failover`).
+        broker: String,
+    },
     Publish(Box<rumqttc::v5::mqttbytes::v5::Publish>),
     Down(Failure),
 }
 
-/// The MQTT options for a box: the endpoint's address, credentials and TLS, plus a persistent
-/// session and the last will.
-pub(super) fn box_options(config: &FleetConfig, device_id: &str) -> anyhow::Result<MqttOptions> {
-    let mut o = Endpoint::of_fleet(config)?.options(format!("roombox-{device_id}"), 128)?;
+/// The MQTT options for a box on its `i`th broker: the endpoint's address, credentials and TLS,
+/// plus a persistent session and the last will.
+pub(super) fn box_options(
+    config: &FleetConfig,
+    device_id: &str,
+    i: usize,
+) -> anyhow::Result<MqttOptions> {
+    let mut o = Endpoint::of_fleet_at(config, i)?.options(format!("roombox-{device_id}"), 128)?;
     o.set_keep_alive(config.keep_alive);
     let expiry = config.session_expiry.as_secs().min(u64::from(u32::MAX - 1)) as u32;
     o.set_clean_start(expiry == 0);
@@ -32,7 +40,8 @@ pub(super) fn box_options(config: &FleetConfig, device_id: &str) -> anyhow::Resu
 
 /// Drives rumqttc's event loop: reports what arrives, and after a failure waits out the backoff
 /// and reads the certificate and password files again (a fixed file heals the box without a
-/// restart).
+/// restart). With failover brokers, each failure moves on to the next one, round; the client
+/// id, and so the session where the cluster shares it, stays the same.
 pub(super) fn net_task(
     mut eventloop: rumqttc::v5::EventLoop,
     config: FleetConfig,
@@ -41,13 +50,16 @@ pub(super) fn net_task(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Backoff::from_config(&config.reconnect);
-        let endpoint = Endpoint::of_fleet(&config);
+        let brokers = config.brokers().len();
+        let mut at = 0;
+        let mut endpoint = Endpoint::of_fleet_at(&config, at);
         loop {
             let report = match eventloop.poll().await {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
                     backoff.reset();
                     Some(Net::Up {
                         session_present: ack.session_present,
+                        broker: config.brokers()[at % brokers].to_string(),
                     })
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => Some(Net::Publish(Box::new(p))),
@@ -67,10 +79,17 @@ pub(super) fn net_task(
                     if net_tx.send(Net::Down(failure)).await.is_err() {
                         return;
                     }
-                    let delay = backoff.next_delay();
-                    tokio::time::sleep(delay).await;
-                    if let Ok(o) = box_options(&config, &device_id) {
-                        // Same client id and session; only files re-read.
+                    // The next broker at once while the list lasts; the backoff once round it.
+                    at = (at + 1) % brokers;
+                    if brokers == 1 || at == 0 {
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    } else {
+                        tokio::time::sleep(config.reconnect.initial).await;
+                    }
+                    endpoint = Endpoint::of_fleet_at(&config, at);
+                    if let Ok(o) = box_options(&config, &device_id, at) {
+                        // Same client id and session; only files re-read (and the broker
+                        // moved on).
                         eventloop.options = o;
                     }
                     None

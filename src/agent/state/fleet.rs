@@ -47,6 +47,8 @@ pub enum FleetLink {
     },
     /// The broker accepted the box.
     Connected {
+        /// Which broker (with failover brokers, the one in use).
+        broker: String,
         /// When, ms since the epoch.
         at_ms: u64,
     },
@@ -109,8 +111,9 @@ impl StateMachine {
                     fix,
                 });
             }
-            FleetLink::Connected { at_ms } => {
+            FleetLink::Connected { broker, at_ms } => {
                 if let Some(f) = &mut self.state.fleet {
+                    f.broker = broker;
                     f.state = FleetLinkState::Connected;
                     f.since_ms = at_ms;
                 }
@@ -192,7 +195,10 @@ mod tests {
             "{}",
             s.state().summary()
         );
-        s.fleet_notice(FleetLink::Connected { at_ms: 9 });
+        s.fleet_notice(FleetLink::Connected {
+            broker: "mqtt://127.0.0.1:1883".into(),
+            at_ms: 9,
+        });
         assert!(s.state().health.ok);
         let f = s.state().fleet.clone().unwrap();
         assert_eq!((f.state, f.since_ms), (FleetLinkState::Connected, 9));
