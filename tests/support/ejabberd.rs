@@ -1,7 +1,8 @@
 //! An ejabberd node (Debian 12's, with its MQTT 5 broker `mod_mqtt`) on 127.0.0.1 with an
 //! ephemeral MQTT port, its configuration, spool and logs in a temporary directory, and a node
 //! name of its own; nodes join each other into a cluster over Erlang distribution. Stopped by
-//! its pid (from its pid file) on drop.
+//! its pid (from its pid file) on drop. Self-contained: `examples/bench_fleet_cluster.rs` uses it
+//! too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,6 +10,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A free TCP port on loopback (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
 
 /// One running node.
 pub struct Ejabberd {
@@ -28,7 +37,7 @@ impl Ejabberd {
             "ejabberd is missing: run scripts/setup.sh"
         );
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = super::mosquitto::free_port();
+        let port = free_port();
         let node = format!(
             "rb{}n{}@localhost",
             std::process::id(),
@@ -137,6 +146,11 @@ impl Ejabberd {
         self.ctl(&["join_cluster", &other.node]);
         let listed = self.ctl(&["list_cluster"]);
         assert!(listed.contains(&other.node), "not clustered: {listed}");
+    }
+
+    /// The node's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid.map(|p| p as u32)
     }
 
     /// `mqtt://127.0.0.1:<port>`.
