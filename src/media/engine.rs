@@ -7,11 +7,11 @@
 //! their reports belong to, how a stop waits for them) and `vitals` (the per-second meter, the
 //! overload step and the stall watchdog). The task carries out what they decide.
 
-use super::consumer::{Consumer, ConsumerEvent, ConsumerSpec, Reporter, StartContext};
+use super::consumer::{Consumer, ConsumerEvent, ConsumerSpec, Reporter};
 use super::encoder;
 use super::error::MediaError;
 use super::pipeline::{self, Capture};
-use super::sink::{self, Attached};
+use super::sink::Attached;
 use super::{MediaAction, MediaControl, MediaNotice};
 use crate::backoff::Backoff;
 use crate::config::{Config, VideoSource};
@@ -26,8 +26,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+mod feeds;
+mod share;
 mod state;
 mod vitals;
+
+use feeds::start_consumer;
 
 use state::{After, Effect, State, FINISH_TIMEOUT};
 use vitals::{Second, Totals, Vitals};
@@ -76,6 +80,8 @@ impl Engine {
             backoff,
             restart_at: None,
             vitals: Vitals::new(std::time::Instant::now()),
+            share_wanted: false,
+            share_signal: None,
         };
         tokio::spawn(task.run());
         Engine { tx }
@@ -128,6 +134,10 @@ struct Task {
     restart_at: Option<Instant>,
     /// The per-second meter, the stall watchdog and the overload step.
     vitals: Vitals,
+    /// The share was asked for (and not stopped since): it runs whenever capture plays.
+    share_wanted: bool,
+    /// The grabber's signal as last reported.
+    share_signal: Option<bool>,
 }
 
 async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message> {
@@ -244,6 +254,8 @@ impl Task {
                 let effects = self.state.detach(id);
                 self.apply(effects);
             }
+            MediaAction::StartShare => self.start_share(),
+            MediaAction::StopShare => self.stop_share(None),
         }
     }
 
@@ -393,6 +405,9 @@ impl Task {
             self.camera_on.load(Ordering::SeqCst),
         ));
         self.apply(effects);
+        if self.share_wanted {
+            self.run_share();
+        }
     }
 
     fn internal(&mut self, i: Internal) {
@@ -411,6 +426,12 @@ impl Task {
 
     fn bus_message(&mut self, msg: gst::Message) {
         match msg.view() {
+            gst::MessageView::Error(e) if self.from_share(&msg) => {
+                // The grabber, not the camera: the share stops, capture goes on.
+                if self.share_wanted {
+                    self.stop_share(Some(MediaError::from_bus(&msg, e)));
+                }
+            }
             gst::MessageView::Error(e) => {
                 let detail = e.debug().map(|d| d.to_string()).unwrap_or_default();
                 tracing::debug!("capture error: {detail}");
@@ -488,6 +509,7 @@ impl Task {
 
     /// Once a second: the stats, the overload step, and the stall watchdog.
     fn stats(&mut self) {
+        self.watch_share_signal();
         let Some(c) = &self.capture else { return };
         let fps_now = self.vitals.fps(self.config.media.video.fps);
         let load = c.meter.as_ref().map(|m| m.take(fps_now));
@@ -532,51 +554,6 @@ impl Task {
             self.fault(stall.into());
         }
     }
-}
-
-/// Starts `active` on `capture`: one branch per feed the capture has.
-fn start_consumer(
-    capture: &mut Capture,
-    active: &mut Active,
-    reporter: Reporter,
-) -> Result<(), MediaError> {
-    let mut feeds = Vec::new();
-    let mut tees = Vec::new();
-    for feed in active.consumer.feeds() {
-        match capture.tee_for(feed) {
-            Ok(t) => {
-                feeds.push(feed);
-                tees.push(t);
-            }
-            Err(MediaError::NoSource(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if feeds.is_empty() {
-        return Err(MediaError::NoSource("video or audio"));
-    }
-    let keyframes = capture.keyframes();
-    let sinks = active.consumer.start(StartContext {
-        reporter,
-        keyframes: keyframes.clone(),
-        feeds: feeds.clone(),
-    })?;
-    for ((feed, tee), sink) in feeds.into_iter().zip(tees).zip(sinks) {
-        match sink::attach(
-            &capture.pipeline,
-            &tee,
-            feed.is_video(),
-            sink,
-            keyframes.clone(),
-        ) {
-            Ok(b) => active.branches.push(b),
-            Err(e) => {
-                close(active);
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Detaches a consumer's branches and asks it to finish; true when it will report `Finished`.

@@ -235,7 +235,7 @@ impl Recorder {
         let mut sinks: Vec<Box<dyn FeedSink>> = Vec::new();
         for &feed in feeds {
             let pad_template = match feed {
-                Feed::H264 => "video",
+                Feed::H264 | Feed::Share | Feed::Program => "video",
                 Feed::Aac | Feed::Opus => "audio_%u",
                 Feed::Pcm { .. } => continue,
             };
