@@ -60,6 +60,8 @@ impl ProgramSource {
 pub struct ProgramSwitch {
     want: AtomicU8,
     current: AtomicU8,
+    /// The last running time handed on, in ns plus one (0: none yet).
+    last_pts: AtomicU64,
 }
 
 impl ProgramSwitch {
@@ -89,17 +91,55 @@ impl FeedSink for ProgramInput {
     fn push(&self, sample: &gst::Sample) -> Pushed {
         let me = self.source as u8;
         if self.switch.current.load(Ordering::SeqCst) == me {
-            return self.sink.push(sample);
+            return self.forward(sample);
         }
         let key = sample
             .buffer()
             .is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT));
         if key && self.switch.wanted() == self.source {
             self.switch.current.store(me, Ordering::SeqCst);
-            return self.sink.push(sample);
+            return self.forward(sample);
         }
         // Not on air: dropped quietly (no keyframe request: the other source is fine).
         Pushed::Ok
+    }
+}
+
+impl ProgramInput {
+    /// Hands `sample` on with a running time after the last one's. The two encodes run apart
+    /// (each frame's time is its capture time, and the share's encode takes longer), so the
+    /// share's first frame can carry a time just before the camera's last; muxers refuse time
+    /// going back, so such a frame is moved 1 ms after it.
+    fn forward(&self, sample: &gst::Sample) -> Pushed {
+        let pts = sample.buffer().and_then(|b| b.pts());
+        let Some(rt) = super::recorder::running_time(sample, pts) else {
+            return self.sink.push(sample);
+        };
+        let last = self.switch.last_pts.load(Ordering::SeqCst);
+        let floor = (last > 0).then(|| gst::ClockTime::from_nseconds(last - 1));
+        let (Some(floor), Some(pts)) = (floor.filter(|f| rt <= *f), pts) else {
+            self.switch
+                .last_pts
+                .store(rt.nseconds() + 1, Ordering::SeqCst);
+            return self.sink.push(sample);
+        };
+        let moved_rt = floor + gst::ClockTime::from_mseconds(1);
+        let Some(mut buffer) = sample.buffer_owned() else {
+            return Pushed::Ok;
+        };
+        buffer.make_mut().set_pts(pts + (moved_rt - rt));
+        let caps = sample.caps_owned();
+        let mut b = gst::Sample::builder().buffer(&buffer);
+        if let Some(caps) = &caps {
+            b = b.caps(caps);
+        }
+        if let Some(segment) = sample.segment() {
+            b = b.segment(segment);
+        }
+        self.switch
+            .last_pts
+            .store(moved_rt.nseconds() + 1, Ordering::SeqCst);
+        self.sink.push(&b.build())
     }
 }
 
