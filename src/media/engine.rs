@@ -426,12 +426,11 @@ impl Task {
 
     fn bus_message(&mut self, msg: gst::Message) {
         match msg.view() {
-            gst::MessageView::Error(e) if self.from_share(&msg) => {
-                // The grabber, not the camera: the share stops, capture goes on.
-                if self.share_wanted {
-                    self.stop_share(Some(MediaError::from_bus(&msg, e)));
-                }
+            // The grabber, not the camera: the share stops, capture goes on.
+            gst::MessageView::Error(e) if Task::is_share_message(&msg) && self.share_wanted => {
+                self.stop_share(Some(MediaError::from_bus(&msg, e)));
             }
+            gst::MessageView::Error(_) if Task::is_share_message(&msg) => {}
             gst::MessageView::Error(e) => {
                 let detail = e.debug().map(|d| d.to_string()).unwrap_or_default();
                 tracing::debug!("capture error: {detail}");

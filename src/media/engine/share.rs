@@ -75,7 +75,7 @@ impl Task {
     }
 
     /// Whether a bus message came from the share's chain.
-    pub(super) fn from_share(&self, msg: &gst::Message) -> bool {
+    pub(super) fn is_share_message(msg: &gst::Message) -> bool {
         msg.src().is_some_and(|s| is_share_element(&s.name()))
     }
 
