@@ -3,15 +3,18 @@
 //! size, and the program (what local outputs show) switches from the camera to the share's
 //! encode and back at keyframes, with the switch measured.
 
+mod support;
+
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use roombox::config::{AudioSource, Config, ShareSource, VideoSource};
 use roombox::event::MediaState;
 use roombox::media::engine::Engine;
+use roombox::media::rtmp::RtmpSpec;
 use roombox::media::{
-    ConsumerId, ConsumerSpec, EncodedSample, Feed, MediaAction, MediaControl, MediaNotice,
-    ShareNotice, TapSender,
+    ConsumerEvent, ConsumerId, ConsumerSpec, EncodedSample, Feed, MediaAction, MediaControl,
+    MediaNotice, ShareNotice, TapSender,
 };
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -432,4 +435,136 @@ async fn without_a_share_source_start_share_says_so() {
         "{n:?}"
     );
     r.engine.apply(MediaAction::Stop);
+}
+
+/// Each decoded video frame of a recording as ffprobe (not our code) sees it: time and width.
+fn frames_of(path: &std::path::Path) -> Vec<(f64, i64)> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v"])
+        .args(["-show_entries", "frame=pts_time,width", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe's json");
+    v["frames"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| {
+                    let t = f["pts_time"].as_str()?.parse().ok()?;
+                    Some((t, f["width"].as_i64()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtmp_output_follows_the_program_without_a_restart() {
+    let nginx = support::nginx::NginxRtmp::start();
+    let mut r = Rig::start(|_| {}).await;
+    let id = ConsumerId::Rtmp("main".into());
+    r.engine.apply(MediaAction::Attach {
+        id: id.clone(),
+        spec: ConsumerSpec::Rtmp(RtmpSpec {
+            name: "main".into(),
+            url: nginx.url(),
+            key: roombox::model::StreamKey::new("program"),
+            reconnect: Default::default(),
+        }),
+    });
+    r.wait_for("the output started", |n| {
+        matches!(
+            n,
+            MediaNotice::Consumer {
+                event: ConsumerEvent::Started,
+                ..
+            }
+        )
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    r.engine.apply(MediaAction::StartShare);
+    r.wait_for("share started", |n| {
+        matches!(n, MediaNotice::Share(ShareNotice::Started))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    r.engine.apply(MediaAction::StopShare);
+    r.wait_for("share stopped", |n| {
+        matches!(n, MediaNotice::Share(ShareNotice::Stopped))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    r.engine.apply(MediaAction::Detach { id });
+    r.wait_for("the output finished", |n| {
+        matches!(
+            n,
+            MediaNotice::Consumer {
+                event: ConsumerEvent::Finished,
+                ..
+            }
+        )
+    })
+    .await;
+    r.drain();
+    let trouble: Vec<_> = r
+        .seen
+        .iter()
+        .filter(|n| {
+            matches!(
+                n,
+                MediaNotice::Consumer {
+                    event: ConsumerEvent::Retrying { .. } | ConsumerEvent::Failed(_),
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert!(trouble.is_empty(), "the output was rebuilt: {trouble:?}");
+    assert_eq!(r.capture_restarts(), 0);
+    r.engine.apply(MediaAction::Stop);
+
+    let recordings = nginx.recordings();
+    assert_eq!(
+        recordings.len(),
+        1,
+        "one publish, never restarted: {recordings:?}"
+    );
+    let frames = frames_of(&recordings[0]);
+    // Runs of one picture size, in order: camera, share, camera.
+    let mut runs: Vec<(i64, usize)> = Vec::new();
+    for &(_, w) in &frames {
+        match runs.last_mut() {
+            Some((last, n)) if *last == w => *n += 1,
+            _ => runs.push((w, 1)),
+        }
+    }
+    let sizes: Vec<i64> = runs.iter().map(|r| r.0).collect();
+    assert_eq!(
+        sizes,
+        [320, 640, 320],
+        "the program's sizes in the recording: {runs:?}"
+    );
+    assert!(runs[1].1 >= 20, "share frames in the recording: {runs:?}");
+    let worst = frames
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .fold(0.0f64, f64::max);
+    for (i, w) in frames.windows(2).enumerate() {
+        if w[1].0 - w[0].0 > 0.12 {
+            eprintln!(
+                "rtmp: {:.0} ms pause at frame {i}: {:?} -> {:?}",
+                (w[1].0 - w[0].0) * 1000.0,
+                w[0],
+                w[1]
+            );
+        }
+    }
+    eprintln!(
+        "rtmp: {} frames decoded by ffprobe, runs {runs:?}; the longest pause between two frames {:.0} ms",
+        frames.len(),
+        worst * 1000.0
+    );
+    assert!(worst < 0.2, "a {worst:.3} s hole in the recording");
 }

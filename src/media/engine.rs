@@ -82,6 +82,7 @@ impl Engine {
             vitals: Vitals::new(std::time::Instant::now()),
             share_wanted: false,
             share_signal: None,
+            share_stop_at: None,
         };
         tokio::spawn(task.run());
         Engine { tx }
@@ -138,6 +139,8 @@ struct Task {
     share_wanted: bool,
     /// The grabber's signal as last reported.
     share_signal: Option<bool>,
+    /// A requested share stop waits until then for the camera to be on air in the program.
+    share_stop_at: Option<Instant>,
 }
 
 async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message> {
@@ -169,6 +172,7 @@ impl Task {
                 }
                 // Wakes the loop for the stop's deadline; `finish_stop` below decides.
                 _ = sleep_until(stop_deadline) => {}
+                _ = sleep_until(self.share_stop_at) => self.poll_share_stop(true),
                 _ = stats.tick() => self.stats(),
                 _ = housekeeping.tick() => self.housekeeping(),
             }
@@ -419,6 +423,7 @@ impl Task {
 
     /// Once a tick: consumers' housekeeping (a recorder's flush and retention).
     fn housekeeping(&mut self) {
+        self.poll_share_stop(false);
         for a in self.state.running_mut() {
             a.consumer.tick();
         }

@@ -8,6 +8,11 @@ use crate::media::error::MediaError;
 use crate::media::share::{is_share_element, ProgramSource};
 use crate::media::{MediaNotice, ShareNotice};
 use gstreamer as gst;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a stopped share may run on while the program waits for the camera's keyframe.
+pub(super) const SHARE_HANDOVER: Duration = Duration::from_millis(500);
 use gstreamer::prelude::*;
 
 impl Task {
@@ -20,6 +25,15 @@ impl Task {
             return;
         }
         self.share_wanted = true;
+        if self.share_stop_at.take().is_some() {
+            // Asked back during the handover: it never stopped.
+            if let Some(c) = &self.capture {
+                if self.config.media.share.program == ProgramMode::Share {
+                    c.program.want(ProgramSource::Share);
+                }
+            }
+            return;
+        }
         if self.state.playing() {
             self.run_share();
         }
@@ -54,12 +68,38 @@ impl Task {
     }
 
     /// `StopShare`, or the share's source failed (`error`): the program goes back to the
-    /// camera at its next keyframe, asked for now.
+    /// camera at its next keyframe, asked for now. On request the share runs on until that
+    /// keyframe is on air (at most [`SHARE_HANDOVER`]), so the program never waits on a
+    /// picture; a failed source stops at once.
     pub(super) fn stop_share(&mut self, error: Option<MediaError>) {
         self.share_wanted = false;
+        let Some(c) = self.capture.as_mut() else {
+            return self.share_stopped(error);
+        };
+        c.program.want(ProgramSource::Camera);
+        c.request_keyframe();
+        let running = c.share.as_ref().is_some_and(|s| s.running());
+        if error.is_some() || !running || c.program.current() == ProgramSource::Camera {
+            return self.share_stopped(error);
+        }
+        self.share_stop_at = Some(Instant::now() + SHARE_HANDOVER);
+    }
+
+    /// Ends a requested stop once the camera is on air again (or the handover ran out).
+    pub(super) fn poll_share_stop(&mut self, deadline_passed: bool) {
+        if self.share_stop_at.is_none() {
+            return;
+        }
+        let on_air = self.capture.as_ref().map(|c| c.program.current());
+        if deadline_passed || on_air != Some(ProgramSource::Share) {
+            self.share_stopped(None);
+        }
+    }
+
+    /// Takes the share's chain out and says so.
+    fn share_stopped(&mut self, error: Option<MediaError>) {
+        self.share_stop_at = None;
         if let Some(c) = self.capture.as_mut() {
-            c.program.want(ProgramSource::Camera);
-            c.request_keyframe();
             if let Some(share) = c.share.as_mut() {
                 share.stop(&c.pipeline);
             }
@@ -69,7 +109,10 @@ impl Task {
                 tracing::warn!("share stopped: {e}");
                 ShareNotice::Failed(e)
             }
-            None => ShareNotice::Stopped,
+            None => {
+                tracing::info!("share stopped");
+                ShareNotice::Stopped
+            }
         };
         self.notify(MediaNotice::Share(notice));
     }
