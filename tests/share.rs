@@ -9,8 +9,10 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use roombox::config::{AudioSource, Config, ShareSource, VideoSource};
+use roombox::config::{RecordingConfig, RecordingFormat};
 use roombox::event::MediaState;
 use roombox::media::engine::Engine;
+use roombox::media::recorder::RecorderSpec;
 use roombox::media::rtmp::RtmpSpec;
 use roombox::media::{
     ConsumerEvent, ConsumerId, ConsumerSpec, EncodedSample, Feed, MediaAction, MediaControl,
@@ -567,4 +569,106 @@ async fn an_rtmp_output_follows_the_program_without_a_restart() {
         worst * 1000.0
     );
     assert!(worst < 0.2, "a {worst:.3} s hole in the recording");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mp4_recording_follows_the_program() {
+    for format in [RecordingFormat::Mp4, RecordingFormat::Mkv] {
+        let mut r = Rig::start(|_| {}).await;
+        let dir = r._dir.path().join("rec");
+        let mut config = RecordingConfig::default();
+        config.format = format;
+        r.engine.apply(MediaAction::Attach {
+            id: ConsumerId::Recorder,
+            spec: ConsumerSpec::Recorder(RecorderSpec {
+                config,
+                dir: dir.clone(),
+            }),
+        });
+        r.wait_for("the recorder started", |n| {
+            matches!(
+                n,
+                MediaNotice::Consumer {
+                    event: ConsumerEvent::Started,
+                    ..
+                }
+            )
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        r.engine.apply(MediaAction::StartShare);
+        r.wait_for("share started", |n| {
+            matches!(n, MediaNotice::Share(ShareNotice::Started))
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        r.engine.apply(MediaAction::StopShare);
+        r.wait_for("share stopped", |n| {
+            matches!(n, MediaNotice::Share(ShareNotice::Stopped))
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        r.engine.apply(MediaAction::Detach {
+            id: ConsumerId::Recorder,
+        });
+        r.wait_for("the recorder finished", |n| {
+            matches!(
+                n,
+                MediaNotice::Consumer {
+                    event: ConsumerEvent::Finished,
+                    ..
+                }
+            )
+        })
+        .await;
+        r.drain();
+        let failed: Vec<_> = r
+            .seen
+            .iter()
+            .filter(|n| {
+                matches!(
+                    n,
+                    MediaNotice::Consumer {
+                        event: ConsumerEvent::Failed(_),
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert!(failed.is_empty(), "{format:?}: {failed:?}");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let mut sizes = Vec::new();
+        for f in &files {
+            let frames = frames_of(f);
+            eprintln!(
+                "{format:?}: {} has {} frames, widths {:?}",
+                f.display(),
+                frames.len(),
+                frames
+                    .iter()
+                    .map(|f| f.1)
+                    .collect::<std::collections::BTreeSet<_>>()
+            );
+            for (_, w) in frames {
+                if sizes.last() != Some(&w) {
+                    sizes.push(w);
+                }
+            }
+        }
+        // MP4 follows the program; Matroska (whose muxer refuses a new picture size) keeps the
+        // camera and goes on recording.
+        let expected: &[i64] = match format {
+            RecordingFormat::Mp4 => &[320, 640, 320],
+            RecordingFormat::Mkv => &[320],
+        };
+        assert_eq!(
+            sizes, expected,
+            "{format:?}: picture sizes over the segments"
+        );
+        r.engine.apply(MediaAction::Stop);
+    }
 }
