@@ -576,8 +576,10 @@ async fn an_mp4_recording_follows_the_program() {
     for format in [RecordingFormat::Mp4, RecordingFormat::Mkv] {
         let mut r = Rig::start(|_| {}).await;
         let dir = r._dir.path().join("rec");
-        let mut config = RecordingConfig::default();
-        config.format = format;
+        let config = RecordingConfig {
+            format,
+            ..Default::default()
+        };
         r.engine.apply(MediaAction::Attach {
             id: ConsumerId::Recorder,
             spec: ConsumerSpec::Recorder(RecorderSpec {

@@ -43,9 +43,10 @@ pub struct Tap {
 }
 
 impl Tap {
-    /// A tap feeding `sender` the camera and the mic.
+    /// A tap feeding `sender` the camera, the mic and the content share (a room's
+    /// publication; the share's samples come only while a share runs).
     pub fn new(sender: TapSender) -> Tap {
-        Tap::with_feeds(sender, vec![Feed::H264, Feed::Opus])
+        Tap::with_feeds(sender, vec![Feed::H264, Feed::Opus, Feed::Share])
     }
 
     /// A tap feeding `sender` the encoded `feeds` (a share's video comes as

@@ -50,6 +50,10 @@ pub enum RoomAction {
     /// marks the box's video stream disabled, or enabled again; the others see the camera go
     /// off rather than a frozen or black picture. Kept across joins.
     SetCamera(bool),
+    /// The content share started (true) or stopped (false): the publication gets (or turns
+    /// off) a second video stream described as a share, renegotiated like the camera. Kept
+    /// across joins.
+    SetShare(bool),
     /// Leave and end the task.
     Shutdown,
 }

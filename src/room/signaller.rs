@@ -131,7 +131,7 @@ pub struct Subscription {
 }
 
 /// What the local participant publishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishKinds {
     /// Microphone.
     pub audio: bool,
@@ -139,6 +139,9 @@ pub struct PublishKinds {
     pub video: bool,
     /// A data channel for chat.
     pub data: bool,
+    /// The `mid` of the content share's media section, when the publication has one: the
+    /// room is told it is a share (Janus: a `descriptions` entry).
+    pub share: Option<String>,
 }
 
 /// The signalling half of a room (see the module documentation).

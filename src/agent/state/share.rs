@@ -281,6 +281,12 @@ impl StateMachine {
     /// What the engine said of the share.
     pub(super) fn share_notice(&mut self, n: crate::media::ShareNotice) -> Vec<Effect> {
         use crate::media::ShareNotice;
+        // The room's publication follows what the engine confirmed.
+        let room = match &n {
+            ShareNotice::Started => Some(true),
+            ShareNotice::Stopped | ShareNotice::Failed(_) => Some(false),
+            ShareNotice::Signal(_) => None,
+        };
         let out = match n {
             ShareNotice::Started => self.share.started(),
             ShareNotice::Stopped => self.share.stopped(),
@@ -290,7 +296,11 @@ impl StateMachine {
             }
             ShareNotice::Signal(on) => self.share.signal(on),
         };
-        self.share_out(out)
+        let mut fx = self.share_out(out);
+        if let (Some(on), true) = (room, self.setup.room_backend) {
+            fx.push(Effect::Room(crate::room::RoomAction::SetShare(on)));
+        }
+        fx
     }
 
     /// A remote participant's share started or stopped, or the room went (`None`).
