@@ -139,9 +139,16 @@ impl Rig {
             matches!(e, Event::PresenterChanged { participant_id } if *participant_id == presenter)
         })
         .await;
-        let s = self.agent.state().borrow().clone();
-        assert_eq!(s.media.share, if on { "on" } else { "off" });
-        assert_eq!(s.presenter, presenter);
+        // The state follows the events it was changed with.
+        let want = if on { "on" } else { "off" };
+        let mut state = self.agent.state();
+        tokio::time::timeout(
+            WAIT,
+            state.wait_for(|s| s.media.share == want && s.presenter == presenter),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the state never showed the share {want}"))
+        .unwrap();
     }
 
     async fn stop(self) {

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod browser;
+pub mod engine;
 pub mod http;
 pub mod inproc;
 pub mod janus;
