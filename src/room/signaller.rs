@@ -37,6 +37,8 @@ pub struct RemotePublisher {
     pub video: bool,
     /// Publishes a data channel (chat).
     pub data: bool,
+    /// Publishes a content share: a video stream the room describes as a share.
+    pub share: bool,
 }
 
 /// The outcome of a join.

@@ -484,4 +484,48 @@ mod tests {
         assert_eq!(r.presenter.as_deref(), Some("bob"));
         assert_eq!(presenters(&r.room_gone()), [None]);
     }
+
+    #[test]
+    fn a_remote_share_in_the_room_stops_the_boxs_and_moves_the_presenter() {
+        use crate::media::{MediaNotice, ShareNotice};
+        use crate::model::{Mode, Participant};
+        use crate::room::RoomNotice;
+        let mut c = Config::default();
+        c.media.share.source = ShareSource::Test;
+        let mut m = StateMachine::new(&c, "box".into());
+        m.command(&crate::command::Command::StartShare, 0);
+        m.media_notice(MediaNotice::Share(ShareNotice::Started));
+        assert_eq!(m.state().presenter.as_deref(), Some("box"));
+        m.room_notice(RoomNotice::ParticipantJoined(Participant {
+            participant_id: "alice".into(),
+            display_name: "Alice".into(),
+            local: false,
+            mode: Mode::SendAndReceive,
+            metadata: Default::default(),
+            mic_on: true,
+            webcam_on: true,
+            streams: Default::default(),
+        }));
+        let fx = m.room_notice(RoomNotice::Stream {
+            participant_id: "alice".into(),
+            kind: StreamKind::Share,
+            enabled: true,
+        });
+        assert!(
+            fx.contains(&Effect::Media(MediaAction::StopShare)),
+            "{fx:?}"
+        );
+        assert!(fx.contains(&Effect::Emit(Event::PresenterChanged {
+            participant_id: Some("alice".into())
+        })));
+        assert_eq!(m.state().presenter.as_deref(), Some("alice"));
+        assert!(
+            m.state().participants["alice"].webcam_on,
+            "a share is not the camera"
+        );
+        let fx = m.room_notice(RoomNotice::ParticipantLeft("alice".into()));
+        assert!(fx.contains(&Effect::Emit(Event::PresenterChanged {
+            participant_id: None
+        })));
+    }
 }

@@ -249,6 +249,7 @@ fn remote(p: proto::Publisher) -> RemotePublisher {
         audio: p.audio,
         video: p.video,
         data: p.data,
+        share: p.share,
     }
 }
 
