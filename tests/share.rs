@@ -235,3 +235,62 @@ async fn without_a_share_source_start_share_says_so() {
     );
     r.engine.apply(MediaAction::Stop);
 }
+
+/// Share frames per second over `d`, after `settle` to let a change take.
+async fn share_rate(
+    rx: &mut tokio::sync::mpsc::Receiver<EncodedSample>,
+    settle: Duration,
+    d: Duration,
+) -> (f64, Vec<(Instant, EncodedSample)>) {
+    tokio::time::sleep(settle).await;
+    let mut drop = Vec::new();
+    take(rx, &mut drop);
+    let mut got = Vec::new();
+    collect(rx, &mut got, d).await;
+    (got.len() as f64 / d.as_secs_f64(), got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tight_network_lowers_the_shares_frame_rate_not_its_size() {
+    let mut r = Rig::start(|_| {}).await;
+    let mut share_rx = r.tap("share", vec![Feed::Share]);
+    r.engine.apply(MediaAction::StartShare);
+    r.wait_for("share started", |n| {
+        matches!(n, MediaNotice::Share(ShareNotice::Started))
+    })
+    .await;
+    let d = Duration::from_secs(3);
+    let (full, mut all) = share_rate(&mut share_rx, Duration::from_secs(1), d).await;
+    // Congestion control asks the camera for 40 % of its 500 kbit/s.
+    r.engine.apply(MediaAction::SetBitrate(200));
+    let (tight, frames) = share_rate(&mut share_rx, Duration::from_millis(500), d).await;
+    let tight_from = frames
+        .first()
+        .and_then(|(_, s)| s.pts)
+        .expect("frames while tight");
+    all.extend(frames);
+    r.engine.apply(MediaAction::SetBitrate(500));
+    let (back, _) = share_rate(&mut share_rx, Duration::from_millis(500), d).await;
+    // The tight frames decode (from the keyframe before them) at the share's full size.
+    let samples: Vec<EncodedSample> = from_key(&all).iter().map(|(_, s)| s.clone()).collect();
+    let decoded: Vec<_> = decode(&samples)
+        .into_iter()
+        .filter(|f| f.0 >= tight_from)
+        .collect();
+    eprintln!("share fps: {full:.1} at full bitrate, {tight:.1} at 40 %, {back:.1} after");
+    assert!(full >= 8.0, "the share's full rate: {full:.1}");
+    assert!(
+        (2.5..=5.5).contains(&tight),
+        "at 40 % of the bitrate: {tight:.1} fps"
+    );
+    assert!(back >= 8.0, "back at full bitrate: {back:.1}");
+    assert!(
+        decoded.len() >= 10 && decoded.iter().all(|&(_, w, h)| (w, h) == (640, 360)),
+        "the share kept its size: {:?}",
+        decoded
+            .iter()
+            .map(|f| (f.1, f.2))
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    r.engine.apply(MediaAction::Stop);
+}

@@ -238,6 +238,17 @@ impl Task {
                         }
                     }
                 }
+                // When congestion control asks the camera for less than its configured bitrate,
+                // the share gives up as large a part of its own, in frames, not resolution.
+                let full = self.config.media.video.bitrate_kbps.max(1);
+                let budget = f64::from(kbps) / f64::from(full);
+                if let Some(c) = self.capture.as_mut() {
+                    if let (Some(sh), Some(spec)) = (c.share.as_mut(), c.spec) {
+                        if let Err(e) = sh.set_budget(spec, budget) {
+                            tracing::warn!("share bitrate: {e}");
+                        }
+                    }
+                }
                 // The new target shows at the next stats tick. Measuring here cut the
                 // one-second frame window short: a room's REMB once a second read as 20 fps,
                 // several a second as 0-1 fps, while every frame was encoded and decoded.

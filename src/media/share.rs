@@ -155,6 +155,10 @@ pub struct Share {
     /// The chain while a share runs: source first, the encoder at `encoder`.
     chain: Option<Vec<gst::Element>>,
     encoder: Option<gst::Element>,
+    /// Drops frames after the rate conversion when the network tightens.
+    decimator: Option<Arc<super::overload::Decimator>>,
+    /// The share of its bitrate the network allows now (1.0: all of it).
+    budget: f64,
 }
 
 impl Share {
@@ -181,6 +185,8 @@ impl Share {
             frames,
             chain: None,
             encoder: None,
+            decimator: None,
+            budget: 1.0,
         })
     }
 
@@ -284,6 +290,12 @@ impl Share {
                 ),
             );
         }
+        // Content keeps its resolution when the network tightens: frames go first (WebRTC's
+        // `maintain-resolution`), dropped here after the rate conversion.
+        let decimator = super::overload::Decimator::new(c.fps);
+        if let Some(pad) = chain[4].static_pad("src") {
+            decimator.install(&pad);
+        }
         add_chain(pipeline, &chain, "share")?;
         let last = chain.last().cloned().expect("the chain is not empty");
         if let Err(e) = last.link(&self.head) {
@@ -299,8 +311,9 @@ impl Share {
             }
         }
         self.encoder = Some(enc);
+        self.decimator = Some(decimator);
         self.chain = Some(chain);
-        Ok(())
+        self.apply_budget(spec)
     }
 
     /// Stops and removes the share's capture and encode; the head, its tee and the consumers'
@@ -314,13 +327,35 @@ impl Share {
         }
     }
 
-    /// Changes the share encoder's bitrate while it runs.
-    pub fn set_bitrate(&self, spec: &EncoderSpec, kbps: u32) -> Result<()> {
+    /// The network allows `budget` (0.0..=1.0) of the share's bitrate: the bitrate and the
+    /// frame rate go down together, the resolution stays. Kept for the next start.
+    pub fn set_budget(&mut self, spec: &EncoderSpec, budget: f64) -> Result<()> {
+        self.budget = budget.clamp(0.05, 1.0);
+        self.apply_budget(spec)
+    }
+
+    /// Frames per second the share sends now.
+    pub fn fps_now(&self) -> u32 {
+        budget_fps(self.config.fps, self.budget)
+    }
+
+    fn apply_budget(&self, spec: &EncoderSpec) -> Result<()> {
+        if let Some(d) = &self.decimator {
+            d.set(self.fps_now());
+        }
         match &self.encoder {
-            Some(e) => encoder::set_bitrate(e, spec, kbps, self.config.gop_frames()),
+            Some(e) => {
+                let kbps = ((f64::from(self.config.bitrate_kbps) * self.budget) as u32).max(100);
+                encoder::set_bitrate(e, spec, kbps, self.config.gop_frames())
+            }
             None => Ok(()),
         }
     }
+}
+
+/// The frame rate for a bitrate budget: in proportion, at least 1 fps.
+pub fn budget_fps(fps: u32, budget: f64) -> u32 {
+    ((f64::from(fps) * budget.clamp(0.0, 1.0)).round() as u32).clamp(1, fps.max(1))
 }
 
 /// Takes `chain` to NULL, source first (its streaming thread stops before what it feeds), and
@@ -332,4 +367,17 @@ fn remove(pipeline: &gst::Pipeline, chain: &[gst::Element]) {
         }
     }
     let _ = pipeline.remove_many(chain);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::budget_fps;
+
+    #[test]
+    fn the_frame_rate_follows_the_budget_and_never_stops() {
+        assert_eq!(budget_fps(10, 1.0), 10);
+        assert_eq!(budget_fps(10, 0.4), 4);
+        assert_eq!(budget_fps(5, 0.01), 1);
+        assert_eq!(budget_fps(15, 3.0), 15);
+    }
 }
