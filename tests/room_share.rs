@@ -37,6 +37,8 @@ async fn scenario() {
     config.media.share.source = ShareSource::Test;
     (config.media.share.width, config.media.share.height) = (SHARE.0 as u32, SHARE.1 as u32);
     config.media.share.fps = 10;
+    // Keyframes 20 s apart: a subscriber that had to wait for one would wait long.
+    config.media.share.keyframe_interval = Duration::from_secs(20);
     assert!(config.validate().is_empty(), "{:?}", config.validate());
     let b = Box_::start(&config);
     b.join().await;
@@ -85,9 +87,23 @@ async fn scenario() {
         peer.stats().feeds
     );
 
-    // A subscriber decodes both: the camera at its size, the share at its own.
+    // A subscriber decodes both: the camera at its size, the share at its own. Its keyframe
+    // request (Janus's PLI as it connects) reaches the share's encoder, so its first share
+    // picture does not wait for the next interval.
+    let asked = std::time::Instant::now();
     peer.subscribe(ROOM, &feed).await;
     let frames = |size| peer.stats().video_sizes.get(&size).copied().unwrap_or(0);
+    assert!(
+        eventually(WAIT, || frames(SHARE) > 0).await,
+        "no share frame"
+    );
+    let first = asked.elapsed();
+    eprintln!("the subscriber's first share frame came {first:?} after it subscribed");
+    assert!(
+        first < Duration::from_secs(3),
+        "the first share frame waited {first:?}: the keyframe request did not reach the share"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         eventually(WAIT, || frames(SHARE) >= 20 && frames(CAMERA) >= 30).await,
         "decoded by size: {:?}",

@@ -2,8 +2,9 @@
 //! or a synthetic pattern), encoded for content: full resolution, a low frame rate, a bitrate of
 //! its own.
 
-use super::{check, fail, FieldError};
+use super::{check, check_duration, fail, FieldError};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Where the share comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +56,10 @@ pub struct ShareConfig {
     pub fps: u32,
     /// Target bitrate, kbit/s, 100..=20000.
     pub bitrate_kbps: u32,
+    /// Time between keyframes, 1s..=60s: slides change rarely, and a room's new subscriber
+    /// asks for a keyframe of its own.
+    #[serde(with = "humantime_serde")]
+    pub keyframe_interval: Duration,
     /// Start when the grabber has a signal, stop when it loses it.
     pub auto: bool,
     /// What the local outputs follow: `share` or `camera`.
@@ -72,6 +77,7 @@ impl Default for ShareConfig {
             height: 1080,
             fps: 5,
             bitrate_kbps: 1500,
+            keyframe_interval: Duration::from_secs(2),
             auto: false,
             program: ProgramMode::Share,
             presenter: PresenterRule::LastWins,
@@ -89,10 +95,9 @@ impl ShareConfig {
         self.source != ShareSource::None
     }
 
-    /// The keyframe interval in frames: every 2 s, so a subscriber joining a share waits at
-    /// most that long (it can also ask for one).
+    /// The keyframe interval in frames (at the full frame rate).
     pub fn gop_frames(&self) -> u32 {
-        (self.fps * 2).max(1)
+        ((self.keyframe_interval.as_millis() as u64 * u64::from(self.fps)) / 1000).max(1) as u32
     }
 
     pub(super) fn validate(&self, e: &mut Vec<FieldError>) {
@@ -136,6 +141,13 @@ impl ShareConfig {
             self.bitrate_kbps,
             100,
             20_000,
+        );
+        check_duration(
+            e,
+            "media.share.keyframe_interval",
+            self.keyframe_interval,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
         );
         if self.auto && self.source == ShareSource::None {
             fail(

@@ -271,6 +271,11 @@ impl Task {
             }
             MediaAction::StartShare => self.start_share(),
             MediaAction::StopShare => self.stop_share(None),
+            MediaAction::RequestShareKeyframe => {
+                if let Some(s) = self.capture.as_ref().and_then(|c| c.share.as_ref()) {
+                    s.keyframes().request(None);
+                }
+            }
         }
     }
 

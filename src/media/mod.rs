@@ -75,6 +75,8 @@ pub enum MediaAction {
     StartShare,
     /// Stop the content share; the camera keeps running.
     StopShare,
+    /// Ask the share's encoder for a keyframe now (a room's new subscriber).
+    RequestShareKeyframe,
 }
 
 /// What the content share did.

@@ -238,6 +238,7 @@ impl MediaControl for SimMedia {
                 super::MediaError::NoSource("share"),
             ))),
             MediaAction::StopShare => self.note(MediaNotice::Share(super::ShareNotice::Stopped)),
+            MediaAction::RequestShareKeyframe => {}
         }
     }
 }

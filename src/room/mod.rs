@@ -124,6 +124,8 @@ pub enum RoomNotice {
     DetachTap,
     /// A receiver lost a picture: send a keyframe.
     KeyframeRequested,
+    /// A receiver of the share (one that just subscribed) needs a keyframe of it.
+    ShareKeyframeRequested,
     /// Congestion control wants this video bitrate, kbit/s (before the configured bounds).
     BitrateWanted(u32),
     /// Something went wrong; the session carries on (or retries).

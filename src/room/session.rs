@@ -317,7 +317,7 @@ impl Session {
         self.conns.feedback_task = publisher.video.clone().map(|t| {
             let tx = self.inner_tx.clone();
             let (start, max) = self.video_kbps;
-            tokio::spawn(feedback_loop(t, tx, Feedback::new(start, max)))
+            tokio::spawn(feedback_loop(t, tx, Feedback::new(start, max), false))
         });
         let has = (publisher.video.is_some(), publisher.chat.is_some());
         self.conns.publisher = Some(publisher);
@@ -544,6 +544,7 @@ impl Session {
                     });
                 }
             }
+            Inner::ShareKeyframe => self.notify(RoomNotice::ShareKeyframeRequested),
             Inner::Chat { from, text } => {
                 let n = self.state.chat_received(from, text, crate::model::now_ms());
                 self.notify(n);

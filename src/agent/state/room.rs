@@ -259,6 +259,9 @@ impl StateMachine {
                     fx.push(Effect::Media(MediaAction::RequestKeyframe));
                 }
             }
+            RoomNotice::ShareKeyframeRequested => {
+                fx.push(Effect::Media(MediaAction::RequestShareKeyframe));
+            }
             RoomNotice::BitrateWanted(kbps) => {
                 let (lo, hi) = self.setup.media.bitrate_bounds;
                 let k = kbps.clamp(lo, hi.max(lo));

@@ -59,10 +59,17 @@ impl Session {
                 Ok(()) => {
                     tracing::info!(elapsed = ?started.elapsed(), "room: {what}: renegotiated");
                     if on && self.conns.share_task.is_none() {
-                        // Nothing of the share's RTCP is used yet (its encoder makes a
-                        // keyframe every 2 s); it is read so it never piles up.
+                        // A subscriber that joins asks for a keyframe (Janus sends a PLI):
+                        // it gets one of the share's at once, not at its next interval.
+                        let tx = self.inner_tx.clone();
+                        let (start, max) = self.video_kbps;
                         self.conns.share_task = publisher.share.clone().map(|t| {
-                            tokio::spawn(async move { while t.feedback().await.is_some() {} })
+                            tokio::spawn(super::tasks::feedback_loop(
+                                t,
+                                tx,
+                                super::super::rtcp::Feedback::new(start, max),
+                                true,
+                            ))
                         });
                     }
                     return Renegotiation::Done;
