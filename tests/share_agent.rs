@@ -197,3 +197,35 @@ async fn auto_starts_the_share_when_its_source_has_a_signal() {
     r.shared(false).await;
     r.stop().await;
 }
+
+#[test]
+fn roombox_check_reports_the_share_source() {
+    gstreamer::init().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lines = |share: &str| {
+        let c = roombox::config::load_str(
+            "share.toml",
+            &format!(
+                "[device]\nstate_dir = \"{}\"\n[media.video]\nsource = \"none\"\n[media.audio]\nsource = \"none\"\n[media.share]\n{share}\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .config;
+        let mut out = Vec::new();
+        roombox::check::environment(&c, &mut out);
+        out.into_iter()
+            .filter(|l| l.check == "share")
+            .collect::<Vec<_>>()
+    };
+    let test = lines("source = \"test\"");
+    assert_eq!(test.len(), 1, "{test:?}");
+    assert_eq!(test[0].status, roombox::check::Status::Warning);
+    assert!(test[0].detail.contains("synthetic"), "{test:?}");
+    let absent =
+        lines("source = \"v4l2\"\ndevice = \"/dev/v4l/by-id/usb-roombox-absent-video-index0\"");
+    assert_eq!(absent.len(), 1, "{absent:?}");
+    assert_eq!(absent[0].status, roombox::check::Status::Warning);
+    assert!(absent[0].detail.contains("not plugged in"), "{absent:?}");
+    assert!(lines("").is_empty(), "no share, no line");
+}
