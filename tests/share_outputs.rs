@@ -228,3 +228,161 @@ async fn an_mp4_recording_follows_the_program() {
         r.engine.apply(MediaAction::Stop);
     }
 }
+
+/// Decodes H.264 to grey pictures with GStreamer's own elements: width, height, luma rows.
+fn decode_gray(samples: &[roombox::media::EncodedSample]) -> Vec<(i32, i32, Vec<u8>)> {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    let pipeline = gst::parse::launch(
+        "appsrc name=src format=time caps=video/x-h264,stream-format=byte-stream,alignment=au \
+         ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=GRAY8 \
+         ! appsink name=sink sync=false",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for s in samples {
+        let mut b = gst::Buffer::from_slice(s.data.to_vec());
+        b.get_mut().unwrap().set_pts(
+            s.pts
+                .map(|p| gst::ClockTime::from_nseconds(p.as_nanos() as u64)),
+        );
+        src.push_buffer(b).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let mut out = Vec::new();
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(5)) {
+        let st = sample.caps().unwrap().structure(0).unwrap().to_owned();
+        let (w, h) = (
+            st.get::<i32>("width").unwrap(),
+            st.get::<i32>("height").unwrap(),
+        );
+        let map = sample.buffer().unwrap().map_readable().unwrap();
+        out.push((w, h, map.as_slice().to_vec()));
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    out
+}
+
+/// Mean luma of a rectangle of a grey picture whose rows are `w` bytes.
+fn mean(frame: &(i32, i32, Vec<u8>), x: std::ops::Range<usize>, y: std::ops::Range<usize>) -> f64 {
+    let w = frame.0 as usize;
+    let n = (x.len() * y.len()) as f64;
+    let sum: u64 = y
+        .flat_map(|row| x.clone().map(move |col| row * w + col))
+        .map(|i| u64::from(frame.2[i]))
+        .sum();
+    sum as f64 / n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pip_puts_the_camera_in_the_shares_corner_for_the_program_only() {
+    let mut r = Rig::start(|c| c.media.share.program = roombox::config::ProgramMode::Pip).await;
+    let mut program_rx = r.tap("program", vec![roombox::media::Feed::Program]);
+    let mut share_rx = r.tap("share", vec![roombox::media::Feed::Share]);
+    r.engine.apply(MediaAction::StartShare);
+    r.wait_for("share started", |n| {
+        matches!(n, MediaNotice::Share(ShareNotice::Started))
+    })
+    .await;
+    let mut program = Vec::new();
+    let mut share = Vec::new();
+    let end = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < end {
+        take(&mut program_rx, &mut program);
+        take(&mut share_rx, &mut share);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let decoded = |v: &[(std::time::Instant, roombox::media::EncodedSample)]| {
+        decode_gray(
+            &from_key(v)
+                .iter()
+                .map(|(_, s)| s.clone())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let pip: Vec<_> = decoded(&program)
+        .into_iter()
+        .filter(|f| (f.0, f.1) == (640, 360))
+        .collect();
+    let alone = decoded(&share);
+    assert!(
+        pip.len() >= 15,
+        "composed frames in the program: {}",
+        pip.len()
+    );
+    // The camera (bars) sits in the bottom-right quarter-size corner, inside a 16 px margin;
+    // the share's own picture there is its black background.
+    let corner = |f: &(i32, i32, Vec<u8>)| mean(f, 500..600, 290..330);
+    let lit = |frames: &[(i32, i32, Vec<u8>)]| frames.iter().filter(|f| corner(f) > 60.0).count();
+    eprintln!(
+        "pip: {} of {} program frames show the camera in the corner; {} of {} share frames do",
+        lit(&pip),
+        pip.len(),
+        lit(&alone),
+        alone.len()
+    );
+    assert!(
+        lit(&pip) * 10 >= pip.len() * 9,
+        "the camera is not in the program's corner"
+    );
+    // (The share's moving ball crosses the corner now and then.)
+    assert!(
+        lit(&alone) * 4 <= alone.len(),
+        "the room's share has the camera in it too"
+    );
+
+    r.engine.apply(MediaAction::StopShare);
+    r.wait_for("share stopped", |n| {
+        matches!(n, MediaNotice::Share(ShareNotice::Stopped))
+    })
+    .await;
+    program.clear();
+    let mut camera = Vec::new();
+    collect(&mut program_rx, &mut camera, Duration::from_secs(2)).await;
+    let back = decoded(&camera);
+    assert!(
+        back.len() >= 10 && back.iter().all(|f| (f.0, f.1) == (320, 240)),
+        "the program after the share: {:?}",
+        back.iter()
+            .map(|f| (f.0, f.1))
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    // Again: a second composition starts and stops like the first.
+    r.engine.apply(MediaAction::StartShare);
+    r.wait_for("share started again", |n| {
+        matches!(n, MediaNotice::Share(ShareNotice::Started))
+    })
+    .await;
+    let mut again = Vec::new();
+    collect(&mut program_rx, &mut again, Duration::from_secs(3)).await;
+    let pip: Vec<_> = decoded(&again)
+        .into_iter()
+        .filter(|f| (f.0, f.1) == (640, 360))
+        .collect();
+    assert!(
+        pip.len() >= 15 && lit(&pip) * 10 >= pip.len() * 9,
+        "the second composition: {} frames, {} with the camera",
+        pip.len(),
+        lit(&pip)
+    );
+    r.engine.apply(MediaAction::StopShare);
+    r.wait_for("share stopped again", |n| {
+        matches!(n, MediaNotice::Share(ShareNotice::Stopped))
+    })
+    .await;
+    r.drain();
+    assert_eq!(r.capture_restarts(), 0, "the camera was restarted");
+    r.engine.apply(MediaAction::Stop);
+}

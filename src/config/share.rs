@@ -26,6 +26,9 @@ pub enum ProgramMode {
     Share,
     /// Always the camera; the share goes to rooms only.
     Camera,
+    /// While there is a share: the share with the camera in a corner, composed and encoded
+    /// once for every output that takes the program.
+    Pip,
 }
 
 /// Who presents when two shares meet (one presenter at a time).
@@ -62,7 +65,7 @@ pub struct ShareConfig {
     pub keyframe_interval: Duration,
     /// Start when the grabber has a signal, stop when it loses it.
     pub auto: bool,
-    /// What the local outputs follow: `share` or `camera`.
+    /// What the local outputs follow: `share`, `camera` or `pip`.
     pub program: ProgramMode,
     /// `last-wins` or `first-wins`.
     pub presenter: PresenterRule,
@@ -216,7 +219,7 @@ mod tests {
         assert!(e.contains("media.share.auto"), "{e}");
         let e = errors("[media.share]\nsource = \"hdmi\"\n");
         assert!(e.contains("source"), "{e}");
-        let e = errors("[media.share]\nprogram = \"pip\"\n");
+        let e = errors("[media.share]\nprogram = \"mosaic\"\n");
         assert!(e.contains("program"), "{e}");
     }
 }

@@ -18,6 +18,7 @@ pub mod filemic;
 pub mod hls;
 pub mod overload;
 pub mod pcm;
+pub mod pip;
 pub mod pipeline;
 pub mod pipemic;
 pub mod recorder;

@@ -195,16 +195,19 @@ pub fn build(
         );
         let vtee = tee()?;
         vtee.set_property("name", "vtee");
+        // `program = "pip"` composes the camera's raw frames into the share's corner.
+        let s = &config.media.share;
+        let rawvtee = (s.configured() && s.program == crate::config::ProgramMode::Pip)
+            .then(tee)
+            .transpose()?;
         let mut chain = vec![src.clone()];
         if v.source == VideoSource::Argus {
             // nvarguscamerasrc gives NVMM buffers: nvvidconv brings them to system memory.
             chain.push(make("nvvidconv")?);
         }
+        chain.extend([conv, scale, rate, caps.clone()]);
+        chain.extend(rawvtee.clone());
         chain.extend([
-            conv,
-            scale,
-            rate,
-            caps.clone(),
             q,
             conv2,
             enc.clone(),
@@ -232,7 +235,11 @@ pub fn build(
         cap.spec = Some(spec);
         cap.vtee = Some(vtee);
         if config.media.share.configured() {
-            cap.share = Some(super::share::Share::build(&pipeline, &config.media.share)?);
+            cap.share = Some(super::share::Share::build(
+                &pipeline,
+                &config.media.share,
+                rawvtee,
+            )?);
         }
     }
 

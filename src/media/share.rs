@@ -159,11 +159,23 @@ pub struct Share {
     decimator: Option<Arc<super::overload::Decimator>>,
     /// The share of its bitrate the network allows now (1.0: all of it).
     budget: f64,
+    /// `program = "pip"`: the composition, and the camera's raw frames it takes.
+    pip: Option<(super::pip::Pip, gst::Element)>,
 }
 
 impl Share {
     /// Adds the share's head and tee to `pipeline` (nothing is captured until [`Share::start`]).
-    pub fn build(pipeline: &gst::Pipeline, config: &ShareConfig) -> Result<Share> {
+    pub fn build(
+        pipeline: &gst::Pipeline,
+        config: &ShareConfig,
+        camera_raw: Option<gst::Element>,
+    ) -> Result<Share> {
+        let pip = match (config.program, camera_raw) {
+            (crate::config::ProgramMode::Pip, Some(raw)) => {
+                Some((super::pip::Pip::build(pipeline)?, raw))
+            }
+            _ => None,
+        };
         let head = make("identity")?;
         head.set_property("name", format!("{PREFIX}head"));
         let tee = make("tee")?;
@@ -187,12 +199,22 @@ impl Share {
             encoder: None,
             decimator: None,
             budget: 1.0,
+            pip,
         })
     }
 
     /// Whether a share is being captured.
     pub fn running(&self) -> bool {
         self.chain.is_some()
+    }
+
+    /// Where the program's consumers take the share: the composition in pip mode, else the
+    /// share's own encode; with its keyframe requests.
+    pub fn program_tee(&self) -> (gst::Element, KeyframeRequester) {
+        match &self.pip {
+            Some((pip, _)) => (pip.tee.clone(), pip.keyframes()),
+            None => (self.tee.clone(), self.keyframes()),
+        }
     }
 
     /// Keyframe requests for the share's consumers: they go upstream from the head to whichever
@@ -266,7 +288,7 @@ impl Share {
             parse_caps("video/x-h264,stream-format=byte-stream,alignment=au")?,
         );
         let rate = make("videorate")?;
-        let chain = vec![
+        let mut chain = vec![
             src,
             make("videoconvert")?,
             make("videoscale")?,
@@ -296,11 +318,28 @@ impl Share {
         if let Some(pad) = chain[4].static_pad("src") {
             decimator.install(&pad);
         }
+        // In pip mode the raw share also goes to the composition.
+        let raw = match self.pip.is_some() {
+            true => {
+                let t = make("tee")?;
+                t.set_property("allow-not-linked", true);
+                t.set_property("name", format!("{PREFIX}raw"));
+                chain.insert(5, t.clone());
+                Some(t)
+            }
+            false => None,
+        };
         add_chain(pipeline, &chain, "share")?;
         let last = chain.last().cloned().expect("the chain is not empty");
         if let Err(e) = last.link(&self.head) {
             remove(pipeline, &chain);
             return Err(MediaError::link("share", e));
+        }
+        if let (Some((pip, camera)), Some(raw)) = (self.pip.as_mut(), raw.as_ref()) {
+            if let Err(e) = pip.start(pipeline, raw, camera, c, encoder_name, spec) {
+                remove(pipeline, &chain);
+                return Err(e);
+            }
         }
         // Downstream first, so nothing pushes into an element still flushing.
         for e in chain.iter().rev() {
@@ -324,6 +363,9 @@ impl Share {
         // not-linked error. Leaving the pipeline unlinks the chain from the head.
         if let Some(chain) = self.chain.take() {
             remove(pipeline, &chain);
+        }
+        if let Some((pip, _)) = self.pip.as_mut() {
+            pip.stop(pipeline);
         }
     }
 

@@ -43,9 +43,10 @@ pub(super) fn start_consumer(
         match (feed, share) {
             (Feed::Program, Some(share)) => {
                 let sink: Arc<dyn FeedSink> = Arc::from(sink);
+                let (share_tee, share_keys) = share.program_tee();
                 for (source, tee, keys) in [
                     (ProgramSource::Camera, tee, keyframes.clone()),
-                    (ProgramSource::Share, share.tee.clone(), share.keyframes()),
+                    (ProgramSource::Share, share_tee, share_keys),
                 ] {
                     let input = ProgramInput {
                         source,

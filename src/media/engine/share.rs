@@ -28,7 +28,7 @@ impl Task {
         if self.share_stop_at.take().is_some() {
             // Asked back during the handover: it never stopped.
             if let Some(c) = &self.capture {
-                if self.config.media.share.program == ProgramMode::Share {
+                if self.config.media.share.program != ProgramMode::Camera {
                     c.program.want(ProgramSource::Share);
                 }
             }
@@ -53,7 +53,7 @@ impl Task {
         };
         match started {
             Ok(()) => {
-                if self.config.media.share.program == ProgramMode::Share {
+                if self.config.media.share.program != ProgramMode::Camera {
                     c.program.want(ProgramSource::Share);
                 }
                 tracing::info!("share started");
