@@ -58,6 +58,22 @@ pub enum Event {
         /// The speaker's participant id.
         participant_id: Option<String>,
     },
+    /// The presenter changed: who shares content now (one presenter at a time), none when
+    /// nobody does. The box's own share names the box's participant id.
+    #[serde(rename_all = "camelCase")]
+    PresenterChanged {
+        /// The presenter's participant id.
+        participant_id: Option<String>,
+    },
+    /// The box's share was stopped or refused by the one-presenter rule (another participant
+    /// presents); `presenterChanged` follows where the presenter changed.
+    #[serde(rename_all = "camelCase")]
+    ShareRefused {
+        /// Who presents instead.
+        participant_id: String,
+        /// `stopped` (the box's share ended) or `refused` (it was not started).
+        outcome: String,
+    },
     /// A chat message arrived in the room.
     ChatMessage { message: ChatMessage },
     RecordingStateChanged {

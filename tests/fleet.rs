@@ -118,6 +118,10 @@ async fn every_command_round_trips_with_its_correlation() {
         ("enable-webcam", "", None),
         ("disable-webcam", "", None),
         ("toggle-webcam", "", None),
+        // No [media.share] source on this box: starting says so, stopping is a no-op.
+        ("start-share", "", unavailable),
+        ("stop-share", "", None),
+        ("toggle-share", "", unavailable),
         ("send-chat", r#"{"message":"hello"}"#, unavailable),
         ("start-recording", "", None),
         ("stop-recording", r#"{"target":"local"}"#, None),

@@ -31,6 +31,7 @@ mod media;
 mod recording;
 mod render;
 mod room;
+mod share;
 mod transcription;
 mod viewers;
 
@@ -95,6 +96,10 @@ pub struct AgentState {
     pub health: Health,
     /// The agent is draining before exit.
     pub stopping: bool,
+    /// Who presents (shares content) in the room: the box's participant id while the box
+    /// shares, a remote participant's, or none.
+    #[serde(default)]
+    pub presenter: Option<String>,
     /// The link to the fleet's broker; none when `[fleet]` is off.
     pub fleet: Option<FleetStatus>,
     /// The room's calendar; none when `[calendar]` is off.
@@ -125,6 +130,8 @@ pub struct StateMachine {
     last_tick_ms: u64,
     /// The last [`Token`] given out.
     last_token: u64,
+    /// The content share's rules: the box's share and the one presenter.
+    share: share::ShareRules,
 }
 
 /// Each concern's setup: from the configuration, or from what the agent attached.
@@ -157,6 +164,7 @@ struct Pending {
 impl StateMachine {
     /// The machine at start-up for a configuration.
     pub fn new(config: &Config, device_id: String) -> StateMachine {
+        let share = share::ShareRules::from_config(config, device_id.clone());
         let mut m = StateMachine {
             state: AgentState {
                 device_id: device_id.clone(),
@@ -185,6 +193,7 @@ impl StateMachine {
                 identify_until_ms: None,
                 health: Health::default(),
                 stopping: false,
+                presenter: None,
                 fleet: None,
                 calendar: None,
                 viewers: Viewers::default(),
@@ -193,6 +202,7 @@ impl StateMachine {
             pending: Pending::default(),
             last_tick_ms: 0,
             last_token: 0,
+            share,
         };
         let _ = m.configure(config);
         m.refresh_health();
@@ -216,6 +226,8 @@ impl StateMachine {
         self.state.device_name = config.device.name.clone();
         self.state.local_participant.display_name = config.device.name.clone();
         self.configure_media(config);
+        self.share.reconfigure(config);
+        self.share_out(Vec::new());
         let fx = self.configure_recording(config);
         self.setup.hls = hls::HlsSetup::from_config(config);
         self.setup.transcription = transcription::TranscriptionSetup::from_config(config);
@@ -299,6 +311,9 @@ impl StateMachine {
             Command::EnableWebcam => self.set_webcam(true),
             Command::DisableWebcam => self.set_webcam(false),
             Command::ToggleWebcam => self.set_webcam(!self.webcam_target()),
+            Command::StartShare => self.share_command(Some(true)),
+            Command::StopShare => self.share_command(Some(false)),
+            Command::ToggleShare => self.share_command(None),
             Command::RequestKeyframe => self.request_keyframe(),
             Command::SetBitrate { kbps } => self.set_bitrate(*kbps),
             Command::SetVolume { percent } => {

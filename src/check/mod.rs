@@ -15,7 +15,7 @@ pub use calendar::calendar;
 pub use controls::controls;
 pub use fleet::fleet;
 
-use crate::config::{self, AudioSource, Config, RecordingFormat, VideoSource};
+use crate::config::{self, AudioSource, Config, RecordingFormat, ShareSource, VideoSource};
 use crate::media::{encoder, retention};
 use serde::Serialize;
 use std::path::Path;
@@ -163,6 +163,7 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
         }
     }
 
+    share(c, out);
     let a = &c.media.audio;
     match a.source {
         AudioSource::Alsa => {
@@ -350,6 +351,42 @@ fn writable_dir(check: &str, dir: &Path) -> CheckLine {
 }
 
 fn v4l2_camera(device: &str) -> CheckLine {
+    v4l2_capture("camera", device)
+}
+
+/// The share's grabber: absent is a warning (a laptop's grabber comes and goes; the share
+/// starts once it is there), present but not a capture device is a failure.
+fn share(c: &Config, out: &mut Vec<CheckLine>) {
+    let s = &c.media.share;
+    match s.source {
+        ShareSource::None => {}
+        ShareSource::Test => out.push(CheckLine::new(
+            Status::Warning,
+            "share",
+            format!(
+                "synthetic pattern (media.share.source = \"test\"), {}x{} at {} fps, {} kbit/s",
+                s.width, s.height, s.fps, s.bitrate_kbps
+            ),
+        )),
+        ShareSource::V4l2 => {
+            element(out, "share", "v4l2src", "gstreamer1.0-plugins-good");
+            let mut line = v4l2_capture("share", &s.device);
+            if line.status == Status::Failed && !Path::new(&s.device).exists() {
+                line = CheckLine::new(
+                    Status::Warning,
+                    "share",
+                    format!(
+                        "{} is not plugged in (the share starts once it is)",
+                        s.device
+                    ),
+                );
+            }
+            out.push(line);
+        }
+    }
+}
+
+fn v4l2_capture(check: &'static str, device: &str) -> CheckLine {
     match v4l::Device::with_path(device) {
         Ok(dev) => match dev.query_caps() {
             Ok(caps)
@@ -359,20 +396,20 @@ fn v4l2_camera(device: &str) -> CheckLine {
             {
                 CheckLine::new(
                     Status::Ok,
-                    "camera",
+                    check,
                     format!("{device}: {} [{}]", caps.card, caps.driver),
                 )
             }
             Ok(caps) => CheckLine::new(
                 Status::Failed,
-                "camera",
+                check,
                 format!("{device} ({}) cannot capture video", caps.card),
             ),
-            Err(e) => CheckLine::new(Status::Failed, "camera", format!("{device}: {e}")),
+            Err(e) => CheckLine::new(Status::Failed, check, format!("{device}: {e}")),
         },
         Err(e) => CheckLine::new(
             Status::Failed,
-            "camera",
+            check,
             format!("{device} cannot be opened: {e} (unplugged? in the video group?)"),
         ),
     }

@@ -59,6 +59,13 @@ pub enum Command {
     DisableWebcam,
     /// Flip the camera.
     ToggleWebcam,
+    /// Start the content share (`[media.share]`): a second video beside the camera, which keeps
+    /// running.
+    StartShare,
+    /// Stop the content share.
+    StopShare,
+    /// Start the share when it is off, stop it when it is on (a button's press).
+    ToggleShare,
     /// Send a chat message to the room.
     #[serde(rename_all = "camelCase")]
     SendChat {
@@ -410,6 +417,9 @@ impl Command {
         "enable-webcam",
         "disable-webcam",
         "toggle-webcam",
+        "start-share",
+        "stop-share",
+        "toggle-share",
         "send-chat",
         "start-recording",
         "stop-recording",

@@ -13,6 +13,9 @@ pub struct MediaConfig {
     pub video: VideoConfig,
     /// The microphone and the audio encoders.
     pub audio: AudioConfig,
+    /// Content share from the box: a second capture with its own encode, started and stopped
+    /// while the camera runs.
+    pub share: super::ShareConfig,
     /// How the pipeline is restarted after a fault.
     pub restart: BackoffConfig,
 }

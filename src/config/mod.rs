@@ -15,6 +15,7 @@ mod livestream;
 mod load;
 mod media;
 mod room;
+mod share;
 mod transcription;
 
 pub use crate::model::{check_output_name, check_url, StreamKey};
@@ -31,6 +32,7 @@ pub use media::{
     VideoSource,
 };
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig, WhepSource};
+pub use share::{PresenterRule, ProgramMode, ShareConfig, ShareSource};
 pub use transcription::{language_code, TranscriptionConfig, DEFAULT_MODEL_FILE, SILERO_FILE};
 
 use serde::{Deserialize, Serialize};
@@ -439,6 +441,7 @@ impl Config {
                 ),
             );
         }
+        self.media.share.validate(&mut e);
         self.room.validate(&mut e);
         self.livestream.validate(&mut e);
         self.http.validate(&mut e);

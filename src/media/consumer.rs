@@ -23,6 +23,11 @@ use tokio::sync::mpsc;
 pub enum Feed {
     /// H.264 access units (byte-stream, constrained baseline, SPS/PPS on every keyframe).
     H264,
+    /// The share's H.264 (as [`Feed::H264`], from its own encode): nothing while no share runs.
+    Share,
+    /// What the local outputs show: the camera's H.264, or the share's while there is one
+    /// (switching at a keyframe; the picture size changes with it).
+    Program,
     /// Opus packets, 20 ms.
     Opus,
     /// AAC frames (raw, with codec_data caps); its encoder runs only while someone takes it.
@@ -37,7 +42,7 @@ pub enum Feed {
 impl Feed {
     /// True for the video feed.
     pub fn is_video(self) -> bool {
-        self == Feed::H264
+        matches!(self, Feed::H264 | Feed::Share | Feed::Program)
     }
 }
 
@@ -195,6 +200,8 @@ pub enum ConsumerSpec {
     Recorder(RecorderSpec),
     /// Encoded samples to a channel (a room's WebRTC tracks).
     Tap(TapSender),
+    /// Encoded samples of the given feeds to a channel.
+    TapFeeds(Vec<Feed>, TapSender),
     /// One RTMP output.
     Rtmp(RtmpSpec),
     /// HLS, written for the box's HTTP server.
@@ -209,6 +216,7 @@ impl ConsumerSpec {
         match self {
             ConsumerSpec::Recorder(s) => Box::new(super::recorder::RecorderConsumer::new(s)),
             ConsumerSpec::Tap(s) => Box::new(super::tap::Tap::new(s)),
+            ConsumerSpec::TapFeeds(f, s) => Box::new(super::tap::Tap::with_feeds(s, f)),
             ConsumerSpec::Rtmp(s) => Box::new(super::rtmp::Rtmp::new(s)),
             ConsumerSpec::Hls(s) => Box::new(super::hls::Hls::new(s)),
             ConsumerSpec::Pcm(s) => Box::new(super::pcm::PcmTap::new(s)),

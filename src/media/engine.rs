@@ -7,11 +7,11 @@
 //! their reports belong to, how a stop waits for them) and `vitals` (the per-second meter, the
 //! overload step and the stall watchdog). The task carries out what they decide.
 
-use super::consumer::{Consumer, ConsumerEvent, ConsumerSpec, Reporter, StartContext};
+use super::consumer::{Consumer, ConsumerEvent, ConsumerSpec, Reporter};
 use super::encoder;
 use super::error::MediaError;
 use super::pipeline::{self, Capture};
-use super::sink::{self, Attached};
+use super::sink::Attached;
 use super::{MediaAction, MediaControl, MediaNotice};
 use crate::backoff::Backoff;
 use crate::config::{Config, VideoSource};
@@ -26,8 +26,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+mod feeds;
+mod share;
 mod state;
 mod vitals;
+
+use feeds::start_consumer;
 
 use state::{After, Effect, State, FINISH_TIMEOUT};
 use vitals::{Second, Totals, Vitals};
@@ -76,6 +80,9 @@ impl Engine {
             backoff,
             restart_at: None,
             vitals: Vitals::new(std::time::Instant::now()),
+            share_wanted: false,
+            share_signal: None,
+            share_stop_at: None,
         };
         tokio::spawn(task.run());
         Engine { tx }
@@ -128,6 +135,12 @@ struct Task {
     restart_at: Option<Instant>,
     /// The per-second meter, the stall watchdog and the overload step.
     vitals: Vitals,
+    /// The share was asked for (and not stopped since): it runs whenever capture plays.
+    share_wanted: bool,
+    /// The grabber's signal as last reported.
+    share_signal: Option<bool>,
+    /// A requested share stop waits until then for the camera to be on air in the program.
+    share_stop_at: Option<Instant>,
 }
 
 async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message> {
@@ -159,6 +172,7 @@ impl Task {
                 }
                 // Wakes the loop for the stop's deadline; `finish_stop` below decides.
                 _ = sleep_until(stop_deadline) => {}
+                _ = sleep_until(self.share_stop_at) => self.poll_share_stop(true),
                 _ = stats.tick() => self.stats(),
                 _ = housekeeping.tick() => self.housekeeping(),
             }
@@ -224,6 +238,17 @@ impl Task {
                         }
                     }
                 }
+                // When congestion control asks the camera for less than its configured bitrate,
+                // the share gives up as large a part of its own, in frames, not resolution.
+                let full = self.config.media.video.bitrate_kbps.max(1);
+                let budget = f64::from(kbps) / f64::from(full);
+                if let Some(c) = self.capture.as_mut() {
+                    if let (Some(sh), Some(spec)) = (c.share.as_mut(), c.spec) {
+                        if let Err(e) = sh.set_budget(spec, budget) {
+                            tracing::warn!("share bitrate: {e}");
+                        }
+                    }
+                }
                 // The new target shows at the next stats tick. Measuring here cut the
                 // one-second frame window short: a room's REMB once a second read as 20 fps,
                 // several a second as 0-1 fps, while every frame was encoded and decoded.
@@ -243,6 +268,13 @@ impl Task {
             MediaAction::Detach { id } => {
                 let effects = self.state.detach(id);
                 self.apply(effects);
+            }
+            MediaAction::StartShare => self.start_share(),
+            MediaAction::StopShare => self.stop_share(None),
+            MediaAction::RequestShareKeyframe => {
+                if let Some(s) = self.capture.as_ref().and_then(|c| c.share.as_ref()) {
+                    s.keyframes().request(None);
+                }
             }
         }
     }
@@ -393,6 +425,9 @@ impl Task {
             self.camera_on.load(Ordering::SeqCst),
         ));
         self.apply(effects);
+        if self.share_wanted {
+            self.run_share();
+        }
     }
 
     fn internal(&mut self, i: Internal) {
@@ -404,6 +439,7 @@ impl Task {
 
     /// Once a tick: consumers' housekeeping (a recorder's flush and retention).
     fn housekeeping(&mut self) {
+        self.poll_share_stop(false);
         for a in self.state.running_mut() {
             a.consumer.tick();
         }
@@ -411,6 +447,11 @@ impl Task {
 
     fn bus_message(&mut self, msg: gst::Message) {
         match msg.view() {
+            // The grabber, not the camera: the share stops, capture goes on.
+            gst::MessageView::Error(e) if Task::is_share_message(&msg) && self.share_wanted => {
+                self.stop_share(Some(MediaError::from_bus(&msg, e)));
+            }
+            gst::MessageView::Error(_) if Task::is_share_message(&msg) => {}
             gst::MessageView::Error(e) => {
                 let detail = e.debug().map(|d| d.to_string()).unwrap_or_default();
                 tracing::debug!("capture error: {detail}");
@@ -488,6 +529,7 @@ impl Task {
 
     /// Once a second: the stats, the overload step, and the stall watchdog.
     fn stats(&mut self) {
+        self.watch_share_signal();
         let Some(c) = &self.capture else { return };
         let fps_now = self.vitals.fps(self.config.media.video.fps);
         let load = c.meter.as_ref().map(|m| m.take(fps_now));
@@ -532,51 +574,6 @@ impl Task {
             self.fault(stall.into());
         }
     }
-}
-
-/// Starts `active` on `capture`: one branch per feed the capture has.
-fn start_consumer(
-    capture: &mut Capture,
-    active: &mut Active,
-    reporter: Reporter,
-) -> Result<(), MediaError> {
-    let mut feeds = Vec::new();
-    let mut tees = Vec::new();
-    for feed in active.consumer.feeds() {
-        match capture.tee_for(feed) {
-            Ok(t) => {
-                feeds.push(feed);
-                tees.push(t);
-            }
-            Err(MediaError::NoSource(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if feeds.is_empty() {
-        return Err(MediaError::NoSource("video or audio"));
-    }
-    let keyframes = capture.keyframes();
-    let sinks = active.consumer.start(StartContext {
-        reporter,
-        keyframes: keyframes.clone(),
-        feeds: feeds.clone(),
-    })?;
-    for ((feed, tee), sink) in feeds.into_iter().zip(tees).zip(sinks) {
-        match sink::attach(
-            &capture.pipeline,
-            &tee,
-            feed.is_video(),
-            sink,
-            keyframes.clone(),
-        ) {
-            Ok(b) => active.branches.push(b),
-            Err(e) => {
-                close(active);
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Detaches a consumer's branches and asks it to finish; true when it will report `Finished`.

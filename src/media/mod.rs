@@ -18,11 +18,13 @@ pub mod filemic;
 pub mod hls;
 pub mod overload;
 pub mod pcm;
+pub mod pip;
 pub mod pipeline;
 pub mod pipemic;
 pub mod recorder;
 pub mod retention;
 pub mod rtmp;
+pub mod share;
 #[cfg(any(test, feature = "test-util"))]
 pub mod sim;
 pub mod sink;
@@ -69,6 +71,27 @@ pub enum MediaAction {
     },
     /// Stop a consumer cleanly (a recorder finalises its segment); it reports `Finished`.
     Detach { id: ConsumerId },
+    /// Start the content share (`[media.share]`) beside the camera, which keeps running; it
+    /// starts once capture plays and again after a capture restart, until stopped.
+    StartShare,
+    /// Stop the content share; the camera keeps running.
+    StopShare,
+    /// Ask the share's encoder for a keyframe now (a room's new subscriber).
+    RequestShareKeyframe,
+}
+
+/// What the content share did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShareNotice {
+    /// Its capture and encode run (its first frame is on its way).
+    Started,
+    /// It stopped on request.
+    Stopped,
+    /// It could not start, or its source failed (a grabber unplugged); it is stopped, and the
+    /// camera carries on.
+    Failed(MediaError),
+    /// The grabber has a signal (true) or lost it (false); reported at start and on change.
+    Signal(bool),
 }
 
 /// What the media engine reports to the agent.
@@ -117,6 +140,8 @@ pub enum MediaNotice {
     },
     /// A fault in capture or encode; the engine restarts the pipeline with backoff.
     Error(MediaError),
+    /// What the content share did.
+    Share(ShareNotice),
 }
 
 /// The agent's handle on a media engine.

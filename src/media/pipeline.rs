@@ -7,6 +7,9 @@
 //!                                                              rawtee → AAC enc → aacparse → aactee  (on demand)
 //! ```
 //!
+//! With `[media.share]`, the share's head and tee sit beside the camera's (see `share`); its
+//! capture and encode are added and removed while the pipeline plays.
+//!
 //! The echo canceller (`echo`) sits before the mute and the raw tee, so every consumer gets the
 //! processed mic, and the mute stays the last word on what leaves.
 //!
@@ -58,6 +61,10 @@ pub struct Capture {
     pub camera_on: Arc<AtomicBool>,
     /// The keyframe interval, in frames.
     pub gop_frames: u32,
+    /// The share's head and tee, and its chain while a share runs (`[media.share]` set).
+    pub share: Option<super::share::Share>,
+    /// Which source the program consumers get.
+    pub program: Arc<super::share::ProgramSwitch>,
     opus_kbps: u32,
     aac_kbps: u32,
 }
@@ -99,6 +106,8 @@ pub fn build(
         meter: None,
         camera_on: camera_on.clone(),
         gop_frames,
+        share: None,
+        program: Arc::default(),
         opus_kbps: a.opus_bitrate_kbps,
         aac_kbps: a.aac_bitrate_kbps,
     };
@@ -186,16 +195,19 @@ pub fn build(
         );
         let vtee = tee()?;
         vtee.set_property("name", "vtee");
+        // `program = "pip"` composes the camera's raw frames into the share's corner.
+        let s = &config.media.share;
+        let rawvtee = (s.configured() && s.program == crate::config::ProgramMode::Pip)
+            .then(tee)
+            .transpose()?;
         let mut chain = vec![src.clone()];
         if v.source == VideoSource::Argus {
             // nvarguscamerasrc gives NVMM buffers: nvvidconv brings them to system memory.
             chain.push(make("nvvidconv")?);
         }
+        chain.extend([conv, scale, rate, caps.clone()]);
+        chain.extend(rawvtee.clone());
         chain.extend([
-            conv,
-            scale,
-            rate,
-            caps.clone(),
             q,
             conv2,
             enc.clone(),
@@ -222,6 +234,13 @@ pub fn build(
         cap.encoder = Some(enc);
         cap.spec = Some(spec);
         cap.vtee = Some(vtee);
+        if config.media.share.configured() {
+            cap.share = Some(super::share::Share::build(
+                &pipeline,
+                &config.media.share,
+                rawvtee,
+            )?);
+        }
     }
 
     if a.source != AudioSource::None {
@@ -313,7 +332,13 @@ impl Capture {
     /// never runs them.
     pub fn tee_for(&mut self, feed: Feed) -> Result<gst::Element> {
         match feed {
-            Feed::H264 => self.vtee.clone().ok_or(MediaError::NoSource("video")),
+            // The program's split between the two tees is the engine's; alone, it is the camera.
+            Feed::H264 | Feed::Program => self.vtee.clone().ok_or(MediaError::NoSource("video")),
+            Feed::Share => self
+                .share
+                .as_ref()
+                .map(|s| s.tee.clone())
+                .ok_or(MediaError::NoSource("share")),
             Feed::Opus => {
                 if let Some(t) = &self.opustee {
                     return Ok(t.clone());

@@ -82,11 +82,12 @@ impl RecorderConsumer {
 
 impl Consumer for RecorderConsumer {
     fn feeds(&self) -> Vec<Feed> {
-        let audio = match self.spec.config.format {
-            RecordingFormat::Mp4 => Feed::Aac,
-            RecordingFormat::Mkv => Feed::Opus,
-        };
-        vec![Feed::H264, audio]
+        // MP4 follows the program (mp4mux takes the share's new picture size mid-file);
+        // matroskamux refuses a new size, so Matroska records the camera alone.
+        match self.spec.config.format {
+            RecordingFormat::Mp4 => vec![Feed::Program, Feed::Aac],
+            RecordingFormat::Mkv => vec![Feed::H264, Feed::Opus],
+        }
     }
 
     fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>> {
@@ -230,12 +231,12 @@ impl Recorder {
         // Timestamps are re-based on the first video keyframe, so each recording starts at 0
         // and begins with a decodable frame.
         let base: Arc<Mutex<Option<gst::ClockTime>>> = Arc::new(Mutex::new(None));
-        let has_video = feeds.contains(&Feed::H264);
+        let has_video = feeds.iter().any(|f| f.is_video());
         let mut sources = Vec::new();
         let mut sinks: Vec<Box<dyn FeedSink>> = Vec::new();
         for &feed in feeds {
             let pad_template = match feed {
-                Feed::H264 => "video",
+                Feed::H264 | Feed::Share | Feed::Program => "video",
                 Feed::Aac | Feed::Opus => "audio_%u",
                 Feed::Pcm { .. } => continue,
             };
@@ -247,11 +248,11 @@ impl Recorder {
                 32 << 20,
                 "the recorder",
             )?;
-            if feed == Feed::H264 {
+            if feed.is_video() {
                 forward_keyframe_requests(&appsrc, keyframes.clone(), base.clone())?;
             }
             let base = base.clone();
-            let is_video = feed == Feed::H264;
+            let is_video = feed.is_video();
             sinks.push(Box::new(AppSrcSink::with_map(appsrc.clone(), move |s| {
                 rebase(s, &base, is_video, has_video)
             })));

@@ -104,7 +104,8 @@ impl Rtmp {
 
 impl Consumer for Rtmp {
     fn feeds(&self) -> Vec<Feed> {
-        vec![Feed::H264, Feed::Aac]
+        // The program: the camera, or the share's own encode while there is one.
+        vec![Feed::Program, Feed::Aac]
     }
 
     fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>> {
@@ -115,7 +116,7 @@ impl Consumer for Rtmp {
         self.shutdown();
         let (finish_tx, finish_rx) = watch::channel(false);
         let feeds = ctx.feeds.clone();
-        lock(&self.slot).has_video = feeds.contains(&Feed::H264);
+        lock(&self.slot).has_video = feeds.iter().any(|f| f.is_video());
         self.task = Some(tokio::spawn(supervise(
             self.spec.clone(),
             feeds.clone(),
@@ -227,7 +228,7 @@ fn build(spec: &RtmpSpec, feeds: &[Feed]) -> Result<Output> {
     let mut sources = Vec::new();
     for &feed in feeds {
         let pad = match feed {
-            Feed::H264 => "video",
+            f if f.is_video() => "video",
             Feed::Aac => "audio",
             _ => continue,
         };

@@ -233,6 +233,12 @@ impl MediaControl for SimMedia {
                     event: ConsumerEvent::Finished,
                 });
             }
+            // The simulated box has no share source: it says so, as a box without one would.
+            MediaAction::StartShare => self.note(MediaNotice::Share(super::ShareNotice::Failed(
+                super::MediaError::NoSource("share"),
+            ))),
+            MediaAction::StopShare => self.note(MediaNotice::Share(super::ShareNotice::Stopped)),
+            MediaAction::RequestShareKeyframe => {}
         }
     }
 }

@@ -184,7 +184,7 @@ impl Attached {
 fn parser_of(feed: super::consumer::Feed) -> Option<&'static str> {
     use super::consumer::Feed;
     match feed {
-        Feed::H264 => Some("h264parse"),
+        Feed::H264 | Feed::Share | Feed::Program => Some("h264parse"),
         Feed::Aac => Some("aacparse"),
         Feed::Opus => Some("opusparse"),
         Feed::Pcm { .. } => None,

@@ -39,18 +39,26 @@ impl PartialEq for TapSender {
 /// every keyframe) and Opus packets.
 pub struct Tap {
     sender: TapSender,
+    feeds: Vec<Feed>,
 }
 
 impl Tap {
-    /// A tap feeding `sender`.
+    /// A tap feeding `sender` the camera, the mic and the content share (a room's
+    /// publication; the share's samples come only while a share runs).
     pub fn new(sender: TapSender) -> Tap {
-        Tap { sender }
+        Tap::with_feeds(sender, vec![Feed::H264, Feed::Opus, Feed::Share])
+    }
+
+    /// A tap feeding `sender` the encoded `feeds` (a share's video comes as
+    /// [`StreamKind::Share`]).
+    pub fn with_feeds(sender: TapSender, feeds: Vec<Feed>) -> Tap {
+        Tap { sender, feeds }
     }
 }
 
 impl Consumer for Tap {
     fn feeds(&self) -> Vec<Feed> {
-        vec![Feed::H264, Feed::Opus]
+        self.feeds.clone()
     }
 
     fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>> {
@@ -58,10 +66,10 @@ impl Consumer for Tap {
             .feeds
             .iter()
             .map(|&f| {
-                let kind = if f.is_video() {
-                    StreamKind::Video
-                } else {
-                    StreamKind::Audio
+                let kind = match f {
+                    Feed::Share => StreamKind::Share,
+                    f if f.is_video() => StreamKind::Video,
+                    _ => StreamKind::Audio,
                 };
                 Box::new(TapSink {
                     tx: self.sender.0.clone(),
@@ -94,7 +102,7 @@ impl FeedSink for TapSink {
             duration: buffer
                 .duration()
                 .map(|t| Duration::from_nanos(t.nseconds())),
-            keyframe: self.kind == StreamKind::Video
+            keyframe: self.kind != StreamKind::Audio
                 && !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
         };
         match self.tx.try_send(s) {

@@ -50,6 +50,10 @@ pub enum RoomAction {
     /// marks the box's video stream disabled, or enabled again; the others see the camera go
     /// off rather than a frozen or black picture. Kept across joins.
     SetCamera(bool),
+    /// The content share started (true) or stopped (false): the publication gets (or turns
+    /// off) a second video stream described as a share, renegotiated like the camera. Kept
+    /// across joins.
+    SetShare(bool),
     /// Leave and end the task.
     Shutdown,
 }
@@ -120,6 +124,8 @@ pub enum RoomNotice {
     DetachTap,
     /// A receiver lost a picture: send a keyframe.
     KeyframeRequested,
+    /// A receiver of the share (one that just subscribed) needs a keyframe of it.
+    ShareKeyframeRequested,
     /// Congestion control wants this video bitrate, kbit/s (before the configured bounds).
     BitrateWanted(u32),
     /// Something went wrong; the session carries on (or retries).

@@ -214,7 +214,8 @@ impl LocalTrack {
         let ssrc = rand::random::<u32>();
         let (rk, codec, name) = match kind {
             StreamKind::Audio => (RtpCodecKind::Audio, opus_codec(), "audio"),
-            _ => (RtpCodecKind::Video, h264_codec(), "video"),
+            StreamKind::Share => (RtpCodecKind::Video, h264_codec(), "share"),
+            StreamKind::Video => (RtpCodecKind::Video, h264_codec(), "video"),
         };
         let track = TrackLocalStaticSample::new(
             Instant::now(),
@@ -277,6 +278,13 @@ pub struct Publisher {
     pub chat: Option<Arc<dyn DataChannel>>,
     /// The camera track's transceiver, whose direction turns the video on and off.
     video_transceiver: Option<Arc<dyn RtpTransceiver>>,
+    /// The content share: a second video track, added by the first share's renegotiation.
+    pub share: Option<LocalTrack>,
+    /// The share track's transceiver.
+    share_transceiver: Option<Arc<dyn RtpTransceiver>>,
+    /// The share's `mid`, from the offer that added it (an inactive section carries no
+    /// `msid` to find it by).
+    share_mid: Option<String>,
 }
 
 impl Publisher {
@@ -301,6 +309,9 @@ impl Publisher {
             audio: None,
             chat: None,
             video_transceiver: None,
+            share: None,
+            share_transceiver: None,
+            share_mid: None,
         };
         if video {
             let t = LocalTrack::new(StreamKind::Video)?;
@@ -376,6 +387,10 @@ impl Publisher {
         self.pc
             .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;
+        let share_sender = self
+            .share_transceiver
+            .as_ref()
+            .map(|t| rtc::rtp_transceiver::RTCRtpSenderId::from(t.id()));
         for sender in self.pc.get_senders().await {
             // A sender whose transceiver is inactive (camera off) has no parameters; it keeps
             // the payload type it had.
@@ -386,7 +401,9 @@ impl Publisher {
                 continue;
             };
             let is_video = codec.rtp_codec.mime_type.eq_ignore_ascii_case("video/H264");
-            let slot = if is_video {
+            let slot = if share_sender.as_ref() == Some(&sender.id()) {
+                self.share.as_mut()
+            } else if is_video {
                 self.video.as_mut()
             } else {
                 self.audio.as_mut()
@@ -397,6 +414,91 @@ impl Publisher {
         }
         Ok(())
     }
+}
+
+impl Publisher {
+    /// Turns the share's media section on (`sendonly`; added as a second video m-line the
+    /// first time) or off (`inactive`), and returns the offer for a renegotiation with the
+    /// share's `mid` (for the room's `descriptions`). Like [`Publisher::video_offer`], the
+    /// connection then waits for [`Publisher::answer`] or [`Publisher::share_rollback`].
+    pub async fn share_offer(
+        &mut self,
+        on: bool,
+    ) -> webrtc::error::Result<Option<(String, Option<String>)>> {
+        if self.share_transceiver.is_none() {
+            if !on {
+                return Ok(None);
+            }
+            let t = LocalTrack::new(StreamKind::Share)?;
+            let sender = self
+                .pc
+                .add_track(t.track.clone() as Arc<dyn TrackLocal>)
+                .await?;
+            for tr in self.pc.get_transceivers().await {
+                if rtc::rtp_transceiver::RTCRtpSenderId::from(tr.id()) == sender.id() {
+                    self.share_transceiver = Some(tr);
+                }
+            }
+            self.share = Some(t);
+        } else if let Some(tr) = &self.share_transceiver {
+            let direction = if on {
+                RTCRtpTransceiverDirection::Sendonly
+            } else {
+                RTCRtpTransceiverDirection::Inactive
+            };
+            tr.set_direction(direction).await?;
+        }
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        let Some(sdp) = self.pc.local_description().await.map(|d| d.sdp) else {
+            return Ok(None);
+        };
+        if self.share_mid.is_none() {
+            self.share_mid = share_mid(&sdp);
+        }
+        Ok(Some((sdp, self.share_mid.clone())))
+    }
+
+    /// The share's `mid`, once a share was offered.
+    pub fn share_mid(&self) -> Option<String> {
+        self.share_mid.clone()
+    }
+
+    /// Abandons a share offer the server did not answer; the share's direction goes back to
+    /// `on`.
+    pub async fn share_rollback(&mut self, on: bool) -> webrtc::error::Result<()> {
+        if let Some(tr) = self.share_transceiver.clone() {
+            let direction = if on {
+                RTCRtpTransceiverDirection::Sendonly
+            } else {
+                RTCRtpTransceiverDirection::Inactive
+            };
+            tr.set_direction(direction).await?;
+        }
+        self.pc
+            .set_local_description(RTCSessionDescription::rollback(None)?)
+            .await
+    }
+}
+
+/// The `mid` of the media section that carries the share track (`msid` names
+/// `roombox-share`).
+pub fn share_mid(sdp: &str) -> Option<String> {
+    let mut mid = None;
+    let mut share = false;
+    for line in sdp.lines().map(str::trim) {
+        if line.starts_with("m=") {
+            if share {
+                break;
+            }
+            mid = None;
+        } else if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.to_string());
+        } else if line.contains("roombox-share") {
+            share = true;
+        }
+    }
+    mid.filter(|_| share)
 }
 
 /// A receiving connection for one remote participant.

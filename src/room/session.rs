@@ -7,6 +7,7 @@
 //! the task. Only `room::spawn` starts it; nothing outside `room` imports this folder.
 
 mod conns;
+mod share;
 mod state;
 mod tasks;
 
@@ -64,6 +65,7 @@ pub fn spawn(config: &Config, backend: Box<dyn Signaller>) -> RoomLink {
         tap: TapSender(tap_tx),
         tap_rx,
         last_video: None,
+        last_share: None,
         conns: Conns::default(),
         pc_tx,
         inner_tx,
@@ -106,6 +108,8 @@ struct Session {
     tap_rx: mpsc::Receiver<EncodedSample>,
     /// Capture time of the last video sample sent.
     last_video: Option<Duration>,
+    /// Capture time of the last share sample sent.
+    last_share: Option<Duration>,
     conns: Conns,
     pc_tx: mpsc::UnboundedSender<PcEvent>,
     inner_tx: mpsc::UnboundedSender<Inner>,
@@ -180,6 +184,7 @@ impl Session {
             RoomAction::End => self.state.end(),
             RoomAction::SendChat { text, to } => self.state.send_chat(text, to),
             RoomAction::SetCamera(on) => self.state.set_camera(on),
+            RoomAction::SetShare(on) => self.state.set_share(on),
             RoomAction::SetCloudRecording(on) => self.state.set_cloud_recording(on),
             RoomAction::Shutdown => Vec::new(),
         }
@@ -242,6 +247,10 @@ impl Session {
                 let outcome = self.renegotiate(on).await;
                 return self.state.renegotiated(on, outcome);
             }
+            Action::RenegotiateShare(on) => {
+                let outcome = self.renegotiate_share(on).await;
+                return self.state.share_renegotiated(on, outcome);
+            }
             Action::Close => {
                 std::mem::take(&mut self.conns).close().await;
                 lock(&self.stats).participants.clear();
@@ -283,6 +292,7 @@ impl Session {
             audio: true,
             video: true,
             data: self.room.chat,
+            share: None,
         };
         let (mut publisher, offer) = Publisher::offer(
             self.pc_tx.clone(),
@@ -307,7 +317,7 @@ impl Session {
         self.conns.feedback_task = publisher.video.clone().map(|t| {
             let tx = self.inner_tx.clone();
             let (start, max) = self.video_kbps;
-            tokio::spawn(feedback_loop(t, tx, Feedback::new(start, max)))
+            tokio::spawn(feedback_loop(t, tx, Feedback::new(start, max), false))
         });
         let has = (publisher.video.is_some(), publisher.chat.is_some());
         self.conns.publisher = Some(publisher);
@@ -431,6 +441,7 @@ impl Session {
             audio: publisher.audio.is_some(),
             video: on,
             data: publisher.chat.is_some(),
+            share: publisher.share_mid(),
         };
         let started = Instant::now();
         // The answer may take a while (up to the signalling timeout): the microphone keeps
@@ -537,6 +548,7 @@ impl Session {
                     });
                 }
             }
+            Inner::ShareKeyframe => self.notify(RoomNotice::ShareKeyframeRequested),
             Inner::Chat { from, text } => {
                 let n = self.state.chat_received(from, text, crate::model::now_ms());
                 self.notify(n);
@@ -568,6 +580,9 @@ impl Session {
                 send_audio(track, &s, &self.stats).await;
             }
             return;
+        }
+        if s.kind == StreamKind::Share {
+            return self.send_share(s).await;
         }
         if !self.state.admit_video(s.keyframe) {
             return;

@@ -37,6 +37,8 @@ pub struct RemotePublisher {
     pub video: bool,
     /// Publishes a data channel (chat).
     pub data: bool,
+    /// Publishes a content share: a video stream the room describes as a share.
+    pub share: bool,
 }
 
 /// The outcome of a join.
@@ -131,7 +133,7 @@ pub struct Subscription {
 }
 
 /// What the local participant publishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishKinds {
     /// Microphone.
     pub audio: bool,
@@ -139,6 +141,9 @@ pub struct PublishKinds {
     pub video: bool,
     /// A data channel for chat.
     pub data: bool,
+    /// The `mid` of the content share's media section, when the publication has one: the
+    /// room is told it is a share (Janus: a `descriptions` entry).
+    pub share: Option<String>,
 }
 
 /// The signalling half of a room (see the module documentation).

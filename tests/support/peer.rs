@@ -39,6 +39,8 @@ pub struct PeerOptions {
 pub struct PeerStats {
     /// Decoded video frames.
     pub video_frames: u64,
+    /// Decoded video frames by picture size (a camera and a share tell apart by size).
+    pub video_sizes: std::collections::BTreeMap<(i32, i32), u64>,
     /// Last audio RMS level, dBFS.
     pub audio_dbfs: Option<f64>,
     /// Every audio RMS level measured (100 ms each), dBFS, with when it arrived.
@@ -75,6 +77,9 @@ pub struct FeedSeen {
     pub id: String,
     /// Its streams: type (`audio`, `video`, `data`) and whether Janus marked it disabled.
     pub streams: Vec<(String, bool)>,
+    /// Its streams that carry a `description` (a share): the description and whether Janus
+    /// marked the stream disabled.
+    pub descriptions: Vec<(String, bool)>,
 }
 
 impl FeedSeen {
@@ -234,7 +239,23 @@ impl Peer {
                                 )
                             })
                             .collect();
-                        s.feeds.push(FeedSeen { id, streams });
+                        let descriptions = f
+                            .get("streams")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|st| {
+                                Some((
+                                    st.get("description")?.as_str()?.to_string(),
+                                    st.get("disabled").and_then(Value::as_bool) == Some(true),
+                                ))
+                            })
+                            .collect();
+                        s.feeds.push(FeedSeen {
+                            id,
+                            streams,
+                            descriptions,
+                        });
                     }
                 }
             }
@@ -407,8 +428,15 @@ impl Peer {
                     dpad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
                         let now = gst::SystemClock::obtain().time().mseconds() as u32;
                         let stamp = info.buffer().and_then(|b| read_stamp(pad, b));
+                        let size = pad.current_caps().and_then(|c| {
+                            let st = c.structure(0)?;
+                            Some((st.get::<i32>("width").ok()?, st.get::<i32>("height").ok()?))
+                        });
                         if let Ok(mut s) = stats.lock() {
                             s.video_frames += 1;
+                            if let Some(size) = size {
+                                *s.video_sizes.entry(size).or_default() += 1;
+                            }
                             if let Some(t) = stamp {
                                 let l = now.wrapping_sub(t);
                                 if l < 10_000 {

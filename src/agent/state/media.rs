@@ -50,6 +50,8 @@ pub struct MediaStatus {
     pub restarts: u32,
     /// The last fault, if any.
     pub last_error: Option<String>,
+    /// The box's content share: `none` (not configured), `off`, `starting`, `on`, `stopping`.
+    pub share: String,
     /// The mic's processing (echo cancellation and the rest) and the canceller's figures.
     pub audio_processing: Option<crate::media::echo::ProcessingReport>,
 }
@@ -162,6 +164,7 @@ impl StateMachine {
     pub fn media_notice(&mut self, notice: MediaNotice) -> Vec<Effect> {
         let mut fx = Vec::new();
         match notice {
+            MediaNotice::Share(n) => fx.extend(self.share_notice(n)),
             MediaNotice::State { state, encoder } => {
                 let m = &mut self.state.media;
                 if state == MediaState::Restarting {

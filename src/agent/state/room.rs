@@ -157,6 +157,7 @@ impl StateMachine {
                         Some("left the room".into()),
                     ));
                 }
+                fx.extend(self.remote_share(None));
                 fx.push(Effect::Emit(Event::MeetingLeft { room_id, reason }));
             }
             RoomNotice::ParticipantJoined(p) => {
@@ -169,6 +170,7 @@ impl StateMachine {
                 }
             }
             RoomNotice::ParticipantLeft(id) => {
+                fx.extend(self.remote_share(Some((&id, false))));
                 if self.state.participants.remove(&id).is_some() {
                     fx.push(Effect::Emit(Event::ParticipantLeft {
                         participant_id: id.clone(),
@@ -186,17 +188,23 @@ impl StateMachine {
                 kind,
                 enabled,
             } => {
+                if kind == StreamKind::Share
+                    && self.state.participants.contains_key(&participant_id)
+                {
+                    fx.extend(self.remote_share(Some((&participant_id, enabled))));
+                }
                 if let Some(p) = self.state.participants.get_mut(&participant_id) {
                     match kind {
                         StreamKind::Audio => p.mic_on = enabled,
-                        _ => p.webcam_on = enabled,
+                        StreamKind::Video => p.webcam_on = enabled,
+                        StreamKind::Share => {}
                     }
                     let stream_id = format!(
                         "{participant_id}-{}",
-                        if kind == StreamKind::Audio {
-                            "audio"
-                        } else {
-                            "video"
+                        match kind {
+                            StreamKind::Audio => "audio",
+                            StreamKind::Video => "video",
+                            StreamKind::Share => "share",
                         }
                     );
                     if let Some(s) = p.streams.get_mut(&stream_id) {
@@ -250,6 +258,9 @@ impl StateMachine {
                 if self.setup.media.has_video {
                     fx.push(Effect::Media(MediaAction::RequestKeyframe));
                 }
+            }
+            RoomNotice::ShareKeyframeRequested => {
+                fx.push(Effect::Media(MediaAction::RequestShareKeyframe));
             }
             RoomNotice::BitrateWanted(kbps) => {
                 let (lo, hi) = self.setup.media.bitrate_bounds;

@@ -24,6 +24,9 @@ use std::collections::HashMap;
 use tokio::sync::mpsc;
 
 const PLUGIN: &str = "janus.plugin.videoroom";
+/// The description of the box's content share in the room's `publishers` lists, after the
+/// concept model's stream kind.
+pub const SHARE_DESCRIPTION: &str = "share";
 /// Janus VideoRoom's "no such room" error code.
 const NO_SUCH_ROOM: i64 = 426;
 
@@ -246,6 +249,7 @@ fn remote(p: proto::Publisher) -> RemotePublisher {
         audio: p.audio,
         video: p.video,
         data: p.data,
+        share: p.share,
     }
 }
 
@@ -322,13 +326,15 @@ impl Signaller for Janus {
         }
     }
 
-    async fn renegotiate(
-        &mut self,
-        offer: &str,
-        _kinds: PublishKinds,
-    ) -> Result<String, RoomError> {
+    async fn renegotiate(&mut self, offer: &str, kinds: PublishKinds) -> Result<String, RoomError> {
         // What Janus's own clients do: `configure` with the new offer. Janus marks the streams
         // the offer turns inactive `"disabled": true` in the `publishers` event the others get.
+        // The share's media section is described "share" (Janus 1.1 multistream), so the
+        // others can tell it from the camera.
+        let mut body = json!({"request": "configure"});
+        if let Some(mid) = &kinds.share {
+            body["descriptions"] = json!([{"mid": mid, "description": SHARE_DESCRIPTION}]);
+        }
         let conn = self.conn()?;
         let jsep = Jsep {
             kind: "offer".into(),
@@ -336,7 +342,7 @@ impl Signaller for Janus {
         };
         let (data, answer) = conn
             .client
-            .message(conn.publisher, json!({"request": "configure"}), Some(&jsep))
+            .message(conn.publisher, body, Some(&jsep))
             .await?;
         match answer {
             Some(a) if a.kind == "answer" => Ok(a.sdp),

@@ -239,6 +239,9 @@ pub struct Publisher {
     pub video: bool,
     /// Whether it publishes data (chat).
     pub data: bool,
+    /// Whether it publishes a content share: an enabled video stream described as a share
+    /// (`share`, as roombox names it, or a `screen` description as other clients use).
+    pub share: bool,
     /// Codec names by kind, as Janus reports them.
     pub codecs: Vec<(String, String)>,
 }
@@ -280,6 +283,7 @@ pub fn publishers(data: &Value) -> Vec<Publisher> {
         let mut audio = false;
         let mut video = false;
         let mut data_ch = false;
+        let mut share = false;
         let mut codecs = Vec::new();
         if let Some(streams) = p.get("streams").and_then(Value::as_array) {
             for s in streams {
@@ -293,6 +297,12 @@ pub fn publishers(data: &Value) -> Vec<Publisher> {
                     "data" => data_ch = true,
                     _ => {}
                 }
+                let described = s
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_lowercase)
+                    .is_some_and(|d| d == "share" || d.contains("screen"));
+                share |= t == "video" && described;
                 if let Some(c) = s.get("codec").and_then(Value::as_str) {
                     codecs.push((t.to_string(), c.to_string()));
                 }
@@ -307,6 +317,7 @@ pub fn publishers(data: &Value) -> Vec<Publisher> {
             audio,
             video,
             data: data_ch,
+            share,
             codecs,
         });
     }
@@ -362,6 +373,20 @@ mod tests {
         assert_eq!(pubs.len(), 1);
         assert_eq!(pubs[0].id, "3");
         assert!(pubs[0].audio && pubs[0].video && !pubs[0].data);
+    }
+
+    #[test]
+    fn a_video_described_as_a_share_is_a_share_while_enabled() {
+        let data = json!({"publishers": [
+            {"id": 1, "streams": [{"type": "video", "mid": "0"},
+                {"type": "video", "mid": "3", "description": "share"}]},
+            {"id": 2, "streams": [{"type": "video", "mid": "1", "description": "Screen"}]},
+            {"id": 3, "streams": [{"type": "video", "mid": "0"},
+                {"type": "video", "mid": "3", "disabled": true}]},
+            {"id": 4, "streams": [{"type": "audio", "description": "share"}]},
+        ]});
+        let shares: Vec<bool> = publishers(&data).iter().map(|p| p.share).collect();
+        assert_eq!(shares, [true, true, false, false]);
     }
 
     #[test]

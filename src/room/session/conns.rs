@@ -20,6 +20,8 @@ pub(super) struct SubConn {
 pub(super) struct Conns {
     pub publisher: Option<Publisher>,
     pub feedback_task: Option<JoinHandle<()>>,
+    /// Reads the share track's RTCP (keyframe requests, receiver reports).
+    pub share_task: Option<JoinHandle<()>>,
     /// Subscription id → its connection.
     pub subs: HashMap<String, SubConn>,
     pub playback: Option<Playback>,
@@ -28,7 +30,10 @@ pub(super) struct Conns {
 impl Conns {
     /// Closes the publisher, every subscription and the playback.
     pub async fn close(mut self) {
-        if let Some(t) = self.feedback_task.take() {
+        for t in [self.feedback_task.take(), self.share_task.take()]
+            .into_iter()
+            .flatten()
+        {
             t.abort();
         }
         if let Some(p) = self.publisher.take() {

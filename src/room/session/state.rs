@@ -23,7 +23,7 @@ mod remotes;
 #[cfg(test)]
 mod tests;
 
-pub use camera::{Camera, Renegotiation};
+pub use camera::{Camera, Renegotiation, Share};
 
 /// What the session task carries out for the state.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +62,9 @@ pub enum Action {
     /// Offer the publisher's video sending (true) or inactive; report
     /// [`SessionState::renegotiated`].
     Renegotiate(bool),
+    /// Offer the content share sending (true; a second video the first time) or inactive;
+    /// report [`SessionState::share_renegotiated`].
+    RenegotiateShare(bool),
     /// Close the publisher, every subscription and the playback; the signalling stays.
     Close,
     /// Leave at the signaller (a failure is only logged).
@@ -83,6 +86,8 @@ struct Publishing {
     video_on: bool,
     /// The chat data channel exists.
     chat: bool,
+    /// The share is negotiated sending, as the room server was last told.
+    share_on: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +140,8 @@ pub struct SessionState {
     recording: bool,
     /// Kept across joins: set by the join's `webcam`, then by `SetCamera`.
     camera: Camera,
+    /// The content share, kept across joins: set by `SetShare`.
+    share: Share,
 }
 
 impl SessionState {
@@ -156,6 +163,7 @@ impl SessionState {
             retry_at: None,
             recording: false,
             camera: Camera::On,
+            share: Share::Off,
         }
     }
 
@@ -247,6 +255,7 @@ impl SessionState {
             // Always offered sending, even with the camera off (see `peer::Publisher::offer`).
             video_on: video,
             chat,
+            share_on: false,
         });
         let pending = std::mem::take(&mut link.pending);
         pending
@@ -291,6 +300,7 @@ impl SessionState {
     pub fn publisher_connected(&mut self) -> Vec<Action> {
         let mut out = self.mark_connected();
         out.extend(self.sync_video());
+        out.extend(self.sync_share());
         out
     }
 

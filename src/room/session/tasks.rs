@@ -15,6 +15,8 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 pub(super) enum Inner {
     /// RTCP for the publisher's video track.
     Feedback(Vec<EncoderRequest>),
+    /// A keyframe request (PLI/FIR) for the share's track.
+    ShareKeyframe,
     /// A chat message arrived on a subscription's data channel.
     Chat { from: String, text: String },
     /// An RTP packet of a remote track.
@@ -31,6 +33,7 @@ pub(super) async fn feedback_loop(
     track: LocalTrack,
     tx: mpsc::UnboundedSender<Inner>,
     mut fb: Feedback,
+    share: bool,
 ) {
     loop {
         let due = fb.keyframe_due();
@@ -44,7 +47,16 @@ pub(super) async fn feedback_loop(
                 fb.on_timer(Instant::now())
             }
         };
-        if !reqs.is_empty() && tx.send(Inner::Feedback(reqs)).is_err() {
+        let sent = if share {
+            // The share keeps its own bitrate: only its keyframe requests go on.
+            match reqs.iter().any(|r| matches!(r, EncoderRequest::Keyframe)) {
+                true => tx.send(Inner::ShareKeyframe).is_ok(),
+                false => true,
+            }
+        } else {
+            reqs.is_empty() || tx.send(Inner::Feedback(reqs)).is_ok()
+        };
+        if !sent {
             break;
         }
     }

@@ -135,6 +135,7 @@ impl Signaller for Whip {
                 audio: true,
                 video: true,
                 data: false,
+                share: false,
             })
             .collect();
         Ok(Joined {

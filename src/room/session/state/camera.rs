@@ -1,5 +1,6 @@
-//! The camera: what leaves the box while it goes off and on, and when the publication is
-//! renegotiated so the others see it off rather than a frozen picture.
+//! The camera and the content share: what leaves the box while they go off and on, and when
+//! the publication is renegotiated so the others see them off rather than a frozen picture
+//! (and see the share arrive, as a second video described as a share).
 
 use super::{notice, Action, SessionState};
 use crate::room::RoomNotice;
@@ -106,6 +107,86 @@ impl SessionState {
                 vec![notice(RoomNotice::Error(format!(
                     "{what}: renegotiation with the {} room failed ({failure}); {consequence}",
                     self.backend
+                )))]
+            }
+        }
+    }
+}
+
+/// The content share as the publisher sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// No share is sent.
+    Off,
+    /// Asked for: its samples leave once the room has taken the renegotiation, from a
+    /// keyframe.
+    Resuming,
+    /// Every share sample is sent.
+    On,
+}
+
+impl SessionState {
+    /// The share started (true) or stopped: its samples stop at once when it stops, and the
+    /// publication is renegotiated (a second video described as a share, or that video
+    /// inactive) once connected.
+    pub fn set_share(&mut self, on: bool) -> Vec<Action> {
+        match (on, self.share) {
+            (false, Share::Off) | (true, Share::On | Share::Resuming) => return Vec::new(),
+            (false, _) => self.share = Share::Off,
+            (true, Share::Off) => self.share = Share::Resuming,
+        }
+        self.sync_share()
+    }
+
+    /// Whether a share sample may leave: only once the room takes the share, from a keyframe.
+    pub fn admit_share(&mut self, keyframe: bool) -> bool {
+        let negotiated = self
+            .link
+            .as_ref()
+            .and_then(|l| l.publisher)
+            .is_some_and(|p| p.share_on);
+        match self.share {
+            _ if !negotiated => false,
+            Share::Off => false,
+            Share::Resuming if !keyframe => false,
+            Share::Resuming => {
+                self.share = Share::On;
+                true
+            }
+            Share::On => true,
+        }
+    }
+
+    /// Renegotiates the share when what the room was told differs from what is asked.
+    pub(super) fn sync_share(&self) -> Vec<Action> {
+        let on = self.share != Share::Off;
+        let differs = self
+            .link
+            .as_ref()
+            .is_some_and(|l| l.connected && l.publisher.is_some_and(|p| p.share_on != on));
+        if differs {
+            vec![Action::RenegotiateShare(on)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The outcome of [`Action::RenegotiateShare`]. A failure leaves the share as last
+    /// negotiated and tells the agent; the meeting goes on.
+    pub fn share_renegotiated(&mut self, on: bool, outcome: Renegotiation) -> Vec<Action> {
+        match outcome {
+            Renegotiation::Done => {
+                if let Some(p) = self.link.as_mut().and_then(|l| l.publisher.as_mut()) {
+                    p.share_on = on;
+                }
+                // Asked again meanwhile (a quick stop and start): catch up.
+                self.sync_share()
+            }
+            Renegotiation::Skipped => Vec::new(),
+            Renegotiation::NoOffer(e) | Renegotiation::Failed(e) => {
+                vec![notice(RoomNotice::Error(format!(
+                    "share {}: the room was not told ({e})",
+                    if on { "on" } else { "off" }
                 )))]
             }
         }

@@ -38,6 +38,7 @@ impl SessionState {
             audio: false,
             video: false,
             data: false,
+            share: false,
         });
         vec![notice(RoomNotice::ParticipantJoined(participant(p)))]
     }
@@ -71,11 +72,22 @@ impl SessionState {
             None if !link.roster => {
                 link.unlisted.insert(id.clone());
             }
-            None => out.push(notice(RoomNotice::ParticipantJoined(participant(&p)))),
+            None => {
+                out.push(notice(RoomNotice::ParticipantJoined(participant(&p))));
+                // Joined while sharing: the presenter rules hear of it at once.
+                if p.share {
+                    out.push(notice(RoomNotice::Stream {
+                        participant_id: id.clone(),
+                        kind: StreamKind::Share,
+                        enabled: true,
+                    }));
+                }
+            }
             Some(old) => {
                 for (kind, was, is) in [
                     (StreamKind::Audio, old.audio, p.audio),
                     (StreamKind::Video, old.video, p.video),
+                    (StreamKind::Share, old.share, p.share),
                 ] {
                     if was != is {
                         out.push(notice(RoomNotice::Stream {
@@ -214,10 +226,15 @@ impl SessionState {
                 out.push(notice(RoomNotice::ParticipantLeft(id.to_string())));
             }
         } else if let Some(p) = link.remotes.get_mut(id) {
-            let (a, v) = (p.audio, p.video);
+            let (a, v, sh) = (p.audio, p.video, p.share);
             p.audio = false;
             p.video = false;
-            for (kind, was) in [(StreamKind::Audio, a), (StreamKind::Video, v)] {
+            p.share = false;
+            for (kind, was) in [
+                (StreamKind::Audio, a),
+                (StreamKind::Video, v),
+                (StreamKind::Share, sh),
+            ] {
                 if was {
                     out.push(notice(RoomNotice::Stream {
                         participant_id: id.to_string(),

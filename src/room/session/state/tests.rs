@@ -40,6 +40,7 @@ fn publisher(id: &str, audio: bool, video: bool) -> RemotePublisher {
         audio,
         video,
         data: false,
+        share: false,
     }
 }
 

@@ -92,3 +92,47 @@ fn the_camera_setting_outlives_a_rejoin() {
         "the new publisher offers video, so the room is told again"
     );
 }
+
+#[test]
+fn a_share_is_renegotiated_in_and_leaves_only_once_the_room_takes_it() {
+    let mut s = connected(Instant::now(), &[]);
+    assert!(!s.admit_share(true), "no share asked");
+    assert_eq!(s.set_share(true), vec![Action::RenegotiateShare(true)]);
+    assert!(s.set_share(true).is_empty(), "already asked");
+    assert!(!s.admit_share(true), "not before the room took it");
+    assert!(s.share_renegotiated(true, Renegotiation::Done).is_empty());
+    assert!(
+        !s.admit_share(false),
+        "a delta frame cannot start a picture"
+    );
+    assert!(s.admit_share(true));
+    assert!(s.admit_share(false));
+    assert_eq!(s.set_share(false), vec![Action::RenegotiateShare(false)]);
+    assert!(!s.admit_share(true), "nothing leaves once stopped");
+    assert!(s.share_renegotiated(false, Renegotiation::Done).is_empty());
+}
+
+#[test]
+fn a_share_asked_before_the_media_connects_waits_for_it_and_a_failure_is_told() {
+    let mut s = publishing(Instant::now(), true);
+    assert!(s.set_share(true).is_empty(), "not connected yet");
+    let up = s.publisher_connected();
+    assert_eq!(up.last(), Some(&Action::RenegotiateShare(true)));
+    let out = s.share_renegotiated(true, Renegotiation::Failed("409".into()));
+    assert!(
+        matches!(&out[..], [Action::Notify(RoomNotice::Error(e))] if e.contains("share on")),
+        "{out:?}"
+    );
+    assert!(!s.admit_share(true));
+}
+
+#[test]
+fn a_share_stopped_during_its_renegotiation_is_caught_up() {
+    let mut s = connected(Instant::now(), &[]);
+    s.set_share(true);
+    s.set_share(false);
+    assert_eq!(
+        s.share_renegotiated(true, Renegotiation::Done),
+        vec![Action::RenegotiateShare(false)]
+    );
+}

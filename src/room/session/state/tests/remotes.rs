@@ -277,6 +277,39 @@ fn with_a_roster_a_subscription_that_cannot_be_made_is_tried_again_while_listed(
     );
     s.signal(
         SignalEvent::ParticipantLeft {
+
+#[test]
+fn a_remote_share_coming_and_going_is_reported_as_a_share_stream() {
+    let t0 = Instant::now();
+    let mut s = connected(t0, &[publisher("alice", true, true)]);
+    let sharing = RemotePublisher {
+        share: true,
+        ..publisher("alice", true, true)
+    };
+    let on = s.signal(SignalEvent::Published(sharing.clone()), t0);
+    let share = |enabled| {
+        Action::Notify(RoomNotice::Stream {
+            participant_id: "alice".into(),
+            kind: StreamKind::Share,
+            enabled,
+        })
+    };
+    assert!(on.contains(&share(true)), "{on:?}");
+    let off = s.signal(SignalEvent::Published(publisher("alice", true, true)), t0);
+    assert!(off.contains(&share(false)), "{off:?}");
+    // Joining while sharing is told at once; unpublishing ends the share.
+    let bob = RemotePublisher {
+        share: true,
+        ..publisher("bob", true, true)
+    };
+    let joined = s.signal(SignalEvent::Published(bob), t0);
+    assert!(joined.iter().any(|a| matches!(
+        a,
+        Action::Notify(RoomNotice::Stream { participant_id, kind: StreamKind::Share, enabled: true })
+            if participant_id == "bob"
+    )));
+    let gone = s.signal(
+        SignalEvent::Unpublished {
             participant_id: "bob".into(),
         },
         t0,
@@ -287,4 +320,10 @@ fn with_a_roster_a_subscription_that_cannot_be_made_is_tried_again_while_listed(
             .any(|a| matches!(a, Action::Subscribe { .. })),
         "not for someone who left"
     );
+
+    assert!(gone.iter().any(|a| matches!(
+        a,
+        Action::Notify(RoomNotice::Stream { participant_id, kind: StreamKind::Share, enabled: false })
+            if participant_id == "bob"
+    )));
 }
