@@ -168,7 +168,12 @@ async fn run(brokers: &Brokers, boxes: usize) -> anyhow::Result<Figures> {
         }
     }
     let online_s = t.elapsed().as_secs_f64();
-    anyhow::ensure!(online.len() == boxes, "{} of {boxes} online", online.len());
+    anyhow::ensure!(
+        online.len() == boxes,
+        "{}: {} of {boxes} online",
+        brokers.urls.join(" "),
+        online.len()
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (rss1, broker1) = (rss_kb(me), broker_rss());
     let mut op = Operator::connect(&conn(brokers, &pw)).await?;

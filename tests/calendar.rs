@@ -648,8 +648,33 @@ async fn the_console_shows_the_day_books_now_offers_join_and_keeps_the_day_offli
     w.wait_text("c", "#meetings li", "Standup (late)").await;
     w.wait_text("c", "#meetings li", "Budget").await;
     w.wait_text("c", "#meetings li.now-line", "now").await;
+    // The home screen with the day on it still fits the 7" panel.
+    let fit: Vec<f64> = serde_json::from_value(
+        w.eval(
+            "c",
+            "[document.scrollingElement.scrollHeight, innerHeight, \
+             document.getElementById('day').getBoundingClientRect().bottom]",
+        )
+        .await,
+    )
+    .unwrap();
+    assert!(
+        fit[0] <= fit[1] + 1.0 && fit[2] <= fit[1] + 1.0,
+        "the home screen with the day scrolls at 800x480: {fit:?}"
+    );
+    if std::env::var_os("ROOMBOX_DOCS_SCREENSHOTS").is_some() {
+        w.screenshot(
+            "c",
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console-day-800x480.png"),
+        )
+        .await;
+    }
 
-    w.click("c", "#book button:has-text('Book 30 min')").await;
+    w.click(
+        "c",
+        "#book button[aria-label='Book the room now for 30 minutes']",
+    )
+    .await;
     w.wait_text("c", "#meetings li.current", "Booked now").await;
     let all = r.get("room", "").await.unwrap();
     assert_eq!(all.matches("X-ROOMBOX-BOOKED-BY:box1").count(), 1, "{all}");

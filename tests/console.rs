@@ -88,6 +88,26 @@ async fn mute_on_the_page_turns_the_mic_off_and_the_page_shows_it_only_after_the
     let mut b = Browser::start().await;
     b.open("c", &url, (800, 480)).await;
     b.wait_attr("c", "#mic", "aria-pressed", "false").await;
+    // The home screen fits a 7" 800x480 panel: no page scroll, the self-view on screen.
+    let fit = b
+        .eval(
+            "c",
+            "[document.scrollingElement.scrollHeight, innerHeight, \
+             document.getElementById('selfview').getBoundingClientRect().bottom]",
+        )
+        .await;
+    let fit: Vec<f64> = serde_json::from_value(fit).unwrap();
+    assert!(
+        fit[0] <= fit[1] + 1.0 && fit[2] <= fit[1] + 1.0,
+        "the home screen scrolls at 800x480: page {} px, screen {} px, self-view ends at {} px",
+        fit[0],
+        fit[1],
+        fit[2]
+    );
+    // Volume from the panel, as the box confirms it.
+    b.wait_text("c", "#vol", "100%").await;
+    b.click("c", "#vol-down").await;
+    b.wait_text("c", "#vol", "90%").await;
     b.call(json!({"op": "watch", "page": "c", "selector": "#mic", "attr": "aria-pressed"}))
         .await;
 
@@ -173,6 +193,7 @@ async fn captions_appear_on_the_page_while_the_mic_speaks() {
 
     let mut b = Browser::start().await;
     b.open("c", &url, (800, 480)).await;
+    b.click("c", "#tab-talk").await;
     // Any one of the sentences' longer words, once it is on the page, shows captions arrived
     // through the page's own event stream; the speaker's name must be on it too.
     let words: Vec<String> = sentences
@@ -526,6 +547,7 @@ async fn a_viewers_chat_and_question_reach_the_console_which_answers_and_hides()
     assert!(hls.starts_with(&base), "{hls}");
     let mut b = Browser::start().await;
     b.open("c", &format!("{base}/"), (1280, 800)).await;
+    b.click("c", "#tab-talk").await;
     b.open("w", &format!("{base}/watch"), (1280, 800)).await;
 
     // The viewer needs a name.
@@ -699,6 +721,8 @@ async fn janus_scenario() {
     );
     peer.send_chat("hello viewers", WAIT).await;
     br.wait_text("w", "#feed li", "Pat: hello viewers").await;
+    // Chat is one tap from the home screen.
+    br.click("c", "#tab-talk").await;
     br.wait_text("c", "#feed li", "Pat: hello viewers").await;
     // The console's own chat reaches the room and the viewers.
     br.fill("c", "#chat-input", "from the box").await;

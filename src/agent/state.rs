@@ -317,6 +317,7 @@ impl StateMachine {
             Command::RequestKeyframe => self.request_keyframe(),
             Command::SetBitrate { kbps } => self.set_bitrate(*kbps),
             Command::SetVolume { percent } => {
+                self.state.media.volume = Some(*percent);
                 Step::ok(vec![Effect::Media(MediaAction::SetSpeakerVolume(*percent))])
             }
             Command::RestartMedia => Step::ok(vec![Effect::Media(MediaAction::Restart)]),

@@ -54,6 +54,8 @@ pub struct MediaStatus {
     pub share: String,
     /// The mic's processing (echo cancellation and the rest) and the canceller's figures.
     pub audio_processing: Option<crate::media::echo::ProcessingReport>,
+    /// The speaker's volume as last set (`set-volume`), 0..=100; none before (as received).
+    pub volume: Option<u32>,
 }
 
 /// `[media]` as the machine uses it.
@@ -356,6 +358,7 @@ mod tests {
             step.effects,
             vec![Effect::Media(MediaAction::SetSpeakerVolume(60))]
         );
+        assert_eq!(s.state.media.volume, Some(60), "the console shows it");
         let report = crate::media::echo::ProcessingReport {
             canceller: "aec3".into(),
             rate: 48_000,
