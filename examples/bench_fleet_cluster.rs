@@ -138,6 +138,7 @@ struct Figures {
     rounds: Vec<f64>,
     sim_kib_per_box: f64,
     broker_kib_per_box: f64,
+    broker_mib: (f64, f64),
 }
 
 async fn run(brokers: &Brokers, boxes: usize) -> anyhow::Result<Figures> {
@@ -208,6 +209,7 @@ async fn run(brokers: &Brokers, boxes: usize) -> anyhow::Result<Figures> {
         rounds,
         sim_kib_per_box: rss1.saturating_sub(rss0) as f64 / boxes as f64,
         broker_kib_per_box: broker1.saturating_sub(broker0) as f64 / boxes as f64,
+        broker_mib: (broker0 as f64 / 1024.0, broker1 as f64 / 1024.0),
     })
 }
 
@@ -249,6 +251,10 @@ async fn main() -> anyhow::Result<()> {
         m.broker_kib_per_box,
         c.broker_kib_per_box,
         c.broker_kib_per_box / m.broker_kib_per_box.max(0.1)
+    );
+    println!(
+        "| broker resident memory, empty → with the fleet | {:.0} → {:.0} MiB | {:.0} → {:.0} MiB | |",
+        m.broker_mib.0, m.broker_mib.1, c.broker_mib.0, c.broker_mib.1
     );
     Ok(())
 }
