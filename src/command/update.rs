@@ -90,7 +90,8 @@ mod tests {
     #[test]
     fn shapes_are_checked_field_by_field() {
         assert_eq!(manifest().check_shape(), Ok(()));
-        let cases: [(fn(&mut UpdateManifest), &str); 6] = [
+        type Change = fn(&mut UpdateManifest);
+        let cases: [(Change, &str); 6] = [
             (|m| m.version = String::new(), "version"),
             (|m| m.version = "1.0 beta".into(), "version"),
             (|m| m.url = "ftp://x/y.deb".into(), "url"),

@@ -182,10 +182,8 @@ impl RoomConfig {
             fail(e, "room.whep", "WHEP sources need room.backend = \"whip\"");
         }
         self.validate_whep(e);
-        if self.backend != RoomBackendKind::None {
-            if self.room_id.is_empty() {
-                fail(e, "room.room_id", "empty; expected the room to join");
-            }
+        if self.backend != RoomBackendKind::None && self.room_id.is_empty() {
+            fail(e, "room.room_id", "empty; expected the room to join");
         }
         if self.room_id.len() > 128 || self.room_id.chars().any(|c| c.is_control()) {
             fail(

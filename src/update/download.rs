@@ -238,6 +238,8 @@ fn check_space(dir: &Path, need: u64, reserve: u64) -> Result<(), String> {
     let Ok(s) = nix::sys::statvfs::statvfs(dir) else {
         return Ok(());
     };
+    // u64 here; narrower on some 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
     let free = s.blocks_available() as u64 * s.fragment_size() as u64;
     if free < need.saturating_add(reserve) {
         return Err(format!(

@@ -342,13 +342,15 @@ impl StateMachine {
                 };
                 self.pending.update.requested_ms = Some(now_ms);
                 let room = self.state.room.as_ref().map(|r| r.room_id.clone());
+                // The request is on disk before anyone hears INSTALLING.
+                let install = Effect::Update(UpdateAction::Install {
+                    manifest,
+                    package,
+                    room,
+                });
                 vec![
+                    install,
                     self.update_to(UpdatePhase::Installing, None, now_ms),
-                    Effect::Update(UpdateAction::Install {
-                        manifest,
-                        package,
-                        room,
-                    }),
                 ]
             }
         }
