@@ -8,9 +8,12 @@
 //! Layer 4 of docs/architecture.md: it imports `config`, `command`, `event` and `model`; the
 //! agent (and `main` for `roombox update-apply`) import it.
 
+pub mod apply;
 pub mod download;
 pub mod install;
 pub mod manifest;
+pub mod marker;
+pub mod repack;
 
 /// The directory under the state directory where downloads and the installer's files live.
 pub const DIR: &str = "update";
