@@ -282,3 +282,105 @@ async fn progress_events_count_up_to_verifying() {
     let tail: Vec<UpdatePhase> = phases.iter().rev().take(2).map(|(p, _)| *p).collect();
     assert_eq!(tail, vec![UpdatePhase::Installing, UpdatePhase::Verifying]);
 }
+
+#[test]
+fn the_installed_package_is_rebuilt_from_dpkgs_database() {
+    // base-files is on every Debian system, with conffiles and maintainer scripts.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("base-files.deb");
+    roombox::update::repack::rebuild("base-files", &out).expect("rebuilt");
+    let field = |f: &str| {
+        let o = std::process::Command::new("dpkg-deb")
+            .arg("-f")
+            .arg(&out)
+            .arg(f)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let installed = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "base-files"])
+        .output()
+        .unwrap();
+    assert_eq!(field("Package"), "base-files");
+    assert_eq!(field("Version"), String::from_utf8_lossy(&installed.stdout));
+    assert_eq!(field("Status"), "", "dpkg's own fields are left out");
+    let ctrl = std::process::Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&ctrl.stdout);
+    assert!(
+        info.contains("conffiles") && info.contains("postinst"),
+        "{info}"
+    );
+    let list = std::process::Command::new("dpkg-deb")
+        .arg("-c")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("./etc/debian_version"), "{list}");
+    assert!(list.contains("root/root"), "owned by root: {list}");
+}
+
+#[tokio::test]
+async fn the_readmes_commands_sign_an_update_and_send_it_over_the_control_socket() {
+    let served = tempfile::tempdir().unwrap();
+    let server = RangeServer::start(served.path(), true);
+    let m = package(served.path(), &server, "p.deb");
+    let keys = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_roombox");
+    let key_file = keys.path().join("fleet.key");
+    let out = std::process::Command::new(bin)
+        .args(["fleet", "keygen"])
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let public = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = std::process::Command::new(bin)
+        .arg("fleet")
+        .arg("--signing-key")
+        .arg(&key_file)
+        .args(["sign-update", "--version", "9.9.9", "--url", &m.url])
+        .arg(served.path().join("p.deb"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let payload = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(v["manifest"]["sha256"], m.sha256.as_str());
+    assert_eq!(v["manifest"]["size"], SIZE);
+
+    let agent = AgentProcess::start(&format!(
+        "{SMALL_MEDIA}\n[fleet.signing]\npublic_key = \"{public}\"\n[update]\nreserve_bytes = 0\n"
+    ));
+    let cmd = |payload: &str| {
+        std::process::Command::new(bin)
+            .arg("cmd")
+            .arg("--socket")
+            .arg(&agent.socket)
+            .arg("update")
+            .arg(payload)
+            .output()
+            .unwrap()
+    };
+    let tampered = payload.replace("9.9.9", "9.9.8");
+    let refused = cmd(&tampered);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("unauthorized"));
+    let ok = cmd(&payload);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(reply["result"]["signed"], true);
+}

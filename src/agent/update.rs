@@ -54,6 +54,19 @@ pub(super) fn act(action: UpdateAction, config: &Config, tx: UnboundedSender<Don
                 .map_err(|e| format!("cannot write the install request in {}: {e}", dir.display()));
             tell(&tx, UpdateNotice::Requested(r));
         }
+        UpdateAction::Poll => {
+            if let Some(o) = install::take_outcome(&dir) {
+                tell(
+                    &tx,
+                    UpdateNotice::Resumed(Resumed {
+                        outcome: Some((o.state, o.version, o.reason)),
+                        ..Resumed::default()
+                    }),
+                );
+            } else if !dir.join(install::REQUEST).exists() {
+                tell(&tx, UpdateNotice::Taken);
+            }
+        }
         UpdateAction::Withdraw => {
             let _ = std::fs::remove_file(dir.join(install::REQUEST));
         }

@@ -96,6 +96,10 @@ impl<S: System> Installer<S> {
     /// Takes the request or goes on with the install in progress, to its end.
     pub fn run(&self) -> Result<Ran, String> {
         std::fs::create_dir_all(&self.root)
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))
+            })
             .map_err(|e| format!("cannot make {}: {e}", self.root.display()))?;
         let mut m = match install::read_json::<Marker>(&self.marker_path()) {
             Some(m) => m,

@@ -5,6 +5,9 @@ use super::*;
 use crate::command::UpdateManifest;
 use std::cell::{Cell, RefCell};
 
+/// What the agent does at each look of the trial.
+type AgentAct = Box<dyn Fn(&Machine)>;
+
 #[derive(Default)]
 struct Machine {
     installed: RefCell<String>,
@@ -15,7 +18,7 @@ struct Machine {
     /// Panic (a power cut) at the install of this version.
     cut_install: RefCell<Option<String>>,
     /// What the agent does at each pause of the trial.
-    agent: RefCell<Option<Box<dyn Fn(&Machine)>>>,
+    agent: RefCell<Option<AgentAct>>,
     agent_dir: RefCell<PathBuf>,
     pauses: Cell<u32>,
 }

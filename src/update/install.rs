@@ -104,14 +104,20 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// The agent's side at start-up: a trial to prove and an outcome to report (taken: the outcome
-/// file is removed once read, so it is reported once).
-pub fn resume(dir: &Path) -> (Option<Trial>, Option<Outcome>) {
-    let trial = read_json::<Trial>(&dir.join(TRIAL));
+/// The installer's outcome, taken: removed once read, so it is reported once.
+pub fn take_outcome(dir: &Path) -> Option<Outcome> {
     let outcome = read_json::<Outcome>(&dir.join(OUTCOME));
     if outcome.is_some() {
         let _ = std::fs::remove_file(dir.join(OUTCOME));
     }
+    outcome
+}
+
+/// The agent's side at start-up: a trial to prove and an outcome to report (taken: the outcome
+/// file is removed once read, so it is reported once).
+pub fn resume(dir: &Path) -> (Option<Trial>, Option<Outcome>) {
+    let trial = read_json::<Trial>(&dir.join(TRIAL));
+    let outcome = take_outcome(dir);
     // A proof written by an earlier run of this version does not count for a new trial.
     if trial.is_some() {
         let _ = std::fs::remove_file(dir.join(HEALTHY));

@@ -21,6 +21,46 @@ pub fn sign(manifest: &mut UpdateManifest, key: &SigningKey) {
     manifest.signature = Some(base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()));
 }
 
+/// The manifest of a package file to be served at `url`: its size and SHA-256, and its version
+/// as given, else as `dpkg-deb` reads it from the package. Unsigned; see [`sign`].
+pub fn for_package(
+    package: &std::path::Path,
+    url: &str,
+    version: Option<String>,
+) -> Result<UpdateManifest, String> {
+    let size = std::fs::metadata(package)
+        .map_err(|e| format!("cannot read {}: {e}", package.display()))?
+        .len();
+    let version = match version {
+        Some(v) => v,
+        None => {
+            let out = std::process::Command::new("dpkg-deb")
+                .arg("-f")
+                .arg(package)
+                .arg("Version")
+                .output()
+                .map_err(|e| format!("cannot run dpkg-deb (give --version): {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "{} is not a .deb dpkg-deb reads (give --version): {}",
+                    package.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        }
+    };
+    let m = UpdateManifest {
+        version,
+        url: url.to_string(),
+        size,
+        sha256: super::download::sha256_file(package)?,
+        signature: None,
+    };
+    m.check_shape()?;
+    Ok(m)
+}
+
 /// Checks a manifest: its shape, `size` within `max_bytes`, and the signature by `key` (the
 /// fleet's public key, none when `[fleet.signing]` has none). A missing or bad signature is
 /// refused unless `allow_unsigned`; a present signature that does not verify is refused

@@ -37,6 +37,12 @@ pub fn installed_deb(package: &str, out: &Path) -> Result<(), String> {
             .map_err(|e| format!("cannot copy {}: {e}", cached.display()))?;
         return Ok(());
     }
+    rebuild(package, out)
+}
+
+/// Rebuilds the installed `package` from dpkg's database as a `.deb` at `out`.
+pub fn rebuild(package: &str, out: &Path) -> Result<(), String> {
+    let status = tool(Command::new("dpkg-query").args(["-s", package]))?;
     let tmp = out.with_extension("build");
     let _ = std::fs::remove_dir_all(&tmp);
     let r = build(package, &status, &tmp, out);

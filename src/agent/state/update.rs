@@ -59,6 +59,9 @@ pub enum UpdateAction {
     },
     /// Take back a request the installer never took.
     Withdraw,
+    /// While INSTALLING: has the installer taken the request, or refused it? Answered by
+    /// [`UpdateNotice::Taken`] or [`UpdateNotice::Resumed`] with its outcome.
+    Poll,
     /// Tell the installer the new version is healthy (it commits).
     ProveHealthy { version: String },
 }
@@ -74,6 +77,8 @@ pub enum UpdateNotice {
     Fetched(Result<PathBuf, String>),
     /// The request is with the installer, or could not be written.
     Requested(Result<(), String>),
+    /// The installer took the request (it is installing).
+    Taken,
     /// At start-up: what the installer left. A trial in progress (this agent is the new
     /// version and must prove health), or the outcome of one (committed or rolled back).
     Resumed(Resumed),
@@ -292,6 +297,10 @@ impl StateMachine {
                 vec![self.update_to(UpdatePhase::Failed, Some(why), now_ms)]
             }
             UpdateNotice::Requested(Ok(())) => Vec::new(),
+            UpdateNotice::Taken => {
+                self.pending.update.requested_ms = None;
+                Vec::new()
+            }
             UpdateNotice::Resumed(r) => self.update_resumed(r, now_ms),
             _ => Vec::new(),
         }
@@ -301,6 +310,7 @@ impl StateMachine {
     fn update_resumed(&mut self, r: Resumed, now_ms: u64) -> Vec<Effect> {
         let mut fx = Vec::new();
         if let Some((state, version, reason)) = r.outcome {
+            self.pending.update = UpdatePending::default();
             self.state.update.version = Some(version);
             fx.push(self.update_to(state, reason, now_ms));
         }
@@ -407,6 +417,9 @@ impl StateMachine {
     pub(super) fn update_tick(&mut self, now_ms: u64) -> Vec<Effect> {
         let mut fx = self.update_gate(now_ms);
         fx.extend(self.update_proof(now_ms));
+        if self.state.update.state == UpdatePhase::Installing && !self.state.stopping {
+            fx.push(Effect::Update(UpdateAction::Poll));
+        }
         if self.state.update.state == UpdatePhase::Installing
             && !self.state.stopping
             && self
@@ -415,6 +428,7 @@ impl StateMachine {
                 .requested_ms
                 .is_some_and(|t| now_ms >= t + INSTALL_TIMEOUT_MS)
         {
+            fx.retain(|e| *e != Effect::Update(UpdateAction::Poll));
             self.pending.update = UpdatePending::default();
             fx.push(self.update_to(
                 UpdatePhase::Failed,

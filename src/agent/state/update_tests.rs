@@ -247,14 +247,39 @@ fn the_gate_is_a_plain_rule() {
 #[test]
 fn a_request_no_installer_takes_fails_and_is_withdrawn_and_a_stop_is_the_restart() {
     let (mut s, _) = fetched(&config(), |_| {});
-    assert!(s.tick(NOON_UTC + INSTALL_TIMEOUT_MS - 1).is_empty());
+    assert_eq!(
+        s.tick(NOON_UTC + INSTALL_TIMEOUT_MS - 1),
+        vec![Effect::Update(UpdateAction::Poll)],
+        "asks whether the installer took it"
+    );
     let fx = s.tick(NOON_UTC + INSTALL_TIMEOUT_MS);
     assert_eq!(phases(&fx)[0].0, UpdatePhase::Failed);
     assert!(fx.contains(&Effect::Update(UpdateAction::Withdraw)));
 
     let (mut s, _) = fetched(&config(), |_| {});
+    s.update_notice(UpdateNotice::Taken, NOON_UTC + 1000);
+    assert_eq!(
+        phases(&s.tick(NOON_UTC + INSTALL_TIMEOUT_MS + 1)),
+        vec![],
+        "taken: no timeout"
+    );
     let fx = s.drain();
     assert_eq!(phases(&fx), vec![(UpdatePhase::Restarting, None)]);
+
+    // The installer refused it (a package changed after the check): the agent hears why.
+    let (mut s, _) = fetched(&config(), |_| {});
+    let fx = s.update_notice(
+        UpdateNotice::Resumed(Resumed {
+            outcome: Some((UpdatePhase::Failed, "0.2.0".into(), Some("SHA-256".into()))),
+            ..Resumed::default()
+        }),
+        NOON_UTC + 2000,
+    );
+    assert_eq!(
+        phases(&fx),
+        vec![(UpdatePhase::Failed, Some("SHA-256".into()))]
+    );
+    assert!(s.tick(NOON_UTC + 3000).is_empty(), "no more polls");
 }
 
 #[test]
