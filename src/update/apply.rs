@@ -126,7 +126,7 @@ impl<S: System> Installer<S> {
                         room: m.room.clone(),
                     };
                     let _ = std::fs::remove_file(self.agent.join(install::HEALTHY));
-                    install::write_json(&self.agent.join(install::TRIAL), &trial)
+                    self.write_for_agent(install::TRIAL, &trial)
                         .map_err(|e| format!("cannot write the trial note: {e}"))?;
                     match self.sys.install(&self.new_deb()) {
                         Ok(()) => {
@@ -206,9 +206,22 @@ impl<S: System> Installer<S> {
             version: version.to_string(),
             reason: reason.map(str::to_string),
         };
-        if let Err(e) = install::write_json(&self.agent.join(install::OUTCOME), &o) {
+        if let Err(e) = self.write_for_agent(install::OUTCOME, &o) {
             tracing::error!("update: cannot leave the outcome for the agent: {e}");
         }
+    }
+
+    /// Writes a file into the agent's directory that the agent (another user) reads and
+    /// removes: owned by the directory's owner.
+    fn write_for_agent<T: serde::Serialize>(&self, name: &str, v: &T) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.agent.join(name);
+        install::write_json(&path, v)?;
+        let dir = std::fs::metadata(&self.agent)?;
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&path, Some(dir.uid()), Some(dir.gid()))?;
+        }
+        Ok(())
     }
 
     /// Takes the agent's request: copies and checks the package, keeps the previous one, and
