@@ -97,10 +97,20 @@ async fn get(
 ) -> Result<(), Retry> {
     let fail = |m: String| Retry::Fail(m);
     let size = f.manifest.size;
-    let client = reqwest::Client::builder()
-        .connect_timeout(f.stall_timeout)
-        .build()
-        .map_err(|e| fail(format!("cannot make an HTTP client: {e}")))?;
+    let mut builder = reqwest::Client::builder().connect_timeout(f.stall_timeout);
+    if f.manifest.url.starts_with("http://") {
+        // No TLS for plain HTTP, so no system CA certificates needed: a minimal Debian without
+        // ca-certificates otherwise cannot even make the client.
+        builder = builder.tls_certs_only(std::iter::empty());
+    }
+    let client = builder.build().map_err(|e| {
+        let cause = std::error::Error::source(&e)
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default();
+        fail(format!(
+            "cannot make an HTTP client ({e}{cause}); for https:// the box needs CA certificates (the ca-certificates package)"
+        ))
+    })?;
     let mut req = client.get(&f.manifest.url);
     if from > 0 {
         req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
