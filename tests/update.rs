@@ -285,7 +285,9 @@ async fn progress_events_count_up_to_verifying() {
 
 #[test]
 fn the_installed_package_is_rebuilt_from_dpkgs_database() {
-    // base-files is on every Debian system, with conffiles and maintainer scripts.
+    // base-files is on every Debian system, with conffiles and maintainer scripts. The umask is
+    // roombox-update.service's (UMask=0077).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("base-files.deb");
     roombox::update::repack::rebuild("base-files", &out).expect("rebuilt");

@@ -84,7 +84,17 @@ fn build(package: &str, status: &str, root: &Path, out: &Path) -> Result<(), Str
     let io = |e: std::io::Error| format!("cannot rebuild the installed package: {e}");
     let debian = root.join("DEBIAN");
     std::fs::create_dir_all(&debian).map_err(io)?;
+    // Modes set outright: the installer runs with umask 0077, and dpkg-deb wants a control
+    // directory of 0755 to 0775.
+    for dir in [root, &debian] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+    }
     std::fs::write(debian.join("control"), control(status)).map_err(io)?;
+    std::fs::set_permissions(
+        debian.join("control"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .map_err(io)?;
     let info = Path::new("/var/lib/dpkg/info");
     for name in [
         "preinst",
