@@ -164,11 +164,13 @@ impl<S: System> Installer<S> {
                 Phase::RollingBack => {
                     let why = m.reason.clone().unwrap_or_default();
                     tracing::warn!(version = %m.version, "update: rolling back: {why}");
+                    // No trial note for the previous agent that dpkg starts: it must not prove
+                    // the version it replaces.
+                    let _ = std::fs::remove_file(self.agent.join(install::TRIAL));
+                    let _ = std::fs::remove_file(self.agent.join(install::HEALTHY));
                     self.sys
                         .install(&self.previous_deb())
                         .map_err(|e| format!("cannot put {} back: {e}", m.previous_version))?;
-                    let _ = std::fs::remove_file(self.agent.join(install::TRIAL));
-                    let _ = std::fs::remove_file(self.agent.join(install::HEALTHY));
                     self.tell(UpdatePhase::RolledBack, &m.version, Some(&why));
                     let _ = std::fs::rename(self.previous_deb(), self.current_deb());
                     let _ = std::fs::remove_file(self.new_deb());

@@ -21,6 +21,8 @@ struct Machine {
     agent: RefCell<Option<AgentAct>>,
     agent_dir: RefCell<PathBuf>,
     pauses: Cell<u32>,
+    /// Whether the trial note was there at each install (the agent dpkg starts reads it).
+    trial_at_install: RefCell<Vec<bool>>,
 }
 
 impl System for Machine {
@@ -39,6 +41,8 @@ impl System for Machine {
             panic!("power cut while dpkg installs {version}");
         }
         self.installs.borrow_mut().push(version.clone());
+        let note = self.agent_dir.borrow().join(install::TRIAL);
+        self.trial_at_install.borrow_mut().push(note.exists());
         *self.installed.borrow_mut() = version;
         Ok(())
     }
@@ -160,6 +164,11 @@ fn a_crash_loop_rolls_back_and_the_agent_is_told_why() {
     };
     assert!(why.contains("crashed 3 times"), "{why}");
     assert_eq!(*r.installer.sys.installs.borrow(), vec!["0.2.0", "0.1.0"]);
+    assert_eq!(
+        *r.installer.sys.trial_at_install.borrow(),
+        vec![true, false],
+        "the new agent finds its trial note; the previous one does not"
+    );
     let o = outcome(&r).unwrap();
     assert_eq!(
         (o.state, o.version.as_str()),
