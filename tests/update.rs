@@ -317,6 +317,17 @@ fn the_installed_package_is_rebuilt_from_dpkgs_database() {
         info.contains("conffiles") && info.contains("postinst"),
         "{info}"
     );
+
+    let conffiles = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "dpkg-deb --ctrl-tarfile {} | tar -xO ./conffiles",
+            out.display()
+        ))
+        .output()
+        .unwrap();
+    let conffiles = String::from_utf8_lossy(&conffiles.stdout);
+    assert!(conffiles.lines().any(|l| l == "/etc/issue"), "{conffiles}");
     let list = std::process::Command::new("dpkg-deb")
         .arg("-c")
         .arg(&out)

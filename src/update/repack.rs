@@ -2,7 +2,7 @@
 //! (the first update after an install by hand): apt's cached copy when it has one, else the
 //! package rebuilt from dpkg's database, as `dpkg-repack` does (not in Debian's minimal
 //! installs): the files `dpkg -L` lists, the control fields `dpkg-query -s` shows, and the
-//! maintainer scripts and conffile list under `/var/lib/dpkg/info/`. A conffile goes in as it is
+//! maintainer scripts and conffiles `dpkg-query` shows (`--control-path`). A conffile goes in as it is
 //! on disk now, so the local edits survive the rollback.
 
 use std::os::unix::fs::PermissionsExt;
@@ -95,26 +95,38 @@ fn build(package: &str, status: &str, root: &Path, out: &Path) -> Result<(), Str
         std::fs::Permissions::from_mode(0o644),
     )
     .map_err(io)?;
-    let info = Path::new("/var/lib/dpkg/info");
-    for name in [
-        "preinst",
-        "postinst",
-        "prerm",
-        "postrm",
-        "conffiles",
-        "md5sums",
-    ] {
-        let from = info.join(format!("{package}.{name}"));
-        if from.exists() {
-            let to = debian.join(name);
-            std::fs::copy(&from, &to).map_err(io)?;
-            let mode = if name.ends_with("inst") || name.ends_with("rm") {
-                0o755
-            } else {
-                0o644
-            };
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    // The maintainer scripts and md5sums where dpkg-query says they are.
+    let controls = tool(Command::new("dpkg-query").args(["--control-list", package]))?;
+    for name in controls.lines().map(str::trim) {
+        if ![
+            "preinst", "postinst", "prerm", "postrm", "md5sums", "triggers",
+        ]
+        .contains(&name)
+        {
+            continue;
         }
+        let from = tool(Command::new("dpkg-query").args(["--control-path", package, name]))?;
+        let to = debian.join(name);
+        std::fs::copy(from.trim(), &to).map_err(io)?;
+        let mode = if name.ends_with("inst") || name.ends_with("rm") {
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    }
+    // The conffiles, from the status (" /etc/x <md5>", "obsolete" ones left out).
+    let conffiles: String =
+        tool(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", package]))?
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.contains(" obsolete"))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|p| format!("{p}\n"))
+            .collect();
+    if !conffiles.is_empty() {
+        let to = debian.join("conffiles");
+        std::fs::write(&to, conffiles).map_err(io)?;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).map_err(io)?;
     }
     let list = tool(Command::new("dpkg-query").args(["-L", package]))?;
     for path in list.lines().map(str::trim).filter(|p| p.starts_with('/')) {
