@@ -44,6 +44,7 @@ rm -rf "$ctl"
 expect "/etc/roombox/roombox.toml is a conffile" \
   '[[ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)" == *"/etc/roombox/roombox.toml"* ]]'
 for f in /usr/bin/roombox /etc/roombox/roombox.toml /usr/lib/systemd/system/roombox.service \
+  /lib/systemd/system/roombox-update.path /lib/systemd/system/roombox-update.service \
   /usr/lib/sysusers.d/roombox.conf /usr/lib/tmpfiles.d/roombox.conf \
   /usr/share/man/man1/roombox.1.gz /usr/share/doc/roombox/copyright \
   /usr/share/doc/roombox/README.md /usr/share/doc/roombox/examples/raspberry-pi-4.toml; do

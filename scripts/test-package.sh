@@ -101,6 +101,8 @@ check "the tmpfiles entry made /etc/roombox/config.d root:roombox 0770" \
   test "$(stat -c '%U:%G %a' /etc/roombox/config.d 2>/dev/null)" = "root:roombox 770"
 check "roombox.toml is a conffile" bash -c 'dpkg-query -W -f="\${Conffiles}" roombox | grep -q " /etc/roombox/roombox.toml "'
 check "the unit is enabled" test -L /etc/systemd/system/multi-user.target.wants/roombox.service
+check "the update installer's path unit is enabled" test -L /etc/systemd/system/paths.target.wants/roombox-update.path
+check "the update installer resumes at boot" test -L /etc/systemd/system/multi-user.target.wants/roombox-update.service
 
 # 3. `roombox check` with the installed config, as the service would run it: as the roombox
 # user, with the state directory systemd's StateDirectory= would make.
@@ -143,6 +145,7 @@ check "apt-get purge roombox" apt-get -o DPkg::Lock::Timeout=600 purge -y -qq ro
 check "the package is gone from dpkg" bash -c '! dpkg-query -W roombox >/dev/null 2>&1'
 for gone in /usr/bin/roombox /usr/lib/systemd/system/roombox.service /etc/roombox \
   /etc/systemd/system/multi-user.target.wants/roombox.service /var/log/roombox \
+  /etc/systemd/system/paths.target.wants/roombox-update.path \
   /var/lib/roombox/gst-registry.bin; do
   check "purge removed $gone" test ! -e "$gone"
 done

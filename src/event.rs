@@ -240,6 +240,20 @@ pub enum Event {
         /// Why: `no-show`.
         reason: String,
     },
+    /// A software update moved on: DOWNLOADING (with `percent`), VERIFYING, WAITING (with
+    /// what the room is busy with in `reason`), INSTALLING, RESTARTING, HEALTHY, ROLLED_BACK or
+    /// FAILED (with `reason`).
+    UpdateStateChanged {
+        state: UpdatePhase,
+        /// The version being installed.
+        version: String,
+        /// Download progress, 0 to 100, while DOWNLOADING.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        percent: Option<u8>,
+        /// Why: a failure, a rollback, or what an update waits for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// Something went wrong; the agent carries on.
     Error {
         /// Stable code: `media`, `recording`, `room`, `fleet`, `controls`, `config`, `calendar`.
@@ -278,6 +292,45 @@ pub enum MediaState {
     Playing,
     /// Failed; a restart follows after a backoff.
     Restarting,
+}
+
+/// Where a software update stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UpdatePhase {
+    /// No update asked for since start-up.
+    #[default]
+    Idle,
+    /// Fetching the package (resuming what an earlier attempt left).
+    Downloading,
+    /// Checking its size and SHA-256.
+    Verifying,
+    /// Verified; waiting for the room to be idle or a maintenance window.
+    Waiting,
+    /// Handed to the root installer (`roombox-update.service`).
+    Installing,
+    /// The package is installed and the agent restarts into it.
+    Restarting,
+    /// The new version proved healthy and the update is committed.
+    Healthy,
+    /// The new version did not prove healthy; the previous package is back.
+    RolledBack,
+    /// The update stopped; nothing was installed.
+    Failed,
+}
+
+impl UpdatePhase {
+    /// True from the download to the restart: another update is refused meanwhile.
+    pub fn in_progress(self) -> bool {
+        matches!(
+            self,
+            UpdatePhase::Downloading
+                | UpdatePhase::Verifying
+                | UpdatePhase::Waiting
+                | UpdatePhase::Installing
+                | UpdatePhase::Restarting
+        )
+    }
 }
 
 impl Event {

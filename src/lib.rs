@@ -25,3 +25,4 @@ pub mod run;
 pub mod sync;
 pub mod sysd;
 pub mod transcribe;
+pub mod update;

@@ -74,6 +74,18 @@ enum Sub {
     },
     /// Operate a fleet over MQTT: send commands to boxes or groups, list them, follow events.
     Fleet(Box<roombox::fleet::cli::FleetArgs>),
+    /// The root installer of signed updates (run by roombox-update.service, never by hand on a
+    /// box that is in use): takes the agent's install request or goes on with the install in
+    /// progress, then commits it once the new version proves healthy or puts the previous
+    /// package back.
+    UpdateApply {
+        /// Config file (the fleet key, `[update]`, the state directory).
+        #[arg(long, env = "ROOMBOX_CONFIG")]
+        config: Option<PathBuf>,
+        /// The installer's own directory (root only).
+        #[arg(long, default_value = roombox::update::apply::ROOT_DIR)]
+        root_dir: PathBuf,
+    },
     /// Print the web console's pairing token (made on first use, kept 0600 in the state
     /// directory); `--rotate` replaces it, and the running box takes the new one at once.
     ConsoleToken {
@@ -150,6 +162,20 @@ async fn dispatch(cmd: Sub) -> anyhow::Result<ExitCode> {
             let loaded = run::load_or_explain(config.as_deref())?;
             let token = roombox::http::console::token::cli(&loaded.config, viewer, rotate)?;
             println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Sub::UpdateApply { config, root_dir } => {
+            let loaded = run::load_or_explain(config.as_deref())?;
+            let installer = roombox::update::apply::Installer {
+                sys: roombox::update::apply::Dpkg,
+                root: root_dir,
+                agent: loaded.config.state_dir().join(roombox::update::DIR),
+                config: loaded.config,
+            };
+            let ran = tokio::task::spawn_blocking(move || installer.run())
+                .await?
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!("{ran:?}");
             Ok(ExitCode::SUCCESS)
         }
         Sub::Run { config, live } => {

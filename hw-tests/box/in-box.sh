@@ -229,6 +229,73 @@ until_true 40 '[ "$(systemctl is-active roombox)" = active ]' || fail "not activ
 roombox status >/dev/null || fail "roombox status after restart"
 say "ok restarted"
 
+# --- signed updates (README, "Updates"): to the next revision, committed once the new agent
+# proves healthy; then a broken package (its agent exits at once) that the installer rolls back.
+# The packages are served over HTTP on loopback by a few lines of Perl (perl-base is in minbase).
+perl -MIO::Socket::INET -e '
+  my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 8099, Listen => 5,
+    ReuseAddr => 1) or die "listen: $!";
+  while (my $c = $s->accept) {
+    my ($path) = (scalar <$c>) =~ m{^GET /([\w.-]+)};
+    while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
+    if ($path && -f $path) {
+      open(my $f, "<", $path) or next; binmode $f; local $/;
+      print $c "HTTP/1.1 200 OK\r\nContent-Length: " . (-s $path) . "\r\nConnection: close\r\n\r\n", <$f>;
+    } else { print $c "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" }
+    close $c;
+  }' &
+http_pid=$!
+trap 'kill $feeder_pid $http_pid 2>/dev/null || true' EXIT
+update_journal() {
+  echo "----- roombox-update.service"
+  journalctl -u roombox-update --no-pager -o short-monotonic | tail -n 40 || true
+}
+public=$(roombox fleet keygen fleet.key) || fail "roombox fleet keygen"
+cat >/etc/roombox/config.d/40-update.toml <<EOF
+[fleet.signing]
+public_key = "$public"
+[update]
+reserve_bytes = 0
+health_deadline = "4m"
+EOF
+systemctl restart roombox
+until_true 60 'roombox status 2>/dev/null | grep -q "media *PLAYING"' || fail "not PLAYING with the fleet key"
+systemctl is-active --quiet roombox-update.path || fail "roombox-update.path is not active"
+good=$(dpkg-deb -f update-good.deb Version)
+roombox fleet --signing-key fleet.key sign-update update-good.deb \
+  --url http://127.0.0.1:8099/update-good.deb >update.json || fail "sign-update"
+say "\$ roombox cmd update \"\$(cat update.json)\"   # $(dpkg-query -W -f='${Version}' roombox) -> $good"
+roombox cmd update "$(cat update.json)" >update.out || { cat update.out; fail "roombox cmd update"; }
+until_true 400 '[ "$(dpkg-query -W -f="\${Version}" roombox)" = "$good" ] &&
+  [ ! -e /var/lib/roombox-update/marker.json ] && [ -f /var/lib/roombox-update/current.deb ]' ||
+  { update_journal; fail "the update to $good was not installed and committed"; }
+[ "$(dpkg-deb -f /var/lib/roombox-update/current.deb Version)" = "$good" ] ||
+  fail "the kept package is not $good"
+until_true 60 'roombox status --output json 2>/dev/null | grep -q "\"HEALTHY\""' ||
+  { update_journal; fail "the new agent does not show HEALTHY"; }
+steps=$(journalctl -b --no-pager -o cat _SYSTEMD_UNIT=roombox.service |
+  grep -o '"update-state-changed","state":"[A-Z_]*"' | sed 's/.*"state":"//; s/"//' | uniq | paste -sd' ')
+say "ok updated to $good and committed; the agents said: $steps"
+case $steps in *"INSTALLING RESTARTING"*"HEALTHY"*) ;; *) fail "unexpected steps: $steps" ;; esac
+
+broken=$(dpkg-deb -f update-broken.deb Version)
+roombox fleet --signing-key fleet.key sign-update update-broken.deb \
+  --url http://127.0.0.1:8099/update-broken.deb >broken.json || fail "sign-update (broken)"
+say "\$ roombox cmd update \"\$(cat broken.json)\"   # $good -> $broken, whose agent exits at once"
+roombox cmd update "$(cat broken.json)" >update.out || { cat update.out; fail "roombox cmd update (broken)"; }
+until_true 400 'journalctl -b --no-pager -o cat _SYSTEMD_UNIT=roombox.service |
+  grep -q "\"state\":\"ROLLED_BACK\""' ||
+  { update_journal; fail "the broken update was not rolled back"; }
+[ "$(dpkg-query -W -f='${Version}' roombox)" = "$good" ] ||
+  fail "after the rollback dpkg has $(dpkg-query -W -f='${Version}' roombox)"
+until_true 60 '[ "$(systemctl is-active roombox)" = active ] && roombox status >/dev/null 2>&1' ||
+  fail "the rolled-back agent is not running"
+why=$(journalctl -b --no-pager -o cat _SYSTEMD_UNIT=roombox.service |
+  grep -o '"state":"ROLLED_BACK"[^}]*' | tail -n 1)
+case $why in *crashed*) ;; *) update_journal; fail "the rollback's reason is not the crash loop: $why" ;; esac
+[ ! -e /var/lib/roombox-update/marker.json ] || fail "a marker was left after the rollback"
+say "ok $broken rolled back to $good: $why"
+
 # --- no sandbox denials
 journal=$(journalctl -b --no-pager -o cat _SYSTEMD_UNIT=roombox.service)
 if grep -n -i 'operation not permitted\|permission denied\|EPERM\|refused (' <<<"$journal"; then

@@ -30,6 +30,15 @@ if [ -z "$deb" ]; then
   deb=$(bash scripts/package.sh amd64 --profile "$profile" | tail -n 1)
 fi
 [ -f "$deb" ] || { echo "box: no package at '$deb'" >&2; exit 1; }
+# The update steps: the same package at the next Debian revision, served and installed as a
+# signed update, and a broken one (its agent exits at once) that must be rolled back. cargo-deb
+# replaces the first package in its output directory: keep a copy.
+first=$(mktemp -d)
+cp "$deb" "$first/"
+deb="$first/$(basename "$deb")"
+rev=$(dpkg-deb -f "$deb" Version)
+next=$(bash scripts/package.sh amd64 --profile "$profile" --deb-revision $((${rev##*-} + 1)) | tail -n 1)
+[ -f "$next" ] || { echo "box: no second package" >&2; exit 1; }
 
 # Not under /tmp: the box's systemd-tmpfiles empties /tmp at boot, and the results dir is shared.
 mkdir -p "$CACHE/box-runs"
@@ -37,6 +46,15 @@ results=$(mktemp -d "$CACHE/box-runs/run.XXXXXX")
 # Under Debian's own file name, which the README's install line globs.
 cp "$deb" "$results/$(dpkg-deb -f "$deb" Package)_$(dpkg-deb -f "$deb" Version)_$(dpkg-deb -f "$deb" Architecture).deb"
 cp README.md hw-tests/box/in-box.sh "$MODEL" "$results/"
+cp "$next" "$results/update-good.deb"
+broken=$(mktemp -d)
+dpkg-deb -R "$next" "$broken"
+printf '#!/bin/sh\necho "roombox: deliberately broken" >&2\nexit 1\n' >"$broken/usr/bin/roombox"
+chmod 755 "$broken/usr/bin/roombox"
+good_version=$(dpkg-deb -f "$next" Version)
+sed -i "s/^Version: .*/Version: ${good_version%-*}-$((${good_version##*-} + 1))/" "$broken/DEBIAN/control"
+dpkg-deb --root-owner-group -Zgzip -b "$broken" "$results/update-broken.deb" >/dev/null
+rm -rf "$broken" "$first"
 # The "room" the microphone hears: one sentence, raw S16LE 48 kHz stereo, and 4 s of silence
 # (long chunks: under emulation each `cat` the feeder runs costs a noticeable moment).
 espeak-ng -w "$results/speech.wav" "The quick brown fox jumps over the lazy dog." 2>/dev/null

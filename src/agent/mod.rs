@@ -16,6 +16,7 @@
 mod calendar;
 mod io;
 pub mod state;
+mod update;
 
 use crate::command::{Command, CommandError, ErrorCode};
 use crate::config::{self, Config};
@@ -274,6 +275,9 @@ impl Agent {
         let fx = self.machine.start();
         self.execute(fx, &mut drain_deadline);
         let config = self.config_tx.borrow().clone();
+        if let Some(n) = update::resumed(&config) {
+            let _ = self.io_tx.send(Done::Notice(n));
+        }
         self.start_calendar(&config);
         // Recordings' transcription queued before a restart goes on.
         let pending = crate::transcribe::post::read_pending(
@@ -457,6 +461,9 @@ impl Agent {
                     if let Some(n) = self.calendar.book(token, booking) {
                         let _ = self.io_tx.send(Done::Notice(n));
                     }
+                }
+                Effect::Update(action) => {
+                    update::act(action, &self.config_tx.borrow(), self.io_tx.clone())
                 }
                 Effect::Shutdown => {
                     if deadline.is_none() {

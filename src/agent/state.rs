@@ -33,6 +33,7 @@ mod render;
 mod room;
 mod share;
 mod transcription;
+mod update;
 mod viewers;
 
 pub use calendar::CalendarStatus;
@@ -46,6 +47,9 @@ pub use livestream::{
 pub use media::{MediaStatus, LOCAL_AUDIO_STREAM, LOCAL_VIDEO_STREAM};
 pub use recording::RecordingStatus;
 pub use transcription::{EngineLoadFailed, TranscriptionStatus};
+pub use update::{
+    install_gate, room_busy, Resumed, UpdateAction, UpdateNotice, UpdateStatus, INSTALL_TIMEOUT_MS,
+};
 pub use viewers::Viewers;
 
 use crate::command::{Command, ErrorCode};
@@ -105,6 +109,9 @@ pub struct AgentState {
     /// The room's calendar; none when `[calendar]` is off.
     #[serde(default)]
     pub calendar: Option<CalendarStatus>,
+    /// The last software update, from its download to its proof of health.
+    #[serde(default)]
+    pub update: UpdateStatus,
     /// The viewers' chat and questions, for the console. Watched but never serialized: chat
     /// text does not belong in `get-state` or the fleet's retained state topic.
     #[serde(skip)]
@@ -145,6 +152,7 @@ struct Setup {
     room: room::RoomSetup,
     fleet: fleet::FleetSetup,
     calendar: calendar::CalendarSetup,
+    update: update::UpdateSetup,
     /// A room session runs (room commands are refused without one).
     room_backend: bool,
     /// Where the HTTP server answers (`http://host:port`), once it listens.
@@ -159,6 +167,7 @@ struct Pending {
     livestream: livestream::LivestreamPending,
     transcription: transcription::TranscriptionPending,
     calendar: calendar::CalendarPending,
+    update: update::UpdatePending,
 }
 
 impl StateMachine {
@@ -196,6 +205,7 @@ impl StateMachine {
                 presenter: None,
                 fleet: None,
                 calendar: None,
+                update: UpdateStatus::default(),
                 viewers: Viewers::default(),
             },
             setup: Setup::default(),
@@ -234,6 +244,7 @@ impl StateMachine {
         self.setup.room = room::RoomSetup::from_config(config);
         self.configure_fleet(config);
         self.configure_calendar(config);
+        self.configure_update(config);
         fx
     }
 
@@ -406,6 +417,7 @@ impl StateMachine {
             Command::CalendarRefresh | Command::JoinMeeting { .. } | Command::BookNow { .. } => {
                 self.calendar_command(cmd, now_ms)
             }
+            Command::Update { manifest, force } => self.update_command(manifest, *force, now_ms),
         }
     }
 
@@ -422,6 +434,7 @@ impl StateMachine {
             n @ IoNotice::CalendarBooked { .. } => self
                 .calendar_io(n)
                 .unwrap_or_else(|| Step::err(ErrorCode::Internal, "unexpected notice")),
+            IoNotice::Update(n) => Step::ok(self.update_notice(n, self.last_tick_ms)),
         };
         self.refresh_health();
         step
@@ -430,7 +443,7 @@ impl StateMachine {
     /// Begins a clean stop: recordings are finalised, then the loop exits.
     pub fn drain(&mut self) -> Vec<Effect> {
         self.state.stopping = true;
-        let mut fx = Vec::new();
+        let mut fx = self.update_drain(self.last_tick_ms);
         if self.state.room.is_some() {
             fx.push(Effect::Room(RoomAction::Leave));
         }
@@ -451,6 +464,7 @@ impl StateMachine {
         self.last_tick_ms = now_ms;
         let mut fx = self.fallback_rule(now_ms);
         fx.extend(self.calendar_tick(now_ms));
+        fx.extend(self.update_tick(now_ms));
         self.refresh_health();
         fx
     }

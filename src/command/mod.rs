@@ -12,6 +12,9 @@ use crate::model::{Metadata, Mode, RecordingTarget};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod update;
+pub use update::UpdateManifest;
+
 /// Largest accepted encoded command, in bytes. Larger payloads are refused unread.
 pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
 
@@ -193,6 +196,16 @@ pub enum Command {
     BookNow {
         /// 15, 30 or 60.
         minutes: u32,
+    },
+    /// Install a signed software update: download it (resuming), check its size, hash and
+    /// signature, wait until the room is idle or in a maintenance window (unless `force`), then
+    /// install it; progress comes as `update-state-changed` events.
+    Update {
+        /// What to install, signed by the fleet key.
+        manifest: UpdateManifest,
+        /// Install even while the room is busy, and reinstall the running version.
+        #[serde(default)]
+        force: bool,
     },
 }
 
@@ -447,6 +460,7 @@ impl Command {
         "calendar-refresh",
         "join-meeting",
         "book-now",
+        "update",
     ];
 
     /// Checks value ranges that the types alone do not.
@@ -529,6 +543,9 @@ impl Command {
             {
                 range("eventId", "must be 1 to 512 printable characters".into())
             }
+            Command::Update { manifest, .. } => manifest.check_shape().map_err(|m| {
+                CommandError::new(ErrorCode::InvalidArgument, format!("manifest.{m}"))
+            }),
             Command::BookNow { minutes } if ![15, 30, 60].contains(minutes) => {
                 range("minutes", format!("{minutes} is not 15, 30 or 60"))
             }

@@ -17,6 +17,7 @@ mod media;
 mod room;
 mod share;
 mod transcription;
+mod update;
 
 pub use crate::model::{check_output_name, check_url, StreamKey};
 pub use calendar::{CalendarConfig, CalendarSource};
@@ -34,6 +35,7 @@ pub use media::{
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig, WhepSource};
 pub use share::{PresenterRule, ProgramMode, ShareConfig, ShareSource};
 pub use transcription::{language_code, TranscriptionConfig, DEFAULT_MODEL_FILE, SILERO_FILE};
+pub use update::{MaintenanceWindow, UpdateConfig};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -71,6 +73,8 @@ pub struct Config {
     pub layout: Layout,
     /// The room's calendar (off unless a source is set).
     pub calendar: CalendarConfig,
+    /// Signed software updates.
+    pub update: UpdateConfig,
 }
 
 /// Which default directories a config resolves to when it names none and systemd's
@@ -479,6 +483,7 @@ impl Config {
         }
         e.extend(self.controls.validate());
         self.fleet.validate(&mut e);
+        self.update.validate(&mut e);
         e
     }
 

@@ -112,6 +112,18 @@ pub enum FleetCommand {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Sign an update: print the `update` command's payload (`{"manifest":{...}}`) for a
+    /// package served at `url`, signed with `--signing-key`. Send it with `send ... update`.
+    SignUpdate {
+        /// The package file (`roombox_0.2.0-1_arm64.deb`).
+        package: PathBuf,
+        /// Where the boxes will fetch it (http:// or https://).
+        #[arg(long)]
+        url: String,
+        /// Its version; read from the package with dpkg-deb when absent.
+        #[arg(long)]
+        version: Option<String>,
+    },
     /// Make an Ed25519 key pair: the private key goes to `out`, the public key is printed for
     /// `[fleet.signing] public_key`.
     Keygen {
@@ -127,6 +139,24 @@ pub async fn run(args: FleetArgs) -> anyhow::Result<i32> {
             let (private, public) = signing::generate();
             write_private(&out, &private)?;
             println!("{public}");
+            Ok(0)
+        }
+        FleetCommand::SignUpdate {
+            package,
+            url,
+            version,
+        } => {
+            let key_file = args.conn.signing_key.as_ref().context(
+                "sign-update needs --signing-key (the fleet's private key, from fleet keygen)",
+            )?;
+            let text = std::fs::read_to_string(key_file)
+                .with_context(|| format!("cannot read {}", key_file.display()))?;
+            let key = signing::parse_signing_key(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key_file.display()))?;
+            let mut manifest = crate::update::manifest::for_package(&package, &url, version)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            crate::update::manifest::sign(&mut manifest, &key);
+            println!("{}", serde_json::json!({ "manifest": manifest }));
             Ok(0)
         }
         FleetCommand::Send {

@@ -35,6 +35,10 @@ pub struct Sample {
     pub packet_loss_percent: Option<f64>,
     /// Round-trip time to the room server, ms; null outside a room.
     pub rtt_ms: Option<f64>,
+    /// The software update's state (IDLE when none was asked for).
+    pub update_state: crate::event::UpdatePhase,
+    /// Its download progress, while DOWNLOADING.
+    pub update_percent: Option<u8>,
 }
 
 /// Samples the system; keeps the previous CPU counters to compute a share.
@@ -79,6 +83,8 @@ impl Sampler {
             encoded_kbps: state.media.encoded_kbps,
             packet_loss_percent: None,
             rtt_ms: None,
+            update_state: state.update.state,
+            update_percent: state.update.percent,
         }
     }
 }

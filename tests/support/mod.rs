@@ -12,6 +12,7 @@ pub mod janus;
 pub mod mosquitto;
 pub mod nginx;
 pub mod radicale;
+pub mod range;
 pub mod speech;
 pub mod whip;
 

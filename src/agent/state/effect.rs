@@ -36,6 +36,8 @@ pub enum Effect {
     ReloadConfig,
     /// Drain and exit.
     Shutdown,
+    /// Ask the update I/O; it answers with [`IoNotice::Update`].
+    Update(super::UpdateAction),
     /// Ask the calendar task.
     Calendar(crate::calendar::CalendarAction),
     /// Write a book-now booking; answered by [`IoNotice::CalendarBooked`].
@@ -110,6 +112,8 @@ pub enum IoNotice {
         /// How long the booking is.
         minutes: u64,
     },
+    /// The update I/O's progress and outcomes; no reply waits for them.
+    Update(super::UpdateNotice),
 }
 
 impl IoNotice {
@@ -120,7 +124,7 @@ impl IoNotice {
             | IoNotice::SpeechEngineLoaded { token, .. }
             | IoNotice::SegmentsFound { token, .. }
             | IoNotice::CalendarBooked { token, .. } => Some(*token),
-            IoNotice::TranscriberStarted(_) => None,
+            IoNotice::TranscriberStarted(_) | IoNotice::Update(_) => None,
         }
     }
 }

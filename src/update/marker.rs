@@ -1,0 +1,232 @@
+//! The root installer's memory and rules, pure: where an install stands ([`Marker`], kept in
+//! `/var/lib/roombox-update/marker.json` and written before each step is taken), and the
+//! verdict on a version on trial ([`verdict`]).
+//!
+//! Every step is safe to take again, so a power cut anywhere ends, at the next boot, in the step
+//! the marker names being taken again:
+//!
+//! | marker | on disk | the step (again) |
+//! |---|---|---|
+//! | none, `request.json` present | nothing installed | copy and check the package, keep the previous one |
+//! | `STAGED` | both packages in the installer's directory | `dpkg -i` the new one |
+//! | `TRIAL` | the new version installed | watch for the proof of health (a new boot counts, and a new deadline starts) |
+//! | `ROLLING_BACK` | either version, maybe half-installed | `dpkg -i` the previous one |
+//! | `COMMITTING` | the new version, proved | keep its package as the one to roll back to next time |
+
+use serde::{Deserialize, Serialize};
+
+/// How many restarts of the agent's unit during a trial make a crash loop.
+pub const CRASH_LOOP: u32 = 3;
+/// How many boots a trial may see before it is given up.
+pub const MAX_TRIAL_BOOTS: u32 = 3;
+
+/// The step an install is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Phase {
+    /// The new and the previous packages are in the installer's directory, checked.
+    Staged,
+    /// The new version is installed and must prove health.
+    Trial,
+    /// The previous version is being put back.
+    RollingBack,
+    /// The new version proved health; its package becomes the one kept.
+    Committing,
+}
+
+/// An install in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Marker {
+    /// The step.
+    pub phase: Phase,
+    /// The version being installed.
+    pub version: String,
+    /// The version installed before, kept to roll back to.
+    pub previous_version: String,
+    /// The room the agent was in, to be back in.
+    #[serde(default)]
+    pub room: Option<String>,
+    /// When the trial began (this boot), ms since the epoch.
+    #[serde(default)]
+    pub trial_started_ms: u64,
+    /// The agent unit's restart count when the trial began.
+    #[serde(default)]
+    pub restarts_base: u32,
+    /// The boot the marker was last written in (`/proc/sys/kernel/random/boot_id`).
+    #[serde(default)]
+    pub boot_id: String,
+    /// Boots seen during the trial.
+    #[serde(default)]
+    pub trial_boots: u32,
+    /// Why it rolls back.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Marker {
+    /// Takes a new boot into account: a trial starts its deadline and restart count again,
+    /// and is given up after [`MAX_TRIAL_BOOTS`] boots (a version that takes the box down).
+    pub fn on_start(&mut self, boot_id: &str, now_ms: u64, restarts: u32) {
+        if self.boot_id == boot_id {
+            return;
+        }
+        self.boot_id = boot_id.to_string();
+        if self.phase == Phase::Trial {
+            self.trial_boots += 1;
+            self.trial_started_ms = now_ms;
+            self.restarts_base = restarts;
+            if self.trial_boots > MAX_TRIAL_BOOTS {
+                self.roll_back(format!(
+                    "the box restarted {} times during the trial of {}",
+                    self.trial_boots, self.version
+                ));
+            }
+        }
+    }
+
+    /// Moves to [`Phase::RollingBack`] with a reason.
+    pub fn roll_back(&mut self, reason: String) {
+        self.phase = Phase::RollingBack;
+        self.reason = Some(reason);
+    }
+}
+
+/// What to do about a version on trial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep watching.
+    Wait,
+    /// It proved health: commit.
+    Commit,
+    /// Put the previous version back, for this reason.
+    RollBack(String),
+}
+
+/// What the installer sees of the agent during a trial.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Seen {
+    /// The version in the agent's proof of health, if it wrote one.
+    pub healthy: Option<String>,
+    /// The agent unit's restart count.
+    pub restarts: u32,
+    /// The unit is in the failed state (its start limit hit, or it cannot start).
+    pub failed: bool,
+}
+
+/// The verdict at `now_ms` on the trial `m`, with `deadline_ms` for the proof.
+pub fn verdict(m: &Marker, seen: &Seen, now_ms: u64, deadline_ms: u64) -> Verdict {
+    if seen.healthy.as_deref() == Some(m.version.as_str()) {
+        return Verdict::Commit;
+    }
+    let crashes = seen.restarts.saturating_sub(m.restarts_base);
+    if seen.failed {
+        return Verdict::RollBack(format!("roombox.service failed running {}", m.version));
+    }
+    if crashes >= CRASH_LOOP {
+        return Verdict::RollBack(format!(
+            "{} crashed {crashes} times before it proved healthy",
+            m.version
+        ));
+    }
+    if now_ms.saturating_sub(m.trial_started_ms) >= deadline_ms {
+        return Verdict::RollBack(format!(
+            "{} did not prove healthy within {} (READY, media PLAYING, fleet CONNECTED, back in its room)",
+            m.version,
+            humantime::format_duration(std::time::Duration::from_millis(deadline_ms))
+        ));
+    }
+    Verdict::Wait
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial() -> Marker {
+        Marker {
+            phase: Phase::Trial,
+            version: "0.2.0".into(),
+            previous_version: "0.1.0".into(),
+            room: None,
+            trial_started_ms: 1000,
+            restarts_base: 4,
+            boot_id: "boot-a".into(),
+            trial_boots: 0,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_proof_for_this_version_commits_and_nothing_else_does() {
+        let m = trial();
+        let mut seen = Seen {
+            restarts: 4,
+            ..Seen::default()
+        };
+        assert_eq!(verdict(&m, &seen, 2000, 60_000), Verdict::Wait);
+        seen.healthy = Some("0.1.0".into());
+        assert_eq!(
+            verdict(&m, &seen, 2000, 60_000),
+            Verdict::Wait,
+            "an old proof"
+        );
+        seen.healthy = Some("0.2.0".into());
+        assert_eq!(verdict(&m, &seen, 2000, 60_000), Verdict::Commit);
+    }
+
+    #[test]
+    fn a_crash_loop_a_failed_unit_or_the_deadline_rolls_back() {
+        let m = trial();
+        let crashing = Seen {
+            restarts: 4 + CRASH_LOOP,
+            ..Seen::default()
+        };
+        let Verdict::RollBack(why) = verdict(&m, &crashing, 2000, 60_000) else {
+            panic!()
+        };
+        assert!(why.contains("crashed 3 times"), "{why}");
+        let failed = Seen {
+            restarts: 4,
+            failed: true,
+            ..Seen::default()
+        };
+        assert!(matches!(
+            verdict(&m, &failed, 2000, 60_000),
+            Verdict::RollBack(_)
+        ));
+        let quiet = Seen {
+            restarts: 5,
+            ..Seen::default()
+        };
+        assert_eq!(verdict(&m, &quiet, 60_999, 60_000), Verdict::Wait);
+        let Verdict::RollBack(why) = verdict(&m, &quiet, 61_000, 60_000) else {
+            panic!()
+        };
+        assert!(why.contains("within 1m"), "{why}");
+    }
+
+    #[test]
+    fn a_new_boot_restarts_the_trial_and_too_many_give_it_up() {
+        let mut m = trial();
+        m.on_start("boot-a", 50_000, 9);
+        assert_eq!(
+            (m.trial_started_ms, m.restarts_base),
+            (1000, 4),
+            "same boot"
+        );
+        for boot in 1..=MAX_TRIAL_BOOTS {
+            m.on_start(&format!("boot-{boot}"), 90_000, 0);
+            assert_eq!(m.phase, Phase::Trial);
+            assert_eq!((m.trial_started_ms, m.restarts_base), (90_000, 0));
+        }
+        m.on_start("boot-last", 99_000, 0);
+        assert_eq!(m.phase, Phase::RollingBack);
+        assert!(m.reason.unwrap().contains("restarted 4 times"));
+        // Other phases just take the step again.
+        let mut s = trial();
+        s.phase = Phase::Staged;
+        s.on_start("boot-b", 1, 1);
+        assert_eq!(s.phase, Phase::Staged);
+    }
+}
