@@ -302,7 +302,10 @@ fn the_new_version_proves_health_then_tells_the_installer() {
         broker: c.fleet.broker.clone(),
         at_ms: 2400,
     });
-    s.fleet_notice(FleetLink::Connected { at_ms: 2500 });
+    s.fleet_notice(FleetLink::Connected {
+        broker: "mqtt://127.0.0.1:1883".into(),
+        at_ms: 2500,
+    });
     let fx = s.tick(3000);
     assert_eq!(phases(&fx), vec![(UpdatePhase::Healthy, None)]);
     assert!(fx.contains(&Effect::Update(UpdateAction::ProveHealthy {
