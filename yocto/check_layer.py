@@ -334,7 +334,7 @@ NEEDS_PACKAGECONFIG = {
 # String literals that look like element names (by their ending) but are not: names given to
 # element instances, pad names, caps fields, Janus protocol words.
 NOT_ELEMENTS = {
-    "aactee", "opustee", "rawtee", "vtee", "venc",
+    "aactee", "opustee", "rawtee", "vtee", "venc", "piptee", "sharetee",
     "src", "sink", "rate", "bitrate", "framerate",
     "codec", "audiocodec", "videocodec", "audio_codec", "video_codec",
 }
