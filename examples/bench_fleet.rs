@@ -9,6 +9,10 @@
 //!
 //! Usage: `benches/fleet.sh [--boxes 1000 --pings 1000]` (it raises `ulimit -n` first).
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{arg, rss_kb};
 use roombox::config::Config;
 use roombox::fleet::cli::{ConnArgs, Operator, To};
 use roombox::fleet::sim::SimBox;
@@ -16,15 +20,6 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Broker {
     child: Child,
@@ -158,17 +153,6 @@ fn broker_path_ms(port: u16, n: usize) -> anyhow::Result<Vec<f64>> {
     Ok(lat)
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// utime + stime of a process, in seconds.
 fn cpu_s(pid: u32) -> f64 {
     let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
@@ -276,30 +260,7 @@ async fn main() -> anyhow::Result<()> {
     let mut rounds = Vec::new();
     let (cpu_me0, cpu_b0) = (cpu_s(me), cpu_s(broker.child.id()));
     let t_all = Instant::now();
-    for round in 0..3 {
-        let corr = format!("group-{round}");
-        let t = Instant::now();
-        op.send(
-            &To::Group("all".into()),
-            "ping",
-            b"",
-            &corr,
-            corr.as_bytes(),
-        )
-        .await?;
-        let mut got = 0;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while got < boxes {
-            let Some(m) = op.next_until(deadline).await else {
-                break;
-            };
-            if m.correlation.as_deref() == Some(corr.as_bytes()) {
-                got += 1;
-            }
-        }
-        anyhow::ensure!(got == boxes, "round {round}: {got} of {boxes} replies");
-        rounds.push(t.elapsed().as_secs_f64());
-    }
+    rounds.extend(common::group_pings(&mut op, "all", boxes, 3, Duration::from_secs(60)).await?);
     let wall = t_all.elapsed().as_secs_f64();
     let (cpu_me1, cpu_b1) = (cpu_s(me), cpu_s(broker.child.id()));
     for s in sims {

@@ -9,9 +9,12 @@
 //!
 //! Usage: `benches/fleet.sh --cluster [--boxes 2000]` (root: ejabberd's nodes run as its user).
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/support/ejabberd.rs"]
 mod ejabberd;
 
+use common::{arg, rss_kb};
 use roombox::config::Config;
 use roombox::fleet::cli::{ConnArgs, Operator, To};
 use roombox::fleet::sim::SimBox;
@@ -20,26 +23,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "bench-pw";
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// The brokers under test: their URLs, the pids whose memory counts, and what keeps them up.
 struct Brokers {
@@ -178,31 +161,7 @@ async fn run(brokers: &Brokers, boxes: usize) -> anyhow::Result<Figures> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (rss1, broker1) = (rss_kb(me), broker_rss());
     let mut op = Operator::connect(&conn(brokers, &pw)).await?;
-    let mut rounds = Vec::new();
-    for round in 0..3 {
-        let corr = format!("g{round}");
-        let t = Instant::now();
-        op.send(
-            &To::Group("all".into()),
-            "ping",
-            b"",
-            &corr,
-            corr.as_bytes(),
-        )
-        .await?;
-        let mut got = 0;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        while got < boxes {
-            let Some(m) = op.next_until(deadline).await else {
-                break;
-            };
-            if m.correlation.as_deref() == Some(corr.as_bytes()) {
-                got += 1;
-            }
-        }
-        anyhow::ensure!(got == boxes, "round {round}: {got} of {boxes} replies");
-        rounds.push(t.elapsed().as_secs_f64());
-    }
+    let rounds = common::group_pings(&mut op, "all", boxes, 3, Duration::from_secs(120)).await?;
     drop(sims);
     Ok(Figures {
         online_s,

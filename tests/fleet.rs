@@ -48,25 +48,7 @@ async fn operator(broker: &str) -> Operator {
 
 /// Waits until the box answers a ping (it is connected and subscribed).
 async fn wait_online(op: &mut Operator, device: &str) {
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
-        let r = op
-            .request(
-                &To::Device(device.into()),
-                "ping",
-                b"",
-                None,
-                Duration::from_millis(500),
-            )
-            .await;
-        if r.is_ok_and(|r| r.first().is_some_and(|(_, l)| l.ok)) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{device} never answered a ping"
-        );
-    }
+    support::fleet::wait_online(op, device, LONG).await
 }
 
 async fn call(op: &mut Operator, device: &str, cmd: &str, args: &str) -> roombox::api::ReplyLine {

@@ -50,27 +50,9 @@ async fn operator(broker: &str, dir: &Path) -> Operator {
     .unwrap()
 }
 
-/// Waits until `device` answers a ping through `op`.
+/// Waits until the box answers a ping (it is connected and subscribed).
 async fn wait_online(op: &mut Operator, device: &str) {
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
-        let r = op
-            .request(
-                &To::Device(device.into()),
-                "ping",
-                b"",
-                None,
-                Duration::from_millis(700),
-            )
-            .await;
-        if r.is_ok_and(|r| r.first().is_some_and(|(_, l)| l.ok)) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{device} never answered a ping"
-        );
-    }
+    support::fleet::wait_online(op, device, LONG).await
 }
 
 fn broker_of(b: &SimBox) -> Option<(String, String)> {

@@ -325,23 +325,14 @@ fn bench_glass_to_glass_browser_whip() {
 }
 
 async fn bench_whip() {
-    use support::janus::StaticRoom;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
-    sc.rooms.push(StaticRoom {
-        id: ROOM.parse().expect("a number"),
-        description: "g2g".into(),
-        secret: String::new(),
-        pin: String::new(),
-        publishers: 6,
-    });
-    let url = sc.url();
-    let _janus =
-        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
-    let swhip = support::whip::SimpleWhipServer::start(tmp.path(), &url);
-    swhip
-        .create("box", ROOM.parse().expect("a number"), "g2g box", "tkn")
-        .await;
+    let (_janus, url, swhip) = support::whip::janus_room_with_whip(
+        tmp.path(),
+        ROOM.parse().expect("a number"),
+        "g2g box",
+        "tkn",
+    )
+    .await;
     // Alternating, twice each, so a busy moment of the shared machine falls on both.
     let mut pooled: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut loads: [Vec<String>; 2] = [Vec::new(), Vec::new()];

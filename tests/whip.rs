@@ -14,9 +14,8 @@ use roombox::model::MeetingState;
 use std::path::Path;
 use std::time::Duration;
 use support::inproc::{join_cmd, InProcBox as Box_};
-use support::janus::{JanusProcess, ServerConfig, StaticRoom};
 use support::poll_until as eventually;
-use support::whip::{SimpleWhipServer, WhipServer};
+use support::whip::WhipServer;
 
 const WAIT: Duration = Duration::from_secs(40);
 const TOKEN: &str = "tkn-7f3a9c0e51";
@@ -437,19 +436,8 @@ fn the_box_publishes_into_a_janus_room_through_simple_whip_server() {
     support::netns::isolated_async(test_name!(), || async {
         let tmp = tempfile::tempdir().unwrap();
         let room = 4343;
-        let mut sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
-        sc.rooms.push(StaticRoom {
-            id: room,
-            description: "whip".into(),
-            secret: String::new(),
-            pin: String::new(),
-            publishers: 6,
-        });
-        let janus_url = sc.url();
-        let _janus = JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20))
-            .expect("janus");
-        let swhip = SimpleWhipServer::start(tmp.path(), &janus_url);
-        swhip.create("box", room, "Meeting room 3", TOKEN).await;
+        let (_janus, janus_url, swhip) =
+            support::whip::janus_room_with_whip(tmp.path(), room, "Meeting room 3", TOKEN).await;
 
         let c = whip_config(tmp.path(), &swhip.endpoint("box"), &[]);
         let b = Box_::start(&c);
@@ -485,19 +473,8 @@ fn bench_whip_join() {
     support::netns::isolated_async(test_name!(), || async {
         let tmp = tempfile::tempdir().unwrap();
         let room = 4343;
-        let mut sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
-        sc.rooms.push(StaticRoom {
-            id: room,
-            description: "bench".into(),
-            secret: String::new(),
-            pin: String::new(),
-            publishers: 6,
-        });
-        let janus_url = sc.url();
-        let _janus = JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20))
-            .expect("janus");
-        let swhip = SimpleWhipServer::start(tmp.path(), &janus_url);
-        swhip.create("box", room, "bench box", TOKEN).await;
+        let (_janus, janus_url, swhip) =
+            support::whip::janus_room_with_whip(tmp.path(), room, "bench box", TOKEN).await;
         let whip = whip_config(tmp.path(), &swhip.endpoint("box"), &[]);
         let mut janus = support::inproc::room_config(&janus_url, tmp.path(), "4343", (320, 180));
         janus.room.create_room = false;

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod browser;
 pub mod ejabberd;
 pub mod engine;
+pub mod fleet;
 pub mod http;
 pub mod inproc;
 pub mod janus;

@@ -212,3 +212,28 @@ impl Drop for SimpleWhipServer {
         let _ = self.child.wait();
     }
 }
+
+/// A Janus in `dir` with VideoRoom `room` made at start-up, and simple-whip-server in front of
+/// it with the WHIP endpoint `box` into that room (its publisher shown as `label`, taking
+/// `token`). Returns Janus, its WebSocket URL and the WHIP server.
+pub async fn janus_room_with_whip(
+    dir: &Path,
+    room: u64,
+    label: &str,
+    token: &str,
+) -> (super::janus::JanusProcess, String, SimpleWhipServer) {
+    let mut sc = super::janus::ServerConfig::new("127.0.0.1", dir.join("rec")).expect("port");
+    sc.rooms.push(super::janus::StaticRoom {
+        id: room,
+        description: "whip".into(),
+        secret: String::new(),
+        pin: String::new(),
+        publishers: 6,
+    });
+    let url = sc.url();
+    let janus = super::janus::JanusProcess::start(sc, &dir.join("janus"), Duration::from_secs(20))
+        .expect("janus");
+    let swhip = SimpleWhipServer::start(dir, &url);
+    swhip.create("box", room, label, token).await;
+    (janus, url, swhip)
+}
