@@ -16,7 +16,7 @@ mod ejabberd;
 
 use common::{arg, rss_kb};
 use roombox::config::Config;
-use roombox::fleet::cli::{ConnArgs, Operator, To};
+use roombox::fleet::cli::{ConnArgs, Operator};
 use roombox::fleet::sim::SimBox;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

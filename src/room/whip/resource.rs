@@ -51,12 +51,22 @@ impl std::fmt::Debug for Endpoint {
 
 /// The HTTP client every exchange uses: no automatic redirects (see the module documentation),
 /// and `timeout` for a whole request.
+/// A box without the system's CA certificates (a minimal Debian without ca-certificates) cannot
+/// make a TLS-capable client at all: it then gets one for plain http:// only, and an https://
+/// endpoint fails with the certificate error.
 pub fn client(timeout: Duration) -> Result<reqwest::Client, RoomError> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout)
+    let builder = || {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout)
+    };
+    builder()
         .build()
+        .or_else(|e| {
+            tracing::warn!(error = %e, "whip: no CA certificates (install ca-certificates for https://); plain http:// only");
+            builder().tls_certs_only(std::iter::empty()).build()
+        })
         .map_err(|e| RoomError::Protocol(format!("HTTP client: {e}")))
 }
 
