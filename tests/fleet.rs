@@ -148,6 +148,12 @@ async fn every_command_round_trips_with_its_correlation() {
         ),
         ("hide-message", r#"{"id":1}"#, None),
         ("set-volume", r#"{"percent":40}"#, None),
+        // An unsigned update is refused (this box has no update.allow_unsigned), nothing starts.
+        (
+            "update",
+            r#"{"manifest":{"version":"9.9.9-1","url":"http://127.0.0.1:9/roombox.deb","size":1000,"sha256":"0000000000000000000000000000000000000000000000000000000000000000"}}"#,
+            Some(ErrorCode::Unauthorized),
+        ),
         // No [calendar] on this box: the calendar's commands say so.
         ("calendar-refresh", "", unavailable),
         ("join-meeting", r#"{"eventId":"e1"}"#, unavailable),
