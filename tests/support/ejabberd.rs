@@ -119,6 +119,8 @@ impl Ejabberd {
     /// Runs `ejabberdctl <args>` on this node; panics with its output when it fails.
     pub fn ctl(&self, args: &[&str]) -> String {
         let out = Command::new("ejabberdctl")
+            // Erlang's port mapper, started by the first node, listens on loopback only.
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
             .args(self.paths())
             .args(args)
             .output()
