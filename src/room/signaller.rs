@@ -179,12 +179,6 @@ pub trait Signaller: Send {
     /// Sends the local answer to a subscription's offer; media starts flowing.
     async fn accept(&mut self, subscription_id: &str, answer: &str) -> Result<(), RoomError>;
 
-    /// Whether the publisher can be renegotiated in place (camera off and on as a new offer).
-    /// Without it the camera still stops and resumes at once; the others are not told.
-    fn renegotiates(&self) -> bool {
-        true
-    }
-
     /// Who offers a subscription on this backend.
     fn subscription_offerer(&self) -> Offerer {
         Offerer::Server

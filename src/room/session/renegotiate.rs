@@ -43,10 +43,6 @@ impl Session {
         let Some(publisher) = self.conns.publisher.as_mut() else {
             return Renegotiation::Skipped;
         };
-        if !self.signaller.renegotiates() {
-            // WHIP: a new offer would need a new resource; the video stops and resumes at once.
-            return Renegotiation::Skipped;
-        }
         let offer = match publisher.video_offer(on).await {
             Ok(Some(offer)) => offer,
             Ok(None) => return Renegotiation::Skipped,
@@ -63,25 +59,9 @@ impl Session {
             share: publisher.share_mid(),
         };
         let started = Instant::now();
-        // The answer may take a while (up to the signalling timeout): the microphone keeps
-        // going meanwhile. Video samples are dropped: with the camera going off none may leave,
-        // and coming on it resumes at the keyframe asked for once the room expects video.
-        let audio = publisher.audio.clone();
-        let stats = self.stats.clone();
-        let result = {
-            let answer = self.signaller.renegotiate(&offer, kinds);
-            tokio::pin!(answer);
-            loop {
-                tokio::select! {
-                    r = &mut answer => break r,
-                    Some(s) = self.tap_rx.recv() => {
-                        if let (StreamKind::Audio, Some(track)) = (s.kind, audio.as_ref()) {
-                            send_audio(track, &s, &stats).await;
-                        }
-                    }
-                }
-            }
-        };
+        // Video samples are dropped meanwhile: with the camera going off none may leave, and
+        // coming on it resumes at the keyframe asked for once the room expects video.
+        let result = self.offer_keeping_audio(&offer, kinds).await;
         let Some(publisher) = self.conns.publisher.as_mut() else {
             return Renegotiation::Skipped;
         };
@@ -109,5 +89,33 @@ impl Session {
             "room: {what}: renegotiation failed; the video stays as it was negotiated"
         );
         Renegotiation::Failed(failure)
+    }
+
+    /// Sends a renegotiation `offer` and waits for the answer, which may take up to the
+    /// signalling timeout: the microphone keeps sending meanwhile, other samples are dropped.
+    /// A backend that cannot renegotiate (WHIP) answers `Unsupported` at once.
+    pub(super) async fn offer_keeping_audio(
+        &mut self,
+        offer: &str,
+        kinds: PublishKinds,
+    ) -> Result<String, RoomError> {
+        let audio = self
+            .conns
+            .publisher
+            .as_ref()
+            .and_then(|p| p.audio.clone());
+        let stats = self.stats.clone();
+        let answer = self.signaller.renegotiate(offer, kinds);
+        tokio::pin!(answer);
+        loop {
+            tokio::select! {
+                r = &mut answer => return r,
+                Some(s) = self.tap_rx.recv() => {
+                    if let (StreamKind::Audio, Some(track)) = (s.kind, audio.as_ref()) {
+                        send_audio(track, &s, &stats).await;
+                    }
+                }
+            }
+        }
     }
 }

@@ -4,7 +4,6 @@
 use super::state::Renegotiation;
 use super::Session;
 use crate::media::EncodedSample;
-use crate::model::StreamKind;
 use crate::room::signaller::{PublishKinds, RoomError};
 use std::time::{Duration, Instant};
 
@@ -35,22 +34,7 @@ impl Session {
             share: mid,
         };
         let started = Instant::now();
-        let audio = publisher.audio.clone();
-        let stats = self.stats.clone();
-        let result = {
-            let answer = self.signaller.renegotiate(&offer, kinds);
-            tokio::pin!(answer);
-            loop {
-                tokio::select! {
-                    r = &mut answer => break r,
-                    Some(s) = self.tap_rx.recv() => {
-                        if let (StreamKind::Audio, Some(track)) = (s.kind, audio.as_ref()) {
-                            super::send_audio(track, &s, &stats).await;
-                        }
-                    }
-                }
-            }
-        };
+        let result = self.offer_keeping_audio(&offer, kinds).await;
         let Some(publisher) = self.conns.publisher.as_mut() else {
             return Renegotiation::Skipped;
         };

@@ -182,10 +182,6 @@ impl Signaller for Whip {
         ))
     }
 
-    fn renegotiates(&self) -> bool {
-        false
-    }
-
     fn subscription_offerer(&self) -> Offerer {
         Offerer::Local
     }
