@@ -52,3 +52,41 @@ pub fn leaky_queue(max_buffers: u32) -> Result<gst::Element> {
     set(&q, "max-size-time", "0")?;
     Ok(q)
 }
+
+/// A capsfilter for raw I420 video at `width`x`height`, `fps` frames a second.
+pub fn raw_video_caps(width: u32, height: u32, fps: u32) -> Result<gst::Element> {
+    let caps = make("capsfilter")?;
+    caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", width as i32)
+            .field("height", height as i32)
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
+            .build(),
+    );
+    Ok(caps)
+}
+
+/// An H.264 encode that ends in the form every consumer takes: `encoder_name` configured for
+/// `kbps` and a keyframe every `gop_frames`, its own caps, `h264parse` repeating SPS/PPS at
+/// each keyframe, and byte-stream access units. The encoder comes first.
+pub fn h264_encode(
+    encoder_name: &str,
+    spec: &super::encoder::EncoderSpec,
+    kbps: u32,
+    gop_frames: u32,
+) -> Result<[gst::Element; 4]> {
+    let enc = make(encoder_name)?;
+    super::encoder::configure(&enc, spec, kbps, gop_frames)?;
+    let enc_caps = make("capsfilter")?;
+    enc_caps.set_property("caps", parse_caps(spec.caps)?);
+    let parse = make("h264parse")?;
+    set(&parse, "config-interval", "-1")?;
+    let out = make("capsfilter")?;
+    out.set_property(
+        "caps",
+        parse_caps("video/x-h264,stream-format=byte-stream,alignment=au")?,
+    );
+    Ok([enc, enc_caps, parse, out])
+}

@@ -12,8 +12,8 @@
 //! flushing pad.
 
 use super::consumer::KeyframeRequester;
-use super::element::{add_chain, leaky_queue, make, parse_caps, set};
-use super::encoder::{self, EncoderSpec};
+use super::element::{add_chain, h264_encode, leaky_queue, make, raw_video_caps, set};
+use super::encoder::EncoderSpec;
 use super::error::{MediaError, Result};
 use super::share::PREFIX;
 use crate::config::ShareConfig;
@@ -76,28 +76,10 @@ impl Pip {
         set(&comp, "background", "black")?;
         // Start at the first frame's time, not at zero: the pipeline has been running.
         set(&comp, "start-time-selection", "first")?;
-        let out = make("capsfilter")?;
-        out.set_property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .field("width", c.width as i32)
-                .field("height", c.height as i32)
-                .field("framerate", gst::Fraction::new(c.fps as i32, 1))
-                .build(),
-        );
+        let out = raw_video_caps(c.width, c.height, c.fps)?;
         let q = leaky_queue(2)?;
-        let enc = make(encoder_name)?;
-        encoder::configure(&enc, spec, c.bitrate_kbps, c.gop_frames())?;
-        let enc_caps = make("capsfilter")?;
-        enc_caps.set_property("caps", parse_caps(spec.caps)?);
-        let parse = make("h264parse")?;
-        set(&parse, "config-interval", "-1")?;
-        let h264 = make("capsfilter")?;
-        h264.set_property(
-            "caps",
-            parse_caps("video/x-h264,stream-format=byte-stream,alignment=au")?,
-        );
+        let [enc, enc_caps, parse, h264] =
+            h264_encode(encoder_name, spec, c.bitrate_kbps, c.gop_frames())?;
         let chain = vec![
             comp.clone(),
             out,

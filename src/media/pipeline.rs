@@ -163,16 +163,7 @@ pub fn build(
         let scale = make("videoscale")?;
         let rate = make("videorate")?;
         set(&rate, "drop-only", "true")?;
-        let caps = make("capsfilter")?;
-        caps.set_property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .field("width", v.width as i32)
-                .field("height", v.height as i32)
-                .field("framerate", gst::Fraction::new(v.fps as i32, 1))
-                .build(),
-        );
+        let caps = super::element::raw_video_caps(v.width, v.height, v.fps)?;
         let q = make("queue")?;
         set(&q, "max-size-buffers", "3")?;
         set(&q, "max-size-bytes", "0")?;

@@ -18,7 +18,7 @@
 //! cannot decode; the previous source plays until then.
 
 use super::consumer::{FeedSink, KeyframeRequester, Pushed};
-use super::element::{add_chain, make, parse_caps, set};
+use super::element::{add_chain, h264_encode, leaky_queue, make, raw_video_caps, set};
 use super::encoder::{self, EncoderSpec};
 use super::error::{MediaError, Result};
 use crate::config::{ShareConfig, ShareSource};
@@ -261,32 +261,10 @@ impl Share {
             }
             ShareSource::None => return Err(MediaError::NoSource("share")),
         };
-        let caps = make("capsfilter")?;
-        caps.set_property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .field("width", c.width as i32)
-                .field("height", c.height as i32)
-                .field("framerate", gst::Fraction::new(c.fps as i32, 1))
-                .build(),
-        );
-        let q = make("queue")?;
-        set(&q, "max-size-buffers", "2")?;
-        set(&q, "max-size-bytes", "0")?;
-        set(&q, "max-size-time", "0")?;
-        set(&q, "leaky", "downstream")?;
-        let enc = make(encoder_name)?;
-        encoder::configure(&enc, spec, c.bitrate_kbps, c.gop_frames())?;
-        let enc_caps = make("capsfilter")?;
-        enc_caps.set_property("caps", parse_caps(spec.caps)?);
-        let parse = make("h264parse")?;
-        set(&parse, "config-interval", "-1")?;
-        let out_caps = make("capsfilter")?;
-        out_caps.set_property(
-            "caps",
-            parse_caps("video/x-h264,stream-format=byte-stream,alignment=au")?,
-        );
+        let caps = raw_video_caps(c.width, c.height, c.fps)?;
+        let q = leaky_queue(2)?;
+        let [enc, enc_caps, parse, out_caps] =
+            h264_encode(encoder_name, spec, c.bitrate_kbps, c.gop_frames())?;
         let rate = make("videorate")?;
         let mut chain = vec![
             src,

@@ -99,11 +99,7 @@ impl Session {
         offer: &str,
         kinds: PublishKinds,
     ) -> Result<String, RoomError> {
-        let audio = self
-            .conns
-            .publisher
-            .as_ref()
-            .and_then(|p| p.audio.clone());
+        let audio = self.conns.publisher.as_ref().and_then(|p| p.audio.clone());
         let stats = self.stats.clone();
         let answer = self.signaller.renegotiate(offer, kinds);
         tokio::pin!(answer);
