@@ -355,12 +355,7 @@ impl Publisher {
         let Some(tr) = self.video_transceiver.clone() else {
             return Ok(None);
         };
-        let direction = if on {
-            RTCRtpTransceiverDirection::Sendonly
-        } else {
-            RTCRtpTransceiverDirection::Inactive
-        };
-        tr.set_direction(direction).await?;
+        tr.set_direction(sending(on)).await?;
         let offer = self.pc.create_offer(None).await?;
         self.pc.set_local_description(offer).await?;
         Ok(self.pc.local_description().await.map(|d| d.sdp))
@@ -369,13 +364,17 @@ impl Publisher {
     /// Abandons an offer the server did not answer (back to the last negotiated state) and
     /// puts the camera's preferred direction back to `on`, so the next offer starts from there.
     pub async fn rollback(&mut self, on: bool) -> webrtc::error::Result<()> {
-        if let Some(tr) = self.video_transceiver.clone() {
-            let direction = if on {
-                RTCRtpTransceiverDirection::Sendonly
-            } else {
-                RTCRtpTransceiverDirection::Inactive
-            };
-            tr.set_direction(direction).await?;
+        self.roll_back(self.video_transceiver.clone(), on).await
+    }
+
+    /// Abandons the unanswered offer, with `tr`'s direction back to `on`.
+    async fn roll_back(
+        &self,
+        tr: Option<Arc<dyn RtpTransceiver>>,
+        on: bool,
+    ) -> webrtc::error::Result<()> {
+        if let Some(tr) = tr {
+            tr.set_direction(sending(on)).await?;
         }
         self.pc
             .set_local_description(RTCSessionDescription::rollback(None)?)
@@ -441,12 +440,7 @@ impl Publisher {
             }
             self.share = Some(t);
         } else if let Some(tr) = &self.share_transceiver {
-            let direction = if on {
-                RTCRtpTransceiverDirection::Sendonly
-            } else {
-                RTCRtpTransceiverDirection::Inactive
-            };
-            tr.set_direction(direction).await?;
+            tr.set_direction(sending(on)).await?;
         }
         let offer = self.pc.create_offer(None).await?;
         self.pc.set_local_description(offer).await?;
@@ -467,17 +461,16 @@ impl Publisher {
     /// Abandons a share offer the server did not answer; the share's direction goes back to
     /// `on`.
     pub async fn share_rollback(&mut self, on: bool) -> webrtc::error::Result<()> {
-        if let Some(tr) = self.share_transceiver.clone() {
-            let direction = if on {
-                RTCRtpTransceiverDirection::Sendonly
-            } else {
-                RTCRtpTransceiverDirection::Inactive
-            };
-            tr.set_direction(direction).await?;
-        }
-        self.pc
-            .set_local_description(RTCSessionDescription::rollback(None)?)
-            .await
+        self.roll_back(self.share_transceiver.clone(), on).await
+    }
+}
+
+/// A sending track's transceiver direction: send-only while `on`, else inactive.
+fn sending(on: bool) -> RTCRtpTransceiverDirection {
+    if on {
+        RTCRtpTransceiverDirection::Sendonly
+    } else {
+        RTCRtpTransceiverDirection::Inactive
     }
 }
 
