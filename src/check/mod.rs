@@ -432,6 +432,13 @@ fn alsa_capture(device: &str) -> CheckLine {
 
 /// The report for people: one line per check.
 pub fn render(lines: &[CheckLine]) -> String {
+    // The details line up under the longest check's name ("audio processing").
+    let width = lines
+        .iter()
+        .map(|l| l.check.len())
+        .max()
+        .unwrap_or(0)
+        .max(11);
     lines
         .iter()
         .map(|l| {
@@ -440,7 +447,7 @@ pub fn render(lines: &[CheckLine]) -> String {
                 Status::Warning => "warning",
                 Status::Failed => "failed",
             };
-            format!("{s:<8} {:<11} {}\n", l.check, l.detail)
+            format!("{s:<8} {:<width$} {}\n", l.check, l.detail)
         })
         .collect()
 }
