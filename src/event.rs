@@ -4,7 +4,7 @@
 //! names of the concept model: `{"event":"meeting-state-changed","state":"CONNECTED"}`.
 
 use crate::model::{
-    ChatMessage, FeedMessage, MeetingState, Participant, Question, QuestionOutcome,
+    ChatMessage, FeedMessage, MeetingState, Participant, Poll, Question, QuestionOutcome,
     RecordingTarget, ServiceState, StreamKind,
 };
 use serde::{Deserialize, Serialize};
@@ -218,6 +218,12 @@ pub enum Event {
         /// Answered or dismissed.
         outcome: QuestionOutcome,
     },
+    /// The room opened a poll.
+    PollCreated { poll: Poll },
+    /// A vote was counted: the poll with its new counts.
+    PollUpdated { poll: Poll },
+    /// The poll closed: its results.
+    PollClosed { poll: Poll },
     /// The room's calendar was read and today's meetings changed (or it could not be read:
     /// `error`, and the last good day stands).
     #[serde(rename_all = "camelCase")]

@@ -203,6 +203,44 @@ pub enum QuestionOutcome {
     Dismissed,
 }
 
+/// A live poll of the room and its viewers: a question, its options with their counts, and
+/// whether it still takes votes. Who voted is not part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Poll {
+    /// Unique while the agent runs.
+    pub id: u64,
+    pub question: String,
+    /// In the order given; votes name an option by its index.
+    pub options: Vec<PollOption>,
+    /// Still takes votes.
+    pub open: bool,
+    /// Milliseconds since the Unix epoch at which it opened.
+    pub created_ms: u64,
+    /// And closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_ms: Option<u64>,
+}
+
+/// One option of a [`Poll`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollOption {
+    pub text: String,
+    pub votes: u32,
+}
+
+impl Poll {
+    /// The results in one line, as they go to the room's chat: `Poll: Lunch? Pizza 3, Sushi 1`.
+    pub fn results(&self) -> String {
+        let counts: Vec<String> = self
+            .options
+            .iter()
+            .map(|o| format!("{} {}", o.text, o.votes))
+            .collect();
+        format!("Poll: {} {}", self.question, counts.join(", "))
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -28,6 +28,7 @@ mod health;
 mod hls;
 mod livestream;
 mod media;
+mod polls;
 mod recording;
 mod render;
 mod room;
@@ -112,6 +113,9 @@ pub struct AgentState {
     /// The last software update, from its download to its proof of health.
     #[serde(default)]
     pub update: UpdateStatus,
+    /// The room's live poll: the open one, or the last closed one with its results.
+    #[serde(default)]
+    pub poll: Option<crate::model::Poll>,
     /// The viewers' chat and questions, for the console. Watched but never serialized: chat
     /// text does not belong in `get-state` or the fleet's retained state topic.
     #[serde(skip)]
@@ -206,6 +210,7 @@ impl StateMachine {
                 fleet: None,
                 calendar: None,
                 update: UpdateStatus::default(),
+                poll: None,
                 viewers: Viewers::default(),
             },
             setup: Setup::default(),
@@ -394,6 +399,15 @@ impl StateMachine {
                 self.close_question(*id, crate::model::QuestionOutcome::Dismissed)
             }
             Command::HideMessage { id } => self.hide_message(*id),
+            Command::CreatePoll { question, options } => {
+                self.create_poll(question, options, now_ms)
+            }
+            Command::ClosePoll { id } => self.close_poll(*id, now_ms),
+            Command::Vote {
+                poll_id,
+                option,
+                name,
+            } => self.vote(*poll_id, *option, name),
             Command::StartLivestream { outputs } => self.request_livestream(outputs),
             Command::StopLivestream { name } => self.stop_livestream(name.as_deref()),
             Command::StartHls => self.start_hls(),

@@ -13,7 +13,13 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 mod update;
+mod viewers;
 pub use update::UpdateManifest;
+use viewers::{poll_shape, viewer_name, viewer_text};
+pub use viewers::{
+    MAX_POLL_OPTION, MAX_POLL_OPTIONS, MAX_POLL_QUESTION, MAX_VIEWER_NAME, MAX_VIEWER_TEXT,
+    MIN_POLL_OPTIONS,
+};
 
 /// Largest accepted encoded command, in bytes. Larger payloads are refused unread.
 pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
@@ -184,6 +190,28 @@ pub enum Command {
         /// The message's id.
         id: u64,
     },
+    /// Open a live poll for the room and its viewers: a question and 2 to 6 distinct options.
+    /// One poll is open at a time.
+    CreatePoll {
+        question: String,
+        options: Vec<String>,
+    },
+    /// Close the open poll: its results become an event and go to the room's chat.
+    ClosePoll {
+        /// The poll's id.
+        id: u64,
+    },
+    /// A vote in the open poll, once per name (the viewers' page sends it; a viewer's token
+    /// can send nothing else of the poll's).
+    #[serde(rename_all = "camelCase")]
+    Vote {
+        /// The poll's id.
+        poll_id: u64,
+        /// The option's index, from 0.
+        option: usize,
+        /// The name the viewer gave.
+        name: String,
+    },
     /// Read the room's calendar now, not at the next poll.
     CalendarRefresh,
     /// Join the room of one of today's meetings (from its join window to its end).
@@ -207,30 +235,6 @@ pub enum Command {
         #[serde(default)]
         force: bool,
     },
-}
-
-/// Longest viewer name, in characters.
-pub const MAX_VIEWER_NAME: usize = 40;
-/// Longest viewer chat message or question, in characters.
-pub const MAX_VIEWER_TEXT: usize = 500;
-
-/// Checks a viewer's name and text: trimmed, non-empty, within bounds, no control characters
-/// (a newline in a relayed message could forge a second chat line in the room).
-fn viewer_text(name: &str, text: &str) -> Result<(), String> {
-    let ok = |v: &str, max: usize| {
-        !v.trim().is_empty() && v.chars().count() <= max && !v.chars().any(|c| c.is_control())
-    };
-    if !ok(name, MAX_VIEWER_NAME) {
-        return Err(format!(
-            "name: must be 1 to {MAX_VIEWER_NAME} printable characters"
-        ));
-    }
-    if !ok(text, MAX_VIEWER_TEXT) {
-        return Err(format!(
-            "text: must be 1 to {MAX_VIEWER_TEXT} printable characters"
-        ));
-    }
-    Ok(())
 }
 
 fn default_identify_seconds() -> u32 {
@@ -457,6 +461,9 @@ impl Command {
         "answer-question",
         "dismiss-question",
         "hide-message",
+        "create-poll",
+        "close-poll",
+        "vote",
         "calendar-refresh",
         "join-meeting",
         "book-now",
@@ -561,6 +568,11 @@ impl Command {
             }
             | Command::AskQuestion { name, text } => {
                 viewer_text(name, text).map_err(|m| CommandError::new(ErrorCode::OutOfRange, m))
+            }
+            Command::CreatePoll { question, options } => poll_shape(question, options)
+                .map_err(|m| CommandError::new(ErrorCode::OutOfRange, m)),
+            Command::Vote { name, .. } => {
+                viewer_name(name).map_err(|m| CommandError::new(ErrorCode::OutOfRange, m))
             }
             Command::StartTranscription {
                 language: Some(language),

@@ -26,12 +26,14 @@ pub struct Viewers {
     pub feed: VecDeque<FeedMessage>,
     /// Open questions, oldest first.
     pub questions: Vec<Question>,
-    /// The last id given to a message or a question.
+    /// Who voted in the current poll (names, trimmed, case ignored).
+    pub(super) voters: std::collections::BTreeSet<String>,
+    /// The last id given to a message, a question or a poll.
     last_id: u64,
 }
 
 impl Viewers {
-    fn next_id(&mut self) -> u64 {
+    pub(super) fn next_id(&mut self) -> u64 {
         self.last_id += 1;
         self.last_id
     }

@@ -69,7 +69,7 @@ pub fn check_loopback_host(headers: &HeaderMap) -> Result<(), Refused> {
     }
 }
 
-/// Messages (chat and questions together) one viewer address may send per [`RATE_WINDOW`].
+/// Messages (chat, questions and votes together) one viewer address may send per [`RATE_WINDOW`].
 pub const RATE_MESSAGES: usize = 5;
 /// The window of [`RATE_MESSAGES`].
 pub const RATE_WINDOW: Duration = Duration::from_secs(10);

@@ -5,10 +5,11 @@
 //!   commands the control socket and MQTT take (`/api/command`) through the one decoder, with
 //!   its error codes. The page shows only what the agent reports, never what it asked for.
 //! - The installer's part: `roombox check` and `probe` results, telemetry, recordings.
-//! - Viewers follow the viewers' chat (`/watch/api/events`) and send messages and questions
-//!   (`/watch/api/chat`, `/watch/api/question`). Those become `viewer-chat` and `ask-question`
-//!   commands, built from the viewer's JSON through the same decoder; a viewer can send nothing
-//!   else.
+//! - Viewers follow the viewers' chat and the room's poll (`/watch/api/events`) and send
+//!   messages, questions and votes (`/watch/api/chat`, `/watch/api/question`,
+//!   `/watch/api/vote`). Those become `viewer-chat`, `ask-question` and `vote` commands, built
+//!   from the viewer's JSON through the same decoder; a viewer can send nothing else (a poll is
+//!   opened and closed from the console).
 //!
 //! Access (see [`token`] and [`guard`]): on loopback no token, but the Host must be a loopback
 //! name; beyond loopback the console's token opens everything and the viewers' token only
@@ -68,6 +69,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/watch/api/events", get(watch_events))
         .route("/watch/api/chat", post(watch_chat))
         .route("/watch/api/question", post(watch_question))
+        .route("/watch/api/vote", post(watch_vote))
 }
 
 /// Who may use a route.
@@ -254,11 +256,16 @@ async fn events(State(s): State<Arc<Shared>>, r: Req) -> Response {
         .into_response()
 }
 
-/// Events a viewer sees: the viewers' chat and whether the stream plays.
+/// Events a viewer sees: the viewers' chat, the poll and whether the stream plays.
 fn for_viewers(e: &Event) -> bool {
     matches!(
         e,
-        Event::FeedMessage { .. } | Event::FeedMessageHidden { .. } | Event::HlsStateChanged { .. }
+        Event::FeedMessage { .. }
+            | Event::FeedMessageHidden { .. }
+            | Event::HlsStateChanged { .. }
+            | Event::PollCreated { .. }
+            | Event::PollUpdated { .. }
+            | Event::PollClosed { .. }
     )
 }
 
@@ -268,6 +275,7 @@ fn viewer_snapshot(s: &Shared) -> String {
     let state = st.borrow();
     serde_json::to_string(&serde_json::json!({
         "feed": state.viewers.visible(),
+        "poll": state.poll,
         "hls": state.hls.state,
         "deviceName": state.device_name,
     }))
@@ -359,6 +367,12 @@ async fn watch_chat(State(s): State<Arc<Shared>>, r: Req, body: Bytes) -> Respon
 /// `POST /watch/api/question` `{"name":"Ana","text":"…"}`.
 async fn watch_question(State(s): State<Arc<Shared>>, r: Req, body: Bytes) -> Response {
     viewer_post(&s, r, "ask-question", &body).await
+}
+
+/// `POST /watch/api/vote` `{"pollId":3,"option":0,"name":"Ana"}`: once per name, within the
+/// viewers' message rate.
+async fn watch_vote(State(s): State<Arc<Shared>>, r: Req, body: Bytes) -> Response {
+    viewer_post(&s, r, "vote", &body).await
 }
 
 /// `GET /api/telemetry`: CPU (since the previous request), temperature, memory, disk, and the
