@@ -33,6 +33,17 @@ struct Played {
 /// Plays `url` in headless Chromium through hls.js for up to `seconds`, wanting `min_frames`.
 /// `player` is `hlsjs` or `native` (the `<video>` element's own HLS).
 async fn play_in_chromium(url: &str, seconds: u32, min_frames: u32, player: &str) -> Played {
+    play_for(url, seconds, min_frames, player, 0).await
+}
+
+/// As [`play_in_chromium`], playing at least `min_seconds` whatever was decoded by then.
+async fn play_for(
+    url: &str,
+    seconds: u32,
+    min_frames: u32,
+    player: &str,
+    min_seconds: u32,
+) -> Played {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         dir.join("node_modules/playwright-core").is_dir()
@@ -46,6 +57,7 @@ async fn play_in_chromium(url: &str, seconds: u32, min_frames: u32, player: &str
         .arg(seconds.to_string())
         .arg(min_frames.to_string())
         .arg(player)
+        .arg(min_seconds.to_string())
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(u64::from(seconds) + 60), cmd.output())
         .await
@@ -133,6 +145,65 @@ async fn hls_plays_in_headless_chromium_through_hls_js() {
             native.report
         );
     }
+}
+
+/// HLS follows the program: a share started while Chromium plays takes over the picture at its
+/// own size behind a discontinuity with its own init segment, and hls.js plays on through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_follows_the_share_and_the_player_plays_on() {
+    let agent = AgentProcess::start(&format!(
+        "{SMALL_MEDIA}\n[hls]\nsegment = \"1s\"\nplaylist_length = 6\n\
+         [media.share]\nsource = \"test\"\nwidth = 640\nheight = 360\nfps = 10\n"
+    ));
+    let url = start_hls(&agent).await;
+    let host = format!("127.0.0.1:{}", port_of(&url));
+    let player = tokio::spawn({
+        let url = url.clone();
+        async move { play_for(&url, 24, 120, "hlsjs", 20).await }
+    });
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let r = agent.call(roombox::command::Command::StartShare).await;
+    assert!(r.ok, "start-share: {r:?}");
+    agent
+        .wait_state("the share runs", Duration::from_secs(20), |s| {
+            s["media"]["share"] == "on"
+        })
+        .await;
+    // The playlist says where the format changed, and the new init segment is served.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let text = get(&host, "/hls/index.m3u8").await.text();
+        if text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no discontinuity in:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let init1 = get(&host, "/hls/init1.mp4").await;
+    assert_eq!(init1.code, 200, "{text}");
+    let played = player.await.expect("the player task");
+    let r = &played.report;
+    assert!(played.ok, "Chromium decoded too few frames: {r:#}");
+    // Still playing at the end, and at the share's size.
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{r:#}"
+    );
+    assert!(
+        r["currentTime"].as_f64().unwrap_or(0.0) > 12.0,
+        "playback went on through the switch: {r:#}"
+    );
+    let fatal: Vec<_> = r["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.as_str().is_some_and(|e| e.contains("fatal")))
+        .collect();
+    assert!(fatal.is_empty(), "{r:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

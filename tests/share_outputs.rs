@@ -219,7 +219,7 @@ async fn an_mp4_recording_follows_the_program() {
         // camera and goes on recording.
         let expected: &[i64] = match format {
             RecordingFormat::Mp4 => &[320, 640, 320],
-            RecordingFormat::Mkv => &[320],
+            RecordingFormat::Mkv => &[320, 640, 320],
         };
         assert_eq!(
             sizes, expected,

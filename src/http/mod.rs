@@ -384,7 +384,7 @@ async fn hls_response(State(s): State<Arc<Shared>>, Path(file): Path<String>, r:
         },
         HlsFile::Part(m, p) => Some((m, Some(p))),
         HlsFile::Segment(m) => Some((m, None)),
-        HlsFile::Init => None,
+        HlsFile::Init(_) => None,
     };
     if let Some((msn, part)) = wanted {
         let now = *edge.borrow();

@@ -86,7 +86,7 @@ impl Consumer for RecorderConsumer {
         // matroskamux refuses a new size, so Matroska records the camera alone.
         match self.spec.config.format {
             RecordingFormat::Mp4 => vec![Feed::Program, Feed::Aac],
-            RecordingFormat::Mkv => vec![Feed::H264, Feed::Opus],
+            RecordingFormat::Mkv => vec![Feed::Program, Feed::Opus],
         }
     }
 

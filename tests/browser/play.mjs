@@ -1,6 +1,6 @@
 // Plays an HLS URL in headless Chromium through hls.js and reports what the browser decoded.
 //
-//   node tests/browser/play.mjs <hls-url> [seconds] [min-frames] [hlsjs|native]
+//   node tests/browser/play.mjs <hls-url> [seconds] [min-frames] [hlsjs|native] [min-seconds]
 //
 // `native` hands the URL to the <video> element itself instead of hls.js, to see whether this
 // Chromium build plays HLS on its own (it reports canPlayType "maybe" either way).
@@ -9,13 +9,15 @@
 // JSON line on stdout and exits 0 when at least min-frames frames were decoded within seconds.
 import { chromiumPath, openTab, servePage } from './page.mjs';
 
-const [hlsUrl, secondsArg = '15', minFramesArg = '60', player = 'hlsjs'] = process.argv.slice(2);
+const [hlsUrl, secondsArg = '15', minFramesArg = '60', player = 'hlsjs', minSecondsArg = '0'] = process.argv.slice(2);
 if (!hlsUrl) {
   console.error('usage: play.mjs <hls-url> [seconds] [min-frames]');
   process.exit(2);
 }
 const seconds = Number(secondsArg);
 const minFrames = Number(minFramesArg);
+// Play at least this long even once min-frames were decoded (to watch a change mid-stream).
+const minSeconds = Number(minSecondsArg);
 chromiumPath();
 const page = `<!doctype html>
 <meta charset="utf-8">
@@ -85,7 +87,7 @@ try {
         height: v.videoHeight,
       };
     });
-    if (Math.min(r.decoded, r.presented) >= minFrames) break;
+    if (Math.min(r.decoded, r.presented) >= minFrames && Date.now() - start >= minSeconds * 1000) break;
     if (Date.now() - start > seconds * 1000) break;
     await new Promise((ok) => setTimeout(ok, 250));
   }

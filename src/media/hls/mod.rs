@@ -26,8 +26,8 @@ use super::recorder::rebase;
 use crate::sync::lock;
 use fmp4::{AudioTrack, VideoTrack};
 use gstreamer as gst;
+use playlist::{init_name, part_name, segment_name, PartEntry, SegmentEntry};
 pub use playlist::{parse_name, HlsFile, INIT, PLAYLIST};
-use playlist::{part_name, segment_name, PartEntry, SegmentEntry};
 use segmenter::{AudioIn, Part, Segmenter, VideoIn};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -116,7 +116,9 @@ impl Hls {
 
 impl Consumer for Hls {
     fn feeds(&self) -> Vec<Feed> {
-        vec![Feed::H264, Feed::Aac]
+        // The program: the camera, or the share while there is one. A new picture format
+        // starts a new segment behind a discontinuity with its own init segment.
+        vec![Feed::Program, Feed::Aac]
     }
 
     fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>> {
@@ -132,7 +134,7 @@ impl Consumer for Hls {
                 }
             }
         }
-        let video = ctx.feeds.contains(&Feed::H264);
+        let video = ctx.feeds.iter().any(|f| f.is_video());
         let audio = ctx.feeds.contains(&Feed::Aac);
         let writer = Arc::new(Mutex::new(Writer::new(
             self.spec.clone(),
@@ -189,7 +191,7 @@ struct HlsSink {
 
 impl FeedSink for HlsSink {
     fn push(&self, sample: &gst::Sample) -> Pushed {
-        let video = self.feed == Feed::H264;
+        let video = self.feed.is_video();
         if let Some(s) = rebase(sample, &self.base, video, self.has_video) {
             if let Ok(mut w) = self.writer.lock() {
                 w.push(self.feed, &s);
@@ -209,6 +211,8 @@ struct Writer {
     atrack: Option<AudioTrack>,
     /// Whether the init segment is written.
     init: bool,
+    /// The init segment in use: 0 for `init.mp4`, k after the k-th new picture format.
+    init_index: u32,
     /// Parts made before the init segment could be.
     pending: Vec<Part>,
     /// The listed segments, the last one open.
@@ -244,11 +248,13 @@ impl Writer {
             vtrack: None,
             atrack: None,
             init: false,
+            init_index: 0,
             pending: Vec::new(),
             segments: VecDeque::from([SegmentEntry {
                 msn: 0,
                 parts: Vec::new(),
                 date: None,
+                init: 0,
             }]),
             open: Vec::new(),
             expired: VecDeque::new(),
@@ -278,17 +284,26 @@ impl Writer {
         };
         let caps = sample.caps().and_then(|c| c.structure(0));
         let result = match feed {
-            Feed::H264 => {
+            f if f.is_video() => {
                 let c = fmp4::convert(map.as_slice());
-                if self.vtrack.is_none() {
-                    if let (Some(sps), Some(pps), Some(s)) = (c.sps, c.pps, caps) {
-                        self.vtrack = Some(VideoTrack {
-                            width: s.get::<i32>("width").unwrap_or(0) as u16,
-                            height: s.get::<i32>("height").unwrap_or(0) as u16,
-                            sps,
-                            pps,
-                        });
+                let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                let track = match (c.sps, c.pps, caps) {
+                    (Some(sps), Some(pps), Some(s)) => Some(VideoTrack {
+                        width: s.get::<i32>("width").unwrap_or(0) as u16,
+                        height: s.get::<i32>("height").unwrap_or(0) as u16,
+                        sps,
+                        pps,
+                    }),
+                    _ => None,
+                };
+                match (&self.vtrack, track) {
+                    (None, Some(t)) => self.vtrack = Some(t),
+                    (Some(old), Some(t)) if key && self.init && *old != t => {
+                        if let Err(e) = self.new_format(t) {
+                            return self.fail(e);
+                        }
                     }
+                    _ => {}
                 }
                 if self.vtrack.is_none() || c.data.is_empty() {
                     return;
@@ -297,7 +312,7 @@ impl Writer {
                 self.seg.push_video(VideoIn {
                     pts,
                     dts,
-                    key: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                    key,
                     data: c.data,
                 })
             }
@@ -340,6 +355,27 @@ impl Writer {
             }
             Err(e) => self.fail(MediaError::Start(e.to_string())),
         }
+    }
+
+    /// The picture's format changed at a keyframe (the program switched between the camera and
+    /// the share): its init segment is written, and the open segment ends at this keyframe so
+    /// the next starts behind a discontinuity with the new init. Players keep playing.
+    fn new_format(&mut self, track: VideoTrack) -> Result<()> {
+        let k = self.init_index + 1;
+        let bytes = fmp4::init(Some(&track), self.atrack.as_ref())
+            .map_err(|e| MediaError::Start(e.to_string()))?;
+        self.write(&init_name(k), &bytes)?;
+        tracing::info!(
+            "HLS: new picture format {}x{} from segment {}: {}",
+            track.width,
+            track.height,
+            self.seg.next_part().0 + 1,
+            init_name(k)
+        );
+        self.init_index = k;
+        self.vtrack = Some(track);
+        self.seg.break_at_next_keyframe();
+        Ok(())
     }
 
     /// Writes the init segment once every track's setup has come; a part made before waits,
@@ -403,6 +439,7 @@ impl Writer {
                 msn: p.msn + 1,
                 parts: Vec::new(),
                 date: None,
+                init: self.init_index,
             });
             while self.segments.len() > self.spec.playlist_length as usize + 1 {
                 if let Some(old) = self.segments.pop_front() {

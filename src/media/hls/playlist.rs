@@ -1,7 +1,8 @@
 //! The low-latency HLS media playlist: pure, so its text is tested without media.
 //!
-//! Names: `init.mp4`, `seg{msn}.m4s` for a complete segment, `part{msn}.{index}.m4s` for a
-//! part. Parts are listed for the open segment and the two before it (the spec lets a server
+//! Names: `init.mp4` (and `init{k}.mp4` after the k-th change of the picture's format, each
+//! behind an `#EXT-X-DISCONTINUITY`), `seg{msn}.m4s` for a complete segment,
+//! `part{msn}.{index}.m4s` for a part. Parts are listed for the open segment and the two before it (the spec lets a server
 //! drop parts older than three target durations).
 
 use std::fmt::Write;
@@ -32,12 +33,24 @@ pub struct SegmentEntry {
     pub parts: Vec<PartEntry>,
     /// When its first frame was captured (wall clock).
     pub date: Option<SystemTime>,
+    /// Its init segment: 0 for `init.mp4`, k for `init{k}.mp4`. A segment whose init differs
+    /// from the one before follows a discontinuity.
+    pub init: u32,
 }
 
 impl SegmentEntry {
     /// Its duration, seconds: the sum of its parts.
     pub fn duration(&self) -> f64 {
         self.parts.iter().map(|p| p.duration).sum()
+    }
+}
+
+/// An init segment's file name: `init.mp4`, then `init{k}.mp4`.
+pub fn init_name(k: u32) -> String {
+    if k == 0 {
+        INIT.to_string()
+    } else {
+        format!("init{k}.mp4")
     }
 }
 
@@ -55,8 +68,8 @@ pub fn part_name(msn: u64, index: u32) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HlsFile {
     Playlist,
-    /// The init segment.
-    Init,
+    /// An init segment (0 for `init.mp4`).
+    Init(u32),
     /// A complete segment.
     Segment(u64),
     /// A part of a segment.
@@ -68,8 +81,17 @@ pub fn parse_name(name: &str) -> Option<HlsFile> {
     let digits = |s: &str| !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit());
     match name {
         PLAYLIST => return Some(HlsFile::Playlist),
-        INIT => return Some(HlsFile::Init),
+        INIT => return Some(HlsFile::Init(0)),
         _ => {}
+    }
+    if let Some(k) = name
+        .strip_prefix("init")
+        .and_then(|s| s.strip_suffix(".mp4"))
+    {
+        let k: u32 = (digits(k) && !k.starts_with('0'))
+            .then(|| k.parse().ok())
+            .flatten()?;
+        return Some(HlsFile::Init(k));
     }
     if let Some(n) = name
         .strip_prefix("seg")
@@ -122,9 +144,18 @@ pub fn render(
         "#EXT-X-MEDIA-SEQUENCE:{}",
         segments.first().map_or(0, |s| s.msn)
     );
-    let _ = writeln!(t, "#EXT-X-MAP:URI=\"{INIT}\"");
+    // Each change of init before the first listed segment was one discontinuity.
+    let first_init = segments.first().map_or(0, |s| s.init);
+    if first_init > 0 {
+        let _ = writeln!(t, "#EXT-X-DISCONTINUITY-SEQUENCE:{first_init}");
+    }
+    let _ = writeln!(t, "#EXT-X-MAP:URI=\"{}\"", init_name(first_init));
     let with_parts = complete.saturating_sub(SEGMENTS_WITH_PARTS);
     for (i, s) in segments.iter().enumerate() {
+        if i > 0 && s.init != segments[i - 1].init {
+            let _ = writeln!(t, "#EXT-X-DISCONTINUITY");
+            let _ = writeln!(t, "#EXT-X-MAP:URI=\"{}\"", init_name(s.init));
+        }
         if let Some(d) = s.date {
             let _ = writeln!(
                 t,
@@ -178,13 +209,16 @@ mod tests {
                 })
                 .collect(),
             date: None,
+            init: 0,
         }
     }
 
     #[test]
     fn only_names_this_consumer_writes_parse() {
         assert_eq!(parse_name("index.m3u8"), Some(HlsFile::Playlist));
-        assert_eq!(parse_name("init.mp4"), Some(HlsFile::Init));
+        assert_eq!(parse_name("init.mp4"), Some(HlsFile::Init(0)));
+        assert_eq!(parse_name("init3.mp4"), Some(HlsFile::Init(3)));
+        assert_eq!(parse_name(&init_name(7)), Some(HlsFile::Init(7)));
         assert_eq!(parse_name("seg12.m4s"), Some(HlsFile::Segment(12)));
         assert_eq!(parse_name("part12.3.m4s"), Some(HlsFile::Part(12, 3)));
         for bad in [
@@ -198,6 +232,10 @@ mod tests {
             "part99999999999999999999.1.m4s",
             "seg1.m4s/..",
             "segment00001.ts",
+            "init0.mp4",
+            "init03.mp4",
+            "init-1.mp4",
+            "initx.mp4",
             "",
         ] {
             assert_eq!(parse_name(bad), None, "{bad}");
@@ -220,6 +258,26 @@ mod tests {
         assert!(!text.contains("seg7.m4s"));
         assert!(text.contains("URI=\"part7.1.m4s\"\n"));
         assert!(text.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part7.2.m4s\"\n"));
+    }
+
+    #[test]
+    fn a_new_picture_format_is_a_discontinuity_with_its_own_init() {
+        let mut list = [seg(4, 5), seg(5, 5), seg(6, 5), seg(7, 2)];
+        list[2].init = 1;
+        list[3].init = 1;
+        let text = render(&list, 0.2, 1, (7, 2), false);
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:4\n#EXT-X-MAP:URI=\"init.mp4\"\n"));
+        assert!(text.contains(
+            "seg5.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n#EXT-X-PART:DURATION=0.20000,URI=\"part6.0.m4s\""
+        ), "{text}");
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
+        // Once the older segments slide out, the count of discontinuities before the first one
+        // listed is said, and its init is the map.
+        let text = render(&list[2..], 0.2, 1, (7, 2), false);
+        assert!(text.contains(
+            "#EXT-X-MEDIA-SEQUENCE:6\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI=\"init1.mp4\"\n"
+        ), "{text}");
+        assert!(!text.contains("#EXT-X-DISCONTINUITY\n"));
     }
 
     #[test]

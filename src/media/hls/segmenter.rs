@@ -89,6 +89,9 @@ pub struct Segmenter {
     last: Option<u64>,
     /// When this segment's keyframe was last asked for, ns.
     asked: Option<u64>,
+    /// The next keyframe ends the open segment, however short (a new picture format starts
+    /// there).
+    break_at_key: bool,
 }
 
 /// What a pushed sample led to.
@@ -124,7 +127,14 @@ impl Segmenter {
             frame: if video { 33_333_333 } else { 21_333_333 },
             last: None,
             asked: None,
+            break_at_key: false,
         }
+    }
+
+    /// Ends the open segment at the next keyframe, however short it is: the stream's picture
+    /// format changes there, and a segment holds one format.
+    pub fn break_at_next_keyframe(&mut self) {
+        self.break_at_key = true;
     }
 
     /// The part that opens next, as (media sequence number, index): the preload hint.
@@ -155,9 +165,12 @@ impl Segmenter {
         // A segment starts at a keyframe. An encoder that never makes the one asked for still
         // gets its segments cut, at three times their length, so memory and the playlist stay
         // bounded; players then find a keyframe later in the segment.
-        if (key && seg_elapsed + self.part / 2 >= self.segment)
+        if (key && (self.break_at_key || seg_elapsed + self.part / 2 >= self.segment))
             || seg_elapsed + self.frame / 2 >= MAX_SEGMENTS_LONG * self.segment
         {
+            if key {
+                self.break_at_key = false;
+            }
             return self.close(t, true).map(Some);
         }
         if t.saturating_sub(start) + self.frame / 2 >= self.part {
@@ -195,9 +208,16 @@ impl Segmenter {
 
     /// Takes a video access unit. The first must be a keyframe; the caller starts the stream
     /// there.
-    pub fn push_video(&mut self, v: VideoIn) -> Result<Pushed, Fmp4Error> {
+    pub fn push_video(&mut self, mut v: VideoIn) -> Result<Pushed, Fmp4Error> {
         if self.video.is_none() {
             return Ok(Pushed::default());
+        }
+        // Decode times only go forward. A switch between two encoders (the program's camera
+        // and share) can hand over a frame stamped at or before the last one: it moves to just
+        // after it.
+        if let Some(last) = self.last.filter(|&l| v.dts <= l) {
+            v.dts = last + 1_000_000;
+            v.pts = v.pts.max(v.dts);
         }
         let part = self.cut(v.dts, v.key)?;
         let want_keyframe = self.open(v.dts, v.key);
@@ -247,7 +267,7 @@ impl Segmenter {
             video_time = vq.first().map_or(0, |v| ticks(v.dts, VIDEO_TIMESCALE));
             for (i, v) in vq.iter().enumerate() {
                 let next = vq.get(i + 1).map_or(end, |n| n.dts);
-                let d = ticks(next, VIDEO_TIMESCALE) - ticks(v.dts, VIDEO_TIMESCALE);
+                let d = ticks(next, VIDEO_TIMESCALE).saturating_sub(ticks(v.dts, VIDEO_TIMESCALE));
                 runs_v.push(Sample {
                     data: v.data.clone(),
                     duration: d as u32,
@@ -268,7 +288,7 @@ impl Segmenter {
             for (i, a) in taken.iter().enumerate() {
                 let next = taken.get(i + 1).or(self.aq.front());
                 let d = match next {
-                    Some(n) => (ticks(n.pts, rate) - ticks(a.pts, rate)) as u32,
+                    Some(n) => ticks(n.pts, rate).saturating_sub(ticks(a.pts, rate)) as u32,
                     None => AAC_FRAME,
                 };
                 runs_a.push(Sample {
@@ -380,6 +400,55 @@ mod tests {
         let tfdt = |t: usize| moof.traf[t].tfdt.as_ref().map(|d| d.base_media_decode_time);
         assert_eq!(tfdt(0), Some(18_000 * 6));
         assert_eq!(tfdt(1), Some(9_600 * 6));
+    }
+
+    #[test]
+    fn a_break_ends_the_segment_at_the_next_keyframe_however_short() {
+        let mut seg = Segmenter::new(
+            Duration::from_millis(200),
+            Duration::from_secs(1),
+            true,
+            None,
+        );
+        // Frames 0..10 (a keyframe at 0), then the break asked: frame 10 is not a keyframe,
+        // so the segment goes on until 12, the next keyframe, and ends there at 400 ms.
+        let push = |seg: &mut Segmenter, i: u64, key: bool| {
+            let t = i * 100 * MS / 3;
+            seg.push_video(VideoIn {
+                pts: t,
+                dts: t,
+                key,
+                data: vec![1],
+            })
+            .expect("video")
+            .part
+        };
+        let mut parts = Vec::new();
+        for i in 0..10 {
+            parts.extend(push(&mut seg, i, i == 0));
+        }
+        seg.break_at_next_keyframe();
+        parts.extend(push(&mut seg, 10, false));
+        parts.extend(push(&mut seg, 11, false));
+        assert!(parts.iter().all(|p| !p.ends_segment), "{parts:?}");
+        let end = push(&mut seg, 12, true).expect("the keyframe closes the part");
+        assert!(end.ends_segment && end.msn == 0, "{end:?}");
+        assert_eq!(seg.next_part(), (1, 0));
+        // A frame of the other encoder stamped before the last one moves just after it.
+        let back = seg
+            .push_video(VideoIn {
+                pts: 12 * 100 * MS / 3 - 5 * MS,
+                dts: 12 * 100 * MS / 3 - 5 * MS,
+                key: false,
+                data: vec![1],
+            })
+            .expect("a frame stamped back in time is taken");
+        assert!(back.part.is_none());
+        // The break was used up: the next keyframe 300 ms later does not cut again.
+        for i in 13..22 {
+            let p = push(&mut seg, i, i == 21);
+            assert!(p.is_none_or(|p| !p.ends_segment));
+        }
     }
 
     #[test]
