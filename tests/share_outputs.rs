@@ -126,7 +126,7 @@ async fn an_rtmp_output_follows_the_program_without_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_mp4_recording_follows_the_program() {
+async fn a_recording_follows_the_program_in_mp4_and_matroska() {
     for format in [RecordingFormat::Mp4, RecordingFormat::Mkv] {
         let mut r = Rig::start(|_| {}).await;
         let dir = r._dir.path().join("rec");
@@ -215,8 +215,8 @@ async fn an_mp4_recording_follows_the_program() {
                 }
             }
         }
-        // MP4 follows the program; Matroska (whose muxer refuses a new picture size) keeps the
-        // camera and goes on recording.
+        // Both follow the program: MP4 in one file, Matroska (whose muxer refuses a new
+        // picture size mid-file) in a new segment at each switch, each decoding whole.
         let expected: &[i64] = match format {
             RecordingFormat::Mp4 => &[320, 640, 320],
             RecordingFormat::Mkv => &[320, 640, 320],

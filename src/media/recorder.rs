@@ -82,8 +82,9 @@ impl RecorderConsumer {
 
 impl Consumer for RecorderConsumer {
     fn feeds(&self) -> Vec<Feed> {
-        // MP4 follows the program (mp4mux takes the share's new picture size mid-file);
-        // matroskamux refuses a new size, so Matroska records the camera alone.
+        // Both follow the program: mp4mux takes the share's new picture size mid-file;
+        // matroskamux refuses it, and splitmuxsink starts a new segment there (see
+        // `caps_refused`).
         match self.spec.config.format {
             RecordingFormat::Mp4 => vec![Feed::Program, Feed::Aac],
             RecordingFormat::Mkv => vec![Feed::Program, Feed::Opus],
@@ -300,6 +301,10 @@ impl Recorder {
                         }
                     }
                     gst::MessageView::Eos(_) => ConsumerEvent::Finished,
+                    gst::MessageView::Error(e) if caps_refused(e) => {
+                        tracing::info!("recorder: a new picture format starts a new segment");
+                        continue;
+                    }
                     gst::MessageView::Error(e) => {
                         ConsumerEvent::Failed(MediaError::from_bus(&msg, e))
                     }
@@ -330,6 +335,14 @@ impl Recorder {
     pub fn shutdown(self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// Matroska's refusal of a new picture size mid-file (the program switched between the camera
+/// and the share). splitmuxsink answers it by ending the segment and starting the next with the
+/// new format, so it is no failure.
+fn caps_refused(e: &gst::message::Error) -> bool {
+    e.debug()
+        .is_some_and(|d| d.contains("Caps changes are not supported by Matroska"))
 }
 
 /// Makes a file's data durable, off the async threads.
