@@ -355,9 +355,14 @@ impl Session {
             })
             .into_iter()
             .collect();
-        self.conns
-            .subs
-            .insert(sub.id.clone(), SubConn { pc, tasks });
+        self.conns.subs.insert(
+            sub.id.clone(),
+            SubConn {
+                pc,
+                tasks,
+                share_tracks: sub.share_tracks,
+            },
+        );
         Ok(sub.id)
     }
 
@@ -391,6 +396,7 @@ impl Session {
             SubConn {
                 pc,
                 tasks: Vec::new(),
+                share_tracks: Vec::new(),
             },
         );
         Ok(id)
@@ -420,10 +426,13 @@ impl Session {
                 let Some((who, sub)) = self.subscription(&key) else {
                     return;
                 };
+                let id = track.track_id().await;
                 let kind = match track.kind().await {
                     RtpCodecKind::Audio => StreamKind::Audio,
+                    _ if sub.share_tracks.contains(&id) => StreamKind::Share,
                     _ => StreamKind::Video,
                 };
+                tracing::debug!(participant = %who, track = %id, ?kind, "room: remote track");
                 sub.tasks.push(tokio::spawn(rtp_loop(track, who, kind, tx)));
             }
             PcEvent::DataChannel(key, dc) => {

@@ -130,6 +130,9 @@ pub struct Subscription {
     pub id: String,
     /// The server's SDP offer.
     pub offer: String,
+    /// The track ids (the offer's `a=msid`) of the participant's content shares: their video
+    /// is a share, not a camera.
+    pub share_tracks: Vec<String>,
 }
 
 /// What the local participant publishes.

@@ -395,9 +395,11 @@ impl Signaller for Janus {
         };
         conn.subscriptions.insert(sub_id.clone(), handle);
         conn.handles.insert(handle, sub_id.clone());
+        let share_tracks = proto::share_tracks(&data, &offer.sdp);
         Ok(Subscription {
             id: sub_id,
             offer: offer.sdp,
+            share_tracks,
         })
     }
 

@@ -263,6 +263,42 @@ pub fn id_value(id: &str) -> Value {
     }
 }
 
+/// Whether a stream's description names a content share: `share`, as roombox names it, or one
+/// with `screen` in it, as other clients do.
+fn describes_share(d: Option<&str>) -> bool {
+    d.map(str::to_ascii_lowercase)
+        .is_some_and(|d| d == "share" || d.contains("screen"))
+}
+
+/// The track ids of the shares in a subscription: the mids Janus's `streams` list describes as
+/// a share (`feed_description`), looked up in its offer's `a=mid` / `a=msid` lines.
+pub fn share_tracks(data: &Value, sdp: &str) -> Vec<String> {
+    let mids: Vec<&str> = data
+        .get("streams")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|s| s.get("type").and_then(Value::as_str) == Some("video"))
+        .filter(|s| describes_share(s.get("feed_description").and_then(Value::as_str)))
+        .filter_map(|s| s.get("mid").and_then(Value::as_str))
+        .collect();
+    let mut out = Vec::new();
+    for section in sdp.split("\nm=").skip(1) {
+        let attr = |name: &str| {
+            section
+                .lines()
+                .find_map(|l| l.trim_end().strip_prefix(name).map(str::to_string))
+        };
+        let (Some(mid), Some(msid)) = (attr("a=mid:"), attr("a=msid:")) else {
+            continue;
+        };
+        if let (true, Some(track)) = (mids.contains(&mid.as_str()), msid.split(' ').nth(1)) {
+            out.push(track.to_string());
+        }
+    }
+    out
+}
+
 /// Parses the `publishers` array of a VideoRoom message; malformed entries are skipped with a
 /// warning.
 pub fn publishers(data: &Value) -> Vec<Publisher> {
@@ -297,11 +333,7 @@ pub fn publishers(data: &Value) -> Vec<Publisher> {
                     "data" => data_ch = true,
                     _ => {}
                 }
-                let described = s
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_ascii_lowercase)
-                    .is_some_and(|d| d == "share" || d.contains("screen"));
+                let described = describes_share(s.get("description").and_then(Value::as_str));
                 share |= t == "video" && described;
                 if let Some(c) = s.get("codec").and_then(Value::as_str) {
                     codecs.push((t.to_string(), c.to_string()));
@@ -387,6 +419,22 @@ mod tests {
         ]});
         let shares: Vec<bool> = publishers(&data).iter().map(|p| p.share).collect();
         assert_eq!(shares, [true, true, false, false]);
+    }
+
+    #[test]
+    fn a_subscriptions_share_is_found_by_its_mid_in_the_offer() {
+        let data = json!({"videoroom": "attached", "streams": [
+            {"type": "audio", "mid": "0", "feed_description": "share"},
+            {"type": "video", "mid": "1"},
+            {"type": "video", "mid": "2", "feed_description": "Screen"},
+        ]});
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=msid:janus janus0\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=msid:janus janus1\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=msid:janus janus2\r\n";
+        assert_eq!(share_tracks(&data, sdp), vec!["janus2".to_string()]);
+        assert!(share_tracks(&json!({}), sdp).is_empty());
+        assert!(share_tracks(&data, "garbage").is_empty());
     }
 
     #[test]

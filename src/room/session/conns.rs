@@ -13,6 +13,8 @@ pub(super) struct SubConn {
     pub pc: Arc<dyn PeerConnection>,
     /// The participant's chat and track readers, stopped with the subscription.
     pub tasks: Vec<JoinHandle<()>>,
+    /// The ids of the tracks that carry the participant's content share.
+    pub share_tracks: Vec<String>,
 }
 
 /// The connections of one stay in a room; who is who lives in the state.

@@ -67,6 +67,7 @@ impl SessionState {
         };
         let id = p.participant_id.clone();
         let mut out = Vec::new();
+        let share_changed = link.remotes.get(&id).is_some_and(|o| o.share != p.share);
         match link.remotes.insert(id.clone(), p.clone()) {
             // Without a roster, a participant is listed once its subscription stands.
             None if !link.roster => {
@@ -103,8 +104,10 @@ impl SessionState {
             return out;
         }
         match link.subs.get(&id) {
-            Some(sub) if p.video && !sub.video => {
-                tracing::debug!(participant = %id, "room: camera on; subscribing again for its video");
+            // A share that starts or stops: subscribed again, so the screen gets (or drops)
+            // the share's video, named as a share in the new offer.
+            Some(sub) if (p.video && !sub.video) || share_changed => {
+                tracing::debug!(participant = %id, share = p.share, "room: camera on or share changed; subscribing again");
                 if let Some(sub) = link.subs.remove(&id) {
                     out.push(Action::Unsubscribe(sub.id));
                 }

@@ -84,6 +84,38 @@ fn a_camera_coming_on_after_the_subscription_resubscribes_for_its_video() {
 }
 
 #[test]
+fn a_share_starting_or_stopping_resubscribes_so_the_screen_follows_it() {
+    let t0 = Instant::now();
+    let mut s = connected(t0, &[publisher("alice", true, true)]);
+    let sharing = RemotePublisher {
+        share: true,
+        ..publisher("alice", true, true)
+    };
+    let resubscribe = [
+        Action::Unsubscribe("sub-alice".into()),
+        Action::StopPlayback("alice".into()),
+        subscribe("alice"),
+    ];
+    let out = s.signal(SignalEvent::Published(sharing.clone()), t0);
+    assert_eq!(
+        out[0],
+        Action::Notify(RoomNotice::Stream {
+            participant_id: "alice".into(),
+            kind: StreamKind::Share,
+            enabled: true,
+        })
+    );
+    assert_eq!(out[1..], resubscribe[..]);
+    s.subscribed("alice", "sub-alice".into());
+    assert!(
+        s.signal(SignalEvent::Published(sharing), t0).is_empty(),
+        "the same share again changes nothing"
+    );
+    let out = s.signal(SignalEvent::Published(publisher("alice", true, true)), t0);
+    assert_eq!(out[1..], resubscribe[..], "{out:?}");
+}
+
+#[test]
 fn a_participant_entering_is_listed_once() {
     let t0 = Instant::now();
     let mut s = connected(t0, &[]);
