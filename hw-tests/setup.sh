@@ -241,7 +241,7 @@ INITRD=$CACHE/initramfs-$KVER.cpio.gz
 INIT_MODS=(virtio_pci 9pnet_virtio 9p overlay)
 # the virtual devices: one group per device, init loads the groups in parallel (from RAM: faster
 # than modprobe over 9p under TCG). "module params..." per entry.
-DEV_camera=("vivid n_devs=1 node_types=0x1")
+DEV_camera=("vivid n_devs=2 node_types=0x1,0x1")
 DEV_sound=("snd-aloop")
 DEV_gpio=("gpio-sim")
 stamp=$( {

@@ -39,6 +39,8 @@ out="$(mktemp)"
   echo
   bash benches/outputs.sh
   echo
+  bash benches/share.sh
+  echo
   bash benches/console.sh
   echo
   # Echo cancellation in a simulated room: the candidates against no canceller.

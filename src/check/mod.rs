@@ -381,6 +381,22 @@ fn share(c: &Config, out: &mut Vec<CheckLine>) {
                     ),
                 );
             }
+            // A grabber with nothing plugged into it streams no frames: no signal, no share.
+            // (Busy is fine: the running agent's share holds it.)
+            if line.status == Status::Ok {
+                let wait = crate::media::grabber::WAIT * 2;
+                match crate::media::v4l2::delivers_frames(&s.device, wait) {
+                    Ok(()) => line.detail.push_str(", delivers frames (a signal)"),
+                    Err(e) if e.contains("busy") => line.detail.push_str(", in use"),
+                    Err(e) => {
+                        line = CheckLine::new(
+                            Status::Warning,
+                            "share",
+                            format!("{e}; the share starts once it delivers frames"),
+                        )
+                    }
+                }
+            }
             out.push(line);
         }
     }

@@ -15,6 +15,7 @@ pub mod encoder;
 pub mod engine;
 pub mod error;
 pub mod filemic;
+pub mod grabber;
 pub mod hls;
 pub mod overload;
 pub mod pcm;

@@ -161,6 +161,8 @@ pub struct Share {
     budget: f64,
     /// `program = "pip"`: the composition, and the camera's raw frames it takes.
     pip: Option<(super::pip::Pip, gst::Element)>,
+    /// With `auto`, whether a V4L2 grabber delivers frames.
+    grabber: Option<super::grabber::GrabberSignal>,
 }
 
 impl Share {
@@ -200,6 +202,8 @@ impl Share {
             decimator: None,
             budget: 1.0,
             pip,
+            grabber: (config.auto && config.source == ShareSource::V4l2)
+                .then(|| super::grabber::GrabberSignal::spawn(config.device.clone())),
         })
     }
 
@@ -223,13 +227,24 @@ impl Share {
         KeyframeRequester(Some(self.head.clone()))
     }
 
-    /// Whether the grabber has a signal: for a V4L2 grabber, that its stable link exists (udev
-    /// makes it when the grabber is plugged in and sees a source); the pattern always has one.
-    pub fn signal(&self) -> bool {
-        match self.config.source {
-            ShareSource::None => false,
-            ShareSource::Test => true,
-            ShareSource::V4l2 => std::path::Path::new(&self.config.device).exists(),
+    /// Whether the grabber has a signal, and why not: with `auto`, that a V4L2 grabber
+    /// delivers frames (see `media::grabber`); without, that its stable link exists. The
+    /// pattern always has one.
+    pub fn signal(&mut self) -> (bool, String) {
+        let frames = self.frames.load(Ordering::Relaxed);
+        match (&mut self.grabber, self.config.source) {
+            (Some(g), _) => g.now(frames),
+            (None, ShareSource::None) => (false, "no share source".into()),
+            (None, ShareSource::Test) => (true, String::new()),
+            (None, ShareSource::V4l2) => {
+                let there = std::path::Path::new(&self.config.device).exists();
+                let why = if there {
+                    String::new()
+                } else {
+                    format!("{} is not plugged in", self.config.device)
+                };
+                (there, why)
+            }
         }
     }
 
@@ -244,6 +259,25 @@ impl Share {
         if self.chain.is_some() {
             return Ok(());
         }
+        // The signal's tries leave the device to the share.
+        if let Some(g) = self.grabber.as_mut() {
+            g.hold(true);
+        }
+        let started = self.start_chain(pipeline, encoder_name, spec);
+        if started.is_err() {
+            if let Some(g) = self.grabber.as_mut() {
+                g.hold(false);
+            }
+        }
+        started
+    }
+
+    fn start_chain(
+        &mut self,
+        pipeline: &gst::Pipeline,
+        encoder_name: &str,
+        spec: &EncoderSpec,
+    ) -> Result<()> {
         let c = &self.config;
         let src = match c.source {
             ShareSource::V4l2 => {
@@ -265,20 +299,25 @@ impl Share {
         let q = leaky_queue(2)?;
         let [enc, enc_caps, parse, out_caps] =
             h264_encode(encoder_name, spec, c.bitrate_kbps, c.gop_frames())?;
-        let rate = make("videorate")?;
-        let mut chain = vec![
-            src,
+        // The rate first: a grabber delivers 30 or 60 fps of 1080p, and converting and scaling
+        // frames the share then drops cost most of its CPU (measured by examples/bench_share).
+        // The pattern is made at the share's own size and rate.
+        let mut chain = vec![src];
+        if c.source == ShareSource::Test {
+            chain.push(raw_video_caps(c.width, c.height, c.fps)?);
+        }
+        chain.extend([
+            make("videorate")?,
             make("videoconvert")?,
             make("videoscale")?,
-            rate,
-            caps,
+            caps.clone(),
             q,
             make("videoconvert")?,
             enc.clone(),
             enc_caps,
             parse,
             out_caps,
-        ];
+        ]);
         for (i, e) in chain.iter().enumerate() {
             e.set_property(
                 "name",
@@ -293,16 +332,17 @@ impl Share {
         // Content keeps its resolution when the network tightens: frames go first (WebRTC's
         // `maintain-resolution`), dropped here after the rate conversion.
         let decimator = super::overload::Decimator::new(c.fps);
-        if let Some(pad) = chain[4].static_pad("src") {
+        if let Some(pad) = caps.static_pad("src") {
             decimator.install(&pad);
         }
+        let after_caps = chain.iter().position(|e| *e == caps).unwrap_or(0) + 1;
         // In pip mode the raw share also goes to the composition.
         let raw = match self.pip.is_some() {
             true => {
                 let t = make("tee")?;
                 t.set_property("allow-not-linked", true);
                 t.set_property("name", format!("{PREFIX}raw"));
-                chain.insert(5, t.clone());
+                chain.insert(after_caps, t.clone());
                 Some(t)
             }
             false => None,
@@ -344,6 +384,9 @@ impl Share {
         }
         if let Some((pip, _)) = self.pip.as_mut() {
             pip.stop(pipeline);
+        }
+        if let Some(g) = self.grabber.as_mut() {
+            g.hold(false);
         }
     }
 

@@ -7,13 +7,18 @@
 //   node tests/browser/janus_watch.mjs '<options as JSON>'
 //
 // Options: janus (WebSocket URL), room (number or string), display (the publisher's display
-// name), frames (decoded frames to wait for, default 60), timeoutS (default 40).
+// name), frames (decoded frames to wait for, default 60), timeoutS (default 40), shares (with
+// it, once receiving: each line "arm" on stdin is answered by {"phase":"share","t":ms} when the
+// publisher's second video (its share, which the page adds to its subscription with an
+// `update` once the room lists it) decodes a new frame, `t` the wall clock then; "quit" ends
+// it).
 //
 // Prints JSON lines on stdout, each with the latest stats ({videoFrames, width, height,
 // audioEnergy, audioPackets}) and the page's log:
 //   {"phase":"receiving"}  the publisher's video decoded `frames` frames and its audio is heard;
 //   {"phase":"left"}       then the publisher left the room (unpublished or leaving), exit 0;
 //   {"phase":"timeout"}    either did not happen in time, exit 1.
+import readline from 'node:readline';
 import { chromiumPath, openTab, servePage } from './page.mjs';
 
 let opts;
@@ -45,12 +50,23 @@ window.report = { log: [], feed: null, left: false, stats: {} };
 const log = (s) => { window.report.log.push(String(s)); if (window.report.log.length > 60) window.report.log.shift(); };
 let janus, listener, sub;
 
+// The publisher's streams the subscription has, by mid; a video it adds later (a share) is
+// added to the subscription with an update, as the VideoRoom demo does.
+const taken = new Set();
 function watch(list) {
   for (const p of list || []) {
     if (window.report.feed === null && p.display === opts.display) {
       window.report.feed = p.id;
+      for (const st of p.streams || []) taken.add(st.mid);
       log('subscribing to ' + p.id);
       subscribe(p.id);
+    } else if (p.id === window.report.feed && sub) {
+      const fresh = (p.streams || []).filter((st) => !st.disabled && !taken.has(st.mid));
+      for (const st of fresh) taken.add(st.mid);
+      if (fresh.length) {
+        log('adding ' + fresh.map((st) => st.type + ' ' + st.mid).join(', '));
+        sub.send({ message: { request: 'update', subscribe: fresh.map((st) => ({ feed: p.id, mid: st.mid })) } });
+      }
     }
   }
 }
@@ -120,10 +136,11 @@ Janus.init({
 window.readStats = async () => {
   const pc = sub && sub.webrtcStuff && sub.webrtcStuff.pc;
   if (!pc) return window.report.stats;
-  const out = {};
+  const out = { videos: [] };
   (await pc.getStats()).forEach((s) => {
     if (s.type !== 'inbound-rtp') return;
-    if (s.kind === 'video') Object.assign(out, { videoFrames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0 });
+    if (s.kind === 'video') out.videos.push({ mid: s.mid, frames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0 });
+    if (s.kind === 'video' && out.videoFrames === undefined) Object.assign(out, { videoFrames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0 });
     if (s.kind === 'audio') Object.assign(out, { audioEnergy: s.totalAudioEnergy || 0, audioPackets: s.packetsReceived || 0 });
   });
   window.report.stats = out;
@@ -144,9 +161,40 @@ const say = async (phase) => {
 const end = Date.now() + opts.timeoutS * 1000;
 let code = 1;
 let phase = 'waiting';
+const asked = [];
+const input = opts.shares ? readline.createInterface({ input: process.stdin }) : null;
+input?.on('line', (l) => asked.push(l.trim()));
+// The share's decoded frames: the second inbound video, by mid order.
+const shareFrames = (s) => {
+  const v = [...(s.videos ?? [])].sort((a, b) => Number(a.mid) - Number(b.mid));
+  return v.length > 1 ? v[1].frames : 0;
+};
 try {
+  if (opts.shares) {
+    // Receiving first, as without the option.
+    while (Date.now() < end && phase === 'waiting') {
+      const s = await tab.tab.evaluate(() => window.readStats());
+      if ((s.videoFrames ?? 0) >= opts.frames) { phase = 'receiving'; await say(phase); }
+      else await new Promise((ok) => setTimeout(ok, 100));
+    }
+    let armed = null;
+    while (Date.now() < end) {
+      const cmd = asked.shift();
+      if (cmd === 'quit') { code = 0; break; }
+      const s = await tab.tab.evaluate(() => window.readStats());
+      if (cmd === 'arm') armed = shareFrames(s);
+      if (armed !== null && shareFrames(s) > armed) {
+        armed = null;
+        console.log(JSON.stringify({ phase: 'share', t: Date.now(), stats: s }));
+      }
+      await new Promise((ok) => setTimeout(ok, 20));
+    }
+    input?.close();
+    if (code !== 0) await say('timeout');
+    phase = 'done';
+  }
   let energy0 = null;
-  while (Date.now() < end) {
+  while (phase !== 'done' && Date.now() < end) {
     const s = await tab.tab.evaluate(() => window.readStats());
     if (phase === 'waiting' && (s.videoFrames ?? 0) >= opts.frames) {
       // Heard: the audio's energy grows between two readings (silence adds almost none).
@@ -164,7 +212,7 @@ try {
     }
     await new Promise((ok) => setTimeout(ok, 250));
   }
-  if (code !== 0) await say('timeout');
+  if (code !== 0 && phase !== 'done') await say('timeout');
 } finally {
   await tab.close();
   server.close();

@@ -125,12 +125,17 @@ impl Task {
     /// Once a second: reports the grabber's signal when it changes (the agent's rules decide
     /// what `auto` makes of it).
     pub(super) fn watch_share_signal(&mut self) {
-        let Some(share) = self.capture.as_ref().and_then(|c| c.share.as_ref()) else {
+        let Some(share) = self.capture.as_mut().and_then(|c| c.share.as_mut()) else {
             return;
         };
-        let signal = share.signal();
+        let (signal, why) = share.signal();
         if self.share_signal != Some(signal) {
             self.share_signal = Some(signal);
+            if signal {
+                tracing::info!("share: the grabber has a signal");
+            } else {
+                tracing::info!("share: no signal: {why}");
+            }
             self.notify(MediaNotice::Share(ShareNotice::Signal(signal)));
         }
     }
