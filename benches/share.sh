@@ -12,4 +12,4 @@ cargo build --quiet --release --bin roombox --example bench_share
 rel="${CARGO_TARGET_DIR:-target}/release"
 "$rel/examples/bench_share" --roombox "$rel/roombox" "$@"
 cargo test --release --quiet --features test-util --test room_share -- --ignored bench_share_start_to_chromium --exact --nocapture 2>/dev/null \
-  | awk '/^## /{p=1} /^ok$|^\.$|^test result|^FAILED|^failures/{p=0} p' || echo "<!-- bench_share_start_to_chromium failed -->"
+  | grep -v $'\e\\[' | awk '/^## /{p=1} /^ok$|^\.$|^test result|^FAILED|^failures/{p=0} p' || echo "<!-- bench_share_start_to_chromium failed -->"

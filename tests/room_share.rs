@@ -229,9 +229,8 @@ async fn bench_scenario() {
         "`start-share` (the agent's command) to the first frame of the share decoded by headless \
          Chromium (Debian's, janus.js, polling its WebRTC stats every 20 ms) subscribed to the box \
          in a Janus VideoRoom in a private network namespace: the box renegotiates its publisher \
-         with the share's m-line, Janus updates the subscription, janus.js answers it, and the \
-         share's first keyframe comes. Camera 1280x720@30, share {}x{}@5, debug-free release \
-         build, {} rounds with the share stopped between; `bash benches/share.sh`.\n",
+         with the share's m-line, Janus lists it, janus.js adds it to its subscription with an \
+         update and answers the new offer, and the share's first keyframe comes. Camera 1280x720@30, share {}x{}@5, release build, {} rounds with the share stopped between; `bash benches/share.sh`.\n",
         size.0,
         size.1,
         ms.len()
