@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod filemic;
 pub mod hls;
+pub mod layout;
 pub mod overload;
 pub mod pcm;
 pub mod pip;
