@@ -331,3 +331,14 @@ pub enum LayoutKind {
     /// column on the right.
     Sidebar,
 }
+
+/// What an output (the recording, an RTMP output, HLS) carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputSource {
+    /// The box's own camera (or program) and microphone.
+    #[default]
+    Room,
+    /// The whole meeting: every participant in a layout, every voice mixed.
+    Meeting,
+}

@@ -17,6 +17,7 @@ pub mod error;
 pub mod filemic;
 pub mod hls;
 pub mod layout;
+pub mod meeting;
 pub mod overload;
 pub mod pcm;
 pub mod pip;

@@ -65,6 +65,11 @@ pub struct Capture {
     pub share: Option<super::share::Share>,
     /// Which source the program consumers get.
     pub program: Arc<super::share::ProgramSwitch>,
+    /// The camera's raw frames (after the camera-off blackout), for compositions.
+    pub rawvtee: Option<gst::Element>,
+    /// The meeting's composition while a consumer takes a meeting feed.
+    pub meeting: Option<super::meeting::compose::Compose>,
+    meeting_settings: super::meeting::compose::Settings,
     opus_kbps: u32,
     aac_kbps: u32,
 }
@@ -108,6 +113,19 @@ pub fn build(
         gop_frames,
         share: None,
         program: Arc::default(),
+        rawvtee: None,
+        meeting: None,
+        meeting_settings: super::meeting::compose::Settings {
+            kind: config.media.meeting.layout,
+            hold: config.media.meeting.speaker_hold,
+            size: (v.width, v.height),
+            fps: v.fps,
+            kbps: v.bitrate_kbps,
+            gop_frames,
+            rate: a.rate,
+            channels: a.channels,
+            local_name: local_name(config),
+        },
         opus_kbps: a.opus_bitrate_kbps,
         aac_kbps: a.aac_bitrate_kbps,
     };
@@ -188,16 +206,18 @@ pub fn build(
         vtee.set_property("name", "vtee");
         // `program = "pip"` composes the camera's raw frames into the share's corner.
         let s = &config.media.share;
-        let rawvtee = (s.configured() && s.program == crate::config::ProgramMode::Pip)
-            .then(tee)
-            .transpose()?;
+        let pip = s.configured() && s.program == crate::config::ProgramMode::Pip;
+        // Always there (a tee with one branch costs nothing): the meeting's composition, and
+        // the share's in pip mode, take the camera's raw frames from it.
+        let rawvtee = tee()?;
+        rawvtee.set_property("name", "rawvtee");
         let mut chain = vec![src.clone()];
         if v.source == VideoSource::Argus {
             // nvarguscamerasrc gives NVMM buffers: nvvidconv brings them to system memory.
             chain.push(make("nvvidconv")?);
         }
         chain.extend([conv, scale, rate, caps.clone()]);
-        chain.extend(rawvtee.clone());
+        chain.push(rawvtee.clone());
         chain.extend([
             q,
             conv2,
@@ -225,11 +245,12 @@ pub fn build(
         cap.encoder = Some(enc);
         cap.spec = Some(spec);
         cap.vtee = Some(vtee);
+        cap.rawvtee = Some(rawvtee.clone());
         if config.media.share.configured() {
             cap.share = Some(super::share::Share::build(
                 &pipeline,
                 &config.media.share,
-                rawvtee,
+                pip.then_some(rawvtee),
             )?);
         }
     }
@@ -334,10 +355,8 @@ impl Capture {
                 if let Some(t) = &self.opustee {
                     return Ok(t.clone());
                 }
-                let enc = make("opusenc")?;
-                set(&enc, "bitrate", &(self.opus_kbps * 1000).to_string())?;
-                set(&enc, "frame-size", "20")?;
-                let t = self.audio_branch(vec![make("audioconvert")?, enc], "opustee")?;
+                let raw = self.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
+                let t = self.audio_branch(&raw, opus_chain(self.opus_kbps)?, "opustee")?;
                 self.opustee = Some(t.clone());
                 Ok(t)
             }
@@ -345,18 +364,31 @@ impl Capture {
                 if let Some(t) = &self.aactee {
                     return Ok(t.clone());
                 }
-                // voaacenc before avenc_aac: libavcodec alone costs about 40 MB of RSS.
-                let factory = ["fdkaacenc", "voaacenc", "avenc_aac"]
-                    .into_iter()
-                    .find(|f| encoder::registered(f))
-                    .ok_or_else(|| MediaError::MissingElement("voaacenc or avenc_aac".into()))?;
-                let enc = make(factory)?;
-                set(&enc, "bitrate", &(self.aac_kbps * 1000).to_string())?;
-                let t = self.audio_branch(
-                    vec![make("audioconvert")?, enc, make("aacparse")?],
-                    "aactee",
-                )?;
+                let raw = self.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
+                let t = self.audio_branch(&raw, aac_chain(self.aac_kbps)?, "aactee")?;
                 self.aactee = Some(t.clone());
+                Ok(t)
+            }
+            Feed::Meeting => self
+                .meeting()?
+                .vtee
+                .clone()
+                .ok_or(MediaError::NoSource("video")),
+            Feed::MeetingAac | Feed::MeetingOpus => {
+                let aac = feed == Feed::MeetingAac;
+                let m = self.meeting()?;
+                let have = if aac { &m.aactee } else { &m.opustee };
+                if let Some(t) = have {
+                    return Ok(t.clone());
+                }
+                let raw = m.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
+                let (chain, name) = match aac {
+                    true => (aac_chain(self.aac_kbps)?, "meetaactee"),
+                    false => (opus_chain(self.opus_kbps)?, "meetopustee"),
+                };
+                let t = self.audio_branch(&raw, chain, name)?;
+                let m = self.meeting()?;
+                *(if aac { &mut m.aactee } else { &mut m.opustee }) = Some(t.clone());
                 Ok(t)
             }
             Feed::Pcm { rate } => {
@@ -373,7 +405,9 @@ impl Capture {
                         .field("layout", "interleaved")
                         .build(),
                 );
+                let raw = self.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
                 let t = self.audio_branch(
+                    &raw,
                     vec![make("audioconvert")?, make("audioresample")?, caps],
                     &format!("pcm{rate}tee"),
                 )?;
@@ -383,10 +417,53 @@ impl Capture {
         }
     }
 
+    /// The meeting's composition, built on first demand.
+    fn meeting(&mut self) -> Result<&mut super::meeting::compose::Compose> {
+        if self.meeting.is_none() {
+            let name = self
+                .encoder
+                .as_ref()
+                .and_then(|e| e.factory())
+                .map(|f| f.name().to_string());
+            let encoder = name.as_deref().zip(self.spec);
+            let compose = super::meeting::compose::Compose::build(
+                &self.pipeline,
+                self.meeting_settings.clone(),
+                self.rawvtee.as_ref(),
+                self.rawtee.as_ref(),
+                encoder,
+                super::meeting::MeetingHub::shared(),
+            )?;
+            tracing::info!("meeting feed: composing");
+            self.meeting = Some(compose);
+        }
+        Ok(self.meeting.as_mut().expect("just built"))
+    }
+
+    /// Takes the meeting's composition out (no consumer takes it any more).
+    pub fn drop_meeting(&mut self) {
+        if let Some(m) = self.meeting.take() {
+            m.release(&self.pipeline);
+            tracing::info!("meeting feed: stopped");
+        }
+    }
+
+    /// The handle meeting consumers use to ask the meeting's encoder for keyframes.
+    pub fn meeting_keyframes(&self) -> KeyframeRequester {
+        self.meeting
+            .as_ref()
+            .map(|m| m.keyframes())
+            .unwrap_or_default()
+    }
+
     /// Adds `rawtee → leaky queue → chain → tee` to the (possibly playing) pipeline and returns
     /// the new tee. The queue is leaky so an encoder that cannot keep up never holds the mic.
-    fn audio_branch(&self, chain: Vec<gst::Element>, name: &str) -> Result<gst::Element> {
-        let rawtee = self.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
+    fn audio_branch(
+        &self,
+        rawtee: &gst::Element,
+        chain: Vec<gst::Element>,
+        name: &str,
+    ) -> Result<gst::Element> {
         let out = tee()?;
         out.set_property("name", name);
         let mut all = vec![leaky_queue(50)?];
@@ -449,7 +526,11 @@ impl Capture {
     /// that vanished fails its PAUSED→READY step, and a v4l2src left in READY keeps the device
     /// node open, so a replugged camera would come back under another name), then the rest, and
     /// every element leaves the pipeline so nothing keeps the device alive.
-    pub fn release(self) {
+    pub fn release(mut self) {
+        if self.meeting.take().is_some() {
+            // The pipeline goes whole; only the hub must hear of it.
+            super::meeting::MeetingHub::shared().set_open(false);
+        }
         let pipeline = &self.pipeline;
         let mut sources = Vec::new();
         let mut it = pipeline.iterate_sources();
@@ -480,6 +561,35 @@ impl Capture {
             tracing::debug!(element = %src.name(), refs = src.ref_count(), "released source");
         }
     }
+}
+
+/// Opus at `kbps`, 20 ms frames.
+fn opus_chain(kbps: u32) -> Result<Vec<gst::Element>> {
+    let enc = make("opusenc")?;
+    set(&enc, "bitrate", &(kbps * 1000).to_string())?;
+    set(&enc, "frame-size", "20")?;
+    Ok(vec![make("audioconvert")?, enc])
+}
+
+/// AAC at `kbps`, parsed.
+fn aac_chain(kbps: u32) -> Result<Vec<gst::Element>> {
+    // voaacenc before avenc_aac: libavcodec alone costs about 40 MB of RSS.
+    let factory = ["fdkaacenc", "voaacenc", "avenc_aac"]
+        .into_iter()
+        .find(|f| encoder::registered(f))
+        .ok_or_else(|| MediaError::MissingElement("voaacenc or avenc_aac".into()))?;
+    let enc = make(factory)?;
+    set(&enc, "bitrate", &(kbps * 1000).to_string())?;
+    Ok(vec![make("audioconvert")?, enc, make("aacparse")?])
+}
+
+/// The box's label in the meeting's picture: its name in the room, else its device name.
+fn local_name(config: &Config) -> String {
+    [&config.room.display_name, &config.device.name]
+        .into_iter()
+        .find(|n| !n.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| "roombox".into())
 }
 
 /// Replaces frames by black while the camera is off, keeping timestamps (and the encoder)

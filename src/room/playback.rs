@@ -26,6 +26,8 @@ use gstreamer_app as gst_app;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+mod meeting_tap;
+
 /// The playback pipeline.
 pub struct Playback {
     pipeline: gst::Pipeline,
@@ -277,16 +279,21 @@ impl Playback {
         jb.set_property("latency", 60u32);
         let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), jb];
         let shown = video && self.vmix.is_some();
+        let decoder = h264_decoder(|f| gst::ElementFactory::find(f).is_some());
+        // Each video branch has a tee for the meeting's tap: after the decoder when the frames
+        // are decoded for the screen, else after the parser (the tap decodes only while the
+        // meeting feed runs).
         let names: Vec<&str> = match (video, shown) {
             (true, true) => vec![
                 "rtph264depay",
                 "h264parse",
-                h264_decoder(|f| gst::ElementFactory::find(f).is_some()),
+                decoder,
                 "videoconvert",
+                "tee",
                 "queue",
             ],
             // Nothing to show: whole frames are counted, never decoded.
-            (true, false) => vec!["rtph264depay", "h264parse", "fakesink"],
+            (true, false) => vec!["rtph264depay", "h264parse", "tee", "fakesink"],
             (false, _) => vec![
                 "rtpopusdepay",
                 "opusdec",
@@ -343,14 +350,26 @@ impl Playback {
             }
         }
         let mut elements = chain;
+        let tee = elements
+            .iter()
+            .find(|e| e.factory().is_some_and(|f| f.name() == "tee"))
+            .cloned()
+            .ok_or_else(|| MediaError::link(&what, "the branch has no tee"))?;
         if !video {
-            let tee = elements
-                .iter()
-                .find(|e| e.factory().is_some_and(|f| f.name() == "tee"))
-                .cloned()
-                .ok_or_else(|| MediaError::link(&what, "the audio branch has no tee"))?;
             elements.extend(self.speech_tap(&tee, participant)?);
         }
+        let tapped = match (video, shown) {
+            (false, _) => meeting_tap::Tapped::Audio,
+            (true, true) => meeting_tap::Tapped::Decoded,
+            (true, false) => meeting_tap::Tapped::Encoded,
+        };
+        elements.extend(meeting_tap::add(
+            &self.pipeline,
+            &tee,
+            participant,
+            tapped,
+            decoder,
+        )?);
         for e in &elements {
             e.sync_state_with_parent()
                 .map_err(|_| MediaError::Start(what.clone()))?;

@@ -57,6 +57,7 @@ pub(super) fn start_consumer(
                 }
             }
             (Feed::Share, Some(share)) => branches.push((tee, sink, share.keyframes())),
+            (f, _) if f.is_meeting() => branches.push((tee, sink, capture.meeting_keyframes())),
             _ => branches.push((tee, sink, keyframes.clone())),
         }
         for (tee, sink, keys) in branches {

@@ -1,0 +1,262 @@
+//! The meeting feed with a real participant: a webrtcbin peer in a Janus room publishes a solid
+//! orange picture and a 1200 Hz tone; the box, recording with `source = "meeting"`, records
+//! both pictures side by side (the grid's places, pixels sampled in each tile) and both tones
+//! (its own 440 Hz mic and the peer's). The peer then leaves mid-recording: the layout closes
+//! the gap (the box's camera fills the picture) and the recording goes on. In a network
+//! namespace of its own (see `support::netns`).
+
+mod support;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use roombox::command::Command;
+use roombox::event::Event;
+use roombox::model::{OutputSource, RecordingTarget};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::inproc::InProcBox as Box_;
+use support::janus::{JanusProcess, ServerConfig};
+use support::peer::{Peer, PeerOptions};
+use support::poll_until as eventually;
+
+const ROOM: &str = "4545";
+const WAIT: Duration = Duration::from_secs(40);
+/// The box's picture, and so the meeting's.
+const SIZE: (u32, u32) = (640, 360);
+/// The peer's picture: orange.
+const ORANGE: u32 = 0xffff_8000;
+const PEER_HZ: f64 = 1200.0;
+const BOX_HZ: f64 = 440.0;
+/// Decoded recordings are scaled to this for sampling.
+const SMALL: (usize, usize) = (160, 90);
+
+#[test]
+fn a_recording_of_the_meeting_shows_and_sounds_both_participants_and_goes_on_when_one_leaves() {
+    support::netns::isolated_async(crate::test_name!(), scenario);
+}
+
+/// One decoded segment: small RGB frames, and the audio as mono f32 at 48 kHz.
+struct Decoded {
+    frames: Vec<Vec<u8>>,
+    audio: Vec<f32>,
+}
+
+impl Decoded {
+    /// The RGB of the pixel at `(x, y)` of the full picture, in the middle frame.
+    fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        let f = &self.frames[self.frames.len() / 2];
+        let sx = x as usize * SMALL.0 / SIZE.0 as usize;
+        let sy = y as usize * SMALL.1 / SIZE.1 as usize;
+        let i = (sy * SMALL.0 + sx) * 3;
+        [f[i], f[i + 1], f[i + 2]]
+    }
+
+    /// The tone's level against a frequency nobody sends, dB.
+    fn tone_db(&self, hz: f64) -> f64 {
+        let a = &self.audio[self.audio.len() / 4..];
+        10.0 * (goertzel(a, hz) / goertzel(a, 3100.0).max(1e-12)).log10()
+    }
+}
+
+fn is_orange([r, g, b]: [u8; 3]) -> bool {
+    r > 200 && (90..=170).contains(&g) && b < 80
+}
+
+/// Power at `hz` (48 kHz samples).
+fn goertzel(x: &[f32], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 48_000.0;
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &v in x {
+        let s = f64::from(v) + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - c * s1 * s2) / (x.len().max(1) as f64).powi(2)
+}
+
+/// Decodes a closed MP4 segment with GStreamer.
+fn decode(path: &Path) -> Decoded {
+    gst::init().expect("gst");
+    let desc = format!(
+        "filesrc location={} ! decodebin name=d \
+         d. ! queue ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={},height={},pixel-aspect-ratio=1/1 ! appsink name=v sync=false \
+         d. ! queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,channels=1,rate=48000 ! appsink name=a sync=false",
+        path.display(),
+        SMALL.0,
+        SMALL.1
+    );
+    let pipe = gst::parse::launch(&desc)
+        .expect("decode pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    let audio = Arc::new(Mutex::new(Vec::new()));
+    let v = pipe
+        .by_name("v")
+        .expect("v")
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let f = frames.clone();
+    v.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let map = sample.buffer().unwrap().map_readable().unwrap();
+                f.lock().unwrap().push(map.to_vec());
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let a = pipe
+        .by_name("a")
+        .expect("a")
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let au = audio.clone();
+    a.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let map = sample.buffer().unwrap().map_readable().unwrap();
+                au.lock().unwrap().extend(
+                    map.chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                );
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipe.set_state(gst::State::Playing).expect("play");
+    let bus = pipe.bus().unwrap();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("decoding {}: {}", path.display(), e.error()),
+            _ => {}
+        }
+    }
+    let _ = pipe.set_state(gst::State::Null);
+    let frames = std::mem::take(&mut *frames.lock().unwrap());
+    let audio = std::mem::take(&mut *audio.lock().unwrap());
+    assert!(!frames.is_empty(), "{} has no video", path.display());
+    Decoded { frames, audio }
+}
+
+/// The segments closed so far, in order.
+fn closed(b: &Box_) -> Vec<PathBuf> {
+    b.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::RecordingSegmentClosed { path, .. } => Some(PathBuf::from(path)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits for `n` more segments than `after` and returns the newest.
+async fn next_segment(b: &Box_, after: usize) -> PathBuf {
+    assert!(
+        eventually(WAIT, || closed(b).len() > after).await,
+        "no segment closed"
+    );
+    closed(b).pop().expect("a segment")
+}
+
+async fn scenario() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rec = tmp.path().join("rec");
+    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let mut config = support::inproc::room_config(&url, &rec, ROOM, SIZE);
+    config.recording.source = OutputSource::Meeting;
+    config.recording.segment = Duration::from_secs(3);
+    config.recording.dir = tmp.path().join("recordings");
+    config.recording.min_free_mb = 0;
+    config.recording.stop_free_mb = 0;
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    let b = Box_::start(&config);
+    b.join().await;
+    let opts = PeerOptions {
+        tone_hz: Some(PEER_HZ as u32),
+        colour: Some(ORANGE),
+        ..PeerOptions::default()
+    };
+    let peer = Peer::join_with(&url, ROOM, "Orange", opts).await;
+    b.lists(&peer.id).await;
+    assert!(
+        eventually(WAIT, || b.frames_from(&peer.id) > 30).await,
+        "the box received no video from the peer"
+    );
+
+    b.handle
+        .send(Command::StartRecording {
+            target: RecordingTarget::Local,
+        })
+        .await
+        .expect("start-recording");
+    // The first segment holds the composition's start; the second is the meeting running.
+    let first = next_segment(&b, 0).await;
+    let seg = next_segment(&b, closed(&b).len()).await;
+    eprintln!("segments {first:?} then {seg:?}");
+    let d = decode(&seg);
+    // Two in a grid: the box on the left, the peer on the right (640x360 → two 320x360 tiles).
+    let peer_px = d.pixel(480, 180);
+    let box_px = d.pixel(20, 100);
+    eprintln!(
+        "with the peer: {} frames, peer tile {peer_px:?}, box tile {box_px:?}, 440 Hz {:.1} dB, 1200 Hz {:.1} dB",
+        d.frames.len(),
+        d.tone_db(BOX_HZ),
+        d.tone_db(PEER_HZ)
+    );
+    assert!(
+        is_orange(peer_px),
+        "the peer's tile is not orange: {peer_px:?}"
+    );
+    assert!(
+        !is_orange(box_px) && box_px.iter().all(|&c| c > 120),
+        "the box's tile is not its camera's light first bar: {box_px:?}"
+    );
+    assert!(d.tone_db(BOX_HZ) > 20.0, "the box's own tone is missing");
+    assert!(d.tone_db(PEER_HZ) > 20.0, "the peer's tone is missing");
+
+    // The peer leaves: the box's camera fills the picture again, and segments keep coming.
+    let before = closed(&b).len();
+    peer.leave().await;
+    assert!(
+        eventually(WAIT, || !b
+            .state()
+            .participants
+            .values()
+            .any(|p| p.display_name == "Orange"))
+        .await,
+        "the box still lists the peer"
+    );
+    let _gap = next_segment(&b, closed(&b).len()).await;
+    let after = next_segment(&b, closed(&b).len()).await;
+    let d = decode(&after);
+    let right = d.pixel(480, 180);
+    eprintln!(
+        "after the peer left: {} frames, right half {right:?}, 1200 Hz {:.1} dB",
+        d.frames.len(),
+        d.tone_db(PEER_HZ)
+    );
+    assert!(closed(&b).len() >= before + 2, "the recording stopped");
+    assert!(!is_orange(right), "the peer's tile stayed: {right:?}");
+    assert!(
+        d.frames.len() >= 30,
+        "the recording went on with few frames"
+    );
+    assert!(d.tone_db(BOX_HZ) > 20.0, "the box's tone is gone");
+    assert!(d.tone_db(PEER_HZ) < 10.0, "the peer's tone stayed");
+    // Full-frame camera: SMPTE's seven bars across the whole width again, so the right half
+    // holds a bar of the top row (cyan, green, magenta, red or blue at x=480), not black.
+    assert!(
+        right.iter().any(|&c| c > 100),
+        "the right half is black: {right:?}"
+    );
+}
