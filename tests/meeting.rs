@@ -53,10 +53,11 @@ impl Decoded {
         [f[i], f[i + 1], f[i + 2]]
     }
 
-    /// The tone's level against a frequency nobody sends, dB.
+    /// The tone's level, dBFS (a full-scale sine is 0), over the segment after its first
+    /// quarter.
     fn tone_db(&self, hz: f64) -> f64 {
         let a = &self.audio[self.audio.len() / 4..];
-        10.0 * (goertzel(a, hz) / goertzel(a, 3100.0).max(1e-12)).log10()
+        10.0 * (4.0 * goertzel(a, hz)).max(1e-12).log10()
     }
 }
 
@@ -207,8 +208,9 @@ async fn scenario() {
     // Two in a grid: the box on the left, the peer on the right (640x360 → two 320x360 tiles).
     let peer_px = d.pixel(480, 180);
     let box_px = d.pixel(20, 100);
+    let box_right = d.pixel(300, 100);
     eprintln!(
-        "with the peer: {} frames, peer tile {peer_px:?}, box tile {box_px:?}, 440 Hz {:.1} dB, 1200 Hz {:.1} dB",
+        "with the peer: {} frames, peer tile {peer_px:?}, box tile {box_px:?} .. {box_right:?}, 440 Hz {:.1} dBFS, 1200 Hz {:.1} dBFS",
         d.frames.len(),
         d.tone_db(BOX_HZ),
         d.tone_db(PEER_HZ)
@@ -217,12 +219,19 @@ async fn scenario() {
         is_orange(peer_px),
         "the peer's tile is not orange: {peer_px:?}"
     );
+    // The camera's SMPTE bars squeezed into the left half: its first bar (white) at the left
+    // edge, its last (blue) at the tile's right edge, where the full picture has green.
     assert!(
-        !is_orange(box_px) && box_px.iter().all(|&c| c > 120),
-        "the box's tile is not its camera's light first bar: {box_px:?}"
+        box_px.iter().all(|&c| c > 200),
+        "the box's tile does not start with the camera's white bar: {box_px:?}"
     );
-    assert!(d.tone_db(BOX_HZ) > 20.0, "the box's own tone is missing");
-    assert!(d.tone_db(PEER_HZ) > 20.0, "the peer's tone is missing");
+    let [r, g, b_] = box_right;
+    assert!(
+        b_ > 200 && r < 80 && g < 80,
+        "the box's tile does not end with the camera's blue bar: {box_right:?}"
+    );
+    assert!(d.tone_db(BOX_HZ) > -20.0, "the box's own tone is missing");
+    assert!(d.tone_db(PEER_HZ) > -20.0, "the peer's tone is missing");
 
     // The peer leaves: the box's camera fills the picture again, and segments keep coming.
     let before = closed(&b).len();
@@ -241,8 +250,9 @@ async fn scenario() {
     let d = decode(&after);
     let right = d.pixel(480, 180);
     eprintln!(
-        "after the peer left: {} frames, right half {right:?}, 1200 Hz {:.1} dB",
+        "after the peer left: {} frames, right half {right:?}, 440 Hz {:.1} dBFS, 1200 Hz {:.1} dBFS",
         d.frames.len(),
+        d.tone_db(BOX_HZ),
         d.tone_db(PEER_HZ)
     );
     assert!(closed(&b).len() >= before + 2, "the recording stopped");
@@ -251,8 +261,8 @@ async fn scenario() {
         d.frames.len() >= 30,
         "the recording went on with few frames"
     );
-    assert!(d.tone_db(BOX_HZ) > 20.0, "the box's tone is gone");
-    assert!(d.tone_db(PEER_HZ) < 10.0, "the peer's tone stayed");
+    assert!(d.tone_db(BOX_HZ) > -20.0, "the box's tone is gone");
+    assert!(d.tone_db(PEER_HZ) < -50.0, "the peer's tone stayed");
     // Full-frame camera: SMPTE's seven bars across the whole width again, so the right half
     // holds a bar of the top row (cyan, green, magenta, red or blue at x=480), not black.
     assert!(

@@ -442,6 +442,10 @@ fn add_input(pipeline: &gst::Pipeline, mixer: &gst::Element, video: bool) -> Res
         .max_buffers(if video { 2 } else { 10 })
         .leaky_type(gst_app::AppLeakyType::Downstream)
         .block(false)
+        // A live basesrc reports its maximum latency as its minimum, 0, which the mixers
+        // cannot meet beside the camera's and the mic's; any lateness is fine: it is leaky.
+        .min_latency(0)
+        .max_latency(-1)
         .build();
     pipeline.add(&src).map_err(|e| fail(&e))?;
     let pad = mixer
