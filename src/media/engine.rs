@@ -446,23 +446,6 @@ impl Task {
         }
     }
 
-    /// The meeting's composition follows the room (inputs, layout) while a running consumer
-    /// takes a meeting feed, and goes when none does.
-    fn meeting_tick(&mut self) {
-        let Some(capture) = self.capture.as_mut().filter(|c| c.meeting.is_some()) else {
-            return;
-        };
-        let used = self
-            .state
-            .running_mut()
-            .any(|a| a.consumer.feeds().iter().any(|f| f.is_meeting()));
-        if !used {
-            capture.drop_meeting();
-        } else if let Some(m) = capture.meeting.as_mut() {
-            m.tick(&capture.pipeline, std::time::Instant::now());
-        }
-    }
-
     fn bus_message(&mut self, msg: gst::Message) {
         match msg.view() {
             // The grabber, not the camera: the share stops, capture goes on.

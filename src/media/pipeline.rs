@@ -17,14 +17,23 @@
 //! pipeline (or a channel), so a consumer's failure (a full disk) cannot stop capture.
 
 use super::consumer::{Feed, KeyframeRequester};
-use super::element::{add_chain, leaky_queue, make, parse_caps, set};
+use super::element::{aac_chain, add_chain, leaky_queue, make, opus_chain, parse_caps, set};
 use super::encoder::{self, EncoderSpec};
+
+mod meeting;
+#[cfg(feature = "test-util")]
+mod stamp;
 use super::error::{MediaError, Result};
 use crate::config::{AudioSource, Config, VideoSource};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
+use meeting::local_name;
+#[cfg(feature = "test-util")]
+use stamp::stamp_frames;
+#[cfg(feature = "test-util")]
+pub use stamp::STAMP_ENV;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -417,45 +426,6 @@ impl Capture {
         }
     }
 
-    /// The meeting's composition, built on first demand.
-    fn meeting(&mut self) -> Result<&mut super::meeting::compose::Compose> {
-        if self.meeting.is_none() {
-            let name = self
-                .encoder
-                .as_ref()
-                .and_then(|e| e.factory())
-                .map(|f| f.name().to_string());
-            let encoder = name.as_deref().zip(self.spec);
-            let compose = super::meeting::compose::Compose::build(
-                &self.pipeline,
-                self.meeting_settings.clone(),
-                self.rawvtee.as_ref(),
-                self.rawtee.as_ref(),
-                encoder,
-                super::meeting::MeetingHub::shared(),
-            )?;
-            tracing::info!("meeting feed: composing");
-            self.meeting = Some(compose);
-        }
-        Ok(self.meeting.as_mut().expect("just built"))
-    }
-
-    /// Takes the meeting's composition out (no consumer takes it any more).
-    pub fn drop_meeting(&mut self) {
-        if let Some(m) = self.meeting.take() {
-            m.release(&self.pipeline);
-            tracing::info!("meeting feed: stopped");
-        }
-    }
-
-    /// The handle meeting consumers use to ask the meeting's encoder for keyframes.
-    pub fn meeting_keyframes(&self) -> KeyframeRequester {
-        self.meeting
-            .as_ref()
-            .map(|m| m.keyframes())
-            .unwrap_or_default()
-    }
-
     /// Adds `rawtee → leaky queue → chain → tee` to the (possibly playing) pipeline and returns
     /// the new tee. The queue is leaky so an encoder that cannot keep up never holds the mic.
     fn audio_branch(
@@ -563,35 +533,6 @@ impl Capture {
     }
 }
 
-/// Opus at `kbps`, 20 ms frames.
-fn opus_chain(kbps: u32) -> Result<Vec<gst::Element>> {
-    let enc = make("opusenc")?;
-    set(&enc, "bitrate", &(kbps * 1000).to_string())?;
-    set(&enc, "frame-size", "20")?;
-    Ok(vec![make("audioconvert")?, enc])
-}
-
-/// AAC at `kbps`, parsed.
-fn aac_chain(kbps: u32) -> Result<Vec<gst::Element>> {
-    // voaacenc before avenc_aac: libavcodec alone costs about 40 MB of RSS.
-    let factory = ["fdkaacenc", "voaacenc", "avenc_aac"]
-        .into_iter()
-        .find(|f| encoder::registered(f))
-        .ok_or_else(|| MediaError::MissingElement("voaacenc or avenc_aac".into()))?;
-    let enc = make(factory)?;
-    set(&enc, "bitrate", &(kbps * 1000).to_string())?;
-    Ok(vec![make("audioconvert")?, enc, make("aacparse")?])
-}
-
-/// The box's label in the meeting's picture: its name in the room, else its device name.
-fn local_name(config: &Config) -> String {
-    [&config.room.display_name, &config.device.name]
-        .into_iter()
-        .find(|n| !n.trim().is_empty())
-        .cloned()
-        .unwrap_or_else(|| "roombox".into())
-}
-
 /// Replaces frames by black while the camera is off, keeping timestamps (and the encoder)
 /// running so every consumer stays valid.
 fn install_blackout(caps: &gst::Element, camera_on: Arc<AtomicBool>) -> Result<()> {
@@ -624,57 +565,4 @@ fn install_blackout(caps: &gst::Element, camera_on: Arc<AtomicBool>) -> Result<(
         gst::PadProbeReturn::Ok
     });
     Ok(())
-}
-
-/// Set, the synthetic source writes each frame's capture time (system clock, milliseconds, 32
-/// bits) into its luma as two rows of 32 blocks of 32x32 pixels (the bits, then their
-/// complement), so a subscriber decoding the box's video can measure glass-to-glass latency
-/// (tests/room.rs `bench_glass_to_glass`, tests/room_browser.rs, tests/livestream.rs
-/// `bench_output_latency`).
-///
-/// Behind the `test-util` feature: only the synthetic source is stamped and only test code
-/// (tests/support/peer.rs, tests/browser/g2g.mjs) reads the stamp, so a box in a room has no use
-/// for it; a product build ignores the variable.
-#[cfg(feature = "test-util")]
-pub const STAMP_ENV: &str = "ROOMBOX_TEST_STAMP";
-
-#[cfg(feature = "test-util")]
-fn stamp_frames(src: &gst::Element) {
-    let Some(pad) = src.static_pad("src") else {
-        return;
-    };
-    pad.add_probe(gst::PadProbeType::BUFFER, |pad, info| {
-        let caps = pad.current_caps();
-        let info_v = caps
-            .as_ref()
-            .and_then(|c| gstreamer_video::VideoInfo::from_caps(c).ok());
-        let Some(vi) = info_v else {
-            return gst::PadProbeReturn::Ok;
-        };
-        if vi.width() < 1024 || vi.height() < 64 || !vi.format_info().is_yuv() {
-            return gst::PadProbeReturn::Ok;
-        }
-        let now = gst::SystemClock::obtain().time().mseconds() as u32;
-        if let Some(gst::PadProbeData::Buffer(ref mut buffer)) = info.data {
-            let buf = buffer.make_mut();
-            let stride = vi.stride()[0] as usize;
-            let offset = vi.offset()[0];
-            if let Ok(mut map) = buf.map_writable() {
-                let data = map.as_mut_slice();
-                for row in 0..2usize {
-                    for bit in 0..32usize {
-                        let one = (now >> bit) & 1 == 1;
-                        let v = if one != (row == 1) { 235 } else { 16 };
-                        for y in row * 32..row * 32 + 32 {
-                            let start = offset + y * stride + bit * 32;
-                            if let Some(px) = data.get_mut(start..start + 32) {
-                                px.fill(v);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        gst::PadProbeReturn::Ok
-    });
 }

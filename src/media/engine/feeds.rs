@@ -1,7 +1,8 @@
 //! Which branches a consumer gets: one per feed the capture has, and two for the program (the
-//! camera's tee and the share's, each behind a [`ProgramInput`]).
+//! camera's tee and the share's, each behind a [`ProgramInput`]); and the meeting's composition
+//! kept while a consumer takes it.
 
-use super::Active;
+use super::{Active, Task};
 use crate::media::consumer::{FeedSink, Reporter, StartContext};
 use crate::media::error::MediaError;
 use crate::media::pipeline::Capture;
@@ -71,4 +72,23 @@ pub(super) fn start_consumer(
         }
     }
     Ok(())
+}
+
+impl Task {
+    /// The meeting's composition follows the room (inputs, layout) while a running consumer
+    /// takes a meeting feed, and goes when none does.
+    pub(super) fn meeting_tick(&mut self) {
+        let Some(capture) = self.capture.as_mut().filter(|c| c.meeting.is_some()) else {
+            return;
+        };
+        let used = self
+            .state
+            .running_mut()
+            .any(|a| a.consumer.feeds().iter().any(|f| f.is_meeting()));
+        if !used {
+            capture.drop_meeting();
+        } else if let Some(m) = capture.meeting.as_mut() {
+            m.tick(&capture.pipeline, std::time::Instant::now());
+        }
+    }
 }
