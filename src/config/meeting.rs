@@ -41,3 +41,51 @@ impl MeetingConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+    use crate::model::{LayoutKind, OutputSource};
+    use std::time::Duration;
+
+    fn errors(toml: &str) -> String {
+        match load_str("meeting.toml", toml) {
+            Ok(_) => String::new(),
+            Err(e) => e.iter().map(|e| format!("{e}\n")).collect(),
+        }
+    }
+
+    #[test]
+    fn every_output_is_the_room_unless_it_says_meeting() {
+        let c = load_str("a.toml", "").unwrap().config;
+        assert_eq!(c.recording.source, OutputSource::Room);
+        assert_eq!(c.hls.source, OutputSource::Room);
+        assert_eq!(c.media.meeting.layout, LayoutKind::Grid);
+        let c = load_str(
+            "b.toml",
+            "[media.meeting]\nlayout = \"spotlight\"\nspeaker_hold = \"2s\"\n\
+             [recording]\nsource = \"meeting\"\n[hls]\nsource = \"room\"\n\
+             [[livestream.outputs]]\nname = \"yt\"\nurl = \"rtmp://127.0.0.1/live\"\nsource = \"meeting\"\n",
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.recording.source, OutputSource::Meeting);
+        assert_eq!(c.hls.source, OutputSource::Room);
+        assert_eq!(c.livestream.outputs[0].source, OutputSource::Meeting);
+        assert_eq!(c.media.meeting.layout, LayoutKind::Spotlight);
+        assert_eq!(c.media.meeting.speaker_hold, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_bad_source_layout_or_hold_is_an_error_with_its_line() {
+        let e = errors("[recording]\nsource = \"everyone\"\n");
+        assert!(e.contains("meeting.toml:2") && e.contains("source"), "{e}");
+        let e = errors("[media.meeting]\nlayout = \"mosaic\"\n");
+        assert!(e.contains("layout"), "{e}");
+        let e = errors("[media.meeting]\nspeaker_hold = \"30s\"\n");
+        assert!(
+            e.contains("media.meeting.speaker_hold") && e.contains("10s"),
+            "{e}"
+        );
+    }
+}
