@@ -270,3 +270,172 @@ async fn scenario() {
         "the right half is black: {right:?}"
     );
 }
+
+/// Benchmark: the box's CPU recording the room feed alone, then the meeting feed, with three
+/// webrtcbin participants at 1280x720@30 in the room (the real `roombox` binary, its own
+/// process; the participants run in the test's). Prints a markdown section for BENCHMARKS.md.
+#[test]
+#[ignore = "benchmark: cargo test --features test-util --test meeting -- --ignored bench_meeting_cpu --nocapture"]
+fn bench_meeting_cpu() {
+    support::netns::isolated_async(crate::test_name!(), bench_cpu);
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let p = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    p(11) + p(12)
+}
+
+/// What one round measured.
+struct Round {
+    cpu: f64,
+    fps: f64,
+    /// Frames per second in the last closed segment (the output's own rate).
+    out_fps: f64,
+}
+
+async fn bench_round(url: &str, source: &str, secs: u64) -> Round {
+    use support::agent::AgentProcess;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recordings = dir.path().join("recordings");
+    let toml = format!(
+        r#"
+[media.video]
+source = "test"
+width = 1280
+height = 720
+fps = 30
+adapt_to_cpu = false
+
+[media.audio]
+source = "test"
+
+[recording]
+source = "{source}"
+segment = "4s"
+dir = "{}"
+min_free_mb = 0
+stop_free_mb = 0
+
+[room]
+backend = "janus"
+url = "{url}"
+room_id = "{ROOM}"
+record_dir = "{}"
+
+[room.playback]
+audio_sink = "none"
+video_sink = "none"
+"#,
+        recordings.display(),
+        dir.path().join("janus-rec").display()
+    );
+    let agent = AgentProcess::start(&toml);
+    agent.call(support::inproc::join_cmd()).await;
+    agent
+        .wait_state("three participants", WAIT, |s| {
+            s["meetingState"] == "CONNECTED"
+                && s["participants"].as_object().is_some_and(|p| p.len() >= 3)
+        })
+        .await;
+    let reply = agent
+        .call(Command::StartRecording {
+            target: RecordingTarget::Local,
+        })
+        .await;
+    assert!(reply.ok, "start-recording: {reply:?}");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let pid = agent.child.id();
+    let (c0, t0) = (cpu_ticks(pid), std::time::Instant::now());
+    let mut fps = Vec::new();
+    while t0.elapsed() < Duration::from_secs(secs) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        fps.push(agent.state().await["media"]["fps"].as_f64().unwrap_or(0.0));
+    }
+    let cpu = (cpu_ticks(pid) - c0) as f64 / 100.0 / t0.elapsed().as_secs_f64() * 100.0;
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(&recordings)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    segs.sort();
+    // The newest is still open: the one before it is whole.
+    let seg = segs.iter().rev().nth(1).expect("a closed segment").clone();
+    let length = support::agent::discover(&seg)
+        .map(|d| d.duration.as_secs_f64())
+        .unwrap_or(0.0);
+    let frames = decode(&seg).frames.len() as f64 / length.max(0.1);
+    Round {
+        cpu,
+        fps: fps.iter().sum::<f64>() / fps.len().max(1) as f64,
+        out_fps: frames,
+    }
+}
+
+async fn bench_cpu() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    support::peer::create_room(&url, ROOM, None).await;
+    let mut peers = Vec::new();
+    for (i, colour) in [0xffff_0000u32, 0xff00_ff00, 0xff00_00ff]
+        .into_iter()
+        .enumerate()
+    {
+        let opts = PeerOptions {
+            colour: Some(colour),
+            tone_hz: Some(600 + 300 * i as u32),
+            video: Some((1280, 720, 30, 1500)),
+            ..PeerOptions::default()
+        };
+        peers.push(Peer::join_with(&url, ROOM, &format!("peer {i}"), opts).await);
+    }
+    let secs = 15;
+    let mut rounds: Vec<(&str, Round)> = Vec::new();
+    for source in ["room", "meeting", "room", "meeting"] {
+        let r = bench_round(&url, source, secs).await;
+        eprintln!(
+            "{source}: CPU {:.1} %, capture {:.1} fps, recording {:.1} fps",
+            r.cpu, r.fps, r.out_fps
+        );
+        rounds.push((source, r));
+    }
+    let median = |source: &str, f: fn(&Round) -> f64| {
+        let mut v: Vec<f64> = rounds
+            .iter()
+            .filter(|(s, _)| *s == source)
+            .map(|(_, r)| f(r))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        (v.iter().sum::<f64>() / v.len().max(1) as f64, v)
+    };
+    println!(
+        "\n## The meeting feed: CPU with three remote participants at 1280x720@30 (issue 22)\n"
+    );
+    println!(
+        "The `roombox` binary (debug build) in a Janus room with three webrtcbin participants, \
+         each publishing 1280x720@30 H.264 (1.5 Mbit/s) and a tone; its own camera is the \
+         synthetic 1280x720@30 source (`adapt_to_cpu = false`). It records with \
+         `source = \"room\"` (its own camera and mic: remote video is not decoded, \
+         `video_sink = \"none\"`) or `source = \"meeting\"` (the three decoded, composed with \
+         the camera in a 2x2 grid with labels, mixed, encoded once more), alternating, 2 rounds \
+         each, CPU over {secs} s after an 8 s warm-up (user+sys from /proc; 100 % = one core; \
+         the participants' own encodes run in the test process and are not counted). Capture \
+         fps is the engine's encoded frames per second; recording fps is a closed segment's \
+         frames over its duration.\n"
+    );
+    println!("| source | CPU (mean; rounds) | capture fps | recording fps |\n|---|---|---|---|");
+    for source in ["room", "meeting"] {
+        let (cpu, v) = median(source, |r| r.cpu);
+        let (fps, _) = median(source, |r| r.fps);
+        let (out, _) = median(source, |r| r.out_fps);
+        let rounds: Vec<String> = v.iter().map(|c| format!("{c:.1}")).collect();
+        println!(
+            "| {source} | {cpu:.1} % ({}) | {fps:.1} | {out:.1} |",
+            rounds.join(", ")
+        );
+    }
+    drop(peers);
+}
