@@ -271,6 +271,152 @@ async fn scenario() {
     );
 }
 
+#[test]
+fn spotlight_follows_the_speaker_into_the_large_tile() {
+    support::netns::isolated_async(crate::test_name!(), spotlight);
+}
+
+/// The large tile of a 640x360 spotlight (the strip below is 72 high).
+const BIG_CENTRE: (u32, u32) = (320, 144);
+const BLUE: u32 = 0xff00_40ff;
+
+fn is_blue([r, g, b]: [u8; 3]) -> bool {
+    b > 200 && r < 60 && g < 120
+}
+
+/// Two participants take turns to talk (their tones, whose RFC 6464 levels make Janus report
+/// them talking); the recording's large tile shows whoever talks, a moment after the box's
+/// `speaker-changed`.
+async fn spotlight() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rec = tmp.path().join("rec");
+    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let mut config = support::inproc::room_config(&url, &rec, ROOM, SIZE);
+    config.recording.source = OutputSource::Meeting;
+    config.recording.segment = Duration::from_secs(2);
+    config.recording.dir = tmp.path().join("recordings");
+    config.recording.min_free_mb = 0;
+    config.recording.stop_free_mb = 0;
+    config.media.meeting.layout = roombox::model::LayoutKind::Spotlight;
+    config.media.meeting.speaker_hold = Duration::from_millis(500);
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    let b = Box_::start(&config);
+    b.join().await;
+    let talker = |colour, hz| PeerOptions {
+        audio_level: true,
+        tone_hz: Some(hz),
+        colour: Some(colour),
+        ..PeerOptions::default()
+    };
+    let ana = Peer::join_with(&url, ROOM, "Ana", talker(ORANGE, 1200)).await;
+    let bo = Peer::join_with(&url, ROOM, "Bo", talker(BLUE, 900)).await;
+    bo.set_tone(false);
+    for p in [&ana, &bo] {
+        b.lists(&p.id).await;
+    }
+    let speaker = |id: &str| {
+        let id = id.to_string();
+        move |e: &Event| matches!(e, Event::SpeakerChanged { participant_id: Some(p) } if *p == id)
+    };
+    assert!(
+        eventually(WAIT, || b.saw(speaker(&ana.id))).await,
+        "Ana's tone never made her the speaker"
+    );
+    b.handle
+        .send(Command::StartRecording {
+            target: RecordingTarget::Local,
+        })
+        .await
+        .expect("start-recording");
+    assert!(
+        eventually(WAIT, || b.saw(|e| matches!(
+            e,
+            Event::RecordingStateChanged {
+                state: roombox::model::ServiceState::Started,
+                ..
+            }
+        )))
+        .await
+    );
+    let started = std::time::Instant::now();
+    // The meeting's picture of Ana starts at her next keyframe after the recording asked for it.
+    let (_, lag) = big_tile_turns(&b, is_orange, started, started).await;
+    eprintln!("Ana talks: the large tile is hers {lag:?} after the recording started");
+
+    // Ana stops, Bo talks: once the box names Bo the speaker, the large tile turns blue.
+    ana.set_tone(false);
+    bo.set_tone(true);
+    let asked = std::time::Instant::now();
+    assert!(
+        eventually(WAIT, || b.saw(speaker(&bo.id))).await,
+        "Bo's tone never made him the speaker"
+    );
+    let named = std::time::Instant::now();
+    eprintln!(
+        "speaker-changed to Bo {:?} after his tone started",
+        named - asked
+    );
+    let (px, lag) = big_tile_turns(&b, is_blue, started, named).await;
+    eprintln!(
+        "the large tile turned to Bo ({px:?}) about {lag:?} after speaker-changed (hold 500 ms)"
+    );
+    assert!(
+        lag < Duration::from_secs(2),
+        "the large tile followed speaker-changed only after {lag:?}"
+    );
+    // Ana, silent, is in the strip now, not in the large tile.
+    let last = decode(&closed(&b).pop().expect("a segment"));
+    assert!(is_blue(last.pixel(BIG_CENTRE.0, BIG_CENTRE.1)));
+}
+
+/// Waits (10 s at most) for a recorded frame, after `since`, whose large tile `is`; returns its
+/// pixel and about how long after `since` it was captured. A frame's capture time is the
+/// recording's start plus its media time (the segments before it and its place in its own):
+/// segments are written a keyframe interval late (splitmuxsink holds a whole GOP), so the
+/// moment a segment closes says little.
+async fn big_tile_turns(
+    b: &Box_,
+    is: fn([u8; 3]) -> bool,
+    recording_started: std::time::Instant,
+    since: std::time::Instant,
+) -> ([u8; 3], Duration) {
+    let (sx, sy) = (
+        BIG_CENTRE.0 as usize * SMALL.0 / SIZE.0 as usize,
+        BIG_CENTRE.1 as usize * SMALL.1 / SIZE.1 as usize,
+    );
+    let px = |f: &Vec<u8>| {
+        let i = (sy * SMALL.0 + sx) * 3;
+        [f[i], f[i + 1], f[i + 2]]
+    };
+    let (mut seen, mut offset) = (0, Duration::ZERO);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let all = closed(b);
+        for path in &all[seen..] {
+            let d = decode(path);
+            let length = support::agent::discover(path)
+                .map(|x| x.duration)
+                .unwrap_or_default();
+            let n = d.frames.len().max(1) as f64;
+            last = d.frames.last().map(px);
+            for (i, f) in d.frames.iter().enumerate() {
+                let at = recording_started + offset + length.mul_f64(i as f64 / n);
+                if at > since && is(px(f)) {
+                    return (px(f), at.saturating_duration_since(since));
+                }
+            }
+            offset += length;
+        }
+        seen = all.len();
+    }
+    panic!("the large tile never turned; it was {last:?}");
+}
+
 /// Benchmark: the box's CPU recording the room feed alone, then the meeting feed, with three
 /// webrtcbin participants at 1280x720@30 in the room (the real `roombox` binary, its own
 /// process; the participants run in the test's). Prints a markdown section for BENCHMARKS.md.

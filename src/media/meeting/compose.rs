@@ -323,6 +323,11 @@ impl Compose {
             max_tiles: MAX_TILES,
         });
         if tiles != self.tiles {
+            let shown: Vec<&str> = tiles.iter().map(|t| t.label.as_str()).collect();
+            tracing::info!(
+                speaker = speaker.as_deref().unwrap_or(""),
+                "meeting: tiles {shown:?}"
+            );
             self.place(&tiles);
             self.tiles = tiles;
         }
