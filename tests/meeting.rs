@@ -367,9 +367,18 @@ async fn spotlight() {
         lag < Duration::from_secs(2),
         "the large tile followed speaker-changed only after {lag:?}"
     );
-    // Ana, silent, is in the strip now, not in the large tile.
-    let last = decode(&closed(&b).pop().expect("a segment"));
-    assert!(is_blue(last.pixel(BIG_CENTRE.0, BIG_CENTRE.1)));
+    // Bo talks on, but a `pin` puts silent Ana back in the large tile.
+    b.handle
+        .send(Command::Pin {
+            participant_id: Some(ana.id.clone()),
+        })
+        .await
+        .expect("pin");
+    let pinned = std::time::Instant::now();
+    let (_, lag) = big_tile_turns(&b, is_orange, started, pinned).await;
+    eprintln!("pinned Ana: the large tile is hers {lag:?} after the pin");
+    assert!(lag < Duration::from_secs(1), "the pin took {lag:?}");
+    assert_eq!(b.state().pinned.as_deref(), Some(ana.id.as_str()));
 }
 
 /// Waits (10 s at most) for a recorded frame, after `since`, whose large tile `is`; returns its

@@ -229,6 +229,7 @@ impl Task {
                 }
             }
             MediaAction::SetSpeakerVolume(percent) => super::speaker::set_volume(percent),
+            MediaAction::Pin(who) => super::meeting::MeetingHub::shared().pin(who.as_deref()),
             MediaAction::SetBitrate(kbps) => {
                 self.bitrate = kbps;
                 if let Some(c) = &self.capture {
