@@ -7,15 +7,12 @@
 
 mod support;
 
-use gstreamer as gst;
-use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use roombox::command::Command;
 use roombox::event::Event;
 use roombox::model::{OutputSource, RecordingTarget};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::Duration;
+use support::decoded::{decode, is_orange, SMALL};
 use support::inproc::InProcBox as Box_;
 use support::janus::{JanusProcess, ServerConfig};
 use support::peer::{Peer, PeerOptions};
@@ -29,121 +26,10 @@ const SIZE: (u32, u32) = (640, 360);
 const ORANGE: u32 = 0xffff_8000;
 const PEER_HZ: f64 = 1200.0;
 const BOX_HZ: f64 = 440.0;
-/// Decoded recordings are scaled to this for sampling.
-const SMALL: (usize, usize) = (160, 90);
 
 #[test]
 fn a_recording_of_the_meeting_shows_and_sounds_both_participants_and_goes_on_when_one_leaves() {
     support::netns::isolated_async(crate::test_name!(), scenario);
-}
-
-/// One decoded segment: small RGB frames, and the audio as mono f32 at 48 kHz.
-struct Decoded {
-    frames: Vec<Vec<u8>>,
-    audio: Vec<f32>,
-}
-
-impl Decoded {
-    /// The RGB of the pixel at `(x, y)` of the full picture, in the middle frame.
-    fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
-        let f = &self.frames[self.frames.len() / 2];
-        let sx = x as usize * SMALL.0 / SIZE.0 as usize;
-        let sy = y as usize * SMALL.1 / SIZE.1 as usize;
-        let i = (sy * SMALL.0 + sx) * 3;
-        [f[i], f[i + 1], f[i + 2]]
-    }
-
-    /// The tone's level, dBFS (a full-scale sine is 0), over the segment after its first
-    /// quarter.
-    fn tone_db(&self, hz: f64) -> f64 {
-        let a = &self.audio[self.audio.len() / 4..];
-        10.0 * (4.0 * goertzel(a, hz)).max(1e-12).log10()
-    }
-}
-
-fn is_orange([r, g, b]: [u8; 3]) -> bool {
-    r > 200 && (90..=170).contains(&g) && b < 80
-}
-
-/// Power at `hz` (48 kHz samples).
-fn goertzel(x: &[f32], hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / 48_000.0;
-    let c = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s = f64::from(v) + c * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - c * s1 * s2) / (x.len().max(1) as f64).powi(2)
-}
-
-/// Decodes a closed MP4 segment with GStreamer.
-fn decode(path: &Path) -> Decoded {
-    gst::init().expect("gst");
-    let desc = format!(
-        "filesrc location={} ! decodebin name=d \
-         d. ! queue ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={},height={},pixel-aspect-ratio=1/1 ! appsink name=v sync=false \
-         d. ! queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,channels=1,rate=48000 ! appsink name=a sync=false",
-        path.display(),
-        SMALL.0,
-        SMALL.1
-    );
-    let pipe = gst::parse::launch(&desc)
-        .expect("decode pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("pipeline");
-    let frames = Arc::new(Mutex::new(Vec::new()));
-    let audio = Arc::new(Mutex::new(Vec::new()));
-    let v = pipe
-        .by_name("v")
-        .expect("v")
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    let f = frames.clone();
-    v.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let map = sample.buffer().unwrap().map_readable().unwrap();
-                f.lock().unwrap().push(map.to_vec());
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    let a = pipe
-        .by_name("a")
-        .expect("a")
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    let au = audio.clone();
-    a.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let map = sample.buffer().unwrap().map_readable().unwrap();
-                au.lock().unwrap().extend(
-                    map.chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                );
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    pipe.set_state(gst::State::Playing).expect("play");
-    let bus = pipe.bus().unwrap();
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("decoding {}: {}", path.display(), e.error()),
-            _ => {}
-        }
-    }
-    let _ = pipe.set_state(gst::State::Null);
-    let frames = std::mem::take(&mut *frames.lock().unwrap());
-    let audio = std::mem::take(&mut *audio.lock().unwrap());
-    assert!(!frames.is_empty(), "{} has no video", path.display());
-    Decoded { frames, audio }
 }
 
 /// The segments closed so far, in order.
@@ -204,7 +90,7 @@ async fn scenario() {
     let first = next_segment(&b, 0).await;
     let seg = next_segment(&b, closed(&b).len()).await;
     eprintln!("segments {first:?} then {seg:?}");
-    let d = decode(&seg);
+    let d = decode(&seg, SIZE);
     // Two in a grid: the box on the left, the peer on the right (640x360 → two 320x360 tiles).
     let peer_px = d.pixel(480, 180);
     let box_px = d.pixel(20, 100);
@@ -247,7 +133,7 @@ async fn scenario() {
     );
     let _gap = next_segment(&b, closed(&b).len()).await;
     let after = next_segment(&b, closed(&b).len()).await;
-    let d = decode(&after);
+    let d = decode(&after, SIZE);
     let right = d.pixel(480, 180);
     eprintln!(
         "after the peer left: {} frames, right half {right:?}, 440 Hz {:.1} dBFS, 1200 Hz {:.1} dBFS",
@@ -407,7 +293,7 @@ async fn big_tile_turns(
         tokio::time::sleep(Duration::from_millis(50)).await;
         let all = closed(b);
         for path in &all[seen..] {
-            let d = decode(path);
+            let d = decode(path, SIZE);
             let length = support::agent::discover(path)
                 .map(|x| x.duration)
                 .unwrap_or_default();
@@ -519,7 +405,7 @@ video_sink = "none"
     let length = support::agent::discover(&seg)
         .map(|d| d.duration.as_secs_f64())
         .unwrap_or(0.0);
-    let frames = decode(&seg).frames.len() as f64 / length.max(0.1);
+    let frames = decode(&seg, SIZE).frames.len() as f64 / length.max(0.1);
     Round {
         cpu,
         fps: fps.iter().sum::<f64>() / fps.len().max(1) as f64,
