@@ -86,8 +86,10 @@ async fn scenario() {
         })
         .await
         .expect("start-recording");
-    // The first segment holds the composition's start; the second is the meeting running.
+    // The first segments hold the composition's start (each participant's picture from its
+    // next keyframe); the third is the meeting running.
     let first = next_segment(&b, 0).await;
+    let _second = next_segment(&b, closed(&b).len()).await;
     let seg = next_segment(&b, closed(&b).len()).await;
     eprintln!("segments {first:?} then {seg:?}");
     let d = decode(&seg, SIZE);

@@ -51,6 +51,8 @@ struct Branch {
     elements: Vec<gst::Element>,
     /// Its pad on the compositor or mixer; None for video that is counted, not shown.
     mixer_pad: Option<gst::Pad>,
+    /// The meeting feed's tap, until it is made (the first time the feed runs).
+    tap: Option<(gst::Element, meeting_tap::Tapped, &'static str)>,
 }
 
 /// Whether remote video is shown: not with `video_sink = "none"`, nor when the display sink
@@ -365,13 +367,6 @@ impl Playback {
             (true, true) => meeting_tap::Tapped::Decoded,
             (true, false) => meeting_tap::Tapped::Encoded,
         };
-        elements.extend(meeting_tap::add(
-            &self.pipeline,
-            &tee,
-            participant,
-            tapped,
-            decoder,
-        )?);
         for e in &elements {
             e.sync_state_with_parent()
                 .map_err(|_| MediaError::Start(what.clone()))?;
@@ -380,7 +375,25 @@ impl Playback {
             src,
             elements,
             mixer_pad,
+            tap: Some((tee, tapped, decoder)),
         })
+    }
+
+    /// Once the meeting feed runs (its hub open), taps each branch for it; until then a box
+    /// pays nothing for it (no decoder made, no libav loaded where video is not shown).
+    pub fn sync_meeting(&mut self) {
+        if !crate::media::meeting::MeetingHub::shared().is_open() {
+            return;
+        }
+        for ((participant, _), b) in self.branches.iter_mut() {
+            let Some((tee, tapped, decoder)) = b.tap.take() else {
+                continue;
+            };
+            match meeting_tap::add(&self.pipeline, &tee, participant, tapped, decoder) {
+                Ok(els) => b.elements.extend(els),
+                Err(e) => tracing::warn!(participant, error = %e, "playback: no meeting tap"),
+            }
+        }
     }
 
     /// `tee → leaky queue → audioconvert → audioresample → S16LE 16 kHz mono → appsink`, which

@@ -172,6 +172,9 @@ impl Session {
                 }
                 _ = tick.tick() => {
                     self.publish_stats();
+                    if let Some(p) = self.conns.playback.as_mut() {
+                        p.sync_meeting();
+                    }
                     let out = self.state.tick(now());
                     self.apply(out).await;
                 }

@@ -1,10 +1,12 @@
 //! Each remote participant's decoded video and audio, tapped for the meeting feed
 //! (`media::meeting`): `tee → leaky queue → [decoder] → appsink`, into the [`MeetingHub`].
 //!
-//! While the hub is closed (no output takes the meeting), a probe drops everything at the tee,
-//! so nothing is decoded or converted for nobody. A box that shows no remote video taps the
-//! encoded frames and decodes them here only while the hub is open, starting at a keyframe;
-//! one that shows them taps the frames it decoded for the screen.
+//! A tap is made the first time the hub opens (`Playback::sync_meeting`), so a box whose outputs
+//! never take the meeting makes no decoder for it (libav stays unloaded where remote video is
+//! not shown). While the hub is closed again, a probe drops everything at the tee, so nothing
+//! is decoded or converted for nobody. A box that shows no remote video taps the encoded
+//! frames and decodes them here only while the hub is open, starting at a keyframe; one that
+//! shows them taps the frames it decoded for the screen.
 
 use crate::media::element::{add_chain, leaky_queue, make};
 use crate::media::meeting::MeetingHub;
@@ -29,8 +31,8 @@ pub(super) enum Tapped {
 /// The rate the meeting's inputs carry audio at (the mixer converts to the mic's).
 const RATE: i32 = 48_000;
 
-/// Adds the tap on `tee` to `pipeline` (not yet playing: the branch's own state sync starts it)
-/// and returns its elements.
+/// Adds the tap on `tee` to the playing `pipeline` and returns its elements. They play before
+/// the tee's new pad is linked, so the tee never pushes into a flushing pad.
 pub(super) fn add(
     pipeline: &gst::Pipeline,
     tee: &gst::Element,
@@ -82,6 +84,10 @@ pub(super) fn add(
     );
     chain.push(sink.upcast());
     add_chain(pipeline, &chain, what)?;
+    for e in chain.iter().rev() {
+        e.sync_state_with_parent()
+            .map_err(|_| MediaError::Start(what.into()))?;
+    }
     let pad = tee
         .request_pad_simple("src_%u")
         .ok_or_else(|| MediaError::link(what, "the tee gave no pad"))?;
