@@ -16,8 +16,8 @@
 use super::{RemoteStats, RoomStats};
 use crate::config::PlaybackConfig;
 use crate::media::echo::EchoPath;
-use crate::media::element::{add_chain, leaky_queue, make, set};
-use crate::media::pcm::{PcmHub, SPEECH_RATE};
+use crate::media::element::{add_chain, make, set};
+use crate::media::pcm::PcmHub;
 use crate::media::MediaError;
 use crate::model::StreamKind;
 use gstreamer as gst;
@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 mod bus;
 mod meeting_tap;
+mod speech_tap;
 use bus::watch_bus;
 
 /// The playback pipeline.
@@ -360,7 +361,12 @@ impl Playback {
             .cloned()
             .ok_or_else(|| MediaError::link(&what, "the branch has no tee"))?;
         if !video {
-            elements.extend(self.speech_tap(&tee, participant)?);
+            elements.extend(speech_tap::add(
+                &self.pipeline,
+                &self.speech,
+                &tee,
+                participant,
+            )?);
         }
         let tapped = match (video, shown) {
             (false, _) => meeting_tap::Tapped::Audio,
@@ -394,67 +400,6 @@ impl Playback {
                 Err(e) => tracing::warn!(participant, error = %e, "playback: no meeting tap"),
             }
         }
-    }
-
-    /// `tee → leaky queue → audioconvert → audioresample → S16LE 16 kHz mono → appsink`, which
-    /// hands the participant's speech to the transcriber's hub. While the hub is closed a probe
-    /// drops the audio at the tee, so nothing is converted for nobody; the leaky queue keeps a
-    /// slow transcriber from ever holding the speaker's audio.
-    fn speech_tap(
-        &self,
-        tee: &gst::Element,
-        participant: &str,
-    ) -> Result<Vec<gst::Element>, MediaError> {
-        let what = "the speech tap";
-        let q = leaky_queue(50)?;
-        let conv = make("audioconvert")?;
-        let res = make("audioresample")?;
-        let sink = gst_app::AppSink::builder()
-            .caps(
-                &gst::Caps::builder("audio/x-raw")
-                    .field("format", "S16LE")
-                    .field("rate", SPEECH_RATE as i32)
-                    .field("channels", 1i32)
-                    .field("layout", "interleaved")
-                    .build(),
-            )
-            .sync(false)
-            .async_(false)
-            .build();
-        let hub = self.speech.clone();
-        let who = participant.to_string();
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    if let Ok(sample) = s.pull_sample() {
-                        if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
-                            hub.push_s16(&who, map.as_slice());
-                        }
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-        let elements = vec![q, conv, res, sink.upcast()];
-        add_chain(&self.pipeline, &elements, what)?;
-        let pad = tee
-            .request_pad_simple("src_%u")
-            .ok_or_else(|| MediaError::link(what, "the tee gave no pad"))?;
-        let hub = self.speech.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            if hub.is_open() {
-                gst::PadProbeReturn::Ok
-            } else {
-                gst::PadProbeReturn::Drop
-            }
-        });
-        pad.link(
-            &elements[0]
-                .static_pad("sink")
-                .ok_or_else(|| MediaError::link(what, "the queue has no sink pad"))?,
-        )
-        .map_err(|e| MediaError::link(what, e))?;
-        Ok(elements)
     }
 
     /// Counts the buffers leaving `element` into the participant's stats field `field`.
