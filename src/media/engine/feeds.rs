@@ -33,9 +33,15 @@ pub(super) fn start_consumer(
         return Err(MediaError::NoSource("video or audio"));
     }
     let keyframes = capture.keyframes();
+    // A consumer of the meeting's picture asks the meeting's encoder for its keyframes (HLS and
+    // the recorder, at their segment boundaries).
+    let own_keyframes = match feeds.contains(&Feed::Meeting) {
+        true => capture.meeting_keyframes(),
+        false => keyframes.clone(),
+    };
     let sinks = active.consumer.start(StartContext {
         reporter,
-        keyframes: keyframes.clone(),
+        keyframes: own_keyframes,
         feeds: feeds.clone(),
     })?;
     for ((feed, tee), sink) in feeds.into_iter().zip(tees).zip(sinks) {

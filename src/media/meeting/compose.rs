@@ -443,7 +443,8 @@ fn add_input(pipeline: &gst::Pipeline, mixer: &gst::Element, video: bool) -> Res
     let src = gst_app::AppSrc::builder()
         .is_live(true)
         .format(gst::Format::Time)
-        .do_timestamp(true)
+        // Video is stamped as it arrives; audio by the hub, one piece after the last.
+        .do_timestamp(video)
         .max_buffers(if video { 2 } else { 10 })
         .leaky_type(gst_app::AppLeakyType::Downstream)
         .block(false)

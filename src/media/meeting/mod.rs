@@ -60,7 +60,12 @@ struct Inner {
     presenter: Option<String>,
     video: HashMap<String, gst_app::AppSrc>,
     audio: HashMap<String, gst_app::AppSrc>,
+    /// Where each participant's next piece of audio starts, in the capture's running time.
+    audio_next: HashMap<String, gst::ClockTime>,
 }
+
+/// How far a participant's audio may drift from its arrival before it is stamped anew.
+const RESYNC: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Inner {
     fn remote(&mut self, id: &str) -> &mut Remote {
@@ -117,6 +122,7 @@ impl MeetingHub {
             let mut inner = self.lock();
             inner.video.clear();
             inner.audio.clear();
+            inner.audio_next.clear();
             for r in &mut inner.remotes {
                 r.video = false;
                 r.audio = false;
@@ -212,13 +218,24 @@ impl MeetingHub {
         };
         let Some(src) = src else { return };
         if let Some(mut buffer) = sample.buffer_owned() {
-            // Stamped again as it enters the capture pipeline (do-timestamp): playback's times
-            // are of another pipeline's clock.
+            // Stamped again as it enters the capture pipeline: playback's times are of another
+            // pipeline's clock. Video by the appsrc (do-timestamp), as it arrives; audio one
+            // buffer after the last, so arrival jitter never makes gaps or overlaps the mixer
+            // would drop.
+            let pts = match video {
+                true => None,
+                false => match self.audio_pts(id, &src, sample) {
+                    Some(t) => Some(t),
+                    None => return,
+                },
+            };
             {
                 let b = buffer.make_mut();
-                b.set_pts(gst::ClockTime::NONE);
+                b.set_pts(pts);
                 b.set_dts(gst::ClockTime::NONE);
-                b.set_duration(gst::ClockTime::NONE);
+                if video {
+                    b.set_duration(gst::ClockTime::NONE);
+                }
             }
             if let Some(caps) = sample.caps_owned() {
                 if src.caps().as_ref() != Some(&caps) {
@@ -228,6 +245,35 @@ impl MeetingHub {
             // Leaky: a full appsrc drops its oldest buffer, and the push returns at once.
             let _ = src.push_buffer(buffer);
         }
+    }
+
+    /// The running time of `sample`, a piece of participant `id`'s audio, in the pipeline of
+    /// `src`: right after their previous piece, unless that drifted more than [`RESYNC`] from
+    /// now (a pause, a loss), then now. None while `src` has no clock (not playing yet).
+    fn audio_pts(
+        &self,
+        id: &str,
+        src: &gst_app::AppSrc,
+        sample: &gst::Sample,
+    ) -> Option<gst::ClockTime> {
+        use gstreamer::prelude::*;
+        let now = src.clock()?.time().checked_sub(src.base_time()?)?;
+        let length = sample.buffer()?.duration().or_else(|| {
+            // The taps give S16LE (`room::playback`): two bytes a sample.
+            let st = sample.caps()?.structure(0)?;
+            let rate = st.get::<i32>("rate").ok()?.max(1) as u64;
+            let channels = st.get::<i32>("channels").unwrap_or(1).max(1) as u64;
+            let frames = sample.buffer()?.size() as u64 / (2 * channels);
+            gst::ClockTime::SECOND.mul_div_floor(frames, rate)
+        })?;
+        let mut inner = self.lock();
+        let next = inner.audio_next.get(id).copied();
+        let pts = match next {
+            Some(n) if n.nseconds().abs_diff(now.nseconds()) < RESYNC.as_nanos() as u64 => n,
+            _ => now,
+        };
+        inner.audio_next.insert(id.to_string(), pts + length);
+        Some(pts)
     }
 
     /// The compose's inputs for participant `id` (None: removed).
@@ -246,6 +292,7 @@ impl MeetingHub {
                 map.remove(id);
             }
         }
+        inner.audio_next.remove(id);
     }
 }
 
