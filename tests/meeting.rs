@@ -97,6 +97,17 @@ async fn scenario() {
     let peer_px = d.pixel(480, 180);
     let box_px = d.pixel(20, 100);
     let box_right = d.pixel(300, 100);
+    // The peer's label, bottom left of its tile on a shaded band: rows 336..348 of the picture.
+    let band: Vec<[u8; 3]> = (324..420)
+        .step_by(4)
+        .flat_map(|x| [338, 342, 346].map(|y| d.pixel(x, y)))
+        .collect();
+    // Its letters are light (blue well above the orange's and its shade's 0).
+    let letters = band.iter().filter(|p| p[1] > 100 && p[2] > 100).count();
+    assert!(
+        letters >= 3,
+        "no label on the peer's tile: {letters} light pixels in {band:?}"
+    );
     eprintln!(
         "with the peer: {} frames, peer tile {peer_px:?}, box tile {box_px:?} .. {box_right:?}, 440 Hz {:.1} dBFS, 1200 Hz {:.1} dBFS",
         d.frames.len(),
