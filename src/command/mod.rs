@@ -140,6 +140,13 @@ pub enum Command {
         /// Kilobits per second.
         kbps: u32,
     },
+    /// Pin a remote participant to the meeting feed's focus (the large tile of spotlight and
+    /// sidebar; always shown in a grid); without `participantId`, unpin.
+    #[serde(rename_all = "camelCase")]
+    Pin {
+        #[serde(default)]
+        participant_id: Option<String>,
+    },
     /// Set the speaker's volume (the room's far end as the box plays it). The echo canceller's
     /// reference is taken after the volume, so a change does not disturb it.
     SetVolume {
@@ -450,6 +457,7 @@ impl Command {
         "request-keyframe",
         "set-bitrate",
         "set-volume",
+        "pin",
         "get-state",
         "ping",
         "identify",
@@ -537,6 +545,12 @@ impl Command {
                 }
                 Ok(())
             }
+            Command::Pin {
+                participant_id: Some(id),
+            } if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) => range(
+                "participantId",
+                "must be 1 to 128 printable characters".into(),
+            ),
             Command::SetVolume { percent } => {
                 if *percent > 100 {
                     return range("percent", format!("{percent} is outside 0..=100"));

@@ -16,8 +16,8 @@
 use super::{RemoteStats, RoomStats};
 use crate::config::PlaybackConfig;
 use crate::media::echo::EchoPath;
-use crate::media::element::{add_chain, leaky_queue, make, set};
-use crate::media::pcm::{PcmHub, SPEECH_RATE};
+use crate::media::element::{add_chain, make, set};
+use crate::media::pcm::PcmHub;
 use crate::media::MediaError;
 use crate::model::StreamKind;
 use gstreamer as gst;
@@ -25,6 +25,11 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+mod bus;
+mod meeting_tap;
+mod speech_tap;
+use bus::watch_bus;
 
 /// The playback pipeline.
 pub struct Playback {
@@ -47,6 +52,8 @@ struct Branch {
     elements: Vec<gst::Element>,
     /// Its pad on the compositor or mixer; None for video that is counted, not shown.
     mixer_pad: Option<gst::Pad>,
+    /// The meeting feed's tap, until it is made (the first time the feed runs).
+    tap: Option<(gst::Element, meeting_tap::Tapped, &'static str)>,
 }
 
 /// Whether remote video is shown: not with `video_sink = "none"`, nor when the display sink
@@ -277,16 +284,21 @@ impl Playback {
         jb.set_property("latency", 60u32);
         let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), jb];
         let shown = video && self.vmix.is_some();
+        let decoder = h264_decoder(|f| gst::ElementFactory::find(f).is_some());
+        // Each video branch has a tee for the meeting's tap: after the decoder when the frames
+        // are decoded for the screen, else after the parser (the tap decodes only while the
+        // meeting feed runs).
         let names: Vec<&str> = match (video, shown) {
             (true, true) => vec![
                 "rtph264depay",
                 "h264parse",
-                h264_decoder(|f| gst::ElementFactory::find(f).is_some()),
+                decoder,
                 "videoconvert",
+                "tee",
                 "queue",
             ],
             // Nothing to show: whole frames are counted, never decoded.
-            (true, false) => vec!["rtph264depay", "h264parse", "fakesink"],
+            (true, false) => vec!["rtph264depay", "h264parse", "tee", "fakesink"],
             (false, _) => vec![
                 "rtpopusdepay",
                 "opusdec",
@@ -343,14 +355,24 @@ impl Playback {
             }
         }
         let mut elements = chain;
+        let tee = elements
+            .iter()
+            .find(|e| e.factory().is_some_and(|f| f.name() == "tee"))
+            .cloned()
+            .ok_or_else(|| MediaError::link(&what, "the branch has no tee"))?;
         if !video {
-            let tee = elements
-                .iter()
-                .find(|e| e.factory().is_some_and(|f| f.name() == "tee"))
-                .cloned()
-                .ok_or_else(|| MediaError::link(&what, "the audio branch has no tee"))?;
-            elements.extend(self.speech_tap(&tee, participant)?);
+            elements.extend(speech_tap::add(
+                &self.pipeline,
+                &self.speech,
+                &tee,
+                participant,
+            )?);
         }
+        let tapped = match (video, shown) {
+            (false, _) => meeting_tap::Tapped::Audio,
+            (true, true) => meeting_tap::Tapped::Decoded,
+            (true, false) => meeting_tap::Tapped::Encoded,
+        };
         for e in &elements {
             e.sync_state_with_parent()
                 .map_err(|_| MediaError::Start(what.clone()))?;
@@ -359,68 +381,30 @@ impl Playback {
             src,
             elements,
             mixer_pad,
+            tap: Some((tee, tapped, decoder)),
         })
     }
 
-    /// `tee → leaky queue → audioconvert → audioresample → S16LE 16 kHz mono → appsink`, which
-    /// hands the participant's speech to the transcriber's hub. While the hub is closed a probe
-    /// drops the audio at the tee, so nothing is converted for nobody; the leaky queue keeps a
-    /// slow transcriber from ever holding the speaker's audio.
-    fn speech_tap(
-        &self,
-        tee: &gst::Element,
-        participant: &str,
-    ) -> Result<Vec<gst::Element>, MediaError> {
-        let what = "the speech tap";
-        let q = leaky_queue(50)?;
-        let conv = make("audioconvert")?;
-        let res = make("audioresample")?;
-        let sink = gst_app::AppSink::builder()
-            .caps(
-                &gst::Caps::builder("audio/x-raw")
-                    .field("format", "S16LE")
-                    .field("rate", SPEECH_RATE as i32)
-                    .field("channels", 1i32)
-                    .field("layout", "interleaved")
-                    .build(),
-            )
-            .sync(false)
-            .async_(false)
-            .build();
-        let hub = self.speech.clone();
-        let who = participant.to_string();
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    if let Ok(sample) = s.pull_sample() {
-                        if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
-                            hub.push_s16(&who, map.as_slice());
-                        }
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-        let elements = vec![q, conv, res, sink.upcast()];
-        add_chain(&self.pipeline, &elements, what)?;
-        let pad = tee
-            .request_pad_simple("src_%u")
-            .ok_or_else(|| MediaError::link(what, "the tee gave no pad"))?;
-        let hub = self.speech.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            if hub.is_open() {
-                gst::PadProbeReturn::Ok
-            } else {
-                gst::PadProbeReturn::Drop
+    /// Once the meeting feed runs (its hub open), taps each branch for it; until then a box
+    /// pays nothing for it (no decoder made, no libav loaded where video is not shown).
+    pub fn sync_meeting(&mut self) {
+        if !crate::media::meeting::MeetingHub::shared().is_open() {
+            return;
+        }
+        for ((participant, kind), b) in self.branches.iter_mut() {
+            // A participant's tile shows their camera: their share is not composed (yet), and
+            // its frames under the same participant would alternate with the camera's.
+            if *kind == StreamKind::Share {
+                continue;
             }
-        });
-        pad.link(
-            &elements[0]
-                .static_pad("sink")
-                .ok_or_else(|| MediaError::link(what, "the queue has no sink pad"))?,
-        )
-        .map_err(|e| MediaError::link(what, e))?;
-        Ok(elements)
+            let Some((tee, tapped, decoder)) = b.tap.take() else {
+                continue;
+            };
+            match meeting_tap::add(&self.pipeline, &tee, participant, tapped, decoder) {
+                Ok(els) => b.elements.extend(els),
+                Err(e) => tracing::warn!(participant, error = %e, "playback: no meeting tap"),
+            }
+        }
     }
 
     /// Counts the buffers leaving `element` into the participant's stats field `field`.
@@ -561,51 +545,6 @@ impl Drop for Playback {
             let _ = t.join();
         }
     }
-}
-
-fn watch_bus(
-    bus: gst::Bus,
-    stats: Arc<Mutex<RoomStats>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) {
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
-            continue;
-        };
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                tracing::warn!(error = %e.error(), debug = ?e.debug(), "playback: pipeline error");
-            }
-            gst::MessageView::Element(el) => {
-                let Some(s) = el.structure() else { continue };
-                if s.name() != "level" {
-                    continue;
-                }
-                let Some(src) = msg.src() else { continue };
-                let name = src.name();
-                let Some(who) = name.strip_prefix("level|") else {
-                    continue;
-                };
-                if let Some(db) = rms_db(s) {
-                    if let Ok(mut st) = stats.lock() {
-                        let e: &mut RemoteStats =
-                            st.participants.entry(who.to_string()).or_default();
-                        e.audio_dbfs = Some(db);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The loudest channel's RMS level, dBFS, from a `level` message.
-fn rms_db(s: &gst::StructureRef) -> Option<f64> {
-    let list = s.get::<gst::glib::ValueArray>("rms").ok()?;
-    list.iter()
-        .filter_map(|v| v.get::<f64>().ok())
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
-        .map(|v| if v.is_finite() { v } else { -120.0 })
 }
 
 #[cfg(test)]
