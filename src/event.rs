@@ -58,6 +58,12 @@ pub enum Event {
         /// The speaker's participant id.
         participant_id: Option<String>,
     },
+    /// A participant was pinned to (true) or unpinned from (false) the meeting feed's focus.
+    #[serde(rename_all = "camelCase")]
+    PinStateChanged {
+        participant_id: String,
+        pinned: bool,
+    },
     /// The presenter changed: who shares content now (one presenter at a time), none when
     /// nobody does. The box's own share names the box's participant id.
     #[serde(rename_all = "camelCase")]

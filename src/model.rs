@@ -353,3 +353,30 @@ fn redact_tail(url: &str) -> String {
     }
     out
 }
+
+/// How a meeting's participants are laid out in a composed picture (VideoSDK's recording and
+/// livestream layouts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayoutKind {
+    /// Everyone in equal tiles.
+    #[default]
+    Grid,
+    /// The pinned participant, the presenter or the active speaker large, the others in a strip
+    /// below.
+    Spotlight,
+    /// The pinned participant, the presenter or the active speaker large, the others in a
+    /// column on the right.
+    Sidebar,
+}
+
+/// What an output (the recording, an RTMP output, HLS) carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputSource {
+    /// The box's own camera (or program) and microphone.
+    #[default]
+    Room,
+    /// The whole meeting: every participant in a layout, every voice mixed.
+    Meeting,
+}

@@ -688,7 +688,7 @@ async fn janus_scenario() {
     let opts = PeerOptions {
         data: true,
         audio_level: false,
-        speech: None,
+        ..PeerOptions::default()
     };
     let mut peer = Peer::join_with(&janus_url, ROOM, "Pat", opts).await;
     b.lists(&peer.id).await;

@@ -517,6 +517,7 @@ fn fallback_rig(
         url: nginx.url(),
         stream_key: StreamKey::new(KEY),
         stream_key_file: Default::default(),
+        source: Default::default(),
     }];
     c.livestream.reconnect.initial = Duration::from_millis(200);
     c.livestream.reconnect.max = Duration::from_secs(2);

@@ -25,6 +25,7 @@ async fn an_rtmp_output_follows_the_program_without_a_restart() {
             url: nginx.url(),
             key: roombox::model::StreamKey::new("program"),
             reconnect: Default::default(),
+            source: Default::default(),
         }),
     });
     r.wait_for("the output started", |n| {

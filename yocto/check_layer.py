@@ -298,6 +298,8 @@ ELEMENTS = {
     "rtmp2sink": ("gstreamer1.0-plugins-bad-rtmp2", "always"),
     "aacparse": ("gstreamer1.0-plugins-good-audioparsers", "always"),
     "h264parse": ("gstreamer1.0-plugins-bad-videoparsersbad", "always"),
+    # The meeting feed's tile labels (media::meeting); plugins-base "pango".
+    "textoverlay": ("gstreamer1.0-plugins-base-pango", "always"),
     # 10 ms mic buffers for the echo canceller (media::echo); built by default, no PACKAGECONFIG.
     "audiobuffersplit": ("gstreamer1.0-plugins-bad-audiobuffersplit", "always"),
     "opusparse": ("gstreamer1.0-plugins-bad-opusparse", "always"),
@@ -323,6 +325,7 @@ ELEMENTS = {
 # Plugin packages that exist only when conf/include/roombox.inc turns a PACKAGECONFIG on.
 NEEDS_PACKAGECONFIG = {
     "gstreamer1.0-plugins-base-opus": ("gstreamer1.0-plugins-base", "opus"),
+    "gstreamer1.0-plugins-base-pango": ("gstreamer1.0-plugins-base", "pango"),
     "gstreamer1.0-plugins-bad-opusparse": ("gstreamer1.0-plugins-bad", "opusparse"),
     "gstreamer1.0-plugins-bad-webrtcdsp": ("gstreamer1.0-plugins-bad", "webrtcdsp"),
     "gstreamer1.0-plugins-ugly-x264": ("gstreamer1.0-plugins-ugly", "x264"),
@@ -335,6 +338,7 @@ NEEDS_PACKAGECONFIG = {
 # element instances, pad names, caps fields, Janus protocol words.
 NOT_ELEMENTS = {
     "aactee", "opustee", "rawtee", "vtee", "venc", "piptee", "sharetee",
+    "rawvtee", "meetingtee", "meetrawtee", "meetaactee", "meetopustee",
     "src", "sink", "rate", "bitrate", "framerate",
     "codec", "audiocodec", "videocodec", "audio_codec", "video_codec",
 }

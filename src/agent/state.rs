@@ -28,6 +28,7 @@ mod health;
 mod hls;
 mod livestream;
 mod media;
+mod meeting;
 mod polls;
 mod recording;
 mod render;
@@ -105,6 +106,9 @@ pub struct AgentState {
     /// shares, a remote participant's, or none.
     #[serde(default)]
     pub presenter: Option<String>,
+    /// The remote participant pinned to the meeting feed's focus, if any.
+    #[serde(default)]
+    pub pinned: Option<String>,
     /// The link to the fleet's broker; none when `[fleet]` is off.
     pub fleet: Option<FleetStatus>,
     /// The room's calendar; none when `[calendar]` is off.
@@ -207,6 +211,7 @@ impl StateMachine {
                 health: Health::default(),
                 stopping: false,
                 presenter: None,
+                pinned: None,
                 fleet: None,
                 calendar: None,
                 update: UpdateStatus::default(),
@@ -336,6 +341,7 @@ impl StateMachine {
                 self.state.media.volume = Some(*percent);
                 Step::ok(vec![Effect::Media(MediaAction::SetSpeakerVolume(*percent))])
             }
+            Command::Pin { participant_id } => self.pin(participant_id.as_deref()),
             Command::RestartMedia => Step::ok(vec![Effect::Media(MediaAction::Restart)]),
             Command::StartRecording {
                 target: RecordingTarget::Local,

@@ -57,6 +57,8 @@ pub struct HlsConfig {
     pub playlist_length: u32,
     /// Start HLS with the agent.
     pub autostart: bool,
+    /// `room` (the box's own camera and mic) or `meeting` (every participant; `[media.meeting]`).
+    pub source: crate::model::OutputSource,
 }
 
 impl Default for HlsConfig {
@@ -66,6 +68,7 @@ impl Default for HlsConfig {
             part: Duration::from_millis(200),
             playlist_length: 4,
             autostart: false,
+            source: crate::model::OutputSource::Room,
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct OutputConfig {
     pub stream_key: StreamKey,
     /// A file holding the stream key (read at each start; trailing whitespace ignored).
     pub stream_key_file: PathBuf,
+    /// `room` (the box's own camera and mic) or `meeting` (every participant; `[media.meeting]`).
+    pub source: crate::model::OutputSource,
 }
 
 /// What the fallback does once the room is back.

@@ -16,6 +16,8 @@ pub struct MediaConfig {
     /// Content share from the box: a second capture with its own encode, started and stopped
     /// while the camera runs.
     pub share: super::ShareConfig,
+    /// The meeting feed's layout, for outputs whose `source = "meeting"`.
+    pub meeting: super::MeetingConfig,
     /// How the pipeline is restarted after a fault.
     pub restart: BackoffConfig,
 }

@@ -14,6 +14,7 @@ mod http;
 mod livestream;
 mod load;
 mod media;
+mod meeting;
 mod room;
 mod share;
 mod transcription;
@@ -32,6 +33,7 @@ pub use media::{
     AudioConfig, AudioProcessing, AudioSource, MediaConfig, ProcessingConfig, VideoConfig,
     VideoSource,
 };
+pub use meeting::MeetingConfig;
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig, WhepSource};
 pub use share::{PresenterRule, ProgramMode, ShareConfig, ShareSource};
 pub use transcription::{language_code, TranscriptionConfig, DEFAULT_MODEL_FILE, SILERO_FILE};
@@ -213,6 +215,9 @@ pub struct RecordingConfig {
     /// Stop recording (FAILED) when free space falls below this (MiB) and nothing is left to
     /// delete.
     pub stop_free_mb: u64,
+    /// `room` (the box's own camera and mic) or `meeting` (every participant in a layout, every
+    /// voice mixed; `[media.meeting]`).
+    pub source: crate::model::OutputSource,
 }
 
 impl Default for RecordingConfig {
@@ -226,6 +231,7 @@ impl Default for RecordingConfig {
             max_age: Duration::from_secs(7 * 24 * 3600),
             min_free_mb: 512,
             stop_free_mb: 64,
+            source: crate::model::OutputSource::Room,
         }
     }
 }
@@ -446,6 +452,7 @@ impl Config {
             );
         }
         self.media.share.validate(&mut e);
+        self.media.meeting.validate(&mut e);
         self.room.validate(&mut e);
         self.livestream.validate(&mut e);
         self.http.validate(&mut e);

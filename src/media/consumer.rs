@@ -15,6 +15,7 @@ use super::hls::HlsSpec;
 use super::recorder::RecorderSpec;
 use super::rtmp::RtmpSpec;
 use super::tap::TapSender;
+use crate::model::OutputSource;
 use gstreamer as gst;
 use tokio::sync::mpsc;
 
@@ -37,12 +38,49 @@ pub enum Feed {
         /// Samples per second.
         rate: u32,
     },
+    /// The meeting's H.264: the box's camera and every remote participant in a layout
+    /// (`media::meeting`); composed and encoded only while someone takes it.
+    Meeting,
+    /// The meeting's mix (every voice and the box's processed mic) in AAC.
+    MeetingAac,
+    /// The meeting's mix in Opus, 20 ms.
+    MeetingOpus,
 }
 
 impl Feed {
     /// True for the video feed.
     pub fn is_video(self) -> bool {
-        matches!(self, Feed::H264 | Feed::Share | Feed::Program)
+        matches!(
+            self,
+            Feed::H264 | Feed::Share | Feed::Program | Feed::Meeting
+        )
+    }
+
+    /// The room's feed of the same form: the meeting's H.264, AAC and Opus are muxed, parsed
+    /// and sent as the camera's, the mic's.
+    pub fn base(self) -> Feed {
+        match self {
+            Feed::Meeting => Feed::H264,
+            Feed::MeetingAac => Feed::Aac,
+            Feed::MeetingOpus => Feed::Opus,
+            f => f,
+        }
+    }
+
+    /// True for the meeting's feeds.
+    pub fn is_meeting(self) -> bool {
+        matches!(self, Feed::Meeting | Feed::MeetingAac | Feed::MeetingOpus)
+    }
+
+    /// This feed taken from `source`: the room's own (unchanged), or the meeting's picture for
+    /// the camera's or the program's, and the meeting's mix for the mic's encodes.
+    pub fn from_source(self, source: OutputSource) -> Feed {
+        match (source, self) {
+            (OutputSource::Meeting, Feed::H264 | Feed::Program) => Feed::Meeting,
+            (OutputSource::Meeting, Feed::Aac) => Feed::MeetingAac,
+            (OutputSource::Meeting, Feed::Opus) => Feed::MeetingOpus,
+            _ => self,
+        }
     }
 }
 

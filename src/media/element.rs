@@ -90,3 +90,23 @@ pub fn h264_encode(
     );
     Ok([enc, enc_caps, parse, out])
 }
+
+/// Opus at `kbps`, 20 ms frames.
+pub fn opus_chain(kbps: u32) -> Result<Vec<gst::Element>> {
+    let enc = make("opusenc")?;
+    set(&enc, "bitrate", &(kbps * 1000).to_string())?;
+    set(&enc, "frame-size", "20")?;
+    Ok(vec![make("audioconvert")?, enc])
+}
+
+/// AAC at `kbps`, parsed.
+pub fn aac_chain(kbps: u32) -> Result<Vec<gst::Element>> {
+    // voaacenc before avenc_aac: libavcodec alone costs about 40 MB of RSS.
+    let factory = ["fdkaacenc", "voaacenc", "avenc_aac"]
+        .into_iter()
+        .find(|f| super::encoder::registered(f))
+        .ok_or_else(|| MediaError::MissingElement("voaacenc or avenc_aac".into()))?;
+    let enc = make(factory)?;
+    set(&enc, "bitrate", &(kbps * 1000).to_string())?;
+    Ok(vec![make("audioconvert")?, enc, make("aacparse")?])
+}

@@ -229,6 +229,7 @@ impl Task {
                 }
             }
             MediaAction::SetSpeakerVolume(percent) => super::speaker::set_volume(percent),
+            MediaAction::Pin(who) => super::meeting::MeetingHub::shared().pin(who.as_deref()),
             MediaAction::SetBitrate(kbps) => {
                 self.bitrate = kbps;
                 if let Some(c) = &self.capture {
@@ -440,6 +441,7 @@ impl Task {
     /// Once a tick: consumers' housekeeping (a recorder's flush and retention).
     fn housekeeping(&mut self) {
         self.poll_share_stop(false);
+        self.meeting_tick();
         for a in self.state.running_mut() {
             a.consumer.tick();
         }

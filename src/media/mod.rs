@@ -17,6 +17,8 @@ pub mod error;
 pub mod filemic;
 pub mod grabber;
 pub mod hls;
+pub mod layout;
+pub mod meeting;
 pub mod overload;
 pub mod pcm;
 pub mod pip;
@@ -62,6 +64,8 @@ pub enum MediaAction {
     SetBitrate(u32),
     /// Set the speaker's volume, percent (0..=100); it holds for every speaker built after.
     SetSpeakerVolume(u32),
+    /// Pin a remote participant to the meeting feed's focus (None: unpin).
+    Pin(Option<String>),
     /// Run a consumer of the capture (the recorder, a room's tap, an RTMP output, HLS) under
     /// `id`, replacing any consumer of that id. It starts once capture plays, and again after
     /// every capture restart, until detached.

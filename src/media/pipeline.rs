@@ -17,14 +17,23 @@
 //! pipeline (or a channel), so a consumer's failure (a full disk) cannot stop capture.
 
 use super::consumer::{Feed, KeyframeRequester};
-use super::element::{add_chain, leaky_queue, make, parse_caps, set};
+use super::element::{aac_chain, add_chain, leaky_queue, make, opus_chain, parse_caps, set};
 use super::encoder::{self, EncoderSpec};
+
+mod meeting;
+#[cfg(feature = "test-util")]
+mod stamp;
 use super::error::{MediaError, Result};
 use crate::config::{AudioSource, Config, VideoSource};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
+use meeting::local_name;
+#[cfg(feature = "test-util")]
+use stamp::stamp_frames;
+#[cfg(feature = "test-util")]
+pub use stamp::STAMP_ENV;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -65,6 +74,11 @@ pub struct Capture {
     pub share: Option<super::share::Share>,
     /// Which source the program consumers get.
     pub program: Arc<super::share::ProgramSwitch>,
+    /// The camera's raw frames (after the camera-off blackout), for compositions.
+    pub rawvtee: Option<gst::Element>,
+    /// The meeting's composition while a consumer takes a meeting feed.
+    pub meeting: Option<super::meeting::compose::Compose>,
+    meeting_settings: super::meeting::compose::Settings,
     opus_kbps: u32,
     aac_kbps: u32,
 }
@@ -108,6 +122,19 @@ pub fn build(
         gop_frames,
         share: None,
         program: Arc::default(),
+        rawvtee: None,
+        meeting: None,
+        meeting_settings: super::meeting::compose::Settings {
+            kind: config.media.meeting.layout,
+            hold: config.media.meeting.speaker_hold,
+            size: (v.width, v.height),
+            fps: v.fps,
+            kbps: v.bitrate_kbps,
+            gop_frames,
+            rate: a.rate,
+            channels: a.channels,
+            local_name: local_name(config),
+        },
         opus_kbps: a.opus_bitrate_kbps,
         aac_kbps: a.aac_bitrate_kbps,
     };
@@ -188,16 +215,18 @@ pub fn build(
         vtee.set_property("name", "vtee");
         // `program = "pip"` composes the camera's raw frames into the share's corner.
         let s = &config.media.share;
-        let rawvtee = (s.configured() && s.program == crate::config::ProgramMode::Pip)
-            .then(tee)
-            .transpose()?;
+        let pip = s.configured() && s.program == crate::config::ProgramMode::Pip;
+        // Always there (a tee with one branch costs nothing): the meeting's composition, and
+        // the share's in pip mode, take the camera's raw frames from it.
+        let rawvtee = tee()?;
+        rawvtee.set_property("name", "rawvtee");
         let mut chain = vec![src.clone()];
         if v.source == VideoSource::Argus {
             // nvarguscamerasrc gives NVMM buffers: nvvidconv brings them to system memory.
             chain.push(make("nvvidconv")?);
         }
         chain.extend([conv, scale, rate, caps.clone()]);
-        chain.extend(rawvtee.clone());
+        chain.push(rawvtee.clone());
         chain.extend([
             q,
             conv2,
@@ -225,11 +254,12 @@ pub fn build(
         cap.encoder = Some(enc);
         cap.spec = Some(spec);
         cap.vtee = Some(vtee);
+        cap.rawvtee = Some(rawvtee.clone());
         if config.media.share.configured() {
             cap.share = Some(super::share::Share::build(
                 &pipeline,
                 &config.media.share,
-                rawvtee,
+                pip.then_some(rawvtee),
             )?);
         }
     }
@@ -334,10 +364,8 @@ impl Capture {
                 if let Some(t) = &self.opustee {
                     return Ok(t.clone());
                 }
-                let enc = make("opusenc")?;
-                set(&enc, "bitrate", &(self.opus_kbps * 1000).to_string())?;
-                set(&enc, "frame-size", "20")?;
-                let t = self.audio_branch(vec![make("audioconvert")?, enc], "opustee")?;
+                let raw = self.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
+                let t = self.audio_branch(&raw, opus_chain(self.opus_kbps)?, "opustee")?;
                 self.opustee = Some(t.clone());
                 Ok(t)
             }
@@ -345,18 +373,31 @@ impl Capture {
                 if let Some(t) = &self.aactee {
                     return Ok(t.clone());
                 }
-                // voaacenc before avenc_aac: libavcodec alone costs about 40 MB of RSS.
-                let factory = ["fdkaacenc", "voaacenc", "avenc_aac"]
-                    .into_iter()
-                    .find(|f| encoder::registered(f))
-                    .ok_or_else(|| MediaError::MissingElement("voaacenc or avenc_aac".into()))?;
-                let enc = make(factory)?;
-                set(&enc, "bitrate", &(self.aac_kbps * 1000).to_string())?;
-                let t = self.audio_branch(
-                    vec![make("audioconvert")?, enc, make("aacparse")?],
-                    "aactee",
-                )?;
+                let raw = self.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
+                let t = self.audio_branch(&raw, aac_chain(self.aac_kbps)?, "aactee")?;
                 self.aactee = Some(t.clone());
+                Ok(t)
+            }
+            Feed::Meeting => self
+                .meeting()?
+                .vtee
+                .clone()
+                .ok_or(MediaError::NoSource("video")),
+            Feed::MeetingAac | Feed::MeetingOpus => {
+                let aac = feed == Feed::MeetingAac;
+                let m = self.meeting()?;
+                let have = if aac { &m.aactee } else { &m.opustee };
+                if let Some(t) = have {
+                    return Ok(t.clone());
+                }
+                let raw = m.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
+                let (chain, name) = match aac {
+                    true => (aac_chain(self.aac_kbps)?, "meetaactee"),
+                    false => (opus_chain(self.opus_kbps)?, "meetopustee"),
+                };
+                let t = self.audio_branch(&raw, chain, name)?;
+                let m = self.meeting()?;
+                *(if aac { &mut m.aactee } else { &mut m.opustee }) = Some(t.clone());
                 Ok(t)
             }
             Feed::Pcm { rate } => {
@@ -373,7 +414,9 @@ impl Capture {
                         .field("layout", "interleaved")
                         .build(),
                 );
+                let raw = self.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
                 let t = self.audio_branch(
+                    &raw,
                     vec![make("audioconvert")?, make("audioresample")?, caps],
                     &format!("pcm{rate}tee"),
                 )?;
@@ -385,8 +428,12 @@ impl Capture {
 
     /// Adds `rawtee → leaky queue → chain → tee` to the (possibly playing) pipeline and returns
     /// the new tee. The queue is leaky so an encoder that cannot keep up never holds the mic.
-    fn audio_branch(&self, chain: Vec<gst::Element>, name: &str) -> Result<gst::Element> {
-        let rawtee = self.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
+    fn audio_branch(
+        &self,
+        rawtee: &gst::Element,
+        chain: Vec<gst::Element>,
+        name: &str,
+    ) -> Result<gst::Element> {
         let out = tee()?;
         out.set_property("name", name);
         let mut all = vec![leaky_queue(50)?];
@@ -449,7 +496,11 @@ impl Capture {
     /// that vanished fails its PAUSED→READY step, and a v4l2src left in READY keeps the device
     /// node open, so a replugged camera would come back under another name), then the rest, and
     /// every element leaves the pipeline so nothing keeps the device alive.
-    pub fn release(self) {
+    pub fn release(mut self) {
+        if self.meeting.take().is_some() {
+            // The pipeline goes whole; only the hub must hear of it.
+            super::meeting::MeetingHub::shared().set_open(false);
+        }
         let pipeline = &self.pipeline;
         let mut sources = Vec::new();
         let mut it = pipeline.iterate_sources();
@@ -514,57 +565,4 @@ fn install_blackout(caps: &gst::Element, camera_on: Arc<AtomicBool>) -> Result<(
         gst::PadProbeReturn::Ok
     });
     Ok(())
-}
-
-/// Set, the synthetic source writes each frame's capture time (system clock, milliseconds, 32
-/// bits) into its luma as two rows of 32 blocks of 32x32 pixels (the bits, then their
-/// complement), so a subscriber decoding the box's video can measure glass-to-glass latency
-/// (tests/room.rs `bench_glass_to_glass`, tests/room_browser.rs, tests/livestream.rs
-/// `bench_output_latency`).
-///
-/// Behind the `test-util` feature: only the synthetic source is stamped and only test code
-/// (tests/support/peer.rs, tests/browser/g2g.mjs) reads the stamp, so a box in a room has no use
-/// for it; a product build ignores the variable.
-#[cfg(feature = "test-util")]
-pub const STAMP_ENV: &str = "ROOMBOX_TEST_STAMP";
-
-#[cfg(feature = "test-util")]
-fn stamp_frames(src: &gst::Element) {
-    let Some(pad) = src.static_pad("src") else {
-        return;
-    };
-    pad.add_probe(gst::PadProbeType::BUFFER, |pad, info| {
-        let caps = pad.current_caps();
-        let info_v = caps
-            .as_ref()
-            .and_then(|c| gstreamer_video::VideoInfo::from_caps(c).ok());
-        let Some(vi) = info_v else {
-            return gst::PadProbeReturn::Ok;
-        };
-        if vi.width() < 1024 || vi.height() < 64 || !vi.format_info().is_yuv() {
-            return gst::PadProbeReturn::Ok;
-        }
-        let now = gst::SystemClock::obtain().time().mseconds() as u32;
-        if let Some(gst::PadProbeData::Buffer(ref mut buffer)) = info.data {
-            let buf = buffer.make_mut();
-            let stride = vi.stride()[0] as usize;
-            let offset = vi.offset()[0];
-            if let Ok(mut map) = buf.map_writable() {
-                let data = map.as_mut_slice();
-                for row in 0..2usize {
-                    for bit in 0..32usize {
-                        let one = (now >> bit) & 1 == 1;
-                        let v = if one != (row == 1) { 235 } else { 16 };
-                        for y in row * 32..row * 32 + 32 {
-                            let start = offset + y * stride + bit * 32;
-                            if let Some(px) = data.get_mut(start..start + 32) {
-                                px.fill(v);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        gst::PadProbeReturn::Ok
-    });
 }

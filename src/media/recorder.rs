@@ -89,6 +89,9 @@ impl Consumer for RecorderConsumer {
             RecordingFormat::Mp4 => vec![Feed::Program, Feed::Aac],
             RecordingFormat::Mkv => vec![Feed::Program, Feed::Opus],
         }
+        .into_iter()
+        .map(|f| f.from_source(self.spec.config.source))
+        .collect()
     }
 
     fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>> {
@@ -236,10 +239,10 @@ impl Recorder {
         let mut sources = Vec::new();
         let mut sinks: Vec<Box<dyn FeedSink>> = Vec::new();
         for &feed in feeds {
-            let pad_template = match feed {
+            let pad_template = match feed.base() {
                 Feed::H264 | Feed::Share | Feed::Program => "video",
                 Feed::Aac | Feed::Opus => "audio_%u",
-                Feed::Pcm { .. } => continue,
+                Feed::Pcm { .. } | Feed::Meeting | Feed::MeetingAac | Feed::MeetingOpus => continue,
             };
             let appsrc = feed_input(
                 &pipeline,

@@ -42,6 +42,8 @@ pub struct RtmpSpec {
     pub key: StreamKey,
     /// How soon to retry after the ingest dropped or refused the stream.
     pub reconnect: BackoffConfig,
+    /// The room's own picture and sound, or the meeting's.
+    pub source: crate::model::OutputSource,
 }
 
 impl RtmpSpec {
@@ -106,6 +108,9 @@ impl Consumer for Rtmp {
     fn feeds(&self) -> Vec<Feed> {
         // The program: the camera, or the share's own encode while there is one.
         vec![Feed::Program, Feed::Aac]
+            .into_iter()
+            .map(|f| f.from_source(self.spec.source))
+            .collect()
     }
 
     fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>> {
@@ -227,7 +232,7 @@ fn build(spec: &RtmpSpec, feeds: &[Feed]) -> Result<Output> {
         .map_err(|e| MediaError::link("the RTMP output", e))?;
     let mut sources = Vec::new();
     for &feed in feeds {
-        let pad = match feed {
+        let pad = match feed.base() {
             f if f.is_video() => "video",
             Feed::Aac => "audio",
             _ => continue,
@@ -425,6 +430,7 @@ mod tests {
             url: "rtmp://a.example/live2/".into(),
             key: StreamKey::new("abcd-secret"),
             reconnect: BackoffConfig::default(),
+            source: Default::default(),
         };
         assert_eq!(spec.redacted(), "rtmp://a.example/live2/****");
         assert!(!format!("{spec:?}").contains("abcd-secret"));

@@ -201,7 +201,7 @@ impl MediaControl for SimMedia {
                 self.note(MediaNotice::CameraEnabled(on));
             }
             MediaAction::RequestKeyframe => self.keyframe(),
-            MediaAction::SetSpeakerVolume(_) => {}
+            MediaAction::SetSpeakerVolume(_) | MediaAction::Pin(_) => {}
             MediaAction::SetBitrate(kbps) => {
                 if let Some(e) = self.element("venc") {
                     e.set_property("bitrate", kbps);

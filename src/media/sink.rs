@@ -183,11 +183,11 @@ impl Attached {
 /// it takes (`video` or `audio`-ish, as `pads` names them for this muxer).
 fn parser_of(feed: super::consumer::Feed) -> Option<&'static str> {
     use super::consumer::Feed;
-    match feed {
+    match feed.base() {
         Feed::H264 | Feed::Share | Feed::Program => Some("h264parse"),
         Feed::Aac => Some("aacparse"),
         Feed::Opus => Some("opusparse"),
-        Feed::Pcm { .. } => None,
+        Feed::Pcm { .. } | Feed::Meeting | Feed::MeetingAac | Feed::MeetingOpus => None,
     }
 }
 

@@ -16,8 +16,8 @@
 use super::{RemoteStats, RoomStats};
 use crate::config::PlaybackConfig;
 use crate::media::echo::EchoPath;
-use crate::media::element::{add_chain, leaky_queue, make, set};
-use crate::media::pcm::{PcmHub, SPEECH_RATE};
+use crate::media::element::{add_chain, make, set};
+use crate::media::pcm::PcmHub;
 use crate::media::MediaError;
 use crate::model::StreamKind;
 use gstreamer as gst;
@@ -25,6 +25,11 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+mod bus;
+mod meeting_tap;
+mod speech_tap;
+use bus::watch_bus;
 
 /// The playback pipeline.
 pub struct Playback {
@@ -47,6 +52,8 @@ struct Branch {
     elements: Vec<gst::Element>,
     /// Its pad on the compositor or mixer; None for video that is counted, not shown.
     mixer_pad: Option<gst::Pad>,
+    /// The meeting feed's tap, until it is made (the first time the feed runs).
+    tap: Option<(gst::Element, meeting_tap::Tapped, &'static str)>,
 }
 
 /// Whether remote video is shown: not with `video_sink = "none"`, nor when the display sink
@@ -277,16 +284,21 @@ impl Playback {
         jb.set_property("latency", 60u32);
         let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), jb];
         let shown = video && self.vmix.is_some();
+        let decoder = h264_decoder(|f| gst::ElementFactory::find(f).is_some());
+        // Each video branch has a tee for the meeting's tap: after the decoder when the frames
+        // are decoded for the screen, else after the parser (the tap decodes only while the
+        // meeting feed runs).
         let names: Vec<&str> = match (video, shown) {
             (true, true) => vec![
                 "rtph264depay",
                 "h264parse",
-                h264_decoder(|f| gst::ElementFactory::find(f).is_some()),
+                decoder,
                 "videoconvert",
+                "tee",
                 "queue",
             ],
             // Nothing to show: whole frames are counted, never decoded.
-            (true, false) => vec!["rtph264depay", "h264parse", "fakesink"],
+            (true, false) => vec!["rtph264depay", "h264parse", "tee", "fakesink"],
             (false, _) => vec![
                 "rtpopusdepay",
                 "opusdec",
@@ -343,14 +355,24 @@ impl Playback {
             }
         }
         let mut elements = chain;
+        let tee = elements
+            .iter()
+            .find(|e| e.factory().is_some_and(|f| f.name() == "tee"))
+            .cloned()
+            .ok_or_else(|| MediaError::link(&what, "the branch has no tee"))?;
         if !video {
-            let tee = elements
-                .iter()
-                .find(|e| e.factory().is_some_and(|f| f.name() == "tee"))
-                .cloned()
-                .ok_or_else(|| MediaError::link(&what, "the audio branch has no tee"))?;
-            elements.extend(self.speech_tap(&tee, participant)?);
+            elements.extend(speech_tap::add(
+                &self.pipeline,
+                &self.speech,
+                &tee,
+                participant,
+            )?);
         }
+        let tapped = match (video, shown) {
+            (false, _) => meeting_tap::Tapped::Audio,
+            (true, true) => meeting_tap::Tapped::Decoded,
+            (true, false) => meeting_tap::Tapped::Encoded,
+        };
         for e in &elements {
             e.sync_state_with_parent()
                 .map_err(|_| MediaError::Start(what.clone()))?;
@@ -359,68 +381,30 @@ impl Playback {
             src,
             elements,
             mixer_pad,
+            tap: Some((tee, tapped, decoder)),
         })
     }
 
-    /// `tee → leaky queue → audioconvert → audioresample → S16LE 16 kHz mono → appsink`, which
-    /// hands the participant's speech to the transcriber's hub. While the hub is closed a probe
-    /// drops the audio at the tee, so nothing is converted for nobody; the leaky queue keeps a
-    /// slow transcriber from ever holding the speaker's audio.
-    fn speech_tap(
-        &self,
-        tee: &gst::Element,
-        participant: &str,
-    ) -> Result<Vec<gst::Element>, MediaError> {
-        let what = "the speech tap";
-        let q = leaky_queue(50)?;
-        let conv = make("audioconvert")?;
-        let res = make("audioresample")?;
-        let sink = gst_app::AppSink::builder()
-            .caps(
-                &gst::Caps::builder("audio/x-raw")
-                    .field("format", "S16LE")
-                    .field("rate", SPEECH_RATE as i32)
-                    .field("channels", 1i32)
-                    .field("layout", "interleaved")
-                    .build(),
-            )
-            .sync(false)
-            .async_(false)
-            .build();
-        let hub = self.speech.clone();
-        let who = participant.to_string();
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    if let Ok(sample) = s.pull_sample() {
-                        if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
-                            hub.push_s16(&who, map.as_slice());
-                        }
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-        let elements = vec![q, conv, res, sink.upcast()];
-        add_chain(&self.pipeline, &elements, what)?;
-        let pad = tee
-            .request_pad_simple("src_%u")
-            .ok_or_else(|| MediaError::link(what, "the tee gave no pad"))?;
-        let hub = self.speech.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            if hub.is_open() {
-                gst::PadProbeReturn::Ok
-            } else {
-                gst::PadProbeReturn::Drop
+    /// Once the meeting feed runs (its hub open), taps each branch for it; until then a box
+    /// pays nothing for it (no decoder made, no libav loaded where video is not shown).
+    pub fn sync_meeting(&mut self) {
+        if !crate::media::meeting::MeetingHub::shared().is_open() {
+            return;
+        }
+        for ((participant, kind), b) in self.branches.iter_mut() {
+            // A participant's tile shows their camera: their share is not composed (yet), and
+            // its frames under the same participant would alternate with the camera's.
+            if *kind == StreamKind::Share {
+                continue;
             }
-        });
-        pad.link(
-            &elements[0]
-                .static_pad("sink")
-                .ok_or_else(|| MediaError::link(what, "the queue has no sink pad"))?,
-        )
-        .map_err(|e| MediaError::link(what, e))?;
-        Ok(elements)
+            let Some((tee, tapped, decoder)) = b.tap.take() else {
+                continue;
+            };
+            match meeting_tap::add(&self.pipeline, &tee, participant, tapped, decoder) {
+                Ok(els) => b.elements.extend(els),
+                Err(e) => tracing::warn!(participant, error = %e, "playback: no meeting tap"),
+            }
+        }
     }
 
     /// Counts the buffers leaving `element` into the participant's stats field `field`.
@@ -491,68 +475,6 @@ impl Playback {
     }
 }
 
-/// A tile on the screen, in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Tile {
-    x: u32,
-    y: u32,
-    w: u32,
-    h: u32,
-    /// The share's main picture.
-    main: bool,
-}
-
-/// Where each video goes on a `(w, h)` screen, in the order given (shares first): the first
-/// share fills the screen above a strip a quarter of its height for the rest (16:9, centred),
-/// or the whole screen when it is alone; without a share, a grid of equal tiles.
-fn screen_layout(kinds: &[StreamKind], (w, h): (u32, u32)) -> Vec<Tile> {
-    let even = |v: u32| v & !1;
-    if kinds.first() != Some(&StreamKind::Share) {
-        let n = kinds.len() as u32;
-        let cols = (1..=n).find(|c| c * c >= n).unwrap_or(1);
-        let rows = n.div_ceil(cols).max(1);
-        let (tw, th) = (w / cols, h / rows);
-        return (0..n)
-            .map(|i| Tile {
-                x: (i % cols) * tw,
-                y: (i / cols) * th,
-                w: tw,
-                h: th,
-                main: false,
-            })
-            .collect();
-    }
-    let rest = kinds.len() as u32 - 1;
-    let strip = if rest == 0 { 0 } else { even(h / 4) };
-    let (mw, mh) = (w, h - strip);
-    // The share at 16:9 inside the main area, centred.
-    let (sw, sh) = if mw * 9 > mh * 16 {
-        (even(mh * 16 / 9), mh)
-    } else {
-        (mw, even(mw * 9 / 16))
-    };
-    let mut out = vec![Tile {
-        x: (mw - sw) / 2,
-        y: (mh - sh) / 2,
-        w: sw,
-        h: sh,
-        main: true,
-    }];
-    // The others side by side in the strip, each at most 16:9 of the strip's height.
-    if let Some(per) = w.checked_div(rest) {
-        let tw = even(per.min(strip * 16 / 9));
-        let x0 = (w - tw * rest) / 2;
-        out.extend((0..rest).map(|i| Tile {
-            x: x0 + i * tw,
-            y: mh,
-            w: tw,
-            h: strip,
-            main: false,
-        }));
-    }
-    out
-}
-
 impl Drop for Playback {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -561,51 +483,6 @@ impl Drop for Playback {
             let _ = t.join();
         }
     }
-}
-
-fn watch_bus(
-    bus: gst::Bus,
-    stats: Arc<Mutex<RoomStats>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) {
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
-            continue;
-        };
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                tracing::warn!(error = %e.error(), debug = ?e.debug(), "playback: pipeline error");
-            }
-            gst::MessageView::Element(el) => {
-                let Some(s) = el.structure() else { continue };
-                if s.name() != "level" {
-                    continue;
-                }
-                let Some(src) = msg.src() else { continue };
-                let name = src.name();
-                let Some(who) = name.strip_prefix("level|") else {
-                    continue;
-                };
-                if let Some(db) = rms_db(s) {
-                    if let Ok(mut st) = stats.lock() {
-                        let e: &mut RemoteStats =
-                            st.participants.entry(who.to_string()).or_default();
-                        e.audio_dbfs = Some(db);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The loudest channel's RMS level, dBFS, from a `level` message.
-fn rms_db(s: &gst::StructureRef) -> Option<f64> {
-    let list = s.get::<gst::glib::ValueArray>("rms").ok()?;
-    list.iter()
-        .filter_map(|v| v.get::<f64>().ok())
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
-        .map(|v| if v.is_finite() { v } else { -120.0 })
 }
 
 #[cfg(test)]
@@ -624,40 +501,6 @@ mod tests {
         };
         assert_eq!(mode("filesink location=/dev/null sync=true"), "unbuffered");
         assert_eq!(mode("filesink location=/dev/null buffer-mode=full"), "full");
-    }
-
-    #[test]
-    fn a_share_is_the_main_picture_with_the_cameras_in_a_strip() {
-        use StreamKind::{Share, Video};
-        let t = |x, y, w, h, main| Tile { x, y, w, h, main };
-        // No share: the grid as before.
-        assert_eq!(
-            screen_layout(&[Video, Video, Video], (1280, 720)),
-            vec![
-                t(0, 0, 640, 360, false),
-                t(640, 0, 640, 360, false),
-                t(0, 360, 640, 360, false)
-            ]
-        );
-        // A share alone fills the screen.
-        assert_eq!(
-            screen_layout(&[Share], (1280, 720)),
-            vec![t(0, 0, 1280, 720, true)]
-        );
-        // With two cameras: the share in the top three quarters at 16:9, centred; the cameras
-        // side by side in the bottom quarter.
-        assert_eq!(
-            screen_layout(&[Share, Video, Video], (1280, 720)),
-            vec![
-                t(160, 0, 960, 540, true),
-                t(320, 540, 320, 180, false),
-                t(640, 540, 320, 180, false)
-            ]
-        );
-        // Many cameras share the strip's width.
-        let many = screen_layout(&[Share, Video, Video, Video, Video, Video], (1280, 720));
-        assert!(many[1..].iter().all(|r| r.w == 256 && r.y == 540));
-        assert!(many.iter().all(|r| r.x + r.w <= 1280 && r.y + r.h <= 720));
     }
 
     #[test]

@@ -130,6 +130,7 @@ async fn next_signal(s: &mut dyn Signaller, live: bool) -> Option<SignalEvent> {
 
 impl Session {
     fn notify(&self, n: RoomNotice) {
+        meeting_follows(&n);
         let _ = self.notices.send(n);
     }
 
@@ -171,6 +172,9 @@ impl Session {
                 }
                 _ = tick.tick() => {
                     self.publish_stats();
+                    if let Some(p) = self.conns.playback.as_mut() {
+                        p.sync_meeting();
+                    }
                     let out = self.state.tick(now());
                     self.apply(out).await;
                 }
@@ -254,6 +258,7 @@ impl Session {
             }
             Action::Close => {
                 std::mem::take(&mut self.conns).close().await;
+                crate::media::meeting::MeetingHub::shared().clear();
                 lock(&self.stats).participants.clear();
             }
             Action::SignalLeave => {
@@ -551,4 +556,23 @@ async fn send_audio(track: &LocalTrack, s: &EncodedSample, stats: &Mutex<RoomSta
         return;
     }
     lock(stats).audio_samples_sent += 1;
+}
+
+/// The meeting feed's hub hears who is in the room, by name, who talks and who presents.
+fn meeting_follows(n: &RoomNotice) {
+    let hub = crate::media::meeting::MeetingHub::shared();
+    match n {
+        RoomNotice::ParticipantJoined(p) => hub.joined(&p.participant_id, &p.display_name),
+        RoomNotice::ParticipantLeft(id) => hub.left(id),
+        RoomNotice::Talking {
+            participant_id,
+            talking,
+        } => hub.talking(participant_id, *talking),
+        RoomNotice::Stream {
+            participant_id,
+            kind: StreamKind::Share,
+            enabled,
+        } => hub.presenter(enabled.then_some(participant_id.as_str())),
+        _ => {}
+    }
 }

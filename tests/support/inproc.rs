@@ -82,6 +82,14 @@ impl InProcBox {
         let (handle, mut agent) = Agent::new(config, None, media, notices);
         let stats = room.stats.clone();
         agent.attach_room(room);
+        // No HTTP server runs in-process: with `[http]` on, HLS is written for one all the
+        // same, and tests read its files from the disk.
+        if config.http.enabled {
+            agent.set_http_base(Some(format!(
+                "http://{}:{}",
+                config.http.bind, config.http.port
+            )));
+        }
         let events = Arc::new(Mutex::new(Vec::new()));
         let mut rx = handle.subscribe();
         let sink = events.clone();

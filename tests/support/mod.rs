@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod browser;
+pub mod decoded;
 pub mod ejabberd;
 pub mod engine;
 pub mod fleet;

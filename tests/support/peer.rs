@@ -32,6 +32,13 @@ pub struct PeerOptions {
     pub audio_level: bool,
     /// Speak this WAV file (at real time, once through) instead of the test tone.
     pub speech: Option<&'static str>,
+    /// The test tone's frequency, Hz (660 when None).
+    pub tone_hz: Option<u32>,
+    /// A solid colour (0xAARRGGBB) instead of the SMPTE bars.
+    pub colour: Option<u32>,
+    /// Width, height and frame rate of the picture, and its bitrate in kbit/s (320x240@15 at
+    /// 400 when None).
+    pub video: Option<(u32, u32, u32, u32)>,
 }
 
 /// What the peer decoded from the feed it subscribed to.
@@ -276,17 +283,26 @@ impl Peer {
         // A speech file is not live: `identity sync=true` paces it at real time on the clock.
         let audio_src = match opts.speech {
             Some(wav) => format!("filesrc location={wav} ! wavparse ! identity sync=true"),
-            None => "audiotestsrc is-live=true wave=sine freq=660 volume=0.5".to_string(),
+            None => format!(
+                "audiotestsrc is-live=true wave=sine freq={} volume=0.5",
+                opts.tone_hz.unwrap_or(660)
+            ),
+        };
+        let (w, h, fps, kbps) = opts.video.unwrap_or((320, 240, 15, 400));
+        let pattern = match opts.colour {
+            Some(c) => format!("pattern=solid-color foreground-color={c:#010x}"),
+            None => "pattern=smpte".to_string(),
         };
         let pub_pipe = gst::parse::launch(&format!(
             "webrtcbin name=wb bundle-policy=max-bundle \
-             videotestsrc is-live=true pattern=smpte ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! \
-             x264enc tune=zerolatency speed-preset=ultrafast bitrate=400 key-int-max=30 ! \
+             videotestsrc is-live=true {pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 ! videoconvert ! \
+             x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} key-int-max={} ! \
              video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 pt=102 ! \
              application/x-rtp,media=video,encoding-name=H264,payload=102 ! wb. \
              {audio_src} ! volume name=pvol ! audioconvert ! audioresample ! \
              audio/x-raw,format=S16LE,rate=48000,channels=1 ! identity name=raw ! opusenc ! \
              rtpopuspay name=opay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! wb.",
+            fps * 2
         ))
         .expect("publisher pipeline")
         .downcast::<gst::Pipeline>()

@@ -37,6 +37,7 @@ impl HlsSetup {
                 segment: config.hls.segment,
                 part: config.hls.part,
                 playlist_length: config.hls.playlist_length,
+                source: config.hls.source,
             }),
             autostart: config.hls.autostart,
         }

@@ -93,6 +93,7 @@ impl LivestreamSetup {
                     url: o.url.clone(),
                     key,
                     reconnect: config.reconnect.clone(),
+                    source: o.source,
                 });
                 (o.name.clone(), spec)
             })
@@ -213,6 +214,7 @@ impl StateMachine {
                     url: o.url.trim_end_matches('/').to_string(),
                     key: o.stream_key.clone(),
                     reconnect: self.setup.livestream.reconnect.clone(),
+                    source: Default::default(),
                 })
                 .collect()
         };

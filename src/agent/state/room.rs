@@ -137,6 +137,7 @@ impl StateMachine {
             RoomNotice::Left { room_id, reason } => {
                 self.state.room = None;
                 for id in std::mem::take(&mut self.state.participants).into_keys() {
+                    fx.extend(self.unpin_left(&id));
                     fx.push(Effect::Emit(Event::ParticipantLeft { participant_id: id }));
                 }
                 if self.state.active_speaker.take().is_some() {
@@ -172,6 +173,7 @@ impl StateMachine {
             RoomNotice::ParticipantLeft(id) => {
                 fx.extend(self.remote_share(Some((&id, false))));
                 if self.state.participants.remove(&id).is_some() {
+                    fx.extend(self.unpin_left(&id));
                     fx.push(Effect::Emit(Event::ParticipantLeft {
                         participant_id: id.clone(),
                     }));

@@ -1,7 +1,8 @@
 //! Which branches a consumer gets: one per feed the capture has, and two for the program (the
-//! camera's tee and the share's, each behind a [`ProgramInput`]).
+//! camera's tee and the share's, each behind a [`ProgramInput`]); and the meeting's composition
+//! kept while a consumer takes it.
 
-use super::Active;
+use super::{Active, Task};
 use crate::media::consumer::{FeedSink, Reporter, StartContext};
 use crate::media::error::MediaError;
 use crate::media::pipeline::Capture;
@@ -32,9 +33,15 @@ pub(super) fn start_consumer(
         return Err(MediaError::NoSource("video or audio"));
     }
     let keyframes = capture.keyframes();
+    // A consumer of the meeting's picture asks the meeting's encoder for its keyframes (HLS and
+    // the recorder, at their segment boundaries).
+    let own_keyframes = match feeds.contains(&Feed::Meeting) {
+        true => capture.meeting_keyframes(),
+        false => keyframes.clone(),
+    };
     let sinks = active.consumer.start(StartContext {
         reporter,
-        keyframes: keyframes.clone(),
+        keyframes: own_keyframes,
         feeds: feeds.clone(),
     })?;
     for ((feed, tee), sink) in feeds.into_iter().zip(tees).zip(sinks) {
@@ -57,6 +64,7 @@ pub(super) fn start_consumer(
                 }
             }
             (Feed::Share, Some(share)) => branches.push((tee, sink, share.keyframes())),
+            (f, _) if f.is_meeting() => branches.push((tee, sink, capture.meeting_keyframes())),
             _ => branches.push((tee, sink, keyframes.clone())),
         }
         for (tee, sink, keys) in branches {
@@ -70,4 +78,23 @@ pub(super) fn start_consumer(
         }
     }
     Ok(())
+}
+
+impl Task {
+    /// The meeting's composition follows the room (inputs, layout) while a running consumer
+    /// takes a meeting feed, and goes when none does.
+    pub(super) fn meeting_tick(&mut self) {
+        let Some(capture) = self.capture.as_mut().filter(|c| c.meeting.is_some()) else {
+            return;
+        };
+        let used = self
+            .state
+            .running_mut()
+            .any(|a| a.consumer.feeds().iter().any(|f| f.is_meeting()));
+        if !used {
+            capture.drop_meeting();
+        } else if let Some(m) = capture.meeting.as_mut() {
+            m.tick(&capture.pipeline, std::time::Instant::now());
+        }
+    }
 }

@@ -52,6 +52,8 @@ pub struct HlsSpec {
     pub part: Duration,
     /// Complete segments in the playlist.
     pub playlist_length: u32,
+    /// The room's own picture and sound, or the meeting's.
+    pub source: crate::model::OutputSource,
 }
 
 /// Where the live edge of a directory's stream is, for the HTTP server's blocking requests.
@@ -116,13 +118,18 @@ impl Hls {
 
 impl Consumer for Hls {
     fn feeds(&self) -> Vec<Feed> {
-        // The program: the camera, or the share while there is one. A new picture format
-        // starts a new segment behind a discontinuity with its own init segment.
+        // The program (the camera, or the share while there is one) or the meeting. A new
+        // picture format starts a new segment behind a discontinuity with its own init segment.
         vec![Feed::Program, Feed::Aac]
+            .into_iter()
+            .map(|f| f.from_source(self.spec.source))
+            .collect()
     }
 
-    fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>> {
+    fn start(&mut self, mut ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>> {
         self.shutdown();
+        // The meeting's feeds are written as the room's.
+        ctx.feeds = ctx.feeds.iter().map(|f| f.base()).collect();
         let dir = &self.spec.dir;
         std::fs::create_dir_all(dir).map_err(|e| MediaError::io(dir, e))?;
         // A new stream starts a new playlist: nothing stale stays playable.

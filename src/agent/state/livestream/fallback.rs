@@ -112,6 +112,7 @@ mod tests {
             url: "rtmp://127.0.0.1:1935/live".into(),
             key: StreamKey::new("sekrit"),
             reconnect: Default::default(),
+            source: Default::default(),
         }
     }
 

@@ -1,0 +1,343 @@
+//! The meeting feed: every participant composed in a layout and every voice mixed, encoded once
+//! for the outputs whose source is the meeting ([`Feed::Meeting`](super::Feed::Meeting),
+//! [`Feed::MeetingAac`](super::Feed::MeetingAac), [`Feed::MeetingOpus`](super::Feed::MeetingOpus)).
+//!
+//! Two pipelines meet here. Room playback (`room::playback`, its own pipeline) decodes each
+//! remote participant and hands the frames and the audio to the [`MeetingHub`]; the capture
+//! pipeline's [`compose::Compose`] takes them through one `appsrc` per participant and track,
+//! beside the box's own camera and processed mic. The hub is open only while a compose runs:
+//! closed, playback drops its taps before decoding or converting anything for it.
+//!
+//! Nothing waits on the meeting: the hub pushes without blocking into leaky `appsrc`s, and the
+//! camera and mic reach the compose through leaky queues, so a slow compose drops only its own
+//! frames.
+//!
+//! The room session tells the hub who is who (display names) and who talks; the compose reads
+//! a snapshot of it on the engine's housekeeping tick, lays the tiles out with
+//! [`super::layout`] and moves the compositor's pads.
+//!
+//! Imported by the media engine (`engine`, `pipeline`) and by `room` (playback and session).
+
+pub mod compose;
+
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+/// A remote participant as the hub knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// Participant id.
+    pub id: String,
+    /// Display name (the id until the room says).
+    pub name: String,
+    /// Decoded video has arrived since the hub opened.
+    pub video: bool,
+    /// Decoded audio has arrived since the hub opened.
+    pub audio: bool,
+}
+
+/// What the compose reads on each tick.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    /// Remote participants, in the order they joined.
+    pub remotes: Vec<Remote>,
+    /// Who the room says is talking, most recent last.
+    pub talking: Vec<String>,
+    /// Pinned by a command.
+    pub pinned: Option<String>,
+    /// Who presents.
+    pub presenter: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    remotes: Vec<Remote>,
+    talking: Vec<String>,
+    pinned: Option<String>,
+    presenter: Option<String>,
+    video: HashMap<String, gst_app::AppSrc>,
+    audio: HashMap<String, gst_app::AppSrc>,
+    /// Where each participant's next piece of audio starts, in the capture's running time.
+    audio_next: HashMap<String, gst::ClockTime>,
+}
+
+/// How far a participant's audio may drift from its arrival before it is stamped anew.
+const RESYNC: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Inner {
+    fn remote(&mut self, id: &str) -> &mut Remote {
+        if let Some(i) = self.remotes.iter().position(|r| r.id == id) {
+            return &mut self.remotes[i];
+        }
+        self.remotes.push(Remote {
+            id: id.to_string(),
+            name: id.to_string(),
+            video: false,
+            audio: false,
+        });
+        self.remotes.last_mut().expect("just pushed")
+    }
+}
+
+/// Where room playback hands decoded participants to the meeting feed; cheap to clone.
+#[derive(Clone, Default)]
+pub struct MeetingHub {
+    open: Arc<AtomicBool>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl std::fmt::Debug for MeetingHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeetingHub")
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+impl MeetingHub {
+    /// The process's hub: one box, one room session and one capture per process, as with the
+    /// echo path (`echo::EchoPath::shared`).
+    pub fn shared() -> MeetingHub {
+        static SHARED: OnceLock<MeetingHub> = OnceLock::new();
+        SHARED.get_or_init(MeetingHub::default).clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True while a compose takes the participants: playback decodes for it only then.
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Opens (a compose started) or closes the hub; closing forgets the compose's inputs and
+    /// what had arrived.
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::Relaxed);
+        if !open {
+            let mut inner = self.lock();
+            inner.video.clear();
+            inner.audio.clear();
+            inner.audio_next.clear();
+            for r in &mut inner.remotes {
+                r.video = false;
+                r.audio = false;
+            }
+        }
+    }
+
+    /// A remote participant joined, or their name changed.
+    pub fn joined(&self, id: &str, name: &str) {
+        let mut inner = self.lock();
+        let r = inner.remote(id);
+        if !name.is_empty() {
+            r.name = name.to_string();
+        }
+    }
+
+    /// A remote participant left.
+    pub fn left(&self, id: &str) {
+        let mut inner = self.lock();
+        inner.remotes.retain(|r| r.id != id);
+        inner.talking.retain(|t| t != id);
+        inner.video.remove(id);
+        inner.audio.remove(id);
+        if inner.pinned.as_deref() == Some(id) {
+            inner.pinned = None;
+        }
+    }
+
+    /// The room left: nobody remote is in the meeting.
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.remotes.clear();
+        inner.talking.clear();
+        inner.video.clear();
+        inner.audio.clear();
+        inner.presenter = None;
+    }
+
+    /// Someone started or stopped talking.
+    pub fn talking(&self, id: &str, talking: bool) {
+        let mut inner = self.lock();
+        inner.talking.retain(|t| t != id);
+        if talking {
+            inner.talking.push(id.to_string());
+        }
+    }
+
+    /// Pins a participant to the focus (None: unpin).
+    pub fn pin(&self, id: Option<&str>) {
+        self.lock().pinned = id.map(str::to_string);
+    }
+
+    /// Who presents (None: nobody).
+    pub fn presenter(&self, id: Option<&str>) {
+        self.lock().presenter = id.map(str::to_string);
+    }
+
+    /// What the compose lays out.
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = self.lock();
+        Snapshot {
+            remotes: inner.remotes.clone(),
+            talking: inner.talking.clone(),
+            pinned: inner.pinned.clone(),
+            presenter: inner.presenter.clone(),
+        }
+    }
+
+    /// A decoded video frame of participant `id`; never blocks.
+    pub fn push_video(&self, id: &str, sample: &gst::Sample) {
+        self.push(id, sample, true);
+    }
+
+    /// Some decoded audio of participant `id`; never blocks.
+    pub fn push_audio(&self, id: &str, sample: &gst::Sample) {
+        self.push(id, sample, false);
+    }
+
+    fn push(&self, id: &str, sample: &gst::Sample, video: bool) {
+        if !self.is_open() {
+            return;
+        }
+        let src = {
+            let mut inner = self.lock();
+            let r = inner.remote(id);
+            if video {
+                r.video = true;
+            } else {
+                r.audio = true;
+            }
+            let map = if video { &inner.video } else { &inner.audio };
+            map.get(id).cloned()
+        };
+        let Some(src) = src else { return };
+        if let Some(mut buffer) = sample.buffer_owned() {
+            // Stamped again as it enters the capture pipeline: playback's times are of another
+            // pipeline's clock. Video by the appsrc (do-timestamp), as it arrives; audio one
+            // buffer after the last, so arrival jitter never makes gaps or overlaps the mixer
+            // would drop.
+            let pts = match video {
+                true => None,
+                false => match self.audio_pts(id, &src, sample) {
+                    Some(t) => Some(t),
+                    None => return,
+                },
+            };
+            {
+                let b = buffer.make_mut();
+                b.set_pts(pts);
+                b.set_dts(gst::ClockTime::NONE);
+                if video {
+                    b.set_duration(gst::ClockTime::NONE);
+                }
+            }
+            if let Some(caps) = sample.caps_owned() {
+                if src.caps().as_ref() != Some(&caps) {
+                    src.set_caps(Some(&caps));
+                }
+            }
+            // Leaky: a full appsrc drops its oldest buffer, and the push returns at once.
+            let _ = src.push_buffer(buffer);
+        }
+    }
+
+    /// The running time of `sample`, a piece of participant `id`'s audio, in the pipeline of
+    /// `src`: right after their previous piece, unless that drifted more than [`RESYNC`] from
+    /// now (a pause, a loss), then now. None while `src` has no clock (not playing yet).
+    fn audio_pts(
+        &self,
+        id: &str,
+        src: &gst_app::AppSrc,
+        sample: &gst::Sample,
+    ) -> Option<gst::ClockTime> {
+        use gstreamer::prelude::*;
+        let now = src.clock()?.time().checked_sub(src.base_time()?)?;
+        let length = sample.buffer()?.duration().or_else(|| {
+            // The taps give S16LE (`room::playback`): two bytes a sample.
+            let st = sample.caps()?.structure(0)?;
+            let rate = st.get::<i32>("rate").ok()?.max(1) as u64;
+            let channels = st.get::<i32>("channels").unwrap_or(1).max(1) as u64;
+            let frames = sample.buffer()?.size() as u64 / (2 * channels);
+            gst::ClockTime::SECOND.mul_div_floor(frames, rate)
+        })?;
+        let mut inner = self.lock();
+        let next = inner.audio_next.get(id).copied();
+        let pts = match next {
+            Some(n) if n.nseconds().abs_diff(now.nseconds()) < RESYNC.as_nanos() as u64 => n,
+            _ => now,
+        };
+        inner.audio_next.insert(id.to_string(), pts + length);
+        Some(pts)
+    }
+
+    /// The compose's inputs for participant `id` (None: removed).
+    pub(crate) fn set_input(&self, id: &str, video: bool, src: Option<gst_app::AppSrc>) {
+        let mut inner = self.lock();
+        let map = if video {
+            &mut inner.video
+        } else {
+            &mut inner.audio
+        };
+        match src {
+            Some(s) => {
+                map.insert(id.to_string(), s);
+            }
+            None => {
+                map.remove(id);
+            }
+        }
+        inner.audio_next.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hub_keeps_names_order_and_talkers() {
+        let hub = MeetingHub::default();
+        hub.joined("a", "Ana");
+        hub.joined("b", "");
+        hub.talking("a", true);
+        hub.talking("b", true);
+        hub.talking("a", false);
+        let s = hub.snapshot();
+        let names: Vec<&str> = s.remotes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["Ana", "b"], "an empty name leaves the id");
+        assert_eq!(s.talking, ["b"]);
+        hub.pin(Some("b"));
+        hub.left("b");
+        let s = hub.snapshot();
+        assert_eq!(s.remotes.len(), 1);
+        assert!(s.talking.is_empty() && s.pinned.is_none());
+    }
+
+    #[test]
+    fn a_closed_hub_notes_nothing_and_closing_forgets_what_arrived() {
+        gst::init().unwrap();
+        let hub = MeetingHub::default();
+        hub.joined("a", "Ana");
+        let sample = gst::Sample::builder().buffer(&gst::Buffer::new()).build();
+        hub.push_video("a", &sample);
+        assert!(!hub.snapshot().remotes[0].video, "closed: nothing noted");
+        hub.set_open(true);
+        hub.push_video("a", &sample);
+        hub.push_audio("x", &sample);
+        let s = hub.snapshot();
+        assert!(s.remotes[0].video && !s.remotes[0].audio);
+        assert_eq!(
+            s.remotes[1].id, "x",
+            "audio from someone unannounced adds them"
+        );
+        assert!(s.remotes[1].audio);
+        hub.set_open(false);
+        assert!(hub.snapshot().remotes.iter().all(|r| !r.video && !r.audio));
+    }
+}
