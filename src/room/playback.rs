@@ -28,8 +28,10 @@ use std::sync::{Arc, Mutex};
 
 mod bus;
 mod meeting_tap;
+mod screen;
 mod speech_tap;
 use bus::watch_bus;
+use screen::screen_layout;
 
 /// The playback pipeline.
 pub struct Playback {
