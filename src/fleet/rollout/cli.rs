@@ -52,6 +52,10 @@ pub struct UpdateArgs {
     /// Once every box that answered is done, wait this long for late answers, then exit.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub settle: Duration,
+    /// Redraw the table in place when stdout is a terminal (off for a library caller writing
+    /// elsewhere).
+    #[arg(skip = true)]
+    pub live_tty: bool,
 }
 
 /// One box's line.
@@ -275,10 +279,34 @@ pub fn record(
     Ok(r)
 }
 
-/// Runs `roombox fleet update`; returns the exit code: 0 when every box that answered is done
-/// and the rollout went on, 3 when it was stopped for rollbacks, 2 when no box answered, 1 when
-/// `--wait` ran out with boxes still updating.
+/// Runs `roombox fleet update`, printing on stdout; returns the exit code: 0 when every box
+/// that answered is done and the rollout went on, 3 when it was stopped for rollbacks, 2 when no
+/// box answered, 1 when `--wait` ran out with boxes still updating.
 pub async fn run(conn: &ConnArgs, args: &UpdateArgs) -> anyhow::Result<i32> {
+    Ok(follow(conn, args, &mut std::io::stdout()).await?.code)
+}
+
+/// How a run of `fleet update` ended (benches read the times).
+#[derive(Debug)]
+pub struct Report {
+    /// The exit code.
+    pub code: i32,
+    /// The table as it ended.
+    pub progress: Progress,
+    /// When the record was published.
+    pub published: tokio::time::Instant,
+    /// When the table last changed.
+    pub last_change: tokio::time::Instant,
+    /// When the stop was published, if it was.
+    pub stopped: Option<tokio::time::Instant>,
+}
+
+/// [`run`], writing the table to `out`.
+pub async fn follow(
+    conn: &ConnArgs,
+    args: &UpdateArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<Report> {
     let key = match &conn.signing_key {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -307,7 +335,8 @@ pub async fn run(conn: &ConnArgs, args: &UpdateArgs) -> anyhow::Result<i32> {
     let topic = super::topic(p, &rec.group);
     op.publish_retained(&topic, serde_json::to_vec(&rec)?)
         .await?;
-    let mut stdout = std::io::stdout();
+    let published = tokio::time::Instant::now();
+    let stdout = out;
     writeln!(
         stdout,
         "rollout {} of {} to group {}: {} % {}",
@@ -318,11 +347,17 @@ pub async fn run(conn: &ConnArgs, args: &UpdateArgs) -> anyhow::Result<i32> {
         if args.stop { "STOPPED" } else { "ACTIVE" }
     )?;
     if args.stop {
-        return Ok(0);
+        return Ok(Report {
+            code: 0,
+            progress: Progress::new(&rec.rollout_id, &rec.manifest.version),
+            published,
+            last_change: published,
+            stopped: Some(published),
+        });
     }
     let mut progress = Progress::new(&rec.rollout_id, &rec.manifest.version);
-    let mut stopped = false;
-    let tty = std::io::IsTerminal::is_terminal(&stdout);
+    let mut stopped = None;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout()) && args.live_tty;
     let end = tokio::time::Instant::now() + args.wait;
     let mut quiet_since = tokio::time::Instant::now();
     let mut dirty = false;
@@ -350,7 +385,7 @@ pub async fn run(conn: &ConnArgs, args: &UpdateArgs) -> anyhow::Result<i32> {
                 quiet_since = tokio::time::Instant::now();
             }
         }
-        if !stopped && progress.rollbacks() > args.max_rollbacks {
+        if stopped.is_none() && progress.rollbacks() > args.max_rollbacks {
             let mut stop = rec.clone();
             stop.state = Phase::Stopped;
             stop.issued_ms = now_ms().max(rec.issued_ms + 1);
@@ -360,7 +395,7 @@ pub async fn run(conn: &ConnArgs, args: &UpdateArgs) -> anyhow::Result<i32> {
             }
             op.publish_retained(&topic, serde_json::to_vec(&stop)?)
                 .await?;
-            stopped = true;
+            stopped = Some(tokio::time::Instant::now());
             dirty = true;
             writeln!(
                 stdout,
@@ -383,7 +418,7 @@ pub async fn run(conn: &ConnArgs, args: &UpdateArgs) -> anyhow::Result<i32> {
         }
     }
     write!(stdout, "{}", progress.table())?;
-    let code = if stopped {
+    let code = if stopped.is_some() {
         writeln!(stdout, "rollout {} STOPPED", rec.rollout_id)?;
         3
     } else if progress.rows.is_empty() {
@@ -396,7 +431,13 @@ pub async fn run(conn: &ConnArgs, args: &UpdateArgs) -> anyhow::Result<i32> {
         0
     };
     stdout.flush()?;
-    Ok(code)
+    Ok(Report {
+        code,
+        progress,
+        published,
+        last_change: quiet_since,
+        stopped,
+    })
 }
 
 fn split<'t>(prefix: &str, topic: &'t str) -> Option<(&'t str, &'t str)> {

@@ -96,6 +96,7 @@ fn args(percent: u32) -> UpdateArgs {
         stop: false,
         wait: Duration::from_secs(1),
         settle: Duration::from_secs(1),
+        live_tty: false,
     }
 }
 
