@@ -89,7 +89,8 @@ pub struct Progress {
     version: String,
     /// The boxes that answered the record.
     pub rows: BTreeMap<String, Row>,
-    /// The update node of every box's retained state, for boxes that answer later.
+    /// The latest update of every box (its retained state's `update` node or its last
+    /// `update-state-changed` event), for boxes whose rollout event comes later.
     states: BTreeMap<String, serde_json::Value>,
 }
 
@@ -134,11 +135,16 @@ impl Progress {
                 true
             }
             Some("update-state-changed") => {
-                let row = self.rows.entry(device.to_string()).or_default();
-                Self::take_update(row, v);
-                // Its update started before its rollout event came in.
-                row.rollout.get_or_insert(BoxState::Started);
-                true
+                // Kept aside until the box says it is in this rollout (its update may start
+                // before that event is out, and another group may update to the same version).
+                self.states.insert(device.to_string(), v.clone());
+                match self.rows.get_mut(device) {
+                    Some(row) if row.rollout == Some(BoxState::Started) => {
+                        Self::take_update(row, v);
+                        true
+                    }
+                    _ => false,
+                }
             }
             _ => false,
         }

@@ -20,9 +20,11 @@ fn the_table_follows_each_box_and_counts_rollbacks() {
     assert!(p.on_event("box-b", &update_event("DOWNLOADING")));
     assert!(p.on_event("box-b", &update_event("HEALTHY")));
     assert!(p.settled());
-    // Progress can come before the box's rollout event.
-    assert!(p.on_event("box-c", &update_event("INSTALLING")));
-    assert_eq!(p.rows["box-c"].rollout, Some(BoxState::Started));
+    // Progress can come before the box's rollout event: it is shown once that comes.
+    assert!(!p.on_event("box-c", &update_event("INSTALLING")));
+    assert!(!p.rows.contains_key("box-c"));
+    assert!(p.on_event("box-c", &rollout_event("STARTED", 20)));
+    assert_eq!(p.rows["box-c"].update, Some(UpdatePhase::Installing));
     assert!(!p.settled());
     let mut rb = update_event("ROLLED_BACK");
     rb["reason"] = json!("no proof of health: media is not PLAYING");
