@@ -287,11 +287,12 @@ say "ok updated to $good and committed; the agents said: $steps"
 # The old agent says RESTARTING as it stops; the new one says RESTARTING again as it takes the
 # trial, then HEALTHY once its proof holds.
 update_times "$t_good" | awk -v t0="$t_good" '
+  function d(a, b) { return (a == "" || b == "") ? "?" : sprintf("%.1f", b - a) }
   !($2 in first) { first[$2] = $1 }
   $2 == "RESTARTING" { rs[++n] = $1 }
   END {
-    printf "box: timing: update command to HEALTHY %.1f s = download and verify to INSTALLING %.1f s + installer to the old agent stopping %.1f s + restart (old agent stopping to the new one taking the trial) %.1f s + proof of health %.1f s\n",
-      first["HEALTHY"] - t0, first["INSTALLING"] - t0, rs[1] - first["INSTALLING"], rs[2] - rs[1], first["HEALTHY"] - rs[2]
+    printf "box: timing: update command to HEALTHY %s s = download and verify to INSTALLING %s s + installer to the old agent stopping %s s + restart (old agent stopping to the new one taking the trial) %s s + proof of health %s s\n",
+      d(t0, first["HEALTHY"]), d(t0, first["INSTALLING"]), d(first["INSTALLING"], rs[1]), d(rs[1], rs[2]), d(rs[2], first["HEALTHY"])
   }' | tee -a timing.txt
 case $steps in *"INSTALLING RESTARTING"*"HEALTHY"*) ;; *) fail "unexpected steps: $steps" ;; esac
 
@@ -314,10 +315,11 @@ case $why in *crashed*) ;; *) update_journal; fail "the rollback's reason is not
 [ ! -e /var/lib/roombox-update/marker.json ] || fail "a marker was left after the rollback"
 say "ok $broken rolled back to $good: $why"
 update_times "$t_broken" | awk -v t0="$t_broken" '
+  function d(a, b) { return (a == "" || b == "") ? "?" : sprintf("%.1f", b - a) }
   !($2 in first) { first[$2] = $1 }
   END {
-    printf "box: timing: bad package: update command to ROLLED_BACK %.1f s (INSTALLING to ROLLED_BACK %.1f s; update.health_deadline here is 240 s)\n",
-      first["ROLLED_BACK"] - t0, first["ROLLED_BACK"] - first["INSTALLING"]
+    printf "box: timing: bad package: update command to ROLLED_BACK %s s (INSTALLING to ROLLED_BACK %s s; update.health_deadline here is 240 s)\n",
+      d(t0, first["ROLLED_BACK"]), d(first["INSTALLING"], first["ROLLED_BACK"])
   }' | tee -a timing.txt
 
 # --- no sandbox denials
