@@ -253,6 +253,11 @@ update_times() {
     sed -n 's/^\([0-9.]*\) .*"update-state-changed","state":"\([A-Z_]*\)".*/\1 \2/p' |
     awk -v t0="$1" '$1 >= t0'
 }
+# The unix time of the installer's first log line containing $2 since unix time $1.
+installer_time() {
+  journalctl -b --no-pager -o short-unix _SYSTEMD_UNIT=roombox-update.service |
+    awk -v t0="$1" -v pat="$2" '$1 >= t0 && index($0, pat) { print $1; exit }'
+}
 update_journal() {
   echo "----- roombox-update.service"
   journalctl -u roombox-update --no-pager -o short-monotonic | tail -n 40 || true
@@ -286,13 +291,13 @@ steps=$(journalctl -b --no-pager -o cat _SYSTEMD_UNIT=roombox.service |
 say "ok updated to $good and committed; the agents said: $steps"
 # The old agent says RESTARTING as it stops; the new one says RESTARTING again as it takes the
 # trial, then HEALTHY once its proof holds.
-update_times "$t_good" | awk -v t0="$t_good" '
+update_times "$t_good" | awk -v t0="$t_good" -v staged="$(installer_time "$t_good" "update: installing")" '
   function d(a, b) { return (a == "" || b == "") ? "?" : sprintf("%.1f", b - a) }
   !($2 in first) { first[$2] = $1 }
   $2 == "RESTARTING" { rs[++n] = $1 }
   END {
-    printf "box: timing: update command to HEALTHY %s s = download and verify to INSTALLING %s s + installer to the old agent stopping %s s + restart (old agent stopping to the new one taking the trial) %s s + proof of health %s s\n",
-      d(t0, first["HEALTHY"]), d(t0, first["INSTALLING"]), d(first["INSTALLING"], rs[1]), d(rs[1], rs[2]), d(rs[2], first["HEALTHY"])
+    printf "box: timing: update command to HEALTHY %s s = download and verify to INSTALLING %s s + the installer taking, checking and keeping the previous package %s s + dpkg until the old agent stops %s s + restart (old agent stopping to the new one taking the trial) %s s + proof of health %s s\n",
+      d(t0, first["HEALTHY"]), d(t0, first["INSTALLING"]), d(first["INSTALLING"], staged), d(staged, rs[1]), d(rs[1], rs[2]), d(rs[2], first["HEALTHY"])
   }' | tee -a timing.txt
 case $steps in *"INSTALLING RESTARTING"*"HEALTHY"*) ;; *) fail "unexpected steps: $steps" ;; esac
 
@@ -314,12 +319,13 @@ why=$(journalctl -b --no-pager -o cat _SYSTEMD_UNIT=roombox.service |
 case $why in *crashed*) ;; *) update_journal; fail "the rollback's reason is not the crash loop: $why" ;; esac
 [ ! -e /var/lib/roombox-update/marker.json ] || fail "a marker was left after the rollback"
 say "ok $broken rolled back to $good: $why"
-update_times "$t_broken" | awk -v t0="$t_broken" '
+update_times "$t_broken" | awk -v t0="$t_broken" -v staged="$(installer_time "$t_broken" "update: installing")" \
+  -v decided="$(installer_time "$t_broken" "update: rolling back")" '
   function d(a, b) { return (a == "" || b == "") ? "?" : sprintf("%.1f", b - a) }
   !($2 in first) { first[$2] = $1 }
   END {
-    printf "box: timing: bad package: update command to ROLLED_BACK %s s (INSTALLING to ROLLED_BACK %s s; update.health_deadline here is 240 s)\n",
-      d(t0, first["ROLLED_BACK"]), d(first["INSTALLING"], first["ROLLED_BACK"])
+    printf "box: timing: bad package: update command to ROLLED_BACK %s s = download and verify to INSTALLING %s s + the installer taking, checking and keeping the previous package %s s + dpkg and the trial until the rollback decision %s s (update.health_deadline here is 240 s) + the previous package back %s s\n",
+      d(t0, first["ROLLED_BACK"]), d(t0, first["INSTALLING"]), d(first["INSTALLING"], staged), d(staged, decided), d(decided, first["ROLLED_BACK"])
   }' | tee -a timing.txt
 
 # --- no sandbox denials
