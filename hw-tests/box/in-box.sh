@@ -166,7 +166,7 @@ roombox cmd stop-recording >/dev/null || fail "stop-recording"
 rec=""
 until_true 30 'rec=$(find "$STATE/recordings" -type f -name "roombox-*" -newer rec-start | sort | tail -n 1)
   [ -n "$rec" ] && gst-discoverer-1.0 "$rec" >discover.out 2>&1' ||
-  { cat discover.out 2>/dev/null; ls -l "$STATE/recordings" || true; fail "no recording that decodes"; }
+  { cat discover.out 2>/dev/null || true; ls -l "$STATE/recordings" || true; fail "no recording that decodes"; }
 grep -q 'video' discover.out || fail "$rec has no video"
 grep -q 'audio' discover.out || fail "$rec has no audio"
 say "ok recorded $(basename "$rec") ($(stat -c %s "$rec") bytes, video and audio)"
