@@ -12,57 +12,14 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{arg, rss_kb};
+use common::{arg, rss_kb, start_broker};
 use roombox::config::Config;
 use roombox::fleet::cli::{ConnArgs, Operator, To};
 use roombox::fleet::sim::SimBox;
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Broker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_broker() -> anyhow::Result<Broker> {
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nset_tcp_nodelay true\nallow_anonymous true\nmax_connections -1\nuser root\nlog_type error\nmax_queued_messages 100000\n"
-        ),
-    )?;
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(Broker {
-        child,
-        port,
-        _dir: dir,
-    })
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -28,6 +28,9 @@ out="$(mktemp)"
   echo
   CARGO_PROFILE_FLAG=--release bash benches/fleet.sh
   echo
+  # Staged rollout: 100 simulated boxes, 10 % then 100 %, two bad ones stopping it.
+  CARGO_PROFILE_FLAG=--release bash benches/fleet.sh --rollout --print
+  echo
   "$rel/examples/bench_controls"
   echo
   # The rig boots the debug binary's directory tree; the figure is under emulation.

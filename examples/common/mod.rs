@@ -1,7 +1,9 @@
-//! What the fleet benches share: arguments, a process's memory, and the group round trip.
+//! What the fleet benches share: arguments, a process's memory, the group round trip, and a
+//! mosquitto of their own.
 #![allow(dead_code)]
 
 use roombox::fleet::cli::{Operator, To};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The value after `name` on the command line, or `default`.
@@ -61,4 +63,48 @@ pub async fn group_pings(
         out.push(t.elapsed().as_secs_f64());
     }
     Ok(out)
+}
+
+/// A mosquitto of the bench's own on an ephemeral loopback port, stopped on drop.
+pub struct Broker {
+    pub child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_broker() -> anyhow::Result<Broker> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nset_tcp_nodelay true\nallow_anonymous true\nmax_connections -1\nuser root\nlog_type error\nmax_queued_messages 100000\n"
+        ),
+    )?;
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "mosquitto did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Broker {
+        child,
+        port,
+        _dir: dir,
+    })
 }

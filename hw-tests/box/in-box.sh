@@ -166,7 +166,7 @@ roombox cmd stop-recording >/dev/null || fail "stop-recording"
 rec=""
 until_true 30 'rec=$(find "$STATE/recordings" -type f -name "roombox-*" -newer rec-start | sort | tail -n 1)
   [ -n "$rec" ] && gst-discoverer-1.0 "$rec" >discover.out 2>&1' ||
-  { cat discover.out 2>/dev/null; ls -l "$STATE/recordings" || true; fail "no recording that decodes"; }
+  { cat discover.out 2>/dev/null || true; ls -l "$STATE/recordings" || true; fail "no recording that decodes"; }
 grep -q 'video' discover.out || fail "$rec has no video"
 grep -q 'audio' discover.out || fail "$rec has no audio"
 say "ok recorded $(basename "$rec") ($(stat -c %s "$rec") bytes, video and audio)"
@@ -246,6 +246,18 @@ perl -MIO::Socket::INET -e '
   }' &
 http_pid=$!
 trap 'kill $feeder_pid $http_pid 2>/dev/null || true' EXIT
+# The agents' update-state-changed events since unix time $1, as "<unix time> <STATE>" lines
+# (the journal's own timestamps), for the timing lines BENCHMARKS.md quotes.
+update_times() {
+  journalctl -b --no-pager -o short-unix _SYSTEMD_UNIT=roombox.service |
+    sed -n 's/^\([0-9.]*\) .*"update-state-changed","state":"\([A-Z_]*\)".*/\1 \2/p' |
+    awk -v t0="$1" '$1 >= t0'
+}
+# The unix time of the installer's first log line containing $2 since unix time $1.
+installer_time() {
+  journalctl -b --no-pager -o short-unix _SYSTEMD_UNIT=roombox-update.service |
+    awk -v t0="$1" -v pat="$2" '$1 >= t0 && index($0, pat) { print $1; exit }'
+}
 update_journal() {
   echo "----- roombox-update.service"
   journalctl -u roombox-update --no-pager -o short-monotonic | tail -n 40 || true
@@ -265,6 +277,7 @@ good=$(dpkg-deb -f update-good.deb Version)
 roombox fleet --signing-key fleet.key sign-update update-good.deb \
   --url http://127.0.0.1:8099/update-good.deb >update.json || fail "sign-update"
 say "\$ roombox cmd update \"\$(cat update.json)\"   # $(dpkg-query -W -f='${Version}' roombox) -> $good"
+t_good=$(date +%s.%N)
 roombox cmd update "$(cat update.json)" >update.out || { cat update.out; fail "roombox cmd update"; }
 until_true 400 '[ "$(dpkg-query -W -f="\${Version}" roombox)" = "$good" ] &&
   [ ! -e /var/lib/roombox-update/marker.json ] && [ -f /var/lib/roombox-update/current.deb ]' ||
@@ -276,12 +289,23 @@ until_true 60 'roombox status --output json 2>/dev/null | grep -q "\"HEALTHY\""'
 steps=$(journalctl -b --no-pager -o cat _SYSTEMD_UNIT=roombox.service |
   grep -o '"update-state-changed","state":"[A-Z_]*"' | sed 's/.*"state":"//; s/"//' | uniq | paste -sd' ')
 say "ok updated to $good and committed; the agents said: $steps"
+# The old agent says RESTARTING as it stops; the new one says RESTARTING again as it takes the
+# trial, then HEALTHY once its proof holds.
+update_times "$t_good" | awk -v t0="$t_good" -v staged="$(installer_time "$t_good" "update: installing")" '
+  function d(a, b) { return (a == "" || b == "") ? "?" : sprintf("%.1f", b - a) }
+  !($2 in first) { first[$2] = $1 }
+  $2 == "RESTARTING" { rs[++n] = $1 }
+  END {
+    printf "box: timing: update command to HEALTHY %s s = download and verify to INSTALLING %s s + the installer taking, checking and keeping the previous package %s s + dpkg until the old agent stops %s s + restart (old agent stopping to the new one taking the trial) %s s + proof of health %s s\n",
+      d(t0, first["HEALTHY"]), d(t0, first["INSTALLING"]), d(first["INSTALLING"], staged), d(staged, rs[1]), d(rs[1], rs[2]), d(rs[2], first["HEALTHY"])
+  }' | tee -a timing.txt
 case $steps in *"INSTALLING RESTARTING"*"HEALTHY"*) ;; *) fail "unexpected steps: $steps" ;; esac
 
 broken=$(dpkg-deb -f update-broken.deb Version)
 roombox fleet --signing-key fleet.key sign-update update-broken.deb \
   --url http://127.0.0.1:8099/update-broken.deb >broken.json || fail "sign-update (broken)"
 say "\$ roombox cmd update \"\$(cat broken.json)\"   # $good -> $broken, whose agent exits at once"
+t_broken=$(date +%s.%N)
 roombox cmd update "$(cat broken.json)" >update.out || { cat update.out; fail "roombox cmd update (broken)"; }
 until_true 400 'journalctl -b --no-pager -o cat _SYSTEMD_UNIT=roombox.service |
   grep -q "\"state\":\"ROLLED_BACK\""' ||
@@ -295,6 +319,14 @@ why=$(journalctl -b --no-pager -o cat _SYSTEMD_UNIT=roombox.service |
 case $why in *crashed*) ;; *) update_journal; fail "the rollback's reason is not the crash loop: $why" ;; esac
 [ ! -e /var/lib/roombox-update/marker.json ] || fail "a marker was left after the rollback"
 say "ok $broken rolled back to $good: $why"
+update_times "$t_broken" | awk -v t0="$t_broken" -v staged="$(installer_time "$t_broken" "update: installing")" \
+  -v decided="$(installer_time "$t_broken" "update: rolling back")" '
+  function d(a, b) { return (a == "" || b == "") ? "?" : sprintf("%.1f", b - a) }
+  !($2 in first) { first[$2] = $1 }
+  END {
+    printf "box: timing: bad package: update command to ROLLED_BACK %s s = download and verify to INSTALLING %s s + the installer taking, checking and keeping the previous package %s s + dpkg and the trial until the rollback decision %s s (update.health_deadline here is 240 s) + the previous package back %s s\n",
+      d(t0, first["ROLLED_BACK"]), d(t0, first["INSTALLING"]), d(first["INSTALLING"], staged), d(staged, decided), d(decided, first["ROLLED_BACK"])
+  }' | tee -a timing.txt
 
 # --- no sandbox denials
 journal=$(journalctl -b --no-pager -o cat _SYSTEMD_UNIT=roombox.service)

@@ -16,6 +16,7 @@ pub mod dedupe;
 pub mod link;
 mod net;
 pub mod queue;
+pub mod rollout;
 pub mod session;
 pub mod setconfig;
 pub mod signing;
@@ -118,6 +119,8 @@ pub async fn spawn(
         )
     })?;
     session.remember(answered);
+    let rollout =
+        rollout::follow::Follower::open(&device_id, Some(fleet_dir.join(rollout::follow::FILE)));
 
     let (stop_tx, stop_rx) = oneshot::channel();
     let (reconf_tx, reconf_rx) = mpsc::unbounded_channel();
@@ -140,6 +143,7 @@ pub async fn spawn(
         config_path,
         throttle: Throttle::new(config.state_min_interval),
         set_config_lock: Arc::new(tokio::sync::Mutex::new(())),
+        rollout,
     };
     worker.connect();
     let main = tokio::spawn(worker.run(net_rx, reconf_rx, stop_rx));
@@ -213,6 +217,8 @@ struct Worker {
     throttle: Throttle,
     /// One `set-config` at a time: each reloads and watches health.
     set_config_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The staged rollouts of this box's groups.
+    rollout: rollout::follow::Follower,
 }
 
 type Done = (u64, Result<serde_json::Value, CommandError>);
@@ -334,6 +340,8 @@ impl Worker {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         // Agent commands run one at a time, in the order they arrived.
         let (run_tx, mut run_rx) = mpsc::unbounded_channel::<(u64, Command)>();
+        // The agent's answers to rollouts' `update` commands, as events.
+        let (rollout_tx, mut rollout_rx) = mpsc::unbounded_channel::<String>();
         let runner = {
             let agent = self.agent.clone();
             let done_tx = done_tx.clone();
@@ -390,6 +398,10 @@ impl Worker {
                     match n {
                         Net::Up { session_present, broker } => self.connected(session_present, broker),
                         Net::Publish(p) => {
+                            let running = state.borrow().version.clone();
+                            if self.rollout_record(&p, &running, &rollout_tx) {
+                                continue;
+                            }
                             let decision = self.session.request(to_request(*p), now_ms());
                             self.journal_answered();
                             match decision {
@@ -449,6 +461,14 @@ impl Worker {
                     }
                 }
                 _ = sleep_until(self.retry_at) => self.connect(),
+                _ = sleep_until_ms(self.rollout.next_due()) => {
+                    let outs = self.rollout.due(now_ms());
+                    self.rollout_outs(outs, &rollout_tx);
+                }
+                Some(json) = rollout_rx.recv() => {
+                    let m = self.session.event(json);
+                    self.send_reliable(m);
+                }
                 _ = drain.tick() => {
                     self.drain();
                     if let Err(e) = self.journal.sync() {
@@ -494,6 +514,10 @@ impl Worker {
                 f.retain_forward_rule = RetainForwardRule::Never;
                 f
             })
+            .chain(self.config.groups.iter().map(|g| {
+                // The rollout records are retained: each connection reads them again.
+                Filter::new(rollout::topic(&self.config.prefix, g), QoS::AtLeastOnce)
+            }))
             .collect();
         if let Some(c) = &self.client {
             if let Err(e) = c.try_subscribe_many(filters) {

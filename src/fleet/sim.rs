@@ -1,13 +1,16 @@
 //! A simulated box for fleet tests, demos and benchmarks (feature `test-util`, never in the
 //! product): the real agent and the real fleet client, with the confirming
-//! [`SimMedia`](crate::media::sim::SimMedia) in place of the media engine.
+//! [`SimMedia`](crate::media::sim::SimMedia) in place of the media engine, and, for updates,
+//! [`SimBox::simulate_installer`] in place of the root installer (`roombox update-apply`).
 
 use super::FleetHandle;
 use crate::agent::{Agent, AgentHandle};
 use crate::config::Config;
+use crate::event::UpdatePhase;
 use crate::media::sim::{MediaLog, SimMedia};
 use crate::sync::lock;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -19,6 +22,7 @@ pub struct SimBox {
     /// What the media stand-in was asked for.
     pub media_log: MediaLog,
     agent_task: JoinHandle<anyhow::Result<()>>,
+    installer: Option<JoinHandle<()>>,
 }
 
 impl SimBox {
@@ -53,6 +57,7 @@ impl SimBox {
             fleet,
             media_log,
             agent_task,
+            installer: None,
         })
     }
 
@@ -81,6 +86,48 @@ impl SimBox {
         Ok(())
     }
 
+    /// Stands in for the root installer: it takes the agent's install requests from
+    /// `<state_dir>/update/` as `roombox update-apply` does, waits `install`, and answers as the
+    /// installer does after the restart: HEALTHY, or
+    /// ROLLED_BACK with a reason when `healthy` says no for the version (a bad package). Nothing is installed and the agent does not restart, so its
+    /// `version` stays the same; the download and its checks before are the real ones.
+    pub fn simulate_installer(
+        &mut self,
+        state_dir: &Path,
+        install: Duration,
+        healthy: impl Fn(&str) -> bool + Send + 'static,
+    ) {
+        let dir = state_dir.join(crate::update::DIR);
+        self.installer = Some(tokio::spawn(async move {
+            use crate::update::install::{
+                read_json, write_json, Outcome, Request, OUTCOME, REQUEST,
+            };
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let Some(req) = read_json::<Request>(&dir.join(REQUEST)) else {
+                    continue;
+                };
+                let _ = std::fs::remove_file(dir.join(REQUEST));
+                tokio::time::sleep(install).await;
+                let healthy = healthy(&req.manifest.version);
+                let outcome = Outcome {
+                    state: if healthy {
+                        UpdatePhase::Healthy
+                    } else {
+                        UpdatePhase::RolledBack
+                    },
+                    version: req.manifest.version.clone(),
+                    reason: (!healthy).then(|| {
+                        "no proof of health within update.health_deadline (simulated installer: a bad package); the previous version is back".to_string()
+                    }),
+                };
+                if let Err(e) = write_json(&dir.join(OUTCOME), &outcome) {
+                    tracing::error!("simulated installer: cannot write the outcome: {e}");
+                }
+            }
+        }));
+    }
+
     /// Stops the fleet client as a crash would (no offline status; the last will fires).
     pub fn kill_fleet(&mut self) {
         self.fleet = None;
@@ -99,5 +146,8 @@ impl SimBox {
 impl Drop for SimBox {
     fn drop(&mut self) {
         self.agent_task.abort();
+        if let Some(i) = &self.installer {
+            i.abort();
+        }
     }
 }

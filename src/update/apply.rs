@@ -109,6 +109,7 @@ impl<S: System> Installer<S> {
                 Err(why) => {
                     self.tell(UpdatePhase::Failed, &self.requested_version(), Some(&why));
                     let _ = std::fs::remove_file(self.agent.join(install::REQUEST));
+                    let _ = std::fs::remove_file(self.taken_request());
                     return Ok(Ran::Refused(why));
                 }
             },
@@ -196,9 +197,15 @@ impl<S: System> Installer<S> {
     }
 
     fn requested_version(&self) -> String {
-        install::read_json::<Request>(&self.agent.join(install::REQUEST))
+        install::read_json::<Request>(&self.taken_request())
+            .or_else(|| install::read_json::<Request>(&self.agent.join(install::REQUEST)))
             .map(|r| r.manifest.version)
             .unwrap_or_default()
+    }
+
+    /// The request once taken from the agent's directory, until it is staged.
+    fn taken_request(&self) -> PathBuf {
+        self.root.join(install::REQUEST)
     }
 
     /// Leaves an outcome for the agent (it reports it and removes it).
@@ -228,13 +235,24 @@ impl<S: System> Installer<S> {
 
     /// Takes the agent's request: copies and checks the package, keeps the previous one, and
     /// writes the marker. None when there is no request.
+    ///
+    /// The request leaves the agent's directory first, into the installer's own (the agent
+    /// calls an update failed when no installer took it within two minutes, and the checks and
+    /// keeping the previous package can take longer on a slow board: 143 s in the emulated box
+    /// under load). A power cut before the marker is written stages the taken copy again.
     fn stage(&self) -> Result<Option<Marker>, String> {
         let path = self.agent.join(install::REQUEST);
-        if !path.exists() {
-            return Ok(None);
+        let taken = self.taken_request();
+        if path.exists() {
+            let req: Request =
+                install::read_json(&path).ok_or("the install request is not readable")?;
+            install::write_json(&taken, &req)
+                .map_err(|e| format!("cannot take the install request: {e}"))?;
+            let _ = std::fs::remove_file(&path);
         }
-        let req: Request =
-            install::read_json(&path).ok_or("the install request is not readable")?;
+        let Some(req) = install::read_json::<Request>(&taken) else {
+            return Ok(None);
+        };
         let m = &req.manifest;
         let u = &self.config.update;
         let key = crate::config::parse_public_key(&self.config.fleet.signing.public_key).ok();
@@ -281,7 +299,7 @@ impl<S: System> Installer<S> {
             reason: None,
         };
         self.save(&marker)?;
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&taken);
         Ok(Some(marker))
     }
 }

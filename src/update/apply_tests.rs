@@ -23,6 +23,10 @@ struct Machine {
     pauses: Cell<u32>,
     /// Whether the trial note was there at each install (the agent dpkg starts reads it).
     trial_at_install: RefCell<Vec<bool>>,
+    /// Whether the agent's request was still there when the previous package was kept.
+    request_at_keep: RefCell<Vec<bool>>,
+    /// Panic (a power cut) while the previous package is kept.
+    cut_keep: Cell<bool>,
 }
 
 impl System for Machine {
@@ -47,6 +51,11 @@ impl System for Machine {
         Ok(())
     }
     fn keep_installed(&self, out: &Path) -> Result<(), String> {
+        let request = self.agent_dir.borrow().join(install::REQUEST);
+        self.request_at_keep.borrow_mut().push(request.exists());
+        if self.cut_keep.replace(false) {
+            panic!("power cut while the previous package is kept");
+        }
         std::fs::write(out, format!("roombox {}", self.installed.borrow()))
             .map_err(|e| e.to_string())
     }
@@ -285,4 +294,22 @@ fn a_power_cut_during_the_rollback_rolls_back_again() {
     assert!(matches!(r.installer.run(), Ok(Ran::RolledBack(_))));
     assert_eq!(*r.installer.sys.installed.borrow(), "0.1.0");
     assert_eq!(outcome(&r).unwrap().state, UpdatePhase::RolledBack);
+}
+
+#[test]
+fn the_request_is_taken_before_the_slow_checks_and_survives_a_power_cut_in_them() {
+    let r = rig();
+    r.installer.sys.cut_keep.set(true);
+    assert!(cut(&r));
+    // The agent saw its request taken before the installer kept the previous package.
+    assert_eq!(*r.installer.sys.request_at_keep.borrow(), vec![false]);
+    assert!(!r.installer.agent.join(install::REQUEST).exists());
+    new_boot(&r, "boot-2");
+    *r.installer.sys.agent.borrow_mut() = Some(Box::new(healthy_agent));
+    assert_eq!(r.installer.run(), Ok(Ran::Committed("0.2.0".into())));
+    assert_eq!(
+        *r.installer.sys.installs.borrow(),
+        vec!["0.2.0".to_string()]
+    );
+    assert_eq!(r.installer.run(), Ok(Ran::Nothing));
 }
