@@ -8,8 +8,8 @@
 # writes the command's exit code to $RBX_SHARE/.rbx/rc. Its own log is .rbx/setup.log.
 #
 # Devices it makes:
-#   vivid       two capture nodes (n_devs=2 node_types=0x1,0x1): the camera (platform device
-#               vivid.0) and the share's HDMI grabber (vivid.1)
+#   vivid       two capture nodes (n_devs=2 node_types=0x1,0x1) on platform device vivid.0:
+#               the camera (the first) and the share's HDMI grabber (the second)
 #   snd-aloop   card "Loopback": what is played into hw:Loopback,0,N is captured at hw:Loopback,1,N
 #   gpio-sim    one chip, lines 0-5 named btn-join btn-mute btn-camera (inputs, pulled up =
 #               released, active-low) and led-red led-green led-blue (outputs, pulled down)
@@ -81,19 +81,22 @@ for i in "${!BUTTONS[@]}"; do
 done
 
 # ------------------------------------------------------------------ camera
-vnode=""
+# vivid is one platform device (vivid.0) holding both instances: the camera's node first, the
+# grabber's second.
+vnode="" gnode=""
 for ((i = 0; i < 250; i++)); do
+	nodes=()
 	for f in /sys/bus/platform/devices/vivid.0/video4linux/video*; do
-		[ -e "$f" ] && vnode=${f##*/}
+		[ -e "$f" ] && nodes+=("${f##*/}")
 	done
-	[ -n "$vnode" ] && [ -e "/dev/$vnode" ] && break
+	if ((${#nodes[@]} >= 2)); then
+		mapfile -t nodes < <(printf '%s\n' "${nodes[@]}" | sort -V)
+		vnode=${nodes[0]} gnode=${nodes[1]}
+		[ -e "/dev/$vnode" ] && [ -e "/dev/$gnode" ] && break
+	fi
 	nap 0.02
 done
 if [ -z "$vnode" ] || [ ! -e "/dev/$vnode" ]; then fail "vivid made no video node"; fi
-gnode=""
-for f in /sys/bus/platform/devices/vivid.1/video4linux/video*; do
-	[ -e "$f" ] && gnode=${f##*/}
-done
 [ -n "$gnode" ] && [ -e "/dev/$gnode" ] || fail "vivid made no second video node (the grabber)"
 
 # ------------------------------------------------------------------ sound
@@ -123,7 +126,6 @@ fi
 		ROOMBOX_HW_VIDEO "/dev/$vnode" \
 		ROOMBOX_HW_VIVID_DEVICE vivid.0 \
 		ROOMBOX_HW_GRABBER "/dev/$gnode" \
-		ROOMBOX_HW_GRABBER_DEVICE vivid.1 \
 		ROOMBOX_HW_ALSA_CARD Loopback \
 		ROOMBOX_HW_MIC hw:Loopback,1,0 \
 		ROOMBOX_HW_MIC_FEED hw:Loopback,0,0 \
