@@ -4,6 +4,9 @@
 //!
 //! `cargo run --release --example bench_media -- [--seconds N] [--rounds N] [--roombox PATH]`
 
+#[path = "common/proc.rs"]
+mod proc;
+use proc::{cpu_seconds, median};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,20 +40,6 @@ fn args() -> Args {
         i += 2;
     }
     a
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
-    let ut: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    let st: f64 = f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    (ut + st) / ticks
 }
 
 /// Peak and current resident memory, MiB.
@@ -168,11 +157,6 @@ fn ready_ms(bin: &Path) -> f64 {
     };
     stop(child);
     ms
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -225,26 +225,6 @@ async fn captions_appear_on_the_page_while_the_mic_speaks() {
 }
 
 /// The port of the agent's HTTP server, from its log.
-fn http_port(agent: &AgentProcess) -> u16 {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let log = agent.log();
-        if let Some(p) = log
-            .lines()
-            .find(|l| l.contains("http server listening"))
-            .and_then(|l| l.rsplit(':').next())
-            .and_then(|p| p.trim_matches(|c: char| !c.is_ascii_digit()).parse().ok())
-        {
-            return p;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no http server in the log:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 const CSRF: (&str, &str) = ("X-Roombox", "1");
 
@@ -269,7 +249,7 @@ async fn beyond_loopback_only_the_console_token_changes_anything_and_a_viewer_ca
     let agent = AgentProcess::start(&format!(
         "[http]\nbind = \"0.0.0.0\"\nport = 0\n{SMALL_MEDIA}\n[media.audio]\nsource = \"test\"\n"
     ));
-    let host = format!("127.0.0.1:{}", http_port(&agent));
+    let host = format!("127.0.0.1:{}", agent.http_port());
     agent
         .wait_state("mic live", WAIT, |s| {
             s["media"]["state"] == "PLAYING" && s["localParticipant"]["micOn"] == true
@@ -541,7 +521,7 @@ async fn a_viewers_chat_and_question_reach_the_console_which_answers_and_hides()
     let agent = AgentProcess::start(&format!(
         "{SMALL_MEDIA}\n[media.audio]\nsource = \"test\"\n"
     ));
-    let port = http_port(&agent);
+    let port = agent.http_port();
     let base = format!("http://127.0.0.1:{port}");
     let hls = support::http::start_hls(&agent).await;
     assert!(hls.starts_with(&base), "{hls}");
@@ -806,7 +786,7 @@ async fn bench_console() {
 
     // Load and tap, on one box.
     let agent = AgentProcess::start(&media);
-    let base = format!("http://127.0.0.1:{}", http_port(&agent));
+    let base = format!("http://127.0.0.1:{}", agent.http_port());
     agent
         .wait_state("mic live", WAIT, |s| {
             s["media"]["state"] == "PLAYING" && s["localParticipant"]["micOn"] == true
@@ -887,7 +867,7 @@ async fn bench_console() {
         off.push(load_over(a.child.id(), secs).await);
         drop(a);
         let a = AgentProcess::start(&media);
-        let base = format!("http://127.0.0.1:{}", http_port(&a));
+        let base = format!("http://127.0.0.1:{}", a.http_port());
         a.wait_state("playing", WAIT, |s| s["media"]["state"] == "PLAYING")
             .await;
         tokio::time::sleep(Duration::from_secs(3)).await;

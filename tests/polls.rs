@@ -19,26 +19,6 @@ const WAIT: Duration = Duration::from_secs(30);
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 const CSRF: (&str, &str) = ("X-Roombox", "1");
 
-fn http_port(agent: &AgentProcess) -> u16 {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let log = agent.log();
-        if let Some(p) = log
-            .lines()
-            .find(|l| l.contains("http server listening"))
-            .and_then(|l| l.rsplit(':').next())
-            .and_then(|p| p.trim_matches(|c: char| !c.is_ascii_digit()).parse().ok())
-        {
-            return p;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no http server in the log:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// `roombox console-token` as the installer runs it.
 fn token(agent: &AgentProcess, viewer: bool) -> String {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_roombox"));
@@ -63,7 +43,7 @@ async fn viewers_vote_once_each_and_the_console_opens_counts_and_closes() {
     let agent = AgentProcess::start(&format!(
         "[http]\nbind = \"0.0.0.0\"\nport = 0\n{SMALL_MEDIA}\n"
     ));
-    let port = http_port(&agent);
+    let port = agent.http_port();
     let host = format!("127.0.0.1:{port}");
     let base = format!("http://{host}");
     let console = token(&agent, false);

@@ -105,6 +105,28 @@ impl AgentProcess {
     }
 
     /// The state dir.
+    /// The port its HTTP front door listens on, from its log (waits for it).
+    #[allow(dead_code)]
+    pub fn http_port(&self) -> u16 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            if let Some(p) = log
+                .lines()
+                .find(|l| l.contains("http server listening"))
+                .and_then(|l| l.rsplit(':').next())
+                .and_then(|p| p.trim_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+            {
+                return p;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no http server in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
