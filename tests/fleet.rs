@@ -147,6 +147,26 @@ async fn every_command_round_trips_with_its_correlation() {
             Some(ErrorCode::InvalidArgument),
         ),
         ("hide-message", r#"{"id":1}"#, None),
+        // A live poll: id 3, after the message and the question.
+        (
+            "create-poll",
+            r#"{"question":"Lunch?","options":["Pizza","Sushi"]}"#,
+            None,
+        ),
+        ("vote", r#"{"pollId":3,"option":0,"name":"Ana"}"#, None),
+        (
+            "vote",
+            r#"{"pollId":3,"option":1,"name":"ana"}"#,
+            Some(ErrorCode::InvalidState),
+        ),
+        ("close-poll", r#"{"id":3}"#, None),
+        // The meeting's focus: only someone in the meeting can be pinned; unpinning is fine.
+        (
+            "pin",
+            r#"{"participantId":"nobody"}"#,
+            Some(ErrorCode::InvalidState),
+        ),
+        ("pin", "", None),
         ("set-volume", r#"{"percent":40}"#, None),
         // An unsigned update is refused (this box has no update.allow_unsigned), nothing starts.
         (

@@ -159,6 +159,11 @@ impl InProcBox {
             "the box did not connect: {:?}",
             self.state().meeting_state
         );
+        // meeting-joined follows CONNECTED: the box's id is known once it is seen.
+        assert!(
+            poll_until(WAIT, || self.feed_id().is_some()).await,
+            "no meeting-joined after CONNECTED"
+        );
     }
 
     /// Waits until the box lists participant `id`.
