@@ -6,41 +6,11 @@
 
 #[path = "common/proc.rs"]
 mod proc;
-use proc::{cpu_seconds, median};
+use proc::{args, cpu_seconds, median};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Args {
-    seconds: u64,
-    rounds: usize,
-    roombox: PathBuf,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        seconds: 20,
-        rounds: 2,
-        roombox: std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent()?.parent().map(|d| d.join("roombox")))
-            .unwrap_or_else(|| PathBuf::from("roombox")),
-    };
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < v.len() {
-        let next = v.get(i + 1).cloned().unwrap_or_default();
-        match v[i].as_str() {
-            "--seconds" => a.seconds = next.parse().expect("--seconds N"),
-            "--rounds" => a.rounds = next.parse().expect("--rounds N"),
-            "--roombox" => a.roombox = PathBuf::from(next),
-            other => panic!("unknown argument {other}"),
-        }
-        i += 2;
-    }
-    a
-}
 
 /// Peak and current resident memory, MiB.
 fn rss_mib(pid: u32) -> (f64, f64) {
@@ -160,7 +130,7 @@ fn ready_ms(bin: &Path) -> f64 {
 }
 
 fn main() {
-    let a = args();
+    let a = args(20, 2);
     let mut base_cpu = Vec::new();
     let mut agent_cpu = Vec::new();
     let mut agent_rss = Vec::new();

@@ -7,40 +7,10 @@
 
 #[path = "common/proc.rs"]
 mod proc;
-use proc::{cpu_seconds, median};
+use proc::{args, cpu_seconds, median};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Args {
-    seconds: u64,
-    rounds: usize,
-    roombox: PathBuf,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        seconds: 20,
-        rounds: 3,
-        roombox: std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent()?.parent().map(|d| d.join("roombox")))
-            .unwrap_or_else(|| PathBuf::from("roombox")),
-    };
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < v.len() {
-        let next = v.get(i + 1).cloned().unwrap_or_default();
-        match v[i].as_str() {
-            "--seconds" => a.seconds = next.parse().expect("--seconds N"),
-            "--rounds" => a.rounds = next.parse().expect("--rounds N"),
-            "--roombox" => a.roombox = PathBuf::from(next),
-            other => panic!("unknown argument {other}"),
-        }
-        i += 2;
-    }
-    a
-}
 
 /// The three cases.
 #[derive(Clone, Copy, PartialEq)]
@@ -132,7 +102,7 @@ fn run(bin: &Path, case: Case, secs: u64) -> f64 {
 }
 
 fn main() {
-    let a = args();
+    let a = args(20, 3);
     let cases = [Case::Camera, Case::Share, Case::Pip];
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..a.rounds {
