@@ -6,6 +6,9 @@
 //!   large tile and the two cameras move to a strip below it, labelled as before.
 //! - The share stops: back to the grid.
 //!
+//! And a running recording switched between the room's picture and the meeting's by
+//! `set-output-source`, without stopping.
+//!
 //! In a network namespace of its own (see `support::netns`).
 
 mod support;
@@ -76,19 +79,136 @@ fn share_of(d: &Decoded, (x0, y0, w, h): (u32, u32, u32, u32), is: fn([u8; 3]) -
     yes as f64 / n.max(1) as f64
 }
 
-async fn scenario() {
+#[test]
+fn a_running_recording_switches_between_the_room_and_the_meeting_without_stopping() {
+    support::netns::isolated_async(crate::test_name!(), switching);
+}
+
+/// The box's config for these tests, recording into `tmp`.
+fn config(url: &str, tmp: &std::path::Path) -> roombox::config::Config {
+    let mut config = support::inproc::room_config(url, &tmp.join("rec"), ROOM, SIZE);
+    config.recording.segment = Duration::from_secs(2);
+    config.recording.dir = tmp.join("recordings");
+    config.recording.min_free_mb = 0;
+    config.recording.stop_free_mb = 0;
+    config
+}
+
+async fn switching() {
+    use roombox::model::{OutputKind, ServiceState};
     let tmp = tempfile::tempdir().expect("tempdir");
-    let rec = tmp.path().join("rec");
-    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
     let url = sc.url();
     let _janus =
         JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
-    let mut config = support::inproc::room_config(&url, &rec, ROOM, SIZE);
+    let config = config(&url, tmp.path());
+    assert_eq!(config.recording.source, OutputSource::Room);
+    let b = Box_::start(&config);
+    b.join().await;
+    let opts = PeerOptions {
+        colour: Some(ORANGE),
+        ..PeerOptions::default()
+    };
+    let peer = Peer::join_with(&url, ROOM, "Orange", opts).await;
+    b.lists(&peer.id).await;
+    b.handle
+        .send(Command::StartRecording {
+            target: RecordingTarget::Local,
+        })
+        .await
+        .expect("start-recording");
+    let started = std::time::Instant::now();
+    // The room's own picture: the camera's bars across the whole width, no peer.
+    let d = segment_after(&b, 1).await;
+    let (left, right) = (d.pixel(20, 150), d.pixel(480, 180));
+    eprintln!("room: {left:?} .. {right:?}");
+    assert!(
+        white(left) && !is_orange(right),
+        "not the camera alone: {left:?} {right:?}"
+    );
+
+    let set = |source| Command::SetOutputSource {
+        output: OutputKind::Recording,
+        name: None,
+        source,
+    };
+    b.handle
+        .send(set(OutputSource::Meeting))
+        .await
+        .expect("set-output-source");
+    assert!(
+        eventually(WAIT, || b.saw(|e| matches!(
+            e,
+            Event::OutputSourceChanged {
+                source: OutputSource::Meeting,
+                ..
+            }
+        )))
+        .await,
+        "no output-source-changed"
+    );
+    // Segments are written a keyframe interval late, and the new picture's first keyframe
+    // ends the one being written: the second to close after the switch is the meeting's.
+    let d = segment_after(&b, 2).await;
+    let right = d.pixel(480, 180);
+    eprintln!("meeting: peer's tile {right:?}");
+    assert!(
+        is_orange(right),
+        "the recording did not switch to the meeting: {right:?}"
+    );
+    assert_eq!(b.state().recording.source, OutputSource::Meeting);
+
+    b.handle
+        .send(set(OutputSource::Room))
+        .await
+        .expect("set-output-source");
+    let d = segment_after(&b, 2).await;
+    let (left, right) = (d.pixel(20, 150), d.pixel(480, 180));
+    eprintln!("room again: {left:?} .. {right:?}");
+    assert!(
+        white(left) && !is_orange(right),
+        "not back to the room: {left:?} {right:?}"
+    );
+    // It never stopped: started once, and no segment lost between the switches.
+    let states: Vec<ServiceState> = b
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::RecordingStateChanged { state, .. } => Some(state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [ServiceState::Starting, ServiceState::Started],
+        "the recording restarted"
+    );
+    let elapsed = started.elapsed();
+    let recorded: Duration = closed(&b)
+        .iter()
+        .map(|p| {
+            let length = support::agent::discover(p)
+                .map(|x| x.duration)
+                .unwrap_or_default();
+            eprintln!("{p:?}: {length:?}");
+            length
+        })
+        .sum();
+    // All but what is still being written (up to a segment and a keyframe interval).
+    assert!(
+        recorded + Duration::from_secs(5) >= elapsed,
+        "{recorded:?} recorded in {elapsed:?}: time was lost at a switch"
+    );
+}
+
+async fn scenario() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sc = ServerConfig::new("127.0.0.1", tmp.path().join("rec")).expect("port");
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let mut config = config(&url, tmp.path());
     config.recording.source = OutputSource::Meeting;
-    config.recording.segment = Duration::from_secs(2);
-    config.recording.dir = tmp.path().join("recordings");
-    config.recording.min_free_mb = 0;
-    config.recording.stop_free_mb = 0;
     config.media.share.source = ShareSource::Test;
     config.media.share.width = 640;
     config.media.share.height = 360;

@@ -224,7 +224,7 @@ impl Share {
     /// Keyframe requests for the share's consumers: they go upstream from the head to whichever
     /// encoder runs (and nowhere while none does).
     pub fn keyframes(&self) -> KeyframeRequester {
-        KeyframeRequester(Some(self.head.clone()))
+        KeyframeRequester::new(Some(self.head.clone()))
     }
 
     /// Whether the grabber has a signal, and why not: with `auto`, that a V4L2 grabber

@@ -264,7 +264,7 @@ impl Compose {
 
     /// Asks the meeting's encoder for keyframes.
     pub fn keyframes(&self) -> super::super::consumer::KeyframeRequester {
-        super::super::consumer::KeyframeRequester(self.encoder.clone())
+        super::super::consumer::KeyframeRequester::new(self.encoder.clone())
     }
 
     /// Once a tick: an input for each remote whose media arrived, none for those gone, and the

@@ -100,6 +100,8 @@ impl Inner {
 #[derive(Clone, Default)]
 pub struct MeetingHub {
     open: Arc<AtomicBool>,
+    /// Counts the taps' requests for a keyframe of remote video.
+    keyframes: Arc<std::sync::atomic::AtomicU64>,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -142,6 +144,16 @@ impl MeetingHub {
                 r.audio = false;
             }
         }
+    }
+
+    /// A tap waits for a keyframe of a participant's video: room playback asks the senders.
+    pub fn want_keyframes(&self) {
+        self.keyframes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times a keyframe was wanted: a change means "ask again".
+    pub fn keyframes_wanted(&self) -> u64 {
+        self.keyframes.load(Ordering::Relaxed)
     }
 
     /// A remote participant joined, or their name changed.

@@ -71,9 +71,11 @@ pub(super) fn add(
         .ok_or_else(|| MediaError::link(what, "the tee gave no pad"))?;
     // Closed: dropped. Encoded video starts again at a keyframe after each reopening.
     let need_key = Arc::new(AtomicBool::new(true));
+    let asked = Arc::new(AtomicBool::new(false));
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         if !hub.is_open() {
             need_key.store(true, Ordering::Relaxed);
+            asked.store(false, Ordering::Relaxed);
             return gst::PadProbeReturn::Drop;
         }
         if tapped == Tapped::Encoded && need_key.load(Ordering::Relaxed) {
@@ -81,8 +83,13 @@ pub(super) fn add(
                 .buffer()
                 .is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT));
             if !key {
+                // Once per wait: the senders are asked for one (see `session::tasks`).
+                if !asked.swap(true, Ordering::Relaxed) {
+                    hub.want_keyframes();
+                }
                 return gst::PadProbeReturn::Drop;
             }
+            asked.store(false, Ordering::Relaxed);
             need_key.store(false, Ordering::Relaxed);
         }
         gst::PadProbeReturn::Ok
