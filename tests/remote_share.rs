@@ -5,8 +5,10 @@
 //! reports them as presenter, and its screen (the playback's compositor, written frame by frame
 //! to files through `multifilesink` for the test) shows the share as the main picture with the
 //! camera in a strip below; when the share stops, the camera alone fills the screen again. The
-//! box records the meeting meanwhile: there too the share is the large tile. In a network
-//! namespace of its own (see `support::netns`). Needs `tests/browser/setup.sh`.
+//! box records the meeting meanwhile: there too the share is the large tile. And a presenter
+//! whose video is VP8, which the box cannot decode: tiles saying so, where the share and the
+//! camera would be, and playback running on. In a network namespace of its own (see
+//! `support::netns`). Needs `tests/browser/setup.sh`.
 
 mod support;
 
@@ -26,6 +28,120 @@ const SCREEN: (usize, usize) = (640, 360);
 #[test]
 fn a_remote_share_fills_the_screen_with_the_cameras_in_a_strip() {
     support::netns::isolated_async(crate::test_name!(), scenario);
+}
+
+#[test]
+fn a_share_in_a_codec_the_box_cannot_decode_is_a_tile_saying_so() {
+    support::netns::isolated_async(crate::test_name!(), vp8_scenario);
+}
+
+/// The placeholder tile's dark slate (0x2b3440) in I420: Y about 60, U 135, V 123.
+fn slate((y, u, v): (f64, f64, f64)) -> bool {
+    (45.0..80.0).contains(&y) && (u - 135.0).abs() < 10.0 && (v - 123.0).abs() < 10.0
+}
+
+/// The brightest luma over the rectangle (the tile's words).
+fn max_luma(frame: &[u8], (x, y, w, h): (usize, usize, usize, usize)) -> u8 {
+    (y..y + h)
+        .flat_map(|r| (x..x + w).map(move |c| frame[r * SCREEN.0 + c]))
+        .max()
+        .unwrap_or(0)
+}
+
+async fn vp8_scenario() {
+    const VP8_ROOM: u64 = 4848;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rec = tmp.path().join("rec");
+    let screen = tmp.path().join("screen");
+    std::fs::create_dir_all(&screen).unwrap();
+    let mut sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    sc.rooms.push(support::janus::StaticRoom {
+        id: VP8_ROOM,
+        description: "vp8 and h264".into(),
+        secret: String::new(),
+        pin: String::new(),
+        publishers: 6,
+        videocodec: "h264,vp8".into(),
+    });
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let mut config = support::inproc::room_config(&url, &rec, &VP8_ROOM.to_string(), (320, 180));
+    config.room.playback.video_sink = format!(
+        "multifilesink location={}/f%06d.i420 max-files=4",
+        screen.display()
+    );
+    (config.room.playback.width, config.room.playback.height) = (SCREEN.0 as u32, SCREEN.1 as u32);
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    let b = Box_::start(&config);
+    b.join().await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let opts = serde_json::json!({"janus": url, "room": VP8_ROOM, "display": "Ana",
+        "videocodec": "vp8", "audio": true, "timeoutS": 90});
+    let mut child = tokio::process::Command::new("node")
+        .arg(dir.join("janus_present.mjs"))
+        .arg(opts.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let sharing = next_line(&mut lines).await;
+    assert_eq!(sharing["phase"], "sharing", "{sharing:#}");
+    assert!(
+        eventually(WAIT, || b.saw(|e| matches!(
+            e,
+            Event::PresenterChanged {
+                participant_id: Some(_)
+            }
+        )))
+        .await,
+        "no presenter-changed"
+    );
+    // The share's tile as the main picture (480x270 above the strip), the camera's in the strip.
+    let (main_corner, words, strip_tile) =
+        ((100, 20, 80, 40), (90, 110, 460, 50), (270, 290, 100, 50));
+    let shown = eventually(WAIT, || {
+        newest_frame(&screen).is_some_and(|f| {
+            slate(mean_yuv(&f, main_corner))
+                && max_luma(&f, words) > 150
+                && slate(mean_yuv(&f, strip_tile))
+        })
+    })
+    .await;
+    let f = newest_frame(&screen).expect("a frame of the screen");
+    assert!(
+        shown,
+        "no tiles saying the VP8 video cannot be shown: main {:?}, words {}, strip {:?}",
+        mean_yuv(&f, main_corner),
+        max_luma(&f, words),
+        mean_yuv(&f, strip_tile)
+    );
+    // Playback runs on: the screen keeps writing frames.
+    let count = || std::fs::read_dir(&screen).map(|d| d.count()).unwrap_or(0);
+    let newest = || {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&screen)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files.pop()
+    };
+    let before = newest();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(count() > 0 && newest() != before, "the screen stopped");
+    stdin
+        .write_all(
+            b"leave
+",
+        )
+        .await
+        .unwrap();
+    let _ = child.wait().await;
 }
 
 /// The newest whole frame the screen wrote (I420), as (Y, U, V) planes' means over the

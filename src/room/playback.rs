@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 mod bus;
 mod meeting_tap;
+pub mod placeholder;
 mod screen;
 mod speech_tap;
 use bus::watch_bus;
@@ -50,7 +51,8 @@ pub struct Playback {
 }
 
 struct Branch {
-    src: gst_app::AppSrc,
+    /// Where its RTP enters; None for a placeholder tile (`placeholder`).
+    src: Option<gst_app::AppSrc>,
     elements: Vec<gst::Element>,
     /// Its pad on the compositor or mixer; None for video that is counted, not shown.
     mixer_pad: Option<gst::Pad>,
@@ -248,7 +250,9 @@ impl Playback {
             }
         }
         if let Some(b) = self.branches.get(&key) {
-            let _ = b.src.push_buffer(gst::Buffer::from_slice(rtp.to_vec()));
+            if let Some(src) = &b.src {
+                let _ = src.push_buffer(gst::Buffer::from_slice(rtp.to_vec()));
+            }
         }
     }
 
@@ -380,11 +384,51 @@ impl Playback {
                 .map_err(|_| MediaError::Start(what.clone()))?;
         }
         Ok(Branch {
-            src,
+            src: Some(src),
             elements,
             mixer_pad,
             tap: Some((tee, tapped, decoder)),
         })
+    }
+
+    /// Shows a tile saying that `participant`'s `kind` video cannot be shown (see
+    /// `placeholder`), where the video would be, until the participant's branches go.
+    pub fn placeholder(&mut self, participant: &str, kind: StreamKind, text: &str) {
+        let key = (participant.to_string(), kind);
+        let Some(vmix) = self.vmix.clone() else {
+            return;
+        };
+        if self.branches.contains_key(&key) {
+            return;
+        }
+        let made = placeholder::chain(&self.pipeline, text).and_then(|elements| {
+            let what = "the placeholder tile";
+            let pad = vmix
+                .request_pad_simple("sink_%u")
+                .ok_or_else(|| MediaError::link(what, "the compositor gave no pad"))?;
+            let last = elements.last().and_then(|e| e.static_pad("src"));
+            last.ok_or_else(|| MediaError::link(what, "no src pad"))?
+                .link(&pad)
+                .map_err(|e| MediaError::link(what, e))?;
+            for e in elements.iter().rev() {
+                e.sync_state_with_parent()
+                    .map_err(|_| MediaError::Start(what.into()))?;
+            }
+            Ok(Branch {
+                src: None,
+                elements,
+                mixer_pad: Some(pad),
+                tap: None,
+            })
+        });
+        match made {
+            Ok(b) => {
+                tracing::warn!(participant, ?kind, "playback: {text}");
+                self.branches.insert(key, b);
+                self.layout();
+            }
+            Err(e) => tracing::warn!(participant, error = %e, "playback: no placeholder tile"),
+        }
     }
 
     /// Once the meeting feed runs (its hub open), taps each branch for it; until then a box

@@ -336,6 +336,7 @@ impl Session {
             return self.subscribe_offering(participant_id).await;
         }
         let sub = self.signaller.subscribe(participant_id).await?;
+        let undecodable = super::playback::placeholder::undecodable(&sub.offer, &sub.share_tracks);
         let peer::Subscribed { pc, answer, chat } = peer::subscribe(
             &sub.id,
             sub.offer,
@@ -344,6 +345,18 @@ impl Session {
         )
         .await
         .map_err(|e| RoomError::Protocol(format!("webrtc answer: {e}")))?;
+        // What the box refuses in its answer (no H.264) gets a tile saying so, whether or not
+        // the server takes the rest (Janus refuses an answer that refuses every m-line).
+        if let (false, Some(p)) = (undecodable.is_empty(), self.conns.playback.as_mut()) {
+            let name = self
+                .state
+                .participant_name(participant_id)
+                .unwrap_or_else(|| participant_id.to_string());
+            for (kind, codec) in undecodable {
+                let text = super::playback::placeholder::label(&name, kind, &codec);
+                p.placeholder(participant_id, kind, &text);
+            }
+        }
         if let Err(e) = self.signaller.accept(&sub.id, &answer).await {
             let _ = pc.close().await;
             let _ = self.signaller.unsubscribe(&sub.id).await;

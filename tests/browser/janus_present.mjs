@@ -7,7 +7,9 @@
 //   node tests/browser/janus_present.mjs '<options as JSON>'
 //
 // Options: janus (WebSocket URL), room (number or string), display (the display name),
-// camera (a .y4m file the fake camera plays, else Chromium's own pattern), timeoutS (default 60).
+// camera (a .y4m file the fake camera plays, else Chromium's own pattern), timeoutS (default 60),
+// videocodec (the codec the publisher asks Janus for, e.g. "vp8"; the room's first otherwise),
+// audio (true: publish the fake microphone too, first).
 //
 // Prints JSON lines on stdout: {"phase":"sharing","sent":{...}} once both tracks send frames,
 // {"phase":"stopped"} once the screen's stream was removed, {"phase":"timeout"} otherwise.
@@ -43,13 +45,19 @@ let janus, pub;
 
 function publish() {
   pub.createOffer({
-    tracks: [{ type: 'video', capture: true, recv: false }, { type: 'screen', capture: true, recv: false }],
+    tracks: [
+      ...(opts.audio ? [{ type: 'audio', capture: true, recv: false }] : []),
+      { type: 'video', capture: true, recv: false },
+      { type: 'screen', capture: true, recv: false },
+    ],
     success: (jsep) => {
-      // The screen is the second m-line: describe it as a screen, as other clients do.
+      // The screen is the last m-line: describe it as a screen, as other clients do.
       const mids = [...jsep.sdp.matchAll(/^a=mid:(\\S+)/gm)].map((m) => m[1]);
-      const descriptions = [{ mid: mids[1], description: 'screen' }];
+      const descriptions = [{ mid: mids[mids.length - 1], description: 'screen' }];
       log('publishing mids ' + mids.join(','));
-      pub.send({ message: { request: 'publish', descriptions }, jsep });
+      const message = { request: 'publish', descriptions };
+      if (opts.videocodec) message.videocodec = opts.videocodec;
+      pub.send({ message, jsep });
     },
     error: (e) => log('createOffer: ' + JSON.stringify(e)),
   });

@@ -14,7 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A room written into the VideoRoom plugin's configuration, so it exists from start-up. Its
-/// video is H.264, the box's only codec (Janus's default, VP8, would refuse the box's video).
+/// video is H.264, the box's only codec (Janus's default, VP8, would refuse the box's video),
+/// unless `videocodec` says more.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StaticRoom {
     /// Numeric room id.
@@ -27,6 +28,8 @@ pub struct StaticRoom {
     pub pin: String,
     /// Most publishers at once.
     pub publishers: u32,
+    /// Janus's `videocodec` list; "h264" when empty.
+    pub videocodec: String,
 }
 
 /// What a generated Janus configuration contains.
@@ -147,10 +150,11 @@ admin: {{
         for r in &self.rooms {
             let _ = write!(
                 vr,
-                "room-{id}: {{\n\tdescription = \"{desc}\"\n\tpublishers = {pubs}\n\tbitrate = 0\n\tfir_freq = 10\n\taudiolevel_event = true\n\taudio_active_packets = 50\n\taudio_level_average = 40\n\tvideocodec = \"h264\"\n\trec_dir = \"{rec}\"\n",
+                "room-{id}: {{\n\tdescription = \"{desc}\"\n\tpublishers = {pubs}\n\tbitrate = 0\n\tfir_freq = 10\n\taudiolevel_event = true\n\taudio_active_packets = 50\n\taudio_level_average = 40\n\tvideocodec = \"{codec}\"\n\trec_dir = \"{rec}\"\n",
                 id = r.id,
                 desc = r.description.replace('"', "'"),
                 pubs = r.publishers,
+                codec = if r.videocodec.is_empty() { "h264" } else { r.videocodec.as_str() },
                 rec = self.rec_dir.display()
             );
             if !r.secret.is_empty() {

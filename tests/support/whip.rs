@@ -229,6 +229,7 @@ pub async fn janus_room_with_whip(
         secret: String::new(),
         pin: String::new(),
         publishers: 6,
+        videocodec: String::new(),
     });
     let url = sc.url();
     let janus = super::janus::JanusProcess::start(sc, &dir.join("janus"), Duration::from_secs(20))

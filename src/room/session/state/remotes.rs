@@ -9,6 +9,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 impl SessionState {
+    /// A remote participant's display name, as the room reports it.
+    pub fn participant_name(&self, participant: &str) -> Option<String> {
+        let p = self.link.as_ref()?.remotes.get(participant)?;
+        Some(p.display_name.clone()).filter(|n| !n.is_empty())
+    }
+
     /// The participant a subscription receives.
     pub fn subscriber_of(&self, subscription_id: &str) -> Option<&str> {
         let link = self.link.as_ref()?;
