@@ -37,7 +37,7 @@ pub use meeting::MeetingConfig;
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig, WhepSource};
 pub use share::{PresenterRule, ProgramMode, ShareConfig, ShareSource};
 pub use transcription::{language_code, TranscriptionConfig, DEFAULT_MODEL_FILE, SILERO_FILE};
-pub use update::{MaintenanceWindow, UpdateConfig};
+pub use update::{MaintenanceWindow, UpdateConfig, UpdateMethod};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
