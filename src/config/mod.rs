@@ -28,7 +28,7 @@ pub use fleet::{
 };
 pub use http::{HlsConfig, HttpConfig};
 pub use livestream::{FallbackConfig, FallbackReturn, LivestreamConfig, OutputConfig};
-pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
+pub use load::{load, load_candidate, load_str, load_trusted, ConfigError, Loaded, DEFAULT_PATH};
 pub use media::{
     AudioConfig, AudioProcessing, AudioSource, MediaConfig, ProcessingConfig, VideoConfig,
     VideoSource,
