@@ -170,6 +170,7 @@ impl<S: System, M: Method<S>> Installer<S, M> {
                     let trial = Trial {
                         version: m.version.clone(),
                         room: m.room.clone(),
+                        old_slot: m.slot.clone(),
                     };
                     let _ = std::fs::remove_file(self.agent.join(install::HEALTHY));
                     self.write_for_agent(install::TRIAL, &trial)
