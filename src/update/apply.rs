@@ -79,9 +79,10 @@ pub trait Method<S> {
     fn commit(&self, sys: &S, root: &Path, new: &Path) -> Result<(), String>;
     /// Puts the previous version back.
     fn roll_back(&self, sys: &S, root: &Path, m: &Marker) -> Result<Start, String>;
-    /// The booted slot's bootname (A/B updates); none for a package manager.
-    fn booted(&self, _sys: &S) -> Option<String> {
-        None
+    /// The booted slot's bootname (A/B updates); none for a package manager. An error stops
+    /// the run: without knowing the slot, an install could go into the wrong one.
+    fn booted(&self, _sys: &S) -> Result<Option<String>, String> {
+        Ok(None)
     }
     /// Reboots the machine.
     fn reboot(&self, _sys: &S) -> Result<(), String> {
@@ -150,14 +151,15 @@ impl<S: System, M: Method<S>> Installer<S, M> {
                     self.tell(UpdatePhase::Failed, &self.requested_version(), Some(&why));
                     let _ = std::fs::remove_file(self.agent.join(install::REQUEST));
                     let _ = std::fs::remove_file(self.taken_request());
+                    let _ = std::fs::remove_file(self.new_package());
                     return Ok(Ran::Refused(why));
                 }
             },
         };
         let (restarts, _) = self.sys.unit();
         m.on_start(&self.sys.boot_id(), self.sys.now_ms(), restarts);
-        if let Some(booted) = self.method.booted(&self.sys) {
-            if on_slot(&mut m, &booted) == SlotStep::Reboot {
+        if let Some(booted) = self.method.booted(&self.sys)? {
+            if on_slot(&mut m, &booted, self.sys.now_ms(), restarts) == SlotStep::Reboot {
                 return self.reboot(&m);
             }
         }

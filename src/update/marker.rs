@@ -120,7 +120,8 @@ pub enum SlotStep {
 /// | `TRIAL`, no boot since | the old slot | installed, not rebooted yet | reboot |
 /// | `TRIAL` or `COMMITTING`, a boot since | the old slot | the bootloader fell back | `ROLLING_BACK` |
 /// | anything else | | as the marker says | |
-pub fn on_slot(m: &mut Marker, booted: &str) -> SlotStep {
+/// Called after [`Marker::on_start`]; `now_ms` and `restarts` start a trial it finds.
+pub fn on_slot(m: &mut Marker, booted: &str, now_ms: u64, restarts: u32) -> SlotStep {
     let Some(old) = m.slot.as_deref() else {
         return SlotStep::Go;
     };
@@ -128,6 +129,9 @@ pub fn on_slot(m: &mut Marker, booted: &str) -> SlotStep {
     match m.phase {
         Phase::Staged if !in_old => {
             m.phase = Phase::Trial;
+            m.trial_boots = m.trial_boots.max(1);
+            m.trial_started_ms = now_ms;
+            m.restarts_base = restarts;
             SlotStep::Go
         }
         Phase::Trial if in_old && m.trial_boots == 0 => SlotStep::Reboot,
@@ -287,14 +291,14 @@ mod tests {
         m.slot = Some("A".into());
         // Installed into B, the reboot not taken yet: reboot.
         m.trial_boots = 0;
-        assert_eq!(on_slot(&mut m, "A"), SlotStep::Reboot);
+        assert_eq!(on_slot(&mut m, "A", 5000, 2), SlotStep::Reboot);
         assert_eq!(m.phase, Phase::Trial);
         // Booted into B: the trial goes on.
         m.trial_boots = 1;
-        assert_eq!(on_slot(&mut m, "B"), SlotStep::Go);
+        assert_eq!(on_slot(&mut m, "B", 5000, 2), SlotStep::Go);
         assert_eq!(m.phase, Phase::Trial);
         // Back in A after a boot: the bootloader fell back.
-        assert_eq!(on_slot(&mut m, "A"), SlotStep::Go);
+        assert_eq!(on_slot(&mut m, "A", 5000, 2), SlotStep::Go);
         assert_eq!(m.phase, Phase::RollingBack);
         assert!(
             m.reason
@@ -308,23 +312,28 @@ mod tests {
         let mut s = trial();
         s.slot = Some("A".into());
         s.phase = Phase::Staged;
-        assert_eq!(on_slot(&mut s, "B"), SlotStep::Go);
+        assert_eq!(on_slot(&mut s, "B", 5000, 2), SlotStep::Go);
         assert_eq!(s.phase, Phase::Trial);
+        assert_eq!(
+            (s.trial_started_ms, s.restarts_base, s.trial_boots),
+            (5000, 2, 1),
+            "its trial starts now"
+        );
         // Still in A: install (again).
         s.phase = Phase::Staged;
-        assert_eq!(on_slot(&mut s, "A"), SlotStep::Go);
+        assert_eq!(on_slot(&mut s, "A", 5000, 2), SlotStep::Go);
         assert_eq!(s.phase, Phase::Staged);
         // Committing in B is committed; rolling back in either slot is the installer's step.
         s.phase = Phase::Committing;
-        assert_eq!(on_slot(&mut s, "B"), SlotStep::Go);
+        assert_eq!(on_slot(&mut s, "B", 5000, 2), SlotStep::Go);
         assert_eq!(s.phase, Phase::Committing);
         s.phase = Phase::RollingBack;
-        assert_eq!(on_slot(&mut s, "B"), SlotStep::Go);
+        assert_eq!(on_slot(&mut s, "B", 5000, 2), SlotStep::Go);
         assert_eq!(s.phase, Phase::RollingBack);
         // A package manager's marker has no slot: nothing changes.
         let mut d = trial();
         d.trial_boots = 0;
-        assert_eq!(on_slot(&mut d, "A"), SlotStep::Go);
+        assert_eq!(on_slot(&mut d, "A", 5000, 2), SlotStep::Go);
         assert_eq!(d, trial_with_boots(0));
     }
 

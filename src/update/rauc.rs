@@ -158,14 +158,8 @@ impl<S: System> Method<S> for Rauc {
         Ok(Start::AfterReboot)
     }
 
-    fn booted(&self, _sys: &S) -> Option<String> {
-        match self.status() {
-            Ok(s) => Some(s.booted),
-            Err(e) => {
-                tracing::warn!("update: {e}");
-                None
-            }
-        }
+    fn booted(&self, _sys: &S) -> Result<Option<String>, String> {
+        self.status().map(|s| Some(s.booted))
     }
 
     fn reboot(&self, _sys: &S) -> Result<(), String> {
