@@ -56,6 +56,9 @@ PKGS=(
   radicale
   # a clustered MQTT 5 broker for the fleet's failover test (tests/support/ejabberd.rs)
   ejabberd
+  # the RAUC update method's test (tests/update_rauc.rs): rauc and its service on a private
+  # D-Bus, mksquashfs for `rauc bundle`
+  rauc dbus squashfs-tools
   # test tooling
   iproute2 systemd procps util-linux e2fsprogs openssl jq python3 ca-certificates
   # the browser tests (tests/browser: playwright-core and hls.js from npm with the machine's

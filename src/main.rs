@@ -77,7 +77,7 @@ enum Sub {
     /// The root installer of signed updates (run by roombox-update.service, never by hand on a
     /// box that is in use): takes the agent's install request or goes on with the install in
     /// progress, then commits it once the new version proves healthy or puts the previous
-    /// package back.
+    /// version back (`update.method`: a `.deb` with dpkg, or a RAUC bundle into the other slot).
     UpdateApply {
         /// Config file (the fleet key, `[update]`, the state directory).
         #[arg(long, env = "ROOMBOX_CONFIG")]
@@ -165,16 +165,48 @@ async fn dispatch(cmd: Sub) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Sub::UpdateApply { config, root_dir } => {
-            let loaded = run::load_or_explain(config.as_deref())?;
-            let installer = roombox::update::apply::Installer {
-                sys: roombox::update::apply::Dpkg,
-                root: root_dir,
-                agent: loaded.config.state_dir().join(roombox::update::DIR),
-                config: loaded.config,
-            };
-            let ran = tokio::task::spawn_blocking(move || installer.run())
-                .await?
-                .map_err(|e| anyhow::anyhow!(e))?;
+            use roombox::update::{apply::Installer, deb, rauc};
+            // Only files no one but root may write: the installer runs the reboot command and
+            // trusts the fleet key they name.
+            let (loaded, left_out) =
+                roombox::config::load_trusted(config.as_deref()).map_err(|errors| {
+                    let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                    anyhow::anyhow!("invalid configuration:\n  {}", list.join("\n  "))
+                })?;
+            for why in left_out {
+                tracing::warn!("update-apply: left out {why}");
+            }
+            let agent = loaded.config.state_dir().join(roombox::update::DIR);
+            let u = &loaded.config.update;
+            let ran = match u.method {
+                roombox::config::UpdateMethod::Deb => {
+                    let installer = Installer {
+                        sys: deb::Host,
+                        method: deb::Deb,
+                        root: root_dir,
+                        agent,
+                        config: loaded.config,
+                    };
+                    tokio::task::spawn_blocking(move || installer.run()).await?
+                }
+                roombox::config::UpdateMethod::Rauc => {
+                    let method = rauc::Rauc {
+                        rauc: "rauc".into(),
+                        conf: (!u.rauc_conf.is_empty()).then(|| u.rauc_conf.clone().into()),
+                        bus: None,
+                        reboot: u.reboot_command.clone(),
+                    };
+                    let installer = Installer {
+                        sys: deb::Host,
+                        method,
+                        root: root_dir,
+                        agent,
+                        config: loaded.config,
+                    };
+                    tokio::task::spawn_blocking(move || installer.run()).await?
+                }
+            }
+            .map_err(|e| anyhow::anyhow!(e))?;
             println!("{ran:?}");
             Ok(ExitCode::SUCCESS)
         }

@@ -130,6 +130,58 @@ pub fn load_candidate(main: &Path, dropin: &Path, text: &str) -> Result<Loaded, 
     read_all(files, Some((dropin, text)))
 }
 
+/// Loads as [`load`] does, for the root installer of updates (`roombox update-apply`), which
+/// runs the commands and trusts the keys the configuration names: a file counts only if it is
+/// owned by root or this process's user and neither its group nor others may write it. A
+/// drop-in that is not (`90-fleet.toml`, which the unprivileged agent writes into the
+/// group-writable `config.d/` on `set-config`) is left out, with a warning; a main file that is
+/// not is an error. The second value lists what was left out and why.
+pub fn load_trusted(path: Option<&Path>) -> Result<(Loaded, Vec<String>), Vec<ConfigError>> {
+    let main = match path {
+        Some(p) => p.to_path_buf(),
+        None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+        None => return load_sources(Vec::new()).map(|l| (l, Vec::new())),
+    };
+    if let Err(message) = trusted(&main) {
+        return Err(vec![ConfigError {
+            file: Some(main),
+            line: None,
+            field: None,
+            message,
+        }]);
+    }
+    let mut left_out = Vec::new();
+    let mut files = files_of(&main);
+    files.retain(|f| match trusted(f) {
+        Ok(()) => true,
+        Err(why) => {
+            left_out.push(format!("{}: {why}", f.display()));
+            false
+        }
+    });
+    read_all(files, None).map(|l| (l, left_out))
+}
+
+/// Whether a root process may take instructions from `path`.
+fn trusted(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if md.uid() != 0 && md.uid() != me {
+        return Err(format!(
+            "owned by uid {}, neither root nor this user: not trusted by the installer",
+            md.uid()
+        ));
+    }
+    if md.mode() & 0o022 != 0 {
+        return Err(format!(
+            "mode {:o}: its group or others may write it: not trusted by the installer",
+            md.mode() & 0o777
+        ));
+    }
+    Ok(())
+}
+
 /// Loads one configuration from a string (tests, `set-config` payloads). `name` labels errors.
 pub fn load_str(name: &str, text: &str) -> Result<Loaded, Vec<ConfigError>> {
     load_sources(vec![Source {
@@ -488,5 +540,38 @@ mod tests {
                 .contains("/nonexistent/roombox.toml: cannot read"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_installer_leaves_out_drop_ins_others_may_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("roombox.toml");
+        std::fs::write(&main, "[update]\nhealth_deadline = \"1m\"\n").unwrap();
+        std::fs::create_dir(dir.path().join("config.d")).unwrap();
+        let site = dir.path().join("config.d/20-site.toml");
+        std::fs::write(&site, "[update]\nhealth_deadline = \"2m\"\n").unwrap();
+        for f in [&main, &site] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let fleet = dir.path().join("config.d/90-fleet.toml");
+        std::fs::write(&fleet, "[update]\nallow_unsigned = true\n").unwrap();
+        std::fs::set_permissions(&fleet, std::fs::Permissions::from_mode(0o660)).unwrap();
+        let (l, left_out) = load_trusted(Some(&main)).unwrap();
+        assert_eq!(l.config.update.health_deadline.as_secs(), 120);
+        assert!(
+            !l.config.update.allow_unsigned,
+            "the group-writable drop-in counted"
+        );
+        assert_eq!(left_out.len(), 1);
+        assert!(
+            left_out[0].contains("90-fleet.toml: mode 660"),
+            "{left_out:?}"
+        );
+        // The agent's load takes every drop-in.
+        assert!(load(Some(&main)).unwrap().config.update.allow_unsigned);
+        std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = load_trusted(Some(&main)).unwrap_err();
+        assert!(e[0].message.contains("mode 666"), "{e:?}");
     }
 }

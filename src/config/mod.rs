@@ -28,7 +28,7 @@ pub use fleet::{
 };
 pub use http::{HlsConfig, HttpConfig};
 pub use livestream::{FallbackConfig, FallbackReturn, LivestreamConfig, OutputConfig};
-pub use load::{load, load_candidate, load_str, ConfigError, Loaded, DEFAULT_PATH};
+pub use load::{load, load_candidate, load_str, load_trusted, ConfigError, Loaded, DEFAULT_PATH};
 pub use media::{
     AudioConfig, AudioProcessing, AudioSource, MediaConfig, ProcessingConfig, VideoConfig,
     VideoSource,
@@ -37,7 +37,7 @@ pub use meeting::MeetingConfig;
 pub use room::{PlaybackConfig, RoomBackendKind, RoomConfig, WhepSource};
 pub use share::{PresenterRule, ProgramMode, ShareConfig, ShareSource};
 pub use transcription::{language_code, TranscriptionConfig, DEFAULT_MODEL_FILE, SILERO_FILE};
-pub use update::{MaintenanceWindow, UpdateConfig};
+pub use update::{MaintenanceWindow, UpdateConfig, UpdateMethod};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

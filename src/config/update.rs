@@ -8,6 +8,17 @@ use super::{check_duration, fail, FieldError};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// How the root installer puts a version on the box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateMethod {
+    /// A Debian package, with `dpkg -i` (the `.deb` the package build makes).
+    #[default]
+    Deb,
+    /// A signed RAUC bundle into the other A/B slot, then a reboot (Yocto images).
+    Rauc,
+}
+
 /// Software updates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -34,6 +45,13 @@ pub struct UpdateConfig {
     /// it.
     #[serde(with = "humantime_serde")]
     pub stall_timeout: Duration,
+    /// `deb` (dpkg) or `rauc` (A/B slots).
+    pub method: UpdateMethod,
+    /// `rauc`: the command that reboots the box into the other slot.
+    pub reboot_command: Vec<String>,
+    /// `rauc`: RAUC's system configuration, whose keyring checks a bundle's signature; empty
+    /// for rauc's own default (`/etc/rauc/system.conf`).
+    pub rauc_conf: String,
 }
 
 impl Default for UpdateConfig {
@@ -46,6 +64,9 @@ impl Default for UpdateConfig {
             timezone: String::new(),
             health_deadline: Duration::from_secs(180),
             stall_timeout: Duration::from_secs(60),
+            method: UpdateMethod::Deb,
+            reboot_command: vec!["systemctl".into(), "reboot".into()],
+            rauc_conf: String::new(),
         }
     }
 }
@@ -131,6 +152,21 @@ impl UpdateConfig {
             Duration::from_secs(10),
             Duration::from_secs(3600),
         );
+        if self.method == UpdateMethod::Rauc
+            && self
+                .reboot_command
+                .first()
+                .is_none_or(|p| p.trim().is_empty())
+        {
+            fail(
+                e,
+                "update.reboot_command",
+                "the rauc method needs a command that reboots, like [\"systemctl\", \"reboot\"]",
+            );
+        }
+        if !self.rauc_conf.is_empty() && !self.rauc_conf.starts_with('/') {
+            fail(e, "update.rauc_conf", "expected an absolute path");
+        }
         check_duration(
             e,
             "update.stall_timeout",
@@ -187,5 +223,32 @@ mod tests {
         .unwrap()
         .config;
         assert_eq!(ok.update.windows().len(), 1);
+        assert_eq!(ok.update.method, UpdateMethod::Deb);
+    }
+
+    #[test]
+    fn the_method_is_deb_or_rauc_and_rauc_needs_a_reboot() {
+        let rauc = load_str("t.toml", "[update]\nmethod = \"rauc\"\n")
+            .unwrap()
+            .config;
+        assert_eq!(rauc.update.method, UpdateMethod::Rauc);
+        assert_eq!(rauc.update.reboot_command, ["systemctl", "reboot"]);
+        let errors = load_str(
+            "t.toml",
+            "[update]\nmethod = \"rauc\"\nreboot_command = []\nrauc_conf = \"system.conf\"\n",
+        )
+        .unwrap_err();
+        let fields: Vec<String> = errors.into_iter().filter_map(|e| e.field).collect();
+        assert!(
+            fields.contains(&"update.reboot_command".to_string()),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&"update.rauc_conf".to_string()),
+            "{fields:?}"
+        );
+        let errors = load_str("t.toml", "[update]\nmethod = \"swupdate\"\n").unwrap_err();
+        let text = format!("{errors:?}");
+        assert!(text.contains("swupdate") && text.contains("rauc"), "{text}");
     }
 }

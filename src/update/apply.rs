@@ -3,16 +3,18 @@
 //! boot too, so an install cut by a power loss goes on from its [`Marker`].
 //!
 //! It trusts nothing the unprivileged agent wrote: the package is copied into the installer's
-//! own directory and its size, SHA-256, manifest signature (with the fleet key of the root-owned
-//! configuration), package name and version are checked there before `dpkg` sees it.
+//! own directory and its size, SHA-256 and manifest signature (with the fleet key of the
+//! root-owned configuration) are checked there, then the [`Method`] checks what the package is
+//! before installing it.
 //!
-//! The package to roll back to: the `.deb` of the last committed update, kept as
-//! `current.deb`; before the first update, the installed package from apt's cache, else rebuilt
-//! from dpkg's database ([`super::repack`]). The machine's side ([`System`]) is a trait so the
-//! step sequence and its resumption are tested without dpkg; [`Dpkg`] is the real one.
+//! Two methods (`update.method`): `deb` ([`super::deb::Deb`]: `dpkg -i`, the unit restarts, the
+//! previous `.deb` goes back on a rollback) and `rauc` ([`super::rauc::Rauc`]: a signed bundle
+//! into the other slot, a reboot, `mark-good` after the proof, or back to the old slot). The
+//! machine's side ([`System`]) is a trait so the step sequence and its resumption are tested
+//! without systemd; [`super::deb::Host`] is the real one.
 
 use super::install::{self, Outcome, Request, Trial};
-use super::marker::{verdict, Marker, Phase, Seen, Verdict};
+use super::marker::{on_slot, verdict, Marker, Phase, Seen, SlotStep, Verdict};
 use crate::config::Config;
 use crate::event::UpdatePhase;
 use std::io::Read;
@@ -26,16 +28,8 @@ pub const PACKAGE: &str = "roombox";
 /// The agent's unit.
 pub const UNIT: &str = "roombox.service";
 
-/// What the installer needs of the machine.
+/// What the installer watches on the machine: the agent's unit, the boot, the clock.
 pub trait System {
-    /// The installed version of the package, if installed.
-    fn installed_version(&self) -> Option<String>;
-    /// A control field of a `.deb`.
-    fn deb_field(&self, deb: &Path, field: &str) -> Result<String, String>;
-    /// Installs a `.deb` (which restarts the agent's unit).
-    fn install(&self, deb: &Path) -> Result<(), String>;
-    /// Writes the installed package as a `.deb` to `out`.
-    fn keep_installed(&self, out: &Path) -> Result<(), String>;
     /// The agent unit's restart count and whether it failed.
     fn unit(&self) -> (u32, bool);
     /// Restarts the agent's unit (after clearing a failed state).
@@ -52,6 +46,53 @@ pub trait System {
     }
 }
 
+/// When the version just installed (or put back) runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Now: the package manager restarted the agent's unit.
+    Now,
+    /// After a reboot into the other slot.
+    AfterReboot,
+}
+
+/// What staging found: the version to roll back to, and the slot it runs from (A/B updates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    /// The running version.
+    pub previous_version: String,
+    /// The booted slot (its bootname), to fall back to; none for a package manager.
+    pub slot: Option<String>,
+}
+
+/// How a version is installed, kept and put back: [`super::deb::Deb`] (dpkg) or
+/// [`super::rauc::Rauc`] (A/B slots). The installer does the rest: the request, the checks of
+/// the manifest, the marker, the trial and the outcome.
+pub trait Method<S> {
+    /// The checked package's file name in the installer's directory.
+    fn file_name(&self) -> &'static str;
+    /// Checks the package at `new` is roombox `version`, and keeps what a rollback needs in
+    /// `root`.
+    fn stage(&self, sys: &S, root: &Path, new: &Path, version: &str) -> Result<Staged, String>;
+    /// Installs the package at `new`.
+    fn install(&self, sys: &S, root: &Path, new: &Path) -> Result<Start, String>;
+    /// Keeps the version that proved healthy.
+    fn commit(&self, sys: &S, root: &Path, new: &Path) -> Result<(), String>;
+    /// Puts the previous version back.
+    fn roll_back(&self, sys: &S, root: &Path, m: &Marker) -> Result<Start, String>;
+    /// The booted slot's bootname (A/B updates); none for a package manager. An error stops
+    /// the run: without knowing the slot, an install could go into the wrong one.
+    fn booted(&self, _sys: &S) -> Result<Option<String>, String> {
+        Ok(None)
+    }
+    /// Reboots the machine.
+    fn reboot(&self, _sys: &S) -> Result<(), String> {
+        Err("this update method does not reboot".into())
+    }
+    /// Called when there is nothing to do: confirms the running version (an A/B bootloader's
+    /// boot counter).
+    fn settle(&self, _sys: &S) {}
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ran {
@@ -63,29 +104,26 @@ pub enum Ran {
     RolledBack(String),
     /// The request was refused before anything was installed.
     Refused(String),
+    /// The machine reboots into the other slot; the run at the next boot goes on.
+    Rebooting(String),
 }
 
 /// The installer: its directory, the agent's, and the configuration (fleet key, bounds,
 /// deadline).
-pub struct Installer<S: System> {
+pub struct Installer<S: System, M: Method<S>> {
     pub sys: S,
+    pub method: M,
     pub root: PathBuf,
     pub agent: PathBuf,
     pub config: Config,
 }
 
-impl<S: System> Installer<S> {
+impl<S: System, M: Method<S>> Installer<S, M> {
     fn marker_path(&self) -> PathBuf {
         self.root.join("marker.json")
     }
-    fn new_deb(&self) -> PathBuf {
-        self.root.join("new.deb")
-    }
-    fn previous_deb(&self) -> PathBuf {
-        self.root.join("previous.deb")
-    }
-    fn current_deb(&self) -> PathBuf {
-        self.root.join("current.deb")
+    fn new_package(&self) -> PathBuf {
+        self.root.join(self.method.file_name())
     }
 
     fn save(&self, m: &Marker) -> Result<(), String> {
@@ -105,37 +143,54 @@ impl<S: System> Installer<S> {
             Some(m) => m,
             None => match self.stage() {
                 Ok(Some(m)) => m,
-                Ok(None) => return Ok(Ran::Nothing),
+                Ok(None) => {
+                    self.method.settle(&self.sys);
+                    return Ok(Ran::Nothing);
+                }
                 Err(why) => {
                     self.tell(UpdatePhase::Failed, &self.requested_version(), Some(&why));
                     let _ = std::fs::remove_file(self.agent.join(install::REQUEST));
                     let _ = std::fs::remove_file(self.taken_request());
+                    let _ = std::fs::remove_file(self.new_package());
                     return Ok(Ran::Refused(why));
                 }
             },
         };
         let (restarts, _) = self.sys.unit();
         m.on_start(&self.sys.boot_id(), self.sys.now_ms(), restarts);
+        if let Some(booted) = self.method.booted(&self.sys)? {
+            if on_slot(&mut m, &booted, self.sys.now_ms(), restarts) == SlotStep::Reboot {
+                return self.reboot(&m);
+            }
+        }
         self.save(&m)?;
         loop {
             match m.phase {
                 Phase::Staged => {
                     tracing::info!(version = %m.version, "update: installing");
-                    // The note is there before dpkg restarts the unit into the new version.
+                    // The note is there before the new version's agent starts.
                     let trial = Trial {
                         version: m.version.clone(),
                         room: m.room.clone(),
+                        old_slot: m.slot.clone(),
                     };
                     let _ = std::fs::remove_file(self.agent.join(install::HEALTHY));
                     self.write_for_agent(install::TRIAL, &trial)
                         .map_err(|e| format!("cannot write the trial note: {e}"))?;
-                    match self.sys.install(&self.new_deb()) {
-                        Ok(()) => {
+                    match self
+                        .method
+                        .install(&self.sys, &self.root, &self.new_package())
+                    {
+                        Ok(Start::Now) => {
                             m.phase = Phase::Trial;
                             m.trial_started_ms = self.sys.now_ms();
                             m.restarts_base = self.sys.unit().0;
                         }
-                        Err(e) => m.roll_back(format!("dpkg could not install {}: {e}", m.version)),
+                        Ok(Start::AfterReboot) => {
+                            m.phase = Phase::Trial;
+                            return self.reboot(&m);
+                        }
+                        Err(e) => m.roll_back(format!("could not install {}: {e}", m.version)),
                     }
                 }
                 Phase::Trial => {
@@ -165,26 +220,27 @@ impl<S: System> Installer<S> {
                 Phase::RollingBack => {
                     let why = m.reason.clone().unwrap_or_default();
                     tracing::warn!(version = %m.version, "update: rolling back: {why}");
-                    // No trial note for the previous agent that dpkg starts: it must not prove
-                    // the version it replaces.
+                    // No trial note for the previous agent: it must not prove the version it
+                    // replaces.
                     let _ = std::fs::remove_file(self.agent.join(install::TRIAL));
                     let _ = std::fs::remove_file(self.agent.join(install::HEALTHY));
-                    self.sys
-                        .install(&self.previous_deb())
+                    let start = self
+                        .method
+                        .roll_back(&self.sys, &self.root, &m)
                         .map_err(|e| format!("cannot put {} back: {e}", m.previous_version))?;
+                    if start == Start::AfterReboot {
+                        return self.reboot(&m);
+                    }
                     self.tell(UpdatePhase::RolledBack, &m.version, Some(&why));
-                    let _ = std::fs::rename(self.previous_deb(), self.current_deb());
-                    let _ = std::fs::remove_file(self.new_deb());
+                    let _ = std::fs::remove_file(self.new_package());
                     let _ = std::fs::remove_file(self.marker_path());
                     self.sys.restart_unit();
                     return Ok(Ran::RolledBack(why));
                 }
                 Phase::Committing => {
-                    if self.new_deb().exists() {
-                        std::fs::rename(self.new_deb(), self.current_deb())
-                            .map_err(|e| format!("cannot keep the package: {e}"))?;
-                    }
-                    let _ = std::fs::remove_file(self.previous_deb());
+                    self.method
+                        .commit(&self.sys, &self.root, &self.new_package())?;
+                    let _ = std::fs::remove_file(self.new_package());
                     let _ = std::fs::remove_file(self.agent.join(install::TRIAL));
                     let _ = std::fs::remove_file(self.agent.join(install::HEALTHY));
                     let _ = std::fs::remove_file(self.marker_path());
@@ -194,6 +250,15 @@ impl<S: System> Installer<S> {
             }
             self.save(&m)?;
         }
+    }
+
+    /// Saves the marker and reboots into the slot the bootloader picks; the run at the next
+    /// boot goes on from the marker.
+    fn reboot(&self, m: &Marker) -> Result<Ran, String> {
+        self.save(m)?;
+        tracing::info!(version = %m.version, phase = ?m.phase, "update: rebooting");
+        self.method.reboot(&self.sys)?;
+        Ok(Ran::Rebooting(m.version.clone()))
     }
 
     fn requested_version(&self) -> String {
@@ -258,39 +323,21 @@ impl<S: System> Installer<S> {
         let key = crate::config::parse_public_key(&self.config.fleet.signing.public_key).ok();
         super::manifest::check(m, key.as_ref(), u.allow_unsigned, u.max_bytes)
             .map_err(|e| e.message)?;
-        copy_bounded(&req.package, &self.new_deb(), m.size)?;
-        let got = super::download::sha256_file(&self.new_deb())?;
+        let new = self.new_package();
+        copy_bounded(&req.package, &new, m.size)?;
+        let got = super::download::sha256_file(&new)?;
         if got != m.sha256 {
             return Err(format!(
                 "the package's SHA-256 is {got}; the manifest says {}",
                 m.sha256
             ));
         }
-        let name = self.sys.deb_field(&self.new_deb(), "Package")?;
-        let version = self.sys.deb_field(&self.new_deb(), "Version")?;
-        if name != PACKAGE || version != m.version {
-            return Err(format!(
-                "the package is {name} {version}; the manifest says {PACKAGE} {}",
-                m.version
-            ));
-        }
-        let previous = self
-            .sys
-            .installed_version()
-            .ok_or("roombox is not installed by dpkg; nothing to roll back to")?;
-        let kept = self.current_deb();
-        let kept_fits = kept.exists()
-            && self.sys.deb_field(&kept, "Version").ok().as_deref() == Some(previous.as_str());
-        if kept_fits {
-            std::fs::copy(&kept, self.previous_deb())
-                .map_err(|e| format!("cannot keep the previous package: {e}"))?;
-        } else {
-            self.sys.keep_installed(&self.previous_deb())?;
-        }
+        let staged = self.method.stage(&self.sys, &self.root, &new, &m.version)?;
         let marker = Marker {
             phase: Phase::Staged,
             version: m.version.clone(),
-            previous_version: previous,
+            previous_version: staged.previous_version,
+            slot: staged.slot,
             room: req.room.clone(),
             trial_started_ms: 0,
             restarts_base: 0,
@@ -318,94 +365,6 @@ fn copy_bounded(from: &Path, to: &Path, size: u64) -> Result<(), String> {
         ));
     }
     install::write_atomic(to, &bytes).map_err(|e| format!("cannot write {}: {e}", to.display()))
-}
-
-/// The real machine: dpkg and systemd.
-pub struct Dpkg;
-
-fn run_tool(cmd: &mut std::process::Command) -> Result<String, String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    let tail: Vec<&str> = err.lines().rev().take(3).collect();
-    Err(format!(
-        "{:?} exited with {}: {}",
-        cmd.get_program(),
-        out.status,
-        tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-    ))
-}
-
-impl System for Dpkg {
-    fn installed_version(&self) -> Option<String> {
-        let s = run_tool(std::process::Command::new("dpkg-query").args([
-            "-W",
-            "-f=${db:Status-Abbrev} ${Version}",
-            PACKAGE,
-        ]))
-        .ok()?;
-        let (status, version) = s.split_once(' ')?;
-        (status.trim() == "ii").then(|| version.trim().to_string())
-    }
-
-    fn deb_field(&self, deb: &Path, field: &str) -> Result<String, String> {
-        run_tool(
-            std::process::Command::new("dpkg-deb")
-                .arg("-f")
-                .arg(deb)
-                .arg(field),
-        )
-    }
-
-    fn install(&self, deb: &Path) -> Result<(), String> {
-        let _ = run_tool(std::process::Command::new("dpkg").args(["--configure", "-a"]));
-        run_tool(
-            std::process::Command::new("dpkg")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["--force-confold", "--force-confdef", "-i"])
-                .arg(deb),
-        )
-        .map(|_| ())
-    }
-
-    fn keep_installed(&self, out: &Path) -> Result<(), String> {
-        super::repack::installed_deb(PACKAGE, out)
-    }
-
-    fn unit(&self) -> (u32, bool) {
-        let restarts = run_tool(std::process::Command::new("systemctl").args([
-            "show",
-            "-p",
-            "NRestarts",
-            "--value",
-            UNIT,
-        ]))
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-        let failed = std::process::Command::new("systemctl")
-            .args(["is-failed", "--quiet", UNIT])
-            .status()
-            .is_ok_and(|s| s.success());
-        (restarts, failed)
-    }
-
-    fn restart_unit(&self) {
-        let _ = run_tool(std::process::Command::new("systemctl").args(["reset-failed", UNIT]));
-        if let Err(e) = run_tool(std::process::Command::new("systemctl").args(["restart", UNIT])) {
-            tracing::warn!("update: cannot restart {UNIT}: {e}");
-        }
-    }
-
-    fn boot_id(&self) -> String {
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    }
 }
 
 #[cfg(test)]

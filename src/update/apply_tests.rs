@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::command::UpdateManifest;
+use crate::update::deb::{Deb, Packages};
 use std::cell::{Cell, RefCell};
 
 /// What the agent does at each look of the trial.
@@ -29,7 +30,7 @@ struct Machine {
     cut_keep: Cell<bool>,
 }
 
-impl System for Machine {
+impl Packages for Machine {
     fn installed_version(&self) -> Option<String> {
         Some(self.installed.borrow().clone())
     }
@@ -59,6 +60,9 @@ impl System for Machine {
         std::fs::write(out, format!("roombox {}", self.installed.borrow()))
             .map_err(|e| e.to_string())
     }
+}
+
+impl System for Machine {
     fn unit(&self) -> (u32, bool) {
         (self.restarts.get(), false)
     }
@@ -80,7 +84,7 @@ impl System for Machine {
 
 struct Rig {
     dir: tempfile::TempDir,
-    installer: Installer<Machine>,
+    installer: Installer<Machine, Deb>,
     manifest: UpdateManifest,
 }
 
@@ -114,6 +118,7 @@ fn rig() -> Rig {
     Rig {
         installer: Installer {
             sys,
+            method: Deb,
             root: dir.path().join("root"),
             agent,
             config,

@@ -51,6 +51,25 @@ pub struct Trial {
     /// The room to be back in.
     #[serde(default)]
     pub room: Option<String>,
+    /// A/B updates: the slot the previous version runs from. An agent booted from it (the
+    /// bootloader fell back before the installer could tell) is not the one on trial.
+    #[serde(default)]
+    pub old_slot: Option<String>,
+}
+
+impl Trial {
+    /// Whether the agent of a boot with this kernel command line is the one on trial: not when
+    /// the bootloader said (`rauc.slot=`, as RAUC's bootloader integrations pass it) that it
+    /// booted the old slot.
+    pub fn applies(&self, cmdline: &str) -> bool {
+        let booted = cmdline
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("rauc.slot="));
+        match (&self.old_slot, booted) {
+            (Some(old), Some(booted)) => old != booted,
+            _ => true,
+        }
+    }
 }
 
 /// How an update ended.
@@ -116,11 +135,31 @@ pub fn take_outcome(dir: &Path) -> Option<Outcome> {
 /// The agent's side at start-up: a trial to prove and an outcome to report (taken: the outcome
 /// file is removed once read, so it is reported once).
 pub fn resume(dir: &Path) -> (Option<Trial>, Option<Outcome>) {
-    let trial = read_json::<Trial>(&dir.join(TRIAL));
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let trial = read_json::<Trial>(&dir.join(TRIAL)).filter(|t| t.applies(&cmdline));
     let outcome = take_outcome(dir);
     // A proof written by an earlier run of this version does not count for a new trial.
     if trial.is_some() {
         let _ = std::fs::remove_file(dir.join(HEALTHY));
     }
     (trial, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_booted_from_the_old_slot_does_not_take_the_trial() {
+        let mut t = Trial {
+            version: "0.2.0".into(),
+            room: None,
+            old_slot: Some("A".into()),
+        };
+        assert!(!t.applies("console=ttyS0 rauc.slot=A root=/dev/mmcblk0p2"));
+        assert!(t.applies("console=ttyS0 rauc.slot=B root=/dev/mmcblk0p3"));
+        assert!(t.applies("console=ttyS0"), "no word from the bootloader");
+        t.old_slot = None;
+        assert!(t.applies("rauc.slot=A"), "a package's trial");
+    }
 }

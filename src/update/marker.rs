@@ -12,6 +12,9 @@
 //! | `TRIAL` | the new version installed | watch for the proof of health (a new boot counts, and a new deadline starts) |
 //! | `ROLLING_BACK` | either version, maybe half-installed | `dpkg -i` the previous one |
 //! | `COMMITTING` | the new version, proved | keep its package as the one to roll back to next time |
+//!
+//! An A/B update (RAUC) also records the slot it started from, and [`on_slot`] squares the
+//! marker with the slot the box booted at the start of each run.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +65,10 @@ pub struct Marker {
     /// Why it rolls back.
     #[serde(default)]
     pub reason: Option<String>,
+    /// A/B updates: the slot (its bootname) the previous version runs from, booted when the
+    /// install began. None for a package manager.
+    #[serde(default)]
+    pub slot: Option<String>,
 }
 
 impl Marker {
@@ -89,6 +96,53 @@ impl Marker {
     pub fn roll_back(&mut self, reason: String) {
         self.phase = Phase::RollingBack;
         self.reason = Some(reason);
+    }
+}
+
+/// What to do at the start of a run of an A/B update, once [`on_slot`] has looked at the
+/// booted slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotStep {
+    /// Take the marker's step.
+    Go,
+    /// Reboot first: the new version is installed in the other slot and this boot is still
+    /// the old one's (the reboot was not taken, or cut).
+    Reboot,
+}
+
+/// Where an A/B update stands, seen from the slot the box `booted`: a power cut or a
+/// bootloader that fell back can leave the marker behind what happened. Without a slot in the
+/// marker (a package manager) nothing changes.
+///
+/// | marker | booted | meaning | then |
+/// |---|---|---|---|
+/// | `STAGED` | the new slot | the install went through and the box rebooted into it | `TRIAL` |
+/// | `TRIAL`, no boot since | the old slot | installed, not rebooted yet | reboot |
+/// | `TRIAL` or `COMMITTING`, a boot since | the old slot | the bootloader fell back | `ROLLING_BACK` |
+/// | anything else | | as the marker says | |
+/// Called after [`Marker::on_start`]; `now_ms` and `restarts` start a trial it finds.
+pub fn on_slot(m: &mut Marker, booted: &str, now_ms: u64, restarts: u32) -> SlotStep {
+    let Some(old) = m.slot.as_deref() else {
+        return SlotStep::Go;
+    };
+    let in_old = booted == old;
+    match m.phase {
+        Phase::Staged if !in_old => {
+            m.phase = Phase::Trial;
+            m.trial_boots = m.trial_boots.max(1);
+            m.trial_started_ms = now_ms;
+            m.restarts_base = restarts;
+            SlotStep::Go
+        }
+        Phase::Trial if in_old && m.trial_boots == 0 => SlotStep::Reboot,
+        Phase::Trial | Phase::Committing if in_old => {
+            m.roll_back(format!(
+                "the bootloader fell back to slot {old} ({}): {} did not boot to its proof of health",
+                m.previous_version, m.version
+            ));
+            SlotStep::Go
+        }
+        _ => SlotStep::Go,
     }
 }
 
@@ -154,6 +208,7 @@ mod tests {
             boot_id: "boot-a".into(),
             trial_boots: 0,
             reason: None,
+            slot: None,
         }
     }
 
@@ -228,5 +283,63 @@ mod tests {
         s.phase = Phase::Staged;
         s.on_start("boot-b", 1, 1);
         assert_eq!(s.phase, Phase::Staged);
+    }
+
+    #[test]
+    fn a_slot_update_follows_the_booted_slot() {
+        let mut m = trial();
+        m.slot = Some("A".into());
+        // Installed into B, the reboot not taken yet: reboot.
+        m.trial_boots = 0;
+        assert_eq!(on_slot(&mut m, "A", 5000, 2), SlotStep::Reboot);
+        assert_eq!(m.phase, Phase::Trial);
+        // Booted into B: the trial goes on.
+        m.trial_boots = 1;
+        assert_eq!(on_slot(&mut m, "B", 5000, 2), SlotStep::Go);
+        assert_eq!(m.phase, Phase::Trial);
+        // Back in A after a boot: the bootloader fell back.
+        assert_eq!(on_slot(&mut m, "A", 5000, 2), SlotStep::Go);
+        assert_eq!(m.phase, Phase::RollingBack);
+        assert!(
+            m.reason
+                .as_deref()
+                .unwrap()
+                .contains("fell back to slot A (0.1.0)"),
+            "{:?}",
+            m.reason
+        );
+        // A power cut after the install, before the marker said so: B runs, so it is on trial.
+        let mut s = trial();
+        s.slot = Some("A".into());
+        s.phase = Phase::Staged;
+        assert_eq!(on_slot(&mut s, "B", 5000, 2), SlotStep::Go);
+        assert_eq!(s.phase, Phase::Trial);
+        assert_eq!(
+            (s.trial_started_ms, s.restarts_base, s.trial_boots),
+            (5000, 2, 1),
+            "its trial starts now"
+        );
+        // Still in A: install (again).
+        s.phase = Phase::Staged;
+        assert_eq!(on_slot(&mut s, "A", 5000, 2), SlotStep::Go);
+        assert_eq!(s.phase, Phase::Staged);
+        // Committing in B is committed; rolling back in either slot is the installer's step.
+        s.phase = Phase::Committing;
+        assert_eq!(on_slot(&mut s, "B", 5000, 2), SlotStep::Go);
+        assert_eq!(s.phase, Phase::Committing);
+        s.phase = Phase::RollingBack;
+        assert_eq!(on_slot(&mut s, "B", 5000, 2), SlotStep::Go);
+        assert_eq!(s.phase, Phase::RollingBack);
+        // A package manager's marker has no slot: nothing changes.
+        let mut d = trial();
+        d.trial_boots = 0;
+        assert_eq!(on_slot(&mut d, "A", 5000, 2), SlotStep::Go);
+        assert_eq!(d, trial_with_boots(0));
+    }
+
+    fn trial_with_boots(n: u32) -> Marker {
+        let mut m = trial();
+        m.trial_boots = n;
+        m
     }
 }

@@ -15,6 +15,7 @@ pub mod mosquitto;
 pub mod nginx;
 pub mod radicale;
 pub mod range;
+pub mod rauc;
 pub mod speech;
 pub mod whip;
 

@@ -108,6 +108,11 @@ do_install:append() {
     # The unit and the sysusers.d file are taken from the repository, not copied into the layer.
     install -D -m 0644 ${S}/systemd/roombox.service ${D}${systemd_system_unitdir}/roombox.service
     install -D -m 0644 ${S}/systemd/roombox.sysusers ${D}${nonarch_libdir}/sysusers.d/roombox.conf
+    # The root installer of signed updates (`roombox update-apply`): started when the agent
+    # leaves a request, and at every boot. On an A/B image it installs RAUC bundles
+    # (`[update] method = "rauc"`; see yocto/README.md, "Updates with RAUC").
+    install -D -m 0644 ${S}/systemd/roombox-update.path ${D}${systemd_system_unitdir}/roombox-update.path
+    install -D -m 0644 ${S}/systemd/roombox-update.service ${D}${systemd_system_unitdir}/roombox-update.service
 
     # /etc/roombox/roombox.toml: every field at its default. Sites add drop-ins in config.d/
     # (see yocto/README.md); the agent itself writes config.d/90-fleet.toml on `set-config`,
@@ -145,7 +150,7 @@ FILES:${PN} += "${nonarch_libdir}/sysusers.d \
 "
 CONFFILES:${PN} = "${sysconfdir}/roombox/roombox.toml"
 
-SYSTEMD_SERVICE:${PN} = "roombox.service"
+SYSTEMD_SERVICE:${PN} = "roombox.service roombox-update.path roombox-update.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 
 # The GStreamer elements the agent builds its pipelines from: capture, encoding and recording
