@@ -7,7 +7,7 @@
 //! their reports belong to, how a stop waits for them) and `vitals` (the per-second meter, the
 //! overload step and the stall watchdog). The task carries out what they decide.
 
-use super::consumer::{Consumer, ConsumerEvent, ConsumerSpec, Reporter};
+use super::consumer::{ConsumerEvent, Reporter};
 use super::encoder;
 use super::error::MediaError;
 use super::pipeline::{self, Capture};
@@ -31,7 +31,7 @@ mod share;
 mod state;
 mod vitals;
 
-use feeds::start_consumer;
+use feeds::{start_consumer, Active};
 
 use state::{After, Effect, State, FINISH_TIMEOUT};
 use vitals::{Second, Totals, Vitals};
@@ -102,34 +102,6 @@ impl Drop for Task {
 enum Internal {
     /// The capture of this generation encoded its first frame.
     FirstFrame(u64),
-}
-
-/// What the engine keeps of a consumer it runs; [`State`] keeps where it is in its life.
-struct Active {
-    spec: ConsumerSpec,
-    consumer: Box<dyn Consumer>,
-    branches: Vec<Attached>,
-    /// Its sinks and the feeds they take, once started.
-    sinks: Vec<Arc<dyn crate::media::consumer::FeedSink>>,
-    feeds: Vec<super::Feed>,
-    /// Its own keyframe requests, aimed at the encoder of its picture.
-    keyframes: crate::media::consumer::KeyframeRequester,
-    /// Open while its branches feed it; closed when they move.
-    gate: Arc<AtomicBool>,
-}
-
-impl Active {
-    fn new(spec: ConsumerSpec) -> Active {
-        Active {
-            consumer: spec.clone().build(),
-            spec,
-            branches: Vec::new(),
-            sinks: Vec::new(),
-            feeds: Vec::new(),
-            keyframes: Default::default(),
-            gate: Default::default(),
-        }
-    }
 }
 
 struct Task {

@@ -2,16 +2,46 @@
 //! camera's tee and the share's, each behind a [`ProgramInput`]); and the meeting's composition
 //! kept while a consumer takes it.
 
-use super::{Active, Task};
+use super::Task;
+use crate::media::consumer::Consumer;
 use crate::media::consumer::{FeedSink, KeyframeRequester, Reporter, StartContext};
 use crate::media::error::MediaError;
 use crate::media::pipeline::Capture;
 use crate::media::share::{ProgramInput, ProgramSource};
 use crate::media::sink;
+use crate::media::ConsumerSpec;
 use crate::media::Feed;
 use crate::model::OutputSource;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// What the engine keeps of a consumer it runs; [`State`] keeps where it is in its life.
+pub(super) struct Active {
+    pub(super) spec: ConsumerSpec,
+    pub(super) consumer: Box<dyn Consumer>,
+    pub(super) branches: Vec<sink::Attached>,
+    /// Its sinks and the feeds they take, once started.
+    pub(super) sinks: Vec<Arc<dyn crate::media::consumer::FeedSink>>,
+    pub(super) feeds: Vec<Feed>,
+    /// Its own keyframe requests, aimed at the encoder of its picture.
+    pub(super) keyframes: crate::media::consumer::KeyframeRequester,
+    /// Open while its branches feed it; closed when they move.
+    pub(super) gate: Arc<AtomicBool>,
+}
+
+impl Active {
+    pub(super) fn new(spec: ConsumerSpec) -> Active {
+        Active {
+            consumer: spec.clone().build(),
+            spec,
+            branches: Vec::new(),
+            sinks: Vec::new(),
+            feeds: Vec::new(),
+            keyframes: Default::default(),
+            gate: Default::default(),
+        }
+    }
+}
 
 /// A consumer's sink, shared between its branches and the engine's note of it (kept so a
 /// change of source can move the branches while the consumer runs on).
@@ -198,9 +228,9 @@ impl Task {
         if let (true, Some(source)) = (switches, spec.source()) {
             return self.set_source(id, source);
         }
-        let effects =
-            self.state
-                .attach(id, |a| a.spec == spec, || super::Active::new(spec.clone()));
+        let effects = self
+            .state
+            .attach(id, |a| a.spec == spec, || Active::new(spec.clone()));
         self.apply(effects);
     }
 
@@ -229,7 +259,7 @@ impl Task {
                 tracing::warn!(consumer = %id, "the output starts again on its new source: {e}");
                 let effects =
                     self.state
-                        .attach(id, |a| a.spec == spec, || super::Active::new(spec.clone()));
+                        .attach(id, |a| a.spec == spec, || Active::new(spec.clone()));
                 self.apply(effects);
             }
         }
