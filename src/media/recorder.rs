@@ -13,7 +13,9 @@ use super::consumer::{
 use super::element::{make, set};
 use super::error::{MediaError, Result};
 use super::retention;
+use super::meeting::MeetingHub;
 use super::sink::{feed_input, AppSrcSink};
+use super::tracks::{tag_after, TrackPlan, VoiceTracks, MIX_TITLE};
 use crate::config::{RecordingConfig, RecordingFormat};
 use crate::sync::lock;
 use futures::StreamExt;
@@ -34,6 +36,9 @@ pub struct RecorderSpec {
     pub config: RecordingConfig,
     /// Directory of the segments.
     pub dir: PathBuf,
+    /// The box's participant id and display name: its own track's name in a Matroska
+    /// recording of the meeting (`media::tracks`).
+    pub speaker: (String, String),
 }
 
 /// Prefix of segment file names; retention only ever deletes files that carry it.
@@ -71,6 +76,12 @@ impl RecorderConsumer {
         }
     }
 
+    /// True for a Matroska recording of the meeting: one track per participant beside the mix.
+    fn has_tracks(&self) -> bool {
+        self.spec.config.format == RecordingFormat::Mkv
+            && self.spec.config.source == crate::model::OutputSource::Meeting
+    }
+
     fn disk_full(&self) -> MediaError {
         MediaError::DiskFull(format!(
             "less than {} MiB free in {}",
@@ -85,13 +96,18 @@ impl Consumer for RecorderConsumer {
         // Both follow the program: mp4mux takes the share's new picture size mid-file;
         // matroskamux refuses it, and splitmuxsink starts a new segment there (see
         // `caps_refused`).
-        match self.spec.config.format {
+        let mut feeds: Vec<Feed> = match self.spec.config.format {
             RecordingFormat::Mp4 => vec![Feed::Program, Feed::Aac],
             RecordingFormat::Mkv => vec![Feed::Program, Feed::Opus],
         }
         .into_iter()
         .map(|f| f.from_source(self.spec.config.source))
-        .collect()
+        .collect();
+        // A Matroska recording of the meeting keeps the box's own mic as a track beside the mix.
+        if self.has_tracks() {
+            feeds.push(Feed::Opus);
+        }
+        feeds
     }
 
     fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>> {
@@ -103,8 +119,21 @@ impl Consumer for RecorderConsumer {
             Err(e) => tracing::warn!("retention: {e}"),
         }
         *lock(&self.writing) = None;
+        let plan = match self.has_tracks() {
+            true => TrackPlan {
+                local: Some(self.spec.speaker.clone()),
+                remotes: MeetingHub::shared()
+                    .snapshot()
+                    .remotes
+                    .into_iter()
+                    .map(|r| (r.id, r.name))
+                    .collect(),
+            },
+            false => TrackPlan::default(),
+        };
         let (rec, sinks) = Recorder::start(
             &ctx.feeds,
+            &plan,
             &self.spec.config,
             dir,
             ctx.keyframes.clone(),
@@ -165,12 +194,17 @@ impl Consumer for RecorderConsumer {
 pub struct Recorder {
     pipeline: gst::Pipeline,
     sources: Vec<gst_app::AppSrc>,
+    /// The remote participants' tracks, in a recording of the meeting.
+    voices: Option<Arc<VoiceTracks>>,
 }
 
 impl Recorder {
     /// Builds the recorder pipeline for `feeds` and starts it; returns it with one sink per feed.
+    /// `plan` names the participants' tracks: with a local speaker, [`Feed::Opus`] is their
+    /// track (and the meeting's Opus the mix); each remote gets a track from the meeting hub.
     pub fn start(
         feeds: &[Feed],
+        plan: &TrackPlan,
         cfg: &RecordingConfig,
         dir: &Path,
         keyframes: KeyframeRequester,
@@ -238,6 +272,19 @@ impl Recorder {
         let has_video = feeds.iter().any(|f| f.is_video());
         let mut sources = Vec::new();
         let mut sinks: Vec<Box<dyn FeedSink>> = Vec::new();
+        // The mix comes before the box's own track in `feeds`, so it is the first audio track.
+        let tracked = plan.local.is_some();
+        let voices = match tracked && feeds.contains(&Feed::MeetingOpus) {
+            true => Some(Arc::new(VoiceTracks::build(
+                &pipeline,
+                &split,
+                &plan.remotes,
+                MeetingHub::shared(),
+                base.clone(),
+                has_video,
+            )?)),
+            false => None,
+        };
         for &feed in feeds {
             let pad_template = match feed.base() {
                 Feed::H264 | Feed::Share | Feed::Program => "video",
@@ -255,9 +302,21 @@ impl Recorder {
             if feed.is_video() {
                 forward_keyframe_requests(&appsrc, keyframes.clone(), base.clone())?;
             }
+            match (feed, &plan.local) {
+                (Feed::MeetingOpus, Some(_)) => tag_after(&appsrc, MIX_TITLE, None),
+                (Feed::Opus, Some((id, name))) => tag_after(&appsrc, name, Some(id)),
+                _ => {}
+            }
             let base = base.clone();
             let is_video = feed.is_video();
+            // The mix's timeline keeps the quiet participants' tracks going.
+            let heartbeat = voices.clone().filter(|_| feed == Feed::MeetingOpus);
             sinks.push(Box::new(AppSrcSink::with_map(appsrc.clone(), move |s| {
+                if let Some(v) = &heartbeat {
+                    if let Some(t) = s.buffer().and_then(|b| running_time(s, b.pts())) {
+                        v.advance(t);
+                    }
+                }
                 rebase(s, &base, is_video, has_video)
             })));
             sources.push(appsrc);
@@ -324,12 +383,20 @@ impl Recorder {
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| MediaError::Start("the recorder pipeline".into()))?;
-        Ok((Recorder { pipeline, sources }, sinks))
+        Ok((
+            Recorder {
+                pipeline,
+                sources,
+                voices,
+            },
+            sinks,
+        ))
     }
 
     /// Ends every stream so the last segment is finalised; [`ConsumerEvent::Finished`] follows.
     pub fn finish(&self) {
-        for src in &self.sources {
+        let voices = self.voices.iter().flat_map(|v| v.sources.iter());
+        for src in self.sources.iter().chain(voices) {
             let _ = src.end_of_stream();
         }
     }

@@ -43,12 +43,16 @@ pub(super) struct RecordingSetup {
 }
 
 impl RecordingSetup {
-    pub(super) fn from_config(config: &Config) -> RecordingSetup {
+    pub(super) fn from_config(config: &Config, device_id: &str) -> RecordingSetup {
         RecordingSetup {
             autostart: config.recording.autostart,
             recorder: Some(RecorderSpec {
                 config: config.recording.clone(),
                 dir: config.recording_dir(),
+                speaker: (
+                    device_id.to_string(),
+                    config.room.display_name_or(&config.device.name).to_string(),
+                ),
             }),
             dir: config.recording_dir(),
         }
@@ -66,7 +70,7 @@ impl StateMachine {
     /// Takes `[recording]`. A running recording whose settings changed is attached again with
     /// the new ones.
     pub(super) fn configure_recording(&mut self, config: &Config) -> Vec<Effect> {
-        let setup = RecordingSetup::from_config(config);
+        let setup = RecordingSetup::from_config(config, &self.state.device_id);
         self.state.recording.dir = config.recording_dir().display().to_string();
         let mut fx = Vec::new();
         if let Some(spec) = &setup.recorder {

@@ -62,7 +62,14 @@ struct Inner {
     audio: HashMap<String, gst_app::AppSrc>,
     /// Where each participant's next piece of audio starts, in the capture's running time.
     audio_next: HashMap<String, gst::ClockTime>,
+    /// Who else takes each participant's own audio (the recorder's per-participant tracks).
+    voice_taps: Vec<(u64, VoiceTap)>,
+    next_tap: u64,
 }
+
+/// Takes a participant's own audio as it enters the mix: their id and the piece, stamped in
+/// the capture's running time (`media::tracks`, a recording's per-participant tracks).
+pub type VoiceTap = Arc<dyn Fn(&str, &gst::Sample) + Send + Sync>;
 
 /// How far a participant's audio may drift from its arrival before it is stamped anew.
 const RESYNC: std::time::Duration = std::time::Duration::from_millis(200);
@@ -191,6 +198,20 @@ impl MeetingHub {
         }
     }
 
+    /// Adds a taker of each participant's own audio; returns its key for [`Self::remove_voice_tap`].
+    pub fn add_voice_tap(&self, tap: VoiceTap) -> u64 {
+        let mut inner = self.lock();
+        inner.next_tap += 1;
+        let key = inner.next_tap;
+        inner.voice_taps.push((key, tap));
+        key
+    }
+
+    /// Removes a taker added by [`Self::add_voice_tap`].
+    pub fn remove_voice_tap(&self, key: u64) {
+        self.lock().voice_taps.retain(|(k, _)| *k != key);
+    }
+
     /// A decoded video frame of participant `id`; never blocks.
     pub fn push_video(&self, id: &str, sample: &gst::Sample) {
         self.push(id, sample, true);
@@ -240,6 +261,21 @@ impl MeetingHub {
             if let Some(caps) = sample.caps_owned() {
                 if src.caps().as_ref() != Some(&caps) {
                     src.set_caps(Some(&caps));
+                }
+            }
+            if !video {
+                let taps: Vec<VoiceTap> =
+                    self.lock().voice_taps.iter().map(|(_, t)| t.clone()).collect();
+                if !taps.is_empty() {
+                    let mut b = gst::Sample::builder().buffer(&buffer);
+                    let caps = sample.caps_owned();
+                    if let Some(caps) = caps.as_ref() {
+                        b = b.caps(caps);
+                    }
+                    let stamped = b.build();
+                    for tap in taps {
+                        tap(id, &stamped);
+                    }
                 }
             }
             // Leaky: a full appsrc drops its oldest buffer, and the push returns at once.
