@@ -12,8 +12,8 @@ use super::consumer::{
 };
 use super::element::{make, set};
 use super::error::{MediaError, Result};
-use super::retention;
 use super::meeting::MeetingHub;
+use super::retention;
 use super::sink::{feed_input, AppSrcSink};
 use super::tracks::{tag_after, TrackPlan, VoiceTracks, MIX_TITLE};
 use crate::config::{RecordingConfig, RecordingFormat};
@@ -273,18 +273,9 @@ impl Recorder {
         let mut sources = Vec::new();
         let mut sinks: Vec<Box<dyn FeedSink>> = Vec::new();
         // The mix comes before the box's own track in `feeds`, so it is the first audio track.
-        let tracked = plan.local.is_some();
-        let voices = match tracked && feeds.contains(&Feed::MeetingOpus) {
-            true => Some(Arc::new(VoiceTracks::build(
-                &pipeline,
-                &split,
-                &plan.remotes,
-                MeetingHub::shared(),
-                base.clone(),
-                has_video,
-            )?)),
-            false => None,
-        };
+        // The remote participants' tracks come after the feeds' (the mix first); the mix's
+        // timeline, which keeps them going, finds them here.
+        let voices: Arc<std::sync::OnceLock<Arc<VoiceTracks>>> = Arc::default();
         for &feed in feeds {
             let pad_template = match feed.base() {
                 Feed::H264 | Feed::Share | Feed::Program => "video",
@@ -310,9 +301,9 @@ impl Recorder {
             let base = base.clone();
             let is_video = feed.is_video();
             // The mix's timeline keeps the quiet participants' tracks going.
-            let heartbeat = voices.clone().filter(|_| feed == Feed::MeetingOpus);
+            let heartbeat = Some(voices.clone()).filter(|_| feed == Feed::MeetingOpus);
             sinks.push(Box::new(AppSrcSink::with_map(appsrc.clone(), move |s| {
-                if let Some(v) = &heartbeat {
+                if let Some(v) = heartbeat.as_ref().and_then(|v| v.get()) {
                     if let Some(t) = s.buffer().and_then(|b| running_time(s, b.pts())) {
                         v.advance(t);
                     }
@@ -323,6 +314,17 @@ impl Recorder {
         }
         if sources.is_empty() {
             return Err(MediaError::NoSource("video or audio"));
+        }
+        if plan.local.is_some() && feeds.contains(&Feed::MeetingOpus) {
+            let v = VoiceTracks::build(
+                &pipeline,
+                &split,
+                &plan.remotes,
+                MeetingHub::shared(),
+                base.clone(),
+                has_video,
+            )?;
+            let _ = voices.set(Arc::new(v));
         }
 
         let bus = pipeline
@@ -387,7 +389,7 @@ impl Recorder {
             Recorder {
                 pipeline,
                 sources,
-                voices,
+                voices: voices.get().cloned(),
             },
             sinks,
         ))

@@ -143,9 +143,7 @@ impl VoiceTracks {
             let enc_src = enc
                 .static_pad("src")
                 .ok_or_else(|| MediaError::link(what, "opusenc has no pad"))?;
-            enc_src
-                .link(&pad)
-                .map_err(|e| MediaError::link(what, e))?;
+            enc_src.link(&pad).map_err(|e| MediaError::link(what, e))?;
             tag_stream(&enc_src, name, Some(id));
             let b = base.clone();
             let sink = AppSrcSink::with_map(src.clone(), move |s| rebase(s, &b, false, has_video));
@@ -236,7 +234,9 @@ impl Track {
             if frames == 0 {
                 break;
             }
-            let length = gst::ClockTime::SECOND.mul_div_floor(frames, rate).unwrap_or(len);
+            let length = gst::ClockTime::SECOND
+                .mul_div_floor(frames, rate)
+                .unwrap_or(len);
             let mut b = gst::Buffer::from_mut_slice(vec![0u8; (frames * 2 * channels) as usize]);
             {
                 let b = b.make_mut();

@@ -36,9 +36,7 @@ pub(super) fn read(path: &Path, rate: u32) -> Result<Vec<Voice>> {
         .parse()
         .map_err(|e| MediaError::link(what, e))?;
     dec.set_property("caps", &caps);
-    pipeline
-        .add(&dec)
-        .map_err(|e| MediaError::link(what, e))?;
+    pipeline.add(&dec).map_err(|e| MediaError::link(what, e))?;
     let readings: Arc<Mutex<Vec<Reading>>> = Arc::default();
     let list = readings.clone();
     let weak = pipeline.downgrade();

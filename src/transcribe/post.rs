@@ -334,8 +334,8 @@ fn speakers(segment: &Path, setup: &PostSetup) -> Result<Vec<(String, String, Ve
             Err(e) => tracing::warn!("transcription: the participants' tracks: {e}"),
         }
     }
-    let pcm = crate::media::filemic::decode(segment, super::SAMPLE_RATE, 1)
-        .map_err(|e| e.to_string())?;
+    let pcm =
+        crate::media::filemic::decode(segment, super::SAMPLE_RATE, 1).map_err(|e| e.to_string())?;
     Ok(vec![(
         setup.speaker.0.clone(),
         setup.speaker.1.clone(),

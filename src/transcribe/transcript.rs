@@ -285,8 +285,14 @@ mod tests {
 
     #[test]
     fn speakers_are_merged_by_start_time_and_keep_their_names() {
-        let ana = vec![cap("Ana", "one", 1_000, 2_000), cap("Ana", "three", 5_000, 6_000)];
-        let bob = vec![cap("Bob", "two", 1_500, 4_000), cap("Bob", "four", 5_000, 5_500)];
+        let ana = vec![
+            cap("Ana", "one", 1_000, 2_000),
+            cap("Ana", "three", 5_000, 6_000),
+        ];
+        let bob = vec![
+            cap("Bob", "two", 1_500, 4_000),
+            cap("Bob", "four", 5_000, 5_500),
+        ];
         let merged = merge_by_time(vec![ana, bob, Vec::new()]);
         let said: Vec<(&str, &str)> = merged
             .iter()
@@ -294,7 +300,12 @@ mod tests {
             .collect();
         assert_eq!(
             said,
-            [("Ana", "one"), ("Bob", "two"), ("Ana", "three"), ("Bob", "four")],
+            [
+                ("Ana", "one"),
+                ("Bob", "two"),
+                ("Ana", "three"),
+                ("Bob", "four")
+            ],
             "by start; a tie keeps the speakers' order"
         );
         let text = vtt(&merged);

@@ -264,8 +264,12 @@ impl MeetingHub {
                 }
             }
             if !video {
-                let taps: Vec<VoiceTap> =
-                    self.lock().voice_taps.iter().map(|(_, t)| t.clone()).collect();
+                let taps: Vec<VoiceTap> = self
+                    .lock()
+                    .voice_taps
+                    .iter()
+                    .map(|(_, t)| t.clone())
+                    .collect();
                 if !taps.is_empty() {
                     let mut b = gst::Sample::builder().buffer(&buffer);
                     let caps = sample.caps_owned();
