@@ -312,3 +312,122 @@ pub fn participant_of(tags: &gst::TagListRef) -> Option<(String, String)> {
         .unwrap_or_else(|| id.clone());
     Some((id, name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 100 ms pieces of a 440 Hz tone, S16LE mono at 48 kHz, from `from` for `n` pieces.
+    fn tone(from: gst::ClockTime, n: u64) -> Vec<gst::Sample> {
+        (0..n)
+            .map(|k| {
+                let frames = 4800u64;
+                let data: Vec<u8> = (0..frames)
+                    .flat_map(|i| {
+                        let t = (k * frames + i) as f64 / 48_000.0;
+                        let v = (0.5 * (t * 440.0 * std::f64::consts::TAU).sin() * 32767.0) as i16;
+                        v.to_le_bytes()
+                    })
+                    .collect();
+                let mut b = gst::Buffer::from_mut_slice(data);
+                b.make_mut()
+                    .set_pts(from + gst::ClockTime::from_mseconds(100 * k));
+                gst::Sample::builder()
+                    .buffer(&b)
+                    .caps(&raw_caps(48_000, 1))
+                    .build()
+            })
+            .collect()
+    }
+
+    fn rms(pcm: &[u8]) -> f64 {
+        let n = (pcm.len() / 2).max(1) as f64;
+        let sum: f64 = pcm
+            .chunks_exact(2)
+            .map(|s| f64::from(i16::from_le_bytes([s[0], s[1]])).powi(2))
+            .sum();
+        (sum / n).sqrt()
+    }
+
+    #[test]
+    fn a_participant_track_is_named_continuous_and_read_back_in_place() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.mkv");
+        let pipeline = gst::Pipeline::new();
+        let mux = make("matroskamux").unwrap();
+        let sink = make("filesink").unwrap();
+        sink.set_property("location", file.to_str().unwrap());
+        pipeline.add_many([&mux, &sink]).unwrap();
+        mux.link(&sink).unwrap();
+        let base = Arc::new(Mutex::new(Some(gst::ClockTime::ZERO)));
+        let hub = MeetingHub::default();
+        let remotes = [("p-ana".to_string(), "Ana".to_string())];
+        let voices = VoiceTracks::build(&pipeline, &mux, &remotes, hub, base, false).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        // Ana is quiet for 2 s (the mix's timeline fills it), speaks for 1 s, and is quiet
+        // again until 4 s; a piece of hers that arrives early is placed after what is there.
+        voices.advance(gst::ClockTime::from_seconds(2));
+        {
+            let mut tracks = lock(&voices.tracks);
+            let ana = tracks.get_mut("p-ana").unwrap();
+            for s in tone(gst::ClockTime::from_seconds(2), 10) {
+                ana.take(&s, Some(gst::ClockTime::ZERO));
+            }
+        }
+        voices.advance(
+            gst::ClockTime::from_seconds(4) + gst::ClockTime::from_nseconds(LAG.as_nanos() as u64),
+        );
+        for src in &voices.sources {
+            src.end_of_stream().unwrap();
+        }
+        let bus = pipeline.bus().unwrap();
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(10),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .expect("the file is finished");
+        assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+        pipeline.set_state(gst::State::Null).unwrap();
+        drop(voices);
+
+        let read = read_voices(&file, 16_000).unwrap();
+        assert_eq!(read.len(), 1);
+        let ana = &read[0];
+        assert_eq!((ana.id.as_str(), ana.name.as_str()), ("p-ana", "Ana"));
+        let secs = ana.pcm.len() as f64 / 32_000.0;
+        assert!((3.8..=4.2).contains(&secs), "{secs} s");
+        let at = |a: f64, b: f64| rms(&ana.pcm[(a * 32_000.0) as usize..(b * 32_000.0) as usize]);
+        assert!(at(0.1, 1.8) < 50.0, "silence before: {}", at(0.1, 1.8));
+        assert!(
+            at(2.2, 2.8) > 5_000.0,
+            "the tone in place: {}",
+            at(2.2, 2.8)
+        );
+        assert!(at(3.3, 3.9) < 50.0, "silence after: {}", at(3.3, 3.9));
+    }
+
+    #[test]
+    fn a_file_that_is_no_recording_is_an_error_and_one_without_tracks_has_no_voices() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.mkv");
+        std::fs::write(&junk, b"not matroska".repeat(100)).unwrap();
+        assert!(read_voices(&junk, 16_000).is_err());
+        assert!(read_voices(&dir.path().join("missing.mkv"), 16_000).is_err());
+        // A mix alone (a recording of the room): no participant's track.
+        let mix = dir.path().join("mix.mkv");
+        let line = format!(
+            "audiotestsrc num-buffers=20 ! opusenc ! matroskamux ! filesink location={}",
+            mix.display()
+        );
+        let p = gst::parse::launch(&line).unwrap();
+        p.set_state(gst::State::Playing).unwrap();
+        let bus = p.bus().unwrap();
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos])
+            .expect("written");
+        p.set_state(gst::State::Null).unwrap();
+        assert!(read_voices(&mix, 16_000).unwrap().is_empty());
+    }
+}
