@@ -350,23 +350,24 @@ mod tests {
     }
 
     #[test]
-    fn a_participant_track_is_named_continuous_and_read_back_in_place() {
+    fn a_participant_track_is_named_in_every_segment_continuous_and_read_back_in_place() {
         gst::init().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("t.mkv");
         let pipeline = gst::Pipeline::new();
-        let mux = make("matroskamux").unwrap();
-        let sink = make("filesink").unwrap();
-        sink.set_property("location", file.to_str().unwrap());
-        pipeline.add_many([&mux, &sink]).unwrap();
-        mux.link(&sink).unwrap();
+        // As the recorder writes: splitmuxsink with matroskamux, here 3 s segments.
+        let split = make("splitmuxsink").unwrap();
+        split.set_property("muxer", make("matroskamux").unwrap());
+        split.set_property("max-size-time", 3_000_000_000u64);
+        let pattern = dir.path().join("t%02d.mkv");
+        split.set_property("location", pattern.to_str().unwrap());
+        pipeline.add(&split).unwrap();
         let base = Arc::new(Mutex::new(Some(gst::ClockTime::ZERO)));
         let hub = MeetingHub::default();
         let remotes = [("p-ana".to_string(), "Ana".to_string())];
-        let voices = VoiceTracks::build(&pipeline, &mux, &remotes, hub, base, false).unwrap();
+        let voices = VoiceTracks::build(&pipeline, &split, &remotes, hub, base, false).unwrap();
         pipeline.set_state(gst::State::Playing).unwrap();
         // Ana is quiet for 2 s (the mix's timeline fills it), speaks for 1 s, and is quiet
-        // again until 4 s; a piece of hers that arrives early is placed after what is there.
+        // again until 4 s.
         voices.advance(gst::ClockTime::from_seconds(2));
         {
             let mut tracks = lock(&voices.tracks);
@@ -375,9 +376,8 @@ mod tests {
                 ana.take(&s, Some(gst::ClockTime::ZERO));
             }
         }
-        voices.advance(
-            gst::ClockTime::from_seconds(4) + gst::ClockTime::from_nseconds(LAG.as_nanos() as u64),
-        );
+        let lag = gst::ClockTime::from_nseconds(LAG.as_nanos() as u64);
+        voices.advance(gst::ClockTime::from_seconds(4) + lag);
         for src in &voices.sources {
             src.end_of_stream().unwrap();
         }
@@ -387,25 +387,36 @@ mod tests {
                 gst::ClockTime::from_seconds(10),
                 &[gst::MessageType::Eos, gst::MessageType::Error],
             )
-            .expect("the file is finished");
+            .expect("the files are finished");
         assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
         pipeline.set_state(gst::State::Null).unwrap();
         drop(voices);
 
-        let read = read_voices(&file, 16_000).unwrap();
-        assert_eq!(read.len(), 1);
-        let ana = &read[0];
-        assert_eq!((ana.id.as_str(), ana.name.as_str()), ("p-ana", "Ana"));
-        let secs = ana.pcm.len() as f64 / 32_000.0;
-        assert!((3.8..=4.2).contains(&secs), "{secs} s");
-        let at = |a: f64, b: f64| rms(&ana.pcm[(a * 32_000.0) as usize..(b * 32_000.0) as usize]);
+        let read = |n: u32| read_voices(&dir.path().join(format!("t{n:02}.mkv")), 16_000).unwrap();
+        let (first, second) = (read(0), read(1));
+        for segment in [&first, &second] {
+            assert_eq!(segment.len(), 1);
+            assert_eq!(
+                (segment[0].id.as_str(), segment[0].name.as_str()),
+                ("p-ana", "Ana")
+            );
+        }
+        let ana = &first[0].pcm;
+        let secs = |pcm: &[u8]| pcm.len() as f64 / 32_000.0;
+        assert!((2.9..=3.1).contains(&secs(ana)), "{} s", secs(ana));
+        assert!(
+            (0.9..=1.1).contains(&secs(&second[0].pcm)),
+            "{} s",
+            secs(&second[0].pcm)
+        );
+        let at = |a: f64, b: f64| rms(&ana[(a * 32_000.0) as usize..(b * 32_000.0) as usize]);
         assert!(at(0.1, 1.8) < 50.0, "silence before: {}", at(0.1, 1.8));
         assert!(
             at(2.2, 2.8) > 5_000.0,
             "the tone in place: {}",
             at(2.2, 2.8)
         );
-        assert!(at(3.3, 3.9) < 50.0, "silence after: {}", at(3.3, 3.9));
+        assert!(rms(&second[0].pcm) < 50.0, "silence after");
     }
 
     #[test]

@@ -19,7 +19,14 @@ const DECODE_TIMEOUT: Duration = Duration::from_secs(120);
 /// One audio track being decoded.
 struct Reading {
     sink: gst_app::AppSink,
-    pcm: Arc<Mutex<Vec<u8>>>,
+    pcm: Arc<Mutex<Pcm>>,
+}
+
+/// A track's audio from its first piece, and where that piece is in the file.
+#[derive(Default)]
+struct Pcm {
+    first: Option<gst::ClockTime>,
+    data: Vec<u8>,
 }
 
 /// See [`super::tracks::read_voices`].
@@ -55,15 +62,23 @@ pub(super) fn read(path: &Path, rate: u32) -> Result<Vec<Voice>> {
     });
     let result = run(&pipeline, path, &readings);
     let voices = result.map(|()| {
-        crate::sync::lock(&readings)
+        let readings = crate::sync::lock(&readings);
+        // A segment after the first goes on from the one before (splitmuxsink keeps the
+        // timeline): times are from the segment's first audio, in any track.
+        let origin = readings
+            .iter()
+            .filter_map(|r| crate::sync::lock(&r.pcm).first)
+            .min()
+            .unwrap_or(gst::ClockTime::ZERO);
+        readings
             .iter()
             .filter_map(|r| {
                 let (id, name) = tags_of(&r.sink)?;
-                Some(Voice {
-                    id,
-                    name,
-                    pcm: std::mem::take(&mut *crate::sync::lock(&r.pcm)),
-                })
+                let mut got = crate::sync::lock(&r.pcm);
+                let late = got.first.map_or(0, |f| bytes_at(f - origin, rate));
+                let mut pcm = vec![0u8; late];
+                pcm.append(&mut got.data);
+                Some(Voice { id, name, pcm })
             })
             .collect()
     });
@@ -102,9 +117,9 @@ fn branch(pipeline: &gst::Pipeline, pad: &gst::Pad, rate: u32) -> Result<Reading
         .ok_or_else(|| MediaError::link(what, "audioconvert has no pad"))?;
     pad.link(&conv_sink)
         .map_err(|e| MediaError::link(what, e))?;
-    let pcm: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let pcm: Arc<Mutex<Pcm>> = Arc::default();
     let out = pcm.clone();
-    let bytes_per_s = u64::from(rate) * 2;
+    let tolerance = bytes_at(gst::ClockTime::from_mseconds(10), rate);
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
@@ -114,16 +129,17 @@ fn branch(pipeline: &gst::Pipeline, pad: &gst::Pad, rate: u32) -> Result<Reading
                 };
                 let mut pcm = crate::sync::lock(&out);
                 if let Some(pts) = buffer.pts() {
-                    let at = (pts.nseconds() * bytes_per_s / 1_000_000_000) as usize & !1;
+                    let first = *pcm.first.get_or_insert(pts);
+                    let at = bytes_at(pts.saturating_sub(first), rate);
                     // A gap of more than 10 ms becomes silence.
-                    if at > pcm.len() + (bytes_per_s / 100) as usize {
-                        pcm.resize(at, 0);
+                    if at > pcm.data.len() + tolerance {
+                        pcm.data.resize(at, 0);
                     }
                 }
                 if let Ok(map) = buffer.map_readable() {
-                    pcm.extend_from_slice(map.as_slice());
+                    pcm.data.extend_from_slice(map.as_slice());
                 }
-                match pcm.len() > MAX_BYTES {
+                match pcm.data.len() > MAX_BYTES {
                     true => Err(gst::FlowError::Error),
                     false => Ok(gst::FlowSuccess::Ok),
                 }
@@ -155,7 +171,7 @@ fn run(pipeline: &gst::Pipeline, path: &Path, readings: &Mutex<Vec<Reading>>) ->
             Some(gst::MessageView::Error(e)) => {
                 let too_long = crate::sync::lock(readings)
                     .iter()
-                    .any(|r| crate::sync::lock(&r.pcm).len() > MAX_BYTES);
+                    .any(|r| crate::sync::lock(&r.pcm).data.len() > MAX_BYTES);
                 return Err(io(match too_long {
                     true => format!("a track decodes to more than {} MiB", MAX_BYTES >> 20),
                     false => format!("cannot be decoded: {}", e.error()),
@@ -164,6 +180,11 @@ fn run(pipeline: &gst::Pipeline, path: &Path, readings: &Mutex<Vec<Reading>>) ->
             _ => {}
         }
     }
+}
+
+/// Where `t` into a track is in S16LE mono at `rate`, in bytes (whole samples).
+fn bytes_at(t: gst::ClockTime, rate: u32) -> usize {
+    (t.nseconds().saturating_mul(u64::from(rate)) / 1_000_000_000) as usize * 2
 }
 
 /// The participant a decoded track's tags name.
