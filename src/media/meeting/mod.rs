@@ -380,4 +380,54 @@ mod tests {
         hub.set_open(false);
         assert!(hub.snapshot().remotes.iter().all(|r| !r.video && !r.audio));
     }
+
+    #[test]
+    fn a_voice_tap_gets_each_participants_audio_as_stamped_for_the_mix() {
+        gst::init().unwrap();
+        use gstreamer::prelude::*;
+        let hub = MeetingHub::default();
+        let pipeline = gst::Pipeline::new();
+        let src = gst_app::AppSrc::builder()
+            .format(gst::Format::Time)
+            .is_live(true)
+            .build();
+        let sink = crate::media::element::make("fakesink").unwrap();
+        sink.set_property("async", false);
+        pipeline.add_many([src.upcast_ref(), &sink]).unwrap();
+        src.link(&sink).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let _ = pipeline.state(gst::ClockTime::from_seconds(5));
+        hub.set_open(true);
+        hub.set_input("a", false, Some(src.clone()));
+        let got: Arc<Mutex<Vec<(String, gst::ClockTime)>>> = Arc::default();
+        let g = got.clone();
+        let key = hub.add_voice_tap(Arc::new(move |id: &str, s: &gst::Sample| {
+            let pts = s.buffer().and_then(|b| b.pts()).unwrap();
+            g.lock().unwrap().push((id.to_string(), pts));
+        }));
+        // 20 ms of S16LE mono at 48 kHz, twice; and some from someone with no input.
+        let caps = gst::Caps::builder("audio/x-raw")
+            .field("format", "S16LE")
+            .field("rate", 48_000i32)
+            .field("channels", 1i32)
+            .build();
+        let piece = gst::Sample::builder()
+            .buffer(&gst::Buffer::from_mut_slice(vec![0u8; 1920]))
+            .caps(&caps)
+            .build();
+        hub.push_audio("a", &piece);
+        hub.push_audio("a", &piece);
+        hub.push_audio("b", &piece);
+        hub.remove_voice_tap(key);
+        hub.push_audio("a", &piece);
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.iter().all(|(id, _)| id == "a"));
+        assert_eq!(
+            got[1].1 - got[0].1,
+            gst::ClockTime::from_mseconds(20),
+            "one piece right after the other"
+        );
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
 }
