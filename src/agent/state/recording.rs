@@ -43,16 +43,14 @@ pub(super) struct RecordingSetup {
 }
 
 impl RecordingSetup {
-    pub(super) fn from_config(config: &Config, device_id: &str) -> RecordingSetup {
+    pub(super) fn from_config(config: &Config) -> RecordingSetup {
         RecordingSetup {
             autostart: config.recording.autostart,
             recorder: Some(RecorderSpec {
                 config: config.recording.clone(),
                 dir: config.recording_dir(),
-                speaker: (
-                    device_id.to_string(),
-                    config.room.display_name_or(&config.device.name).to_string(),
-                ),
+                // Who the box is in the room: set when the recording starts.
+                speaker: Default::default(),
             }),
             dir: config.recording_dir(),
         }
@@ -70,7 +68,7 @@ impl StateMachine {
     /// Takes `[recording]`. A running recording whose settings changed is attached again with
     /// the new ones.
     pub(super) fn configure_recording(&mut self, config: &Config) -> Vec<Effect> {
-        let setup = RecordingSetup::from_config(config, &self.state.device_id);
+        let setup = RecordingSetup::from_config(config);
         self.state.recording.dir = config.recording_dir().display().to_string();
         let mut fx = Vec::new();
         if let Some(spec) = &setup.recorder {
@@ -79,12 +77,20 @@ impl StateMachine {
             {
                 fx.push(Effect::Media(MediaAction::Attach {
                     id: ConsumerId::Recorder,
-                    spec: ConsumerSpec::Recorder(spec.clone()),
+                    spec: ConsumerSpec::Recorder(self.as_me(spec.clone())),
                 }));
             }
         }
         self.setup.recording = setup;
         fx
+    }
+
+    /// `spec` with the box as it is in the room now: its own track in a recording of the
+    /// meeting carries the name it joined with.
+    fn as_me(&self, mut spec: RecorderSpec) -> RecorderSpec {
+        let me = &self.state.local_participant;
+        spec.speaker = (me.participant_id.clone(), me.display_name.clone());
+        spec
     }
 
     /// `start-recording` (local).
@@ -106,6 +112,7 @@ impl StateMachine {
         let Some(spec) = self.setup.recording.recorder.clone() else {
             return Vec::new();
         };
+        let spec = self.as_me(spec);
         self.state.recording.state = ServiceState::Starting;
         self.state.recording.last_error = None;
         self.pending.recording.files.clear();
