@@ -64,6 +64,14 @@ pub enum Event {
         participant_id: String,
         pinned: bool,
     },
+    /// What an output carries changed (`set-output-source`); `name` is the RTMP output's.
+    #[serde(rename_all = "camelCase")]
+    OutputSourceChanged {
+        output: crate::model::OutputKind,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        source: crate::model::OutputSource,
+    },
     /// The presenter changed: who shares content now (one presenter at a time), none when
     /// nobody does. The box's own share names the box's participant id.
     #[serde(rename_all = "camelCase")]

@@ -370,6 +370,18 @@ pub enum LayoutKind {
     Sidebar,
 }
 
+/// Which kind of output a command names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputKind {
+    /// The local recording.
+    Recording,
+    /// The RTMP outputs.
+    Livestream,
+    /// HLS.
+    Hls,
+}
+
 /// What an output (the recording, an RTMP output, HLS) carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

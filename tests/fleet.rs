@@ -167,6 +167,17 @@ async fn every_command_round_trips_with_its_correlation() {
             Some(ErrorCode::InvalidState),
         ),
         ("pin", "", None),
+        // What the recording carries from its next start; an RTMP output that is not there.
+        (
+            "set-output-source",
+            r#"{"output":"recording","source":"meeting"}"#,
+            None,
+        ),
+        (
+            "set-output-source",
+            r#"{"output":"livestream","name":"nowhere","source":"meeting"}"#,
+            Some(ErrorCode::InvalidArgument),
+        ),
         ("set-volume", r#"{"percent":40}"#, None),
         // An unsigned update is refused (this box has no update.allow_unsigned), nothing starts.
         (

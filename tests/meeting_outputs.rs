@@ -1,8 +1,9 @@
 //! The meeting feed over RTMP and HLS: a webrtcbin participant in a Janus room publishes an
 //! orange picture and a 1200 Hz tone; the box streams the meeting (`source = "meeting"`) to
 //! nginx-rtmp and serves it as HLS, and both the FLV nginx recorded and the box's newest HLS
-//! segment hold both pictures in their grid places and both tones. In a network namespace of
-//! its own (see `support::netns`).
+//! segment hold both pictures in their grid places and both tones. And HLS in hls.js (headless
+//! Chromium) playing on while `set-output-source` switches it from the room to the meeting. In
+//! a network namespace of its own (see `support::netns`).
 
 mod support;
 
@@ -24,6 +25,90 @@ const SIZE: (u32, u32) = (640, 360);
 #[test]
 fn rtmp_and_hls_outputs_of_the_meeting_carry_both_participants() {
     support::netns::isolated_async(crate::test_name!(), scenario);
+}
+
+#[test]
+fn hls_js_plays_on_while_hls_switches_from_the_room_to_the_meeting() {
+    support::netns::isolated_async(crate::test_name!(), hls_switch);
+}
+
+async fn hls_switch() {
+    use roombox::model::OutputKind;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rec = tmp.path().join("rec");
+    let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
+    let url = sc.url();
+    let _janus =
+        JanusProcess::start(sc, &tmp.path().join("janus"), Duration::from_secs(20)).expect("janus");
+    let mut config = support::inproc::room_config(&url, &rec, ROOM, SIZE);
+    config.http.enabled = true;
+    config.http.port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    config.hls.segment = Duration::from_secs(1);
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    let b = Box_::start(&config);
+    let http = b.serve_http(&config).await;
+    b.join().await;
+    let opts = PeerOptions {
+        colour: Some(0xffff_8000),
+        ..PeerOptions::default()
+    };
+    let peer = Peer::join_with(&url, ROOM, "Orange", opts).await;
+    b.lists(&peer.id).await;
+    b.handle.send(Command::StartHls).await.expect("start-hls");
+    assert!(
+        eventually(WAIT, || b.state().hls.state == ServiceState::Started).await,
+        "HLS did not start"
+    );
+    let playlist = format!("{http}/hls/index.m3u8");
+    let player =
+        tokio::spawn(
+            async move { support::browser::play_for(&playlist, 40, 300, "hlsjs", 22).await },
+        );
+    // Some of the room's own picture first.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    b.handle
+        .send(Command::SetOutputSource {
+            output: OutputKind::Hls,
+            name: None,
+            source: OutputSource::Meeting,
+        })
+        .await
+        .expect("set-output-source");
+    let played = player.await.expect("the player");
+    let r = &played.report;
+    assert!(played.ok, "Chromium decoded too few frames: {r:#}");
+    let fatal: Vec<_> = r["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.as_str().is_some_and(|e| e.contains("fatal")))
+        .collect();
+    assert!(fatal.is_empty(), "hls.js failed at the switch: {r:#}");
+    assert!(
+        r["currentTime"].as_f64().unwrap_or(0.0) > 15.0,
+        "playback did not go on through the switch: {r:#}"
+    );
+    // The picture shown at the end, in 4x4 cells: the meeting's grid, the peer's orange 4:3
+    // picture in the right half (cell column 2, row 1), the box's camera in the left.
+    let cell = |col: usize, row: usize| -> [u8; 3] {
+        let c = &r["grid"][row * 4 + col];
+        [0, 1, 2].map(|i| c[i].as_u64().unwrap_or(0) as u8)
+    };
+    eprintln!(
+        "hls.js shows: peer cell {:?}, box cell {:?}",
+        cell(2, 1),
+        cell(1, 1)
+    );
+    assert!(
+        is_orange(cell(2, 1)),
+        "hls.js does not show the meeting: {r:#}"
+    );
+    assert!(!is_orange(cell(1, 1)), "{r:#}");
+    assert_eq!(b.state().hls.source, OutputSource::Meeting);
+    drop(peer);
 }
 
 async fn scenario() {

@@ -4,8 +4,9 @@
 //! GStreamer) described "screen". The box
 //! reports them as presenter, and its screen (the playback's compositor, written frame by frame
 //! to files through `multifilesink` for the test) shows the share as the main picture with the
-//! camera in a strip below; when the share stops, the camera alone fills the screen again. In a
-//! network namespace of its own (see `support::netns`). Needs `tests/browser/setup.sh`.
+//! camera in a strip below; when the share stops, the camera alone fills the screen again. The
+//! box records the meeting meanwhile: there too the share is the large tile. In a network
+//! namespace of its own (see `support::netns`). Needs `tests/browser/setup.sh`.
 
 mod support;
 
@@ -115,9 +116,20 @@ async fn scenario() {
         screen.display()
     );
     (config.room.playback.width, config.room.playback.height) = (SCREEN.0 as u32, SCREEN.1 as u32);
+    config.recording.source = roombox::model::OutputSource::Meeting;
+    config.recording.segment = Duration::from_secs(2);
+    config.recording.dir = tmp.path().join("recordings");
+    config.recording.min_free_mb = 0;
+    config.recording.stop_free_mb = 0;
     assert!(config.validate().is_empty(), "{:?}", config.validate());
     let b = Box_::start(&config);
     b.join().await;
+    b.handle
+        .send(roombox::command::Command::StartRecording {
+            target: roombox::model::RecordingTarget::Local,
+        })
+        .await
+        .expect("start-recording");
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
@@ -173,6 +185,31 @@ async fn scenario() {
         mean_yuv(&f, strip_side).0 < 24.0,
         "the strip's side is not black: {:?}",
         mean_yuv(&f, strip_side)
+    );
+
+    // The meeting's recording (320x180): the share in the large tile (320x144), the cameras in
+    // the strip below.
+    let closed = || -> Vec<PathBuf> {
+        b.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::RecordingSegmentClosed { path, .. } => Some(PathBuf::from(path)),
+                _ => None,
+            })
+            .collect()
+    };
+    let target = closed().len() + 2;
+    assert!(
+        eventually(WAIT, || closed().len() >= target).await,
+        "the meeting's recording closed no segment"
+    );
+    let d = support::decoded::decode(&closed()[target - 1], (320, 180));
+    let big = d.pixel(160, 70);
+    eprintln!("the meeting's large tile while Ana shares: {big:?}");
+    let [r, g, b_] = big;
+    assert!(
+        g > r.saturating_add(60) && g > b_.saturating_add(60),
+        "the meeting's large tile is not Ana's green share: {big:?}"
     );
 
     // The share stops: the presenter is gone, and the camera alone fills the screen.

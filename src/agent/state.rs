@@ -250,6 +250,7 @@ impl StateMachine {
         self.share_out(Vec::new());
         let fx = self.configure_recording(config);
         self.setup.hls = hls::HlsSetup::from_config(config);
+        self.state.hls.source = config.hls.source;
         self.setup.transcription = transcription::TranscriptionSetup::from_config(config);
         self.setup.room = room::RoomSetup::from_config(config);
         self.configure_fleet(config);
@@ -342,6 +343,11 @@ impl StateMachine {
                 Step::ok(vec![Effect::Media(MediaAction::SetSpeakerVolume(*percent))])
             }
             Command::Pin { participant_id } => self.pin(participant_id.as_deref()),
+            Command::SetOutputSource {
+                output,
+                name,
+                source,
+            } => self.set_output_source(*output, name.as_deref(), *source),
             Command::RestartMedia => Step::ok(vec![Effect::Media(MediaAction::Restart)]),
             Command::StartRecording {
                 target: RecordingTarget::Local,

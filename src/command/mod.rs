@@ -147,6 +147,17 @@ pub enum Command {
         #[serde(default)]
         participant_id: Option<String>,
     },
+    /// What an output carries from now on: the room's own picture and sound, or the whole
+    /// meeting. A running output switches without stopping (a new segment, or a
+    /// discontinuity, where the picture's format changes); one not running starts with it.
+    SetOutputSource {
+        /// `recording`, `livestream` or `hls`.
+        output: crate::model::OutputKind,
+        /// For `livestream`: the RTMP output (every one when absent).
+        #[serde(default)]
+        name: Option<String>,
+        source: crate::model::OutputSource,
+    },
     /// Set the speaker's volume (the room's far end as the box plays it). The echo canceller's
     /// reference is taken after the volume, so a change does not disturb it.
     SetVolume {
@@ -458,6 +469,7 @@ impl Command {
         "set-bitrate",
         "set-volume",
         "pin",
+        "set-output-source",
         "get-state",
         "ping",
         "identify",

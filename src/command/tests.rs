@@ -114,3 +114,41 @@ fn calendar_commands_decode_and_check_their_arguments() {
     );
     assert_eq!(Command::CalendarRefresh.name(), "calendar-refresh");
 }
+
+#[test]
+fn set_output_source_names_an_output_and_a_source() {
+    use crate::model::{OutputKind, OutputSource};
+    let ok = Command::from_parts(
+        "set-output-source",
+        br#"{"output":"livestream","name":"yt","source":"meeting"}"#,
+    );
+    assert_eq!(
+        ok.unwrap(),
+        Command::SetOutputSource {
+            output: OutputKind::Livestream,
+            name: Some("yt".into()),
+            source: OutputSource::Meeting
+        }
+    );
+    let code = |body: &[u8]| {
+        Command::from_parts("set-output-source", body)
+            .unwrap_err()
+            .code
+    };
+    assert_eq!(
+        code(br#"{"output":"recording","source":"everyone"}"#),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        code(br#"{"output":"tape","source":"room"}"#),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        code(br#"{"output":"recording","name":"yt","source":"room"}"#),
+        ErrorCode::OutOfRange
+    );
+    assert_eq!(
+        code(br#"{"output":"livestream","name":"","source":"room"}"#),
+        ErrorCode::OutOfRange
+    );
+}

@@ -78,6 +78,15 @@ impl Command {
                 "participantId",
                 "must be 1 to 128 printable characters".into(),
             ),
+            Command::SetOutputSource { output, name, .. } => match (output, name) {
+                (crate::model::OutputKind::Livestream, Some(n))
+                    if n.is_empty() || n.len() > 64 || n.chars().any(|c| c.is_control()) =>
+                {
+                    range("name", "must be 1 to 64 printable characters".into())
+                }
+                (crate::model::OutputKind::Livestream, _) | (_, None) => Ok(()),
+                (_, Some(_)) => range("name", "names an RTMP output: only for `livestream`".into()),
+            },
             Command::SetVolume { percent } => {
                 if *percent > 100 {
                     return range("percent", format!("{percent} is outside 0..=100"));

@@ -17,6 +17,7 @@ use super::rtmp::RtmpSpec;
 use super::tap::TapSender;
 use crate::model::OutputSource;
 use gstreamer as gst;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// A stream a consumer can take from the capture.
@@ -192,14 +193,38 @@ pub struct StartContext {
 }
 
 /// A handle that asks the shared encoder for a keyframe, at a running time or now.
+///
+/// Clones share their target: the engine hands each consumer a [`KeyframeRequester::fork`] of
+/// its own, which it can [`retarget`](KeyframeRequester::retarget) when the consumer's source
+/// changes while it runs.
 #[derive(Debug, Clone, Default)]
-pub struct KeyframeRequester(pub Option<gst::Element>);
+pub struct KeyframeRequester(Arc<Mutex<Option<gst::Element>>>);
 
 impl KeyframeRequester {
+    /// Asks `element` (an encoder, or an element upstream events pass through to one).
+    pub fn new(element: Option<gst::Element>) -> KeyframeRequester {
+        KeyframeRequester(Arc::new(Mutex::new(element)))
+    }
+
+    fn target(&self) -> Option<gst::Element> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A requester of its own, aimed where this one is.
+    pub fn fork(&self) -> KeyframeRequester {
+        KeyframeRequester::new(self.target())
+    }
+
+    /// Aims this requester (and its clones) where `other` is aimed.
+    pub fn retarget(&self, other: &KeyframeRequester) {
+        let to = other.target();
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = to;
+    }
+
     /// Asks for a keyframe (with SPS/PPS) now, or at `running_time` on the capture's clock.
     pub fn request(&self, running_time: Option<gst::ClockTime>) {
         use gstreamer::prelude::*;
-        let Some(pad) = self.0.as_ref().and_then(|e| e.static_pad("src")) else {
+        let Some(pad) = self.target().and_then(|e| e.static_pad("src")) else {
             return;
         };
         let mut ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true);
@@ -228,6 +253,12 @@ pub trait Consumer: Send {
     fn shutdown(&mut self) {}
     /// Housekeeping, once a second while it runs (flush, retention).
     fn tick(&mut self) {}
+    /// Takes its feeds from `source` from now on ([`Consumer::feeds`] says the new ones, in the
+    /// same order, each of the same form): the engine moves its branches while its output runs
+    /// on. False (the default) for a consumer without a source.
+    fn set_source(&mut self, _source: OutputSource) -> bool {
+        false
+    }
 }
 
 /// Which consumer to run, as the agent asks for it. Data only, so the agent's pure state machine
@@ -249,6 +280,28 @@ pub enum ConsumerSpec {
 }
 
 impl ConsumerSpec {
+    /// What the output carries, for the consumers that have a source.
+    pub fn source(&self) -> Option<OutputSource> {
+        match self {
+            ConsumerSpec::Recorder(s) => Some(s.config.source),
+            ConsumerSpec::Rtmp(s) => Some(s.source),
+            ConsumerSpec::Hls(s) => Some(s.source),
+            _ => None,
+        }
+    }
+
+    /// The same spec carrying `source` (unchanged for consumers without one).
+    pub fn with_source(&self, source: OutputSource) -> ConsumerSpec {
+        let mut spec = self.clone();
+        match &mut spec {
+            ConsumerSpec::Recorder(s) => s.config.source = source,
+            ConsumerSpec::Rtmp(s) => s.source = source,
+            ConsumerSpec::Hls(s) => s.source = source,
+            _ => {}
+        }
+        spec
+    }
+
     /// Makes the consumer.
     pub fn build(self) -> Box<dyn Consumer> {
         match self {

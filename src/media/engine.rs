@@ -109,6 +109,27 @@ struct Active {
     spec: ConsumerSpec,
     consumer: Box<dyn Consumer>,
     branches: Vec<Attached>,
+    /// Its sinks and the feeds they take, once started.
+    sinks: Vec<Arc<dyn crate::media::consumer::FeedSink>>,
+    feeds: Vec<super::Feed>,
+    /// Its own keyframe requests, aimed at the encoder of its picture.
+    keyframes: crate::media::consumer::KeyframeRequester,
+    /// Open while its branches feed it; closed when they move.
+    gate: Arc<AtomicBool>,
+}
+
+impl Active {
+    fn new(spec: ConsumerSpec) -> Active {
+        Active {
+            consumer: spec.clone().build(),
+            spec,
+            branches: Vec::new(),
+            sinks: Vec::new(),
+            feeds: Vec::new(),
+            keyframes: Default::default(),
+            gate: Default::default(),
+        }
+    }
 }
 
 struct Task {
@@ -254,18 +275,8 @@ impl Task {
                 // one-second frame window short: a room's REMB once a second read as 20 fps,
                 // several a second as 0-1 fps, while every frame was encoded and decoded.
             }
-            MediaAction::Attach { id, spec } => {
-                let effects = self.state.attach(
-                    id,
-                    |a| a.spec == spec,
-                    || Active {
-                        consumer: spec.clone().build(),
-                        spec: spec.clone(),
-                        branches: Vec::new(),
-                    },
-                );
-                self.apply(effects);
-            }
+            MediaAction::Attach { id, spec } => self.attach(id, spec),
+            MediaAction::SetSource { id, source } => self.set_source(id, source),
             MediaAction::Detach { id } => {
                 let effects = self.state.detach(id);
                 self.apply(effects);
@@ -322,6 +333,7 @@ impl Task {
                     if let Some(a) = self.state.item_mut(&id) {
                         // The branches go with the pipeline.
                         a.branches.clear();
+                        a.sinks.clear();
                         a.consumer.shutdown();
                     }
                 }
@@ -587,5 +599,6 @@ fn begin_finish(active: &mut Active) -> bool {
 /// Detaches a consumer's branches and stops it at once.
 fn close(active: &mut Active) {
     active.branches.drain(..).for_each(Attached::detach);
+    active.sinks.clear();
     active.consumer.shutdown();
 }

@@ -5,6 +5,9 @@
 //! with only their name (no video), or "+N" for those that do not fit. The participant in
 //! focus (pinned, else presenting, else speaking) is always shown.
 //!
+//! A share is a member of its own (the presenter's content beside their camera): in focus, it
+//! takes the large tile with the others in a strip, whatever the layout, as a presentation does.
+//!
 //! [`SpeakerHold`] keeps the picture from flapping: a new speaker takes the focus only after
 //! speaking for a moment, so a cough does not move the tiles.
 //!
@@ -24,6 +27,8 @@ pub struct Member {
     pub video: bool,
     /// True for the box itself.
     pub local: bool,
+    /// True for a presenter's shared content (its own member beside their camera).
+    pub share: bool,
 }
 
 /// A rectangle of the picture, pixels; even-aligned for I420.
@@ -124,7 +129,15 @@ pub fn layout(scene: &Scene) -> Vec<Tile> {
         return Vec::new();
     }
     let focus = scene.focus().map(str::to_string);
-    match scene.kind {
+    let share_in_focus = scene
+        .members
+        .iter()
+        .any(|m| m.share && Some(m.id.as_str()) == focus.as_deref());
+    let kind = match (scene.kind, share_in_focus) {
+        (LayoutKind::Grid, true) => LayoutKind::Spotlight,
+        (k, _) => k,
+    };
+    match kind {
         LayoutKind::Grid => {
             let shown = pick(scene.members, focus.as_deref(), scene.max_tiles.max(2));
             let cells = grid(shown.len(), (0, 0, w, h));
@@ -145,7 +158,7 @@ pub fn layout(scene: &Scene) -> Vec<Tile> {
                 .cloned()
                 .collect();
             let small = pick(&rest, None, STRIP);
-            let (big_rect, strip) = if scene.kind == LayoutKind::Spotlight {
+            let (big_rect, strip) = if kind == LayoutKind::Spotlight {
                 let sh = if small.is_empty() { 0 } else { even(h / 5) };
                 let strip: Vec<Rect> = (0..small.len())
                     .map(|i| {
@@ -332,6 +345,7 @@ mod tests {
             name: format!("name-{id}"),
             video,
             local: id == "box",
+            share: false,
         }
     }
 
@@ -463,6 +477,35 @@ mod tests {
         // Someone absent is not in focus.
         s.pinned = Some("gone");
         assert_eq!(layout(&s)[0].participant(), Some("p3"));
+    }
+
+    #[test]
+    fn a_share_in_focus_takes_the_large_tile_even_in_a_grid() {
+        let mut m = people(3);
+        m.push(Member {
+            id: "p1#share".into(),
+            name: "name-p1 (share)".into(),
+            video: true,
+            local: false,
+            share: true,
+        });
+        let mut s = scene(&m, LayoutKind::Grid);
+        // Not in focus: one more grid tile.
+        s.speaker = Some("p2");
+        let t = layout(&s);
+        assert_eq!(t.len(), 4);
+        assert!(t.iter().all(|x| x.rect.w == 640 && x.rect.h == 360));
+        // Presenting: large, the cameras in a strip below, as spotlight.
+        s.presenter = Some("p1#share");
+        let t = layout(&s);
+        assert_eq!(ids(&t), ["p1#share", "box", "p1", "p2"]);
+        assert_eq!(t[0].rect, rect(0, 0, 1280, 720 - 144));
+        check_geometry(&t, (1280, 720));
+        // Sidebar keeps its side strip.
+        s.kind = LayoutKind::Sidebar;
+        let t = layout(&s);
+        assert_eq!(t[0].participant(), Some("p1#share"));
+        assert_eq!(t[0].rect.h, 720);
     }
 
     #[test]

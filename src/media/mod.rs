@@ -78,6 +78,13 @@ pub enum MediaAction {
     },
     /// Stop a consumer cleanly (a recorder finalises its segment); it reports `Finished`.
     Detach { id: ConsumerId },
+    /// A consumer with a source (the recorder, an RTMP output, HLS) carries `source` from now
+    /// on: while it runs, its branches move and its output goes on (a new segment or a
+    /// discontinuity where the picture's format changes); if they cannot, it starts again.
+    SetSource {
+        id: ConsumerId,
+        source: crate::model::OutputSource,
+    },
     /// Start the content share (`[media.share]`) beside the camera, which keeps running; it
     /// starts once capture plays and again after a capture restart, until stopped.
     StartShare,

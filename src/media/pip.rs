@@ -58,7 +58,7 @@ impl Pip {
 
     /// Keyframe requests of the program's consumers in pip mode.
     pub fn keyframes(&self) -> KeyframeRequester {
-        KeyframeRequester(Some(self.head.clone()))
+        KeyframeRequester::new(Some(self.head.clone()))
     }
 
     /// Composes `share_tee`'s frames with `camera_tee`'s in a corner and encodes them. The

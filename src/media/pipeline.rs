@@ -454,7 +454,7 @@ impl Capture {
 
     /// The handle consumers use to ask the shared encoder for keyframes.
     pub fn keyframes(&self) -> KeyframeRequester {
-        KeyframeRequester(self.encoder.clone())
+        KeyframeRequester::new(self.encoder.clone())
     }
 
     /// Asks the video encoder for a keyframe (with SPS/PPS).

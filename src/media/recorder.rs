@@ -92,6 +92,11 @@ impl RecorderConsumer {
 }
 
 impl Consumer for RecorderConsumer {
+    fn set_source(&mut self, source: crate::model::OutputSource) -> bool {
+        self.spec.config.source = source;
+        true
+    }
+
     fn feeds(&self) -> Vec<Feed> {
         // Both follow the program: mp4mux takes the share's new picture size mid-file;
         // matroskamux refuses it, and splitmuxsink starts a new segment there (see

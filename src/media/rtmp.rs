@@ -105,6 +105,11 @@ impl Rtmp {
 }
 
 impl Consumer for Rtmp {
+    fn set_source(&mut self, source: crate::model::OutputSource) -> bool {
+        self.spec.source = source;
+        true
+    }
+
     fn feeds(&self) -> Vec<Feed> {
         // The program: the camera, or the share's own encode while there is one.
         vec![Feed::Program, Feed::Aac]

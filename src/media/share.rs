@@ -224,7 +224,7 @@ impl Share {
     /// Keyframe requests for the share's consumers: they go upstream from the head to whichever
     /// encoder runs (and nowhere while none does).
     pub fn keyframes(&self) -> KeyframeRequester {
-        KeyframeRequester(Some(self.head.clone()))
+        KeyframeRequester::new(Some(self.head.clone()))
     }
 
     /// Whether the grabber has a signal, and why not: with `auto`, that a V4L2 grabber
@@ -336,23 +336,26 @@ impl Share {
             decimator.install(&pad);
         }
         let after_caps = chain.iter().position(|e| *e == caps).unwrap_or(0) + 1;
-        // In pip mode the raw share also goes to the composition.
-        let raw = match self.pip.is_some() {
-            true => {
-                let t = make("tee")?;
-                t.set_property("allow-not-linked", true);
-                t.set_property("name", format!("{PREFIX}raw"));
-                chain.insert(after_caps, t.clone());
-                Some(t)
-            }
-            false => None,
-        };
+        // The raw share also goes to the meeting's composition (through its hub, only while
+        // it is open) and, in pip mode, to the program's.
+        let raw = make("tee")?;
+        raw.set_property("allow-not-linked", true);
+        raw.set_property("name", format!("{PREFIX}raw"));
+        chain.insert(after_caps, raw.clone());
         add_chain(pipeline, &chain, "share")?;
         let last = chain.last().cloned().expect("the chain is not empty");
         if let Err(e) = last.link(&self.head) {
             remove(pipeline, &chain);
             return Err(MediaError::link("share", e));
         }
+        match meeting_branch(pipeline, &raw) {
+            Ok(branch) => chain.extend(branch),
+            Err(e) => {
+                remove(pipeline, &chain);
+                return Err(e);
+            }
+        }
+        let raw = self.pip.is_some().then_some(raw);
         if let (Some((pip, camera)), Some(raw)) = (self.pip.as_mut(), raw.as_ref()) {
             if let Err(e) = pip.start(pipeline, raw, camera, c, encoder_name, spec) {
                 remove(pipeline, &chain);
@@ -382,6 +385,8 @@ impl Share {
         if let Some(chain) = self.chain.take() {
             remove(pipeline, &chain);
         }
+        let hub = super::meeting::MeetingHub::shared();
+        hub.left(&super::meeting::share_id(super::meeting::compose::LOCAL));
         if let Some((pip, _)) = self.pip.as_mut() {
             pip.stop(pipeline);
         }
@@ -423,6 +428,24 @@ pub fn budget_fps(fps: u32, budget: f64) -> u32 {
 
 /// Takes `chain` to NULL, source first (its streaming thread stops before what it feeds), and
 /// out of `pipeline`.
+/// `raw → leaky queue → appsink`: the share's frames to the meeting's hub, as the box's share
+/// (the hub drops them while no composition takes them).
+fn meeting_branch(pipeline: &gst::Pipeline, raw: &gst::Element) -> Result<Vec<gst::Element>> {
+    let hub = super::meeting::MeetingHub::shared();
+    let id = super::meeting::share_id(super::meeting::compose::LOCAL);
+    let q = leaky_queue(2)?;
+    q.set_property("name", format!("{PREFIX}meeting-queue"));
+    let sink: gst::Element = hub.sink(&id, true).upcast();
+    sink.set_property("name", format!("{PREFIX}meeting-sink"));
+    let branch = vec![q, sink];
+    add_chain(pipeline, &branch, "share")?;
+    if let Err(e) = raw.link(&branch[0]) {
+        remove(pipeline, &branch);
+        return Err(MediaError::link("share", e));
+    }
+    Ok(branch)
+}
+
 fn remove(pipeline: &gst::Pipeline, chain: &[gst::Element]) {
     for e in chain {
         if let Err(err) = e.set_state(gst::State::Null) {

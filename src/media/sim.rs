@@ -201,7 +201,10 @@ impl MediaControl for SimMedia {
                 self.note(MediaNotice::CameraEnabled(on));
             }
             MediaAction::RequestKeyframe => self.keyframe(),
-            MediaAction::SetSpeakerVolume(_) | MediaAction::Pin(_) => {}
+            // The simulated box has no meeting feed: its outputs carry the same either way.
+            MediaAction::SetSpeakerVolume(_)
+            | MediaAction::Pin(_)
+            | MediaAction::SetSource { .. } => {}
             MediaAction::SetBitrate(kbps) => {
                 if let Some(e) = self.element("venc") {
                     e.set_property("bitrate", kbps);

@@ -394,15 +394,15 @@ impl Playback {
             return;
         }
         for ((participant, kind), b) in self.branches.iter_mut() {
-            // A participant's tile shows their camera: their share is not composed (yet), and
-            // its frames under the same participant would alternate with the camera's.
-            if *kind == StreamKind::Share {
-                continue;
-            }
             let Some((tee, tapped, decoder)) = b.tap.take() else {
                 continue;
             };
-            match meeting_tap::add(&self.pipeline, &tee, participant, tapped, decoder) {
+            // A share is a member of the meeting of its own, beside the presenter's camera.
+            let id = match kind {
+                StreamKind::Share => crate::media::meeting::share_id(participant),
+                _ => participant.clone(),
+            };
+            match meeting_tap::add(&self.pipeline, &tee, &id, tapped, decoder) {
                 Ok(els) => b.elements.extend(els),
                 Err(e) => tracing::warn!(participant, error = %e, "playback: no meeting tap"),
             }

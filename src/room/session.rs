@@ -572,7 +572,12 @@ fn meeting_follows(n: &RoomNotice) {
             participant_id,
             kind: StreamKind::Share,
             enabled,
-        } => hub.presenter(enabled.then_some(participant_id.as_str())),
+        } => {
+            hub.presenter(enabled.then_some(participant_id.as_str()));
+            if !enabled {
+                hub.left(&crate::media::meeting::share_id(participant_id));
+            }
+        }
         _ => {}
     }
 }

@@ -10,8 +10,9 @@
 // name), frames (decoded frames to wait for, default 60), timeoutS (default 40), shares (with
 // it, once receiving: each line "arm" on stdin is answered by {"phase":"share","t":ms} when the
 // publisher's second video (its share, which the page adds to its subscription with an
-// `update` once the room lists it) decodes a new frame, `t` the wall clock then; "quit" ends
-// it).
+// `update` once the room lists it) decodes a new frame, `t` the wall clock then; each line
+// "streams" by {"phase":"streams","streams":[...],"stats":{...}}, the publisher's streams as
+// the room last listed them (type, mid, description, disabled) and the stats; "quit" ends it).
 //
 // Prints JSON lines on stdout, each with the latest stats ({videoFrames, width, height,
 // audioEnergy, audioPackets}) and the page's log:
@@ -46,7 +47,7 @@ const page = `<!doctype html>
 <script src="/janus.js"></script>
 <script>
 const opts = ${JSON.stringify(opts)};
-window.report = { log: [], feed: null, left: false, stats: {} };
+window.report = { log: [], feed: null, left: false, stats: {}, streams: [] };
 const log = (s) => { window.report.log.push(String(s)); if (window.report.log.length > 60) window.report.log.shift(); };
 let janus, listener, sub;
 
@@ -55,6 +56,9 @@ let janus, listener, sub;
 const taken = new Set();
 function watch(list) {
   for (const p of list || []) {
+    if (p.id === window.report.feed || (window.report.feed === null && p.display === opts.display)) {
+      window.report.streams = p.streams || [];
+    }
     if (window.report.feed === null && p.display === opts.display) {
       window.report.feed = p.id;
       for (const st of p.streams || []) taken.add(st.mid);
@@ -139,7 +143,7 @@ window.readStats = async () => {
   const out = { videos: [] };
   (await pc.getStats()).forEach((s) => {
     if (s.type !== 'inbound-rtp') return;
-    if (s.kind === 'video') out.videos.push({ mid: s.mid, frames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0 });
+    if (s.kind === 'video') out.videos.push({ mid: s.mid, frames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0, fps: s.framesPerSecond || 0 });
     if (s.kind === 'video' && out.videoFrames === undefined) Object.assign(out, { videoFrames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0 });
     if (s.kind === 'audio') Object.assign(out, { audioEnergy: s.totalAudioEnergy || 0, audioPackets: s.packetsReceived || 0 });
   });
@@ -183,6 +187,10 @@ try {
       if (cmd === 'quit') { code = 0; break; }
       const s = await tab.tab.evaluate(() => window.readStats());
       if (cmd === 'arm') armed = shareFrames(s);
+      if (cmd === 'streams') {
+        const streams = await tab.tab.evaluate(() => window.report.streams);
+        console.log(JSON.stringify({ phase: 'streams', streams, stats: s }));
+      }
       if (armed !== null && shareFrames(s) > armed) {
         armed = null;
         console.log(JSON.stringify({ phase: 'share', t: Date.now(), stats: s }));

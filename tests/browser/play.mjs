@@ -85,6 +85,19 @@ try {
         dateLatencyMs: window.hls && window.hls.playingDate ? Date.now() - window.hls.playingDate.getTime() : null,
         width: v.videoWidth,
         height: v.videoHeight,
+        // The picture shown now, scaled to 4x4: 16 RGB cells, row by row (a tile's colour).
+        grid: (() => {
+          if (!v.videoWidth) return [];
+          const c = document.createElement('canvas');
+          c.width = 4;
+          c.height = 4;
+          const g = c.getContext('2d');
+          g.drawImage(v, 0, 0, 4, 4);
+          const d = g.getImageData(0, 0, 4, 4).data;
+          const out = [];
+          for (let i = 0; i < 16; i++) out.push([d[4 * i], d[4 * i + 1], d[4 * i + 2]]);
+          return out;
+        })(),
       };
     });
     if (Math.min(r.decoded, r.presented) >= minFrames && Date.now() - start >= minSeconds * 1000) break;

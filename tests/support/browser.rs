@@ -193,3 +193,54 @@ pub async fn read_stamps(mut opts: Value) -> Stamps {
         report,
     }
 }
+
+/// What the page reported (see tests/browser/play.mjs).
+pub struct Played {
+    /// Whether play.mjs saw enough frames.
+    pub ok: bool,
+    /// Its JSON report.
+    pub report: serde_json::Value,
+}
+
+/// Plays `url` in headless Chromium through hls.js (`player` = `hlsjs`) or the `<video>`
+/// element's own HLS (`native`) for up to `seconds`, wanting `min_frames` and playing at least
+/// `min_seconds` whatever was decoded by then (see tests/browser/play.mjs).
+pub async fn play_for(
+    url: &str,
+    seconds: u32,
+    min_frames: u32,
+    player: &str,
+    min_seconds: u32,
+) -> Played {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir()
+            && dir.join("node_modules/hls.js").is_dir()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs Chromium and its npm packages: run tests/browser/setup.sh"
+    );
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(dir.join("play.mjs"))
+        .arg(url)
+        .arg(seconds.to_string())
+        .arg(min_frames.to_string())
+        .arg(player)
+        .arg(min_seconds.to_string())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(u64::from(seconds) + 60), cmd.output())
+        .await
+        .expect("play.mjs finished")
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let report = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no report from play.mjs\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+    eprintln!("chromium: {report}");
+    Played {
+        ok: out.status.success(),
+        report,
+    }
+}

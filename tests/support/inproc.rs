@@ -106,6 +106,18 @@ impl InProcBox {
         }
     }
 
+    /// Serves the box's HTTP front door (`[http]`, on the port `config` names) for as long as
+    /// the test runs; returns its base URL.
+    pub async fn serve_http(&self, config: &Config) -> String {
+        let server = roombox::http::bind(config, self.handle.clone())
+            .await
+            .expect("the HTTP server binds")
+            .expect("[http] is on");
+        let base = roombox::http::base_url(&config.http, server.addr);
+        tokio::spawn(server.serve());
+        base
+    }
+
     /// The agent's state now.
     pub fn state(&self) -> AgentState {
         self.handle.state().borrow().clone()

@@ -19,6 +19,8 @@ pub struct HlsStatus {
     pub playback_url: Option<String>,
     /// Why it last failed.
     pub last_error: Option<String>,
+    /// What it carries (or will, once started).
+    pub source: crate::model::OutputSource,
 }
 
 /// `[hls]` as the machine uses it.
@@ -77,6 +79,7 @@ impl StateMachine {
             state: ServiceState::Starting,
             playback_url: None,
             last_error: None,
+            source: spec.source,
         };
         vec![
             Effect::Emit(Event::HlsStateChanged {
@@ -128,6 +131,7 @@ impl StateMachine {
             state,
             playback_url: playback_url.clone(),
             last_error: reason.clone(),
+            source: self.state.hls.source,
         };
         vec![Effect::Emit(Event::HlsStateChanged {
             state,

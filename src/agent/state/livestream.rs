@@ -50,6 +50,9 @@ pub struct OutputStatus {
     pub retries: u32,
     /// True for the fallback's output.
     pub fallback: bool,
+    /// What it carries.
+    #[serde(default)]
+    pub source: crate::model::OutputSource,
 }
 
 /// The `[livestream]` settings the state keeps: outputs resolved (stream key files read) by the
@@ -268,6 +271,7 @@ impl StateMachine {
                 last_error: None,
                 retries: 0,
                 fallback,
+                source: spec.source,
             },
         );
         self.refresh_livestream();

@@ -1,10 +1,11 @@
-//! The meeting feed's part of the state machine: `pin`, and a pin that ends when its
-//! participant leaves.
+//! The meeting feed's part of the state machine: `pin`, a pin that ends when its participant
+//! leaves, and `set-output-source` (an output's picture and sound: the room's or the meeting's).
 
 use super::{Effect, StateMachine, Step};
 use crate::command::ErrorCode;
 use crate::event::Event;
-use crate::media::MediaAction;
+use crate::media::{ConsumerId, MediaAction};
+use crate::model::{OutputKind, OutputSource};
 
 impl StateMachine {
     /// Pins `who` (a remote participant in the room) to the meeting feed's focus, or unpins.
@@ -39,6 +40,77 @@ impl StateMachine {
         Step::ok(fx)
     }
 
+    /// `set-output-source`: the output carries `source` from now on (the next start, and the
+    /// running output at once, which the engine switches without stopping it).
+    pub(super) fn set_output_source(
+        &mut self,
+        output: OutputKind,
+        name: Option<&str>,
+        source: OutputSource,
+    ) -> Step {
+        let mut fx = Vec::new();
+        match output {
+            OutputKind::Recording => {
+                let Some(spec) = self.setup.recording.recorder.as_mut() else {
+                    return Step::err(ErrorCode::Unavailable, "there is no local recording");
+                };
+                if self.state.recording.source == source && spec.config.source == source {
+                    return Step::ok(Vec::new());
+                }
+                spec.config.source = source;
+                self.state.recording.source = source;
+                if self.state.recording.state.is_active() {
+                    fx.push(switch(ConsumerId::Recorder, source));
+                }
+            }
+            OutputKind::Hls => {
+                let Some(spec) = self.setup.hls.spec.as_mut() else {
+                    return Step::err(ErrorCode::Unavailable, "HLS is not configured");
+                };
+                if self.state.hls.source == source && spec.source == source {
+                    return Step::ok(Vec::new());
+                }
+                spec.source = source;
+                self.state.hls.source = source;
+                if self.state.hls.state.is_active() {
+                    fx.push(switch(ConsumerId::Hls, source));
+                }
+            }
+            OutputKind::Livestream => {
+                let named = |n: &str| name.is_none_or(|w| w == n);
+                let configured = self.setup.livestream.outputs.iter().any(|(n, _)| named(n));
+                let running = self.state.livestream.outputs.keys().any(|n| named(n));
+                if !configured && !running {
+                    return match name {
+                        Some(n) => {
+                            Step::err(ErrorCode::InvalidArgument, format!("no output named `{n}`"))
+                        }
+                        None => Step::err(ErrorCode::Unavailable, "there is no RTMP output"),
+                    };
+                }
+                for (n, spec) in self.setup.livestream.outputs.iter_mut() {
+                    if let (true, Ok(spec)) = (named(n), spec) {
+                        spec.source = source;
+                    }
+                }
+                for (n, status) in self.state.livestream.outputs.iter_mut() {
+                    if named(n) && status.source != source {
+                        status.source = source;
+                        if status.state.is_active() {
+                            fx.push(switch(ConsumerId::Rtmp(n.clone()), source));
+                        }
+                    }
+                }
+            }
+        }
+        fx.push(Effect::Emit(Event::OutputSourceChanged {
+            output,
+            name: name.map(str::to_string),
+            source,
+        }));
+        Step::ok(fx)
+    }
+
     /// A participant left: their pin goes with them (the feed's hub forgets it too).
     pub(super) fn unpin_left(&mut self, id: &str) -> Vec<Effect> {
         if self.state.pinned.as_deref() != Some(id) {
@@ -52,13 +124,17 @@ impl StateMachine {
     }
 }
 
+fn switch(id: ConsumerId, source: OutputSource) -> Effect {
+    Effect::Media(MediaAction::SetSource { id, source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests_support::*;
     use crate::agent::state::Effect;
     use crate::command::{Command, ErrorCode};
     use crate::media::MediaAction;
-    use crate::model::Participant;
+    use crate::model::{OutputKind, OutputSource, Participant};
     use crate::room::RoomNotice;
 
     fn joined(s: &mut crate::agent::state::StateMachine, id: &str) {
@@ -137,5 +213,69 @@ mod tests {
             "{fx:?}"
         );
         assert!(s.state.pinned.is_none());
+    }
+
+    fn set(output: OutputKind, name: Option<&str>, source: OutputSource) -> Command {
+        Command::SetOutputSource {
+            output,
+            name: name.map(str::to_string),
+            source,
+        }
+    }
+
+    #[test]
+    fn an_output_source_holds_for_the_next_start_and_switches_a_running_output() {
+        use crate::media::{ConsumerId, ConsumerSpec};
+        let mut s = state();
+        // Not running: the next start carries the meeting.
+        let step = s.command(&set(OutputKind::Recording, None, OutputSource::Meeting), 0);
+        assert!(step.reply.is_ok());
+        assert_eq!(emitted(&step.effects), ["output-source-changed"]);
+        assert!(!step
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Media(MediaAction::SetSource { .. }))));
+        assert_eq!(s.state.recording.source, OutputSource::Meeting);
+        let started = s.command(
+            &Command::StartRecording {
+                target: Default::default(),
+            },
+            0,
+        );
+        assert!(started.effects.iter().any(|e| matches!(
+            e,
+            Effect::Media(MediaAction::Attach { spec: ConsumerSpec::Recorder(r), .. })
+                if r.config.source == OutputSource::Meeting
+        )));
+        // Running: switched where it runs.
+        let step = s.command(&set(OutputKind::Recording, None, OutputSource::Room), 0);
+        assert!(step
+            .effects
+            .contains(&Effect::Media(MediaAction::SetSource {
+                id: ConsumerId::Recorder,
+                source: OutputSource::Room
+            })));
+        // The same again: nothing to do, nothing said.
+        let step = s.command(&set(OutputKind::Recording, None, OutputSource::Room), 0);
+        assert!(step.reply.is_ok() && step.effects.is_empty());
+        // HLS, not running.
+        let step = s.command(&set(OutputKind::Hls, None, OutputSource::Meeting), 0);
+        assert!(step.reply.is_ok());
+        assert_eq!(s.state.hls.source, OutputSource::Meeting);
+    }
+
+    #[test]
+    fn an_rtmp_output_must_exist() {
+        let mut s = state();
+        let step = s.command(
+            &set(OutputKind::Livestream, Some("yt"), OutputSource::Meeting),
+            0,
+        );
+        let e = step.reply.unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert!(e.message.contains("`yt`"), "{}", e.message);
+        let step = s.command(&set(OutputKind::Livestream, None, OutputSource::Meeting), 0);
+        assert_eq!(step.reply.unwrap_err().code, ErrorCode::Unavailable);
+        assert!(step.effects.is_empty());
     }
 }

@@ -30,6 +30,8 @@ pub struct RecordingStatus {
     pub last_segment: Option<String>,
     /// Why it last failed.
     pub last_error: Option<String>,
+    /// What it carries (or will, once started).
+    pub source: crate::model::OutputSource,
 }
 
 /// `[recording]` as the machine uses it.
@@ -70,6 +72,7 @@ impl StateMachine {
     pub(super) fn configure_recording(&mut self, config: &Config) -> Vec<Effect> {
         let setup = RecordingSetup::from_config(config);
         self.state.recording.dir = config.recording_dir().display().to_string();
+        self.state.recording.source = config.recording.source;
         let mut fx = Vec::new();
         if let Some(spec) = &setup.recorder {
             if self.state.recording.state.is_active()

@@ -351,6 +351,7 @@ mod tests {
                     last_error: err,
                     retries: 2,
                     fallback,
+                    source: Default::default(),
                 },
             );
         }

@@ -3,13 +3,67 @@
 //! kept while a consumer takes it.
 
 use super::{Active, Task};
-use crate::media::consumer::{FeedSink, Reporter, StartContext};
+use crate::media::consumer::{FeedSink, KeyframeRequester, Reporter, StartContext};
 use crate::media::error::MediaError;
 use crate::media::pipeline::Capture;
 use crate::media::share::{ProgramInput, ProgramSource};
 use crate::media::sink;
 use crate::media::Feed;
+use crate::model::OutputSource;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// A consumer's sink, shared between its branches and the engine's note of it (kept so a
+/// change of source can move the branches while the consumer runs on).
+struct Shared(Arc<dyn FeedSink>);
+
+impl FeedSink for Shared {
+    fn push(&self, sample: &gstreamer::Sample) -> crate::media::consumer::Pushed {
+        self.0.push(sample)
+    }
+}
+
+/// A branch's sink that stops taking samples once its consumer's branches moved (see
+/// [`switch_source`]): an old branch goes only once its tee is idle, and a sample it still
+/// carried must not land after the new feed's first keyframe.
+struct Gated {
+    sink: Box<dyn FeedSink>,
+    open: Arc<AtomicBool>,
+}
+
+impl FeedSink for Gated {
+    fn push(&self, sample: &gstreamer::Sample) -> crate::media::consumer::Pushed {
+        match self.open.load(Ordering::Acquire) {
+            true => self.sink.push(sample),
+            false => crate::media::consumer::Pushed::Idle,
+        }
+    }
+}
+
+/// The consumer's feeds the capture has, with their tees.
+fn available(
+    capture: &mut Capture,
+    wanted: Vec<Feed>,
+) -> Result<Vec<(Feed, gstreamer::Element)>, MediaError> {
+    let mut out = Vec::new();
+    for feed in wanted {
+        match capture.tee_for(feed) {
+            Ok(t) => out.push((feed, t)),
+            Err(MediaError::NoSource(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// The keyframes a consumer of `feeds` asks for itself (HLS and the recorder, at their segment
+/// boundaries): the meeting's encoder for the meeting's picture, else the camera's.
+fn own_keyframes(capture: &Capture, feeds: &[Feed]) -> KeyframeRequester {
+    match feeds.contains(&Feed::Meeting) {
+        true => capture.meeting_keyframes(),
+        false => capture.keyframes(),
+    }
+}
 
 /// Starts `active` on `capture`: one branch per feed the capture has.
 pub(super) fn start_consumer(
@@ -17,39 +71,44 @@ pub(super) fn start_consumer(
     active: &mut Active,
     reporter: Reporter,
 ) -> Result<(), MediaError> {
-    let mut feeds = Vec::new();
-    let mut tees = Vec::new();
-    for feed in active.consumer.feeds() {
-        match capture.tee_for(feed) {
-            Ok(t) => {
-                feeds.push(feed);
-                tees.push(t);
-            }
-            Err(MediaError::NoSource(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let (feeds, tees): (Vec<Feed>, Vec<_>) = available(capture, active.consumer.feeds())?
+        .into_iter()
+        .unzip();
     if feeds.is_empty() {
         return Err(MediaError::NoSource("video or audio"));
     }
-    let keyframes = capture.keyframes();
-    // A consumer of the meeting's picture asks the meeting's encoder for its keyframes (HLS and
-    // the recorder, at their segment boundaries).
-    let own_keyframes = match feeds.contains(&Feed::Meeting) {
-        true => capture.meeting_keyframes(),
-        false => keyframes.clone(),
-    };
+    // The consumer's own requester, so a change of source can aim it elsewhere.
+    let own = own_keyframes(capture, &feeds).fork();
     let sinks = active.consumer.start(StartContext {
         reporter,
-        keyframes: own_keyframes,
+        keyframes: own.clone(),
         feeds: feeds.clone(),
     })?;
-    for ((feed, tee), sink) in feeds.into_iter().zip(tees).zip(sinks) {
+    active.keyframes = own;
+    active.sinks = sinks.into_iter().map(Arc::from).collect();
+    active.feeds = feeds.clone();
+    let sinks = active.sinks.clone();
+    if let Err(e) = attach_all(capture, active, feeds.into_iter().zip(tees).zip(sinks)) {
+        super::close(active);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Attaches one branch per feed (two for the program) to the consumer's sinks.
+fn attach_all(
+    capture: &mut Capture,
+    active: &mut Active,
+    feeds: impl Iterator<Item = ((Feed, gstreamer::Element), Arc<dyn FeedSink>)>,
+) -> Result<(), MediaError> {
+    let keyframes = capture.keyframes();
+    let open = Arc::new(AtomicBool::new(true));
+    active.gate = open.clone();
+    for ((feed, tee), sink) in feeds {
         let share = capture.share.as_ref();
         let mut branches = Vec::new();
         match (feed, share) {
             (Feed::Program, Some(share)) => {
-                let sink: Arc<dyn FeedSink> = Arc::from(sink);
                 let (share_tee, share_keys) = share.program_tee();
                 for (source, tee, keys) in [
                     (ProgramSource::Camera, tee, keyframes.clone()),
@@ -63,24 +122,119 @@ pub(super) fn start_consumer(
                     branches.push((tee, Box::new(input) as Box<dyn FeedSink>, keys));
                 }
             }
-            (Feed::Share, Some(share)) => branches.push((tee, sink, share.keyframes())),
-            (f, _) if f.is_meeting() => branches.push((tee, sink, capture.meeting_keyframes())),
-            _ => branches.push((tee, sink, keyframes.clone())),
+            (Feed::Share, Some(share)) => branches.push((
+                tee,
+                Box::new(Shared(sink)) as Box<dyn FeedSink>,
+                share.keyframes(),
+            )),
+            (f, _) if f.is_meeting() => {
+                branches.push((tee, Box::new(Shared(sink)), capture.meeting_keyframes()))
+            }
+            _ => branches.push((tee, Box::new(Shared(sink)), keyframes.clone())),
         }
         for (tee, sink, keys) in branches {
-            match sink::attach(&capture.pipeline, &tee, feed.is_video(), sink, keys) {
-                Ok(b) => active.branches.push(b),
-                Err(e) => {
-                    super::close(active);
-                    return Err(e);
-                }
-            }
+            let sink = Box::new(Gated {
+                sink,
+                open: open.clone(),
+            });
+            active.branches.push(sink::attach(
+                &capture.pipeline,
+                &tee,
+                feed.is_video(),
+                sink,
+                keys,
+            )?);
         }
     }
     Ok(())
 }
 
+/// A running consumer takes its feeds from `source` from now on, its output running on: its
+/// branches move to the new feeds' tees (video from the new encoder's next keyframe, asked for
+/// at once), and its own keyframe requests go to that encoder. Err when the consumer has no
+/// source or its feeds do not match one to one; the caller then starts it again instead.
+pub(super) fn switch_source(
+    capture: &mut Capture,
+    active: &mut Active,
+    source: OutputSource,
+) -> Result<(), MediaError> {
+    let refused = |why: &str| MediaError::Start(format!("switching the source: {why}"));
+    if !active.consumer.set_source(source) {
+        return Err(refused("this output has no source"));
+    }
+    let feeds = available(capture, active.consumer.feeds())?;
+    if active.sinks.is_empty() {
+        // Not started: it starts on the new feeds.
+        return Ok(());
+    }
+    if feeds.len() != active.sinks.len()
+        || feeds
+            .iter()
+            .zip(&active.feeds)
+            .any(|((new, _), old)| new.is_video() != old.is_video())
+    {
+        return Err(refused("the feeds do not match"));
+    }
+    active.gate.store(false, Ordering::Release);
+    active.branches.drain(..).for_each(sink::Attached::detach);
+    let new: Vec<Feed> = feeds.iter().map(|(f, _)| *f).collect();
+    active.keyframes.retarget(&own_keyframes(capture, &new));
+    active.feeds = new;
+    let sinks = active.sinks.clone();
+    attach_all(capture, active, feeds.into_iter().zip(sinks))
+}
+
 impl Task {
+    /// [`MediaAction::Attach`](crate::media::MediaAction::Attach): runs the consumer, replacing
+    /// one of the same id; the same output with only another source (a reloaded config)
+    /// switches, running on.
+    pub(super) fn attach(&mut self, id: super::Id, spec: crate::media::ConsumerSpec) {
+        let switches = self.state.item_mut(&id).is_some_and(|a| {
+            a.spec != spec
+                && spec
+                    .source()
+                    .is_some_and(|source| a.spec.with_source(source) == spec)
+        });
+        if let (true, Some(source)) = (switches, spec.source()) {
+            return self.set_source(id, source);
+        }
+        let effects =
+            self.state
+                .attach(id, |a| a.spec == spec, || super::Active::new(spec.clone()));
+        self.apply(effects);
+    }
+
+    /// [`MediaAction::SetSource`](crate::media::MediaAction::SetSource): the consumer moves
+    /// its branches and runs on, or, when it cannot, starts again on the new source.
+    pub(super) fn set_source(&mut self, id: super::Id, source: OutputSource) {
+        let Some(active) = self.state.item_mut(&id) else {
+            tracing::debug!(consumer = %id, "set-source: not attached");
+            return;
+        };
+        if active.spec.source() == Some(source) {
+            return;
+        }
+        let spec = active.spec.with_source(source);
+        let switched = match self.capture.as_mut() {
+            Some(capture) => switch_source(capture, active, source),
+            None if active.consumer.set_source(source) => Ok(()),
+            None => Err(MediaError::Start("this output has no source".into())),
+        };
+        match switched {
+            Ok(()) => {
+                active.spec = spec;
+                tracing::info!(consumer = %id, ?source, "the output's source switched");
+            }
+            Err(e) => {
+                tracing::warn!(consumer = %id, "the output starts again on its new source: {e}");
+                let effects =
+                    self.state
+                        .attach(id, |a| a.spec == spec, || super::Active::new(spec.clone()));
+                self.apply(effects);
+            }
+        }
+    }
+
     /// The meeting's composition follows the room (inputs, layout) while a running consumer
     /// takes a meeting feed, and goes when none does.
     pub(super) fn meeting_tick(&mut self) {

@@ -117,6 +117,11 @@ impl Hls {
 }
 
 impl Consumer for Hls {
+    fn set_source(&mut self, source: crate::model::OutputSource) -> bool {
+        self.spec.source = source;
+        true
+    }
+
     fn feeds(&self) -> Vec<Feed> {
         // The program (the camera, or the share while there is one) or the meeting. A new
         // picture format starts a new segment behind a discontinuity with its own init segment.

@@ -8,6 +8,9 @@
 //! appsrc (each remote's audio) ─┴→ audiomixer → S16LE rate/channels → meetrawtee → (AAC, Opus on demand)
 //! ```
 //!
+//! Every picture keeps its aspect in its tile; a share (the box's or a remote's) is a member of
+//! its own, in focus while it lasts.
+//!
 //! The labels are a fixed row of `textoverlay`s, one per tile the layouts can show, moved and
 //! re-texted on each change and silent when unused; without the element (no Pango on the
 //! machine) the tiles go unlabelled, with a warning.
@@ -176,6 +179,7 @@ impl Compose {
         self.start_chain(pipeline, &chain)?;
         let q = leaky_queue(2)?;
         let pad = self.tap(pipeline, camera, &q, &vmix)?;
+        keep_aspect(&pad);
         self.camera_pad = Some(pad);
         self.vmix = Some(vmix);
         self.encoder = Some(enc);
@@ -260,7 +264,7 @@ impl Compose {
 
     /// Asks the meeting's encoder for keyframes.
     pub fn keyframes(&self) -> super::super::consumer::KeyframeRequester {
-        super::super::consumer::KeyframeRequester(self.encoder.clone())
+        super::super::consumer::KeyframeRequester::new(self.encoder.clone())
     }
 
     /// Once a tick: an input for each remote whose media arrived, none for those gone, and the
@@ -301,22 +305,19 @@ impl Compose {
             .hold
             .observe(snap.talking.last().map(String::as_str), now);
         let speaker = speaker.map(str::to_string);
-        let mut members = vec![Member {
-            id: LOCAL.into(),
-            name: self.settings.local_name.clone(),
-            video: self.camera_pad.is_some(),
-            local: true,
-        }];
-        members.extend(snap.remotes.iter().map(|r| Member {
-            id: r.id.clone(),
-            name: r.name.clone(),
-            video: self.inputs.contains_key(&(r.id.clone(), true)),
-            local: false,
-        }));
+        let members = self.members(&snap);
+        // A share on the picture is in focus (the latest, should two overlap), before the
+        // presenter's camera.
+        let presenter = members
+            .iter()
+            .rev()
+            .find(|m| m.share)
+            .map(|m| m.id.as_str())
+            .or(snap.presenter.as_deref());
         let tiles = layout(&Scene {
             members: &members,
             speaker: speaker.as_deref(),
-            presenter: snap.presenter.as_deref(),
+            presenter,
             pinned: snap.pinned.as_deref(),
             kind: self.settings.kind,
             size: self.settings.size,
@@ -331,6 +332,47 @@ impl Compose {
             self.place(&tiles);
             self.tiles = tiles;
         }
+    }
+
+    /// Everyone in the picture: the box, then the remotes as they joined; a share (see
+    /// [`super::share_id`]) once its frames arrive, labelled by its presenter's name.
+    fn members(&self, snap: &super::Snapshot) -> Vec<Member> {
+        let name_of = |id: &str| match id {
+            LOCAL => self.settings.local_name.clone(),
+            _ => snap
+                .remotes
+                .iter()
+                .find(|r| r.id == id)
+                .map_or_else(|| id.to_string(), |r| r.name.clone()),
+        };
+        let mut members = vec![Member {
+            id: LOCAL.into(),
+            name: self.settings.local_name.clone(),
+            video: self.camera_pad.is_some(),
+            local: true,
+            share: false,
+        }];
+        for r in &snap.remotes {
+            let video = self.inputs.contains_key(&(r.id.clone(), true));
+            match super::share_owner(&r.id) {
+                Some(owner) if video => members.push(Member {
+                    id: r.id.clone(),
+                    name: format!("{} (share)", name_of(owner)),
+                    video,
+                    local: owner == LOCAL,
+                    share: true,
+                }),
+                Some(_) => {}
+                None => members.push(Member {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    video,
+                    local: false,
+                    share: false,
+                }),
+            }
+        }
+        members
     }
 
     /// Moves the pads and the labels to `tiles`; a pad with no tile is hidden.
@@ -432,6 +474,14 @@ fn mixer(factory: &str) -> Result<gst::Element> {
     Ok(m)
 }
 
+/// A picture keeps its aspect inside its tile (black bars where they differ): a 4:3 camera, a
+/// 16:10 laptop's share, a portrait phone, all in 16:9 tiles.
+fn keep_aspect(pad: &gst::Pad) {
+    if pad.find_property("sizing-policy").is_some() {
+        pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+    }
+}
+
 /// The labels' height in pixels for a picture `height` high.
 fn font_px(height: u32) -> u32 {
     (height / 30).clamp(10, 48)
@@ -459,6 +509,7 @@ fn add_input(pipeline: &gst::Pipeline, mixer: &gst::Element, video: bool) -> Res
         .ok_or_else(|| fail(&"the mixer gave no pad"))?;
     if video {
         pad.set_property("alpha", 0.0f64);
+        keep_aspect(&pad);
     }
     let linked = src
         .static_pad("src")

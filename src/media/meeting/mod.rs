@@ -26,6 +26,20 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+/// What follows a participant's id in the id of their share: a share is composed as a member
+/// of its own beside their camera (the box's own share under [`compose::LOCAL`]).
+pub const SHARE_SUFFIX: &str = "#share";
+
+/// The hub's id for `owner`'s share.
+pub fn share_id(owner: &str) -> String {
+    format!("{owner}{SHARE_SUFFIX}")
+}
+
+/// Whose share `id` is, if it is one.
+pub fn share_owner(id: &str) -> Option<&str> {
+    id.strip_suffix(SHARE_SUFFIX)
+}
+
 /// A remote participant as the hub knows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
@@ -93,6 +107,8 @@ impl Inner {
 #[derive(Clone, Default)]
 pub struct MeetingHub {
     open: Arc<AtomicBool>,
+    /// Counts the taps' requests for a keyframe of remote video.
+    keyframes: Arc<std::sync::atomic::AtomicU64>,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -137,6 +153,16 @@ impl MeetingHub {
         }
     }
 
+    /// A tap waits for a keyframe of a participant's video: room playback asks the senders.
+    pub fn want_keyframes(&self) {
+        self.keyframes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times a keyframe was wanted: a change means "ask again".
+    pub fn keyframes_wanted(&self) -> u64 {
+        self.keyframes.load(Ordering::Relaxed)
+    }
+
     /// A remote participant joined, or their name changed.
     pub fn joined(&self, id: &str, name: &str) {
         let mut inner = self.lock();
@@ -146,16 +172,47 @@ impl MeetingHub {
         }
     }
 
-    /// A remote participant left.
+    /// A remote participant left (and their share with them), or a share (by [`share_id`])
+    /// stopped.
     pub fn left(&self, id: &str) {
+        let share = share_id(id);
         let mut inner = self.lock();
-        inner.remotes.retain(|r| r.id != id);
-        inner.talking.retain(|t| t != id);
-        inner.video.remove(id);
-        inner.audio.remove(id);
-        if inner.pinned.as_deref() == Some(id) {
-            inner.pinned = None;
+        for id in [id, share.as_str()] {
+            inner.remotes.retain(|r| r.id != id);
+            inner.talking.retain(|t| t != id);
+            inner.video.remove(id);
+            inner.audio.remove(id);
+            if inner.pinned.as_deref() == Some(id) {
+                inner.pinned = None;
+            }
         }
+    }
+
+    /// An appsink that hands what reaches it to the hub as participant `id`'s video or audio
+    /// (never blocking, dropping when full).
+    pub fn sink(&self, id: &str, video: bool) -> gst_app::AppSink {
+        let sink = gst_app::AppSink::builder()
+            .sync(false)
+            .async_(false)
+            .enable_last_sample(false)
+            .max_buffers(2)
+            .drop(true)
+            .build();
+        let (who, to) = (id.to_string(), self.clone());
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    if let Ok(sample) = s.pull_sample() {
+                        match video {
+                            true => to.push_video(&who, &sample),
+                            false => to.push_audio(&who, &sample),
+                        }
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        sink
     }
 
     /// The room left: nobody remote is in the meeting.
@@ -352,10 +409,13 @@ mod tests {
         let names: Vec<&str> = s.remotes.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["Ana", "b"], "an empty name leaves the id");
         assert_eq!(s.talking, ["b"]);
+        hub.joined(&share_id("b"), "");
         hub.pin(Some("b"));
         hub.left("b");
         let s = hub.snapshot();
-        assert_eq!(s.remotes.len(), 1);
+        assert_eq!(s.remotes.len(), 1, "their share left with them");
+        assert_eq!(share_owner("b#share"), Some("b"));
+        assert_eq!(share_owner("b"), None);
         assert!(s.talking.is_empty() && s.pinned.is_none());
     }
 

@@ -13,7 +13,6 @@ use crate::media::meeting::MeetingHub;
 use crate::media::MediaError;
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -60,28 +59,7 @@ pub(super) fn add(
             chain.extend([make("audioconvert")?, make("audioresample")?, caps]);
         }
     }
-    let sink = gst_app::AppSink::builder()
-        .sync(false)
-        .async_(false)
-        .enable_last_sample(false)
-        .max_buffers(2)
-        .drop(true)
-        .build();
-    let (who, to) = (participant.to_string(), hub.clone());
-    let video = tapped != Tapped::Audio;
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                if let Ok(sample) = s.pull_sample() {
-                    match video {
-                        true => to.push_video(&who, &sample),
-                        false => to.push_audio(&who, &sample),
-                    }
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    let sink = hub.sink(participant, tapped != Tapped::Audio);
     chain.push(sink.upcast());
     add_chain(pipeline, &chain, what)?;
     for e in chain.iter().rev() {
@@ -93,9 +71,11 @@ pub(super) fn add(
         .ok_or_else(|| MediaError::link(what, "the tee gave no pad"))?;
     // Closed: dropped. Encoded video starts again at a keyframe after each reopening.
     let need_key = Arc::new(AtomicBool::new(true));
+    let asked = Arc::new(AtomicBool::new(false));
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         if !hub.is_open() {
             need_key.store(true, Ordering::Relaxed);
+            asked.store(false, Ordering::Relaxed);
             return gst::PadProbeReturn::Drop;
         }
         if tapped == Tapped::Encoded && need_key.load(Ordering::Relaxed) {
@@ -103,8 +83,13 @@ pub(super) fn add(
                 .buffer()
                 .is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT));
             if !key {
+                // Once per wait: the senders are asked for one (see `session::tasks`).
+                if !asked.swap(true, Ordering::Relaxed) {
+                    hub.want_keyframes();
+                }
                 return gst::PadProbeReturn::Drop;
             }
+            asked.store(false, Ordering::Relaxed);
             need_key.store(false, Ordering::Relaxed);
         }
         gst::PadProbeReturn::Ok

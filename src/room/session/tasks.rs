@@ -98,9 +98,23 @@ pub(super) async fn rtp_loop(
     kind: StreamKind,
     tx: mpsc::UnboundedSender<Inner>,
 ) {
+    // The meeting feed's taps start decoding a participant's video at a keyframe: when one
+    // waits for it, the sender is asked (PLI) rather than waited on for a whole GOP.
+    let hub = crate::media::meeting::MeetingHub::shared();
+    let mut asked = hub.keyframes_wanted();
     while let Some(ev) = track.poll().await {
         match ev {
             TrackRemoteEvent::OnRtpPacket(pkt) => {
+                if kind != StreamKind::Audio && hub.keyframes_wanted() != asked {
+                    asked = hub.keyframes_wanted();
+                    let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+                        sender_ssrc: 0,
+                        media_ssrc: pkt.header.ssrc,
+                    };
+                    if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
+                        tracing::debug!(participant = %who, error = %e, "room: no PLI sent");
+                    }
+                }
                 let pt = pkt.header.payload_type;
                 match rtc::shared::marshal::Marshal::marshal(&pkt) {
                     Ok(bytes) => {
