@@ -56,6 +56,9 @@ pub fn segment_name(index: u32, ext: &str) -> String {
 pub struct RecorderConsumer {
     spec: RecorderSpec,
     running: Option<Recorder>,
+    /// Whether the running recording has per-participant tracks: fixed at its start, so a
+    /// change of source keeps its tracks (`set_source`).
+    tracked: Option<bool>,
     /// The segment being written, which retention must not delete and flush makes durable.
     writing: Arc<Mutex<Option<PathBuf>>>,
     reporter: Option<Reporter>,
@@ -69,6 +72,7 @@ impl RecorderConsumer {
         RecorderConsumer {
             spec,
             running: None,
+            tracked: None,
             writing: Arc::default(),
             reporter: None,
             last_flush: Instant::now(),
@@ -77,9 +81,14 @@ impl RecorderConsumer {
     }
 
     /// True for a Matroska recording of the meeting: one track per participant beside the mix.
+    /// A running recording keeps what it started with: its file's tracks cannot change, so one
+    /// switched to the meeting has the mix only until it is started again, and one switched to
+    /// the room keeps its tracks (the room's mic in the mix's, silence for the remotes).
     fn has_tracks(&self) -> bool {
-        self.spec.config.format == RecordingFormat::Mkv
-            && self.spec.config.source == crate::model::OutputSource::Meeting
+        self.tracked.unwrap_or(
+            self.spec.config.format == RecordingFormat::Mkv
+                && self.spec.config.source == crate::model::OutputSource::Meeting,
+        )
     }
 
     fn disk_full(&self) -> MediaError {
@@ -124,6 +133,7 @@ impl Consumer for RecorderConsumer {
             Err(e) => tracing::warn!("retention: {e}"),
         }
         *lock(&self.writing) = None;
+        self.tracked = None;
         let plan = match self.has_tracks() {
             true => TrackPlan {
                 local: Some(self.spec.speaker.clone()),
@@ -146,6 +156,7 @@ impl Consumer for RecorderConsumer {
             self.writing.clone(),
         )?;
         self.running = Some(rec);
+        self.tracked = Some(plan.local.is_some());
         self.reporter = Some(ctx.reporter);
         self.last_flush = Instant::now();
         self.last_retention = Instant::now();
@@ -163,6 +174,7 @@ impl Consumer for RecorderConsumer {
     }
 
     fn shutdown(&mut self) {
+        self.tracked = None;
         if let Some(r) = self.running.take() {
             r.shutdown();
         }
@@ -514,5 +526,59 @@ pub fn running_time(sample: &gst::Sample, ts: Option<gst::ClockTime>) -> Option<
     {
         Some(seg) => seg.to_running_time(ts),
         None => Some(ts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::OutputSource;
+
+    fn recorder(format: RecordingFormat, source: OutputSource) -> RecorderConsumer {
+        let mut config = RecordingConfig {
+            format,
+            ..Default::default()
+        };
+        config.source = source;
+        RecorderConsumer::new(RecorderSpec {
+            config,
+            dir: PathBuf::new(),
+            speaker: ("me".into(), "Box".into()),
+        })
+    }
+
+    #[test]
+    fn a_matroska_meeting_recording_takes_the_mic_beside_the_mix_and_keeps_its_tracks_when_switched(
+    ) {
+        use Feed::*;
+        let (mkv, mp4) = (RecordingFormat::Mkv, RecordingFormat::Mp4);
+        let (room, meeting) = (OutputSource::Room, OutputSource::Meeting);
+        assert_eq!(
+            recorder(mkv, meeting).feeds(),
+            [Meeting, MeetingOpus, Opus],
+            "the mix first, then the box's own track"
+        );
+        assert_eq!(recorder(mkv, room).feeds(), [Program, Opus]);
+        assert_eq!(recorder(mp4, meeting).feeds(), [Meeting, MeetingAac]);
+        // Running: the file's tracks stay what they were at the start, so a switch moves the
+        // same number of feeds.
+        let mut r = recorder(mkv, room);
+        r.tracked = Some(false);
+        assert!(r.set_source(meeting));
+        assert_eq!(r.feeds(), [Meeting, MeetingOpus], "the mix only");
+        let mut r = recorder(mkv, meeting);
+        r.tracked = Some(true);
+        assert!(r.set_source(room));
+        assert_eq!(
+            r.feeds(),
+            [Program, Opus, Opus],
+            "the room's mic in the mix's track"
+        );
+        r.shutdown();
+        assert_eq!(
+            r.feeds(),
+            [Program, Opus],
+            "started again: as its source says"
+        );
     }
 }
