@@ -140,6 +140,7 @@ async fn a_recording_follows_the_program_in_mp4_and_matroska() {
             spec: ConsumerSpec::Recorder(RecorderSpec {
                 config,
                 dir: dir.clone(),
+                speaker: Default::default(),
             }),
         });
         r.wait_for("the recorder started", |n| {

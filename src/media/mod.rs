@@ -33,6 +33,8 @@ pub mod sim;
 pub mod sink;
 pub mod speaker;
 pub mod tap;
+pub mod tracks;
+mod tracks_read;
 pub mod v4l2;
 
 pub use consumer::{ConsumerEvent, ConsumerId, ConsumerSpec, Feed};

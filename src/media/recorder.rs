@@ -12,8 +12,10 @@ use super::consumer::{
 };
 use super::element::{make, set};
 use super::error::{MediaError, Result};
+use super::meeting::MeetingHub;
 use super::retention;
 use super::sink::{feed_input, AppSrcSink};
+use super::tracks::{tag_after, TrackPlan, VoiceTracks, MIX_TITLE};
 use crate::config::{RecordingConfig, RecordingFormat};
 use crate::sync::lock;
 use futures::StreamExt;
@@ -34,6 +36,9 @@ pub struct RecorderSpec {
     pub config: RecordingConfig,
     /// Directory of the segments.
     pub dir: PathBuf,
+    /// The box's participant id and display name: its own track's name in a Matroska
+    /// recording of the meeting (`media::tracks`).
+    pub speaker: (String, String),
 }
 
 /// Prefix of segment file names; retention only ever deletes files that carry it.
@@ -51,6 +56,9 @@ pub fn segment_name(index: u32, ext: &str) -> String {
 pub struct RecorderConsumer {
     spec: RecorderSpec,
     running: Option<Recorder>,
+    /// Whether the running recording has per-participant tracks: fixed at its start, so a
+    /// change of source keeps its tracks (`set_source`).
+    tracked: Option<bool>,
     /// The segment being written, which retention must not delete and flush makes durable.
     writing: Arc<Mutex<Option<PathBuf>>>,
     reporter: Option<Reporter>,
@@ -64,11 +72,23 @@ impl RecorderConsumer {
         RecorderConsumer {
             spec,
             running: None,
+            tracked: None,
             writing: Arc::default(),
             reporter: None,
             last_flush: Instant::now(),
             last_retention: Instant::now(),
         }
+    }
+
+    /// True for a Matroska recording of the meeting: one track per participant beside the mix.
+    /// A running recording keeps what it started with: its file's tracks cannot change, so one
+    /// switched to the meeting has the mix only until it is started again, and one switched to
+    /// the room keeps its tracks (the room's mic in the mix's, silence for the remotes).
+    fn has_tracks(&self) -> bool {
+        self.tracked.unwrap_or(
+            self.spec.config.format == RecordingFormat::Mkv
+                && self.spec.config.source == crate::model::OutputSource::Meeting,
+        )
     }
 
     fn disk_full(&self) -> MediaError {
@@ -90,13 +110,18 @@ impl Consumer for RecorderConsumer {
         // Both follow the program: mp4mux takes the share's new picture size mid-file;
         // matroskamux refuses it, and splitmuxsink starts a new segment there (see
         // `caps_refused`).
-        match self.spec.config.format {
+        let mut feeds: Vec<Feed> = match self.spec.config.format {
             RecordingFormat::Mp4 => vec![Feed::Program, Feed::Aac],
             RecordingFormat::Mkv => vec![Feed::Program, Feed::Opus],
         }
         .into_iter()
         .map(|f| f.from_source(self.spec.config.source))
-        .collect()
+        .collect();
+        // A Matroska recording of the meeting keeps the box's own mic as a track beside the mix.
+        if self.has_tracks() {
+            feeds.push(Feed::Opus);
+        }
+        feeds
     }
 
     fn start(&mut self, ctx: StartContext) -> Result<Vec<Box<dyn FeedSink>>> {
@@ -108,8 +133,22 @@ impl Consumer for RecorderConsumer {
             Err(e) => tracing::warn!("retention: {e}"),
         }
         *lock(&self.writing) = None;
+        self.tracked = None;
+        let plan = match self.has_tracks() {
+            true => TrackPlan {
+                local: Some(self.spec.speaker.clone()),
+                remotes: MeetingHub::shared()
+                    .snapshot()
+                    .remotes
+                    .into_iter()
+                    .map(|r| (r.id, r.name))
+                    .collect(),
+            },
+            false => TrackPlan::default(),
+        };
         let (rec, sinks) = Recorder::start(
             &ctx.feeds,
+            &plan,
             &self.spec.config,
             dir,
             ctx.keyframes.clone(),
@@ -117,6 +156,7 @@ impl Consumer for RecorderConsumer {
             self.writing.clone(),
         )?;
         self.running = Some(rec);
+        self.tracked = Some(plan.local.is_some());
         self.reporter = Some(ctx.reporter);
         self.last_flush = Instant::now();
         self.last_retention = Instant::now();
@@ -134,6 +174,7 @@ impl Consumer for RecorderConsumer {
     }
 
     fn shutdown(&mut self) {
+        self.tracked = None;
         if let Some(r) = self.running.take() {
             r.shutdown();
         }
@@ -170,12 +211,17 @@ impl Consumer for RecorderConsumer {
 pub struct Recorder {
     pipeline: gst::Pipeline,
     sources: Vec<gst_app::AppSrc>,
+    /// The remote participants' tracks, in a recording of the meeting.
+    voices: Option<Arc<VoiceTracks>>,
 }
 
 impl Recorder {
     /// Builds the recorder pipeline for `feeds` and starts it; returns it with one sink per feed.
+    /// `plan` names the participants' tracks: with a local speaker, [`Feed::Opus`] is their
+    /// track (and the meeting's Opus the mix); each remote gets a track from the meeting hub.
     pub fn start(
         feeds: &[Feed],
+        plan: &TrackPlan,
         cfg: &RecordingConfig,
         dir: &Path,
         keyframes: KeyframeRequester,
@@ -243,6 +289,10 @@ impl Recorder {
         let has_video = feeds.iter().any(|f| f.is_video());
         let mut sources = Vec::new();
         let mut sinks: Vec<Box<dyn FeedSink>> = Vec::new();
+        // The mix comes before the box's own track in `feeds`, so it is the first audio track.
+        // The remote participants' tracks come after the feeds' (the mix first); the mix's
+        // timeline, which keeps them going, finds them here.
+        let voices: Arc<std::sync::OnceLock<Arc<VoiceTracks>>> = Arc::default();
         for &feed in feeds {
             let pad_template = match feed.base() {
                 Feed::H264 | Feed::Share | Feed::Program => "video",
@@ -260,15 +310,38 @@ impl Recorder {
             if feed.is_video() {
                 forward_keyframe_requests(&appsrc, keyframes.clone(), base.clone())?;
             }
+            match (feed, &plan.local) {
+                (Feed::MeetingOpus, Some(_)) => tag_after(&appsrc, MIX_TITLE, None),
+                (Feed::Opus, Some((id, name))) => tag_after(&appsrc, name, Some(id)),
+                _ => {}
+            }
             let base = base.clone();
             let is_video = feed.is_video();
+            // The mix's timeline keeps the quiet participants' tracks going.
+            let heartbeat = Some(voices.clone()).filter(|_| feed == Feed::MeetingOpus);
             sinks.push(Box::new(AppSrcSink::with_map(appsrc.clone(), move |s| {
+                if let Some(v) = heartbeat.as_ref().and_then(|v| v.get()) {
+                    if let Some(t) = s.buffer().and_then(|b| running_time(s, b.pts())) {
+                        v.advance(t);
+                    }
+                }
                 rebase(s, &base, is_video, has_video)
             })));
             sources.push(appsrc);
         }
         if sources.is_empty() {
             return Err(MediaError::NoSource("video or audio"));
+        }
+        if plan.local.is_some() && feeds.contains(&Feed::MeetingOpus) {
+            let v = VoiceTracks::build(
+                &pipeline,
+                &split,
+                &plan.remotes,
+                MeetingHub::shared(),
+                base.clone(),
+                has_video,
+            )?;
+            let _ = voices.set(Arc::new(v));
         }
 
         let bus = pipeline
@@ -329,12 +402,20 @@ impl Recorder {
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| MediaError::Start("the recorder pipeline".into()))?;
-        Ok((Recorder { pipeline, sources }, sinks))
+        Ok((
+            Recorder {
+                pipeline,
+                sources,
+                voices: voices.get().cloned(),
+            },
+            sinks,
+        ))
     }
 
     /// Ends every stream so the last segment is finalised; [`ConsumerEvent::Finished`] follows.
     pub fn finish(&self) {
-        for src in &self.sources {
+        let voices = self.voices.iter().flat_map(|v| v.sources.iter());
+        for src in self.sources.iter().chain(voices) {
             let _ = src.end_of_stream();
         }
     }
@@ -445,5 +526,59 @@ pub fn running_time(sample: &gst::Sample, ts: Option<gst::ClockTime>) -> Option<
     {
         Some(seg) => seg.to_running_time(ts),
         None => Some(ts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::OutputSource;
+
+    fn recorder(format: RecordingFormat, source: OutputSource) -> RecorderConsumer {
+        let mut config = RecordingConfig {
+            format,
+            ..Default::default()
+        };
+        config.source = source;
+        RecorderConsumer::new(RecorderSpec {
+            config,
+            dir: PathBuf::new(),
+            speaker: ("me".into(), "Box".into()),
+        })
+    }
+
+    #[test]
+    fn a_matroska_meeting_recording_takes_the_mic_beside_the_mix_and_keeps_its_tracks_when_switched(
+    ) {
+        use Feed::*;
+        let (mkv, mp4) = (RecordingFormat::Mkv, RecordingFormat::Mp4);
+        let (room, meeting) = (OutputSource::Room, OutputSource::Meeting);
+        assert_eq!(
+            recorder(mkv, meeting).feeds(),
+            [Meeting, MeetingOpus, Opus],
+            "the mix first, then the box's own track"
+        );
+        assert_eq!(recorder(mkv, room).feeds(), [Program, Opus]);
+        assert_eq!(recorder(mp4, meeting).feeds(), [Meeting, MeetingAac]);
+        // Running: the file's tracks stay what they were at the start, so a switch moves the
+        // same number of feeds.
+        let mut r = recorder(mkv, room);
+        r.tracked = Some(false);
+        assert!(r.set_source(meeting));
+        assert_eq!(r.feeds(), [Meeting, MeetingOpus], "the mix only");
+        let mut r = recorder(mkv, meeting);
+        r.tracked = Some(true);
+        assert!(r.set_source(room));
+        assert_eq!(
+            r.feeds(),
+            [Program, Opus, Opus],
+            "the room's mic in the mix's track"
+        );
+        r.shutdown();
+        assert_eq!(
+            r.feeds(),
+            [Program, Opus],
+            "started again: as its source says"
+        );
     }
 }

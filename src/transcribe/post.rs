@@ -9,7 +9,7 @@
 //! every change, so work queued before an agent restart (or a power cut) is picked up again.
 
 use super::live::TranscriptionNotice;
-use super::transcript::{srt, vtt, Caption};
+use super::transcript::{merge_by_time, srt, vtt, Caption};
 use super::Transcriber;
 use crate::model::ServiceState;
 use crate::sync::lock;
@@ -223,14 +223,12 @@ fn transcribe_segment(
             Some(reason),
         )
     };
-    let pcm = match crate::media::filemic::decode(segment, super::SAMPLE_RATE, 1) {
-        Ok(b) => b
-            .chunks_exact(2)
-            .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0)
-            .collect::<Vec<f32>>(),
-        Err(e) => return fail(e.to_string()),
+    let speakers = match speakers(segment, setup) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
     };
-    let total_ms = pcm.len() as u64 * 1000 / u64::from(super::SAMPLE_RATE);
+    let len_ms = |pcm: &[f32]| pcm.len() as u64 * 1000 / u64::from(super::SAMPLE_RATE);
+    let total_ms = speakers.iter().map(|s| len_ms(&s.2)).max().unwrap_or(0);
     let _ = notices.send(progress(
         segment,
         0,
@@ -240,25 +238,6 @@ fn transcribe_segment(
         None,
         None,
     ));
-    let mut last = std::time::Instant::now();
-    let pieces = super::worker::transcribe_recording(engine, &pcm, |done, _| {
-        if last.elapsed() >= PROGRESS_EVERY {
-            last = std::time::Instant::now();
-            let _ = notices.send(progress(
-                segment,
-                done.as_millis() as u64,
-                total_ms,
-                ServiceState::Started,
-                None,
-                None,
-                None,
-            ));
-        }
-    });
-    let pieces = match pieces {
-        Ok(p) => p,
-        Err(e) => return fail(e.to_string()),
-    };
     // The segment's wall-clock start: its end (last write) less its length.
     let end = std::fs::metadata(segment)
         .and_then(|m| m.modified())
@@ -269,19 +248,50 @@ fn transcribe_segment(
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64;
-    let captions: Vec<Caption> = pieces
-        .iter()
-        .filter(|p| !p.text.trim().is_empty())
-        .map(|p| Caption {
-            participant_id: setup.speaker.0.clone(),
-            participant_name: setup.speaker.1.clone(),
-            text: p.text.trim().to_string(),
-            start_ms: start + p.start.as_millis() as u64,
-            end_ms: start + p.end.as_millis() as u64,
-            meeting_start_ms: p.start.as_millis() as u64,
-            meeting_end_ms: p.end.as_millis() as u64,
-        })
-        .collect();
+    let mut last = std::time::Instant::now();
+    let n = speakers.len() as u64;
+    let mut each = Vec::new();
+    for (i, (id, name, pcm)) in speakers.iter().enumerate() {
+        // Progress over the whole: the tracks one after the other.
+        let pieces = super::worker::transcribe_recording(engine, pcm, |done, _| {
+            if last.elapsed() >= PROGRESS_EVERY {
+                last = std::time::Instant::now();
+                let track_ms = len_ms(pcm).max(1);
+                let done = (i as u64 * total_ms
+                    + (done.as_millis() as u64).min(track_ms) * total_ms / track_ms)
+                    / n;
+                let _ = notices.send(progress(
+                    segment,
+                    done,
+                    total_ms,
+                    ServiceState::Started,
+                    None,
+                    None,
+                    None,
+                ));
+            }
+        });
+        let pieces = match pieces {
+            Ok(p) => p,
+            Err(e) => return fail(e.to_string()),
+        };
+        each.push(
+            pieces
+                .iter()
+                .filter(|p| !p.text.trim().is_empty())
+                .map(|p| Caption {
+                    participant_id: id.clone(),
+                    participant_name: name.clone(),
+                    text: p.text.trim().to_string(),
+                    start_ms: start + p.start.as_millis() as u64,
+                    end_ms: start + p.end.as_millis() as u64,
+                    meeting_start_ms: p.start.as_millis() as u64,
+                    meeting_end_ms: p.end.as_millis() as u64,
+                })
+                .collect(),
+        );
+    }
+    let captions = merge_by_time(each);
     let vtt_path = segment.with_extension("vtt");
     let srt_path = segment.with_extension("srt");
     let written = std::fs::write(&vtt_path, vtt(&captions))
@@ -301,6 +311,36 @@ fn transcribe_segment(
         Some(name_of(&srt_path)),
         None,
     )
+}
+
+/// Who speaks in `segment`, each with their audio (16 kHz mono): one per participant track of a
+/// Matroska recording of the meeting (`media::tracks`), else the box's own voice in the whole
+/// recording's audio.
+fn speakers(segment: &Path, setup: &PostSetup) -> Result<Vec<(String, String, Vec<f32>)>, String> {
+    let floats = |b: &[u8]| {
+        b.chunks_exact(2)
+            .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0)
+            .collect::<Vec<f32>>()
+    };
+    if segment.extension().is_some_and(|e| e == "mkv") {
+        match crate::media::tracks::read_voices(segment, super::SAMPLE_RATE) {
+            Ok(v) if !v.is_empty() => {
+                return Ok(v
+                    .into_iter()
+                    .map(|v| (v.id, v.name, floats(&v.pcm)))
+                    .collect())
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("transcription: the participants' tracks: {e}"),
+        }
+    }
+    let pcm =
+        crate::media::filemic::decode(segment, super::SAMPLE_RATE, 1).map_err(|e| e.to_string())?;
+    Ok(vec![(
+        setup.speaker.0.clone(),
+        setup.speaker.1.clone(),
+        floats(&pcm),
+    )])
 }
 
 /// The segments of a `transcribe-recording` request, oldest first: `file` in `dir`, or every

@@ -29,6 +29,14 @@ pub struct Caption {
     pub meeting_end_ms: u64,
 }
 
+/// Each speaker's captions (each list in time order) merged into one transcript by start time;
+/// cues that start together keep the order of the speakers given.
+pub fn merge_by_time(speakers: Vec<Vec<Caption>>) -> Vec<Caption> {
+    let mut all: Vec<Caption> = speakers.into_iter().flatten().collect();
+    all.sort_by_key(|c| c.meeting_start_ms);
+    all
+}
+
 /// `hh:mm:ss.mmm` (WebVTT) or `hh:mm:ss,mmm` (SRT).
 fn timestamp(ms: u64, sep: char) -> String {
     format!(
@@ -273,6 +281,36 @@ mod tests {
         assert_eq!(cues.len(), 2);
         assert_eq!((cues[1].0, cues[1].1), (3_723_004, 3_724_000));
         assert_eq!(cues[1].2, "<v Bob &lt;x&gt;>a --&gt; b &amp; c next");
+    }
+
+    #[test]
+    fn speakers_are_merged_by_start_time_and_keep_their_names() {
+        let ana = vec![
+            cap("Ana", "one", 1_000, 2_000),
+            cap("Ana", "three", 5_000, 6_000),
+        ];
+        let bob = vec![
+            cap("Bob", "two", 1_500, 4_000),
+            cap("Bob", "four", 5_000, 5_500),
+        ];
+        let merged = merge_by_time(vec![ana, bob, Vec::new()]);
+        let said: Vec<(&str, &str)> = merged
+            .iter()
+            .map(|c| (c.participant_name.as_str(), c.text.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                ("Ana", "one"),
+                ("Bob", "two"),
+                ("Ana", "three"),
+                ("Bob", "four")
+            ],
+            "by start; a tie keeps the speakers' order"
+        );
+        let text = vtt(&merged);
+        assert!(text.contains("<v Bob>two\n\n00:00:05.000 --> 00:00:06.000\n<v Ana>three"));
+        assert!(merge_by_time(Vec::new()).is_empty());
     }
 
     #[test]

@@ -51,6 +51,8 @@ impl RecordingSetup {
             recorder: Some(RecorderSpec {
                 config: config.recording.clone(),
                 dir: config.recording_dir(),
+                // Who the box is in the room: set when the recording starts.
+                speaker: Default::default(),
             }),
             dir: config.recording_dir(),
         }
@@ -78,12 +80,20 @@ impl StateMachine {
             {
                 fx.push(Effect::Media(MediaAction::Attach {
                     id: ConsumerId::Recorder,
-                    spec: ConsumerSpec::Recorder(spec.clone()),
+                    spec: ConsumerSpec::Recorder(self.as_me(spec.clone())),
                 }));
             }
         }
         self.setup.recording = setup;
         fx
+    }
+
+    /// `spec` with the box as it is in the room now: its own track in a recording of the
+    /// meeting carries the name it joined with.
+    fn as_me(&self, mut spec: RecorderSpec) -> RecorderSpec {
+        let me = &self.state.local_participant;
+        spec.speaker = (me.participant_id.clone(), me.display_name.clone());
+        spec
     }
 
     /// `start-recording` (local).
@@ -105,6 +115,7 @@ impl StateMachine {
         let Some(spec) = self.setup.recording.recorder.clone() else {
             return Vec::new();
         };
+        let spec = self.as_me(spec);
         self.state.recording.state = ServiceState::Starting;
         self.state.recording.last_error = None;
         self.pending.recording.files.clear();

@@ -76,7 +76,14 @@ struct Inner {
     audio: HashMap<String, gst_app::AppSrc>,
     /// Where each participant's next piece of audio starts, in the capture's running time.
     audio_next: HashMap<String, gst::ClockTime>,
+    /// Who else takes each participant's own audio (the recorder's per-participant tracks).
+    voice_taps: Vec<(u64, VoiceTap)>,
+    next_tap: u64,
 }
+
+/// Takes a participant's own audio as it enters the mix: their id and the piece, stamped in
+/// the capture's running time (`media::tracks`, a recording's per-participant tracks).
+pub type VoiceTap = Arc<dyn Fn(&str, &gst::Sample) + Send + Sync>;
 
 /// How far a participant's audio may drift from its arrival before it is stamped anew.
 const RESYNC: std::time::Duration = std::time::Duration::from_millis(200);
@@ -248,6 +255,20 @@ impl MeetingHub {
         }
     }
 
+    /// Adds a taker of each participant's own audio; returns its key for [`Self::remove_voice_tap`].
+    pub fn add_voice_tap(&self, tap: VoiceTap) -> u64 {
+        let mut inner = self.lock();
+        inner.next_tap += 1;
+        let key = inner.next_tap;
+        inner.voice_taps.push((key, tap));
+        key
+    }
+
+    /// Removes a taker added by [`Self::add_voice_tap`].
+    pub fn remove_voice_tap(&self, key: u64) {
+        self.lock().voice_taps.retain(|(k, _)| *k != key);
+    }
+
     /// A decoded video frame of participant `id`; never blocks.
     pub fn push_video(&self, id: &str, sample: &gst::Sample) {
         self.push(id, sample, true);
@@ -297,6 +318,25 @@ impl MeetingHub {
             if let Some(caps) = sample.caps_owned() {
                 if src.caps().as_ref() != Some(&caps) {
                     src.set_caps(Some(&caps));
+                }
+            }
+            if !video {
+                let taps: Vec<VoiceTap> = self
+                    .lock()
+                    .voice_taps
+                    .iter()
+                    .map(|(_, t)| t.clone())
+                    .collect();
+                if !taps.is_empty() {
+                    let mut b = gst::Sample::builder().buffer(&buffer);
+                    let caps = sample.caps_owned();
+                    if let Some(caps) = caps.as_ref() {
+                        b = b.caps(caps);
+                    }
+                    let stamped = b.build();
+                    for tap in taps {
+                        tap(id, &stamped);
+                    }
                 }
             }
             // Leaky: a full appsrc drops its oldest buffer, and the push returns at once.
@@ -399,5 +439,55 @@ mod tests {
         assert!(s.remotes[1].audio);
         hub.set_open(false);
         assert!(hub.snapshot().remotes.iter().all(|r| !r.video && !r.audio));
+    }
+
+    #[test]
+    fn a_voice_tap_gets_each_participants_audio_as_stamped_for_the_mix() {
+        gst::init().unwrap();
+        use gstreamer::prelude::*;
+        let hub = MeetingHub::default();
+        let pipeline = gst::Pipeline::new();
+        let src = gst_app::AppSrc::builder()
+            .format(gst::Format::Time)
+            .is_live(true)
+            .build();
+        let sink = crate::media::element::make("fakesink").unwrap();
+        sink.set_property("async", false);
+        pipeline.add_many([src.upcast_ref(), &sink]).unwrap();
+        src.link(&sink).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let _ = pipeline.state(gst::ClockTime::from_seconds(5));
+        hub.set_open(true);
+        hub.set_input("a", false, Some(src.clone()));
+        let got: Arc<Mutex<Vec<(String, gst::ClockTime)>>> = Arc::default();
+        let g = got.clone();
+        let key = hub.add_voice_tap(Arc::new(move |id: &str, s: &gst::Sample| {
+            let pts = s.buffer().and_then(|b| b.pts()).unwrap();
+            g.lock().unwrap().push((id.to_string(), pts));
+        }));
+        // 20 ms of S16LE mono at 48 kHz, twice; and some from someone with no input.
+        let caps = gst::Caps::builder("audio/x-raw")
+            .field("format", "S16LE")
+            .field("rate", 48_000i32)
+            .field("channels", 1i32)
+            .build();
+        let piece = gst::Sample::builder()
+            .buffer(&gst::Buffer::from_mut_slice(vec![0u8; 1920]))
+            .caps(&caps)
+            .build();
+        hub.push_audio("a", &piece);
+        hub.push_audio("a", &piece);
+        hub.push_audio("b", &piece);
+        hub.remove_voice_tap(key);
+        hub.push_audio("a", &piece);
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.iter().all(|(id, _)| id == "a"));
+        assert_eq!(
+            got[1].1 - got[0].1,
+            gst::ClockTime::from_mseconds(20),
+            "one piece right after the other"
+        );
+        pipeline.set_state(gst::State::Null).unwrap();
     }
 }
