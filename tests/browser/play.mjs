@@ -86,8 +86,11 @@ try {
         width: v.videoWidth,
         height: v.videoHeight,
         // The picture shown now, scaled to 4x4: 16 RGB cells, row by row (a tile's colour).
+        // Empty when there is none, or when the browser will not say (native HLS from another
+        // origin taints the canvas).
         grid: (() => {
           if (!v.videoWidth) return [];
+          try {
           const c = document.createElement('canvas');
           c.width = 4;
           c.height = 4;
@@ -97,6 +100,9 @@ try {
           const out = [];
           for (let i = 0; i < 16; i++) out.push([d[4 * i], d[4 * i + 1], d[4 * i + 2]]);
           return out;
+          } catch (e) {
+            return [];
+          }
         })(),
       };
     });
