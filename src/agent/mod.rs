@@ -183,10 +183,23 @@ impl Agent {
         media: Box<dyn MediaControl>,
         notices: mpsc::UnboundedReceiver<MediaNotice>,
     ) -> (AgentHandle, Agent) {
+        Self::with_event_buffer(config, config_path, media, notices, EVENT_BUFFER)
+    }
+
+    /// As [`Agent::new`], with room for `event_buffer` events behind the slowest output (at
+    /// least 16). The ring is allocated whole (about 160 bytes an event): a simulated box whose
+    /// only output is its fleet link needs far fewer than a box with LEDs, a console and logs.
+    pub fn with_event_buffer(
+        config: &Config,
+        config_path: Option<PathBuf>,
+        media: Box<dyn MediaControl>,
+        notices: mpsc::UnboundedReceiver<MediaNotice>,
+        event_buffer: usize,
+    ) -> (AgentHandle, Agent) {
         let mut machine = StateMachine::new(config, config.device_id());
         machine.set_livestream(livestream_setup(config));
         let (req_tx, requests) = mpsc::channel(COMMAND_QUEUE);
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (events, _) = broadcast::channel(event_buffer.max(16));
         let (state_tx, state_rx) = watch::channel(machine.state().clone());
         let (fleet_tx, fleet_links) = mpsc::unbounded_channel();
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
