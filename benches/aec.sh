@@ -36,3 +36,18 @@ $table
 Targets of issue 17, with aec3: ERLE ≥ 30 dB NS off and ≥ 40 dB NS on, 20 dB within 3 s (also
 after a path change), near end alone ≥ −1 dB, double talk ≤ 6 dB lost, CPU ≤ 5 % of a core.
 MD
+captions="$(cargo test $flag --quiet --features test-util --test echo -- --ignored --exact bench_double_talk_captions --nocapture --test-threads 1 2>/dev/null | grep -E '^(\||- )')"
+cat <<MD
+
+### Double talk: the near-end talker's live captions (issue 17)
+
+The same room and harness, noise suppression on; the near-end talker's passage (espeak-ng
+en-gb+f3, about 10 s) alone, then with the far end talking over all of it (from 3 s before),
+with aec3 and with no canceller. The box's processed mic is captioned as the live captions
+decode (\`worker::transcribe_pcm\`, tiny.en q8_0, greedy); WER against the passage.
+
+$captions
+
+Target of issue 17: the near-end talker's captions in double talk within 10 points of the same
+talker with no far end playing.
+MD

@@ -7,10 +7,14 @@
 //! would check: the echo of far-end speech is taken down after convergence, a near-end talker
 //! alone passes through, and in double talk the near-end talker keeps most of their level.
 //! `bench_aec` (ignored; benches/aec.sh runs it in release) measures the candidates side by
-//! side on the same harness and prints a markdown table.
+//! side on the same harness and prints a markdown table; `bench_double_talk_captions` (also
+//! run by benches/aec.sh) the live captions of the near-end talker with and without the far end
+//! talking over them.
 //!
 //! One scenario runs at a time: the box has one echo path (`EchoPath::shared`), as it has one
 //! speaker and one mic.
+
+mod support;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -489,5 +493,87 @@ fn bench_aec() {
             cpu,
             off.status.late_frames + on.status.late_frames + m.status.late_frames,
         );
+    }
+}
+
+/// The live captions of the near-end talker (the box's real capture and processing, then the
+/// captions' own decoding: `worker::transcribe_pcm`, tiny.en) alone and with the far end
+/// talking over them, with the canceller and without; word error rate against what they said.
+/// Prints a markdown table (benches/aec.sh).
+#[test]
+#[ignore]
+fn bench_double_talk_captions() {
+    use roombox::transcribe::vad::VadConfig;
+    use roombox::transcribe::whisper::Whisper;
+    use roombox::transcribe::worker;
+    use support::speech::{errors, words};
+    let Some(model) = support::speech::model() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let far = speech(dir.path(), "en-us", FAR_TEXT);
+    let near = speech(dir.path(), "en-gb+f3", NEAR_TEXT);
+    let len = near.len() as f64 / f64::from(RATE);
+    // The far end talks from 1 s (the canceller has 3 s before the near end starts), over the
+    // whole of the near end's passage, looping.
+    let (from, to) = (4.0, 4.0 + len);
+    let timeline = |double: bool| Timeline {
+        far: if double {
+            vec![(1.0, to + 1.5)]
+        } else {
+            vec![]
+        },
+        near: vec![(from, to)],
+        path_change: None,
+        delay_jump: None,
+        volume: None,
+        end: to + 1.5,
+    };
+    let mut engine = Whisper::load(&model, "en", 1).expect("the model loads");
+    let reference = words(NEAR_TEXT);
+    let mut caption = |r: &Run| {
+        let a = ((from - 0.3) * f64::from(RATE)) as usize;
+        let b = (((to + 1.0) * f64::from(RATE)) as usize).min(r.out.len());
+        let pcm = &r.out[a.min(b)..b];
+        let pieces = worker::transcribe_pcm(&mut engine, &VadConfig::default(), pcm, |_, _| {})
+            .expect("transcribed");
+        let text: Vec<String> = pieces.into_iter().map(|p| p.text).collect();
+        let text = text.join(" ");
+        let wer = 100.0 * errors(&reference, &words(&text)) as f64 / reference.len() as f64;
+        (wer, text)
+    };
+    let mut rows = Vec::new();
+    for (what, backend, double) in [
+        ("near end alone, aec3 (the baseline)", Backend::Aec3, false),
+        ("double talk, aec3 (the default)", Backend::Aec3, true),
+        ("double talk, no canceller", Backend::Passthrough, true),
+    ] {
+        let r = run(
+            dir.path(),
+            &timeline(double),
+            processing(backend, true),
+            &far,
+            &near,
+        );
+        let (wer, text) = caption(&r);
+        rows.push((what, wer, r.near_kept(from + 0.5, to - 0.5), text));
+    }
+    let alone = rows[0].1;
+    println!("| captions of the near-end talker | WER | points over alone | near end kept (dB) | target |");
+    println!("|---|---|---|---|---|");
+    for (i, (what, wer, kept, _)) in rows.iter().enumerate() {
+        let target = match i {
+            1 if wer - alone <= 10.0 => "≤ 10 points: **met**",
+            1 => "≤ 10 points: **not met**",
+            _ => "",
+        };
+        println!(
+            "| {what} | {wer:.1} % | {:+.1} | {kept:+.1} | {target} |",
+            wer - alone
+        );
+    }
+    println!();
+    for (what, _, _, text) in &rows {
+        println!("- {what}: {text}");
     }
 }
