@@ -32,15 +32,8 @@ fn a_recording_of_the_meeting_shows_and_sounds_both_participants_and_goes_on_whe
     support::netns::isolated_async(crate::test_name!(), scenario);
 }
 
-/// The segments closed so far, in order.
 fn closed(b: &Box_) -> Vec<PathBuf> {
-    b.events()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::RecordingSegmentClosed { path, .. } => Some(PathBuf::from(path)),
-            _ => None,
-        })
-        .collect()
+    b.segments_closed()
 }
 
 /// Waits for `n` more segments than `after` and returns the newest.

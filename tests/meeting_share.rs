@@ -37,13 +37,7 @@ fn a_share_takes_the_large_tile_of_the_meeting_and_pictures_keep_their_aspect() 
 }
 
 fn closed(b: &Box_) -> Vec<PathBuf> {
-    b.events()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::RecordingSegmentClosed { path, .. } => Some(PathBuf::from(path)),
-            _ => None,
-        })
-        .collect()
+    b.segments_closed()
 }
 
 /// Skips `n` segments closed from now on and decodes the one after them.

@@ -13,7 +13,7 @@ use roombox::config::{AudioSource, RecordingFormat};
 use roombox::event::Event;
 use roombox::model::{OutputSource, RecordingTarget, ServiceState};
 use roombox::transcribe::transcript::parse_vtt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 use support::inproc::InProcBox as Box_;
@@ -141,12 +141,7 @@ async fn scenario() {
         })
         .await
         .expect("stop-recording");
-    let segment = |b: &Box_| {
-        b.events().into_iter().find_map(|e| match e {
-            Event::RecordingSegmentClosed { path, .. } => Some(PathBuf::from(path)),
-            _ => None,
-        })
-    };
+    let segment = |b: &Box_| b.segments_closed().into_iter().next();
     assert!(
         eventually(WAIT, || segment(&b).is_some()).await,
         "no segment closed"

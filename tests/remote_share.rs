@@ -15,10 +15,10 @@ mod support;
 use roombox::event::Event;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use support::browser::Script;
 use support::inproc::InProcBox as Box_;
 use support::janus::{JanusProcess, ServerConfig};
 use support::poll_until as eventually;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const ROOM: &str = "4545";
 const WAIT: Duration = Duration::from_secs(40);
@@ -75,20 +75,10 @@ async fn vp8_scenario() {
     assert!(config.validate().is_empty(), "{:?}", config.validate());
     let b = Box_::start(&config);
     b.join().await;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let opts = serde_json::json!({"janus": url, "room": VP8_ROOM, "display": "Ana",
         "videocodec": "vp8", "audio": true, "timeoutS": 90});
-    let mut child = tokio::process::Command::new("node")
-        .arg(dir.join("janus_present.mjs"))
-        .arg(opts.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run node");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let sharing = next_line(&mut lines).await;
+    let mut presenter = Script::start("janus_present.mjs", &opts);
+    let sharing = presenter.next().await;
     assert_eq!(sharing["phase"], "sharing", "{sharing:#}");
     assert!(
         eventually(WAIT, || b.saw(|e| matches!(
@@ -134,14 +124,7 @@ async fn vp8_scenario() {
     let before = newest();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(count() > 0 && newest() != before, "the screen stopped");
-    stdin
-        .write_all(
-            b"leave
-",
-        )
-        .await
-        .unwrap();
-    let _ = child.wait().await;
+    presenter.finish("leave").await;
 }
 
 /// The newest whole frame the screen wrote (I420), as (Y, U, V) planes' means over the
@@ -206,17 +189,6 @@ fn blue_camera(path: &Path) {
     assert!(ok.success(), "the camera's picture was not made");
 }
 
-async fn next_line(
-    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-) -> serde_json::Value {
-    let line = tokio::time::timeout(Duration::from_secs(90), lines.next_line())
-        .await
-        .expect("janus_present.mjs said nothing in 90 s")
-        .expect("read janus_present.mjs")
-        .expect("janus_present.mjs ended without a word");
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
-}
-
 async fn scenario() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let rec = tmp.path().join("rec");
@@ -247,26 +219,12 @@ async fn scenario() {
         .await
         .expect("start-recording");
 
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir(),
-        "the browser test needs playwright-core: run tests/browser/setup.sh"
-    );
     let camera = tmp.path().join("camera.y4m");
     blue_camera(&camera);
     let opts = serde_json::json!({"janus": url, "room": ROOM.parse::<u64>().unwrap(), "display": "Ana",
         "camera": camera, "timeoutS": 120});
-    let mut child = tokio::process::Command::new("node")
-        .arg(dir.join("janus_present.mjs"))
-        .arg(opts.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run node");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let sharing = next_line(&mut lines).await;
+    let mut presenter = Script::start("janus_present.mjs", &opts);
+    let sharing = presenter.next().await;
     assert_eq!(sharing["phase"], "sharing", "{sharing:#}");
 
     // The box names the presenter.
@@ -305,15 +263,7 @@ async fn scenario() {
 
     // The meeting's recording (320x180): the share in the large tile (320x144), the cameras in
     // the strip below.
-    let closed = || -> Vec<PathBuf> {
-        b.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::RecordingSegmentClosed { path, .. } => Some(PathBuf::from(path)),
-                _ => None,
-            })
-            .collect()
-    };
+    let closed = || b.segments_closed();
     let target = closed().len() + 2;
     assert!(
         eventually(WAIT, || closed().len() >= target).await,
@@ -329,9 +279,8 @@ async fn scenario() {
     );
 
     // The share stops: the presenter is gone, and the camera alone fills the screen.
-    stdin.write_all(b"stop\n").await.unwrap();
-    stdin.flush().await.unwrap();
-    let stopped = next_line(&mut lines).await;
+    presenter.send("stop").await;
+    let stopped = presenter.next().await;
     assert_eq!(stopped["phase"], "stopped", "{stopped:#}");
     assert!(
         eventually(WAIT, || b.saw(|e| matches!(
@@ -355,6 +304,5 @@ async fn scenario() {
         mean_yuv(&f, main),
         mean_yuv(&f, strip_side)
     );
-    stdin.write_all(b"leave\n").await.unwrap();
-    let _ = child.wait().await;
+    presenter.finish("leave").await;
 }

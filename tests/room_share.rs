@@ -142,20 +142,7 @@ fn bench_share_start_to_chromium() {
     support::netns::isolated_async(crate::test_name!(), bench_scenario);
 }
 
-async fn next_json(
-    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-) -> serde_json::Value {
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("janus_watch.mjs said nothing in 60 s")
-        .expect("read")
-        .expect("janus_watch.mjs ended");
-    eprintln!("janus_watch.mjs: {}", &line[..line.len().min(1500)]);
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
-}
-
 async fn bench_scenario() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let tmp = tempfile::tempdir().expect("tempdir");
     let rec = tmp.path().join("rec");
     let sc = ServerConfig::new("127.0.0.1", rec.clone()).expect("port");
@@ -171,26 +158,15 @@ async fn bench_scenario() {
     let b = Box_::start(&config);
     b.join().await;
 
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let opts = serde_json::json!({"janus": url, "room": ROOM.parse::<u64>().unwrap(),
         "display": "Share bench", "frames": 30, "timeoutS": 400, "shares": true});
-    let mut child = tokio::process::Command::new("node")
-        .arg(dir.join("janus_watch.mjs"))
-        .arg(opts.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run node");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = next_json(&mut lines).await;
+    let mut watch = support::browser::Script::start("janus_watch.mjs", &opts);
+    let first = watch.next().await;
     assert_eq!(first["phase"], "receiving", "{first:#}");
     let mut ms = Vec::new();
     let mut size = (0, 0);
     for _ in 0..7 {
-        stdin.write_all(b"arm\n").await.unwrap();
-        stdin.flush().await.unwrap();
+        watch.send("arm").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let t0 = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -200,7 +176,7 @@ async fn bench_scenario() {
             .send(Command::StartShare)
             .await
             .expect("start-share");
-        let seen = next_json(&mut lines).await;
+        let seen = watch.next().await;
         assert_eq!(seen["phase"], "share", "{seen:#}");
         ms.push(seen["t"].as_f64().unwrap_or(0.0) - t0);
         if let Some(v) = seen["stats"]["videos"]
@@ -219,8 +195,7 @@ async fn bench_scenario() {
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    stdin.write_all(b"quit\n").await.unwrap();
-    let _ = child.wait().await;
+    watch.finish("quit").await;
     let mut sorted = ms.clone();
     sorted.sort_by(|a, b| a.total_cmp(b));
     let median = sorted[sorted.len() / 2];

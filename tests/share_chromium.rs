@@ -10,10 +10,10 @@ use roombox::command::Command;
 use roombox::config::ShareSource;
 use serde_json::Value;
 use std::time::Duration;
+use support::browser::Script;
 use support::inproc::InProcBox as Box_;
 use support::janus::{JanusProcess, ServerConfig};
 use support::poll_until as eventually;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const ROOM: &str = "4747";
 const WAIT: Duration = Duration::from_secs(40);
@@ -26,30 +26,13 @@ fn chromium_gets_the_share_as_a_second_video_described_share_until_it_stops() {
     support::netns::isolated_async(crate::test_name!(), scenario);
 }
 
-type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
-
-async fn next_json(lines: &mut Lines) -> Value {
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("janus_watch.mjs said nothing in 60 s")
-        .expect("read")
-        .expect("janus_watch.mjs ended");
-    eprintln!("janus_watch.mjs: {}", &line[..line.len().min(1500)]);
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
-}
-
 /// Asks the page for the publisher's streams and its stats until `done` holds (30 s at most);
 /// returns the last answer.
-async fn streams_until(
-    stdin: &mut tokio::process::ChildStdin,
-    lines: &mut Lines,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
+async fn streams_until(watch: &mut Script, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        stdin.write_all(b"streams\n").await.unwrap();
-        stdin.flush().await.unwrap();
-        let r = next_json(lines).await;
+        watch.send("streams").await;
+        let r = watch.next().await;
         assert_eq!(r["phase"], "streams", "{r:#}");
         if done(&r) || std::time::Instant::now() > deadline {
             return r;
@@ -90,26 +73,12 @@ async fn scenario() {
     let b = Box_::start(&config);
     b.join().await;
 
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir(),
-        "the browser test needs playwright-core: run tests/browser/setup.sh"
-    );
     let opts = serde_json::json!({"janus": url, "room": ROOM.parse::<u64>().unwrap(),
         "display": "Share watch", "frames": 30, "timeoutS": 150, "shares": true});
-    let mut child = tokio::process::Command::new("node")
-        .arg(dir.join("janus_watch.mjs"))
-        .arg(opts.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run node");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = next_json(&mut lines).await;
+    let mut watch = Script::start("janus_watch.mjs", &opts);
+    let first = watch.next().await;
     assert_eq!(first["phase"], "receiving", "{first:#}");
-    let before = streams_until(&mut stdin, &mut lines, |_| true).await;
+    let before = streams_until(&mut watch, |_| true).await;
     assert!(
         share_stream(&before).is_none(),
         "a share listed before sharing: {before:#}"
@@ -120,7 +89,7 @@ async fn scenario() {
         .await
         .expect("start-share");
     // Listed, decoded at its size, and at about its rate once it has run a few seconds.
-    let sharing = streams_until(&mut stdin, &mut lines, |r| {
+    let sharing = streams_until(&mut watch, |r| {
         share_stream(r).is_some_and(|s| s["disabled"] != true)
             && share_video(r).is_some_and(|v| {
                 v["frames"].as_u64().unwrap_or(0) > 3 * u64::from(SHARE_FPS)
@@ -158,7 +127,7 @@ async fn scenario() {
             .find(|s| s["mid"] == mid)
             .cloned()
     };
-    let stopped = streams_until(&mut stdin, &mut lines, |r| {
+    let stopped = streams_until(&mut watch, |r| {
         by_mid(r).is_some_and(|s| s["disabled"] == true)
     })
     .await;
@@ -166,6 +135,5 @@ async fn scenario() {
         by_mid(&stopped).is_some_and(|s| s["disabled"] == true),
         "the room still lists the share (mid {mid}) as live: {stopped:#}"
     );
-    stdin.write_all(b"quit\n").await.unwrap();
-    let _ = child.wait().await;
+    watch.finish("quit").await;
 }

@@ -42,6 +42,16 @@ pub fn add_chain(bin: &impl IsA<gst::Bin>, chain: &[gst::Element], what: &str) -
     gst::Element::link_many(chain).map_err(|e| MediaError::link(what, e))
 }
 
+/// Raw audio as the box passes it between its parts: S16LE, interleaved.
+pub fn s16_caps(rate: u32, channels: u32) -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("rate", rate as i32)
+        .field("channels", channels as i32)
+        .field("layout", "interleaved")
+        .build()
+}
+
 /// A leaky queue: when whatever is behind it stalls, it drops its oldest buffers instead of
 /// blocking the thread that feeds it.
 pub fn leaky_queue(max_buffers: u32) -> Result<gst::Element> {

@@ -104,12 +104,7 @@ fn pull_all(pipeline: &gst::Pipeline, sink: &gst_app::AppSink, path: &Path) -> R
 }
 
 fn caps(rate: u32, channels: u32) -> gst::Caps {
-    gst::Caps::builder("audio/x-raw")
-        .field("format", "S16LE")
-        .field("rate", rate as i32)
-        .field("channels", channels as i32)
-        .field("layout", "interleaved")
-        .build()
+    crate::media::element::s16_caps(rate, channels)
 }
 
 /// Where the looping source is in the file.

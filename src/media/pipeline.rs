@@ -286,14 +286,7 @@ pub fn build(
         let conv = make("audioconvert")?;
         let res = make("audioresample")?;
         let caps = make("capsfilter")?;
-        caps.set_property(
-            "caps",
-            gst::Caps::builder("audio/x-raw")
-                .field("format", "S16LE")
-                .field("rate", a.rate as i32)
-                .field("channels", a.channels as i32)
-                .build(),
-        );
+        caps.set_property("caps", crate::media::element::s16_caps(a.rate, a.channels));
         let mut chain = vec![src, conv, res, caps];
         let processing = super::echo::Processing::from_config(config);
         let echo = super::echo::EchoPath::shared();
@@ -405,15 +398,7 @@ impl Capture {
                     return Ok(t.clone());
                 }
                 let caps = make("capsfilter")?;
-                caps.set_property(
-                    "caps",
-                    gst::Caps::builder("audio/x-raw")
-                        .field("format", "S16LE")
-                        .field("rate", rate as i32)
-                        .field("channels", 1i32)
-                        .field("layout", "interleaved")
-                        .build(),
-                );
+                caps.set_property("caps", crate::media::element::s16_caps(rate, 1));
                 let raw = self.rawtee.clone().ok_or(MediaError::NoSource("audio"))?;
                 let t = self.audio_branch(
                     &raw,

@@ -23,14 +23,7 @@ pub fn source(path: &Path, rate: u32, channels: u32) -> Result<gst::Element> {
     let src = make("appsrc")?
         .downcast::<gst_app::AppSrc>()
         .map_err(|_| super::MediaError::MissingElement("appsrc".into()))?;
-    src.set_caps(Some(
-        &gst::Caps::builder("audio/x-raw")
-            .field("format", "S16LE")
-            .field("rate", rate as i32)
-            .field("channels", channels as i32)
-            .field("layout", "interleaved")
-            .build(),
-    ));
+    src.set_caps(Some(&crate::media::element::s16_caps(rate, channels)));
     src.set_is_live(true);
     src.set_format(gst::Format::Time);
     src.set_do_timestamp(true);

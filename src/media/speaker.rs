@@ -25,12 +25,7 @@ static FORMATS: Mutex<Vec<gst::glib::WeakRef<gst::Element>>> = Mutex::new(Vec::n
 
 fn format_caps(rate: Option<u32>) -> gst::Caps {
     match rate {
-        Some(rate) => gst::Caps::builder("audio/x-raw")
-            .field("format", "S16LE")
-            .field("rate", rate as i32)
-            .field("channels", 1i32)
-            .field("layout", "interleaved")
-            .build(),
+        Some(rate) => crate::media::element::s16_caps(rate, 1),
         None => gst::Caps::new_any(),
     }
 }

@@ -261,12 +261,7 @@ impl Track {
 }
 
 fn raw_caps(rate: i32, channels: i32) -> gst::Caps {
-    gst::Caps::builder("audio/x-raw")
-        .field("format", "S16LE")
-        .field("rate", rate)
-        .field("channels", channels)
-        .field("layout", "interleaved")
-        .build()
+    super::element::s16_caps(rate.max(1) as u32, channels.max(1) as u32)
 }
 
 fn rate_channels(caps: &gst::Caps) -> (u64, u64) {

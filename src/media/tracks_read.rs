@@ -93,14 +93,7 @@ fn branch(pipeline: &gst::Pipeline, pad: &gst::Pad, rate: u32) -> Result<Reading
     let conv = make("audioconvert")?;
     let res = make("audioresample")?;
     let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst::Caps::builder("audio/x-raw")
-                .field("format", "S16LE")
-                .field("rate", rate as i32)
-                .field("channels", 1i32)
-                .field("layout", "interleaved")
-                .build(),
-        )
+        .caps(&crate::media::element::s16_caps(rate, 1))
         .sync(false)
         .build();
     let chain = [conv.clone(), res, sink.clone().upcast()];

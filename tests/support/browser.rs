@@ -244,3 +244,67 @@ pub async fn play_for(
         report,
     }
 }
+
+/// One of the page scripts in `tests/browser` (janus_present.mjs, janus_watch.mjs) that takes
+/// its options as JSON, reads lines on stdin and answers JSON lines on stdout. Killed on drop.
+pub struct Script {
+    name: String,
+    child: tokio::process::Child,
+    stdin: ChildStdin,
+    lines: tokio::io::Lines<BufReader<ChildStdout>>,
+}
+
+impl Script {
+    /// Starts `tests/browser/<name>` with `opts`; panics with the fix when its npm packages
+    /// are missing.
+    pub fn start(name: &str, opts: &Value) -> Script {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+        assert!(
+            dir.join("node_modules/playwright-core").is_dir(),
+            "the browser test needs playwright-core: run tests/browser/setup.sh"
+        );
+        let mut child = tokio::process::Command::new("node")
+            .arg(dir.join(name))
+            .arg(opts.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run node");
+        let stdin = child.stdin.take().expect("stdin");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Script {
+            name: name.to_string(),
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Sends one line.
+    pub async fn send(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("write to the script");
+        self.stdin.flush().await.expect("flush");
+    }
+
+    /// The next JSON line (90 s at most).
+    pub async fn next(&mut self) -> Value {
+        let name = &self.name;
+        let line = tokio::time::timeout(Duration::from_secs(90), self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{name} said nothing in 90 s"))
+            .unwrap_or_else(|e| panic!("read {name}: {e}"))
+            .unwrap_or_else(|| panic!("{name} ended without a word"));
+        eprintln!("{name}: {}", &line[..line.len().min(1500)]);
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+
+    /// Sends `line` (e.g. "leave", "quit") and waits for the script to end.
+    pub async fn finish(mut self, line: &str) {
+        self.send(line).await;
+        let _ = self.child.wait().await;
+    }
+}

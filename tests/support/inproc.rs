@@ -118,6 +118,17 @@ impl InProcBox {
         base
     }
 
+    /// The recording's segments closed so far, in order.
+    pub fn segments_closed(&self) -> Vec<std::path::PathBuf> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::RecordingSegmentClosed { path, .. } => Some(path.into()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The agent's state now.
     pub fn state(&self) -> AgentState {
         self.handle.state().borrow().clone()

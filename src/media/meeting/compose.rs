@@ -191,15 +191,7 @@ impl Compose {
         let s = &self.settings;
         let amix = mixer("audiomixer")?;
         let caps = make("capsfilter")?;
-        caps.set_property(
-            "caps",
-            gst::Caps::builder("audio/x-raw")
-                .field("format", "S16LE")
-                .field("rate", s.rate as i32)
-                .field("channels", s.channels as i32)
-                .field("layout", "interleaved")
-                .build(),
-        );
+        caps.set_property("caps", crate::media::element::s16_caps(s.rate, s.channels));
         let rawtee = tee("meetrawtee")?;
         self.start_chain(pipeline, &[amix.clone(), caps, rawtee.clone()])?;
         if let Some(mic) = mic {

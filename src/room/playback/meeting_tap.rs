@@ -47,15 +47,7 @@ pub(super) fn add(
         Tapped::Decoded => {}
         Tapped::Audio => {
             let caps = make("capsfilter")?;
-            caps.set_property(
-                "caps",
-                gst::Caps::builder("audio/x-raw")
-                    .field("format", "S16LE")
-                    .field("rate", RATE)
-                    .field("channels", 1i32)
-                    .field("layout", "interleaved")
-                    .build(),
-            );
+            caps.set_property("caps", crate::media::element::s16_caps(RATE as u32, 1));
             chain.extend([make("audioconvert")?, make("audioresample")?, caps]);
         }
     }

@@ -22,14 +22,7 @@ pub(super) fn add(
     let conv = make("audioconvert")?;
     let res = make("audioresample")?;
     let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst::Caps::builder("audio/x-raw")
-                .field("format", "S16LE")
-                .field("rate", SPEECH_RATE as i32)
-                .field("channels", 1i32)
-                .field("layout", "interleaved")
-                .build(),
-        )
+        .caps(&crate::media::element::s16_caps(SPEECH_RATE, 1))
         .sync(false)
         .async_(false)
         .build();
