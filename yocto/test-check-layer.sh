@@ -87,9 +87,9 @@ expect "license line moved" "md5 of Cargo.toml lines 7-7" \
 # Planted where no unit tests follow (the checker reads a file up to its #[cfg(test)]), and an
 # element the layer has never shipped (flvmux, the first choice here, ships now for RTMP).
 expect "agent uses an element the layer does not ship" "uses element avimux" \
-    "printf 'fn x() { let _ = make(\"avimux\"); }\n' >> src/media/recorder.rs"
+    "printf 'fn x() { let _ = make(\"avimux\"); }\n' >> src/media/pip.rs"
 expect "agent names an element in a list, not in make()" "uses element rtph265depay" \
-    "printf 'const NAMES: &[&str] = &[\"rtph265depay\"];\\n' >> src/media/recorder.rs"
+    "printf 'const NAMES: &[&str] = &[\"rtph265depay\"];\\n' >> src/media/pip.rs"
 expect "element's package dropped from RDEPENDS" "h264parse" \
     "sed -i '/gstreamer1.0-plugins-bad-videoparsersbad/d' $recipe"
 expect "stale minimum Rust" "ROOMBOX_MIN_RUST is 1.75" \
