@@ -13,8 +13,9 @@
 #           dropped (worker::transcribe_pcm);
 #   before  each VAD cut decoded alone: no prompt, no repeat removal (the engine's own loop
 #           retry is still on);
-#   post    (--post) a recording's transcript: cut only at silences of 2 s, beam 5, full 30 s
-#           windows conditioned on the text before (worker::transcribe_recording).
+#   post    (--post) a recording's transcript: the file whole but for silences of 30 s or more,
+#           beam 5, whisper.cpp's 30 s windows conditioned on the text before
+#           (worker::transcribe_recording).
 # Repeats: clauses of three words or more said twice in a row (benches/wer.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,8 +63,8 @@ print("`benches/transcribe_human.sh`: two recorded human voices from packages on
       "(beam 5, conditioned on the previous text, temperature fallback). *live* = the captions' decoding "
       "(VAD cuts, greedy, the speaker's last words as the prompt of an utterance under 3 s, loops "
       "decoded again, repeats dropped); *before* = each cut alone, no prompt, no repeat removal; *post* = a "
-      "recording's transcript (cut only at 2 s silences, beam 5, 30 s windows conditioned on the "
-      "previous text). Repeats: clauses of three words or more said twice in a row. "
+      "recording's transcript (the file whole but for silences of 30 s or more, beam 5, 30 s "
+      "windows conditioned on the previous text). Repeats: clauses of three words or more said twice in a row. "
       f"One run, load average {load} at its start.\n")
 print("| voice | words | faster-whisper, whole file | roombox live | live before | roombox post | repeats fw / live / before / post | live ≤ fw + 2 | post ≤ fw + 1 |")
 print("|---|---|---|---|---|---|---|---|---|")

@@ -9,7 +9,8 @@
 //! `--live` decodes as the live captions do (`worker::transcribe_pcm`: VAD cuts, each utterance
 //! after the speaker's last words, repeats dropped); `--post` as a recording's transcript
 //! (`worker::transcribe_recording` with the engine set offline: beam 5, full windows, cut only
-//! at long silences). Without either, each VAD cut is decoded alone, with no context.
+//! at silences of 30 s or more). Without either, each VAD cut is decoded alone, with no context.
+//! Each piece's times and text also go to stderr, to compare segmentation with other engines.
 //!
 //! `--whole` hands each file to the engine in one piece instead of cutting it into utterances
 //! with the VAD first, as faster-whisper does without its `vad_filter`. `--full-window` encodes
@@ -141,6 +142,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (pieces, vad_s, speech.len(), held)
         };
         let compute = t.elapsed().as_secs_f64();
+        for p in &pieces {
+            eprintln!(
+                "{:7.2} {:7.2} {}",
+                p.start.as_secs_f64(),
+                p.end.as_secs_f64(),
+                p.text
+            );
+        }
         let text: Vec<&str> = pieces.iter().map(|p| p.text.as_str()).collect();
         println!(
             "{}",

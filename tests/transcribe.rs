@@ -281,19 +281,21 @@ fn the_speech_gate_passes_each_sentence_and_stops_noise_bursts() {
 
 /// Word error rate ceilings on recorded human speech (tests/speech/human.sh), per voice: (voice,
 /// live captions' path, recordings' path). Measured (2026-12-07, benches/transcribe_human.sh):
-/// Allison 2.5 % live and 3.0 % for a recording (201 words; faster-whisper 3.0 %), the LibriVox
-/// reader 11.1 % and 12.0 % (108 words; faster-whisper 7.4 %). The ceilings leave a few words for
-/// another CPU's rounding; one repeated sentence of the sonnet would cost 6 to 8 points.
+/// Allison 2.5 % live and 2.5 % for a recording (201 words; faster-whisper 3.0 %), the LibriVox
+/// reader 11.1 % and 9.3 % (108 words; faster-whisper 7.4 %; 10.2 % when decoded first). The
+/// ceilings leave a few words for another CPU's rounding; one repeated sentence of the sonnet
+/// would cost 6 to 8 points. The sonnet's recording ceiling fails the 2 s cuts it replaced (13
+/// errors, 12.0 %).
 const HUMAN_LIMITS: [(&str, f64, f64); 2] = [
     ("asterisk-allison", 0.06, 0.06),
-    ("librivox-sonnet", 0.16, 0.16),
+    ("librivox-sonnet", 0.16, 0.12),
 ];
 
 /// Recorded human speech, a LibriVox reader and Asterisk's Allison, through the live captions'
 /// decoding (VAD cuts, each after the speaker's last words, repeats dropped) and a recording's
-/// (cut only at long silences, beam 5, 30 s windows conditioned on the text before). Neither may
-/// say a clause twice (Whisper's loop; the in-order scorer also counts it as insertions), and each
-/// stays within its measured word error rate.
+/// (cut only at silences of 30 s or more, beam 5, 30 s windows conditioned on the text before).
+/// Neither may say a clause twice (Whisper's loop; the in-order scorer also counts it as
+/// insertions), and each stays within its measured word error rate.
 #[test]
 fn recorded_human_speech_is_transcribed_without_repeats() {
     let Some(model) = model() else { return };

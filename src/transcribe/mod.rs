@@ -106,6 +106,7 @@ pub mod ggml;
 pub mod post;
 pub mod repeat;
 pub mod service;
+pub mod stretch;
 pub mod vad;
 pub mod wav;
 pub mod whisper;

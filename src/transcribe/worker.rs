@@ -318,9 +318,9 @@ pub fn transcribe_pcm(
     transcribe_cuts(engine, vad::split(vad, pcm), pcm.len(), true, progress)
 }
 
-/// How a recording is cut for its transcript: only at a silence of 2 s or more (Whisper decodes
-/// the speech between in 30 s windows, each conditioned on the text before), and at most every
-/// 5 minutes, so progress is reported.
+/// How the VAD finds a recording's speech for its transcript: a piece of speech ends at a
+/// silence of 2 s, and is at most 5 minutes long. The pieces are then joined across every pause
+/// shorter than a Whisper window ([`super::stretch`]), so only long silences are skipped.
 pub fn recording_vad() -> VadConfig {
     VadConfig {
         hangover: Duration::from_secs(2),
@@ -329,22 +329,28 @@ pub fn recording_vad() -> VadConfig {
     }
 }
 
-/// Transcribes a whole recording on the calling thread as offline Whisper does: the VAD only
-/// skips long silences ([`recording_vad`]), each stretch of speech between them is decoded
-/// whole after the text before it. Give it an engine set up for recordings
+/// Transcribes a whole recording on the calling thread as offline Whisper does: the whole file
+/// in 30 s windows (whisper.cpp seeks each to the last segment's end and conditions it on the
+/// text before), skipping only silences of 30 s or more ([`super::stretch`]); each stretch
+/// between them is decoded after the text before it. Give it an engine set up for recordings
 /// ([`super::whisper::Whisper::set_offline`]).
 pub fn transcribe_recording(
     engine: &mut dyn Transcriber,
     pcm: &[f32],
     progress: impl FnMut(Duration, Duration),
 ) -> Result<Vec<Piece>, TranscribeError> {
-    transcribe_cuts(
-        engine,
-        vad::split(&recording_vad(), pcm),
-        pcm.len(),
-        false,
-        progress,
-    )
+    let speech: Vec<_> = vad::split(&recording_vad(), pcm)
+        .iter()
+        .map(|s| s.start..s.start + s.pcm.len() as u64)
+        .collect();
+    let stretches = super::stretch::recording_stretches(&speech, pcm.len() as u64)
+        .into_iter()
+        .map(|r| vad::Speech {
+            start: r.start,
+            pcm: pcm[r.start as usize..r.end as usize].to_vec(),
+        })
+        .collect();
+    transcribe_cuts(engine, stretches, pcm.len(), false, progress)
 }
 
 /// Decodes `cuts` in order, each after the text before it: prompted as live captions are
