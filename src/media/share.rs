@@ -299,6 +299,7 @@ impl Share {
         let q = leaky_queue(2)?;
         let [enc, enc_caps, parse, out_caps] =
             h264_encode(encoder_name, spec, c.bitrate_kbps, c.gop_frames())?;
+        encoder::configure_content(&enc, spec)?;
         // The rate first: a grabber delivers 30 or 60 fps of 1080p, and converting and scaling
         // frames the share then drops cost most of its CPU (measured by examples/bench_share).
         // The pattern is made at the share's own size and rate.
