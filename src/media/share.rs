@@ -288,7 +288,10 @@ impl Share {
             ShareSource::Test => {
                 let s = make("videotestsrc")?;
                 s.set_property("is-live", true);
-                set(&s, "pattern", "ball")?;
+                // videotestsrc's moving ball, drawn on its static black frame: painting the ball
+                // pattern cost more than encoding it (see media::sharepattern).
+                set(&s, "pattern", "black")?;
+                super::sharepattern::install(&s, c.width, c.height)?;
                 // Stamped with the pipeline's running time as captured, like a grabber's.
                 s.set_property("do-timestamp", true);
                 s
