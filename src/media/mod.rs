@@ -28,6 +28,7 @@ pub mod recorder;
 pub mod retention;
 pub mod rtmp;
 pub mod share;
+pub mod sharepattern;
 #[cfg(any(test, feature = "test-util"))]
 pub mod sim;
 pub mod sink;

@@ -80,6 +80,8 @@ impl Pip {
         let q = leaky_queue(2)?;
         let [enc, enc_caps, parse, h264] =
             h264_encode(encoder_name, spec, c.bitrate_kbps, c.gop_frames())?;
+        // Content at the share's rate, as the share's own encode.
+        super::encoder::configure_content(&enc, spec)?;
         let chain = vec![
             comp.clone(),
             out,

@@ -288,7 +288,10 @@ impl Share {
             ShareSource::Test => {
                 let s = make("videotestsrc")?;
                 s.set_property("is-live", true);
-                set(&s, "pattern", "ball")?;
+                // videotestsrc's moving ball, drawn on its static black frame: painting the ball
+                // pattern cost more than encoding it (see media::sharepattern).
+                set(&s, "pattern", "black")?;
+                super::sharepattern::install(&s, c.width, c.height)?;
                 // Stamped with the pipeline's running time as captured, like a grabber's.
                 s.set_property("do-timestamp", true);
                 s
@@ -299,6 +302,7 @@ impl Share {
         let q = leaky_queue(2)?;
         let [enc, enc_caps, parse, out_caps] =
             h264_encode(encoder_name, spec, c.bitrate_kbps, c.gop_frames())?;
+        encoder::configure_content(&enc, spec)?;
         // The rate first: a grabber delivers 30 or 60 fps of 1080p, and converting and scaling
         // frames the share then drops cost most of its CPU (measured by examples/bench_share).
         // The pattern is made at the share's own size and rate.
