@@ -152,12 +152,18 @@ async fn run(brokers: &Brokers, boxes: usize) -> anyhow::Result<Figures> {
         }
     }
     let online_s = t.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        online.len() == boxes,
-        "{}: {} of {boxes} online",
-        brokers.urls.join(" "),
-        online.len()
-    );
+    if online.len() < boxes {
+        let missing: Vec<String> = (0..boxes)
+            .map(|i| format!("bench/box{i:05}/status"))
+            .filter(|t| !online.contains(t))
+            .take(10)
+            .collect();
+        anyhow::bail!(
+            "{}: {} of {boxes} online; not seen, among others: {missing:?}",
+            brokers.urls.join(" "),
+            online.len()
+        );
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (rss1, broker1) = (rss_kb(me), broker_rss());
     let mut op = Operator::connect(&conn(brokers, &pw)).await?;
