@@ -106,6 +106,14 @@ pub trait FeedSink: Send + Sync {
     fn push(&self, sample: &gst::Sample) -> Pushed;
 }
 
+/// A sink shared between branches (the engine keeps the consumer's, so a change of source can
+/// move its branches while it runs on).
+impl FeedSink for Arc<dyn FeedSink> {
+    fn push(&self, sample: &gst::Sample) -> Pushed {
+        (**self).push(sample)
+    }
+}
+
 /// What a consumer reports about itself.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConsumerEvent {

@@ -430,8 +430,6 @@ pub fn budget_fps(fps: u32, budget: f64) -> u32 {
     ((f64::from(fps) * budget.clamp(0.0, 1.0)).round() as u32).clamp(1, fps.max(1))
 }
 
-/// Takes `chain` to NULL, source first (its streaming thread stops before what it feeds), and
-/// out of `pipeline`.
 /// `raw → leaky queue → appsink`: the share's frames to the meeting's hub, as the box's share
 /// (the hub drops them while no composition takes them).
 fn meeting_branch(pipeline: &gst::Pipeline, raw: &gst::Element) -> Result<Vec<gst::Element>> {
@@ -450,6 +448,8 @@ fn meeting_branch(pipeline: &gst::Pipeline, raw: &gst::Element) -> Result<Vec<gs
     Ok(branch)
 }
 
+/// Takes `chain` to NULL, source first (its streaming thread stops before what it feeds), and
+/// out of `pipeline`.
 fn remove(pipeline: &gst::Pipeline, chain: &[gst::Element]) {
     for e in chain {
         if let Err(err) = e.set_state(gst::State::Null) {

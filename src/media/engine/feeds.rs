@@ -43,16 +43,6 @@ impl Active {
     }
 }
 
-/// A consumer's sink, shared between its branches and the engine's note of it (kept so a
-/// change of source can move the branches while the consumer runs on).
-struct Shared(Arc<dyn FeedSink>);
-
-impl FeedSink for Shared {
-    fn push(&self, sample: &gstreamer::Sample) -> crate::media::consumer::Pushed {
-        self.0.push(sample)
-    }
-}
-
 /// A branch's sink that stops taking samples once its consumer's branches moved (see
 /// [`switch_source`]): an old branch goes only once its tee is idle, and a sample it still
 /// carried must not land after the new feed's first keyframe.
@@ -152,15 +142,13 @@ fn attach_all(
                     branches.push((tee, Box::new(input) as Box<dyn FeedSink>, keys));
                 }
             }
-            (Feed::Share, Some(share)) => branches.push((
-                tee,
-                Box::new(Shared(sink)) as Box<dyn FeedSink>,
-                share.keyframes(),
-            )),
-            (f, _) if f.is_meeting() => {
-                branches.push((tee, Box::new(Shared(sink)), capture.meeting_keyframes()))
+            (Feed::Share, Some(share)) => {
+                branches.push((tee, Box::new(sink) as Box<dyn FeedSink>, share.keyframes()))
             }
-            _ => branches.push((tee, Box::new(Shared(sink)), keyframes.clone())),
+            (f, _) if f.is_meeting() => {
+                branches.push((tee, Box::new(sink), capture.meeting_keyframes()))
+            }
+            _ => branches.push((tee, Box::new(sink), keyframes.clone())),
         }
         for (tee, sink, keys) in branches {
             let sink = Box::new(Gated {
