@@ -52,8 +52,9 @@ PKGS=(
   janus janus-demos libjs-janus-gateway libjs-webrtc-adapter
   mosquitto mosquitto-clients
   nginx-light libnginx-mod-rtmp
-  # the calendar tests' CalDAV server (tests/support/radicale.rs)
-  radicale
+  # the calendar tests' CalDAV server (tests/support/radicale.rs); python3-tz is only
+  # recommended by its vobject, and without it Radicale refuses every event with a VTIMEZONE
+  radicale python3-tz
   # a clustered MQTT 5 broker for the fleet's failover test (tests/support/ejabberd.rs)
   ejabberd
   # the RAUC update method's test (tests/update_rauc.rs): rauc and its service on a private
