@@ -314,12 +314,19 @@ async fn scenario() {
         .await,
         "the share did not stop"
     );
-    let d = segment_after(&b, 1).await;
-    let (peer_mid, box_mid) = (d.pixel(480, 180), d.pixel(20, 150));
-    eprintln!("after the share: peer {peer_mid:?}, box {box_mid:?}");
-    assert!(
-        is_orange(peer_mid),
-        "the grid did not come back: {peer_mid:?}"
-    );
-    assert!(white(box_mid), "the box's camera: {box_mid:?}");
+    // The grid within a few segments: on a loaded machine the compose runs seconds behind, and
+    // the segment after the stop can still be all share (seen on a 2-core CI machine building
+    // beside it).
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let d = segment_after(&b, 0).await;
+        let (peer_mid, box_mid) = (d.pixel(480, 180), d.pixel(20, 150));
+        eprintln!("after the share: peer {peer_mid:?}, box {box_mid:?}");
+        seen.push((peer_mid, box_mid));
+        if is_orange(peer_mid) {
+            assert!(white(box_mid), "the box's camera: {box_mid:?}");
+            return;
+        }
+    }
+    panic!("the grid did not come back in four segments: (peer, box) {seen:?}");
 }
