@@ -5,8 +5,8 @@
 //! A journal, `commands.jsonl` in the fleet state directory: one JSON line per finished
 //! command, appended before its reply is published. Appending costs one small `write` and no
 //! fsync, so the command round trip stays fast; a crash or restart of the process loses nothing
-//! (the line is in the page cache), and [`Journal::sync`] fsyncs once a second so a power cut
-//! loses at most that second. The journal is bounded: on open, and whenever it holds twice as
+//! (the line is in the page cache), and the fleet link fsyncs it once a second, on a blocking
+//! thread ([`Journal::to_sync`]), so a power cut loses at most that second. The journal is bounded: on open, and whenever it holds twice as
 //! many lines as there are live ids (or twice what a rewrite keeps), it is rewritten from the
 //! live ids (temporary file, fsync,
 //! rename, fsync of the directory), dropping expired ids, keeping at most [`MAX_KEPT`] of the
@@ -122,6 +122,18 @@ impl Journal {
         Ok(())
     }
 
+    /// What to fsync, when lines were appended since the last sync: a second handle on the
+    /// file, for a blocking thread. An fsync on a board's SD card can take tens of
+    /// milliseconds, too long to hold one of the async runtime's threads.
+    pub fn to_sync(&mut self) -> std::io::Result<Option<std::fs::File>> {
+        if !self.dirty {
+            return Ok(None);
+        }
+        let f = self.file.try_clone()?;
+        self.dirty = false;
+        Ok(Some(f))
+    }
+
     /// Flushes appended lines to the disk, if any were written since the last call.
     pub fn sync(&mut self) -> std::io::Result<()> {
         if self.dirty {
@@ -193,6 +205,19 @@ mod tests {
         assert_eq!(ids, ["new"], "expired and torn lines are gone");
         let text = std::fs::read_to_string(d.path().join(FILE)).unwrap();
         assert_eq!(text.lines().count(), 1, "the file was rewritten: {text}");
+    }
+
+    #[test]
+    fn only_what_was_appended_since_the_last_sync_is_handed_out_to_sync() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(d.path(), 1000, 10_000).unwrap();
+        assert!(j.to_sync().unwrap().is_none(), "nothing written yet");
+        j.append(&answered("a", 10_000)).unwrap();
+        let f = j.to_sync().unwrap().expect("a line to sync");
+        f.sync_data().unwrap();
+        assert!(j.to_sync().unwrap().is_none(), "already handed out");
+        j.append(&answered("b", 10_001)).unwrap();
+        assert!(j.to_sync().unwrap().is_some());
     }
 
     #[test]

@@ -471,8 +471,16 @@ impl Worker {
                 }
                 _ = drain.tick() => {
                     self.drain();
-                    if let Err(e) = self.journal.sync() {
-                        tracing::warn!("fleet: cannot sync the command-id journal: {e}");
+                    match self.journal.to_sync() {
+                        Ok(Some(f)) => {
+                            tokio::task::spawn_blocking(move || {
+                                if let Err(e) = f.sync_data() {
+                                    tracing::warn!("fleet: cannot sync the command-id journal: {e}");
+                                }
+                            });
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!("fleet: cannot sync the command-id journal: {e}"),
                     }
                 }
             }
