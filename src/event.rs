@@ -65,12 +65,18 @@ pub enum Event {
         pinned: bool,
     },
     /// What an output carries changed (`set-output-source`); `name` is the RTMP output's.
+    /// Also when an output that asked for the meeting runs while the box is in no room
+    /// (`carries` = room: the box's own picture and sound), and when the box then joins or
+    /// leaves one.
     #[serde(rename_all = "camelCase")]
     OutputSourceChanged {
         output: crate::model::OutputKind,
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<String>,
+        /// What it asked for.
         source: crate::model::OutputSource,
+        /// What it carries now: the meeting only while the box is in a room.
+        carries: crate::model::OutputSource,
     },
     /// The presenter changed: who shares content now (one presenter at a time), none when
     /// nobody does. The box's own share names the box's participant id.

@@ -394,6 +394,9 @@ impl Agent {
                     break;
                 }
             }
+            // What follows from the state the input left, whatever the input was.
+            let fx = self.machine.settle();
+            self.execute(fx, &mut drain_deadline);
             self.speech.mic_gate.store(
                 self.machine.mic_may_be_transcribed(),
                 std::sync::atomic::Ordering::Relaxed,

@@ -58,7 +58,9 @@ use crate::command::{Command, ErrorCode};
 use crate::config::Config;
 use crate::event::{Event, MediaState};
 use crate::media::MediaAction;
-use crate::model::{MeetingState, Mode, Participant, RecordingTarget, Room, ServiceState};
+use crate::model::{
+    MeetingState, Mode, OutputKind, OutputSource, Participant, RecordingTarget, Room, ServiceState,
+};
 use crate::room::RoomAction;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -147,6 +149,9 @@ pub struct StateMachine {
     last_token: u64,
     /// The content share's rules: the box's share and the one presenter.
     share: share::ShareRules,
+    /// The running outputs that asked for the meeting, and what each was last said to carry
+    /// ([`StateMachine::settle`]).
+    carrying: BTreeMap<(OutputKind, Option<String>), OutputSource>,
 }
 
 /// Each concern's setup: from the configuration, or from what the agent attached.
@@ -223,6 +228,7 @@ impl StateMachine {
             last_tick_ms: 0,
             last_token: 0,
             share,
+            carrying: BTreeMap::new(),
         };
         let _ = m.configure(config);
         m.refresh_health();

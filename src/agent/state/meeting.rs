@@ -6,6 +6,7 @@ use crate::command::ErrorCode;
 use crate::event::Event;
 use crate::media::{ConsumerId, MediaAction};
 use crate::model::{OutputKind, OutputSource};
+use std::collections::BTreeMap;
 
 impl StateMachine {
     /// Pins `who` (a remote participant in the room) to the meeting feed's focus, or unpins.
@@ -103,12 +104,73 @@ impl StateMachine {
                 }
             }
         }
+        // The running ones this moved are said to carry what they carry now, so `settle` does
+        // not say it again.
+        let carries = self.carries(source);
+        for key in self.meeting_outputs() {
+            let named = key.0 == output && name.is_none_or(|n| key.1.as_deref() == Some(n));
+            if named {
+                self.carrying.insert(key, carries);
+            }
+        }
         fx.push(Effect::Emit(Event::OutputSourceChanged {
             output,
             name: name.map(str::to_string),
             source,
+            carries,
         }));
         Step::ok(fx)
+    }
+
+    /// What an output that asked for `source` carries now: the meeting only in a room.
+    fn carries(&self, source: OutputSource) -> OutputSource {
+        match (source, &self.state.room) {
+            (OutputSource::Meeting, Some(_)) => OutputSource::Meeting,
+            _ => OutputSource::Room,
+        }
+    }
+
+    /// The running outputs whose source is the meeting.
+    fn meeting_outputs(&self) -> Vec<(OutputKind, Option<String>)> {
+        let s = &self.state;
+        let mut out = Vec::new();
+        if s.recording.state.is_active() && s.recording.source == OutputSource::Meeting {
+            out.push((OutputKind::Recording, None));
+        }
+        if s.hls.state.is_active() && s.hls.source == OutputSource::Meeting {
+            out.push((OutputKind::Hls, None));
+        }
+        for (n, o) in &s.livestream.outputs {
+            if o.state.is_active() && o.source == OutputSource::Meeting {
+                out.push((OutputKind::Livestream, Some(n.clone())));
+            }
+        }
+        out
+    }
+
+    /// After every input: an output that asked for the meeting and starts while the box is in
+    /// no room says that it carries the room's own picture and sound (`output-source-changed`,
+    /// `carries: room`), and a running one says so again when the box joins or leaves a room.
+    /// One that starts in a room says nothing: it carries what it asked for.
+    pub fn settle(&mut self) -> Vec<Effect> {
+        let now = self.meeting_outputs();
+        let mut fx = Vec::new();
+        let mut carrying = BTreeMap::new();
+        for key in now {
+            let carries = self.carries(OutputSource::Meeting);
+            let said = self.carrying.get(&key).copied();
+            if said != Some(carries) && (said.is_some() || carries == OutputSource::Room) {
+                fx.push(Effect::Emit(Event::OutputSourceChanged {
+                    output: key.0,
+                    name: key.1.clone(),
+                    source: OutputSource::Meeting,
+                    carries,
+                }));
+            }
+            carrying.insert(key, carries);
+        }
+        self.carrying = carrying;
+        fx
     }
 
     /// A participant left: their pin goes with them (the feed's hub forgets it too).
@@ -262,6 +324,75 @@ mod tests {
         let step = s.command(&set(OutputKind::Hls, None, OutputSource::Meeting), 0);
         assert!(step.reply.is_ok());
         assert_eq!(s.state.hls.source, OutputSource::Meeting);
+    }
+
+    fn carries(fx: &[Effect]) -> Vec<(OutputKind, OutputSource)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Emit(crate::event::Event::OutputSourceChanged {
+                    output, carries, ..
+                }) => Some((*output, *carries)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_output_asking_for_the_meeting_out_of_a_room_says_it_carries_the_room_until_the_box_joins()
+    {
+        let mut s = state();
+        s.command(&set(OutputKind::Recording, None, OutputSource::Meeting), 0);
+        assert!(s.settle().is_empty(), "not running: nothing to say");
+        s.command(
+            &Command::StartRecording {
+                target: Default::default(),
+            },
+            0,
+        );
+        let fx = s.settle();
+        assert_eq!(
+            carries(&fx),
+            [(OutputKind::Recording, OutputSource::Room)],
+            "{fx:?}"
+        );
+        assert!(s.settle().is_empty(), "said once");
+        s.room_notice(RoomNotice::Joined {
+            room_id: "r".into(),
+            session_id: Some("s".into()),
+            participant_id: "box1".into(),
+        });
+        assert_eq!(
+            carries(&s.settle()),
+            [(OutputKind::Recording, OutputSource::Meeting)]
+        );
+        // Switched to the room and back while in the room: the command says it, settle not again.
+        let step = s.command(&set(OutputKind::Recording, None, OutputSource::Room), 0);
+        assert_eq!(
+            carries(&step.effects),
+            [(OutputKind::Recording, OutputSource::Room)]
+        );
+        assert!(s.settle().is_empty());
+        let step = s.command(&set(OutputKind::Recording, None, OutputSource::Meeting), 0);
+        assert_eq!(
+            carries(&step.effects),
+            [(OutputKind::Recording, OutputSource::Meeting)]
+        );
+        assert!(s.settle().is_empty());
+        s.room_notice(RoomNotice::Left {
+            room_id: "r".into(),
+            reason: "left".into(),
+        });
+        assert_eq!(
+            carries(&s.settle()),
+            [(OutputKind::Recording, OutputSource::Room)]
+        );
+        s.command(
+            &Command::StopRecording {
+                target: Default::default(),
+            },
+            0,
+        );
+        assert!(s.settle().is_empty(), "a stopped output says nothing");
     }
 
     #[test]
