@@ -46,6 +46,10 @@ impl Ejabberd {
         for d in ["conf", "logs", "spool"] {
             std::fs::create_dir_all(dir.path().join(d)).expect("its directories");
         }
+        // `max_queue`: a session's queue of packets not yet sent to its client; past it
+        // ejabberd drops the session (queue_full). The default, 5000, is too small for an
+        // operator taking a group command's replies from 10,000 boxes; mosquitto's counterpart
+        // in the benches is `max_queued_messages 100000`.
         std::fs::write(
             dir.path().join("conf/ejabberd.yml"),
             format!(
@@ -53,7 +57,7 @@ impl Ejabberd {
                  ip: \"127.0.0.1\"\n    module: mod_mqtt\n    backlog: 1000\n\
                  auth_method: internal\nacl:\n  local:\n    user_regexp: \"\"\n\
                  access_rules:\n  local:\n    allow: local\n\
-                 modules:\n  mod_mqtt:\n    access_publish:\n      \"#\":\n        - allow\n    \
+                 modules:\n  mod_mqtt:\n    max_queue: 100000\n    access_publish:\n      \"#\":\n        - allow\n    \
                  access_subscribe:\n      \"#\":\n        - allow\n"
             ),
         )
@@ -160,6 +164,18 @@ impl Ejabberd {
         self.ctl(&["join_cluster", &other.node]);
         let listed = self.ctl(&["list_cluster"]);
         assert!(listed.contains(&other.node), "not clustered: {listed}");
+        // Joining restarts the node's applications, its MQTT listener among them: wait until
+        // it accepts again (a bench saw "connection refused" right after the join).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{}: MQTT does not accept after joining the cluster\n{}",
+                self.node,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The node's process id.
