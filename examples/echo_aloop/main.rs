@@ -21,7 +21,9 @@
 //! `ROOMBOX_ECHO_MIN_ERLE` dB (default 20), and the near-end talker alone passes. A run that
 //! did not keep real time twice (a guest short of CPU) says SKIP with its cost, or fails under
 //! `ROOMBOX_ECHO_REQUIRE=1`. `ROOMBOX_ECHO_IR_MS` (48) and `ROOMBOX_ECHO_CHUNK_MS` (80) size the
-//! simulator's room to what the machine can convolve. hw-tests/tests/70-echo-aloop.sh runs it.
+//! simulator's room to what the machine can convolve; `ROOMBOX_ECHO_AUDIO_SINK` is the speaker's
+//! `audio_sink` (default `alsa`; e.g. `alsasink buffer-time=40000`). It prints how long after the
+//! far end's first block its echo reached the mic. hw-tests/tests/70-echo-aloop.sh runs it.
 
 mod run;
 
@@ -47,6 +49,8 @@ const NEAR_TEXT: &str = "Yes, we can hear you. Before you go on, the projector i
     Could you send the deck by mail as well?";
 
 struct Devices {
+    /// `[room.playback] audio_sink` (`alsa`, or an `alsasink …` with its properties).
+    sink: String,
     speaker: String,
     tap: String,
     mic: String,
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
 fn measure() -> Result<bool, String> {
     gst::init().map_err(|e| format!("GStreamer: {e}"))?;
     let dev = Devices {
+        sink: env_or("ROOMBOX_ECHO_AUDIO_SINK", "alsa"),
         speaker: env_or("ROOMBOX_HW_SPEAKER", "hw:Loopback,0,1"),
         tap: env_or("ROOMBOX_HW_SPEAKER_TAP", "hw:Loopback,1,1"),
         mic: env_or("ROOMBOX_HW_MIC", "hw:Loopback,1,0"),
@@ -112,8 +117,8 @@ fn measure() -> Result<bool, String> {
         chunk_blocks: number("ROOMBOX_ECHO_CHUNK_MS", 80usize)? / 10,
     };
     println!(
-        "speaker {} (tapped at {}), mic {} (fed at {}), 16 kHz mono; the room's first {} ms, {} ms at a time",
-        dev.speaker, dev.tap, dev.mic, dev.feed, s.ir_ms, s.chunk_blocks * 10
+        "speaker `{}` on {} (tapped at {}), mic {} (fed at {}), 16 kHz mono; the room's first {} ms, {} ms at a time",
+        dev.sink, dev.speaker, dev.tap, dev.mic, dev.feed, s.ir_ms, s.chunk_blocks * 10
     );
     let cost = roombox::media::echo::cost(processing(Backend::Aec3), 2);
     println!(
@@ -161,13 +166,14 @@ fn verdict(off: &Run, on: &Run, min_erle: f64, cost: f64, require: bool) -> bool
     };
     for (name, r) in [("none", off), ("aec3", on)] {
         println!(
-            "{name}: the simulator made {:.1} s ({:.2} s a second; its CPU {:.0} ms a second), the box captured {:.2} s a second (its first sample at the simulator's {}); xruns {}",
+            "{name}: the simulator made {:.1} s ({:.2} s a second; its CPU {:.0} ms a second), the box captured {:.2} s a second (its first sample at the simulator's {}); xruns {}; the echo reached the mic {:?} ms after the far end's first block",
             r.blocks.len() as f64 / BPS,
             r.sim_pace,
             r.sim_ms_per_s,
             r.box_pace,
             r.lead,
             r.xruns,
+            r.echo_onset_ms(),
         );
         println!(
             "{name}: ERLE {:.1} dB (7–11 s), {:.1} dB (3–7 s); near end alone {:+.1} dB, in double talk {:+.1} dB; echo over noise {:.1} dB; canceller: render {} capture {} late {}, delay {:?} ms, its own ERLE {:?} dB",

@@ -43,6 +43,14 @@ pub struct Run {
 }
 
 impl Run {
+    /// ms from the far end's first block to the first echo at the mic (the speaker's buffer, the
+    /// simulator's chunk and its room's delay).
+    pub fn echo_onset_ms(&self) -> Option<u64> {
+        let from = self.start + (FAR[0].0 * BPS) as usize;
+        let at = (from..self.blocks.len()).find(|&i| energy(&self.blocks[i].echo) > 1e-6)?;
+        Some(((at - from) * 10) as u64)
+    }
+
     pub fn range(&self, a: f64, b: f64) -> std::ops::Range<usize> {
         self.start + (a * BPS) as usize..self.start + (b * BPS) as usize
     }
@@ -98,6 +106,10 @@ pub fn processing(backend: Backend) -> Processing {
     }
 }
 
+/// The simulator's own delay: the air between speaker and mic (1.7 m). The rest of the echo's
+/// delay is real: the speaker's ALSA buffer, the simulator's chunk and prefill, the mic's.
+const AIR_MS: u32 = 5;
+
 /// What the room simulator does, within what the machine can convolve in real time.
 pub struct Sim {
     /// The room's impulse response, cut to this many ms.
@@ -119,7 +131,7 @@ pub fn run(
     // must find its two ends at 16 kHz mono.
     let room = Room::new(RoomParams {
         rate: RATE,
-        delay_ms: 40,
+        delay_ms: AIR_MS,
         ir,
         echo_gain: 0.25,
         drive: 1.5,
@@ -153,7 +165,12 @@ pub fn run(
                 }
             };
             let record = move |b| blocks.lock().unwrap().push(b);
-            sim::run_alsa(&tap, &feed, room, chunk, control, talker, |_, _| {}, record)
+            let ends = sim::AlsaEnds {
+                tap: &tap,
+                feed: &feed,
+                chunk_blocks: chunk,
+            };
+            sim::run_alsa(ends, room, control, talker, |_, _| {}, record)
         })
     };
     let since = Instant::now();
@@ -258,7 +275,7 @@ pub fn run(
         .format(gst::Format::Time)
         .is_live(true)
         .build();
-    let built = roombox::room::playback::sink("alsa", false, &dev.speaker)
+    let built = roombox::room::playback::sink(&dev.sink, false, &dev.speaker)
         .map_err(|e| e.to_string())
         .and_then(|sink| {
             roombox::media::speaker::chain(sink, &EchoPath::shared()).map_err(|e| e.to_string())

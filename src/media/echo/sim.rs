@@ -278,7 +278,7 @@ pub fn run_pipes(
 /// that a simulator late on a loaded machine (an emulated guest) neither starves the box's mic
 /// nor loses the speaker.
 pub const ALSA_BUFFER_BLOCKS: usize = 50;
-pub const ALSA_MARGIN_BLOCKS: usize = 4;
+pub const ALSA_MARGIN_BLOCKS: usize = 2;
 
 fn alsa_err(device: &str, what: &str, e: alsa::Error) -> std::io::Error {
     std::io::Error::other(format!("{device}: {what}: {e}"))
@@ -375,6 +375,17 @@ fn write_mic(
     Ok(())
 }
 
+/// The two ALSA ends [`run_alsa`] works between, and how much it takes at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct AlsaEnds<'a> {
+    /// Where the box's speaker is heard (capture), e.g. `hw:Loopback,1,1`.
+    pub tap: &'a str,
+    /// What the box's mic hears (playback), e.g. `hw:Loopback,0,0`.
+    pub feed: &'a str,
+    /// 10 ms blocks read, convolved and written at a time.
+    pub chunk_blocks: usize,
+}
+
 /// Runs `room` between the speaker's ALSA capture end `tap` (where the box's speaker device is
 /// heard, e.g. `hw:Loopback,1,1` when the box plays into `hw:Loopback,0,1`) and the mic's ALSA
 /// playback end `feed` (heard by the box's mic, e.g. `hw:Loopback,0,0` for a box capturing
@@ -387,15 +398,18 @@ fn write_mic(
 /// [`run_pipes`]'s. Open it before the box opens its two ends: a loopback pair takes the format
 /// of the side opened first.
 pub fn run_alsa(
-    tap: &str,
-    feed: &str,
+    ends: AlsaEnds<'_>,
     room: Room,
-    chunk_blocks: usize,
     control: Control,
     mut near: impl FnMut(u64, usize) -> Vec<f32>,
     mut events: impl FnMut(u64, &mut Room),
     mut record: impl FnMut(Block),
 ) -> std::io::Result<()> {
+    let AlsaEnds {
+        tap,
+        feed,
+        chunk_blocks,
+    } = ends;
     let n = (room.params.rate / 100) as usize;
     let chunk_blocks = chunk_blocks.clamp(1, ALSA_BUFFER_BLOCKS / 4);
     let chunk = n * chunk_blocks;
