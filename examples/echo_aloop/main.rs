@@ -15,11 +15,11 @@
 //! `roombox` binary's speaker only plays what a room server sends, and the rig has no network.
 //!
 //! Two runs of the same talk (far end alone 1–11 s, near end alone 11–15 s, both 15–19 s): the
-//! control with no canceller, then aec3; each is run again once if it did not keep real time.
+//! control with no canceller, then aec3; each is run again once if it nearly kept real time.
 //! It prints the figures and exits 1 when what a listener would check does not hold: the echo
 //! stands over the noise and comes through the control whole, aec3 takes it down by
 //! `ROOMBOX_ECHO_MIN_ERLE` dB (default 20), and the near-end talker alone passes. A run that
-//! did not keep real time twice (a guest short of CPU) says SKIP with its cost, or fails under
+//! did not keep real time (a guest short of CPU) says SKIP with its cost, or fails under
 //! `ROOMBOX_ECHO_REQUIRE=1`. `ROOMBOX_ECHO_IR_MS` (48) and `ROOMBOX_ECHO_CHUNK_MS` (80) size the
 //! simulator's room to what the machine can convolve; `ROOMBOX_ECHO_AUDIO_SINK` is the speaker's
 //! `audio_sink` (default `alsa`; e.g. `alsasink buffer-time=40000`). It prints how long after the
@@ -128,10 +128,11 @@ fn measure() -> Result<bool, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("a temp dir: {e}"))?;
     let far = speech(dir.path(), "en-us", FAR_TEXT)?;
     let near = speech(dir.path(), "en-gb+f3", NEAR_TEXT)?;
-    // A guest short of CPU for a moment (a loaded host under TCG) gets a second try.
+    // A guest short of CPU for a moment (a loaded host under TCG) gets a second try when it
+    // nearly kept up; far behind, a second try would only make the test longer.
     let twice = |backend: Backend| -> Result<Run, String> {
         let r = run(&dev, &s, backend, &far, &near)?;
-        if realtime(&r) {
+        if realtime(&r) || r.sim_pace.min(r.box_pace) < 0.8 {
             return Ok(r);
         }
         println!("{}: {} does not hold; once more", backend.name(), pace(&r));
@@ -210,7 +211,7 @@ fn verdict(off: &Run, on: &Run, min_erle: f64, cost: f64, require: bool) -> bool
     };
     let skip = |what: &str, r: &Run| {
         println!(
-            "SKIP - {what}: {} does not hold, twice: the guest is short of CPU (aec3 costs {:.0} % of a core here, beside the simulator), and the figures above mean nothing. ROOMBOX_ECHO_REQUIRE=1 makes this a failure.",
+            "SKIP - {what}: {} does not hold: the guest is short of CPU (aec3 costs {:.0} % of a core here, beside the simulator), and the figures above mean nothing. ROOMBOX_ECHO_REQUIRE=1 makes this a failure.",
             pace(r),
             cost * 100.0
         );

@@ -11,8 +11,8 @@
 #      capture takes from its ALSA mic ($ROOMBOX_HW_MIC) through the canceller. Twice in the
 #      same run: the control with no canceller (the echo must come through whole), then aec3
 #      (ERLE after convergence >= ROOMBOX_ECHO_MIN_ERLE, default 20 dB; the near-end talker
-#      alone passes). Under TCG the guest may not run aec3 in real time: a run that falls
-#      behind is tried once more, then the example says SKIP for it (with what aec3 costs),
+#      alone passes). Under TCG the guest may not run aec3 in real time: a run that fell
+#      only a little behind is tried once more; one behind says SKIP (with what aec3 costs),
 #      unless ROOMBOX_ECHO_REQUIRE=1. ROOMBOX_ECHO_AUDIO_SINK sets the speaker's audio_sink.
 # 60 to 140 s of guest time. Needs: cargo build --bin roombox && cargo build --features test-util
 # --example echo_aloop
