@@ -158,6 +158,72 @@ pub fn processing(c: &Config) -> Vec<CheckLine> {
     out
 }
 
+/// Whether the speaker's ALSA device takes what the box plays while processing runs: S16LE mono
+/// at the mic's rate (the speaker's chain pins it, so that what it plays is the canceller's
+/// reference). A `hw:` device has no plug layer to convert: one that plays only 48 kHz, or only
+/// stereo, would refuse it, and the room would fall back to playing nothing. Other names
+/// (`plughw:`, `default`, a PCM of asoundrc's) convert, and are not probed. None when nothing
+/// runs or there is nothing to probe; it opens the device, so `processing` stays pure.
+pub fn speaker_format(c: &Config) -> Option<CheckLine> {
+    let a = &c.media.audio;
+    if a.source == AudioSource::None || !c.audio_processing().any() {
+        return None;
+    }
+    let Speaker::Alsa(device) = speaker(c) else {
+        return None;
+    };
+    if !device.starts_with("hw:") {
+        return None;
+    }
+    let line = |status, detail: String| Some(CheckLine::new(status, "speaker", detail));
+    let pcm = match alsa::PCM::new(&device, alsa::Direction::Playback, true) {
+        Ok(p) => p,
+        Err(e) if e.errno() == libc::EBUSY => {
+            return line(
+                Status::Warning,
+                format!("ALSA `{device}` is in use, so whether it plays S16LE mono at {} Hz was not checked", a.rate),
+            )
+        }
+        Err(e) => {
+            return line(
+                Status::Failed,
+                format!("ALSA `{device}` cannot play: {e}; the room would play no sound (see `roombox probe` for devices)"),
+            )
+        }
+    };
+    let refused: Vec<String> = match alsa::pcm::HwParams::any(&pcm) {
+        Err(e) => vec![e.to_string()],
+        Ok(hw) => [
+            hw.test_format(alsa::pcm::Format::s16())
+                .err()
+                .map(|_| "S16LE".to_string()),
+            hw.test_channels(1).err().map(|_| "mono".to_string()),
+            hw.test_rate(a.rate).err().map(|_| format!("{} Hz", a.rate)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    };
+    if refused.is_empty() {
+        return line(
+            Status::Ok,
+            format!(
+                "ALSA `{device}` plays S16LE mono at {} Hz, the canceller's reference",
+                a.rate
+            ),
+        );
+    }
+    line(
+        Status::Failed,
+        format!(
+            "ALSA `{device}` refuses {}: with processing on the speaker plays S16LE mono at the mic's rate ({} Hz), the canceller's reference, and a `hw:` device does not convert; use `plughw:{}`, or a media.audio.rate it plays",
+            refused.join(", "),
+            a.rate,
+            device.trim_start_matches("hw:"),
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +288,30 @@ mod tests {
         let mut c = room();
         c.media.audio.device = "plughw:CARD=Mic".into();
         assert!(statuses(&c).contains(&(Status::Warning, "echo cancellation".into())));
+    }
+
+    #[test]
+    fn only_a_hw_speaker_with_processing_on_is_probed() {
+        let mut c = room();
+        c.room.playback.audio_device = "plughw:0,0".into();
+        assert_eq!(speaker_format(&c), None, "a plug layer converts");
+        let mut c = room();
+        c.media.audio.processing = ProcessingConfig {
+            echo_cancel: Some(false),
+            noise_suppression: Some(false),
+            gain_control: Some(false),
+            high_pass: Some(false),
+        };
+        assert_eq!(
+            speaker_format(&c),
+            None,
+            "nothing pins the speaker's format"
+        );
+        let mut c = room();
+        c.room.playback.audio_device = "hw:NoSuchCard,0".into();
+        let line = speaker_format(&c).expect("probed");
+        assert_eq!(line.status, Status::Failed, "{line:?}");
+        assert!(line.detail.contains("cannot play"), "{line:?}");
     }
 
     #[test]

@@ -218,6 +218,7 @@ pub fn environment(c: &Config, out: &mut Vec<CheckLine>) {
         }
     }
     out.extend(audio::processing(c));
+    out.extend(audio::speaker_format(c));
 
     element(
         out,

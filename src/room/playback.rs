@@ -80,7 +80,9 @@ fn h264_decoder(registered: impl Fn(&str) -> bool) -> &'static str {
         .unwrap_or("avdec_h264")
 }
 
-fn sink(desc: &str, video: bool, device: &str) -> Result<gst::Element, MediaError> {
+/// The sink a `[room.playback]` setting names (`video_sink`, or `audio_sink` with its
+/// `audio_device`), as the room's playback makes it; tests build the box's speaker with it.
+pub fn sink(desc: &str, video: bool, device: &str) -> Result<gst::Element, MediaError> {
     let desc = match (desc, video) {
         ("none", _) => "fakesink",
         ("auto", true) => {

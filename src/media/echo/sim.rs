@@ -6,8 +6,11 @@
 //! [`Room`] is the pure signal path, 10 ms at a time. [`run_pipes`] drives a box through its two
 //! plain ends: it reads the speaker's pipe (`[room.playback] audio_sink = "filesink
 //! location=…"`, S16LE mono at the mic's rate) and writes the mic's pipe (`[media.audio] source
-//! = "pipe"`). The impulse responses are `tests/data/room-ir-*-16k.f32` (little-endian f32,
-//! 16 kHz, 0.25 s; how they were made is in `tests/data/README.md`).
+//! = "pipe"`). [`run_alsa`] does the same through two ALSA devices (`[room.playback]
+//! audio_sink = "alsa"` on one side of a loopback pair, `[media.audio] source = "alsa"` on the
+//! other's), with the sound card's clocks and buffers: the rig's `snd-aloop` (hw-tests/) or a
+//! cable from a line-out to a line-in. The impulse responses are `tests/data/room-ir-*-16k.f32`
+//! (little-endian f32, 16 kHz, 0.25 s; how they were made is in `tests/data/README.md`).
 
 use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
@@ -70,6 +73,14 @@ impl Room {
         (p.rate as usize * p.delay_ms as usize) / 1000
     }
 
+    /// The same room convolving `samples` at a time, for [`Room::echo`] blocks of up to that:
+    /// fewer, larger FFTs for a simulator short of CPU (an unoptimised build in an emulated
+    /// guest), at the cost of reading that much of the speaker before the echo of its start.
+    pub fn with_block(mut self, samples: usize) -> Room {
+        self.conv = Convolver::new(&self.params.ir, samples.max(1));
+        self
+    }
+
     /// Moves the speaker and mic: a new impulse response, from the next block on.
     pub fn set_ir(&mut self, ir: &[f32]) {
         self.params.ir = ir.to_vec();
@@ -92,7 +103,8 @@ impl Room {
         }
     }
 
-    /// The echo at the mic of one 10 ms block the speaker played.
+    /// The echo at the mic of one block the speaker played (10 ms, or up to
+    /// [`Room::with_block`]'s).
     pub fn echo(&mut self, speaker: &[f32]) -> Vec<f32> {
         let d = self.params.drive;
         let g = self.params.echo_gain;
@@ -126,6 +138,7 @@ impl Room {
 struct Convolver {
     block: usize,
     n: usize,
+    ir_len: usize,
     h: Vec<Complex32>,
     tail: Vec<f32>,
     fwd: Arc<dyn Fft<f32>>,
@@ -140,6 +153,7 @@ impl Convolver {
         let mut c = Convolver {
             block,
             n,
+            ir_len: 0,
             h: Vec::new(),
             tail: vec![0.0; n],
             fwd: planner.plan_fft_forward(n),
@@ -151,6 +165,7 @@ impl Convolver {
     }
 
     fn set_ir(&mut self, ir: &[f32]) {
+        self.ir_len = ir.len().min(self.n - self.block);
         let mut h: Vec<Complex32> = ir
             .iter()
             .take(self.n - self.block)
@@ -163,16 +178,19 @@ impl Convolver {
 
     fn process(&mut self, x: &[f32]) -> Vec<f32> {
         let len = x.len().min(self.block);
-        for (i, b) in self.buf.iter_mut().enumerate() {
-            *b = Complex32::new(if i < len { x[i] } else { 0.0 }, 0.0);
+        for (b, &v) in self.buf.iter_mut().zip(&x[..len]) {
+            *b = Complex32::new(v, 0.0);
         }
+        self.buf[len..].fill(Complex32::default());
         self.fwd.process(&mut self.buf);
         for (b, h) in self.buf.iter_mut().zip(&self.h) {
             *b *= h;
         }
         self.inv.process(&mut self.buf);
         let scale = 1.0 / self.n as f32;
-        for (t, b) in self.tail.iter_mut().zip(&self.buf) {
+        // Only the block and the response's length are non-zero: the rest is the FFT's padding.
+        let reach = (len + self.ir_len).min(self.n);
+        for (t, b) in self.tail[..reach].iter_mut().zip(&self.buf) {
             *t += b.re * scale;
         }
         let out = self.tail[..len].to_vec();
@@ -202,6 +220,10 @@ pub struct Control {
     pub stop: Arc<AtomicBool>,
     /// Blocks written to the mic so far.
     pub written: Arc<AtomicU64>,
+    /// ALSA over- and underruns [`run_alsa`] recovered from (each one shifts the echo's delay).
+    pub xruns: Arc<AtomicU64>,
+    /// CPU time [`run_alsa`] spent making the mic's blocks (not waiting on the devices), µs.
+    pub busy_us: Arc<AtomicU64>,
 }
 
 /// Runs `room` between the speaker's pipe and the mic's pipe until the speaker's writer goes
@@ -249,6 +271,207 @@ pub fn run_pipes(
         index += 1;
     }
     Ok(())
+}
+
+/// The ALSA buffers [`run_alsa`] asks for, in 10 ms blocks, and the silence it keeps ahead in
+/// the mic's beyond one chunk (written before the room's first block and after an underrun), so
+/// that a simulator late on a loaded machine (an emulated guest) neither starves the box's mic
+/// nor loses the speaker.
+pub const ALSA_BUFFER_BLOCKS: usize = 50;
+pub const ALSA_MARGIN_BLOCKS: usize = 2;
+
+fn alsa_err(device: &str, what: &str, e: alsa::Error) -> std::io::Error {
+    std::io::Error::other(format!("{device}: {what}: {e}"))
+}
+
+/// Opens `device` for 16-bit mono at `rate` in 10 ms periods, exactly: a loopback pair must
+/// agree on the format, so a rate ALSA would only approximate is an error here.
+fn open_pcm(
+    device: &str,
+    dir: alsa::Direction,
+    rate: u32,
+    start: usize,
+) -> std::io::Result<alsa::PCM> {
+    use alsa::pcm::{Access, Format, HwParams};
+    let what = if dir == alsa::Direction::Capture {
+        "capture"
+    } else {
+        "playback"
+    };
+    let pcm = alsa::PCM::new(device, dir, false)
+        .map_err(|e| alsa_err(device, &format!("cannot open for {what}"), e))?;
+    let block = alsa::pcm::Frames::from(rate / 100);
+    {
+        let hw = HwParams::any(&pcm).map_err(|e| alsa_err(device, "no parameters", e))?;
+        let set = |r: alsa::Result<()>, what: &str| {
+            r.map_err(|e| {
+                alsa_err(
+                    device,
+                    &format!("{what} refused (the other side of a loopback pair may be open at another format)"),
+                    e,
+                )
+            })
+        };
+        set(hw.set_access(Access::RWInterleaved), "interleaved access")?;
+        set(hw.set_format(Format::s16()), "S16")?;
+        set(hw.set_channels(1), "mono")?;
+        set(
+            hw.set_rate(rate, alsa::ValueOr::Nearest),
+            &format!("{rate} Hz"),
+        )?;
+        hw.set_period_size_near(block, alsa::ValueOr::Nearest)
+            .map_err(|e| alsa_err(device, "10 ms periods", e))?;
+        hw.set_buffer_size_near(block * ALSA_BUFFER_BLOCKS as alsa::pcm::Frames)
+            .map_err(|e| alsa_err(device, "buffer size", e))?;
+        pcm.hw_params(&hw)
+            .map_err(|e| alsa_err(device, "cannot set 16-bit mono", e))?;
+    }
+    let got = pcm
+        .hw_params_current()
+        .and_then(|h| h.get_rate())
+        .map_err(|e| alsa_err(device, "rate", e))?;
+    if got != rate {
+        return Err(std::io::Error::other(format!(
+            "{device}: runs at {got} Hz, not {rate}"
+        )));
+    }
+    if dir == alsa::Direction::Playback {
+        let sw = pcm
+            .sw_params_current()
+            .map_err(|e| alsa_err(device, "software parameters", e))?;
+        sw.set_start_threshold(start as alsa::pcm::Frames)
+            .and_then(|_| pcm.sw_params(&sw))
+            .map_err(|e| alsa_err(device, "start threshold", e))?;
+    }
+    Ok(pcm)
+}
+
+/// Writes all of `samples` to the mic's device; an underrun is counted, the device prepared
+/// again and the prefill written before `samples`.
+fn write_mic(
+    pcm: &alsa::PCM,
+    device: &str,
+    samples: &[i16],
+    prefill: usize,
+    xruns: &AtomicU64,
+) -> std::io::Result<()> {
+    let io = pcm.io_i16().map_err(|e| alsa_err(device, "i/o", e))?;
+    let mut at = 0;
+    while at < samples.len() {
+        match io.writei(&samples[at..]) {
+            Ok(n) => at += n,
+            Err(e) if e.errno() == libc::EPIPE => {
+                xruns.fetch_add(1, Ordering::Relaxed);
+                pcm.prepare().map_err(|e| alsa_err(device, "underrun", e))?;
+                io.writei(&vec![0i16; prefill])
+                    .map_err(|e| alsa_err(device, "prefill", e))?;
+            }
+            Err(e) => {
+                pcm.try_recover(e, true)
+                    .map_err(|e| alsa_err(device, "write", e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The two ALSA ends [`run_alsa`] works between, and how much it takes at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct AlsaEnds<'a> {
+    /// Where the box's speaker is heard (capture), e.g. `hw:Loopback,1,1`.
+    pub tap: &'a str,
+    /// What the box's mic hears (playback), e.g. `hw:Loopback,0,0`.
+    pub feed: &'a str,
+    /// 10 ms blocks read, convolved and written at a time.
+    pub chunk_blocks: usize,
+}
+
+/// Runs `room` between the speaker's ALSA capture end `tap` (where the box's speaker device is
+/// heard, e.g. `hw:Loopback,1,1` when the box plays into `hw:Loopback,0,1`) and the mic's ALSA
+/// playback end `feed` (heard by the box's mic, e.g. `hw:Loopback,0,0` for a box capturing
+/// `hw:Loopback,1,0`), 16-bit mono at the room's rate, until `control.stop` is set. The tap's
+/// clock drives it: every read becomes as much written, so before the box plays anything the
+/// mic gets the room's noise (and the near end) in real time. It works `chunk_blocks` 10 ms
+/// blocks at a time (the room convolving them at once: fewer, larger FFTs for a machine short
+/// of floating point, such as an emulated guest), with a chunk and [`ALSA_MARGIN_BLOCKS`] of
+/// silence ahead in the mic's buffer; both add to the echo's delay. The other arguments are
+/// [`run_pipes`]'s. Open it before the box opens its two ends: a loopback pair takes the format
+/// of the side opened first.
+pub fn run_alsa(
+    ends: AlsaEnds<'_>,
+    room: Room,
+    control: Control,
+    mut near: impl FnMut(u64, usize) -> Vec<f32>,
+    mut events: impl FnMut(u64, &mut Room),
+    mut record: impl FnMut(Block),
+) -> std::io::Result<()> {
+    let AlsaEnds {
+        tap,
+        feed,
+        chunk_blocks,
+    } = ends;
+    let n = (room.params.rate / 100) as usize;
+    let chunk_blocks = chunk_blocks.clamp(1, ALSA_BUFFER_BLOCKS / 4);
+    let chunk = n * chunk_blocks;
+    let mut room = room.with_block(chunk);
+    let prefill = chunk + n * ALSA_MARGIN_BLOCKS;
+    let mic = open_pcm(feed, alsa::Direction::Playback, room.params.rate, prefill)?;
+    let spk = open_pcm(tap, alsa::Direction::Capture, room.params.rate, 1)?;
+    write_mic(&mic, feed, &vec![0i16; prefill], prefill, &control.xruns)?;
+    let spk_io = spk.io_i16().map_err(|e| alsa_err(tap, "i/o", e))?;
+    let mut raw = vec![0i16; chunk];
+    let mut out = vec![0i16; chunk];
+    let mut index = 0u64;
+    while !control.stop.load(Ordering::Relaxed) {
+        let mut got = 0;
+        while got < chunk {
+            match spk_io.readi(&mut raw[got..]) {
+                Ok(k) => got += k,
+                Err(e) => {
+                    control.xruns.fetch_add(1, Ordering::Relaxed);
+                    spk.try_recover(e, true)
+                        .map_err(|e| alsa_err(tap, "read", e))?;
+                }
+            }
+        }
+        let busy = thread_cpu_us();
+        let played: Vec<f32> = raw.iter().map(|&v| f32::from(v) / 32768.0).collect();
+        events(index, &mut room);
+        let echo = room.echo(&played);
+        let mut blocks = Vec::with_capacity(chunk_blocks);
+        for (k, (echo, o)) in echo.chunks(n).zip(out.chunks_mut(n)).enumerate() {
+            let talker = near(index + k as u64, n);
+            let noise = room.noise(n);
+            let heard: Vec<f32> = (0..n)
+                .map(|i| echo[i] + talker.get(i).copied().unwrap_or(0.0) + noise[i])
+                .collect();
+            for (o, h) in o.iter_mut().zip(&heard) {
+                *o = (h * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
+            }
+            blocks.push(Block {
+                index: index + k as u64,
+                echo: echo.to_vec(),
+                near: talker,
+                mic: heard,
+            });
+        }
+        control
+            .busy_us
+            .fetch_add(thread_cpu_us().saturating_sub(busy), Ordering::Relaxed);
+        write_mic(&mic, feed, &out, prefill, &control.xruns)?;
+        control
+            .written
+            .fetch_add(chunk_blocks as u64, Ordering::Relaxed);
+        blocks.into_iter().for_each(&mut record);
+        index += chunk_blocks as u64;
+    }
+    Ok(())
+}
+
+fn thread_cpu_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| std::time::Duration::from(t).as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Sum of squares.
@@ -311,6 +534,28 @@ mod tests {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(i, _)| i);
         assert_eq!(peak, Some(1440));
+    }
+
+    #[test]
+    fn a_room_convolving_larger_blocks_gives_the_same_echo() {
+        let ir: Vec<f32> = (0..900)
+            .map(|i| (-(i as f32) / 200.0).exp() * ((i % 7) as f32 - 3.0) / 3.0)
+            .collect();
+        let mut small = Room::new(params(ir.clone()));
+        let mut large = Room::new(params(ir)).with_block(640);
+        let x: Vec<f32> = (0..6400)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.5)
+            .collect();
+        let a: Vec<f32> = x.chunks(160).flat_map(|c| small.echo(c)).collect();
+        let b: Vec<f32> = x.chunks(640).flat_map(|c| large.echo(c)).collect();
+        assert_eq!(a.len(), b.len());
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-4, "{worst}");
+        assert!(energy(&a) > 1.0, "the echo is there");
     }
 
     #[test]
