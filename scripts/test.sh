@@ -70,7 +70,6 @@ bash scripts/test-arm64.sh --profile dev 2>&1 | tee -a "$log"
 if [[ "${ROOMBOX_SKIP_HW:-0}" != 1 ]]; then
   step "hw-tests rig (QEMU)"
   cargo build --bin roombox
-  cargo build --features test-util --example echo_aloop
   # udev in the guest gives the /dev/v4l/by-path links the camera hot-plug test names.
   ROOMBOX_HW_UDEV=1 bash hw-tests/run.sh 2>&1 | tee -a "$log"
   # The package as a board runs it: a minimal Debian 12 booted with systemd as PID 1 under the

@@ -14,6 +14,8 @@
 #      alone passes). Under TCG the guest may not run aec3 in real time: a run that fell
 #      only a little behind is tried once more; one behind says SKIP (with what aec3 costs),
 #      unless ROOMBOX_ECHO_REQUIRE=1. ROOMBOX_ECHO_AUDIO_SINK sets the speaker's audio_sink.
+# A bench, not one of the rig's tests (under TCG the guest rarely runs aec3 in real time):
+#   hw-tests/run-in-guest.sh -- bash hw-tests/bench/echo-aloop.sh
 # 60 to 140 s of guest time. Needs: cargo build --bin roombox && cargo build --features test-util
 # --example echo_aloop
 set -euo pipefail
@@ -31,7 +33,7 @@ done
 if ! hw_sim; then accel="none (a board)"; elif dmesg | grep -q 'Hypervisor detected: KVM'; then accel=kvm; else accel=tcg; fi
 echo "accel: $accel"
 
-dir=${ROOMBOX_HW_RESULTS:-/tmp}/70-echo-aloop
+dir=${ROOMBOX_HW_RESULTS:-/tmp}/echo-aloop
 mkdir -p "$dir"
 cat >"$dir/roombox.toml" <<CFG
 [device]
