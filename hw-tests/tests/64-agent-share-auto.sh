@@ -14,9 +14,16 @@ trap 'agent_stop; hw_cleanup' EXIT
 grabber=${ROOMBOX_HW_GRABBER:-}
 [ -n "$grabber" ] && [ -e "$grabber" ] || agent_fail "no grabber device (ROOMBOX_HW_GRABBER): vivid needs n_devs=2"
 # The share takes a grabber by a stable link, as an installation should (the rig's --udev).
+# udev makes the links asynchronously, and 62-agent-camera-hotplug has just unbound and bound
+# vivid again (both its devices): wait up to 10 s for the grabber's (seen missing at 1.5 s).
 link=""
-for l in /dev/v4l/by-path/* /dev/v4l/by-id/*; do
-	[ -e "$l" ] && [ "$(readlink -f "$l")" = "$(readlink -f "$grabber")" ] && link=$l && break
+for _ in $(seq 1 100); do
+	for l in /dev/v4l/by-path/* /dev/v4l/by-id/*; do
+		[ -e "$l" ] && [ "$(readlink -f "$l")" = "$(readlink -f "$grabber")" ] && link=$l && break
+	done
+	[ -n "$link" ] && break
+	command -v udevadm >/dev/null && udevadm settle -t 1 2>/dev/null || true
+	sleep 0.1
 done
 [ -n "$link" ] || agent_fail "no stable link to $grabber: $(ls -l /dev/v4l/by-path/ /dev/v4l/by-id/ 2>&1 | tr '\n' ' ')"
 cfg=$AGENT_DIR/roombox.toml
