@@ -108,8 +108,8 @@ print(f"The box (640x360 test camera, the file mic playing recorded human speech
       "greedy, an utterance under 3 s prompted with the speaker's last words), in the same run. Latency is "
       "from the end of an utterance (its last sample's wall clock) to "
       "its `transcription-text` event; it includes the VAD's hangover beyond the 200 ms of tail an "
-      "utterance keeps: 400 ms for one that had run up to 5 s when its pause began, shrinking to 40 ms "
-      "from 8 s on (docs/transcription.md). WER: the captions after "
+      "utterance keeps: 400 ms for one that had run up to 7.5 s when its pause began, shrinking to 40 ms "
+      "from 10 s on (docs/transcription.md). WER: the captions after "
       "the first (which may start mid-sentence) in order against the best run of the looping "
       "sentences; a caption said twice costs its words. Per-voice figures beside faster-whisper: the "
       "human speech section.\n")

@@ -63,8 +63,8 @@ impl Default for VadConfig {
             min_utterance: Duration::from_millis(250),
             max_utterance: Duration::from_secs(20),
             hangover: Duration::from_millis(600),
-            long_from: Duration::from_secs(5),
-            long_until: Duration::from_secs(8),
+            long_from: Duration::from_millis(7500),
+            long_until: Duration::from_secs(10),
             long_hangover: Duration::from_millis(240),
             pre_roll: Duration::from_millis(200),
             threshold_db: 12.0,
@@ -433,10 +433,10 @@ mod tests {
     }
 
     #[test]
-    fn a_long_monologue_ends_at_its_first_pause_between_sentences_after_a_few_seconds() {
-        // Pauses of 300 ms: at 2.2 s and 4.5 s into the utterance the hangover is still longer
-        // than that (600 ms until 3 s, 400 ms at 4.5 s); at 7.8 s it is 200 ms.
-        let pcm = monologue(&[2.0, 2.0, 3.0, 2.0, 1.0], 0.3);
+    fn a_long_monologue_ends_at_its_first_pause_between_sentences_after_several_seconds() {
+        // Pauses of 300 ms: at 3.2 s and 6.5 s into the utterance the hangover is still 600 ms;
+        // at 9.8 s it is 280 ms (600 ms shrinking to 240 ms between 7.5 s and 10 s).
+        let pcm = monologue(&[3.0, 3.0, 3.0, 2.0, 1.5], 0.3);
         let cuts = split(&VadConfig::default(), &pcm);
         let spans: Vec<_> = cuts
             .iter()
@@ -445,9 +445,9 @@ mod tests {
         assert_eq!(cuts.len(), 2, "{spans:?}");
         // The first holds the first three sentences and ends in the third pause, within its
         // kept tail; the second starts just before the fourth sentence and holds the rest.
-        assert!((7.8..=8.3).contains(&spans[0].1), "{spans:?}");
-        assert!((8.0..=8.4).contains(&spans[1].0), "{spans:?}");
-        assert!((3.3..=3.9).contains(&spans[1].1), "{spans:?}");
+        assert!((9.9..=10.3).contains(&spans[0].1), "{spans:?}");
+        assert!((10.2..=10.5).contains(&spans[1].0), "{spans:?}");
+        assert!((3.8..=4.3).contains(&spans[1].1), "{spans:?}");
         // Nothing but a pause between them.
         assert!(spans[0].0 + spans[0].1 <= spans[1].0 + 0.2, "{spans:?}");
 
@@ -474,10 +474,10 @@ mod tests {
         let h = Hangover::new(&VadConfig::default());
         let frames = |s: f64| (s * 50.0) as usize;
         assert_eq!(h.after(frames(1.0)), 30);
-        assert_eq!(h.after(frames(3.0)), 30);
-        assert_eq!(h.after(frames(4.5)), 20);
-        assert_eq!(h.after(frames(6.0)), 10);
-        assert_eq!(h.after(frames(19.0)), 10);
+        assert_eq!(h.after(frames(7.5)), 30);
+        assert_eq!(h.after(frames(8.75)), 22);
+        assert_eq!(h.after(frames(10.0)), 12);
+        assert_eq!(h.after(frames(19.0)), 12);
         let mut last = usize::MAX;
         for f in 0..1000 {
             assert!(h.after(f) <= last);
@@ -497,10 +497,10 @@ mod tests {
         });
         assert_eq!(zero.after(1000), 1);
         let step = Hangover::new(&VadConfig {
-            long_until: Duration::from_secs(3),
+            long_until: Duration::from_millis(7500),
             ..VadConfig::default()
         });
-        assert_eq!((step.after(150), step.after(151)), (30, 10));
+        assert_eq!((step.after(375), step.after(376)), (30, 12));
     }
 
     #[test]
