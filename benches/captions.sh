@@ -89,7 +89,7 @@ def stats(name):
     return 100.0 * int(ticks) / tck / window, int(hwm) / 1024
 base_cpu, base_rss = stats("base")
 cap_cpu, cap_rss = stats("captions")
-lags, dropped, texts = [], 0, []
+lags, dropped, texts, each = [], 0, [], []
 for line in open(f"{tmp}/captions.events"):
     try:
         e = json.loads(line)
@@ -97,6 +97,7 @@ for line in open(f"{tmp}/captions.events"):
         continue
     if e.get("event") == "transcription-text":
         lags.append(e["timestampMs"] - e["endMs"])
+        each.append((e["endMs"] - e["startMs"], lags[-1]))
         texts.append(e["text"])
     elif e.get("event") == "transcription-dropped":
         dropped += e["audioMs"]
@@ -106,7 +107,9 @@ print(f"The box (640x360 test camera, the file mic playing recorded human speech
       "with and without live transcription (whisper.cpp tiny.en q8_0, one thread at SCHED_IDLE, "
       "greedy, an utterance under 3 s prompted with the speaker's last words), in the same run. Latency is "
       "from the end of an utterance (its last sample's wall clock) to "
-      "its `transcription-text` event; it includes the VAD's 600 ms hangover. WER: the captions after "
+      "its `transcription-text` event; it includes the VAD's hangover beyond the 200 ms of tail an "
+      "utterance keeps: 400 ms for one that had run up to 7.5 s when its pause began, shrinking to 40 ms "
+      "from 10 s on (docs/transcription.md). WER: the captions after "
       "the first (which may start mid-sentence) in order against the best run of the looping "
       "sentences; a caption said twice costs its words. Per-voice figures beside faster-whisper: the "
       "human speech section.\n")
@@ -128,4 +131,6 @@ if len(texts) > 1:
 print(f"| audio dropped (engine behind by more than max_backlog) | {dropped/1000:.1f} s | 0 |")
 print(f"| CPU, box without / with transcription | {base_cpu:.1f} % / {cap_cpu:.1f} % of a core | |")
 print(f"| peak RSS, without / with | {base_rss:.1f} / {cap_rss:.1f} MiB | |")
+print("\nEach caption in order, its utterance's length → its latency (s): "
+      + ", ".join(f"{d / 1000:.1f} → {l / 1000:.2f}" for d, l in each) + ".")
 PY

@@ -4,7 +4,8 @@
 //!
 //!     cargo run --release --example transcribe_file -- MODEL.bin [--threads N] [--beam N]
 //!         [--whole] [--full-window] [--flash] [--no-fallback] [--silero VAD.bin]
-//!         [--gate VAD.bin] [--best-of N] [--live | --post] FILE.wav...
+//!         [--gate VAD.bin] [--best-of N] [--long-hangover MS]
+//!         [--long-from MS] [--long-until MS] [--live | --post] FILE.wav...
 //!
 //! `--live` decodes as the live captions do (`worker::transcribe_pcm`: VAD cuts, each utterance
 //! after the speaker's last words, repeats dropped); `--post` as a recording's transcript
@@ -20,6 +21,9 @@
 //! the energy VAD's cuts and has Silero check each one before it is decoded, as the agent does
 //! (`[transcription] speech_gate`). Each line also
 //! says how long the VAD took, how many utterances it cut and how much audio they held.
+//! `--long-hangover`, `--long-from` and `--long-until` set how the pause that ends an utterance
+//! shrinks as it grows (`VadConfig`'s fields of those names); `--long-hangover 600` gives the VAD
+//! of before it shrank, one hangover of 600 ms for every utterance.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -64,6 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut best_of = None;
     let mut silero: Option<WhisperVadContext> = None;
     let mut gate = None;
+    let mut config = VadConfig::default();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--threads" => threads = args.next().ok_or("--threads N")?.parse()?,
@@ -75,6 +80,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--live" => live = true,
             "--best-of" => best_of = Some(args.next().ok_or("--best-of N")?.parse()?),
             "--post" => post = true,
+            "--long-hangover" | "--long-from" | "--long-until" => {
+                let ms = args.next().ok_or(format!("{a} MS"))?.parse()?;
+                let d = std::time::Duration::from_millis(ms);
+                match a.as_str() {
+                    "--long-hangover" => config.long_hangover = d,
+                    "--long-from" => config.long_from = d,
+                    _ => config.long_until = d,
+                }
+            }
             "--gate" => gate = Some(PathBuf::from(args.next().ok_or("--gate VAD.bin")?)),
             "--silero" => {
                 let path = args.next().ok_or("--silero VAD.bin")?;
@@ -110,7 +124,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in files {
         let pcm = wav::read_wav(&file)?;
         let t = Instant::now();
-        let config = VadConfig::default();
         let (pieces, vad_s, utterances, speech_s) = if whole {
             (engine.transcribe(&pcm)?, 0.0, 1, pcm.len())
         } else if live {

@@ -282,7 +282,9 @@ fn the_speech_gate_passes_each_sentence_and_stops_noise_bursts() {
 /// Word error rate ceilings on recorded human speech (tests/speech/human.sh), per voice: (voice,
 /// live captions' path, recordings' path). Measured (2026-12-07, benches/transcribe_human.sh):
 /// Allison 2.5 % live and 2.5 % for a recording (201 words; faster-whisper 3.0 %), the LibriVox
-/// reader 11.1 % and 9.3 % (108 words; faster-whisper 7.4 %; 10.2 % when decoded first). The
+/// reader 11.1 % and 9.3 % (108 words; faster-whisper 7.4 %; 10.2 % when decoded first); on
+/// 2026-12-08, with the VAD's hangover shrinking in long utterances, Allison 1.0 % live and the
+/// reader 11.1 %. The
 /// ceilings leave a few words for another CPU's rounding; one repeated sentence of the sonnet
 /// would cost 6 to 8 points. The sonnet's recording ceiling fails the 2 s cuts it replaced (13
 /// errors, 12.0 %).

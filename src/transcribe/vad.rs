@@ -10,6 +10,9 @@
 //! An utterance starts at the first speech frame (with a little audio before it, so the first
 //! consonant is kept), ends after a hangover of non-speech, is dropped if it holds too little
 //! speech (a cough, a click), and is cut at its quietest recent frame when it grows too long.
+//! The hangover shrinks as the utterance grows: a short one ends only at a real pause, so a
+//! sentence is not split at a breath, while a monologue that has run several seconds ends at its
+//! next pause between sentences or clauses, so its caption does not wait for the speaker to stop.
 //! Pure code: no model, no I/O.
 
 use std::collections::VecDeque;
@@ -37,6 +40,14 @@ pub struct VadConfig {
     pub max_utterance: Duration,
     /// This much non-speech ends an utterance: shorter pauses are inside a sentence.
     pub hangover: Duration,
+    /// An utterance that has run longer than this when a pause begins ends at a shorter pause:
+    /// the hangover shrinks linearly from `hangover` here to `long_hangover` at `long_until`.
+    pub long_from: Duration,
+    /// The length from which the pause that ends an utterance is `long_hangover`.
+    pub long_until: Duration,
+    /// The pause that ends an utterance of `long_until` or more (never more than `hangover`):
+    /// a pause between sentences, longer than those between words.
+    pub long_hangover: Duration,
     /// Audio kept before the first speech frame, so a soft onset is not clipped.
     pub pre_roll: Duration,
     /// A frame is speech when it is this many dB above the noise floor.
@@ -52,6 +63,9 @@ impl Default for VadConfig {
             min_utterance: Duration::from_millis(250),
             max_utterance: Duration::from_secs(20),
             hangover: Duration::from_millis(600),
+            long_from: Duration::from_millis(7500),
+            long_until: Duration::from_secs(10),
+            long_hangover: Duration::from_millis(240),
             pre_roll: Duration::from_millis(200),
             threshold_db: 12.0,
             min_level_dbfs: -50.0,
@@ -84,6 +98,42 @@ fn to_frames(d: Duration) -> usize {
     (d.as_secs_f64() * f64::from(SAMPLE_RATE) / FRAME as f64).round() as usize
 }
 
+/// The pause that ends an utterance, in frames, by how long the utterance was when it began.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Hangover {
+    short: usize,
+    long_from: usize,
+    long_until: usize,
+    long: usize,
+}
+
+impl Hangover {
+    fn new(config: &VadConfig) -> Hangover {
+        let short = to_frames(config.hangover).max(1);
+        let long_from = to_frames(config.long_from);
+        Hangover {
+            short,
+            long_from,
+            long_until: to_frames(config.long_until).max(long_from),
+            long: to_frames(config.long_hangover).clamp(1, short),
+        }
+    }
+
+    /// The non-speech frames that end an utterance which was `frames` long when its pause began.
+    fn after(&self, frames: usize) -> usize {
+        if frames <= self.long_from {
+            self.short
+        } else if frames >= self.long_until {
+            self.long
+        } else {
+            // Linear between the two (long_until > frames > long_from here).
+            self.short
+                - (self.short - self.long) * (frames - self.long_from)
+                    / (self.long_until - self.long_from)
+        }
+    }
+}
+
 /// The utterance being collected.
 struct Open {
     /// Stream index of its first sample.
@@ -103,7 +153,7 @@ pub struct EnergyVad {
     /// Its settings, in frames where that is how they are used.
     min_speech: usize,
     max_frames: usize,
-    hangover: usize,
+    hangover: Hangover,
     pre_roll: usize,
     threshold_db: f32,
     min_level_dbfs: f32,
@@ -125,7 +175,7 @@ impl EnergyVad {
         EnergyVad {
             min_speech: to_frames(config.min_utterance).max(1),
             max_frames: to_frames(config.max_utterance).max(CUT_SEARCH + 1),
-            hangover: to_frames(config.hangover).max(1),
+            hangover: Hangover::new(config),
             pre_roll: to_frames(config.pre_roll) * FRAME,
             threshold_db: config.threshold_db,
             min_level_dbfs: config.min_level_dbfs,
@@ -222,7 +272,8 @@ impl EnergyVad {
             open.quiet_frames += 1;
         }
 
-        if open.quiet_frames >= self.hangover {
+        let before_pause = open.levels.len() - open.quiet_frames;
+        if open.quiet_frames >= self.hangover.after(before_pause) {
             let mut open = self.open.take()?;
             let keep = open.levels.len() - open.quiet_frames + TAIL_FRAMES.min(open.quiet_frames);
             // The quiet frames after the kept tail are dropped, not used as the next utterance's
@@ -364,6 +415,92 @@ mod tests {
         pcm.extend(voice(1.0, 0.3));
         pcm.extend(silence(1.0));
         assert_eq!(split(&VadConfig::default(), &pcm).len(), 1);
+    }
+
+    /// Speech of `sentences` seconds each, separated by pauses of `pause` seconds, after 0.5 s of
+    /// silence and followed by 1.5 s of it, with a little noise.
+    fn monologue(sentences: &[f64], pause: f64) -> Vec<f32> {
+        let mut pcm = silence(0.5);
+        for (i, &s) in sentences.iter().enumerate() {
+            if i > 0 {
+                pcm.extend(silence(pause));
+            }
+            pcm.extend(voice(s, 0.3));
+        }
+        pcm.extend(silence(1.5));
+        add_noise(&mut pcm, 0.003);
+        pcm
+    }
+
+    #[test]
+    fn a_long_monologue_ends_at_its_first_pause_between_sentences_after_several_seconds() {
+        // Pauses of 300 ms: at 3.2 s and 6.5 s into the utterance the hangover is still 600 ms;
+        // at 9.8 s it is 280 ms (600 ms shrinking to 240 ms between 7.5 s and 10 s).
+        let pcm = monologue(&[3.0, 3.0, 3.0, 2.0, 1.5], 0.3);
+        let cuts = split(&VadConfig::default(), &pcm);
+        let spans: Vec<_> = cuts
+            .iter()
+            .map(|c| (secs(c.start), secs(c.pcm.len() as u64)))
+            .collect();
+        assert_eq!(cuts.len(), 2, "{spans:?}");
+        // The first holds the first three sentences and ends in the third pause, within its
+        // kept tail; the second starts just before the fourth sentence and holds the rest.
+        assert!((9.9..=10.3).contains(&spans[0].1), "{spans:?}");
+        assert!((10.2..=10.5).contains(&spans[1].0), "{spans:?}");
+        assert!((3.8..=4.3).contains(&spans[1].1), "{spans:?}");
+        // Nothing but a pause between them.
+        assert!(spans[0].0 + spans[0].1 <= spans[1].0 + 0.2, "{spans:?}");
+
+        // The same speech with the hangover fixed at 600 ms (the recordings' rule, and the VAD
+        // of before) is one utterance.
+        let fixed = VadConfig {
+            long_hangover: Duration::from_millis(600),
+            ..VadConfig::default()
+        };
+        assert_eq!(split(&fixed, &pcm).len(), 1);
+    }
+
+    #[test]
+    fn pauses_between_words_never_end_an_utterance() {
+        // 120 ms gaps (between words) in 12 s of speech: shorter than the shortest hangover.
+        let pcm = monologue(&[0.5; 21], 0.12);
+        let cuts = split(&VadConfig::default(), &pcm);
+        assert_eq!(cuts.len(), 1, "{}", cuts.len());
+        assert!(secs(cuts[0].pcm.len() as u64) >= 12.5);
+    }
+
+    #[test]
+    fn the_hangover_shrinks_linearly_with_the_utterance_and_never_grows() {
+        let h = Hangover::new(&VadConfig::default());
+        let frames = |s: f64| (s * 50.0) as usize;
+        assert_eq!(h.after(frames(1.0)), 30);
+        assert_eq!(h.after(frames(7.5)), 30);
+        assert_eq!(h.after(frames(8.75)), 22);
+        assert_eq!(h.after(frames(10.0)), 12);
+        assert_eq!(h.after(frames(19.0)), 12);
+        let mut last = usize::MAX;
+        for f in 0..1000 {
+            assert!(h.after(f) <= last);
+            last = h.after(f);
+        }
+        // A long hangover above the hangover is the hangover: it never grows; a zero one is a
+        // frame; an empty ramp is a step.
+        let odd = Hangover::new(&VadConfig {
+            long_hangover: Duration::from_secs(5),
+            long_until: Duration::from_secs(1),
+            ..VadConfig::default()
+        });
+        assert_eq!((odd.after(0), odd.after(1000)), (30, 30));
+        let zero = Hangover::new(&VadConfig {
+            long_hangover: Duration::ZERO,
+            ..VadConfig::default()
+        });
+        assert_eq!(zero.after(1000), 1);
+        let step = Hangover::new(&VadConfig {
+            long_until: Duration::from_millis(7500),
+            ..VadConfig::default()
+        });
+        assert_eq!((step.after(375), step.after(376)), (30, 12));
     }
 
     #[test]

@@ -319,11 +319,13 @@ pub fn transcribe_pcm(
 }
 
 /// How the VAD finds a recording's speech for its transcript: a piece of speech ends at a
-/// silence of 2 s, and is at most 5 minutes long. The pieces are then joined across every pause
-/// shorter than a Whisper window ([`super::stretch`]), so only long silences are skipped.
+/// silence of 2 s however long it has run (no caption waits for it), and is at most 5 minutes
+/// long. The pieces are then joined across every pause shorter than a Whisper window
+/// ([`super::stretch`]), so only long silences are skipped.
 pub fn recording_vad() -> VadConfig {
     VadConfig {
         hangover: Duration::from_secs(2),
+        long_hangover: Duration::from_secs(2),
         max_utterance: Duration::from_secs(300),
         ..VadConfig::default()
     }
