@@ -79,12 +79,7 @@ fn speech(dir: &Path, voice: &str, text: &str) -> Vec<f32> {
     x
 }
 
-const FAR_TEXT: &str = "Good morning everyone. Can you all hear me in the meeting room? \
-    I wanted to go over the quarterly numbers before we talk about the launch. \
-    Sales in the northern region were up eleven percent, and the south held steady.";
-const NEAR_TEXT: &str = "Yes, we can hear you. Before you go on, the projector in this room \
-    keeps switching off, so we will only see the slides on the screen by the window. \
-    Could you send the deck by mail as well?";
+use roombox::media::echo::sim::{FAR_TEXT, NEAR_TEXT};
 
 /// What one run gave: every block the simulator made, and the box's processed mic.
 struct Run {

@@ -40,10 +40,8 @@ const RATE: u32 = 16_000;
 const N: usize = (RATE / 100) as usize;
 const WAIT: Duration = Duration::from_secs(40);
 
-/// What the participant says, three times over, so it talks through the whole call.
-const FAR_TEXT: &str = "Good morning everyone. Can you all hear me in the meeting room? \
-    I wanted to go over the quarterly numbers before we talk about the launch. \
-    Sales in the northern region were up eleven percent, and the south held steady. ";
+// What the participant says (three times over, so it talks through the whole call).
+use roombox::media::echo::sim::FAR_TEXT;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -191,7 +189,7 @@ async fn scenario() {
     let ok = std::process::Command::new("espeak-ng")
         .args(["-v", "en-us", "-s", "150", "-w"])
         .arg(&wav)
-        .arg(FAR_TEXT.repeat(3))
+        .arg(format!("{FAR_TEXT} ").repeat(3))
         .status()
         .expect("espeak-ng (scripts/setup.sh installs it)")
         .success();

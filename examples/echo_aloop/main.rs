@@ -41,12 +41,7 @@ const FAR: [(f64, f64); 2] = [(1.0, 11.0), (15.0, 19.0)];
 const NEAR: [(f64, f64); 1] = [(11.0, 19.0)];
 const END: f64 = 19.0;
 
-const FAR_TEXT: &str = "Good morning everyone. Can you all hear me in the meeting room? \
-    I wanted to go over the quarterly numbers before we talk about the launch. \
-    Sales in the northern region were up eleven percent, and the south held steady.";
-const NEAR_TEXT: &str = "Yes, we can hear you. Before you go on, the projector in this room \
-    keeps switching off, so we will only see the slides on the screen by the window. \
-    Could you send the deck by mail as well?";
+use roombox::media::echo::sim::{FAR_TEXT, NEAR_TEXT};
 
 struct Devices {
     /// `[room.playback] audio_sink` (`alsa`, or an `alsasink …` with its properties).

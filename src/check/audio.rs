@@ -290,18 +290,22 @@ mod tests {
         assert!(statuses(&c).contains(&(Status::Warning, "echo cancellation".into())));
     }
 
+    fn all_off() -> ProcessingConfig {
+        ProcessingConfig {
+            echo_cancel: Some(false),
+            noise_suppression: Some(false),
+            gain_control: Some(false),
+            high_pass: Some(false),
+        }
+    }
+
     #[test]
     fn only_a_hw_speaker_with_processing_on_is_probed() {
         let mut c = room();
         c.room.playback.audio_device = "plughw:0,0".into();
         assert_eq!(speaker_format(&c), None, "a plug layer converts");
         let mut c = room();
-        c.media.audio.processing = ProcessingConfig {
-            echo_cancel: Some(false),
-            noise_suppression: Some(false),
-            gain_control: Some(false),
-            high_pass: Some(false),
-        };
+        c.media.audio.processing = all_off();
         assert_eq!(
             speaker_format(&c),
             None,
@@ -322,12 +326,7 @@ mod tests {
         assert!(!c.audio_processing().gain_control);
 
         let mut c = room();
-        c.media.audio.processing = ProcessingConfig {
-            echo_cancel: Some(false),
-            noise_suppression: Some(false),
-            gain_control: Some(false),
-            high_pass: Some(false),
-        };
+        c.media.audio.processing = all_off();
         assert!(!c.audio_processing().any());
     }
 }

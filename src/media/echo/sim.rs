@@ -20,6 +20,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// What the far end says in the simulated room's scripted calls (tier 1 and tier 2).
+pub const FAR_TEXT: &str = "Good morning everyone. Can you all hear me in the meeting room? \
+    I wanted to go over the quarterly numbers before we talk about the launch. \
+    Sales in the northern region were up eleven percent, and the south held steady.";
+/// What the near-end talker says over it.
+pub const NEAR_TEXT: &str = "Yes, we can hear you. Before you go on, the projector in this room \
+    keeps switching off, so we will only see the slides on the screen by the window. \
+    Could you send the deck by mail as well?";
+
 /// Reads an impulse response file: little-endian f32 samples.
 pub fn load_ir(path: &Path) -> std::io::Result<Vec<f32>> {
     let bytes = std::fs::read(path)?;
