@@ -131,7 +131,7 @@ struct Figures {
     broker_mib: (f64, f64),
 }
 
-async fn run(brokers: &Brokers, boxes: usize) -> anyhow::Result<Figures> {
+async fn run(brokers: &Brokers, boxes: usize, per_shard: usize) -> anyhow::Result<Figures> {
     let root = tempfile::tempdir()?;
     let pw: PathBuf = root.path().join("pw");
     std::fs::write(&pw, format!("{PASSWORD}\n"))?;
@@ -140,13 +140,12 @@ async fn run(brokers: &Brokers, boxes: usize) -> anyhow::Result<Figures> {
     let mut follower = Operator::connect(&conn(brokers, &pw)).await?;
     follower.subscribe(&["bench/+/status".into()]).await?;
     let t = Instant::now();
-    let per = arg("--per-shard", 4000).max(1);
     let mut shards = Vec::new();
-    for from in (0..boxes).step_by(per) {
+    for from in (0..boxes).step_by(per_shard) {
         shards.push(Shard::spawn(
             brokers,
             from,
-            (from + per).min(boxes),
+            (from + per_shard).min(boxes),
             root.path(),
             &pw,
         )?);
@@ -287,8 +286,13 @@ async fn main() -> anyhow::Result<()> {
     let boxes = arg("--boxes", 2000);
     let per_shard = arg("--per-shard", 4000).max(1);
     // --cluster-only: beyond what one mosquitto holds here (one process, one open file a box).
-    if std::env::args().any(|a| a == "--cluster-only") {
-        let c = run(&tokio::task::spawn_blocking(cluster).await?, boxes).await?;
+    if args.iter().any(|a| a == "--cluster-only") {
+        let c = run(
+            &tokio::task::spawn_blocking(cluster).await?,
+            boxes,
+            per_shard,
+        )
+        .await?;
         println!(
             "{boxes} boxes on the two-node cluster, in {} shards:\n",
             boxes.div_ceil(per_shard)
@@ -309,8 +313,13 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let m = run(&mosquitto()?, boxes).await?;
-    let c = run(&tokio::task::spawn_blocking(cluster).await?, boxes).await?;
+    let m = run(&mosquitto()?, boxes, per_shard).await?;
+    let c = run(
+        &tokio::task::spawn_blocking(cluster).await?,
+        boxes,
+        per_shard,
+    )
+    .await?;
     println!("## Fleet beyond one broker: a two-node ejabberd cluster (issue 21)\n");
     println!(
         "{boxes} simulated boxes in {} processes of at most {} (`benches/fleet.sh --cluster`, {} build), \

@@ -97,16 +97,7 @@ impl Ejabberd {
         };
         e.ctl(&["start"]);
         e.ctl(&["started"]);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "ejabberd {} did not listen on {port}: {}",
-                e.node,
-                e.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        e.wait_listening("after starting");
         e.pid = std::fs::read_to_string(e.dir.path().join("ejabberd.pid"))
             .ok()
             .and_then(|s| s.trim().parse().ok());
@@ -166,12 +157,18 @@ impl Ejabberd {
         assert!(listed.contains(&other.node), "not clustered: {listed}");
         // Joining restarts the node's applications, its MQTT listener among them: wait until
         // it accepts again (a bench saw "connection refused" right after the join).
+        self.wait_listening("after joining the cluster");
+    }
+
+    /// Waits up to 60 s until the node's MQTT port accepts connections.
+    fn wait_listening(&self, when: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "{}: MQTT does not accept after joining the cluster\n{}",
+                "ejabberd {} does not listen on {} {when}: {}",
                 self.node,
+                self.port,
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));

@@ -153,11 +153,10 @@ impl StateMachine {
     /// `carries: room`), and a running one says so again when the box joins or leaves a room.
     /// One that starts in a room says nothing: it carries what it asked for.
     pub fn settle(&mut self) -> Vec<Effect> {
-        let now = self.meeting_outputs();
+        let carries = self.carries(OutputSource::Meeting);
         let mut fx = Vec::new();
         let mut carrying = BTreeMap::new();
-        for key in now {
-            let carries = self.carries(OutputSource::Meeting);
+        for key in self.meeting_outputs() {
             let said = self.carrying.get(&key).copied();
             if said != Some(carries) && (said.is_some() || carries == OutputSource::Room) {
                 fx.push(Effect::Emit(Event::OutputSourceChanged {
