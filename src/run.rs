@@ -244,8 +244,13 @@ fn under_systemd() -> bool {
 /// The demo's live view: every event as it happens, and the state once a second.
 async fn live_view(agent: AgentHandle, socket: PathBuf) {
     use std::io::Write;
+    // The binary as this run started it (the demo's is not on PATH), and two separate commands.
+    let me = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "roombox".into());
     println!(
-        "roombox is running. In another terminal: roombox status --socket {0} | roombox cmd --socket {0} start-recording",
+        "roombox is running. In another terminal, its state: {me} status --socket {0}\n\
+         or a command:                                 {me} cmd --socket {0} start-recording",
         socket.display()
     );
     let mut events = agent.subscribe();
