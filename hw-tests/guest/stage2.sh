@@ -107,6 +107,15 @@ RBX_UDEV=0
 # shellcheck source=/dev/null
 . "$C/boot.conf"
 if [ "$RBX_UDEV" = 1 ]; then
+	# Both vivid instances hang off the one platform device, so udev gives them the same
+	# by-path link (platform-vivid.0-video-index0) and it points at whichever was added last.
+	# Real cameras and grabbers sit on USB ports of their own; here each gets a by-id link by
+	# its instance name, as a USB device's serial would give it, and keeps it across a rebind.
+	mkdir -p /run/udev/rules.d
+	cat >/run/udev/rules.d/70-rig-vivid.rules <<'RULES'
+SUBSYSTEM=="video4linux", ATTR{name}=="vivid-000-vid-cap", SYMLINK+="v4l/by-id/rig-vivid-camera-video-index0"
+SUBSYSTEM=="video4linux", ATTR{name}=="vivid-001-vid-cap", SYMLINK+="v4l/by-id/rig-vivid-grabber-video-index0"
+RULES
 	/lib/systemd/systemd-udevd --daemon --resolve-names=never || fail "systemd-udevd"
 	# only the rig's devices: replaying every device's rules costs 10+ s under TCG
 	udevadm trigger --action=add --subsystem-match=video4linux --subsystem-match=media \

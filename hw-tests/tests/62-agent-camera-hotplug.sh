@@ -10,8 +10,10 @@ trap 'agent_stop; hw_cleanup' EXIT
 
 # Name the camera the way an installation should: by udev's stable link, which follows the
 # camera to whatever node it comes back as (needs the rig's --udev; ROOMBOX_HW_UDEV=1).
-link=$(ls /dev/v4l/by-path/*video-index0 2>/dev/null | head -1 || true)
-[ -n "$link" ] || agent_fail "no /dev/v4l/by-path link: run the rig with ROOMBOX_HW_UDEV=1"
+# (The rig's vivid has both its nodes on one platform device, so their by-path links collide;
+# guest/stage2.sh gives each a by-id link instead.)
+link=/dev/v4l/by-id/rig-vivid-camera-video-index0
+[ -e "$link" ] || agent_fail "no $link: run the rig with ROOMBOX_HW_UDEV=1"
 cfg=$AGENT_DIR/roombox.toml
 ROOMBOX_HW_VIDEO=$link agent_config "$cfg"
 agent_start "$cfg"
@@ -33,7 +35,7 @@ wait_led led-red 1 15 || agent_fail "no error shown on the red LED while the cam
 echo "ok - camera gone: media left PLAYING and the red LED flashes"
 hw_sleep 2
 # The camera may come back under another node (a vanished node that is still held keeps its
-# minor number); the by-path link follows it either way.
+# minor number); the stable link follows it either way.
 camera_replug || true
 for _ in $(seq 1 100); do [ -e "$link" ] && break; hw_sleep 0.1; done
 [ -e "$link" ] || agent_fail "udev did not recreate $link"

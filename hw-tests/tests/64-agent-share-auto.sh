@@ -13,12 +13,12 @@ trap 'agent_stop; hw_cleanup' EXIT
 
 grabber=${ROOMBOX_HW_GRABBER:-}
 [ -n "$grabber" ] && [ -e "$grabber" ] || agent_fail "no grabber device (ROOMBOX_HW_GRABBER): vivid needs n_devs=2"
-# The share takes a grabber by a stable link, as an installation should (the rig's --udev).
-# udev makes the links asynchronously, and 62-agent-camera-hotplug has just unbound and bound
-# vivid again (both its devices): wait up to 10 s for the grabber's (seen missing at 1.5 s).
+# The share takes a grabber by a stable link, as an installation should (the rig's --udev gives
+# it a by-id link, guest/stage2.sh). udev makes links asynchronously, and
+# 62-agent-camera-hotplug has just unbound and bound vivid again (both its devices).
 link=""
 for _ in $(seq 1 100); do
-	for l in /dev/v4l/by-path/* /dev/v4l/by-id/*; do
+	for l in /dev/v4l/by-id/* /dev/v4l/by-path/*; do
 		[ -e "$l" ] && [ "$(readlink -f "$l")" = "$(readlink -f "$grabber")" ] && link=$l && break
 	done
 	[ -n "$link" ] && break
