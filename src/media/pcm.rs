@@ -5,6 +5,8 @@
 //! mute) and each remote participant's branch in room playback (through a [`PcmHub`]).
 
 use super::consumer::{Consumer, ConsumerEvent, Feed, FeedSink, Pushed, StartContext};
+use super::echo::linear::{Linear, LINEAR_RATE};
+use super::echo::EchoPath;
 use super::error::Result;
 use gstreamer as gst;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +26,10 @@ pub struct PcmChunk {
     pub at: SystemTime,
     /// Mono samples at [`SPEECH_RATE`], in -1..1.
     pub samples: Vec<f32>,
+    /// The echo canceller's linear output for the same samples, and the mic's power, where the
+    /// canceller has them (the local mic, with echo cancellation on): what the captions decode
+    /// when the room talks over the far end (`transcribe::linear`).
+    pub linear: Option<Linear>,
 }
 
 impl PcmChunk {
@@ -39,7 +45,20 @@ impl PcmChunk {
             source: source.to_string(),
             at: now.checked_sub(len).unwrap_or(now),
             samples,
+            linear: None,
         }
+    }
+
+    /// A chunk of the local mic's speech feed: [`PcmChunk::from_s16`] with the canceller's
+    /// linear output for the buffer's time, when it has one.
+    pub fn from_sample(source: &str, buffer: &gst::BufferRef, bytes: &[u8]) -> PcmChunk {
+        let mut chunk = PcmChunk::from_s16(source, bytes);
+        if SPEECH_RATE == LINEAR_RATE {
+            if let Some(pts) = buffer.pts() {
+                chunk.linear = EchoPath::shared().linear(pts.nseconds(), chunk.samples.len());
+            }
+        }
+        chunk
     }
 }
 
@@ -100,14 +119,17 @@ impl FeedSink for PcmSink {
         if !self.0.gate.load(Ordering::Relaxed) {
             return Pushed::Ok;
         }
-        let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) else {
+        let Some(buffer) = sample.buffer() else {
             return Pushed::Ok;
         };
-        match self
-            .0
-            .tx
-            .try_send(PcmChunk::from_s16(&self.0.source, map.as_slice()))
-        {
+        let Ok(map) = buffer.map_readable() else {
+            return Pushed::Ok;
+        };
+        match self.0.tx.try_send(PcmChunk::from_sample(
+            &self.0.source,
+            buffer,
+            map.as_slice(),
+        )) {
             Ok(()) => Pushed::Ok,
             // Audio has no keyframes: Full only drops this chunk.
             Err(_) => Pushed::Ok,

@@ -306,8 +306,9 @@ pub fn build(
                 .ok_or_else(|| MediaError::link("audio", "identity has no src pad"))?
                 .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                     if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
+                        let pts = buffer.pts().map(gst::ClockTime::nseconds);
                         if let Ok(mut map) = buffer.make_mut().map_writable() {
-                            echo.capture_s16(map.as_mut_slice());
+                            echo.capture_s16_at(map.as_mut_slice(), pts);
                         }
                     }
                     gst::PadProbeReturn::Ok

@@ -103,6 +103,7 @@ pub trait Transcriber: Send {
 
 pub mod gate;
 pub mod ggml;
+pub mod linear;
 pub mod post;
 pub mod repeat;
 pub mod service;

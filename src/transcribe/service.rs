@@ -7,10 +7,14 @@
 //!                                                                                           │     └─► notices → agent
 //! ```
 //!
+//! The local mic's utterances are decoded from the echo canceller's linear output where that is
+//! the room talking (`linear`).
+//!
 //! Nothing here blocks capture or the call: the taps `try_send` into a bounded channel (full:
 //! the chunk is dropped), the VAD is cheap, and the worker's queue drops its oldest audio beyond
 //! `max_backlog`, which the agent reports.
 
+use super::linear::LinearTrack;
 use super::live::TranscriptionNotice;
 use super::transcript::{Caption, LiveTranscript};
 use super::vad::{EnergyVad, VadConfig};
@@ -42,6 +46,8 @@ struct Source {
     samples: u64,
     /// When the last chunk came.
     last: SystemTime,
+    /// The echo canceller's linear output beside the samples (the local mic's).
+    linear: LinearTrack,
 }
 
 impl Source {
@@ -51,6 +57,7 @@ impl Source {
             base: at,
             samples: 0,
             last: at,
+            linear: LinearTrack::default(),
         }
     }
 
@@ -173,7 +180,7 @@ async fn feed(
             },
             started_at: at,
             offset: at.duration_since(started).unwrap_or_default(),
-            pcm: speech.pcm,
+            pcm: src.linear.pick(&speech).unwrap_or(speech.pcm),
         });
     };
     loop {
@@ -195,6 +202,7 @@ async fn feed(
                     *src = Source::new(chunk.at, &vad);
                 }
                 src.last = SystemTime::now();
+                src.linear.push(src.samples, chunk.linear);
                 let cut = src.vad.push(&chunk.samples);
                 for s in cut {
                     submit(&worker, &chunk.source, src, s);
@@ -304,4 +312,88 @@ pub fn load_whisper(
         }
     }
     Ok(engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::echo::linear::Linear;
+    use crate::transcribe::{Piece, TranscribeError};
+
+    /// Says which signal it was given: the linear output's samples are ±0.25, the processed
+    /// mic's ±0.3.
+    struct Which;
+
+    impl Transcriber for Which {
+        fn describe(&self) -> String {
+            "which".into()
+        }
+
+        fn transcribe(&mut self, pcm: &[f32]) -> Result<Vec<Piece>, TranscribeError> {
+            let mid = pcm[pcm.len() / 2].abs();
+            let text = if (mid - 0.25).abs() < 0.01 {
+                "linear"
+            } else {
+                "processed"
+            };
+            Ok(vec![Piece {
+                start: Duration::ZERO,
+                end: Duration::from_millis(100),
+                text: text.into(),
+            }])
+        }
+    }
+
+    /// 10 ms of the local mic: speech (±0.3) or silence, with a linear output of ±0.25 beside
+    /// it and the mic's power as given.
+    fn chunk(at: SystemTime, speech: bool, mic_power: f32) -> PcmChunk {
+        let tone = |a: f32| (0..160).map(move |i| if i % 2 == 0 { a } else { -a });
+        let (s, l) = if speech { (0.3, 0.25) } else { (0.0, 0.0) };
+        PcmChunk {
+            source: "box".into(),
+            at,
+            samples: tone(s).collect(),
+            linear: Some(Linear {
+                samples: tone(l).collect(),
+                mic_power,
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_room_talking_is_decoded_from_the_linear_output_and_residual_echo_is_not() {
+        let (worker, mut events) = Worker::spawn(Box::new(Which), Duration::from_secs(60));
+        let (tx, rx) = mpsc::channel(CHUNK_QUEUE);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let t0 = SystemTime::now();
+        let feeder = tokio::spawn(feed(rx, worker, t0, stop_rx));
+        // The room talks (the mic about as loud as the linear output), then a pause; then what
+        // the VAD takes for speech is residual echo: the mic 12 dB over the linear output.
+        let mut at = t0;
+        for (speech, power, n) in [
+            (false, 0.0, 50),
+            (true, 0.0625, 100),
+            (false, 0.0, 150),
+            (true, 1.0, 100),
+            (false, 0.0, 150),
+        ] {
+            for _ in 0..n {
+                tx.send(chunk(at, speech, power)).await.unwrap();
+                at += Duration::from_millis(10);
+            }
+        }
+        let mut said = Vec::new();
+        while said.len() < 2 {
+            let ev = tokio::time::timeout(Duration::from_secs(10), events.recv())
+                .await
+                .expect("a text within 10 s")
+                .expect("open");
+            if let WorkerEvent::Text { pieces, .. } = ev {
+                said.push(pieces[0].text.clone());
+            }
+        }
+        assert_eq!(said, ["linear", "processed"]);
+        let _ = stop_tx.send(());
+        let _ = feeder.await;
+    }
 }

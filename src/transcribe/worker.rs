@@ -318,6 +318,28 @@ pub fn transcribe_pcm(
     transcribe_cuts(engine, vad::split(vad, pcm), pcm.len(), true, progress)
 }
 
+/// [`transcribe_pcm`] of the local mic with the echo canceller's linear output beside it
+/// (`linear`, by sample index, as the live captions keep it): each utterance is decoded from
+/// the signal the live captions would pick ([`super::linear`]).
+pub fn transcribe_pcm_linear(
+    engine: &mut dyn Transcriber,
+    vad: &VadConfig,
+    pcm: &[f32],
+    linear: &super::linear::LinearTrack,
+) -> Result<Vec<Piece>, TranscribeError> {
+    let cuts = vad::split(vad, pcm)
+        .into_iter()
+        .map(|s| match linear.pick(&s) {
+            Some(pcm) => vad::Speech {
+                start: s.start,
+                pcm,
+            },
+            None => s,
+        })
+        .collect();
+    transcribe_cuts(engine, cuts, pcm.len(), true, |_, _| {})
+}
+
 /// How the VAD finds a recording's speech for its transcript: a piece of speech ends at a
 /// silence of 2 s however long it has run (no caption waits for it), and is at most 5 minutes
 /// long. The pieces are then joined across every pause shorter than a Whisper window

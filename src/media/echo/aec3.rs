@@ -15,6 +15,11 @@ pub struct Aec3 {
     pipeline: Option<LinearPipeline>,
     out: Vec<f32>,
     figures: EchoFigures,
+    /// The linear filter's output of the last capture frame (mono, 16 kHz), while the
+    /// canceller runs.
+    linear: Vec<f32>,
+    has_linear: bool,
+    channels: usize,
 }
 
 impl Aec3 {
@@ -30,6 +35,7 @@ impl Aec3 {
             // suppressor already shapes the residual.
             .enable_post_filter(false)
             .export_metrics(true)
+            .export_linear_output(p.echo_cancel)
             .build();
         let pipeline = match built {
             Ok(mut pl) => {
@@ -50,6 +56,9 @@ impl Aec3 {
             pipeline,
             out: vec![0.0; capture.sample_count()],
             figures: EchoFigures::default(),
+            linear: Vec::new(),
+            has_linear: false,
+            channels: p.channels.max(1) as usize,
         }
     }
 }
@@ -79,6 +88,16 @@ impl Canceller for Aec3 {
             Ok(false) => {}
             Err(e) => tracing::debug!(error = %e, "aec3: capture frame refused"),
         }
+        self.has_linear = false;
+        while let Ok(Some(l)) = pl.try_pull_linear_output() {
+            let x = l.payload().samples();
+            self.linear.clear();
+            self.linear.extend(
+                x.chunks_exact(self.channels)
+                    .map(|c| c.iter().sum::<f32>() / self.channels as f32),
+            );
+            self.has_linear = true;
+        }
         // Metrics come with every capture frame; only the latest matters.
         while let Ok(Some(m)) = pl.try_pull_metrics() {
             let m = m.payload();
@@ -92,6 +111,10 @@ impl Canceller for Aec3 {
 
     fn figures(&self) -> EchoFigures {
         self.figures
+    }
+
+    fn linear(&self) -> Option<&[f32]> {
+        self.has_linear.then_some(self.linear.as_slice())
     }
 }
 
@@ -169,5 +192,66 @@ mod tests {
         }
         let loss = 10.0 * (kept.0 / kept.1).log10();
         assert!(loss < 1.0, "near end alone lost {loss:.1} dB");
+    }
+
+    #[test]
+    fn the_linear_output_is_16_khz_mono_and_takes_the_echo_down() {
+        let rate = 48_000;
+        let n = (rate / 100) as usize;
+        let mut c = Aec3::new(on(rate));
+        let far = signal(n * 400, 3);
+        let delay = n * 5;
+        let (mut mic_e, mut lin_e) = (0.0, 0.0);
+        for (i, frame) in far.chunks(n).enumerate() {
+            c.render(frame);
+            let mut mic: Vec<f32> = (0..n)
+                .map(|k| (i * n + k).checked_sub(delay).map_or(0.0, |j| far[j] * 0.3))
+                .collect();
+            let before = energy(&mic);
+            c.capture(&mut mic);
+            let lin = c.linear().expect("a linear output with the canceller on");
+            assert_eq!(lin.len(), 160, "10 ms at 16 kHz, whatever the mic's rate");
+            if i >= 300 {
+                mic_e += before / 3.0; // a third of the samples
+                lin_e += energy(lin);
+            }
+        }
+        let erle = 10.0 * (mic_e / lin_e.max(1e-12)).log10();
+        assert!(erle > 10.0, "the linear filter's ERLE: {erle:.1} dB");
+        // A lone talker (the speaker silent) comes through the linear output whole: tones under
+        // 8 kHz, the linear output's band.
+        let near: Vec<f32> = (0..n * 100)
+            .map(|i| {
+                let t = i as f32 / rate as f32;
+                [300.0f32, 700.0, 1500.0]
+                    .iter()
+                    .map(|f| 0.1 * (std::f32::consts::TAU * f * t).sin())
+                    .sum()
+            })
+            .collect();
+        let (mut mic_e, mut lin_e) = (0.0, 0.0);
+        for (i, frame) in near.chunks(n).enumerate() {
+            c.render(&vec![0.0; n]);
+            let mut mic = frame.to_vec();
+            c.capture(&mut mic);
+            if i >= 20 {
+                mic_e += energy(frame) / 3.0;
+                lin_e += energy(c.linear().expect("linear"));
+            }
+        }
+        let kept = 10.0 * (lin_e / mic_e).log10();
+        assert!(
+            kept.abs() < 1.5,
+            "the linear output kept the talker at {kept:+.1} dB"
+        );
+
+        let mut off = Aec3::new(Processing {
+            echo_cancel: false,
+            noise_suppression: true,
+            ..on(rate)
+        });
+        let mut mic = vec![0.1; n];
+        off.capture(&mut mic);
+        assert_eq!(off.linear(), None, "no canceller, no linear output");
     }
 }

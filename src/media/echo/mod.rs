@@ -19,10 +19,13 @@
 //! the two (the sink's buffer, the air, the mic's buffer) is the canceller's to find.
 //!
 //! Everything the mic gives passes through here before the mute and the raw tee, so the room,
-//! the recorder, the outputs and the transcriber all get the processed mic.
+//! the recorder, the outputs and the transcriber all get the processed mic. The canceller's
+//! linear output is kept beside it, by the capture buffers' times, for the live captions
+//! ([`linear`]).
 
 pub mod aec3;
 pub mod frames;
+pub mod linear;
 #[cfg(feature = "test-util")]
 pub mod sim;
 
@@ -54,6 +57,12 @@ pub trait Canceller {
     fn capture(&mut self, frame: &mut [f32]);
     /// The latest figures.
     fn figures(&self) -> EchoFigures;
+    /// The linear filter's output for the last capture frame, mono at
+    /// [`linear::LINEAR_RATE`], for speech recognition ([`linear`]); None from a canceller
+    /// without one.
+    fn linear(&self) -> Option<&[f32]> {
+        None
+    }
 }
 
 /// The cancellers behind [`Canceller`].
@@ -145,9 +154,12 @@ impl Processing {
 /// unprocessed lets echo through, so this is generous: the mic's source buffers meanwhile.
 const CAPTURE_WAIT: Duration = Duration::from_millis(200);
 
+/// A processed capture frame, and the linear output beside it.
+type Processed = (Vec<f32>, Option<Vec<f32>>);
+
 enum Msg {
     Render(Vec<f32>),
-    Capture(Vec<f32>, mpsc::SyncSender<Vec<f32>>),
+    Capture(Vec<f32>, mpsc::SyncSender<Processed>),
 }
 
 /// The canceller on its own thread: render frames queue to it, capture frames go and come back.
@@ -174,7 +186,8 @@ impl Worker {
                             if let Ok(mut f) = shown.lock() {
                                 *f = c.figures();
                             }
-                            let _ = reply.send(frame);
+                            let linear = c.linear().map(<[f32]>::to_vec);
+                            let _ = reply.send((frame, linear));
                         }
                     }
                 }
@@ -199,6 +212,8 @@ struct Active {
     capture_frames: u64,
     /// Capture frames that came back too late and passed unprocessed.
     late_frames: u64,
+    /// The linear output of the last seconds' capture frames.
+    linear: linear::LinearRing,
 }
 
 /// Where the speaker's reference and the mic meet: the box's one canceller.
@@ -272,6 +287,7 @@ impl EchoPath {
             render_frames: 0,
             capture_frames: 0,
             late_frames: 0,
+            linear: linear::LinearRing::default(),
         });
     }
 
@@ -315,6 +331,12 @@ impl EchoPath {
     /// Processes the mic's interleaved S16LE samples in place, whole 10 ms frames at a time
     /// (the capture splits its buffers to 10 ms before this); a partial frame passes as it is.
     pub fn capture_s16(&self, bytes: &mut [u8]) {
+        self.capture_s16_at(bytes, None)
+    }
+
+    /// [`EchoPath::capture_s16`] of a buffer presented at `pts` (ns): the canceller's linear
+    /// output of its frames is kept for [`EchoPath::linear`].
+    pub fn capture_s16_at(&self, bytes: &mut [u8], pts: Option<u64>) {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
@@ -325,21 +347,37 @@ impl EchoPath {
             return;
         };
         let n = a.processing.frame_samples() * a.processing.channels as usize;
-        for chunk in bytes.chunks_exact_mut(2 * n) {
+        for (k, chunk) in bytes.chunks_exact_mut(2 * n).enumerate() {
             let mut frame = vec![0f32; n];
             frames::s16_to_f32(chunk, &mut frame);
+            let mic_power = frame.iter().map(|x| x * x).sum::<f32>() / n.max(1) as f32;
             let (reply, back) = mpsc::sync_channel(1);
             if worker.tx.send(Msg::Capture(frame, reply)).is_err() {
                 return;
             }
             match back.recv_timeout(CAPTURE_WAIT) {
-                Ok(done) => {
+                Ok((done, lin)) => {
                     frames::f32_to_s16(&done, chunk);
                     a.capture_frames += 1;
+                    if let (Some(pts), Some(lin)) = (pts, lin) {
+                        a.linear.push(linear::LinearFrame {
+                            pts: pts + k as u64 * 1_000_000 * u64::from(FRAME_MS),
+                            linear: lin,
+                            mic_power,
+                        });
+                    }
                 }
                 Err(_) => a.late_frames += 1,
             }
         }
+    }
+
+    /// The canceller's linear output for `n` samples at [`linear::LINEAR_RATE`] of the mic
+    /// presented from `pts` (ns), with the mic's power over them; None unless the canceller
+    /// processed every frame of it.
+    pub fn linear(&self, pts: u64, n: usize) -> Option<linear::Linear> {
+        let inner = self.inner.lock().ok()?;
+        inner.as_ref()?.linear.take(pts, n)
     }
 
     /// What runs, for the state; None while nothing does.
