@@ -43,11 +43,15 @@ cat <<MD
 
 The same room and harness, noise suppression on; the near-end talker's passage (espeak-ng
 en-gb+f3, about 10 s) alone, then with the far end talking over all of it (from 3 s before),
-with aec3 and with no canceller. The box's processed mic is captioned as the live captions
-decode (\`worker::transcribe_pcm\`, tiny.en q8_0, greedy); WER against the passage.
+with aec3 and with no canceller, and the far end alone. The room's mic is captioned as the live
+captions decode it (\`worker::transcribe_pcm_linear\`, tiny.en q8_0, greedy): the VAD cuts the
+processed mic, and each utterance is decoded from the canceller's linear output as the
+captions' tap takes it (\`PcmChunk::from_sample\`) unless the linear filter took more than 6 dB
+off it (\`transcribe::linear\`). The same run's processed mic alone is the captions before the
+linear output. WER against the passage.
 
 $captions
 
-Target of issue 17: the near-end talker's captions in double talk within 10 points of the same
-talker with no far end playing.
+Targets of issue 17: the near-end talker's captions in double talk within 10 points of the same
+talker with no far end playing; none of the far end's words in the room's captions.
 MD

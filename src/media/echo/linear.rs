@@ -8,7 +8,8 @@
 //! (BENCHMARKS.md, "Double talk"). The linear output keeps the near-end voice whole, with the
 //! far end's echo taken down by the filter but not masked. Listeners get the processed mic;
 //! the live captions decode the linear output where the room speaks (the processed mic decides
-//! when, `transcribe::linear` which signal). WebRTC exports the same signal for the same use.
+//! when, `transcribe::linear` which signal). WebRTC's audio processing can export the same
+//! signal (`export_linear_aec_output`).
 
 use std::collections::VecDeque;
 
