@@ -162,6 +162,49 @@ impl Run {
         db(out, near)
     }
 
+    /// How far the box's output lags the mic over [a, b) s, ms, by the best cross-correlation
+    /// within ±50 ms: the delay the processing puts into the samples (the harness meets the
+    /// box's sample i with the simulator's sample i). Measure it where the near end talks alone.
+    fn lag_ms(&self, a: f64, b: f64) -> f64 {
+        let (from, to) = ((a * BPS as f64) as usize, (b * BPS as f64) as usize);
+        let mic: Vec<f32> = self.blocks[from.min(self.blocks.len())..to.min(self.blocks.len())]
+            .iter()
+            .flat_map(|b| b.mic.iter().copied())
+            .collect();
+        let start = from * N;
+        let max = RATE as usize / 20;
+        let corr = |lag: usize, back: bool| {
+            let (mut xy, mut xx, mut yy) = (0f64, 0f64, 0f64);
+            for (i, x) in mic
+                .iter()
+                .enumerate()
+                .skip(max)
+                .take(mic.len().saturating_sub(2 * max))
+            {
+                let j = if back {
+                    start + i - lag
+                } else {
+                    start + i + lag
+                };
+                let y = f64::from(self.out.get(j).copied().unwrap_or(0.0));
+                xy += f64::from(*x) * y;
+                xx += f64::from(*x).powi(2);
+                yy += y * y;
+            }
+            xy / (xx * yy).sqrt().max(1e-12)
+        };
+        let mut best = (0i64, f64::MIN);
+        for lag in 0..=max {
+            for (back, sign) in [(false, 1i64), (true, -1)] {
+                let c = corr(lag, back);
+                if c > best.1 {
+                    best = (sign * lag as i64, c);
+                }
+            }
+        }
+        best.0 as f64 * 1000.0 / f64::from(RATE)
+    }
+
     /// Seconds from `from` until the ERLE over 0.5 s windows of far-end speech (windows whose
     /// echo stands 20 dB over the noise) first reaches `target` dB; None if it never does
     /// before `until`.
@@ -683,13 +726,20 @@ fn bench_aec() {
         volume: None,
         end: 31.0,
     };
-    println!("| canceller | ERLE, NS off (dB) | ERLE, NS on (dB) | to 20 dB (s) | to 20 dB after a path change (s) | to 20 dB after a 50 ms delay jump (s) | near end alone (dB) | near end in double talk (dB) | CPU at 48 kHz, all stages (% of a core) | mic frames that passed late, unprocessed |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| canceller | ERLE, NS off (dB) | ERLE, NS on (dB) | to 20 dB (s) | to 20 dB after a path change (s) | to 20 dB after a 50 ms delay jump (s) | near end alone (dB) | near end in double talk (dB) | delay added (ms) | CPU at 48 kHz, all stages (% of a core) | mic frames that passed late, unprocessed |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    // The delay the processing adds: how far the box's output lags the mic while the near end
+    // talks alone, over the same with no canceller.
+    let mut baseline_lag = 0.0;
     for backend in [Backend::Passthrough, Backend::Aec3] {
         let off = run(dir.path(), &talk(), processing(backend, false), &far, &near);
         let on = run(dir.path(), &talk(), processing(backend, true), &far, &near);
         let m = run(dir.path(), &moves, processing(backend, false), &far, &near);
         let secs = |v: Option<f64>| v.map_or("never".to_string(), |s| format!("{s:.1}"));
+        let lag = off.lag_ms(11.5, 14.5);
+        if backend == Backend::Passthrough {
+            baseline_lag = lag;
+        }
         let cpu = 100.0
             * roombox::media::echo::cost(
                 Processing {
@@ -702,7 +752,7 @@ fn bench_aec() {
                 5,
             );
         println!(
-            "| {} | {:.1} | {:.1} | {} | {} | {} | {:+.1} | {:+.1} | {:.1} | {} |",
+            "| {} | {:.1} | {:.1} | {} | {} | {} | {:+.1} | {:+.1} | {:.1} | {:.1} | {} |",
             match backend {
                 Backend::Aec3 => "aec3 0.4 (the default)",
                 Backend::Passthrough => "none (baseline)",
@@ -714,6 +764,7 @@ fn bench_aec() {
             secs(m.convergence(21.0, 31.0, 20.0)),
             off.near_kept(11.5, 14.5),
             off.near_kept(15.5, 18.5),
+            lag - baseline_lag,
             cpu,
             off.status.late_frames + on.status.late_frames + m.status.late_frames,
         );
@@ -731,16 +782,17 @@ fn bench_aec() {
     let m = run(dir.path(), &moves, all, &far, &near);
     let secs = |v: Option<f64>| v.map_or("never".to_string(), |s| format!("{s:.1}"));
     println!();
-    println!("| aec3, every stage on (the defaults) | ERLE (dB) | to 20 dB (s) | to 20 dB after a path change (s) | to 20 dB after a 50 ms delay jump (s) | near end alone (dB) | near end in double talk (dB) | mic frames that passed late |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| aec3, every stage on (the defaults) | ERLE (dB) | to 20 dB (s) | to 20 dB after a path change (s) | to 20 dB after a 50 ms delay jump (s) | near end alone (dB) | near end in double talk (dB) | delay added (ms) | mic frames that passed late |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| aec3 0.4, NS + AGC2 + high-pass | {:.1} | {} | {} | {} | {:+.1} | {:+.1} | {} |",
+        "| aec3 0.4, NS + AGC2 + high-pass | {:.1} | {} | {} | {} | {:+.1} | {:+.1} | {:.1} | {} |",
         t.erle(7.0, 11.0),
         secs(t.convergence(1.0, 11.0, 20.0)),
         secs(m.convergence(11.0, 21.0, 20.0)),
         secs(m.convergence(21.0, 31.0, 20.0)),
         t.near_kept(11.5, 14.5),
         t.near_kept(15.5, 18.5),
+        t.lag_ms(11.5, 14.5) - baseline_lag,
         t.status.late_frames + m.status.late_frames,
     );
 }

@@ -293,7 +293,8 @@ pub fn build(
         echo.configure(Some(processing));
         super::speaker::pin_format(echo.rate());
         if processing.any() {
-            // Exactly 10 ms per buffer, so the canceller works in place and adds no delay.
+            // Exactly 10 ms per buffer, so the canceller works in place: no buffering of its own
+            // beyond its stages' (8 to 14 ms, BENCHMARKS.md "Echo cancellation").
             let split = make("audiobuffersplit")?;
             split.set_property(
                 "output-buffer-duration",
