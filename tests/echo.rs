@@ -66,9 +66,8 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// espeak-ng saying `text` in `voice`, as samples at [`RATE`].
-fn speech(dir: &Path, voice: &str, text: &str) -> Vec<f32> {
-    gst::init().expect("gstreamer");
+/// espeak-ng saying `text` in `voice`, as a WAV file in `dir`.
+fn espeak_wav(dir: &Path, voice: &str, text: &str) -> PathBuf {
     let wav = dir.join(format!("{voice}.wav"));
     let ok = std::process::Command::new("espeak-ng")
         .args(["-v", voice, "-s", "150", "-w"])
@@ -78,6 +77,13 @@ fn speech(dir: &Path, voice: &str, text: &str) -> Vec<f32> {
         .expect("espeak-ng (scripts/setup.sh installs it)")
         .success();
     assert!(ok, "espeak-ng failed");
+    wav
+}
+
+/// espeak-ng saying `text` in `voice`, as samples at [`RATE`].
+fn speech(dir: &Path, voice: &str, text: &str) -> Vec<f32> {
+    gst::init().expect("gstreamer");
+    let wav = espeak_wav(dir, voice, text);
     let bytes = roombox::media::filemic::decode(&wav, RATE, 1).expect("decode");
     let mut x = vec![0f32; bytes.len() / 2];
     roombox::media::echo::frames::s16_to_f32(&bytes, &mut x);
@@ -172,37 +178,9 @@ impl Run {
             .flat_map(|b| b.mic.iter().copied())
             .collect();
         let start = from * N;
-        let max = RATE as usize / 20;
-        let corr = |lag: usize, back: bool| {
-            let (mut xy, mut xx, mut yy) = (0f64, 0f64, 0f64);
-            for (i, x) in mic
-                .iter()
-                .enumerate()
-                .skip(max)
-                .take(mic.len().saturating_sub(2 * max))
-            {
-                let j = if back {
-                    start + i - lag
-                } else {
-                    start + i + lag
-                };
-                let y = f64::from(self.out.get(j).copied().unwrap_or(0.0));
-                xy += f64::from(*x) * y;
-                xx += f64::from(*x).powi(2);
-                yy += y * y;
-            }
-            xy / (xx * yy).sqrt().max(1e-12)
-        };
-        let mut best = (0i64, f64::MIN);
-        for lag in 0..=max {
-            for (back, sign) in [(false, 1i64), (true, -1)] {
-                let c = corr(lag, back);
-                if c > best.1 {
-                    best = (sign * lag as i64, c);
-                }
-            }
-        }
-        best.0 as f64 * 1000.0 / f64::from(RATE)
+        let out = |i: usize| self.out.get(start + i).copied().unwrap_or(0.0);
+        let (lag, _) = best_lag(&mic, out, RATE as usize / 20);
+        lag as f64 * 1000.0 / f64::from(RATE)
     }
 
     /// Seconds from `from` until the ERLE over 0.5 s windows of far-end speech (windows whose
@@ -228,6 +206,72 @@ impl Run {
         }
         None
     }
+}
+
+/// The capture as the engine builds it from `config`, with the live captions' tap on its speech
+/// feed at `rate`: each buffer becomes a chunk as `PcmSink` makes it (with the canceller's
+/// linear output beside it), handed to `chunk`. Playing.
+fn tapped_capture(
+    config: &Config,
+    processing: Option<Processing>,
+    rate: u32,
+    mut chunk: impl FnMut(roombox::media::pcm::PcmChunk) + Send + 'static,
+) -> roombox::media::pipeline::Capture {
+    let mut capture =
+        roombox::media::pipeline::build(config, None, Arc::new(AtomicBool::new(true)), false)
+            .expect("capture");
+    if let Some(p) = processing {
+        // The candidate under test (the config always asks for the default).
+        EchoPath::shared().configure(Some(p));
+    }
+    let tee = capture.tee_for(Feed::Pcm { rate }).expect("pcm tee");
+    let appsink = gst_app::AppSink::builder()
+        .sync(false)
+        .async_(false)
+        .build();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Error)?;
+                let buf = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
+                chunk(roombox::media::pcm::PcmChunk::from_sample(
+                    "room",
+                    buf,
+                    map.as_slice(),
+                ));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    capture.pipeline.add(&appsink).unwrap();
+    appsink.sync_state_with_parent().unwrap();
+    tee.link(&appsink).unwrap();
+    capture.play().expect("capture plays");
+    capture
+}
+
+/// The lag of `y` behind `x` (samples, within ±`max`) at which the two correlate best, and that
+/// correlation.
+fn best_lag(x: &[f32], y: impl Fn(usize) -> f32, max: usize) -> (i64, f64) {
+    let corr = |lag: i64| {
+        let (mut xy, mut xx, mut yy) = (0f64, 0f64, 0f64);
+        for (i, a) in x
+            .iter()
+            .enumerate()
+            .skip(max)
+            .take(x.len().saturating_sub(2 * max))
+        {
+            let b = f64::from(y((i as i64 + lag) as usize));
+            xy += f64::from(*a) * b;
+            xx += f64::from(*a).powi(2);
+            yy += b * b;
+        }
+        xy / (xx * yy).sqrt().max(1e-12)
+    };
+    (-(max as i64)..=max as i64)
+        .map(|l| (l, corr(l)))
+        .fold((0, f64::MIN), |b, (l, c)| if c > b.1 { (l, c) } else { b })
 }
 
 /// The box has one echo path (`EchoPath::shared`): a test holds this while it uses it.
@@ -263,12 +307,6 @@ fn run(dir: &Path, timeline: &Timeline, processing: Processing, far: &[f32], nea
         gain_control: Some(processing.gain_control),
         high_pass: Some(processing.high_pass),
     };
-    let mut capture =
-        roombox::media::pipeline::build(&config, None, Arc::new(AtomicBool::new(true)), false)
-            .expect("capture");
-    // The candidate under test (the config always asks for the default).
-    EchoPath::shared().configure(Some(processing));
-    let tee = capture.tee_for(Feed::Pcm { rate: RATE }).expect("pcm tee");
     let out = Arc::new(Mutex::new(Vec::<f32>::new()));
     let linear = Arc::new(Mutex::new(Vec::new()));
     let received = Arc::new(AtomicU64::new(0));
@@ -276,43 +314,23 @@ fn run(dir: &Path, timeline: &Timeline, processing: Processing, far: &[f32], nea
     // Blocks the simulator had written less blocks the box gave back: the smallest is how
     // many the capture never saw (pushed before it played).
     let lead = Arc::new(AtomicU64::new(u64::MAX));
-    let appsink = gst_app::AppSink::builder()
-        .sync(false)
-        .async_(false)
-        .build();
-    {
+    let capture = {
         let out = out.clone();
         let linear = linear.clone();
-        let received = received.clone();
         let written = control.written.clone();
         let lead = lead.clone();
-        appsink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Error)?;
-                    let buf = sample.buffer().ok_or(gst::FlowError::Error)?;
-                    let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
-                    // As the live captions' tap takes it, with the linear output beside it.
-                    let chunk =
-                        roombox::media::pcm::PcmChunk::from_sample("room", buf, map.as_slice());
-                    let x = chunk.samples;
-                    let at = received.fetch_add(x.len() as u64, Ordering::SeqCst);
-                    if let Some(l) = chunk.linear {
-                        linear.lock().unwrap().push((at, l));
-                    }
-                    let got = at + x.len() as u64;
-                    let w = written.load(Ordering::SeqCst) * N as u64;
-                    lead.fetch_min(w.saturating_sub(got), Ordering::SeqCst);
-                    out.lock().unwrap().extend(x);
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-    }
-    capture.pipeline.add(&appsink).unwrap();
-    appsink.sync_state_with_parent().unwrap();
-    tee.link(&appsink).unwrap();
-    capture.play().expect("capture plays");
+        tapped_capture(&config, Some(processing), RATE, move |chunk| {
+            let x = chunk.samples;
+            let at = received.fetch_add(x.len() as u64, Ordering::SeqCst);
+            if let Some(l) = chunk.linear {
+                linear.lock().unwrap().push((at, l));
+            }
+            let got = at + x.len() as u64;
+            let w = written.load(Ordering::SeqCst) * N as u64;
+            lead.fetch_min(w.saturating_sub(got), Ordering::SeqCst);
+            out.lock().unwrap().extend(x);
+        })
+    };
 
     // The room, between the two pipes.
     let ir_a = sim::load_ir(&data("room-ir-a-16k.f32")).expect("IR a");
@@ -578,15 +596,7 @@ fn at_48_khz_the_linear_output_meets_the_captions_tap_in_time() {
     gst::init().expect("gstreamer");
     let _path = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("talk.wav");
-    let ok = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wav)
-        .arg(NEAR_TEXT)
-        .status()
-        .expect("espeak-ng")
-        .success();
-    assert!(ok, "espeak-ng failed");
+    let wav = espeak_wav(dir.path(), "en-us", NEAR_TEXT);
     let mut config = Config::default();
     config.media.video.source = VideoSource::None;
     config.media.audio.source = AudioSource::File;
@@ -598,37 +608,11 @@ fn at_48_khz_the_linear_output_meets_the_captions_tap_in_time() {
         gain_control: Some(false),
         high_pass: Some(false),
     };
-    let mut capture =
-        roombox::media::pipeline::build(&config, None, Arc::new(AtomicBool::new(true)), false)
-            .expect("capture");
-    let tee = capture
-        .tee_for(Feed::Pcm { rate: 16_000 })
-        .expect("pcm tee");
     let got = Arc::new(Mutex::new(Vec::new()));
-    let appsink = gst_app::AppSink::builder()
-        .sync(false)
-        .async_(false)
-        .build();
-    {
+    let capture = {
         let got = got.clone();
-        appsink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Error)?;
-                    let buf = sample.buffer().ok_or(gst::FlowError::Error)?;
-                    let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
-                    let chunk =
-                        roombox::media::pcm::PcmChunk::from_sample("room", buf, map.as_slice());
-                    got.lock().unwrap().push(chunk);
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-    }
-    capture.pipeline.add(&appsink).unwrap();
-    appsink.sync_state_with_parent().unwrap();
-    tee.link(&appsink).unwrap();
-    capture.play().expect("capture plays");
+        tapped_capture(&config, None, 16_000, move |c| got.lock().unwrap().push(c))
+    };
     // The speaker of a call where nobody else talks: silence, 10 ms at a time, as the room's
     // playback hands it over (with no render at all the canceller gives no linear output).
     let stop = Arc::new(AtomicBool::new(false));
@@ -671,20 +655,7 @@ fn at_48_khz_the_linear_output_meets_the_captions_tap_in_time() {
     );
     assert!(tap.len() >= 16_000 * 2, "{} samples with it", tap.len());
     // The lag (in samples at 16 kHz) at which the two match best, and how well.
-    let corr = |lag: i64| {
-        let (mut xy, mut xx, mut yy) = (0f64, 0f64, 0f64);
-        for (i, x) in tap.iter().enumerate().take(tap.len() - 500).skip(500) {
-            let j = (i as i64 + lag) as usize;
-            let (x, y) = (f64::from(*x), f64::from(lin[j]));
-            xy += x * y;
-            xx += x * x;
-            yy += y * y;
-        }
-        xy / (xx * yy).sqrt().max(1e-12)
-    };
-    let (lag, best) = (-480i64..=480)
-        .map(|l| (l, corr(l)))
-        .fold((0, f64::MIN), |b, (l, c)| if c > b.1 { (l, c) } else { b });
+    let (lag, best) = best_lag(&tap, |j| lin.get(j).copied().unwrap_or(0.0), 480);
     let e = |x: &[f32]| x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / x.len() as f64;
     eprintln!(
         "tap {:.1} dBFS, linear {:.1} dBFS",
