@@ -24,10 +24,9 @@ mod support;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use roombox::config::{AudioSource, Config, ProcessingConfig, VideoSource};
+use roombox::config::{AudioSource, Config, VideoSource};
 use roombox::media::echo::sim::{self, db, energy, Block, Control, Room, RoomParams};
 use roombox::media::echo::{Backend, EchoPath, Processing};
-use roombox::media::Feed;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -215,7 +214,7 @@ fn tapped_capture(
     config: &Config,
     processing: Option<Processing>,
     rate: u32,
-    mut chunk: impl FnMut(roombox::media::pcm::PcmChunk) + Send + 'static,
+    chunk: impl FnMut(roombox::media::pcm::PcmChunk) + Send + 'static,
 ) -> roombox::media::pipeline::Capture {
     let mut capture =
         roombox::media::pipeline::build(config, None, Arc::new(AtomicBool::new(true)), false)
@@ -224,29 +223,7 @@ fn tapped_capture(
         // The candidate under test (the config always asks for the default).
         EchoPath::shared().configure(Some(p));
     }
-    let tee = capture.tee_for(Feed::Pcm { rate }).expect("pcm tee");
-    let appsink = gst_app::AppSink::builder()
-        .sync(false)
-        .async_(false)
-        .build();
-    appsink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Error)?;
-                let buf = sample.buffer().ok_or(gst::FlowError::Error)?;
-                let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
-                chunk(roombox::media::pcm::PcmChunk::from_sample(
-                    "room",
-                    buf,
-                    map.as_slice(),
-                ));
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    capture.pipeline.add(&appsink).unwrap();
-    appsink.sync_state_with_parent().unwrap();
-    tee.link(&appsink).unwrap();
+    roombox::media::pcm::tap_speech(&mut capture, rate, chunk).expect("the speech tap");
     capture.play().expect("capture plays");
     capture
 }
@@ -301,12 +278,7 @@ fn run(dir: &Path, timeline: &Timeline, processing: Processing, far: &[f32], nea
     config.media.audio.source = AudioSource::Pipe;
     config.media.audio.file = mic_pipe.clone();
     config.media.audio.rate = RATE;
-    config.media.audio.processing = ProcessingConfig {
-        echo_cancel: Some(processing.echo_cancel),
-        noise_suppression: Some(processing.noise_suppression),
-        gain_control: Some(processing.gain_control),
-        high_pass: Some(processing.high_pass),
-    };
+    config.media.audio.processing = processing.config();
     let out = Arc::new(Mutex::new(Vec::<f32>::new()));
     let linear = Arc::new(Mutex::new(Vec::new()));
     let received = Arc::new(AtomicU64::new(0));
@@ -602,12 +574,7 @@ fn at_48_khz_the_linear_output_meets_the_captions_tap_in_time() {
     config.media.audio.source = AudioSource::File;
     config.media.audio.file = wav;
     config.media.audio.rate = 48_000;
-    config.media.audio.processing = ProcessingConfig {
-        echo_cancel: Some(true),
-        noise_suppression: Some(false),
-        gain_control: Some(false),
-        high_pass: Some(false),
-    };
+    config.media.audio.processing = processing(Backend::Aec3, false).config();
     let got = Arc::new(Mutex::new(Vec::new()));
     let capture = {
         let got = got.clone();

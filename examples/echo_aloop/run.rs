@@ -5,10 +5,9 @@ use super::{Devices, BPS, END, FAR, N, NEAR, RATE};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use roombox::config::{AudioSource, Config, ProcessingConfig, VideoSource};
+use roombox::config::{AudioSource, Config, VideoSource};
 use roombox::media::echo::sim::{self, db, energy, Block, Control, Room, RoomParams};
 use roombox::media::echo::{Backend, EchoPath, EchoStatus, Processing};
-use roombox::media::Feed;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -196,12 +195,7 @@ pub fn run(
     config.media.audio.device = dev.mic.clone();
     config.media.audio.rate = RATE;
     config.media.audio.channels = 1;
-    config.media.audio.processing = ProcessingConfig {
-        echo_cancel: Some(true),
-        noise_suppression: Some(false),
-        gain_control: Some(false),
-        high_pass: Some(false),
-    };
+    config.media.audio.processing = processing(Backend::Aec3).config();
     let mut capture = match roombox::media::pipeline::build(
         &config,
         None,
@@ -221,39 +215,20 @@ pub fn run(
     // is where the box's first sample sits among the simulator's (plus the least that was ever
     // in flight, a few ms: the mic's prefill and buffers).
     let lead = Arc::new(AtomicI64::new(i64::MAX));
-    let appsink = gst_app::AppSink::builder()
-        .sync(false)
-        .async_(false)
-        .build();
-    {
+    let tapped = {
         let (out, lead, written) = (out.clone(), lead.clone(), control.written.clone());
         let received = received.clone();
-        appsink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Error)?;
-                    let buf = sample.buffer().ok_or(gst::FlowError::Error)?;
-                    let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
-                    let mut x = vec![0f32; map.len() / 2];
-                    roombox::media::echo::frames::s16_to_f32(map.as_slice(), &mut x);
-                    let got = received.fetch_add(x.len() as u64, Ordering::SeqCst) + x.len() as u64;
-                    let w = written.load(Ordering::SeqCst) * N as u64;
-                    lead.fetch_min(w as i64 - got as i64, Ordering::SeqCst);
-                    out.lock().unwrap().extend(x);
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-    }
-    let tee = capture.tee_for(Feed::Pcm { rate: RATE });
-    let linked = tee.is_ok_and(|tee| {
-        capture.pipeline.add(&appsink).is_ok()
-            && appsink.sync_state_with_parent().is_ok()
-            && tee.link(&appsink).is_ok()
-    });
-    if !linked {
+        roombox::media::pcm::tap_speech(&mut capture, RATE, move |chunk| {
+            let x = chunk.samples;
+            let got = received.fetch_add(x.len() as u64, Ordering::SeqCst) + x.len() as u64;
+            let w = written.load(Ordering::SeqCst) * N as u64;
+            lead.fetch_min(w as i64 - got as i64, Ordering::SeqCst);
+            out.lock().unwrap().extend(x);
+        })
+    };
+    if let Err(e) = tapped {
         stop_sim();
-        return Err("the box's capture has no PCM tee".into());
+        return Err(format!("the box's capture: {e}"));
     }
     if let Err(e) = capture.play() {
         stop_sim();

@@ -182,6 +182,46 @@ impl PcmHub {
     }
 }
 
+/// For test harnesses: taps a capture's speech feed at `rate` as the live captions do: each buffer becomes a chunk
+/// as `PcmSink` makes it (the canceller's linear output beside it), handed to `chunk` on the
+/// streaming thread. Call before the capture plays.
+#[cfg(feature = "test-util")]
+pub fn tap_speech(
+    capture: &mut crate::media::pipeline::Capture,
+    rate: u32,
+    mut chunk: impl FnMut(PcmChunk) + Send + 'static,
+) -> crate::media::error::Result<()> {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    let appsink = gstreamer_app::AppSink::builder()
+        .sync(false)
+        .async_(false)
+        .build();
+    appsink.set_callbacks(
+        gstreamer_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Error)?;
+                let buf = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
+                chunk(PcmChunk::from_sample("room", buf, map.as_slice()));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let tee = capture.tee_for(crate::media::Feed::Pcm { rate })?;
+    let link = |m: &str| super::error::MediaError::link("speech tap", m);
+    capture
+        .pipeline
+        .add(&appsink)
+        .map_err(|_| link("the tap would not go in"))?;
+    appsink
+        .sync_state_with_parent()
+        .map_err(|_| link("the tap would not start"))?;
+    tee.link(&appsink)
+        .map_err(|_| link("the tap would not link"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

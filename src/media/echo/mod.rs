@@ -134,6 +134,17 @@ impl Processing {
         }
     }
 
+    /// `[media.audio.processing]` that asks for exactly these stages (for a harness that builds
+    /// the capture from a config and then configures a candidate).
+    pub fn config(&self) -> crate::config::ProcessingConfig {
+        crate::config::ProcessingConfig {
+            echo_cancel: Some(self.echo_cancel),
+            noise_suppression: Some(self.noise_suppression),
+            gain_control: Some(self.gain_control),
+            high_pass: Some(self.high_pass),
+        }
+    }
+
     /// The canceller these settings ask for.
     pub fn canceller(&self) -> Box<dyn Canceller> {
         match self.backend {
