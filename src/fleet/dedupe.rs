@@ -6,10 +6,10 @@
 //! command, appended before its reply is published. Appending costs one small `write` and no
 //! fsync, so the command round trip stays fast; a crash or restart of the process loses nothing
 //! (the line is in the page cache), and the fleet link fsyncs it once a second, on a blocking
-//! thread ([`Journal::to_sync`]), so a power cut loses at most that second. The journal is bounded: on open, and whenever it holds twice as
-//! many lines as there are live ids (or twice what a rewrite keeps), it is rewritten from the
-//! live ids (temporary file, fsync,
-//! rename, fsync of the directory), dropping expired ids, keeping at most [`MAX_KEPT`] of the
+//! thread ([`Journal::to_sync`]), so a power cut loses at most that second. The journal is
+//! bounded: on open, and whenever it holds twice as many lines as there are live ids (or twice
+//! what a rewrite keeps), it is rewritten from the live ids (temporary file, fsync, rename,
+//! fsync of the directory), dropping expired ids, keeping at most [`MAX_KEPT`] of the
 //! newest and at most [`MAX_BYTES`]. A torn last line (a crash mid-write) is skipped.
 
 use crate::api::ReplyLine;

@@ -182,9 +182,9 @@ impl PcmHub {
     }
 }
 
-/// For test harnesses: taps a capture's speech feed at `rate` as the live captions do: each buffer becomes a chunk
-/// as `PcmSink` makes it (the canceller's linear output beside it), handed to `chunk` on the
-/// streaming thread. Call before the capture plays.
+/// For test harnesses: taps a capture's speech feed at `rate` as the live captions do. Each
+/// buffer becomes a chunk as `PcmSink` makes it (the canceller's linear output beside it),
+/// handed to `chunk` on the streaming thread. Call before the capture plays.
 #[cfg(feature = "test-util")]
 pub fn tap_speech(
     capture: &mut crate::media::pipeline::Capture,

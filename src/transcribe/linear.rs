@@ -83,6 +83,15 @@ impl LinearTrack {
         let db = 10.0 * ((lin + 1e-12) / (mic + 1e-12)).log10();
         (db >= MOSTLY_ECHO_DB).then_some(out)
     }
+
+    /// `speech` as it is to be decoded: its samples replaced by the linear output's where
+    /// [`LinearTrack::pick`] says so.
+    pub fn chosen(&self, speech: Speech) -> Speech {
+        match self.pick(&speech) {
+            Some(pcm) => Speech { pcm, ..speech },
+            None => speech,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +124,8 @@ mod tests {
         let got = t.pick(&speech(80, 800)).expect("the linear output");
         assert_eq!(got.len(), 800);
         assert_eq!(got[0], 0.09, "sample 80 is even");
+        let chosen = t.chosen(speech(80, 800));
+        assert_eq!((chosen.start, chosen.pcm), (80, got));
     }
 
     #[test]
@@ -125,6 +136,11 @@ mod tests {
             t.push(k * 160, linear(160, 0.028, 0.01));
         }
         assert_eq!(t.pick(&speech(0, 1600)), None);
+        assert_eq!(
+            t.chosen(speech(0, 1600)),
+            speech(0, 1600),
+            "the processed mic, as it was"
+        );
     }
 
     #[test]

@@ -172,6 +172,7 @@ async fn feed(
     let mut sources: HashMap<String, Source> = HashMap::new();
     let mut idle = tokio::time::interval(Duration::from_millis(250));
     let submit = |worker: &Worker, who: &str, src: &Source, speech: super::vad::Speech| {
+        let speech = src.linear.chosen(speech);
         let at = src.base + samples(speech.start);
         worker.submit(Utterance {
             speaker: Speaker {
@@ -180,7 +181,7 @@ async fn feed(
             },
             started_at: at,
             offset: at.duration_since(started).unwrap_or_default(),
-            pcm: src.linear.pick(&speech).unwrap_or(speech.pcm),
+            pcm: speech.pcm,
         });
     };
     loop {

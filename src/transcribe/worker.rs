@@ -329,13 +329,7 @@ pub fn transcribe_pcm_linear(
 ) -> Result<Vec<Piece>, TranscribeError> {
     let cuts = vad::split(vad, pcm)
         .into_iter()
-        .map(|s| match linear.pick(&s) {
-            Some(pcm) => vad::Speech {
-                start: s.start,
-                pcm,
-            },
-            None => s,
-        })
+        .map(|s| linear.chosen(s))
         .collect();
     transcribe_cuts(engine, cuts, pcm.len(), true, |_, _| {})
 }
