@@ -37,7 +37,9 @@ persistence_location $out/
 user root
 log_dest file $out/mosquitto.log
 CONF
-mosquitto -c "$out/mosquitto.conf" & pids+=($!)
+# Its own startup lines (run as root here, it warns about that) go to its log, not the demo's
+# screen, as Janus's and nginx's do.
+mosquitto -c "$out/mosquitto.conf" 2>>"$out/mosquitto.stderr.log" & pids+=($!)
 
 # A Janus VideoRoom of the demo's own (signalling on loopback) and its demo web page.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
